@@ -1,0 +1,58 @@
+# sattn — see README.md. `make` builds build/sattn; `make test` runs the tests;
+# `make check` runs them under AddressSanitizer + UndefinedBehaviorSanitizer.
+CC      ?= gcc
+OPT     ?= -O2 -march=native
+CFLAGS  := -std=c11 $(OPT) -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -MMD -MP
+OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
+LDLIBS  := -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
+BUILD   ?= build
+
+SRC     := $(wildcard src/*/*.c)
+OBJ     := $(SRC:%.c=$(BUILD)/%.o)
+TESTSRC := $(wildcard tests/*.c)
+TESTOBJ := $(TESTSRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all test check demo bench deps data clean
+all: $(BUILD)/sattn
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libsattn.a: $(OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/sattn: $(BUILD)/cli/sattn.o $(BUILD)/libsattn.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/sattn-tests: $(TESTOBJ) $(BUILD)/libsattn.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcriterion
+
+# Tests run from the repo root; the CLI tests exec $(BUILD)/sattn.
+test: $(BUILD)/sattn $(BUILD)/sattn-tests
+	SATTN_BIN=$(BUILD)/sattn OMP_NUM_THREADS=2 $(BUILD)/sattn-tests --jobs 1
+
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+check:
+	$(MAKE) BUILD=build-san OPT="-O1 -g -march=native $(SANFLAGS)" \
+	  LDLIBS="$(LDLIBS) $(SANFLAGS)" test
+
+deps:
+	bash scripts/deps.sh
+
+data/kjv.txt:
+	bash scripts/corpus.sh data/kjv.txt
+
+data: data/kjv.txt
+
+demo: deps
+	$(MAKE) all data/kjv.txt
+	OMP_NUM_THREADS=2 $(BUILD)/sattn demo
+
+bench: $(BUILD)/sattn
+	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-train --json-out bench-out/train.json
+
+clean:
+	rm -rf build build-san
+
+-include $(OBJ:.o=.d) $(TESTOBJ:.o=.d) $(BUILD)/cli/sattn.d

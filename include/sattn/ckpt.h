@@ -1,0 +1,49 @@
+/* ckpt: model checkpoints in two formats, chosen on write, detected on read.
+ *
+ * sattn native (little-endian):
+ *   header, 64 x int32/uint32:
+ *     [0] magic 0x4e545453 ("STTN")  [1] version 1
+ *     [2] max_seq [3] vocab [4] padded_vocab [5] layers [6] heads [7] channels
+ *     [8] has_optim (0/1)  [9] step  [10..11] rng state (uint64, low word first)
+ *     [12..13] num_params (uint64)  [14..15] FNV-1a 64 checksum of everything after the header
+ *     rest 0
+ *   float32 params[num_params] (llm.c tensor order)
+ *   if has_optim: float32 m[num_params], float32 v[num_params]
+ * llm.c GPT-2 (version 3): int32 header[256] = {20240326, 3, maxT, V, L, NH, C, Vp, 0...},
+ *   then float32 params in the same order; no optimizer state.
+ *
+ * Writes are atomic (temp + rename). Reads validate magic, version, every
+ * dimension, the exact file size and (native) the checksum; errors are one
+ * line naming the file. */
+#ifndef SATTN_CKPT_H
+#define SATTN_CKPT_H
+
+#include <stdint.h>
+
+#include "sattn/core.h"
+#include "sattn/model.h"
+#include "sattn/rng.h"
+
+#define CKPT_MAGIC 0x4e545453u
+#define CKPT_VERSION 1
+#define LLMC_CKPT_MAGIC 20240326
+#define LLMC_CKPT_VERSION 3
+
+typedef enum { CKPT_SATTN = 0, CKPT_LLMC = 1 } ckpt_format;
+
+/* Training state saved beside the weights so --resume continues exactly. */
+typedef struct {
+    int has_optim; /* m_mem/v_mem of the model are valid and saved */
+    int step;      /* optimizer steps done */
+    rng_t rng;     /* batch sampler state after `step` steps */
+} train_state;
+
+/* Saves m (and, for CKPT_SATTN with st && st->has_optim, the AdamW moments, step, rng).
+ * CKPT_LLMC with optimizer state is an error (the format has no place for it). */
+int ckpt_save(const char *path, ckpt_format fmt, const gpt_model *m, const train_state *st,
+              sattn_err *e);
+/* Loads either format into a fresh model (gpt_create'd here; caller gpt_free's it on
+ * success only). st, if non-NULL, receives the training state (has_optim 0 for llm.c). */
+int ckpt_load(const char *path, gpt_model *m, train_state *st, sattn_err *e);
+
+#endif

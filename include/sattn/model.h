@@ -1,0 +1,131 @@
+/* model: GPT-2 (pre-LayerNorm, learned positions, tied embedding/head, biases,
+ * tanh GELU), float32. Parameters live in ONE block in llm.c's tensor order,
+ * so llm.c checkpoints are a straight copy; gradients, AdamW moments and
+ * activations are likewise single blocks allocated once. */
+#ifndef SATTN_MODEL_H
+#define SATTN_MODEL_H
+
+#include <stddef.h>
+
+#include "sattn/core.h"
+#include "sattn/nn.h"
+#include "sattn/rng.h"
+
+typedef struct {
+    int max_seq;      /* T_max: positions in wpe */
+    int vocab;        /* V: real tokens */
+    int padded_vocab; /* Vp >= V: rows of wte (llm.c pads 50257 to 50304) */
+    int layers;       /* L */
+    int heads;        /* H, divides channels */
+    int channels;     /* C */
+} gpt_config;
+
+/* Checks every dimension (positive, H divides C, Vp >= V, sizes that fit); error names the field. */
+int gpt_config_check(const gpt_config *c, sattn_err *e);
+/* Vp for a given V: V rounded up to a multiple of 128 when V > 256, else V. */
+int gpt_padded_vocab(int vocab);
+
+#define GPT_NUM_TENSORS 16
+typedef struct {
+    float *wte;      /* (Vp, C) */
+    float *wpe;      /* (maxT, C) */
+    float *ln1w;     /* (L, C) */
+    float *ln1b;     /* (L, C) */
+    float *qkvw;     /* (L, 3C, C) */
+    float *qkvb;     /* (L, 3C) */
+    float *attprojw; /* (L, C, C) */
+    float *attprojb; /* (L, C) */
+    float *ln2w;     /* (L, C) */
+    float *ln2b;     /* (L, C) */
+    float *fcw;      /* (L, 4C, C) */
+    float *fcb;      /* (L, 4C) */
+    float *fcprojw;  /* (L, C, 4C) */
+    float *fcprojb;  /* (L, C) */
+    float *lnfw;     /* (C) */
+    float *lnfb;     /* (C) */
+} gpt_params;
+
+/* Element counts of the 16 tensors, in the order above (llm.c's order). */
+void gpt_param_sizes(const gpt_config *c, size_t sizes[GPT_NUM_TENSORS]);
+/* Whether tensor i is a 2-D weight (gets weight decay): wte, wpe, qkvw, attprojw, fcw, fcprojw. */
+int gpt_param_is_matrix(int i);
+
+typedef struct {
+    float *encoded;  /* (B,T,C) */
+    float *ln1;      /* (L,B,T,C) */
+    float *ln1_mean; /* (L,B,T) */
+    float *ln1_rstd; /* (L,B,T) */
+    float *qkv;      /* (L,B,T,3C) */
+    float *atty;     /* (L,B,T,C) */
+    float *att;      /* (L,B,H,T,T) softmax probabilities */
+    float *attproj;  /* (L,B,T,C) */
+    float *residual2;/* (L,B,T,C) */
+    float *ln2;      /* (L,B,T,C) */
+    float *ln2_mean; /* (L,B,T) */
+    float *ln2_rstd; /* (L,B,T) */
+    float *fch;      /* (L,B,T,4C) */
+    float *fch_gelu; /* (L,B,T,4C) */
+    float *fcproj;   /* (L,B,T,C) */
+    float *residual3;/* (L,B,T,C) */
+    float *lnf;      /* (B,T,C) */
+    float *lnf_mean; /* (B,T) */
+    float *lnf_rstd; /* (B,T) */
+    float *logits;   /* (B,T,Vp) */
+    float *probs;    /* (B,T,Vp) */
+    float *losses;   /* (B,T) */
+} gpt_acts;
+
+/* Gradient buffers for the backward pass: one layer's worth, reused layer by layer. */
+typedef struct {
+    float *dresidual; /* (B,T,C) gradient flowing down the residual stream */
+    float *dbuf_c;    /* (B,T,C) */
+    float *dbuf_c2;   /* (B,T,C) */
+    float *dqkv;      /* (B,T,3C) */
+    float *dfch;      /* (B,T,4C) */
+    float *dfch_gelu; /* (B,T,4C) */
+    float *dlogits;   /* (B,T,Vp) */
+    float *att_scratch;
+} gpt_grad_acts;
+
+typedef struct {
+    gpt_config cfg;
+    size_t num_params;
+    size_t param_sizes[GPT_NUM_TENSORS];
+    float *params_mem;
+    gpt_params params;
+    float *grads_mem; /* allocated on first backward */
+    gpt_params grads;
+    float *m_mem, *v_mem; /* AdamW moments, allocated on first update (or by a checkpoint) */
+    int B, T;             /* batch and sequence length the activations are sized for */
+    float *acts_mem;
+    gpt_acts acts;
+    float *grad_acts_mem;
+    gpt_grad_acts grad_acts;
+    int *inputs, *targets; /* copies of the last forward's batch (B*T) */
+    int has_targets;
+    float mean_loss; /* of the last forward with targets */
+} gpt_model;
+
+/* Allocates zeroed parameters for a checked config (no activations yet). */
+void gpt_create(gpt_model *m, const gpt_config *c);
+/* GPT-2 initialisation: N(0, 0.02) weights and embeddings, residual projections
+ * (attproj, fcproj) N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weights 1; padded wte rows 0. */
+void gpt_init_random(gpt_model *m, rng_t *rng);
+void gpt_free(gpt_model *m);
+
+/* Forward on inputs (B,T) with 1 <= T <= max_seq; with targets it also computes
+ * m->mean_loss. Activations are (re)allocated when B*T grows. Tokens must be < V. */
+void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int T);
+void gpt_zero_grad(gpt_model *m);
+/* Backward of mean_loss after a forward with targets; accumulates into grads. */
+void gpt_backward(gpt_model *m);
+/* Global L2 norm of all gradients; if clip > 0 and the norm exceeds it, scales grads to clip. */
+float gpt_clip_grad_norm(gpt_model *m, float clip);
+/* One AdamW step (t counts from 1); weight decay only on 2-D weights. */
+void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t);
+
+/* Multiply-adds of one forward token-position for reporting GFLOP/s: the usual
+ * 6*N*tokens rule is approximated by this exact count of the GEMMs + attention. */
+double gpt_flops_per_token(const gpt_config *c, int T);
+
+#endif

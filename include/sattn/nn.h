@@ -1,0 +1,81 @@
+/* nn: the float32 building blocks of a GPT-2, forward and backward.
+ *
+ * Layout conventions (row-major, as llm.c and PyTorch):
+ *   activations are (N, C) with N = B*T rows; a Linear weight is (OC, C), so
+ *   out = inp @ W^T + bias.
+ *   qkv is (B, T, 3C): q in columns [0, C), k in [C, 2C), v in [2C, 3C);
+ *   head h uses the hs = C/H columns starting at h*hs of each part.
+ *
+ * Every *_backward ACCUMULATES (+=) into all of its gradient outputs, so the
+ * caller zeroes gradients once per step and branches that fan out add up. */
+#ifndef SATTN_NN_H
+#define SATTN_NN_H
+
+#include <stddef.h>
+
+/* C(M,N) = alpha * op(A)(M,K) op(B)(K,N) + beta * C, row-major, via oneDNN's
+ * sgemm (measured 2x faster than OpenBLAS on this project's shapes; see
+ * docs/gemm.md). Safe to call inside an OpenMP parallel region (runs serial). */
+void nn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* out(B,T,C) = wte[inp[b,t]] + wpe[t] */
+void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
+                     int C);
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
+                      int C);
+
+/* out = (x - mean) * rstd * w + b over the last dim C, eps 1e-5; saves mean, rstd (N). */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* out(N,OC) = inp(N,C) @ w(OC,C)^T + bias(OC); bias may be NULL. */
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C,
+                    int OC);
+/* dinp += dout @ w; dw += dout^T @ inp; dbias += column sums of dout (dbias may be NULL). */
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                     const float *w, int N, int C, int OC);
+
+/* Causal multi-head attention. out(B,T,C); att(B,H,T,T) holds the softmax
+ * probabilities (zero above the diagonal), the only T x T buffer kept: the
+ * backward reads it, and no pre-softmax copy is stored.
+ *   att[b,h,t,s] = softmax_s<=t( q_t . k_s / sqrt(hs) ),  out_t = sum_s att[t,s] v_s */
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H);
+/* scratch: attention_scratch_floats(B,T,H) floats, reused across layers.
+ * O(T^2 * hs) per (b,h) and parallel over (b,h). */
+size_t attention_scratch_floats(int B, int T, int H);
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *att, int B, int T, int C, int H);
+
+/* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+void gelu_forward(float *out, const float *inp, size_t n);
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* out = a + b */
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+void residual_backward(float *da, float *db, const float *dout, size_t n);
+
+/* logits (N, Vp) of which the first V are real (the rest is llm.c's padding):
+ * probs = softmax over [0, V) (padding gets 0), losses[i] = -log probs[i, targets[i]]. */
+void crossentropy_softmax_forward(float *probs, float *losses, const float *logits,
+                                  const int *targets, int N, int V, int Vp);
+/* dlogits += (probs - onehot(target)) * dloss, for i < N, j < V (dloss = 1/N for the mean). */
+void crossentropy_softmax_backward(float *dlogits, const float *probs, const int *targets,
+                                   float dloss, int N, int V, int Vp);
+
+/* AdamW (decoupled weight decay, bias-corrected), step t >= 1:
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *   p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p )   (wd only where decay) */
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+} adamw_config;
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                  const adamw_config *cfg, int decay, int t);
+
+/* Linear warmup for `warmup` steps, then cosine decay from lr to min_lr at step `total`
+ * (nanoGPT's schedule; step counts from 0). */
+float lr_schedule(int step, int total, int warmup, float lr, float min_lr);
+
+#endif

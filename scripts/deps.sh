@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sattn needs that this machine lacks (idempotent;
+# run as root, or with sudo available). Prints what it installs.
+set -euo pipefail
+pkgs=(
+  gcc make            # the compiler and build
+  libdnnl-dev         # oneDNN: sgemm for every matrix product (2x OpenBLAS here, docs/gemm.md)
+  libopenblas-dev     # OpenBLAS headers (cblas.h), measured against oneDNN in bench-gemm
+  libopenblas0-openmp # OpenBLAS built on OpenMP, so it shares sattn's thread pool
+  libcriterion-dev    # the test framework
+  bible-kjv           # the default corpus (King James Bible)
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all present"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

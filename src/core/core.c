@@ -1,0 +1,143 @@
+/* core: errors, checked allocation, atomic file writes, timer. */
+#define _POSIX_C_SOURCE 200809L
+#include "sattn/core.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int err_set(sattn_err *e, const char *fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+void die_at(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "sattn: fatal: %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+void *xmalloc_at(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die_at(file, line, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *xcalloc_at(size_t n, size_t size, const char *file, int line) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) die_at(file, line, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+void *xmalloc_aligned_at(size_t n, const char *file, int line) {
+    void *p = NULL;
+    size_t rounded = (n + 63) / 64 * 64;
+    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0)
+        die_at(file, line, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+static char *xstrdup_printf(const char *a, const char *b, long n) {
+    size_t len = strlen(a) + strlen(b) + 32;
+    char *s = xmalloc(len);
+    snprintf(s, len, "%s%s%ld", a, b, n);
+    return s;
+}
+
+int afile_open(afile *a, const char *path, sattn_err *e) {
+    a->path = xmalloc(strlen(path) + 1);
+    strcpy(a->path, path);
+    a->tmp = xstrdup_printf(path, ".tmp.", (long)getpid());
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) {
+        int r = err_set(e, "%s: cannot create (%s)", path, strerror(errno));
+        free(a->path);
+        free(a->tmp);
+        a->path = a->tmp = NULL;
+        return r;
+    }
+    return 0;
+}
+
+int afile_write(afile *a, const void *data, size_t n, sattn_err *e) {
+    if (n && fwrite(data, 1, n, a->f) != n)
+        return err_set(e, "%s: write failed (%s)", a->path, strerror(errno));
+    return 0;
+}
+
+static void afile_release(afile *a) {
+    free(a->path);
+    free(a->tmp);
+    a->path = a->tmp = NULL;
+    a->f = NULL;
+}
+
+int afile_commit(afile *a, sattn_err *e) {
+    int bad = fflush(a->f) != 0 || fsync(fileno(a->f)) != 0;
+    bad |= fclose(a->f) != 0;
+    a->f = NULL;
+    if (bad || rename(a->tmp, a->path) != 0) {
+        int r = err_set(e, "%s: write failed (%s)", a->path, strerror(errno));
+        remove(a->tmp);
+        afile_release(a);
+        return r;
+    }
+    afile_release(a);
+    return 0;
+}
+
+void afile_abort(afile *a) {
+    if (a->f) fclose(a->f);
+    if (a->tmp) remove(a->tmp);
+    afile_release(a);
+}
+
+int file_read_all(const char *path, uint8_t **data, size_t *len, sattn_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return err_set(e, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *buf = xmalloc(n ? n : 1);
+    size_t got = n ? fread(buf, 1, n, f) : 0;
+    int rerr = ferror(f);
+    fclose(f);
+    if (got != n || rerr) {
+        free(buf);
+        return err_set(e, "%s: read failed after %zu of %zu bytes", path, got, n);
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+uint64_t fnv1a64(const void *data, size_t n, uint64_t h) {
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+double time_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}

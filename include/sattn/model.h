@@ -124,8 +124,8 @@ float gpt_clip_grad_norm(gpt_model *m, float clip);
 /* One AdamW step (t counts from 1); weight decay only on 2-D weights. */
 void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t);
 
-/* Multiply-adds of one forward token-position for reporting GFLOP/s: the usual
- * 6*N*tokens rule is approximated by this exact count of the GEMMs + attention. */
+/* Forward FLOPs per token at sequence length T (matrix products and causal
+ * attention; 2 per multiply-add), for reporting GFLOP/s. Training is about 3x. */
 double gpt_flops_per_token(const gpt_config *c, int T);
 
 #endif

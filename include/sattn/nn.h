@@ -74,8 +74,10 @@ typedef struct {
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
                   const adamw_config *cfg, int decay, int t);
 
-/* Linear warmup for `warmup` steps, then cosine decay from lr to min_lr at step `total`
- * (nanoGPT's schedule; step counts from 0). */
+/* nanoGPT's schedule, step counting from 0:
+ *   step < warmup:            lr * (step + 1) / (warmup + 1)
+ *   warmup <= step < total:   min_lr + 0.5 (1 + cos(pi (step - warmup) / (total - warmup))) (lr - min_lr)
+ *   step >= total:            min_lr */
 float lr_schedule(int step, int total, int warmup, float lr, float min_lr);
 
 #endif

@@ -1,0 +1,314 @@
+/* model: GPT-2 forward/backward over the nn ops, with llm.c's memory layout:
+ * one block each for parameters, gradients, AdamW moments and activations. */
+#include "sattn/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Limits that keep every index inside int/size_t arithmetic with room to spare. */
+#define GPT_MAX_DIM (1 << 20)
+
+int gpt_config_check(const gpt_config *c, sattn_err *e) {
+    const struct { const char *name; int v; } f[] = {
+        {"max_seq", c->max_seq}, {"vocab", c->vocab},     {"padded_vocab", c->padded_vocab},
+        {"layers", c->layers},   {"heads", c->heads},     {"channels", c->channels}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < 1 || f[i].v > GPT_MAX_DIM)
+            return err_set(e, "%s = %d: expected 1..%d", f[i].name, f[i].v, GPT_MAX_DIM);
+    if (c->channels % c->heads != 0)
+        return err_set(e, "heads = %d does not divide channels = %d", c->heads, c->channels);
+    if (c->padded_vocab < c->vocab)
+        return err_set(e, "padded_vocab = %d is smaller than vocab = %d", c->padded_vocab,
+                       c->vocab);
+    if (c->vocab > 65536) return err_set(e, "vocab = %d: expected at most 65536", c->vocab);
+    double params = 12.0 * c->layers * (double)c->channels * c->channels +
+                    ((double)c->padded_vocab + c->max_seq) * c->channels;
+    if (params > 4e9) return err_set(e, "model too large: %.3g parameters", params);
+    return 0;
+}
+
+int gpt_padded_vocab(int vocab) { return vocab <= 256 ? vocab : (vocab + 127) / 128 * 128; }
+
+void gpt_param_sizes(const gpt_config *c, size_t s[GPT_NUM_TENSORS]) {
+    size_t C = (size_t)c->channels, L = (size_t)c->layers;
+    size_t v[GPT_NUM_TENSORS] = {(size_t)c->padded_vocab * C, (size_t)c->max_seq * C, L * C, L * C,
+                                 L * 3 * C * C, L * 3 * C, L * C * C, L * C, L * C, L * C,
+                                 L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C};
+    memcpy(s, v, sizeof v);
+}
+
+int gpt_param_is_matrix(int i) { return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12; }
+
+/* Points the 16 tensor pointers (in gpt_params' field order) into one block. */
+static void params_point(gpt_params *p, float *mem, const size_t sizes[GPT_NUM_TENSORS]) {
+    float **ptrs[GPT_NUM_TENSORS] = {&p->wte,  &p->wpe,      &p->ln1w,     &p->ln1b,
+                                     &p->qkvw, &p->qkvb,     &p->attprojw, &p->attprojb,
+                                     &p->ln2w, &p->ln2b,     &p->fcw,      &p->fcb,
+                                     &p->fcprojw, &p->fcprojb, &p->lnfw,   &p->lnfb};
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) {
+        *ptrs[i] = mem;
+        mem += sizes[i];
+    }
+}
+
+void gpt_create(gpt_model *m, const gpt_config *c) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    gpt_param_sizes(c, m->param_sizes);
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) m->num_params += m->param_sizes[i];
+    m->params_mem = xmalloc_aligned(m->num_params * sizeof(float));
+    memset(m->params_mem, 0, m->num_params * sizeof(float));
+    params_point(&m->params, m->params_mem, m->param_sizes);
+}
+
+static void fill_normal(float *p, size_t n, float std, rng_t *rng) {
+    for (size_t i = 0; i < n; i++) p[i] = std * rng_normal(rng);
+}
+
+void gpt_init_random(gpt_model *m, rng_t *rng) {
+    const gpt_config *c = &m->cfg;
+    gpt_params *p = &m->params;
+    size_t C = (size_t)c->channels, L = (size_t)c->layers;
+    float std = 0.02f, res_std = 0.02f / sqrtf(2.0f * (float)c->layers);
+    memset(m->params_mem, 0, m->num_params * sizeof(float));
+    fill_normal(p->wte, (size_t)c->vocab * C, std, rng); /* padded rows stay 0 */
+    fill_normal(p->wpe, (size_t)c->max_seq * C, std, rng);
+    fill_normal(p->qkvw, L * 3 * C * C, std, rng);
+    fill_normal(p->attprojw, L * C * C, res_std, rng);
+    fill_normal(p->fcw, L * 4 * C * C, std, rng);
+    fill_normal(p->fcprojw, L * 4 * C * C, res_std, rng);
+    for (size_t i = 0; i < L * C; i++) p->ln1w[i] = p->ln2w[i] = 1.0f;
+    for (size_t i = 0; i < C; i++) p->lnfw[i] = 1.0f;
+}
+
+static void acts_free(gpt_model *m) {
+    free(m->acts_mem);
+    free(m->grad_acts_mem);
+    free(m->inputs);
+    free(m->targets);
+    m->acts_mem = m->grad_acts_mem = NULL;
+    m->inputs = m->targets = NULL;
+}
+
+void gpt_free(gpt_model *m) {
+    acts_free(m);
+    free(m->params_mem);
+    free(m->grads_mem);
+    free(m->m_mem);
+    free(m->v_mem);
+    memset(m, 0, sizeof *m);
+}
+
+/* Lays out n buffers of the given float counts in one aligned block (each
+ * start rounded to 16 floats = 64 bytes) and returns the block. */
+static float *carve(float **ptrs[], const size_t sizes[], int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += (sizes[i] + 15) / 16 * 16;
+    float *mem = xmalloc_aligned(total * sizeof(float)), *p = mem;
+    for (int i = 0; i < n; i++) {
+        *ptrs[i] = p;
+        p += (sizes[i] + 15) / 16 * 16;
+    }
+    return mem;
+}
+
+static void acts_alloc(gpt_model *m, int B, int T) {
+    const gpt_config *c = &m->cfg;
+    size_t L = (size_t)c->layers, C = (size_t)c->channels, BT = (size_t)B * T;
+    size_t H = (size_t)c->heads, Vp = (size_t)c->padded_vocab;
+    gpt_acts *a = &m->acts;
+    float **ap[] = {&a->encoded,  &a->ln1,       &a->ln1_mean, &a->ln1_rstd, &a->qkv,
+                    &a->atty,     &a->att,       &a->attproj,  &a->residual2, &a->ln2,
+                    &a->ln2_mean, &a->ln2_rstd,  &a->fch,      &a->fch_gelu, &a->fcproj,
+                    &a->residual3, &a->lnf,      &a->lnf_mean, &a->lnf_rstd, &a->logits,
+                    &a->probs,    &a->losses};
+    size_t as[] = {BT * C,     L * BT * C, L * BT,     L * BT,     L * BT * 3 * C,
+                   L * BT * C, L * B * H * T * T, L * BT * C, L * BT * C, L * BT * C,
+                   L * BT,     L * BT,     L * BT * 4 * C, L * BT * 4 * C, L * BT * C,
+                   L * BT * C, BT * C,     BT,         BT,         BT * Vp,
+                   BT * Vp,    BT};
+    acts_free(m);
+    m->acts_mem = carve(ap, as, (int)(sizeof as / sizeof as[0]));
+    gpt_grad_acts *g = &m->grad_acts;
+    float **gp[] = {&g->dresidual, &g->dbuf_c,   &g->dbuf_c2,  &g->dqkv,
+                    &g->dfch,      &g->dfch_gelu, &g->dlogits, &g->att_scratch};
+    size_t gs[] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT * 4 * C, BT * Vp,
+                   attention_scratch_floats(B, T, c->heads)};
+    m->grad_acts_mem = carve(gp, gs, (int)(sizeof gs / sizeof gs[0]));
+    m->inputs = xmalloc(BT * sizeof(int));
+    m->targets = xmalloc(BT * sizeof(int));
+    m->B = B;
+    m->T = T;
+}
+
+/* One transformer block's forward for layer l on the residual stream x (B*T rows). */
+static void block_forward(gpt_model *m, int l, const float *x, int B, int T) {
+    const gpt_config *c = &m->cfg;
+    const gpt_params *p = &m->params;
+    gpt_acts *a = &m->acts;
+    int C = c->channels, BT = B * T;
+    size_t lc = (size_t)l * BT * C, lr = (size_t)l * BT;
+    float *ln1 = a->ln1 + lc, *qkv = a->qkv + 3 * lc, *atty = a->atty + lc;
+    float *ln2 = a->ln2 + lc, *fch = a->fch + 4 * lc, *fch_gelu = a->fch_gelu + 4 * lc;
+    layernorm_forward(ln1, a->ln1_mean + lr, a->ln1_rstd + lr, x, p->ln1w + l * C, p->ln1b + l * C,
+                      BT, C);
+    matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C);
+    attention_forward(atty, a->att + (size_t)l * B * c->heads * T * T, qkv, B, T, C, c->heads);
+    matmul_forward(a->attproj + lc, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT,
+                   C, C);
+    residual_forward(a->residual2 + lc, x, a->attproj + lc, (size_t)BT * C);
+    layernorm_forward(ln2, a->ln2_mean + lr, a->ln2_rstd + lr, a->residual2 + lc, p->ln2w + l * C,
+                      p->ln2b + l * C, BT, C);
+    matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C);
+    gelu_forward(fch_gelu, fch, (size_t)BT * 4 * C);
+    matmul_forward(a->fcproj + lc, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C,
+                   p->fcprojb + l * C, BT, 4 * C, C);
+    residual_forward(a->residual3 + lc, a->residual2 + lc, a->fcproj + lc, (size_t)BT * C);
+}
+
+void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int T) {
+    const gpt_config *c = &m->cfg;
+    if (B < 1 || T < 1 || T > c->max_seq)
+        die_at(__FILE__, __LINE__, "gpt_forward: B=%d T=%d (max_seq %d)", B, T, c->max_seq);
+    for (int i = 0; i < B * T; i++)
+        if (inputs[i] < 0 || inputs[i] >= c->vocab || (targets && (targets[i] < 0 || targets[i] >= c->vocab)))
+            die_at(__FILE__, __LINE__, "gpt_forward: token out of range [0, %d)", c->vocab);
+    if (!m->acts_mem || B != m->B || T != m->T) acts_alloc(m, B, T);
+    int C = c->channels, BT = B * T, L = c->layers;
+    memcpy(m->inputs, inputs, (size_t)BT * sizeof(int));
+    m->has_targets = targets != NULL;
+    if (targets) memcpy(m->targets, targets, (size_t)BT * sizeof(int));
+    gpt_acts *a = &m->acts;
+    encoder_forward(a->encoded, inputs, m->params.wte, m->params.wpe, B, T, C);
+    for (int l = 0; l < L; l++)
+        block_forward(m, l, l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * BT * C, B, T);
+    const float *last = a->residual3 + (size_t)(L - 1) * BT * C;
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, m->params.lnfw, m->params.lnfb, BT, C);
+    matmul_forward(a->logits, a->lnf, m->params.wte, NULL, BT, C, c->padded_vocab);
+    crossentropy_softmax_forward(a->probs, a->losses, a->logits, targets, BT, c->vocab,
+                                 c->padded_vocab);
+    if (!targets) return;
+    double sum = 0.0;
+    for (int i = 0; i < BT; i++) sum += a->losses[i];
+    m->mean_loss = (float)(sum / BT);
+}
+
+void gpt_zero_grad(gpt_model *m) {
+    if (!m->grads_mem) {
+        m->grads_mem = xmalloc_aligned(m->num_params * sizeof(float));
+        params_point(&m->grads, m->grads_mem, m->param_sizes);
+    }
+    memset(m->grads_mem, 0, m->num_params * sizeof(float));
+}
+
+static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
+
+/* Backward of block l. On entry g->dresidual holds dLoss/d(residual3[l]); on exit
+ * dLoss/d(x), x the block's input. The residual adds are identities, so both
+ * branches' input gradients accumulate straight into dresidual. */
+static void block_backward(gpt_model *m, int l, const float *x) {
+    const gpt_config *c = &m->cfg;
+    const gpt_params *p = &m->params;
+    gpt_params *gr = &m->grads;
+    const gpt_acts *a = &m->acts;
+    gpt_grad_acts *g = &m->grad_acts;
+    int B = m->B, T = m->T, C = c->channels, BT = B * T;
+    size_t lc = (size_t)l * BT * C, lr = (size_t)l * BT, n = (size_t)BT * C;
+    zero(g->dfch_gelu, 4 * n);
+    matmul_backward(g->dfch_gelu, gr->fcprojw + (size_t)l * 4 * C * C, gr->fcprojb + l * C,
+                    g->dresidual, a->fch_gelu + 4 * lc, p->fcprojw + (size_t)l * 4 * C * C, BT,
+                    4 * C, C);
+    zero(g->dfch, 4 * n);
+    gelu_backward(g->dfch, a->fch + 4 * lc, g->dfch_gelu, 4 * n);
+    zero(g->dbuf_c, n);
+    matmul_backward(g->dbuf_c, gr->fcw + (size_t)l * 4 * C * C, gr->fcb + l * 4 * C, g->dfch,
+                    a->ln2 + lc, p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C);
+    layernorm_backward(g->dresidual, gr->ln2w + l * C, gr->ln2b + l * C, g->dbuf_c,
+                       a->residual2 + lc, p->ln2w + l * C, a->ln2_mean + lr, a->ln2_rstd + lr, BT, C);
+    zero(g->dbuf_c, n);
+    matmul_backward(g->dbuf_c, gr->attprojw + (size_t)l * C * C, gr->attprojb + l * C,
+                    g->dresidual, a->atty + lc, p->attprojw + (size_t)l * C * C, BT, C, C);
+    zero(g->dqkv, 3 * n);
+    attention_backward(g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc,
+                       a->att + (size_t)l * B * c->heads * T * T, B, T, C, c->heads);
+    zero(g->dbuf_c2, n);
+    matmul_backward(g->dbuf_c2, gr->qkvw + (size_t)l * 3 * C * C, gr->qkvb + l * 3 * C, g->dqkv,
+                    a->ln1 + lc, p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
+    layernorm_backward(g->dresidual, gr->ln1w + l * C, gr->ln1b + l * C, g->dbuf_c2, x,
+                       p->ln1w + l * C, a->ln1_mean + lr, a->ln1_rstd + lr, BT, C);
+}
+
+void gpt_backward(gpt_model *m) {
+    if (!m->acts_mem || !m->has_targets)
+        die_at(__FILE__, __LINE__, "gpt_backward without a forward with targets");
+    if (!m->grads_mem) gpt_zero_grad(m);
+    const gpt_config *c = &m->cfg;
+    const gpt_acts *a = &m->acts;
+    gpt_grad_acts *g = &m->grad_acts;
+    int BT = m->B * m->T, C = c->channels, L = c->layers;
+    size_t n = (size_t)BT * C;
+    zero(g->dlogits, (size_t)BT * c->padded_vocab);
+    crossentropy_softmax_backward(g->dlogits, a->probs, m->targets, 1.0f / (float)BT, BT, c->vocab,
+                                  c->padded_vocab);
+    zero(g->dbuf_c, n);
+    matmul_backward(g->dbuf_c, m->grads.wte, NULL, g->dlogits, a->lnf, m->params.wte, BT, C,
+                    c->padded_vocab);
+    zero(g->dresidual, n);
+    layernorm_backward(g->dresidual, m->grads.lnfw, m->grads.lnfb, g->dbuf_c,
+                       a->residual3 + (size_t)(L - 1) * n, m->params.lnfw, a->lnf_mean, a->lnf_rstd,
+                       BT, C);
+    for (int l = L - 1; l >= 0; l--)
+        block_backward(m, l, l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * n);
+    encoder_backward(m->grads.wte, m->grads.wpe, g->dresidual, m->inputs, m->B, m->T, C);
+}
+
+/* Sum of squares in fixed chunks reduced in a fixed order: the same result for
+ * any thread count and schedule. */
+float gpt_clip_grad_norm(gpt_model *m, float clip) {
+    enum { CHUNK = 1 << 16 };
+    size_t n = m->num_params, nchunks = (n + CHUNK - 1) / CHUNK;
+    double *part = xmalloc(nchunks * sizeof(double));
+    const float *g = m->grads_mem;
+#pragma omp parallel for
+    for (size_t k = 0; k < nchunks; k++) {
+        size_t end = (k + 1) * CHUNK < n ? (k + 1) * CHUNK : n;
+        double s = 0.0;
+        for (size_t i = k * CHUNK; i < end; i++) s += (double)g[i] * g[i];
+        part[k] = s;
+    }
+    double total = 0.0;
+    for (size_t k = 0; k < nchunks; k++) total += part[k];
+    free(part);
+    float norm = (float)sqrt(total);
+    if (clip > 0.0f && norm > clip) {
+        float s = clip / (norm + 1e-6f);
+#pragma omp parallel for
+        for (size_t i = 0; i < n; i++) m->grads_mem[i] *= s;
+    }
+    return norm;
+}
+
+void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t) {
+    if (!m->m_mem) {
+        m->m_mem = xmalloc_aligned(m->num_params * sizeof(float));
+        m->v_mem = xmalloc_aligned(m->num_params * sizeof(float));
+        memset(m->m_mem, 0, m->num_params * sizeof(float));
+        memset(m->v_mem, 0, m->num_params * sizeof(float));
+    }
+    size_t off = 0;
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) {
+        adamw_update(m->params_mem + off, m->grads_mem + off, m->m_mem + off, m->v_mem + off,
+                     m->param_sizes[i], lr, opt, gpt_param_is_matrix(i), t);
+        off += m->param_sizes[i];
+    }
+}
+
+/* Forward FLOPs (2 per multiply-add) per token at sequence length T:
+ *   per layer 24 C^2 (qkv 3C^2, proj C^2, fc 4C^2, fcproj 4C^2, x2) plus causal
+ *   attention 2 * 2 * C * (T+1)/2 (q.k and p.v over the (T+1)/2 keys seen on average),
+ *   plus the output head 2 C Vp. Training costs about 3x this. */
+double gpt_flops_per_token(const gpt_config *c, int T) {
+    double C = c->channels;
+    return c->layers * (24.0 * C * C + 2.0 * C * (T + 1)) + 2.0 * C * c->padded_vocab;
+}

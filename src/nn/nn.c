@@ -1,0 +1,298 @@
+/* nn: float32 GPT-2 ops. Matrix products go to oneDNN's sgemm; the
+ * elementwise and row-wise ops are OpenMP loops over rows. */
+#include "sattn/nn.h"
+
+#include <math.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <string.h>
+
+#include "sattn/core.h"
+
+void nn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M == 0 || N == 0) return;
+    dnnl_status_t s = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda,
+                                 B, ldb, beta, C, ldc);
+    if (s != dnnl_success) die_at(__FILE__, __LINE__, "dnnl_sgemm failed (status %d)", (int)s);
+}
+
+void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
+                     int C) {
+#pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *e = wte + (size_t)inp[bt] * C, *p = wpe + (size_t)(bt % T) * C;
+        float *o = out + (size_t)bt * C;
+        for (int i = 0; i < C; i++) o[i] = e[i] + p[i];
+    }
+}
+
+/* Serial over rows: two rows may share a token, and a fixed order keeps it deterministic. */
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
+                      int C) {
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *d = dout + (size_t)bt * C;
+        float *de = dwte + (size_t)inp[bt] * C, *dp = dwpe + (size_t)(bt % T) * C;
+        for (int i = 0; i < C; i++) {
+            de[i] += d[i];
+            dp[i] += d[i];
+        }
+    }
+}
+
+/* Column reductions over N rows of a (N, C) matrix, used by the backward passes:
+ *   db[i] += sum_n dout[n,i];  and if dw: dw[i] += sum_n dout[n,i] * (inp[n,i] - mean[n]) * rstd[n].
+ * Threads own disjoint blocks of 64 columns and walk rows in order, so memory is read
+ * contiguously and the sum order is fixed (deterministic for any thread count). */
+static void column_sums(float *dw, float *db, const float *dout, const float *inp,
+                        const float *mean, const float *rstd, int N, int C) {
+    enum { CB = 64 };
+#pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += CB) {
+        int n_c = C - c0 < CB ? C - c0 : CB;
+        float sw[CB] = {0}, sb[CB] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * C + c0;
+            for (int i = 0; i < n_c; i++) sb[i] += d[i];
+            if (!dw) continue;
+            const float *x = inp + (size_t)n * C + c0;
+            for (int i = 0; i < n_c; i++) sw[i] += d[i] * (x[i] - mean[n]) * rstd[n];
+        }
+        for (int i = 0; i < n_c; i++) {
+            db[c0 + i] += sb[i];
+            if (dw) dw[c0 + i] += sw[i];
+        }
+    }
+}
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float m = 0.0f, v = 0.0f;
+#pragma omp simd reduction(+ : m)
+        for (int i = 0; i < C; i++) m += x[i];
+        m /= (float)C;
+#pragma omp simd reduction(+ : v)
+        for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
+        float s = 1.0f / sqrtf(v / (float)C + 1e-5f);
+        float *o = out + (size_t)n * C;
+        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+/* With xhat = (x - mean) * rstd and g = dout * w:
+ *   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dw += dout * xhat,  db += dout.
+ * (dw, db: see column_sums.) */
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        float m = mean[n], s = rstd[n], gm = 0.0f, gxm = 0.0f;
+#pragma omp simd reduction(+ : gm, gxm)
+        for (int i = 0; i < C; i++) {
+            float g = d[i] * w[i];
+            gm += g;
+            gxm += g * (x[i] - m) * s;
+        }
+        gm /= (float)C;
+        gxm /= (float)C;
+        float *dx = dinp + (size_t)n * C;
+        for (int i = 0; i < C; i++) {
+            float xhat = (x[i] - m) * s;
+            dx[i] += s * (d[i] * w[i] - gm - xhat * gxm);
+        }
+    }
+    column_sums(dw, db, dout, inp, mean, rstd, N, C);
+}
+
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C,
+                    int OC) {
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        beta = 1.0f;
+    }
+    nn_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+}
+
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                     const float *w, int N, int C, int OC) {
+    nn_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+    nn_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (dbias) column_sums(NULL, dbias, dout, NULL, NULL, NULL, N, OC);
+}
+
+/* Attention works on row tiles of ATT_TILE queries: a tile [t0, t0+n) only sees
+ * keys [0, t0+n), so the GEMMs skip the masked upper triangle tile by tile. */
+enum { ATT_TILE = 64 };
+
+size_t attention_scratch_floats(int B, int T, int H) {
+    return (size_t)B * H * (size_t)(T < ATT_TILE ? T : ATT_TILE) * T;
+}
+
+/* In place over row p[0..n_k): p = softmax(p) on s <= t, 0 on t < s < n_k. */
+static void causal_softmax_row(float *p, int t, int n_k) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int s = 0; s <= t; s++) mx = p[s] > mx ? p[s] : mx;
+    for (int s = 0; s <= t; s++) {
+        p[s] = expf(p[s] - mx);
+        sum += p[s];
+    }
+    float inv = 1.0f / sum;
+    for (int s = 0; s <= t; s++) p[s] *= inv;
+    for (int s = t + 1; s < n_k; s++) p[s] = 0.0f;
+}
+
+/* One (b, h): for each row tile, S = scale * Q_tile K_{0..kmax}^T, P = causal softmax(S)
+ * written into att (rows of length T, zero past the diagonal), O_tile = P V_{0..kmax}. */
+static void attention_forward_head(float *o, float *P, const float *q, int T, int C, int hs) {
+    const float *k = q + C, *v = q + 2 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int t0 = 0; t0 < T; t0 += ATT_TILE) {
+        int n = T - t0 < ATT_TILE ? T - t0 : ATT_TILE, kmax = t0 + n;
+        float *Pt = P + (size_t)t0 * T;
+        nn_sgemm(0, 1, n, kmax, hs, scale, q + (size_t)t0 * 3 * C, 3 * C, k, 3 * C, 0.0f, Pt, T);
+        for (int i = 0; i < n; i++) {
+            causal_softmax_row(Pt + (size_t)i * T, t0 + i, kmax);
+            memset(Pt + (size_t)i * T + kmax, 0, (size_t)(T - kmax) * sizeof(float));
+        }
+        nn_sgemm(0, 0, n, hs, kmax, 1.0f, Pt, T, v, 3 * C, 0.0f, o + (size_t)t0 * C, C);
+    }
+}
+
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
+    int hs = C / H;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            attention_forward_head(out + (size_t)b * T * C + h * hs, att + ((size_t)b * H + h) * T * T,
+                                   qkv + (size_t)b * T * 3 * C + h * hs, T, C, hs);
+}
+
+/* One (b, h), per row tile (kmax = keys the tile sees), with D = dO_tile:
+ *   dP = D V^T;  dS = P * (dP - rowsum(P * dP)) * scale   (softmax backward; 0 where P is 0)
+ *   dQ_tile += dS K;  dK += dS^T Q_tile;  dV += P^T D.
+ * Every product is O(n * kmax * hs): O(T^2 hs) per head in all. */
+static void attention_backward_head(float *dq, float *dS, const float *dout, const float *q,
+                                    const float *P, int T, int C, int hs) {
+    const float *k = q + C, *v = q + 2 * C;
+    float *dk = dq + C, *dv = dq + 2 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int t0 = 0; t0 < T; t0 += ATT_TILE) {
+        int n = T - t0 < ATT_TILE ? T - t0 : ATT_TILE, kmax = t0 + n;
+        const float *Pt = P + (size_t)t0 * T, *D = dout + (size_t)t0 * C;
+        nn_sgemm(0, 1, n, kmax, hs, 1.0f, D, C, v, 3 * C, 0.0f, dS, kmax);
+        for (int i = 0; i < n; i++) {
+            const float *p = Pt + (size_t)i * T;
+            float *d = dS + (size_t)i * kmax, dot = 0.0f;
+            for (int s = 0; s < kmax; s++) dot += p[s] * d[s];
+            for (int s = 0; s < kmax; s++) d[s] = p[s] * (d[s] - dot) * scale;
+        }
+        nn_sgemm(0, 0, n, hs, kmax, 1.0f, dS, kmax, k, 3 * C, 1.0f, dq + (size_t)t0 * 3 * C, 3 * C);
+        nn_sgemm(1, 0, kmax, hs, n, 1.0f, dS, kmax, q + (size_t)t0 * 3 * C, 3 * C, 1.0f, dk, 3 * C);
+        nn_sgemm(1, 0, kmax, hs, n, 1.0f, Pt, T, D, C, 1.0f, dv, 3 * C);
+    }
+}
+
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *att, int B, int T, int C, int H) {
+    int hs = C / H;
+    size_t tile = (size_t)(T < ATT_TILE ? T : ATT_TILE) * T;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            size_t bh = (size_t)b * H + h, row = (size_t)b * T * 3 * C + h * hs;
+            attention_backward_head(dqkv + row, scratch + bh * tile, dout + (size_t)b * T * C + h * hs,
+                                    qkv + row, att + bh * T * T, T, C, hs);
+        }
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+void gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+    }
+}
+
+/* d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx,  u = k (x + 0.044715 x^3) */
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i], u = GELU_K * (x + 0.044715f * x * x * x), th = tanhf(u);
+        float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] += dout[i] * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du);
+    }
+}
+
+void residual_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void residual_backward(float *da, float *db, const float *dout, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        da[i] += dout[i];
+        db[i] += dout[i];
+    }
+}
+
+void crossentropy_softmax_forward(float *probs, float *losses, const float *logits,
+                                  const int *targets, int N, int V, int Vp) {
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *z = logits + (size_t)i * Vp;
+        float *p = probs + (size_t)i * Vp, mx = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+        for (int j = 0; j < V; j++) {
+            p[j] = expf(z[j] - mx);
+            sum += p[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < V; j++) p[j] *= inv;
+        for (int j = V; j < Vp; j++) p[j] = 0.0f;
+        /* log-sum-exp form: exact even when probs underflows to 0 */
+        if (targets) losses[i] = logf(sum) + mx - z[targets[i]];
+    }
+}
+
+void crossentropy_softmax_backward(float *dlogits, const float *probs, const int *targets,
+                                   float dloss, int N, int V, int Vp) {
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *p = probs + (size_t)i * Vp;
+        float *d = dlogits + (size_t)i * Vp;
+        for (int j = 0; j < V; j++) d[j] += p[j] * dloss;
+        d[targets[i]] -= dloss;
+    }
+}
+
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                  const adamw_config *cfg, int decay, int t) {
+    float b1 = cfg->beta1, b2 = cfg->beta2;
+    float c1 = 1.0f - powf(b1, (float)t), c2 = 1.0f - powf(b2, (float)t);
+    float wd = decay ? cfg->weight_decay : 0.0f;
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        float mhat = m[i] / c1, vhat = v[i] / c2;
+        p[i] -= lr * (mhat / (sqrtf(vhat) + cfg->eps) + wd * p[i]);
+    }
+}
+
+/* nanoGPT's get_lr: warmup lr*(step+1)/(warmup+1), then cosine to min_lr at `total`. */
+float lr_schedule(int step, int total, int warmup, float lr, float min_lr) {
+    if (step < warmup) return lr * (float)(step + 1) / (float)(warmup + 1);
+    if (step >= total || total <= warmup) return min_lr;
+    double ratio = (double)(step - warmup) / (double)(total - warmup);
+    return min_lr + (float)(0.5 * (1.0 + cos(3.141592653589793 * ratio))) * (lr - min_lr);
+}

@@ -1,0 +1,267 @@
+/* ckpt: sattn native and llm.c GPT-2 checkpoints (layouts in sattn/ckpt.h).
+ *
+ * Loading reads the header, checks everything that can be checked before
+ * allocating (magic, version, dimensions, exact file size), then reads the
+ * float blocks straight into the model, so a GPT-2 sized file is never held
+ * twice in memory. Both formats are little-endian, as is every host we build on. */
+#include "sattn/ckpt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sattn/data.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoint I/O assumes a little-endian host"
+#endif
+
+#define NATIVE_HEADER_WORDS 64
+#define LLMC_HEADER_WORDS 256
+#define LLMC_HEADER_BYTES (LLMC_HEADER_WORDS * 4)
+
+/* What a header says, in either format. */
+typedef struct {
+    gpt_config cfg;
+    int native;
+    int has_optim;
+    int step;
+    uint64_t rng_state;
+    uint64_t num_params; /* native only: must agree with the dimensions */
+    uint64_t checksum;   /* native only */
+    size_t header_bytes;
+} ckpt_header;
+
+/* ---------------------------------------------------------------- save */
+
+static uint64_t payload_checksum(const gpt_model *m, int has_optim) {
+    size_t bytes = m->num_params * sizeof(float);
+    uint64_t h = fnv1a64(m->params_mem, bytes, FNV1A64_INIT);
+    if (has_optim) {
+        h = fnv1a64(m->m_mem, bytes, h);
+        h = fnv1a64(m->v_mem, bytes, h);
+    }
+    return h;
+}
+
+static int write_native(afile *a, const gpt_model *m, const train_state *st, sattn_err *e) {
+    int optim = st && st->has_optim;
+    uint64_t rng = st ? st->rng.state : 0, np = m->num_params, sum = payload_checksum(m, optim);
+    const gpt_config *c = &m->cfg;
+    uint32_t h[NATIVE_HEADER_WORDS] = {
+        CKPT_MAGIC, CKPT_VERSION, (uint32_t)c->max_seq, (uint32_t)c->vocab,
+        (uint32_t)c->padded_vocab, (uint32_t)c->layers, (uint32_t)c->heads,
+        (uint32_t)c->channels, (uint32_t)optim, (uint32_t)(st ? st->step : 0),
+        (uint32_t)rng, (uint32_t)(rng >> 32), (uint32_t)np, (uint32_t)(np >> 32),
+        (uint32_t)sum, (uint32_t)(sum >> 32)};
+    size_t bytes = m->num_params * sizeof(float);
+    if (afile_write(a, h, sizeof h, e) || afile_write(a, m->params_mem, bytes, e)) return -1;
+    if (optim && (afile_write(a, m->m_mem, bytes, e) || afile_write(a, m->v_mem, bytes, e)))
+        return -1;
+    return 0;
+}
+
+static int write_llmc(afile *a, const gpt_model *m, sattn_err *e) {
+    const gpt_config *c = &m->cfg;
+    int32_t h[LLMC_HEADER_WORDS] = {LLMC_CKPT_MAGIC, LLMC_CKPT_VERSION, c->max_seq, c->vocab,
+                                    c->layers, c->heads, c->channels, c->padded_vocab};
+    if (afile_write(a, h, sizeof h, e)) return -1;
+    return afile_write(a, m->params_mem, m->num_params * sizeof(float), e);
+}
+
+/* Refuses, before any file is created, what could only be written wrongly. */
+static int check_save_args(const char *path, ckpt_format fmt, const gpt_model *m,
+                           const train_state *st, sattn_err *e) {
+    int optim = st && st->has_optim;
+    if (fmt != CKPT_SATTN && fmt != CKPT_LLMC)
+        return err_set(e, "%s: unknown checkpoint format %d, expected sattn or llm.c", path,
+                       (int)fmt);
+    if (fmt == CKPT_LLMC && optim)
+        return err_set(e, "%s: the llm.c format has no place for optimizer state, "
+                          "expected the sattn format for a resumable checkpoint", path);
+    if (optim && (!m->m_mem || !m->v_mem))
+        return err_set(e, "%s: optimizer state requested but the model has no AdamW moments "
+                          "yet, expected at least one update before saving it", path);
+    if (st && st->step < 0)
+        return err_set(e, "%s: step %d, expected >= 0", path, st->step);
+    return 0;
+}
+
+int ckpt_save(const char *path, ckpt_format fmt, const gpt_model *m, const train_state *st,
+              sattn_err *e) {
+    if (check_save_args(path, fmt, m, st, e)) return -1;
+    afile a;
+    if (afile_open(&a, path, e)) return -1;
+    int r = fmt == CKPT_LLMC ? write_llmc(&a, m, e) : write_native(&a, m, st, e);
+    if (r) {
+        afile_abort(&a);
+        return -1;
+    }
+    return afile_commit(&a, e);
+}
+
+/* ---------------------------------------------------------------- load */
+
+/* memcpy instead of a cast: the header buffer has no alignment guarantee. */
+static uint32_t rd32(const uint8_t *p, int word) {
+    uint32_t v;
+    memcpy(&v, p + 4 * (size_t)word, sizeof v);
+    return v;
+}
+
+static uint64_t rd64(const uint8_t *p, int word) {
+    return (uint64_t)rd32(p, word) | (uint64_t)rd32(p, word + 1) << 32;
+}
+
+/* The six dimensions at words 2..7: maxT, V, then Vp,L,NH,C (native) or
+ * L,NH,C,Vp (llm.c, which appended Vp when it added version 3). */
+static gpt_config read_dims(const uint8_t *b, int native) {
+    gpt_config c;
+    c.max_seq = (int32_t)rd32(b, 2);
+    c.vocab = (int32_t)rd32(b, 3);
+    c.padded_vocab = (int32_t)rd32(b, native ? 4 : 7);
+    c.layers = (int32_t)rd32(b, native ? 5 : 4);
+    c.heads = (int32_t)rd32(b, native ? 6 : 5);
+    c.channels = (int32_t)rd32(b, native ? 7 : 6);
+    return c;
+}
+
+static int parse_native(const char *path, const uint8_t *b, size_t got, ckpt_header *h,
+                        sattn_err *e) {
+    if (got < NATIVE_HEADER_WORDS * 4)
+        return err_set(e, "%s: truncated header: %zu bytes, expected %d", path, got,
+                       NATIVE_HEADER_WORDS * 4);
+    uint32_t version = rd32(b, 1);
+    if (version != CKPT_VERSION)
+        return err_set(e, "%s: sattn checkpoint version %" PRIu32 ", expected version %d", path,
+                       version, CKPT_VERSION);
+    h->native = 1;
+    h->header_bytes = NATIVE_HEADER_WORDS * 4;
+    h->cfg = read_dims(b, 1);
+    h->has_optim = (int32_t)rd32(b, 8);
+    h->step = (int32_t)rd32(b, 9);
+    h->rng_state = rd64(b, 10);
+    h->num_params = rd64(b, 12);
+    h->checksum = rd64(b, 14);
+    if (h->has_optim != 0 && h->has_optim != 1)
+        return err_set(e, "%s: has_optim = %d, expected 0 or 1", path, h->has_optim);
+    if (h->step < 0) return err_set(e, "%s: step = %d, expected >= 0", path, h->step);
+    return 0;
+}
+
+static int parse_llmc(const char *path, const uint8_t *b, size_t got, ckpt_header *h,
+                      sattn_err *e) {
+    if (got < LLMC_HEADER_BYTES)
+        return err_set(e, "%s: truncated llm.c header: %zu bytes, expected %d", path, got,
+                       LLMC_HEADER_BYTES);
+    int32_t version = (int32_t)rd32(b, 1);
+    if (version != LLMC_CKPT_VERSION)
+        return err_set(e, "%s: llm.c checkpoint version %" PRId32 ", expected version %d", path,
+                       version, LLMC_CKPT_VERSION);
+    h->header_bytes = LLMC_HEADER_BYTES;
+    h->cfg = read_dims(b, 0);
+    return 0;
+}
+
+static int parse_header(const char *path, const uint8_t *b, size_t got, ckpt_header *h,
+                        sattn_err *e) {
+    if (got < 4)
+        return err_set(e, "%s: %zu bytes, too small for a checkpoint (expected a sattn or "
+                          "llm.c header)", path, got);
+    uint32_t magic = rd32(b, 0);
+    if (magic == CKPT_MAGIC) return parse_native(path, b, got, h, e);
+    if (magic == LLMC_CKPT_MAGIC) return parse_llmc(path, b, got, h, e);
+    if (magic == LLMC_TOKENS_MAGIC)
+        return err_set(e, "%s: this is an llm.c token file, expected a checkpoint", path);
+    return err_set(e, "%s: not a checkpoint: magic 0x%08" PRIx32 ", expected 0x%08x (sattn) "
+                      "or %d (llm.c)", path, magic, CKPT_MAGIC, LLMC_CKPT_MAGIC);
+}
+
+static size_t count_params(const gpt_config *c) {
+    size_t s[GPT_NUM_TENSORS], n = 0;
+    gpt_param_sizes(c, s);
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) n += s[i];
+    return n;
+}
+
+/* Dimensions, parameter count and the exact file size, all before allocating. */
+static int check_header(const char *path, const ckpt_header *h, size_t file_size, sattn_err *e) {
+    sattn_err inner;
+    if (gpt_config_check(&h->cfg, &inner))
+        return err_set(e, "%s: bad dimensions in header: %s", path, inner.msg);
+    size_t np = count_params(&h->cfg);
+    if (h->native && h->num_params != np)
+        return err_set(e, "%s: header says %" PRIu64 " parameters, its dimensions give %zu",
+                       path, h->num_params, np);
+    size_t want = h->header_bytes + np * sizeof(float) * (h->has_optim ? 3 : 1);
+    if (file_size < want)
+        return err_set(e, "%s: truncated: %zu bytes, expected %zu", path, file_size, want);
+    if (file_size > want)
+        return err_set(e, "%s: size mismatch: %zu bytes, expected %zu (trailing bytes)", path,
+                       file_size, want);
+    return 0;
+}
+
+static int read_floats(const char *path, FILE *f, float *dst, size_t n, sattn_err *e) {
+    if (fread(dst, sizeof(float), n, f) != n)
+        return err_set(e, "%s: read failed (%s)", path,
+                       ferror(f) ? strerror(errno) : "file shrank while reading");
+    return 0;
+}
+
+/* Reads the payload into a model created from the header; the model is freed on error. */
+static int read_payload(const char *path, FILE *f, const ckpt_header *h, gpt_model *m,
+                        sattn_err *e) {
+    gpt_create(m, &h->cfg);
+    size_t n = m->num_params;
+    if (h->has_optim) {
+        m->m_mem = xmalloc_aligned(n * sizeof(float));
+        m->v_mem = xmalloc_aligned(n * sizeof(float));
+    }
+    int bad;
+    if (fseek(f, (long)h->header_bytes, SEEK_SET) != 0)
+        bad = err_set(e, "%s: seek failed (%s)", path, strerror(errno));
+    else
+        bad = read_floats(path, f, m->params_mem, n, e) ||
+              (h->has_optim &&
+               (read_floats(path, f, m->m_mem, n, e) || read_floats(path, f, m->v_mem, n, e)));
+    if (!bad && h->native && payload_checksum(m, h->has_optim) != h->checksum)
+        bad = err_set(e, "%s: checksum mismatch: file is corrupt", path);
+    if (bad) gpt_free(m);
+    return bad ? -1 : 0;
+}
+
+/* Header bytes plus the file size, or an error naming the file. */
+static int read_head(const char *path, FILE *f, uint8_t *b, size_t *got, size_t *size,
+                     sattn_err *e) {
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode))
+        return err_set(e, "%s: not a regular file", path);
+    *size = (size_t)sb.st_size;
+    *got = fread(b, 1, LLMC_HEADER_BYTES, f);
+    if (ferror(f)) return err_set(e, "%s: read failed (%s)", path, strerror(errno));
+    return 0;
+}
+
+int ckpt_load(const char *path, gpt_model *m, train_state *st, sattn_err *e) {
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "%s: cannot open (%s)", path, strerror(errno));
+    uint8_t b[LLMC_HEADER_BYTES];
+    size_t got = 0, size = 0;
+    ckpt_header h;
+    memset(&h, 0, sizeof h);
+    int r = read_head(path, f, b, &got, &size, e);
+    if (!r) r = parse_header(path, b, got, &h, e);
+    if (!r) r = check_header(path, &h, size, e);
+    if (!r) r = read_payload(path, f, &h, m, e);
+    fclose(f);
+    if (!r && st) {
+        st->has_optim = h.has_optim;
+        st->step = h.step;
+        st->rng.state = h.rng_state;
+    }
+    return r;
+}

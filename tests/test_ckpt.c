@@ -1,0 +1,458 @@
+/* Tests for ckpt: bit-exact round trips in both formats, and that every damaged
+ * file (truncated, trailing bytes, wrong magic or version, bad dimension,
+ * corrupt payload) is a one-line error naming the file, never a misread; and
+ * that a failed save leaves nothing under the real name. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sattn/ckpt.h"
+
+/* A per-test directory under /tmp, so the file count check sees only this test's files. */
+typedef struct {
+    char dir[64];
+    char path[128];
+} tmp_place;
+
+static void tmp_open(tmp_place *t, const char *name) {
+    strcpy(t->dir, "/tmp/sattn-ckpt-XXXXXX");
+    cr_assert_not_null(mkdtemp(t->dir));
+    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+}
+
+static int dir_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void tmp_close(tmp_place *t) {
+    remove(t->path);
+    cr_assert_eq(rmdir(t->dir), 0, "leftover files in %s", t->dir);
+}
+
+static const gpt_config SMALL = {.max_seq = 16, .vocab = 256, .padded_vocab = 256,
+                                 .layers = 2, .heads = 2, .channels = 8};
+
+static void fill(float *x, size_t n, rng_t *r) {
+    for (size_t i = 0; i < n; i++) x[i] = rng_normal(r);
+}
+
+/* A model with random parameters (and random AdamW moments when optim). */
+static void make_model(gpt_model *m, uint64_t seed, int optim) {
+    rng_t r;
+    rng_seed(&r, seed);
+    gpt_create(m, &SMALL);
+    fill(m->params_mem, m->num_params, &r);
+    if (!optim) return;
+    m->m_mem = xmalloc_aligned(m->num_params * sizeof(float));
+    m->v_mem = xmalloc_aligned(m->num_params * sizeof(float));
+    fill(m->m_mem, m->num_params, &r);
+    fill(m->v_mem, m->num_params, &r);
+}
+
+static void assert_same_config(const gpt_config *a, const gpt_config *b) {
+    cr_assert_eq(a->max_seq, b->max_seq);
+    cr_assert_eq(a->vocab, b->vocab);
+    cr_assert_eq(a->padded_vocab, b->padded_vocab);
+    cr_assert_eq(a->layers, b->layers);
+    cr_assert_eq(a->heads, b->heads);
+    cr_assert_eq(a->channels, b->channels);
+}
+
+static void assert_msg_has(const sattn_err *e, const char *a, const char *b) {
+    cr_assert_not_null(strstr(e->msg, a), "message '%s' lacks '%s'", e->msg, a);
+    cr_assert_not_null(strstr(e->msg, b), "message '%s' lacks '%s'", e->msg, b);
+    cr_assert_null(strchr(e->msg, '\n'), "message '%s' is not one line", e->msg);
+}
+
+static long file_size(const char *path) {
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    return (long)st.st_size;
+}
+
+static void patch_u32(const char *path, long offset, uint32_t v) {
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, offset, SEEK_SET), 0);
+    cr_assert_eq(fwrite(&v, sizeof v, 1, f), 1u);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void flip_byte(const char *path, long offset) {
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, offset, SEEK_SET), 0);
+    int c = fgetc(f);
+    cr_assert_neq(c, EOF);
+    cr_assert_eq(fseek(f, offset, SEEK_SET), 0);
+    cr_assert_eq(fputc(c ^ 0x10, f), c ^ 0x10);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void append_bytes(const char *path, size_t n) {
+    FILE *f = fopen(path, "ab");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < n; i++) cr_assert_neq(fputc(0, f), EOF);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* The three kinds of file, with where their header words live. */
+typedef struct {
+    const char *name;
+    ckpt_format fmt;
+    int optim;
+    long header_bytes;
+    int heads_word;
+} variant;
+
+static const variant VARIANTS[] = {
+    {"sattn", CKPT_SATTN, 0, 256, 6},
+    {"sattn+optim", CKPT_SATTN, 1, 256, 6},
+    {"llm.c", CKPT_LLMC, 0, 1024, 5},
+};
+#define N_VARIANTS ((int)(sizeof VARIANTS / sizeof VARIANTS[0]))
+
+static void save_variant(const variant *v, const char *path) {
+    gpt_model m;
+    make_model(&m, 11, v->optim);
+    train_state st = {.has_optim = v->optim, .step = 3};
+    rng_seed(&st.rng, 5);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(path, v->fmt, &m, &st, &e), 0, "%s: %s", v->name, e.msg);
+    gpt_free(&m);
+}
+
+/* Loading must fail, name the file, say `word`, and leave the model empty. */
+static void expect_load_error(const variant *v, const char *path, const char *word) {
+    gpt_model m;
+    train_state st = {0};
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_load(path, &m, &st, &e), -1, "%s: damaged file loaded", v->name);
+    assert_msg_has(&e, path, word);
+    cr_assert_null(m.params_mem);
+}
+
+Test(ckpt, native_round_trip_without_optimizer) {
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    gpt_model a, b;
+    make_model(&a, 1, 0);
+    train_state sa = {.has_optim = 0, .step = 17}, sb;
+    rng_seed(&sa.rng, 0x123456789abcdefULL);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &a, &sa, &e), 0, "%s", e.msg);
+    cr_assert_eq(file_size(t.path), 256 + 4 * (long)a.num_params);
+    cr_assert_eq(ckpt_load(t.path, &b, &sb, &e), 0, "%s", e.msg);
+    assert_same_config(&a.cfg, &b.cfg);
+    cr_assert_eq(b.num_params, a.num_params);
+    cr_assert_arr_eq(b.params_mem, a.params_mem, a.num_params * sizeof(float));
+    cr_assert_null(b.m_mem);
+    cr_assert_null(b.v_mem);
+    cr_assert_eq(sb.has_optim, 0);
+    cr_assert_eq(sb.step, 17);
+    cr_assert_eq(sb.rng.state, sa.rng.state);
+    cr_assert_eq(b.params.lnfb, b.params_mem + b.num_params - 8, "tensor pointers not set");
+    gpt_free(&a);
+    gpt_free(&b);
+    tmp_close(&t);
+}
+
+Test(ckpt, native_round_trip_with_optimizer) {
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    gpt_model a, b;
+    make_model(&a, 2, 1);
+    train_state sa = {.has_optim = 1, .step = 123456}, sb;
+    rng_seed(&sa.rng, 0xfedcba9876543210ULL); /* both 32-bit halves matter */
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &a, &sa, &e), 0, "%s", e.msg);
+    cr_assert_eq(file_size(t.path), 256 + 12 * (long)a.num_params);
+    cr_assert_eq(ckpt_load(t.path, &b, &sb, &e), 0, "%s", e.msg);
+    size_t bytes = a.num_params * sizeof(float);
+    cr_assert_arr_eq(b.params_mem, a.params_mem, bytes);
+    cr_assert_not_null(b.m_mem);
+    cr_assert_not_null(b.v_mem);
+    cr_assert_arr_eq(b.m_mem, a.m_mem, bytes);
+    cr_assert_arr_eq(b.v_mem, a.v_mem, bytes);
+    cr_assert_eq(sb.has_optim, 1);
+    cr_assert_eq(sb.step, 123456);
+    cr_assert_eq(sb.rng.state, sa.rng.state);
+    gpt_free(&a);
+    gpt_free(&b);
+    tmp_close(&t);
+}
+
+Test(ckpt, native_without_state_and_null_state_on_load) {
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    gpt_model a, b;
+    make_model(&a, 3, 1); /* moments present but not asked for: not saved */
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &a, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(file_size(t.path), 256 + 4 * (long)a.num_params);
+    cr_assert_eq(ckpt_load(t.path, &b, NULL, &e), 0, "%s", e.msg);
+    cr_assert_arr_eq(b.params_mem, a.params_mem, a.num_params * sizeof(float));
+    cr_assert_null(b.m_mem);
+    gpt_free(&a);
+    gpt_free(&b);
+    tmp_close(&t);
+}
+
+Test(ckpt, llmc_round_trip) {
+    tmp_place t;
+    tmp_open(&t, "gpt2.bin");
+    gpt_model a, b;
+    make_model(&a, 4, 0);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_LLMC, &a, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(file_size(t.path), 1024 + 4 * (long)a.num_params);
+    train_state sb = {.has_optim = 7, .step = 7};
+    cr_assert_eq(ckpt_load(t.path, &b, &sb, &e), 0, "%s", e.msg);
+    assert_same_config(&a.cfg, &b.cfg);
+    cr_assert_arr_eq(b.params_mem, a.params_mem, a.num_params * sizeof(float));
+    cr_assert_null(b.m_mem);
+    cr_assert_null(b.v_mem);
+    cr_assert_eq(sb.has_optim, 0);
+    cr_assert_eq(sb.step, 0);
+    gpt_free(&a);
+    gpt_free(&b);
+    tmp_close(&t);
+}
+
+/* llm.c's header order is maxT, V, L, NH, C, Vp: read back distinct values in place. */
+Test(ckpt, llmc_header_layout) {
+    tmp_place t;
+    tmp_open(&t, "gpt2.bin");
+    gpt_config c = {.max_seq = 24, .vocab = 300, .padded_vocab = 384, .layers = 3, .heads = 4,
+                    .channels = 16};
+    gpt_model a;
+    gpt_create(&a, &c);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_LLMC, &a, NULL, &e), 0, "%s", e.msg);
+    FILE *f = fopen(t.path, "rb");
+    cr_assert_not_null(f);
+    int32_t h[256];
+    cr_assert_eq(fread(h, sizeof h, 1, f), 1u);
+    fclose(f);
+    int32_t want[8] = {20240326, 3, 24, 300, 3, 4, 16, 384};
+    cr_assert_arr_eq(h, want, sizeof want);
+    for (int i = 8; i < 256; i++) cr_assert_eq(h[i], 0);
+    gpt_free(&a);
+    tmp_close(&t);
+}
+
+Test(ckpt, truncated_file) {
+    for (int i = 0; i < N_VARIANTS; i++) {
+        tmp_place t;
+        tmp_open(&t, "m.ckpt");
+        save_variant(&VARIANTS[i], t.path);
+        long n = file_size(t.path);
+        cr_assert_eq(truncate(t.path, n - 4), 0);
+        expect_load_error(&VARIANTS[i], t.path, "truncated");
+        char want[32];
+        snprintf(want, sizeof want, "expected %ld", n);
+        expect_load_error(&VARIANTS[i], t.path, want);
+        cr_assert_eq(truncate(t.path, 100), 0); /* inside the header */
+        expect_load_error(&VARIANTS[i], t.path, "truncated");
+        tmp_close(&t);
+    }
+}
+
+Test(ckpt, trailing_bytes) {
+    for (int i = 0; i < N_VARIANTS; i++) {
+        tmp_place t;
+        tmp_open(&t, "m.ckpt");
+        save_variant(&VARIANTS[i], t.path);
+        append_bytes(t.path, 1);
+        expect_load_error(&VARIANTS[i], t.path, "size mismatch");
+        tmp_close(&t);
+    }
+}
+
+Test(ckpt, wrong_magic) {
+    for (int i = 0; i < N_VARIANTS; i++) {
+        tmp_place t;
+        tmp_open(&t, "m.ckpt");
+        save_variant(&VARIANTS[i], t.path);
+        patch_u32(t.path, 0, 0xdeadbeef);
+        expect_load_error(&VARIANTS[i], t.path, "not a checkpoint");
+        tmp_close(&t);
+    }
+}
+
+Test(ckpt, wrong_version) {
+    for (int i = 0; i < N_VARIANTS; i++) {
+        tmp_place t;
+        tmp_open(&t, "m.ckpt");
+        save_variant(&VARIANTS[i], t.path);
+        patch_u32(t.path, 4, 2);
+        expect_load_error(&VARIANTS[i], t.path,
+                          VARIANTS[i].fmt == CKPT_LLMC ? "expected version 3"
+                                                       : "expected version 1");
+        tmp_close(&t);
+    }
+}
+
+Test(ckpt, bad_dimension_in_header) {
+    for (int i = 0; i < N_VARIANTS; i++) {
+        tmp_place t;
+        tmp_open(&t, "m.ckpt");
+        save_variant(&VARIANTS[i], t.path);
+        patch_u32(t.path, 4L * VARIANTS[i].heads_word, 3); /* 3 does not divide C = 8 */
+        expect_load_error(&VARIANTS[i], t.path, "heads");
+        patch_u32(t.path, 4L * VARIANTS[i].heads_word, 0xffffffffu); /* -1 */
+        expect_load_error(&VARIANTS[i], t.path, "heads");
+        tmp_close(&t);
+    }
+}
+
+/* A dimension that passes the checks but disagrees with the payload is still caught by size. */
+Test(ckpt, consistent_but_wrong_dimension_caught_by_size) {
+    for (int i = 0; i < N_VARIANTS; i++) {
+        tmp_place t;
+        tmp_open(&t, "m.ckpt");
+        save_variant(&VARIANTS[i], t.path);
+        patch_u32(t.path, 4L * VARIANTS[i].heads_word, 4); /* 4 divides 8 */
+        gpt_model m;
+        sattn_err e = {{0}};
+        cr_assert_eq(ckpt_load(t.path, &m, NULL, &e), 0, "%s: %s", VARIANTS[i].name, e.msg);
+        gpt_free(&m);
+        patch_u32(t.path, 4L * VARIANTS[i].heads_word + 4, 16); /* channels 8 -> 16 */
+        expect_load_error(&VARIANTS[i], t.path,
+                          VARIANTS[i].fmt == CKPT_LLMC ? "truncated" : "parameters");
+        tmp_close(&t);
+    }
+}
+
+Test(ckpt, native_corrupt_payload_fails_checksum) {
+    for (int i = 0; i < 2; i++) { /* the two native variants */
+        tmp_place t;
+        tmp_open(&t, "m.ckpt");
+        save_variant(&VARIANTS[i], t.path);
+        flip_byte(t.path, 256 + 1000);
+        expect_load_error(&VARIANTS[i], t.path, "checksum mismatch: file is corrupt");
+        flip_byte(t.path, 256 + 1000);
+        flip_byte(t.path, file_size(t.path) - 1); /* last byte: v when optim */
+        expect_load_error(&VARIANTS[i], t.path, "checksum mismatch");
+        tmp_close(&t);
+    }
+}
+
+/* llm.c's format carries no checksum: a flipped payload byte loads, and changes
+ * exactly that one parameter (documents the limit; nothing else is misread). */
+Test(ckpt, llmc_corrupt_payload_is_undetectable_but_local) {
+    tmp_place t;
+    tmp_open(&t, "gpt2.bin");
+    gpt_model a, b;
+    make_model(&a, 11, 0);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_LLMC, &a, NULL, &e), 0, "%s", e.msg);
+    flip_byte(t.path, 1024 + 4 * 100 + 3);
+    cr_assert_eq(ckpt_load(t.path, &b, NULL, &e), 0, "%s", e.msg);
+    for (size_t i = 0; i < a.num_params; i++)
+        cr_assert_eq(memcmp(&a.params_mem[i], &b.params_mem[i], 4) != 0, i == 100, "param %zu", i);
+    gpt_free(&a);
+    gpt_free(&b);
+    tmp_close(&t);
+}
+
+Test(ckpt, native_bad_state_fields) {
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    save_variant(&VARIANTS[0], t.path);
+    patch_u32(t.path, 4 * 8, 2);
+    expect_load_error(&VARIANTS[0], t.path, "has_optim");
+    patch_u32(t.path, 4 * 8, 0);
+    patch_u32(t.path, 4 * 9, 0x80000000u);
+    expect_load_error(&VARIANTS[0], t.path, "step");
+    tmp_close(&t);
+}
+
+Test(ckpt, token_file_and_tiny_file_are_not_checkpoints) {
+    tmp_place t;
+    tmp_open(&t, "x.bin");
+    FILE *f = fopen(t.path, "wb");
+    int32_t tok_head[256] = {20240520, 1, 0};
+    fwrite(tok_head, sizeof tok_head, 1, f);
+    fclose(f);
+    expect_load_error(&VARIANTS[0], t.path, "token file");
+    cr_assert_eq(truncate(t.path, 2), 0);
+    expect_load_error(&VARIANTS[0], t.path, "too small");
+    tmp_close(&t);
+}
+
+Test(ckpt, missing_file) {
+    tmp_place t;
+    tmp_open(&t, "absent.ckpt");
+    expect_load_error(&VARIANTS[0], t.path, "cannot open");
+    tmp_close(&t);
+}
+
+Test(ckpt, save_into_missing_directory_fails_cleanly) {
+    tmp_place t;
+    tmp_open(&t, "nodir/m.ckpt");
+    gpt_model m;
+    make_model(&m, 5, 0);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &m, NULL, &e), -1);
+    assert_msg_has(&e, t.path, "cannot create");
+    cr_assert_neq(access(t.path, F_OK), 0);
+    cr_assert_eq(dir_entries(t.dir), 0);
+    gpt_free(&m);
+    tmp_close(&t);
+}
+
+Test(ckpt, refused_saves_create_nothing) {
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    gpt_model m;
+    make_model(&m, 6, 0);
+    train_state st = {.has_optim = 1, .step = 1};
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &m, &st, &e), -1); /* no moments yet */
+    assert_msg_has(&e, t.path, "AdamW moments");
+    cr_assert_eq(ckpt_save(t.path, CKPT_LLMC, &m, &st, &e), -1); /* format has no room */
+    assert_msg_has(&e, t.path, "optimizer state");
+    cr_assert_eq(dir_entries(t.dir), 0);
+    gpt_free(&m);
+    tmp_close(&t);
+}
+
+/* A write that fails part way (here: the file size limit) leaves neither the
+ * real name nor the temporary file behind, and keeps an older checkpoint intact. */
+Test(ckpt, failed_write_leaves_nothing) {
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    gpt_model m;
+    make_model(&m, 7, 1);
+    sattn_err e = {{0}};
+    signal(SIGXFSZ, SIG_IGN); /* Criterion forks per test: this stays in this test */
+    struct rlimit lim = {.rlim_cur = 8192, .rlim_max = RLIM_INFINITY};
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    train_state st = {.has_optim = 1};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &m, &st, &e), -1);
+    assert_msg_has(&e, t.path, "write failed");
+    cr_assert_eq(dir_entries(t.dir), 0);
+    char old[] = "older checkpoint";
+    FILE *f = fopen(t.path, "wb");
+    fwrite(old, 1, sizeof old, f);
+    fclose(f);
+    cr_assert_eq(ckpt_save(t.path, CKPT_LLMC, &m, NULL, &e), -1);
+    cr_assert_eq(file_size(t.path), (long)sizeof old);
+    cr_assert_eq(dir_entries(t.dir), 1);
+    gpt_free(&m);
+    tmp_close(&t);
+}

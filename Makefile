@@ -22,7 +22,10 @@ $(BUILD)/%.o: %.c
 $(BUILD)/libsattn.a: $(OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/sattn: $(BUILD)/cli/sattn.o $(BUILD)/libsattn.a
+CLISRC  := $(wildcard cli/*.c)
+CLIOBJ  := $(CLISRC:%.c=$(BUILD)/%.o)
+
+$(BUILD)/sattn: $(CLIOBJ) $(BUILD)/libsattn.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/sattn-tests: $(TESTOBJ) $(BUILD)/libsattn.a
@@ -55,4 +58,4 @@ bench: $(BUILD)/sattn
 clean:
 	rm -rf build build-san
 
--include $(OBJ:.o=.d) $(TESTOBJ:.o=.d) $(BUILD)/cli/sattn.d
+-include $(OBJ:.o=.d) $(TESTOBJ:.o=.d) $(CLIOBJ:.o=.d)

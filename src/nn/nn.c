@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sattn/core.h"
+#include "fastmath.h"
 
 void nn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -138,12 +139,15 @@ size_t attention_scratch_floats(int B, int T, int H) {
 /* In place over row p[0..n_k): p = softmax(p) on s <= t, 0 on t < s < n_k. */
 static void causal_softmax_row(float *p, int t, int n_k) {
     float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
     for (int s = 0; s <= t; s++) mx = p[s] > mx ? p[s] : mx;
+#pragma omp simd reduction(+ : sum)
     for (int s = 0; s <= t; s++) {
-        p[s] = expf(p[s] - mx);
+        p[s] = fast_expf(p[s] - mx);
         sum += p[s];
     }
     float inv = 1.0f / sum;
+#pragma omp simd
     for (int s = 0; s <= t; s++) p[s] *= inv;
     for (int s = t + 1; s < n_k; s++) p[s] = 0.0f;
 }
@@ -190,6 +194,7 @@ static void attention_backward_head(float *dq, float *dS, const float *dout, con
         for (int i = 0; i < n; i++) {
             const float *p = Pt + (size_t)i * T;
             float *d = dS + (size_t)i * kmax, dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
             for (int s = 0; s < kmax; s++) dot += p[s] * d[s];
             for (int s = 0; s < kmax; s++) d[s] = p[s] * (d[s] - dot) * scale;
         }
@@ -215,18 +220,18 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
 void gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_K * (x + 0.044715f * x * x * x)));
     }
 }
 
 /* d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx,  u = k (x + 0.044715 x^3) */
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i], u = GELU_K * (x + 0.044715f * x * x * x), th = tanhf(u);
+        float x = inp[i], u = GELU_K * (x + 0.044715f * x * x * x), th = fast_tanhf(u);
         float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] += dout[i] * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du);
     }
@@ -251,9 +256,11 @@ void crossentropy_softmax_forward(float *probs, float *losses, const float *logi
     for (int i = 0; i < N; i++) {
         const float *z = logits + (size_t)i * Vp;
         float *p = probs + (size_t)i * Vp, mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
+#pragma omp simd reduction(+ : sum)
         for (int j = 0; j < V; j++) {
-            p[j] = expf(z[j] - mx);
+            p[j] = fast_expf(z[j] - mx);
             sum += p[j];
         }
         float inv = 1.0f / sum;

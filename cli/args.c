@@ -1,0 +1,64 @@
+#include "args.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "sattn %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        cli_fail(cmd, "--%s: expected an integer in [%ld, %ld], got '%s'", flag, lo, hi, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-') {
+        cli_fail(cmd, "--%s: expected a non-negative integer, got '%s'", flag, s);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int arg_float(const char *cmd, const char *flag, const char *s, double lo, int lo_open, double hi,
+              float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    int bad = errno || end == s || *end || !isfinite(v) || v > hi || v < lo || (lo_open && v == lo);
+    if (bad) {
+        cli_fail(cmd, "--%s: expected a number %s %g and <= %g, got '%s'", flag, lo_open ? ">" : ">=",
+                 lo, hi, s);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int cli_usage_error(const char *cmd, int c, int argc, char **argv) {
+    const char *bad = optind - 1 < argc ? argv[optind - 1] : "?";
+    if (c == ':') return cli_fail(cmd, "option '%s' needs a value (see sattn %s --help)", bad, cmd);
+    if (c == '?') return cli_fail(cmd, "unknown option '%s' (see sattn %s --help)", bad, cmd);
+    return cli_fail(cmd, "unexpected argument '%s' (see sattn %s --help)", argv[optind], cmd);
+}

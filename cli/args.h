@@ -1,0 +1,19 @@
+/* Flag parsing helpers for the CLI: every error is one line naming the
+ * subcommand, the flag, what was expected and what was given. */
+#ifndef SATTN_CLI_ARGS_H
+#define SATTN_CLI_ARGS_H
+
+#include <stdint.h>
+
+int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);
+int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
+/* Accepts lo <= x <= hi (lo_open: lo < x). */
+int arg_float(const char *cmd, const char *flag, const char *s, double lo, int lo_open, double hi,
+              float *out);
+/* Prints "sattn CMD: message" to stderr; returns 1 (the exit status). */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For getopt's '?' (unknown option) and ':' (missing value), run with opterr = 0 and
+ * an optstring starting with ':'; any other c reports argv[optind] as a stray argument. */
+int cli_usage_error(const char *cmd, int c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,42 @@
+/* Shared pieces of the sattn subcommands. */
+#ifndef SATTN_CLI_H
+#define SATTN_CLI_H
+
+#include <stdint.h>
+
+#include "sattn/train.h"
+
+typedef struct {
+    const char *data, *out, *resume;
+    gpt_config cfg;
+    int shape_given;
+    train_config tc;
+    uint64_t seed;
+    int threads;
+    ckpt_format format;
+    int json;
+} train_args;
+
+typedef struct {
+    double val_loss, train_loss, tokens_per_s, wall_s;
+    size_t val_tokens;
+    int is_bytes;
+} train_result;
+
+train_args train_args_default(void);
+/* Loads data, builds or resumes the model, trains, evaluates the whole validation
+ * split and writes the checkpoint; prints progress and a summary. Exit status. */
+int train_execute(const train_args *a, const char *cmd);
+int train_execute_result(const train_args *a, const char *cmd, train_result *res);
+
+/* Loads a dataset and checks a model can score it (tokens < model vocab). Exit status. */
+int load_data_for_model(const char *cmd, const char *path, const gpt_model *m, dataset *d);
+
+int cmd_train(int argc, char **argv);
+int cmd_loss(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_bench_train(int argc, char **argv);
+int cmd_bench_gemm(int argc, char **argv);
+
+#endif

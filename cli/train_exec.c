@@ -1,0 +1,137 @@
+/* Running a training job for `train` and `demo`: setup, progress, summary. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "cli.h"
+
+typedef struct {
+    int tty, every;
+} progress_ctx;
+
+static void fmt_time(char *buf, size_t n, double s) {
+    if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+static void on_progress(const train_progress *p, void *user) {
+    const progress_ctx *pc = user;
+    int show = pc->tty || p->step % pc->every == 0 || p->step == p->steps || p->val_loss >= 0;
+    if (!show) return;
+    char eta[32];
+    fmt_time(eta, sizeof eta, p->eta_s);
+    fprintf(stderr, "%sstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | ETA %s", pc->tty ? "\r" : "",
+            p->step, p->steps, p->loss, p->lr, p->tokens_per_s, eta);
+    if (p->val_loss >= 0) fprintf(stderr, " | val %.4f%s", p->val_loss, pc->tty ? "\n" : "");
+    if (!pc->tty) fputc('\n', stderr);
+    if (pc->tty && p->step == p->steps) fputc('\n', stderr);
+}
+
+/* The model: fresh from flags, or resumed from a checkpoint whose shape wins. */
+static int setup_model(const train_args *a, const dataset *d, const char *cmd, gpt_model *m,
+                       train_state *st) {
+    sattn_err e;
+    if (a->resume) {
+        if (ckpt_load(a->resume, m, st, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+        const gpt_config *c = &m->cfg;
+        int clash = a->shape_given && (c->layers != a->cfg.layers || c->heads != a->cfg.heads ||
+                                       c->channels != a->cfg.channels);
+        if (clash || a->tc.seq > c->max_seq || d->vocab > c->vocab) {
+            gpt_free(m);
+            return cli_fail(cmd, "--resume %s: model (L%d H%d C%d T%d V%d) does not fit the flags or data",
+                            a->resume, c->layers, c->heads, c->channels, c->max_seq, c->vocab);
+        }
+        if (!st->has_optim) st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
+        return 0;
+    }
+    gpt_config c = a->cfg;
+    c.max_seq = a->tc.seq;
+    c.vocab = d->vocab;
+    c.padded_vocab = gpt_padded_vocab(d->vocab);
+    if (gpt_config_check(&c, &e) != 0) return cli_fail(cmd, "model: %s", e.msg);
+    gpt_create(m, &c);
+    rng_t init;
+    rng_seed(&init, a->seed);
+    gpt_init_random(m, &init);
+    st->has_optim = 0;
+    st->step = 0;
+    rng_seed(&st->rng, a->seed ^ 0x5eedULL);
+    return 0;
+}
+
+/* Fails early (before any training) when the output cannot be created. */
+static int check_writable(const char *cmd, const char *path) {
+    afile f;
+    sattn_err e;
+    if (afile_open(&f, path, &e) != 0) return cli_fail(cmd, "--out %s", e.msg);
+    afile_abort(&f);
+    return 0;
+}
+
+static void print_summary(const train_args *a, const gpt_model *m, const train_result *r) {
+    double bpb = r->val_loss / log(2.0);
+    if (a->json) {
+        printf("{\"steps\": %d, \"params\": %zu, \"train_loss\": %.6f, \"val_loss\": %.6f, "
+               "\"%s\": %.6f, \"val_tokens\": %zu, \"tokens_per_s\": %.1f, \"wall_s\": %.2f, "
+               "\"out\": \"%s\"}\n",
+               a->tc.steps, m->num_params, r->train_loss, r->val_loss,
+               r->is_bytes ? "bits_per_byte" : "bits_per_token", bpb, r->val_tokens,
+               r->tokens_per_s, r->wall_s, a->out);
+        return;
+    }
+    printf("params %zu\ntrain_loss %.4f\nval_loss %.4f\n%s %.4f\ntokens_per_s %.0f\nwall_s %.1f\n",
+           m->num_params, r->train_loss, r->val_loss, r->is_bytes ? "bits_per_byte" : "bits_per_token",
+           bpb, r->tokens_per_s, r->wall_s);
+}
+
+int train_execute_result(const train_args *a, const char *cmd, train_result *res) {
+    sattn_err e;
+    dataset d;
+    if (a->threads > 0) omp_set_num_threads(a->threads);
+    if (dataset_load(&d, a->data, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+    gpt_model m;
+    train_state st;
+    int rc = dataset_check_window(&d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
+             dataset_check_window(&d, SPLIT_VAL, a->tc.seq, a->data, &e);
+    if (rc) rc = cli_fail(cmd, "%s", e.msg);
+    if (!rc) rc = check_writable(cmd, a->out);
+    if (!rc) rc = setup_model(a, &d, cmd, &m, &st);
+    if (rc) return dataset_free(&d), rc;
+    progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1};
+    int first = st.step;
+    double t0 = time_now();
+    train_run(&m, &st, &d, &a->tc, on_progress, &pc);
+    double train_s = time_now() - t0;
+    res->train_loss = m.mean_loss;
+    res->tokens_per_s = (double)(st.step - first) * a->tc.batch * a->tc.seq / (train_s > 0 ? train_s : 1);
+    res->val_loss = eval_split_loss(&m, &d, SPLIT_VAL, a->tc.seq, a->tc.batch, 0, &res->val_tokens);
+    res->wall_s = time_now() - t0;
+    res->is_bytes = d.is_bytes;
+    train_state *save_st = a->format == CKPT_SATTN ? &st : NULL;
+    rc = ckpt_save(a->out, a->format, &m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : 0;
+    if (!rc) print_summary(a, &m, res);
+    gpt_free(&m);
+    dataset_free(&d);
+    return rc;
+}
+
+int train_execute(const train_args *a, const char *cmd) {
+    train_result r;
+    return train_execute_result(a, cmd, &r);
+}
+
+int load_data_for_model(const char *cmd, const char *path, const gpt_model *m, dataset *d) {
+    sattn_err e;
+    if (dataset_load(d, path, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+    for (size_t i = 0; i < d->n_tokens; i++)
+        if (d->tokens[i] >= m->cfg.vocab) {
+            int tok = d->tokens[i];
+            dataset_free(d);
+            return cli_fail(cmd, "%s: token %d at position %zu is outside the model's vocabulary (%d)",
+                            path, tok, i, m->cfg.vocab);
+        }
+    return 0;
+}

@@ -1,0 +1,49 @@
+/* train: the training loop, whole-split evaluation and sampling, over model + data. */
+#ifndef SATTN_TRAIN_H
+#define SATTN_TRAIN_H
+
+#include <stdint.h>
+
+#include "sattn/ckpt.h"
+#include "sattn/data.h"
+#include "sattn/model.h"
+
+typedef struct {
+    int batch, seq, steps, warmup;
+    float lr, min_lr, clip;
+    adamw_config opt;
+    int eval_every;  /* validation loss every N steps (0: only at the end) */
+    int eval_tokens; /* tokens of the validation split used by the periodic estimate */
+} train_config;
+
+/* nanoGPT-like defaults: lr 1e-3 -> 1e-4, warmup 100, wd 0.1, betas (0.9, 0.99), clip 1. */
+train_config train_config_default(void);
+
+typedef struct {
+    int step, steps;     /* steps done, total */
+    float loss, lr, grad_norm;
+    double tokens_per_s; /* over the run so far */
+    double eta_s;
+    float val_loss;      /* < 0 when not evaluated at this step */
+} train_progress;
+
+typedef void (*train_progress_fn)(const train_progress *p, void *user);
+
+/* Runs optimizer steps st->step .. tc->steps-1 on random batches drawn with st->rng.
+ * Continuing from a saved (model, state) gives bitwise the same result as not stopping. */
+void train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
+               train_progress_fn fn, void *user);
+
+/* Mean next-token loss over a split (or its first max_tokens if > 0), in
+ * non-overlapping windows of T (the last may be shorter), batched B windows at a
+ * time, so every token after the first is predicted exactly once. Returns nats;
+ * *tokens gets the number of predictions. */
+double eval_split_loss(gpt_model *m, const dataset *d, data_split s, int T, int B,
+                       size_t max_tokens, size_t *tokens);
+
+/* Appends n tokens to ctx (which holds *len tokens, capacity *len + n), sampling each
+ * from softmax(logits / temperature) over the last max_seq tokens; temperature 0
+ * takes the argmax. */
+void sample_tokens(gpt_model *m, int *ctx, int *len, int n, float temperature, rng_t *rng);
+
+#endif

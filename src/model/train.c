@@ -1,0 +1,102 @@
+/* train: optimizer loop, evaluation over whole splits, sampling. */
+#include "sattn/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+train_config train_config_default(void) {
+    train_config tc = {.batch = 12, .seq = 64, .steps = 2000, .warmup = 100, .lr = 1e-3f,
+                       .min_lr = 1e-4f, .clip = 1.0f, .eval_every = 0, .eval_tokens = 1 << 15};
+    tc.opt = (adamw_config){.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
+    return tc;
+}
+
+void train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
+               train_progress_fn fn, void *user) {
+    int B = tc->batch, T = tc->seq;
+    int *inputs = xmalloc((size_t)B * T * sizeof(int)), *targets = xmalloc((size_t)B * T * sizeof(int));
+    double t0 = time_now();
+    int first = st->step;
+    while (st->step < tc->steps) {
+        dataset_batch(d, SPLIT_TRAIN, B, T, &st->rng, inputs, targets);
+        gpt_forward(m, inputs, targets, B, T);
+        gpt_zero_grad(m);
+        gpt_backward(m);
+        float norm = gpt_clip_grad_norm(m, tc->clip);
+        float lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
+        gpt_update(m, lr, &tc->opt, st->step + 1);
+        st->step++;
+        st->has_optim = 1;
+        if (!fn) continue;
+        double dt = time_now() - t0;
+        int done = st->step - first;
+        train_progress p = {.step = st->step, .steps = tc->steps, .loss = m->mean_loss, .lr = lr,
+                            .grad_norm = norm, .tokens_per_s = (double)done * B * T / dt,
+                            .eta_s = dt / done * (tc->steps - st->step), .val_loss = -1.0f};
+        int last = st->step == tc->steps;
+        if (tc->eval_every > 0 && (st->step % tc->eval_every == 0 || last))
+            p.val_loss = (float)eval_split_loss(m, d, SPLIT_VAL, T, B, (size_t)tc->eval_tokens, NULL);
+        fn(&p, user);
+    }
+    free(inputs);
+    free(targets);
+}
+
+/* Forward-only loss of nb windows of len tokens starting at x[off], x[off+len], ... */
+static double windows_loss(gpt_model *m, const uint16_t *x, size_t off, int nb, int len, int *in,
+                           int *tg) {
+    for (int w = 0; w < nb; w++)
+        for (int t = 0; t < len; t++) {
+            in[w * len + t] = x[off + (size_t)w * len + t];
+            tg[w * len + t] = x[off + (size_t)w * len + t + 1];
+        }
+    gpt_forward(m, in, tg, nb, len);
+    return (double)m->mean_loss * nb * len;
+}
+
+double eval_split_loss(gpt_model *m, const dataset *d, data_split s, int T, int B,
+                       size_t max_tokens, size_t *tokens) {
+    size_t n;
+    const uint16_t *x = dataset_split_tokens(d, s, &n);
+    if (max_tokens > 0 && max_tokens + 1 < n) n = max_tokens + 1;
+    size_t preds = n > 0 ? n - 1 : 0, full = preds / (size_t)T, off = 0;
+    int tail = (int)(preds % (size_t)T);
+    int *in = xmalloc((size_t)B * T * sizeof(int)), *tg = xmalloc((size_t)B * T * sizeof(int));
+    double sum = 0.0;
+    for (size_t w = 0; w < full; w += (size_t)B) {
+        int nb = full - w < (size_t)B ? (int)(full - w) : B;
+        sum += windows_loss(m, x, off, nb, T, in, tg);
+        off += (size_t)nb * T;
+    }
+    if (tail > 0) sum += windows_loss(m, x, off, 1, tail, in, tg);
+    free(in);
+    free(tg);
+    if (tokens) *tokens = preds;
+    return preds ? sum / (double)preds : 0.0;
+}
+
+static int sample_from(const float *probs, int V, float temperature, rng_t *rng) {
+    int best = 0;
+    for (int j = 1; j < V; j++) best = probs[j] > probs[best] ? j : best;
+    if (temperature <= 0.0f) return best;
+    /* p^(1/temp) renormalised equals softmax(logits / temp) */
+    double total = 0.0;
+    for (int j = 0; j < V; j++) total += pow(probs[j], 1.0 / temperature);
+    double u = rng_uniform(rng) * total, acc = 0.0;
+    for (int j = 0; j < V; j++) {
+        acc += pow(probs[j], 1.0 / temperature);
+        if (u < acc) return j;
+    }
+    return best;
+}
+
+void sample_tokens(gpt_model *m, int *ctx, int *len, int n, float temperature, rng_t *rng) {
+    const gpt_config *c = &m->cfg;
+    for (int i = 0; i < n; i++) {
+        int start = *len > c->max_seq ? *len - c->max_seq : 0, T = *len - start;
+        gpt_forward(m, ctx + start, NULL, 1, T);
+        const float *p = m->acts.probs + (size_t)(T - 1) * c->padded_vocab;
+        ctx[(*len)++] = sample_from(p, c->vocab, temperature, rng);
+    }
+}

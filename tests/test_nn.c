@@ -162,6 +162,8 @@ Test(ref_fd, encoder) {
     ref_encoder_backward(dwte, dwpe, c.R, inp, B, T, C);
     check_fd("encoder dwte", c.wte, (size_t)V * C, dwte0, dwte, enc_loss, &c);
     check_fd("encoder dwpe", c.wpe, (size_t)maxT * C, dwpe0, dwpe, enc_loss, &c);
+    free(inp), free(c.wte), free(c.wpe), free(c.R), free(c.out);
+    free(dwte0), free(dwpe0), free(dwte), free(dwpe);
 }
 
 typedef struct {
@@ -198,6 +200,8 @@ Test(ref_fd, layernorm) {
         for (int j = 0; j < C; j++) v += (c.inp[i * C + j] - m) * (c.inp[i * C + j] - m) / C;
         cr_assert(fabs(mean[i] - m) < 1e-12 && fabs(rstd[i] - 1 / sqrt(v + 1e-5)) < 1e-9);
     }
+    free(c.inp), free(c.w), free(c.b), free(c.R), free(c.out);
+    free(di0), free(dw0), free(db0), free(di), free(dw), free(db);
 }
 
 typedef struct {
@@ -231,6 +235,8 @@ Test(ref_fd, matmul) {
     ref_gemm(0, 1, N, OC, C, 1.0, c.inp, C, c.w, C, 1.0, o2, OC);
     mm_loss(&c);
     cr_assert(ref_rel_err_dd(c.out, o2, no) < 1e-14);
+    free(c.inp), free(c.w), free(c.bias), free(c.R), free(c.out), free(o2);
+    free(di0), free(dw0), free(db0), free(di), free(dw), free(db);
 }
 
 Test(ref_fd, gemm) {
@@ -255,6 +261,7 @@ Test(ref_fd, gemm) {
                     }
                     cr_assert(fabs(Cm[i * ldc + j] - (0.5 * s + 2.0 * C0[i * ldc + j])) < 1e-12);
                 }
+            free(A), free(Bm), free(Cm), free(C0);
         }
 }
 
@@ -319,6 +326,7 @@ Test(ref_fd, attention_semantics) {
         for (int s = 0; s <= t; s++) want += exp(sc[s] - mx) / sum * q[s * 12 + 2 * C + h * hs + i];
         cr_assert(fabs(o[t * C + h * hs + i] - want) < 1e-14);
     }
+    free(q);
 }
 
 typedef struct {
@@ -344,6 +352,7 @@ Test(ref_fd, gelu) {
     cr_assert(ref_gelu(0.0) == 0.0);
     cr_assert(fabs(ref_gelu(1.0) - 0.8411919906082768) < 1e-15);
     cr_assert(fabs(ref_gelu(-3.0) - -0.0036373920817729943) < 1e-15);
+    free(c.inp), free(c.R), free(c.out), free(d0), free(d);
 }
 
 typedef struct {
@@ -367,6 +376,7 @@ Test(ref_fd, residual) {
     ref_residual_backward(da, db, c.R, n);
     check_fd("residual da", c.a, n, da0, da, res_loss, &c);
     check_fd("residual db", c.b, n, db0, db, res_loss, &c);
+    free(c.a), free(c.b), free(c.R), free(c.out), free(da0), free(db0), free(da), free(db);
 }
 
 typedef struct {
@@ -401,6 +411,7 @@ Test(ref_fd, crossentropy) {
         for (int j = V; j < Vp; j++) cr_assert(c.probs[i * Vp + j] == 0.0 && d[i * Vp + j] == d0[i * Vp + j]);
         cr_assert(fabs(c.losses[i] + log(c.probs[i * Vp + tg[i]])) < 1e-12);
     }
+    free(tg), free(c.logits), free(c.probs), free(c.losses), free(d0), free(d);
 }
 
 Test(ref_fd, adamw_and_schedule) {
@@ -491,6 +502,8 @@ Test(nn, encoder) {
     encoder_backward(a1, a2, dout, inp, B, T, C);
     check_accum("encoder_backward dwte", a1, P1, dwte, nte);
     check_accum("encoder_backward dwpe", a2, P2, dwpe, npe);
+    free(inp), free(wte), free(wpe), free(out), free(wted), free(wped), free(outd), free(dout);
+    free(doutd), free(dwted), free(dwped), free(dwte), free(dwpe), free(P1), free(P2), free(a1), free(a2);
 }
 
 /* One layernorm case: forward (out, mean, rstd) and backward (dinp, dw, db) vs the reference. */
@@ -693,6 +706,7 @@ Test(nn, gelu) {
     float *P = rand_f(n, 1, &r), *a = copy_f(P, n);
     gelu_backward(a, x, dout, n);
     check_accum("gelu_backward", a, P, di, n);
+    free(x), free(out), free(dout), free(di), free(xd), free(outd), free(doutd), free(did), free(P), free(a);
 }
 
 Test(nn, gelu_extreme) {
@@ -726,6 +740,7 @@ Test(nn, residual) {
     float *Pa = rand_f(n, 1, &r), *Pb = rand_f(n, 1, &r), *da = copy_f(Pa, n), *db = copy_f(Pb, n);
     residual_backward(da, db, dout, n);
     for (size_t i = 0; i < n; i++) cr_assert(da[i] == Pa[i] + dout[i] && db[i] == Pb[i] + dout[i]);
+    free(a), free(b), free(out), free(dout), free(Pa), free(Pb), free(da), free(db);
 }
 
 static void crossentropy_case(int N, int V, int Vp, float scale, rng_t *r) {

@@ -1,0 +1,448 @@
+/* Tests of model.h: the float GPT-2 against the double reference of tests/ref.c.
+ *
+ * The gradient test takes central finite differences of the DOUBLE reference loss
+ * (ref_gpt_loss, built from the FD-checked reference ops) at the model's own float
+ * parameters, for EVERY parameter of a tiny model (a few thousand; ~1 s), and compares
+ * them with the float analytic gradients of gpt_forward + gpt_backward. Double FD with
+ * eps = 1e-5 is accurate to ~1e-9 relative, so the comparison measures the float
+ * implementation: its rounding through ~30 ops in float (u = 6e-8) is ~1e-6 relative to a
+ * tensor's gradient scale (measured: 1e-7..1.5e-6 on every tensor), and the tolerance 1e-4
+ * (relative to each tensor's largest gradient) is ~70x that, while a wrong or missing
+ * gradient path is O(1e-2..1). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref.h"
+#include "sattn/model.h"
+#include "sattn/rng.h"
+
+static const char *const tensor_names[GPT_NUM_TENSORS] = {
+    "wte",  "wpe",  "ln1w", "ln1b",     "qkvw",     "qkvb",    "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw",  "fcb",      "fcprojw",  "fcprojb", "lnfw",     "lnfb"};
+
+/* The tiny model of the brief: L=2, H=2 (hs 6), C=12, T=7 of max_seq 8, V=23 padded to 32. */
+static gpt_config tiny_config(void) {
+    gpt_config c = {.max_seq = 8, .vocab = 23, .padded_vocab = 32, .layers = 2, .heads = 2,
+                    .channels = 12};
+    return c;
+}
+
+static int *rand_tokens(size_t n, int V, rng_t *r) {
+    int *t = malloc(n * sizeof(int));
+    for (size_t i = 0; i < n; i++) t[i] = (int)rng_below(r, (uint32_t)V);
+    return t;
+}
+
+/* Moves every parameter away from GPT-2's special initial values (LayerNorm 1/0, zero
+ * biases, near-uniform attention, zero padded rows) so that every path carries signal:
+ * weights ~N(0, 0.3), biases ~N(0, 0.2), LayerNorm weights 1 + N(0, 0.2). */
+static void perturb_params(gpt_model *m, rng_t *r) {
+    float *p = m->params_mem;
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) {
+        size_t n = m->param_sizes[i];
+        float s = gpt_param_is_matrix(i) ? 0.3f : 0.2f;
+        for (size_t k = 0; k < n; k++) p[k] += s * rng_normal(r);
+        p += n;
+    }
+}
+
+/* Float analytic gradients vs double FD of the reference loss, every tensor, every entry. */
+static void check_gradients(gpt_model *m, const int *inp, const int *tgt, int B, int T,
+                            const char *tag) {
+    const gpt_config *c = &m->cfg;
+    size_t np = m->num_params;
+    double *pd = ref_f2d(m->params_mem, np);
+
+    gpt_forward(m, inp, tgt, B, T);
+    double ref_loss = ref_gpt_loss(c, pd, inp, tgt, B, T, NULL);
+    cr_assert(fabs(m->mean_loss - ref_loss) <= 1e-5 * fabs(ref_loss),
+              "%s: loss %.9g vs reference %.9g (rel %.3g)", tag, m->mean_loss, ref_loss,
+              fabs(m->mean_loss - ref_loss) / fabs(ref_loss));
+    gpt_zero_grad(m);
+    gpt_backward(m);
+
+    const double eps = 1e-5;
+    double *fd = ref_dalloc(np);
+    for (size_t i = 0; i < np; i++) {
+        double save = pd[i];
+        pd[i] = save + eps;
+        double lp = ref_gpt_loss(c, pd, inp, tgt, B, T, NULL);
+        pd[i] = save - eps;
+        double lm = ref_gpt_loss(c, pd, inp, tgt, B, T, NULL);
+        pd[i] = save;
+        fd[i] = (lp - lm) / (2 * eps);
+    }
+    size_t off = 0;
+    for (int k = 0; k < GPT_NUM_TENSORS; k++) {
+        size_t n = m->param_sizes[k];
+        const float *g = m->grads_mem + off;
+        double e = ref_rel_err(g, fd + off, n), scale = ref_max_abs(fd + off, n);
+        size_t w = ref_argmax_err(g, fd + off, n);
+#ifdef REF_VERBOSE
+        fprintf(stderr, "%s %-9s max|g| %.3e  rel err %.2e\n", tag, tensor_names[k], scale, e);
+#endif
+        cr_assert(scale > 0, "%s: %s has an all-zero finite-difference gradient", tag,
+                  tensor_names[k]);
+        cr_assert(e <= 1e-4,
+                  "%s: d loss / d %s: float vs finite differences rel err %.3g > 1e-4 "
+                  "(worst at [%zu]: analytic %.9g, FD %.9g; max|FD| %.3g)",
+                  tag, tensor_names[k], e, w, (double)g[w], fd[off + w], scale);
+        off += n;
+    }
+    /* exact zeros where the loss does not depend on a parameter */
+    int V = c->vocab, Vp = c->padded_vocab, C = c->channels;
+    for (size_t i = (size_t)V * C; i < (size_t)Vp * C; i++)
+        cr_assert(m->grads.wte[i] == 0.0f, "%s: padded wte row %zu has gradient %g", tag, i / C,
+                  m->grads.wte[i]);
+    for (size_t i = (size_t)T * C; i < (size_t)c->max_seq * C; i++)
+        cr_assert(m->grads.wpe[i] == 0.0f, "%s: wpe row %zu >= T has gradient %g", tag, i / C,
+                  m->grads.wpe[i]);
+    free(pd);
+    free(fd);
+}
+
+Test(model, param_layout) {
+    gpt_config c = tiny_config();
+    sattn_err e;
+    cr_assert(gpt_config_check(&c, &e) == 0, "%s", e.msg);
+    size_t s[GPT_NUM_TENSORS], rs[GPT_NUM_TENSORS];
+    gpt_param_sizes(&c, s);
+    ref_gpt_param_sizes(&c, rs);
+    for (int i = 0; i < GPT_NUM_TENSORS; i++)
+        cr_assert(s[i] == rs[i], "size of %s: %zu, want %zu", tensor_names[i], s[i], rs[i]);
+    for (int i = 0; i < GPT_NUM_TENSORS; i++)
+        cr_assert(gpt_param_is_matrix(i) == (i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12),
+                  "gpt_param_is_matrix(%d)", i);
+    gpt_model m;
+    gpt_create(&m, &c);
+    cr_assert(m.num_params == ref_gpt_num_params(&c));
+    const float *ptr[GPT_NUM_TENSORS] = {
+        m.params.wte,  m.params.wpe,  m.params.ln1w, m.params.ln1b,     m.params.qkvw,
+        m.params.qkvb, m.params.attprojw, m.params.attprojb, m.params.ln2w, m.params.ln2b,
+        m.params.fcw,  m.params.fcb,  m.params.fcprojw, m.params.fcprojb, m.params.lnfw,
+        m.params.lnfb};
+    size_t off = 0;
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) {
+        cr_assert(ptr[i] == m.params_mem + off, "params.%s is not at offset %zu", tensor_names[i], off);
+        off += s[i];
+    }
+    gpt_free(&m);
+}
+
+Test(model, init_random) {
+    gpt_config c = {.max_seq = 16, .vocab = 50, .padded_vocab = 64, .layers = 2, .heads = 4,
+                    .channels = 64};
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 7);
+    gpt_init_random(&m, &r);
+    const float *p = m.params_mem;
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) {
+        size_t n = m.param_sizes[i];
+        double s = 0, s2 = 0;
+        for (size_t k = 0; k < n; k++) s += p[k], s2 += (double)p[k] * p[k];
+        if (i == 0) { /* wte: padded rows 0, the rest N(0, 0.02) */
+            size_t real = (size_t)c.vocab * c.channels;
+            for (size_t k = real; k < n; k++) cr_assert(p[k] == 0.0f, "padded wte not zero");
+            n = real;
+        }
+        double mean = s / n, sd = sqrt(s2 / n - mean * mean);
+        double want = 0;
+        if (gpt_param_is_matrix(i)) want = (i == 6 || i == 12) ? 0.02 / sqrt(2.0 * c.layers) : 0.02;
+        if (want > 0) {
+            cr_assert(fabs(sd - want) < 0.1 * want && fabs(mean) < 0.1 * want,
+                      "%s: mean %.4g sd %.4g, want sd %.4g", tensor_names[i], mean, sd, want);
+        } else {
+            double one = (i == 2 || i == 8 || i == 14) ? 1.0 : 0.0; /* LayerNorm weights 1, biases 0 */
+            for (size_t k = 0; k < n; k++)
+                cr_assert(p[k] == (float)one, "%s[%zu] = %g, want %g", tensor_names[i], k, p[k], one);
+        }
+        p += m.param_sizes[i];
+    }
+    gpt_free(&m);
+}
+
+Test(model, forward_matches_reference) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 11);
+    gpt_init_random(&m, &r);
+    perturb_params(&m, &r);
+    double *pd = ref_f2d(m.params_mem, m.num_params);
+    /* several shapes on one model: activations are re-laid out (B*T shrinking and growing) */
+    int shapes[][2] = {{2, 7}, {3, 4}, {1, 1}, {4, 8}, {2, 7}};
+    for (int k = 0; k < 5; k++) {
+        int B = shapes[k][0], T = shapes[k][1];
+        size_t BT = (size_t)B * T, nl = BT * c.padded_vocab;
+        int *inp = rand_tokens(BT, c.vocab, &r), *tgt = rand_tokens(BT, c.vocab, &r);
+        double *logits = ref_dalloc(nl);
+        double loss = ref_gpt_loss(&c, pd, inp, tgt, B, T, logits);
+        gpt_forward(&m, inp, tgt, B, T);
+        cr_assert(fabs(m.mean_loss - loss) <= 1e-5 * loss, "B=%d T=%d: loss %.9g, reference %.9g", B, T,
+                  m.mean_loss, loss);
+        double e = ref_rel_err(m.acts.logits, logits, nl);
+        cr_assert(e <= 1e-4, "B=%d T=%d: logits rel err %.3g", B, T, e);
+        /* per-position losses too */
+        for (size_t i = 0; i < BT; i++) {
+            double mx = -INFINITY, s = 0;
+            for (int j = 0; j < c.vocab; j++) mx = fmax(mx, logits[i * c.padded_vocab + j]);
+            for (int j = 0; j < c.vocab; j++) s += exp(logits[i * c.padded_vocab + j] - mx);
+            double li = mx + log(s) - logits[i * c.padded_vocab + tgt[i]];
+            cr_assert(fabs(m.acts.losses[i] - li) <= 1e-5 * fmax(1, li), "B=%d T=%d: losses[%zu]", B, T, i);
+        }
+        /* without targets: same logits, loss left alone */
+        gpt_forward(&m, inp, NULL, B, T);
+        e = ref_rel_err(m.acts.logits, logits, nl);
+        cr_assert(e <= 1e-4, "B=%d T=%d (no targets): logits rel err %.3g", B, T, e);
+        free(inp), free(tgt), free(logits);
+    }
+    free(pd);
+    gpt_free(&m);
+}
+
+Test(model, gradients_at_init) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 12);
+    gpt_init_random(&m, &r);
+    int B = 2, T = 7;
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    check_gradients(&m, inp, tgt, B, T, "init");
+    free(inp), free(tgt);
+    gpt_free(&m);
+}
+
+Test(model, gradients_perturbed) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 13);
+    gpt_init_random(&m, &r);
+    perturb_params(&m, &r); /* padded wte rows become non-zero too: still no gradient */
+    int B = 2, T = 7;
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    /* a forward at another shape first, so the gradient run re-lays out the activations */
+    int *inp2 = rand_tokens(3 * 8, c.vocab, &r);
+    gpt_forward(&m, inp2, inp2, 3, 8);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    check_gradients(&m, inp, tgt, B, T, "perturbed");
+    free(inp), free(tgt), free(inp2);
+    gpt_free(&m);
+}
+
+Test(model, gradients_odd_shape) {
+    /* H = 3 (hs = 5), L = 1, B = 3, T = max_seq = 5, V = Vp (no padding) */
+    gpt_config c = {.max_seq = 5, .vocab = 19, .padded_vocab = 19, .layers = 1, .heads = 3,
+                    .channels = 15};
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 14);
+    gpt_init_random(&m, &r);
+    perturb_params(&m, &r);
+    int B = 3, T = 5;
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    check_gradients(&m, inp, tgt, B, T, "odd");
+    free(inp), free(tgt);
+    gpt_free(&m);
+}
+
+/* Copy of the gradients after zero_grad + forward + backward. */
+static float *grads_of(gpt_model *m, const int *inp, const int *tgt, int B, int T, float *loss) {
+    gpt_forward(m, inp, tgt, B, T);
+    gpt_zero_grad(m);
+    gpt_backward(m);
+    *loss = m->mean_loss;
+    float *g = ref_falloc(m->num_params);
+    memcpy(g, m->grads_mem, m->num_params * sizeof(float));
+    return g;
+}
+
+Test(model, deterministic_and_accumulating) {
+    gpt_config c = tiny_config();
+    gpt_model m, m2;
+    gpt_create(&m, &c);
+    gpt_create(&m2, &c);
+    rng_t r, r2;
+    rng_seed(&r, 15);
+    rng_seed(&r2, 15);
+    gpt_init_random(&m, &r);
+    gpt_init_random(&m2, &r2);
+    perturb_params(&m, &r);
+    perturb_params(&m2, &r2);
+    cr_assert(memcmp(m.params_mem, m2.params_mem, m.num_params * sizeof(float)) == 0,
+              "gpt_init_random is not deterministic for a seed");
+    int B = 2, T = 7;
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    int *inp2 = rand_tokens(3 * 4, c.vocab, &r);
+    float l1, l2, l3, l4, lx;
+    float *g1 = grads_of(&m, inp, tgt, B, T, &l1);
+    float *g2 = grads_of(&m, inp, tgt, B, T, &l2);
+    float *gx = grads_of(&m, inp2, inp2, 3, 4, &lx); /* other shape in between: stale buffers */
+    float *g3 = grads_of(&m, inp, tgt, B, T, &l3);
+    float *g4 = grads_of(&m2, inp, tgt, B, T, &l4); /* a second model */
+    size_t n = m.num_params;
+    cr_assert(memcmp(&l1, &l2, sizeof l1) == 0 && memcmp(&l1, &l3, sizeof l1) == 0 &&
+                  memcmp(&l1, &l4, sizeof l1) == 0,
+              "losses differ: %.9g %.9g %.9g %.9g", l1, l2, l3, l4);
+    cr_assert(memcmp(g1, g2, n * sizeof(float)) == 0, "two identical runs: gradients not bitwise equal");
+    cr_assert(memcmp(g1, g3, n * sizeof(float)) == 0, "after a run at another shape: gradients differ");
+    cr_assert(memcmp(g1, g4, n * sizeof(float)) == 0, "a second identical model: gradients differ");
+
+    /* gpt_backward accumulates: a second backward without zero_grad doubles the gradients
+     * (up to rounding, since kernels add into the buffers with their own order) */
+    gpt_forward(&m, inp, tgt, B, T);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    gpt_backward(&m);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs(m.grads_mem[i] - 2.0 * g1[i]));
+        den = fmax(den, fabs(2.0 * g1[i]));
+    }
+    cr_assert(num <= 1e-5 * den, "two backwards do not accumulate: rel err %.3g", num / den);
+    free(g1), free(g2), free(g3), free(g4), free(gx), free(inp), free(tgt), free(inp2);
+    gpt_free(&m);
+    gpt_free(&m2);
+}
+
+Test(model, clip_grad_norm) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 16);
+    gpt_init_random(&m, &r);
+    perturb_params(&m, &r);
+    int B = 2, T = 7;
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    float loss;
+    float *g = grads_of(&m, inp, tgt, B, T, &loss);
+    size_t n = m.num_params;
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    double norm = sqrt(s);
+    /* no clipping: clip <= 0, or the norm already below clip; gradients untouched */
+    float got = gpt_clip_grad_norm(&m, 0.0f);
+    cr_assert(fabs(got - norm) <= 1e-6 * norm, "norm %.9g, want %.9g", got, norm);
+    got = gpt_clip_grad_norm(&m, (float)(2 * norm));
+    cr_assert(fabs(got - norm) <= 1e-6 * norm);
+    cr_assert(memcmp(g, m.grads_mem, n * sizeof(float)) == 0, "gradients changed without clipping");
+    /* clipping to half the norm: same direction, norm = clip */
+    float clip = (float)(0.5 * norm);
+    got = gpt_clip_grad_norm(&m, clip);
+    cr_assert(fabs(got - norm) <= 1e-6 * norm, "returned norm is the norm before clipping");
+    double s2 = 0, maxdev = 0;
+    for (size_t i = 0; i < n; i++) {
+        s2 += (double)m.grads_mem[i] * m.grads_mem[i];
+        maxdev = fmax(maxdev, fabs(m.grads_mem[i] - 0.5 * g[i]));
+    }
+    cr_assert(fabs(sqrt(s2) - clip) <= 1e-5 * clip, "norm after clipping %.9g, want %.9g", sqrt(s2), clip);
+    double gmax = 0;
+    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g[i]));
+    cr_assert(maxdev <= 1e-5 * gmax, "clipping is not a uniform scaling to clip/norm");
+    free(g), free(inp), free(tgt);
+    gpt_free(&m);
+}
+
+Test(model, update_matches_adamw_reference) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 17);
+    gpt_init_random(&m, &r);
+    perturb_params(&m, &r);
+    int B = 2, T = 7;
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    size_t n = m.num_params;
+    adamw_config opt = {0.9f, 0.95f, 1e-8f, 0.1f};
+    float lr = 1e-2f;
+    double *pd = ref_f2d(m.params_mem, n), *md = ref_dalloc(n), *vd = ref_dalloc(n);
+    int steps = 3;
+    for (int t = 1; t <= steps; t++) {
+        float loss;
+        float *g = grads_of(&m, inp, tgt, B, T, &loss);
+        double *gd = ref_f2d(g, n);
+        gpt_update(&m, lr, &opt, t);
+        size_t off = 0;
+        for (int k = 0; k < GPT_NUM_TENSORS; k++) {
+            ref_adamw_update(pd + off, gd + off, md + off, vd + off, m.param_sizes[k], lr, opt.beta1,
+                             opt.beta2, opt.eps, opt.weight_decay, gpt_param_is_matrix(k), t);
+            off += m.param_sizes[k];
+        }
+        /* the float model's own gradients drive both; compare parameters after each step
+         * (0.1% of the maximal movement lr * t, see tests/test_nn.c adamw) */
+        off = 0;
+        for (int k = 0; k < GPT_NUM_TENSORS; k++) {
+            double e = 0;
+            for (size_t i = 0; i < m.param_sizes[k]; i++) e = fmax(e, fabs(m.params_mem[off + i] - pd[off + i]));
+            cr_assert(e <= 1e-3 * lr * t, "step %d, %s: max |p - ref| = %.3g", t, tensor_names[k], e);
+            off += m.param_sizes[k];
+        }
+        /* keep the reference on the float trajectory so the next gradients agree */
+        for (size_t i = 0; i < n; i++) pd[i] = m.params_mem[i];
+        free(g), free(gd);
+    }
+    free(pd), free(md), free(vd), free(inp), free(tgt);
+    gpt_free(&m);
+}
+
+Test(model, overfits_one_batch) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 18);
+    gpt_init_random(&m, &r);
+    int B = 2, T = 7;
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    adamw_config opt = {0.9f, 0.95f, 1e-8f, 0.0f};
+    float first = 0, last = 0;
+    /* One thread: this test is about optimisation, not threading (every other test runs
+     * the kernels multi-threaded). Its ~10^4 tiny parallel regions take 0.1 s on an idle
+     * machine but tens of seconds when other OpenMP programs compete for the cores. */
+    omp_set_num_threads(1);
+    int steps = 100;
+    for (int t = 1; t <= steps; t++) {
+        gpt_forward(&m, inp, tgt, B, T);
+        if (t == 1) first = m.mean_loss;
+        last = m.mean_loss;
+        cr_assert(isfinite(last), "loss not finite at step %d", t);
+        gpt_zero_grad(&m);
+        gpt_backward(&m);
+        gpt_clip_grad_norm(&m, 1.0f);
+        gpt_update(&m, 1e-2f, &opt, t);
+    }
+    gpt_forward(&m, inp, tgt, B, T);
+    last = m.mean_loss;
+#ifdef REF_VERBOSE
+    fprintf(stderr, "overfit: loss %.4f -> %.4f\n", first, last);
+#endif
+    cr_assert(fabs(first - logf((float)c.vocab)) < 0.1f, "initial loss %.4f, expected ~ln V = %.4f", first,
+              logf((float)c.vocab));
+    cr_assert(last < 0.3f * first, "%d AdamW steps on one batch: loss %.4f -> %.4f", steps, first, last);
+    free(inp), free(tgt);
+    gpt_free(&m);
+}
+
+Test(model, backward_without_targets_dies, .signal = SIGABRT) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    int inp[7] = {0, 1, 2, 3, 4, 5, 6};
+    gpt_forward(&m, inp, NULL, 1, 7);
+    gpt_backward(&m);
+}

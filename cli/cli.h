@@ -15,12 +15,13 @@ typedef struct {
     int threads;
     ckpt_format format;
     int json;
+    int save_every; /* checkpoint every N steps (0: only at the end) */
 } train_args;
 
 typedef struct {
     double val_loss, train_loss, tokens_per_s, wall_s;
     size_t val_tokens;
-    int is_bytes;
+    int is_bytes, steps_done;
 } train_result;
 
 train_args train_args_default(void);

@@ -32,14 +32,17 @@ static const char TRAIN_HELP[] =
     "  --threads N       OpenMP threads                (default: all cores)\n"
     "  --eval-every N    validation estimate every N steps on --eval-tokens tokens (default 0: end only)\n"
     "  --eval-tokens N   tokens of the validation split for that estimate (default 32768)\n"
-    "  --resume PATH     continue a sattn checkpoint exactly (model shape comes from it)\n"
+    "  --save-every N    also write the checkpoint every N steps (atomically)\n"
+    "  --stop-at N       stop after step N of the --steps schedule (resume later with --resume)\n"
+    "  --resume PATH     continue a sattn checkpoint exactly (model shape comes from it;\n"
+    "                    pass the same --steps and schedule flags as the first run)\n"
     "  --format F        sattn (default; keeps optimizer state for --resume) or llmc\n"
     "  --json            print the final summary as one JSON object\n"
     "At the end the loss over the WHOLE validation split is printed.\n";
 
 enum { O_DATA = 256, O_OUT, O_LAYERS, O_HEADS, O_DIM, O_SEQ, O_BATCH, O_STEPS, O_LR, O_MINLR,
        O_WARMUP, O_WD, O_BETA2, O_CLIP, O_SEED, O_THREADS, O_EVERY, O_ETOK, O_RESUME, O_FORMAT,
-       O_JSON, O_HELP };
+       O_JSON, O_SAVE, O_STOP, O_HELP };
 
 static const struct option TRAIN_OPTS[] = {
     {"data", 1, 0, O_DATA},       {"out", 1, 0, O_OUT},         {"layers", 1, 0, O_LAYERS},
@@ -49,7 +52,8 @@ static const struct option TRAIN_OPTS[] = {
     {"beta2", 1, 0, O_BETA2},     {"clip", 1, 0, O_CLIP},       {"seed", 1, 0, O_SEED},
     {"threads", 1, 0, O_THREADS}, {"eval-every", 1, 0, O_EVERY}, {"eval-tokens", 1, 0, O_ETOK},
     {"resume", 1, 0, O_RESUME},   {"format", 1, 0, O_FORMAT},   {"json", 0, 0, O_JSON},
-    {"help", 0, 0, O_HELP},       {0, 0, 0, 0}};
+    {"save-every", 1, 0, O_SAVE}, {"stop-at", 1, 0, O_STOP},   {"help", 0, 0, O_HELP},
+    {0, 0, 0, 0}};
 
 static int train_parse_one(train_args *a, int c, const char *v) {
     const char *cmd = "train";
@@ -71,6 +75,8 @@ static int train_parse_one(train_args *a, int c, const char *v) {
     case O_EVERY: return arg_int(cmd, name, v, 0, 1 << 30, &a->tc.eval_every);
     case O_ETOK: return arg_int(cmd, name, v, 1, 1 << 30, &a->tc.eval_tokens);
     case O_THREADS: return arg_int(cmd, name, v, 1, 1024, &a->threads);
+    case O_SAVE: return arg_int(cmd, name, v, 1, 1 << 30, &a->save_every);
+    case O_STOP: return arg_int(cmd, name, v, 1, 1 << 30, &a->tc.stop_at);
     case O_LR: return arg_float(cmd, name, v, 0, 1, 10, &a->tc.lr);
     case O_MINLR: return arg_float(cmd, name, v, 0, 0, 10, &a->tc.min_lr);
     case O_WD: return arg_float(cmd, name, v, 0, 0, 10, &a->tc.opt.weight_decay);
@@ -108,6 +114,8 @@ static int train_parse(train_args *a, int argc, char **argv) {
     if (optind < argc) return cli_usage_error("train", 0, argc, argv);
     if (!a->data) return cli_fail("train", "--data PATH is required");
     if (!a->out) return cli_fail("train", "--out PATH is required");
+    if (a->tc.stop_at > a->tc.steps)
+        return cli_fail("train", "--stop-at %d is beyond --steps %d", a->tc.stop_at, a->tc.steps);
     if (a->tc.min_lr > a->tc.lr)
         return cli_fail("train", "--min-lr %g is larger than --lr %g", a->tc.min_lr, a->tc.lr);
     return 0;

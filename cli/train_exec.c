@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -10,6 +11,10 @@
 
 typedef struct {
     int tty, every;
+    int save_every, save_failed; /* --save-every: checkpoint to out every N steps */
+    const train_args *args;
+    gpt_model *m;
+    train_state *st;
 } progress_ctx;
 
 static void fmt_time(char *buf, size_t n, double s) {
@@ -17,8 +22,20 @@ static void fmt_time(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
 }
 
+/* Periodic checkpoint (atomic, so an interrupted run leaves the previous one intact). */
+static void save_periodic(progress_ctx *pc, int step) {
+    if (pc->save_every <= 0 || step % pc->save_every != 0 || pc->save_failed) return;
+    sattn_err e;
+    const train_state *st = pc->args->format == CKPT_SATTN ? pc->st : NULL;
+    if (ckpt_save(pc->args->out, pc->args->format, pc->m, st, &e) != 0) {
+        fprintf(stderr, "sattn train: %s\n", e.msg);
+        pc->save_failed = 1;
+    }
+}
+
 static void on_progress(const train_progress *p, void *user) {
-    const progress_ctx *pc = user;
+    progress_ctx *pc = user;
+    save_periodic(pc, p->step);
     int show = pc->tty || p->step % pc->every == 0 || p->step == p->steps || p->val_loss >= 0;
     if (!show) return;
     char eta[32];
@@ -39,10 +56,17 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
         const gpt_config *c = &m->cfg;
         int clash = a->shape_given && (c->layers != a->cfg.layers || c->heads != a->cfg.heads ||
                                        c->channels != a->cfg.channels);
-        if (clash || a->tc.seq > c->max_seq || d->vocab > c->vocab) {
-            gpt_free(m);
-            return cli_fail(cmd, "--resume %s: model (L%d H%d C%d T%d V%d) does not fit the flags or data",
-                            a->resume, c->layers, c->heads, c->channels, c->max_seq, c->vocab);
+        const char *why = clash ? "--layers/--heads/--dim differ"
+                          : a->tc.seq > c->max_seq ? "--seq is longer than its context"
+                          : d->vocab > c->vocab ? "the data's vocabulary is larger" : NULL;
+        if (why) {
+            cli_fail(cmd, "--resume %s: model (L%d H%d C%d T%d V%d) does not fit: %s", a->resume,
+                     c->layers, c->heads, c->channels, c->max_seq, c->vocab, why);
+            return gpt_free(m), 1;
+        }
+        if (st->has_optim && st->step >= a->tc.steps) {
+            cli_fail(cmd, "--steps %d: %s has already done %d steps", a->tc.steps, a->resume, st->step);
+            return gpt_free(m), 1;
         }
         if (!st->has_optim) st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
         return 0;
@@ -66,6 +90,9 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
 static int check_writable(const char *cmd, const char *path) {
     afile f;
     sattn_err e;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_fail(cmd, "--out %s: is a directory, expected a file path", path);
     if (afile_open(&f, path, &e) != 0) return cli_fail(cmd, "--out %s", e.msg);
     afile_abort(&f);
     return 0;
@@ -77,13 +104,13 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
         printf("{\"steps\": %d, \"params\": %zu, \"train_loss\": %.6f, \"val_loss\": %.6f, "
                "\"%s\": %.6f, \"val_tokens\": %zu, \"tokens_per_s\": %.1f, \"wall_s\": %.2f, "
                "\"out\": \"%s\"}\n",
-               a->tc.steps, m->num_params, r->train_loss, r->val_loss,
+               r->steps_done, m->num_params, r->train_loss, r->val_loss,
                r->is_bytes ? "bits_per_byte" : "bits_per_token", bpb, r->val_tokens,
                r->tokens_per_s, r->wall_s, a->out);
         return;
     }
-    printf("params %zu\ntrain_loss %.4f\nval_loss %.4f\n%s %.4f\ntokens_per_s %.0f\nwall_s %.1f\n",
-           m->num_params, r->train_loss, r->val_loss, r->is_bytes ? "bits_per_byte" : "bits_per_token",
+    printf("steps %d\nparams %zu\ntrain_loss %.4f\nval_loss %.4f\n%s %.4f\ntokens_per_s %.0f\nwall_s %.1f\n",
+           r->steps_done, m->num_params, r->train_loss, r->val_loss, r->is_bytes ? "bits_per_byte" : "bits_per_token",
            bpb, r->tokens_per_s, r->wall_s);
 }
 
@@ -100,12 +127,14 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     if (!rc) rc = check_writable(cmd, a->out);
     if (!rc) rc = setup_model(a, &d, cmd, &m, &st);
     if (rc) return dataset_free(&d), rc;
-    progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1};
+    progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0,
+                       a, &m, &st};
     int first = st.step;
     double t0 = time_now();
     train_run(&m, &st, &d, &a->tc, on_progress, &pc);
     double train_s = time_now() - t0;
     res->train_loss = m.mean_loss;
+    res->steps_done = st.step;
     res->tokens_per_s = (double)(st.step - first) * a->tc.batch * a->tc.seq / (train_s > 0 ? train_s : 1);
     res->val_loss = eval_split_loss(&m, &d, SPLIT_VAL, a->tc.seq, a->tc.batch, 0, &res->val_tokens);
     res->wall_s = time_now() - t0;

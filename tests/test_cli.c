@@ -552,11 +552,8 @@ Test(cli, train_bad_out, .timeout = 60) {
     tdir_close(&t);
 }
 
-/* KNOWN CLI BUG (disabled until fixed): `train --out DIR` with DIR an existing
- * directory trains the whole run and only then fails ("DIR: write failed (Is a
- * directory)"), after the progress lines; check_writable promises to fail before
- * any training. Expected: one line naming DIR, no progress, no training. */
-Test(cli, train_out_is_dir_fails_early, .timeout = 60, .disabled = true) {
+/* `train --out DIR` with DIR an existing directory fails before any training. */
+Test(cli, train_out_is_dir_fails_early, .timeout = 60) {
     tdir t;
     tdir_open(&t);
     char data[256], odir[256];
@@ -603,11 +600,8 @@ Test(cli, train_bad_resume, .timeout = 60) {
     tdir_close(&t);
 }
 
-/* KNOWN CLI BUG (disabled until fixed): when --resume does not fit the flags,
- * setup_model calls gpt_free(m) (which zeroes the model) before printing m->cfg,
- * so the message reads "model (L0 H0 C0 T0 V0) does not fit the flags or data"
- * instead of the checkpoint's real shape. */
-Test(cli, train_resume_clash_names_shape, .timeout = 60, .disabled = true) {
+/* When --resume does not fit the flags, the message names the checkpoint's real shape. */
+Test(cli, train_resume_clash_names_shape, .timeout = 60) {
     tdir t;
     tdir_open(&t);
     char data[256], good[256];
@@ -800,11 +794,9 @@ Test(cli, train_loss_sample_round_trip, .timeout = 120) {
 
 /* ------------------------------------------------ 5. resume, llm.c format ---- */
 
-/* A constant learning rate after warmup (--min-lr == --lr): the schedule does not
- * depend on --steps, so "6 steps, then resume to 12" must equal "12 steps". (With a
- * cosine schedule a --steps 6 run decays to --min-lr by step 6 and is not a prefix
- * of a 12-step run, so that comparison cannot hold.) */
-#define RESUME_FLAGS TINY, "--seed", "7", "--lr", "3e-3", "--min-lr", "3e-3", "--warmup", "2"
+/* Warmup then cosine decay over --steps 12: "--stop-at 6, then --resume to 12" must
+ * give the same bytes as 12 steps straight. */
+#define RESUME_FLAGS TINY, "--seed", "7", "--lr", "3e-3", "--min-lr", "3e-4", "--warmup", "2"
 
 Test(cli, resume_is_exact, .timeout = 60) {
     tdir t;
@@ -817,7 +809,8 @@ Test(cli, resume_is_exact, .timeout = 60) {
     write_text(data, 20000);
     const char *a[] = {"train", "--data", data, "--out", A, RESUME_FLAGS, "--steps", "12", NULL};
     free(expect_ok(a));
-    const char *r[] = {"train", "--data", data, "--out", R, RESUME_FLAGS, "--steps", "6", NULL};
+    const char *r[] = {"train", "--data", data, "--out", R, RESUME_FLAGS, "--steps", "12",
+                       "--stop-at", "6", NULL};
     free(expect_ok(r));
     const char *b[] = {"train", "--data", data, "--out", B, RESUME_FLAGS, "--steps", "12",
                        "--resume", R, NULL};

@@ -14,6 +14,7 @@ typedef struct {
     adamw_config opt;
     int eval_every;  /* validation loss every N steps (0: only at the end) */
     int eval_tokens; /* tokens of the validation split used by the periodic estimate */
+    int stop_at;     /* stop after this step (0: at `steps`); the schedule still spans `steps` */
 } train_config;
 
 /* nanoGPT-like defaults: lr 1e-3 -> 1e-4, warmup 100, wd 0.1, betas (0.9, 0.99), clip 1. */
@@ -29,7 +30,8 @@ typedef struct {
 
 typedef void (*train_progress_fn)(const train_progress *p, void *user);
 
-/* Runs optimizer steps st->step .. tc->steps-1 on random batches drawn with st->rng.
+/* Runs optimizer steps st->step .. tc->steps-1 (or up to tc->stop_at) on random
+ * batches drawn with st->rng; fn (if non-NULL) is called after every step.
  * Continuing from a saved (model, state) gives bitwise the same result as not stopping. */
 void train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
                train_progress_fn fn, void *user);

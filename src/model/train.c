@@ -17,8 +17,8 @@ void train_run(gpt_model *m, train_state *st, const dataset *d, const train_conf
     int B = tc->batch, T = tc->seq;
     int *inputs = xmalloc((size_t)B * T * sizeof(int)), *targets = xmalloc((size_t)B * T * sizeof(int));
     double t0 = time_now();
-    int first = st->step;
-    while (st->step < tc->steps) {
+    int first = st->step, end = tc->stop_at > 0 && tc->stop_at < tc->steps ? tc->stop_at : tc->steps;
+    while (st->step < end) {
         dataset_batch(d, SPLIT_TRAIN, B, T, &st->rng, inputs, targets);
         gpt_forward(m, inputs, targets, B, T);
         gpt_zero_grad(m);
@@ -34,7 +34,7 @@ void train_run(gpt_model *m, train_state *st, const dataset *d, const train_conf
         train_progress p = {.step = st->step, .steps = tc->steps, .loss = m->mean_loss, .lr = lr,
                             .grad_norm = norm, .tokens_per_s = (double)done * B * T / dt,
                             .eta_s = dt / done * (tc->steps - st->step), .val_loss = -1.0f};
-        int last = st->step == tc->steps;
+        int last = st->step == end;
         if (tc->eval_every > 0 && (st->step % tc->eval_every == 0 || last))
             p.val_loss = (float)eval_split_loss(m, d, SPLIT_VAL, T, B, (size_t)tc->eval_tokens, NULL);
         fn(&p, user);

@@ -376,7 +376,7 @@ Test(model, update_matches_adamw_reference) {
         float loss;
         float *g = grads_of(&m, inp, tgt, B, T, &loss);
         double *gd = ref_f2d(g, n);
-        gpt_update(&m, lr, &opt, t);
+        gpt_update(&m, lr, &opt, t, 1.0f);
         size_t off = 0;
         for (int k = 0; k < GPT_NUM_TENSORS; k++) {
             ref_adamw_update(pd + off, gd + off, md + off, vd + off, m.param_sizes[k], lr, opt.beta1,
@@ -423,8 +423,7 @@ Test(model, overfits_one_batch) {
         cr_assert(isfinite(last), "loss not finite at step %d", t);
         gpt_zero_grad(&m);
         gpt_backward(&m);
-        gpt_clip_grad_norm(&m, 1.0f);
-        gpt_update(&m, 1e-2f, &opt, t);
+        gpt_update(&m, 1e-2f, &opt, t, gpt_clip_scale(gpt_grad_norm(&m), 1.0f));
     }
     gpt_forward(&m, inp, tgt, B, T);
     last = m.mean_loss;

@@ -803,7 +803,10 @@ Test(nn, adamw) {
             float *g = rand_f(n, 1, &r);
             for (size_t i = 0; i < 10; i++) g[i] *= 1e-7f; /* gradients below eps's scale */
             double *gd = ref_f2d(g, n);
-            adamw_update(p, g, m, v, n, lr, &cfg, decay, t);
+            /* with decay, also the fused clip factor: the reference sees the scaled gradient */
+            float gs = decay ? 0.37f : 1.0f;
+            for (size_t i = 0; i < n; i++) gd[i] *= gs;
+            adamw_update(p, g, m, v, n, lr, &cfg, decay, t, gs);
             ref_adamw_update(pd, gd, md, vd, n, lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay,
                              decay, t);
             free(g), free(gd);

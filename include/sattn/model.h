@@ -119,10 +119,15 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
 void gpt_zero_grad(gpt_model *m);
 /* Backward of mean_loss after a forward with targets; accumulates into grads. */
 void gpt_backward(gpt_model *m);
-/* Global L2 norm of all gradients; if clip > 0 and the norm exceeds it, scales grads to clip. */
+/* Global L2 norm of all gradients (deterministic for any thread count). */
+float gpt_grad_norm(const gpt_model *m);
+/* The factor that clips a gradient of norm `norm` to `clip` (1 if clip <= 0 or norm <= clip). */
+float gpt_clip_scale(float norm, float clip);
+/* gpt_grad_norm, then scales the grads in place by gpt_clip_scale; returns the norm before. */
 float gpt_clip_grad_norm(gpt_model *m, float clip);
-/* One AdamW step (t counts from 1); weight decay only on 2-D weights. */
-void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t);
+/* One AdamW step (t counts from 1) on grad_scale * grads; weight decay only on 2-D weights.
+ * Training passes the clip factor here instead of rescaling the grads in a separate pass. */
+void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale);
 
 /* Forward FLOPs per token at sequence length T (matrix products and causal
  * attention; 2 per multiply-add), for reporting GFLOP/s. Training is about 3x. */

@@ -65,14 +65,15 @@ void crossentropy_softmax_forward(float *probs, float *losses, const float *logi
 void crossentropy_softmax_backward(float *dlogits, const float *probs, const int *targets,
                                    float dloss, int N, int V, int Vp);
 
-/* AdamW (decoupled weight decay, bias-corrected), step t >= 1:
+/* AdamW (decoupled weight decay, bias-corrected), step t >= 1, on the gradient
+ * g = grad_scale * grads (gradient clipping fused into this pass: one sweep over memory):
  *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
  *   p -= lr * ( m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd * p )   (wd only where decay) */
 typedef struct {
     float beta1, beta2, eps, weight_decay;
 } adamw_config;
-void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                  const adamw_config *cfg, int decay, int t);
+void adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
+                  const adamw_config *cfg, int decay, int t, float grad_scale);
 
 /* nanoGPT's schedule, step counting from 0:
  *   step < warmup:            lr * (step + 1) / (warmup + 1)

@@ -265,7 +265,7 @@ void gpt_backward(gpt_model *m) {
 
 /* Sum of squares in fixed chunks reduced in a fixed order: the same result for
  * any thread count and schedule. */
-float gpt_clip_grad_norm(gpt_model *m, float clip) {
+float gpt_grad_norm(const gpt_model *m) {
     enum { CHUNK = 1 << 16 };
     size_t n = m->num_params, nchunks = (n + CHUNK - 1) / CHUNK;
     double *part = xmalloc(nchunks * sizeof(double));
@@ -280,16 +280,23 @@ float gpt_clip_grad_norm(gpt_model *m, float clip) {
     double total = 0.0;
     for (size_t k = 0; k < nchunks; k++) total += part[k];
     free(part);
-    float norm = (float)sqrt(total);
-    if (clip > 0.0f && norm > clip) {
-        float s = clip / (norm + 1e-6f);
+    return (float)sqrt(total);
+}
+
+float gpt_clip_scale(float norm, float clip) {
+    return clip > 0.0f && norm > clip ? clip / (norm + 1e-6f) : 1.0f;
+}
+
+float gpt_clip_grad_norm(gpt_model *m, float clip) {
+    float norm = gpt_grad_norm(m), s = gpt_clip_scale(norm, clip);
+    if (s == 1.0f) return norm;
+    size_t n = m->num_params;
 #pragma omp parallel for
-        for (size_t i = 0; i < n; i++) m->grads_mem[i] *= s;
-    }
+    for (size_t i = 0; i < n; i++) m->grads_mem[i] *= s;
     return norm;
 }
 
-void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t) {
+void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale) {
     if (!m->m_mem) {
         m->m_mem = xmalloc_aligned(m->num_params * sizeof(float));
         m->v_mem = xmalloc_aligned(m->num_params * sizeof(float));
@@ -299,7 +306,7 @@ void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t) {
     size_t off = 0;
     for (int i = 0; i < GPT_NUM_TENSORS; i++) {
         adamw_update(m->params_mem + off, m->grads_mem + off, m->m_mem + off, m->v_mem + off,
-                     m->param_sizes[i], lr, opt, gpt_param_is_matrix(i), t);
+                     m->param_sizes[i], lr, opt, gpt_param_is_matrix(i), t, grad_scale);
         off += m->param_sizes[i];
     }
 }

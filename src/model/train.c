@@ -23,9 +23,9 @@ void train_run(gpt_model *m, train_state *st, const dataset *d, const train_conf
         gpt_forward(m, inputs, targets, B, T);
         gpt_zero_grad(m);
         gpt_backward(m);
-        float norm = gpt_clip_grad_norm(m, tc->clip);
+        float norm = gpt_grad_norm(m);
         float lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
-        gpt_update(m, lr, &tc->opt, st->step + 1);
+        gpt_update(m, lr, &tc->opt, st->step + 1, gpt_clip_scale(norm, tc->clip));
         st->step++;
         st->has_optim = 1;
         if (!fn) continue;

@@ -4,6 +4,8 @@
 
 #include <math.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sattn/core.h"
@@ -42,27 +44,35 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *in
 
 /* Column reductions over N rows of a (N, C) matrix, used by the backward passes:
  *   db[i] += sum_n dout[n,i];  and if dw: dw[i] += sum_n dout[n,i] * (inp[n,i] - mean[n]) * rstd[n].
- * Threads own disjoint blocks of 64 columns and walk rows in order, so memory is read
- * contiguously and the sum order is fixed (deterministic for any thread count). */
+ * Each thread sums a fixed contiguous range of rows into its own partial row
+ * (streaming memory, vectorised over i); the partials are then added in thread
+ * order, so the result is the same for a given thread count. */
 static void column_sums(float *dw, float *db, const float *dout, const float *inp,
                         const float *mean, const float *rstd, int N, int C) {
-    enum { CB = 64 };
-#pragma omp parallel for
-    for (int c0 = 0; c0 < C; c0 += CB) {
-        int n_c = C - c0 < CB ? C - c0 : CB;
-        float sw[CB] = {0}, sb[CB] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *d = dout + (size_t)n * C + c0;
-            for (int i = 0; i < n_c; i++) sb[i] += d[i];
+    int nt = omp_get_max_threads();
+    float *part = xcalloc((size_t)nt * 2 * C, sizeof(float));
+#pragma omp parallel num_threads(nt)
+    {
+        int id = omp_get_thread_num(), n0 = (int)((long)N * id / nt), n1 = (int)((long)N * (id + 1) / nt);
+        float *sb = part + (size_t)id * 2 * C, *sw = sb + C;
+        for (int n = n0; n < n1; n++) {
+            const float *d = dout + (size_t)n * C;
+#pragma omp simd
+            for (int i = 0; i < C; i++) sb[i] += d[i];
             if (!dw) continue;
-            const float *x = inp + (size_t)n * C + c0;
-            for (int i = 0; i < n_c; i++) sw[i] += d[i] * (x[i] - mean[n]) * rstd[n];
-        }
-        for (int i = 0; i < n_c; i++) {
-            db[c0 + i] += sb[i];
-            if (dw) dw[c0 + i] += sw[i];
+            const float *x = inp + (size_t)n * C;
+            float mu = mean[n], rs = rstd[n];
+#pragma omp simd
+            for (int i = 0; i < C; i++) sw[i] += d[i] * (x[i] - mu) * rs;
         }
     }
+    for (int id = 0; id < nt; id++) {
+        const float *sb = part + (size_t)id * 2 * C, *sw = sb + C;
+        for (int i = 0; i < C; i++) db[i] += sb[i];
+        if (dw)
+            for (int i = 0; i < C; i++) dw[i] += sw[i];
+    }
+    free(part);
 }
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -282,17 +292,18 @@ void crossentropy_softmax_backward(float *dlogits, const float *probs, const int
     }
 }
 
-void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                  const adamw_config *cfg, int decay, int t) {
-    float b1 = cfg->beta1, b2 = cfg->beta2;
-    float c1 = 1.0f - powf(b1, (float)t), c2 = 1.0f - powf(b2, (float)t);
+void adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
+                  const adamw_config *cfg, int decay, int t, float grad_scale) {
+    float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps;
+    float inv_c1 = 1.0f / (1.0f - powf(b1, (float)t)), inv_c2 = 1.0f / (1.0f - powf(b2, (float)t));
     float wd = decay ? cfg->weight_decay : 0.0f;
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        float mhat = m[i] / c1, vhat = v[i] / c2;
-        p[i] -= lr * (mhat / (sqrtf(vhat) + cfg->eps) + wd * p[i]);
+        float g = grads[i] * grad_scale;
+        float mi = b1 * m[i] + (1.0f - b1) * g, vi = b2 * v[i] + (1.0f - b2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= lr * (mi * inv_c1 / (sqrtf(vi * inv_c2) + eps) + wd * p[i]);
     }
 }
 

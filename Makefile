@@ -31,8 +31,10 @@ $(BUILD)/sattn: $(CLIOBJ) $(BUILD)/libsattn.a
 $(BUILD)/sattn-tests: $(TESTOBJ) $(BUILD)/libsattn.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) -lcriterion
 
-# Tests run from the repo root; the CLI tests exec $(BUILD)/sattn.
-test: $(BUILD)/sattn $(BUILD)/sattn-tests
+# Tests run from the repo root; the CLI tests exec $(BUILD)/sattn. `deps` first, so
+# `make test` works on a fresh machine (it only prints "all present" when nothing is missing).
+test: deps
+	$(MAKE) $(BUILD)/sattn $(BUILD)/sattn-tests
 	SATTN_BIN=$(BUILD)/sattn OMP_NUM_THREADS=2 $(BUILD)/sattn-tests --jobs 1
 
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -52,8 +54,11 @@ demo: deps
 	$(MAKE) all data/kjv.txt
 	OMP_NUM_THREADS=2 $(BUILD)/sattn demo
 
+# Training throughput (median of 7 runs) and GEMM library comparison; results in bench-out/.
 bench: $(BUILD)/sattn
-	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-train --json-out bench-out/train.json
+	mkdir -p bench-out
+	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-train --runs 7 --json-out bench-out/train.json
+	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-gemm | tee bench-out/gemm.txt
 
 clean:
 	rm -rf build build-san

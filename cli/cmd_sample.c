@@ -122,7 +122,7 @@ int cmd_demo(int argc, char **argv) {
     a.tc.seq = 128;
     a.tc.batch = 16;
     a.tc.steps = 1500;
-    a.tc.eval_every = 250;
+    a.tc.eval_every = 150;
     int r = demo_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     printf("demo: training L4 H4 C128 T128 on %s for %d steps (batch 16)\n", a.data, a.tc.steps);

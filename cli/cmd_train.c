@@ -30,8 +30,9 @@ static const char TRAIN_HELP[] =
     "  --clip X          gradient-norm clip, 0 = off   (default 1)\n"
     "  --seed S          initialisation and batch seed (default 1337)\n"
     "  --threads N       OpenMP threads                (default: all cores)\n"
-    "  --eval-every N    validation estimate every N steps on --eval-tokens tokens (default 0: end only)\n"
-    "  --eval-tokens N   tokens of the validation split for that estimate (default 32768)\n"
+    "  --eval-every N    validation estimate every N steps on --eval-tokens tokens\n"
+    "                    (default: --steps/10; 0 = none)\n"
+    "  --eval-tokens N   tokens of the validation split for that estimate (default 8192)\n"
     "  --save-every N    also write the checkpoint every N steps (atomically)\n"
     "  --stop-at N       stop after step N of the --steps schedule (resume later with --resume)\n"
     "  --resume PATH     continue a sattn checkpoint exactly (model shape comes from it;\n"
@@ -97,6 +98,7 @@ train_args train_args_default(void) {
     a.tc = train_config_default();
     a.cfg = (gpt_config){.layers = 4, .heads = 4, .channels = 128};
     a.seed = 1337;
+    a.tc.eval_every = -1; /* resolved to steps/10 once --steps is known */
     a.format = CKPT_SATTN;
     return a;
 }
@@ -114,6 +116,7 @@ static int train_parse(train_args *a, int argc, char **argv) {
     if (optind < argc) return cli_usage_error("train", 0, argc, argv);
     if (!a->data) return cli_fail("train", "--data PATH is required");
     if (!a->out) return cli_fail("train", "--out PATH is required");
+    if (a->tc.eval_every < 0) a->tc.eval_every = a->tc.steps / 10;
     if (a->tc.stop_at > a->tc.steps)
         return cli_fail("train", "--stop-at %d is beyond --steps %d", a->tc.stop_at, a->tc.steps);
     if (a->tc.min_lr > a->tc.lr)

@@ -7,7 +7,7 @@
 
 train_config train_config_default(void) {
     train_config tc = {.batch = 12, .seq = 64, .steps = 2000, .warmup = 100, .lr = 1e-3f,
-                       .min_lr = 1e-4f, .clip = 1.0f, .eval_every = 0, .eval_tokens = 1 << 15};
+                       .min_lr = 1e-4f, .clip = 1.0f, .eval_every = 0, .eval_tokens = 8192};
     tc.opt = (adamw_config){.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f};
     return tc;
 }

@@ -64,8 +64,10 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
                      c->layers, c->heads, c->channels, c->max_seq, c->vocab, why);
             return gpt_free(m), 1;
         }
-        if (st->has_optim && st->step >= a->tc.steps) {
-            cli_fail(cmd, "--steps %d: %s has already done %d steps", a->tc.steps, a->resume, st->step);
+        int end = a->tc.stop_at > 0 ? a->tc.stop_at : a->tc.steps;
+        if (st->has_optim && st->step >= end) {
+            cli_fail(cmd, "--%s %d: %s has already done %d steps", a->tc.stop_at > 0 ? "stop-at" : "steps",
+                     end, a->resume, st->step);
             return gpt_free(m), 1;
         }
         if (!st->has_optim) st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
@@ -131,9 +133,8 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
                        a, &m, &st};
     int first = st.step;
     double t0 = time_now();
-    train_run(&m, &st, &d, &a->tc, on_progress, &pc);
+    res->train_loss = train_run(&m, &st, &d, &a->tc, on_progress, &pc);
     double train_s = time_now() - t0;
-    res->train_loss = m.mean_loss;
     res->steps_done = st.step;
     res->tokens_per_s = (double)(st.step - first) * a->tc.batch * a->tc.seq / (train_s > 0 ? train_s : 1);
     res->val_loss = eval_split_loss(&m, &d, SPLIT_VAL, a->tc.seq, a->tc.batch, 0, &res->val_tokens);

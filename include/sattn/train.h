@@ -33,8 +33,10 @@ typedef void (*train_progress_fn)(const train_progress *p, void *user);
 /* Runs optimizer steps st->step .. tc->steps-1 (or up to tc->stop_at) on random
  * batches drawn with st->rng; fn (if non-NULL) is called after every step.
  * Continuing from a saved (model, state) gives bitwise the same result as not stopping. */
-void train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
-               train_progress_fn fn, void *user);
+/* Returns the training loss of the last step (NAN if no step ran): m->mean_loss may
+ * since have been overwritten by a periodic validation forward. */
+float train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
+                train_progress_fn fn, void *user);
 
 /* Mean next-token loss over a split (or its first max_tokens if > 0), in
  * non-overlapping windows of T (the last may be shorter), batched B windows at a

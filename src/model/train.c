@@ -12,11 +12,12 @@ train_config train_config_default(void) {
     return tc;
 }
 
-void train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
-               train_progress_fn fn, void *user) {
+float train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
+                train_progress_fn fn, void *user) {
     int B = tc->batch, T = tc->seq;
     int *inputs = xmalloc((size_t)B * T * sizeof(int)), *targets = xmalloc((size_t)B * T * sizeof(int));
     double t0 = time_now();
+    float last_loss = NAN;
     int first = st->step, end = tc->stop_at > 0 && tc->stop_at < tc->steps ? tc->stop_at : tc->steps;
     while (st->step < end) {
         dataset_batch(d, SPLIT_TRAIN, B, T, &st->rng, inputs, targets);
@@ -28,6 +29,7 @@ void train_run(gpt_model *m, train_state *st, const dataset *d, const train_conf
         gpt_update(m, lr, &tc->opt, st->step + 1, gpt_clip_scale(norm, tc->clip));
         st->step++;
         st->has_optim = 1;
+        last_loss = m->mean_loss;
         if (!fn) continue;
         double dt = time_now() - t0;
         int done = st->step - first;
@@ -41,6 +43,7 @@ void train_run(gpt_model *m, train_state *st, const dataset *d, const train_conf
     }
     free(inputs);
     free(targets);
+    return last_loss;
 }
 
 /* Forward-only loss of nb windows of len tokens starting at x[off], x[off+len], ... */

@@ -12,7 +12,7 @@ OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTSRC := $(wildcard tests/*.c)
 TESTOBJ := $(TESTSRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test check demo bench deps data clean
+.PHONY: all test check valgrind demo bench deps data clean
 all: $(BUILD)/sattn
 
 $(BUILD)/%.o: %.c
@@ -42,6 +42,10 @@ check:
 	$(MAKE) BUILD=build-san OPT="-O1 -g -march=native $(SANFLAGS)" \
 	  LDLIBS="$(LDLIBS) $(SANFLAGS)" test
 
+# The CLI's main paths under valgrind memcheck (an AVX2 build: valgrind lacks AVX-512).
+valgrind:
+	bash scripts/valgrind.sh
+
 deps:
 	bash scripts/deps.sh
 
@@ -61,6 +65,6 @@ bench: $(BUILD)/sattn
 	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-gemm | tee bench-out/gemm.txt
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-vg
 
 -include $(OBJ:.o=.d) $(TESTOBJ:.o=.d) $(CLIOBJ:.o=.d)

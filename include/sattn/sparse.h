@@ -1,0 +1,108 @@
+/* sparse: what replaces one attention head — a causal top-k key selector plus a
+ * head function over the selected keys — and the per-model set of such heads.
+ *
+ * Notation (DESIGN.md): one head of one layer, one sequence of T positions, head
+ * dim d = hs. q_t, k_s, v_s are rows of the model's qkv buffer (leading dimension
+ * ld = 3C). The selector picks S_t within {0..t} (never a key after t), |S_t| <= kmax,
+ * listed in descending selector score; the head function maps (q_t, S_t) to o_t.
+ *
+ * Selection buffers for one sequence: idx (T, kmax) int, score (T, kmax) float,
+ * count (T) int; row t holds count[t] valid entries. */
+#ifndef SATTN_SPARSE_H
+#define SATTN_SPARSE_H
+
+#include <stddef.h>
+
+#include "sattn/core.h"
+#include "sattn/rng.h"
+
+typedef enum { SEL_DENSE = 0, SEL_POS = 1, SEL_INDEX = 2, SEL_BLOCK = 3 } sel_kind;
+typedef enum { HFN_SOFTMAX = 0, HFN_MLP = 1 } hfn_kind;
+
+typedef struct {
+    sel_kind sel; /* SEL_DENSE: the head stays full attention */
+    hfn_kind fn;
+    int k;        /* keys per query (pos, index); with tau > 0 the maximum */
+    int k_min;    /* dynamic k: the minimum */
+    float tau;    /* dynamic k: smallest k whose selector mass reaches tau; 0 = fixed k */
+    int rank;     /* index: rank r of the low-rank projections */
+    int iheads;   /* index: indexer heads J */
+    int block;    /* block: keys per block b */
+    int nblocks;  /* block: blocks kept per query, the query's own (local) block included */
+    int bounds;   /* block: 1 = score blocks by per-dimension min/max bounds, 0 = by mean key */
+    int hidden;   /* pos and mlp: hidden width */
+    int mlp_q;    /* mlp: feed q_t as well */
+    int mlp_logits; /* mlp: feed the selected keys' attention logits q.k/sqrt(d) as well */
+} head_spec;
+
+/* Defaults: k 16, k_min 1, tau 0, rank 16, iheads 4, block 16, nblocks 4, bounds 0,
+ * hidden 128, mlp_q 1, mlp_logits 1; sel = SEL_DENSE, fn = HFN_SOFTMAX. */
+head_spec head_spec_default(void);
+/* Checks ranges (k >= 1, k_min <= k, 0 <= tau <= 1, ...); errors name the field. */
+int head_spec_check(const head_spec *s, sattn_err *e);
+/* Short text form, e.g. "index+softmax:k=16,r=16,j=4" or "dense" (for tables and plans). */
+void head_spec_format(const head_spec *s, char *buf, size_t n);
+
+/* ---- selectors ---- */
+
+/* Entries per query row: k for pos/index, nblocks*block for block (capped at T). */
+int selector_kmax(const head_spec *s, int T);
+/* Trainable parameters (0 for block). max_seq sizes pos's output layer. */
+size_t selector_param_count(const head_spec *s, int hs, int max_seq);
+void selector_init(const head_spec *s, int hs, int max_seq, float *params, rng_t *rng);
+/* Scratch floats selector_select / selector_grad need for sequences of length T. */
+size_t selector_work_floats(const head_spec *s, int hs, int T);
+/* Fills idx/score/count (see top) for t = 0..T-1. Strictly causal. */
+void selector_select(const head_spec *s, const float *params, int hs, int max_seq,
+                     const float *q, const float *k, int ld, int T, int *idx, float *score,
+                     int *count, float *work);
+/* Distillation loss of one sequence against the teacher's attention P (row t at
+ * P + t*ldp, entries s <= t), and its gradient accumulated into dparams:
+ *   index: sum_t KL(P_t || softmax_{s<=t} score_t)
+ *   pos:   sum_t -log softmax_{s<=t}(logits_t)[argmax_s P_t]
+ * (block has no parameters: returns 0). */
+double selector_grad(const head_spec *s, const float *params, float *dparams, int hs, int max_seq,
+                     const float *q, const float *k, int ld, int T, const float *P, int ldp,
+                     float *work);
+
+/* ---- head functions ---- */
+
+size_t headfn_param_count(const head_spec *s, int hs, int kmax);
+void headfn_init(const head_spec *s, int hs, int kmax, float *params, rng_t *rng);
+/* Floats headfn_forward must keep for headfn_backward, per sequence of length T. */
+size_t headfn_cache_floats(const head_spec *s, int hs, int kmax, int T);
+/* o_t (row t at out + t*ldo) from the selection:
+ *   softmax: o_t = sum_j a_j v_{idx_j}, a = softmax_j(q_t . k_{idx_j} / sqrt(d))
+ *   mlp:     o_t = W2 gelu(W1 x_t + b1) + b2, x_t = [v_{idx_0} .. v_{idx_kmax-1} (zero past count),
+ *            q_t (if mlp_q), logits q_t.k_{idx_j}/sqrt(d) (if mlp_logits, zero past count)] */
+void headfn_forward(const head_spec *s, const float *params, int hs, int kmax, const float *q,
+                    const float *k, const float *v, int ld, int T, const int *idx, const int *count,
+                    float *out, int ldo, float *cache);
+/* Accumulates dq, dk, dv (same layout as q, k, v; any may be NULL) and dparams
+ * (may be NULL) from dout. Selection is discrete: no gradient flows to the selector. */
+void headfn_backward(const head_spec *s, const float *params, float *dparams, int hs, int kmax,
+                     const float *q, const float *k, const float *v, int ld, float *dq, float *dk,
+                     float *dv, int T, const int *idx, const int *count, const float *dout,
+                     int ldo, const float *cache);
+
+/* ---- all heads of a model ---- */
+
+typedef struct {
+    head_spec spec;
+    size_t n_sel, n_fn; /* params = [selector | head function] */
+    float *params;      /* NULL for dense heads */
+} sparse_head;
+
+typedef struct {
+    int layers, heads, hs, max_seq;
+    sparse_head *h; /* layers * heads, index l * heads + h */
+} sparse_heads;
+
+/* Allocates heads for a model shape from specs (layers*heads entries) and initialises parameters. */
+void sparse_heads_create(sparse_heads *sh, int layers, int heads, int hs, int max_seq,
+                         const head_spec *specs, rng_t *rng);
+void sparse_heads_free(sparse_heads *sh);
+/* Number of heads that are not dense. */
+int sparse_heads_count(const sparse_heads *sh);
+
+#endif

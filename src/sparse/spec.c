@@ -1,0 +1,162 @@
+/* spec: head_spec defaults, range checks and text form, and the per-model set
+ * of sparse heads (allocation and initialisation of their parameters).
+ *
+ * The text form is the one plans use (sattn/plan.h): "dense" or
+ * "SEL+FN:opt=value,...", listing only the options that matter to that
+ * selector and head function, so plan_parse reads back exactly what was shown. */
+#include "sattn/sparse.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+head_spec head_spec_default(void) {
+    return (head_spec){.sel = SEL_DENSE, .fn = HFN_SOFTMAX, .k = 16, .k_min = 1, .tau = 0.0f,
+                       .rank = 16, .iheads = 4, .block = 16, .nblocks = 4, .bounds = 0,
+                       .hidden = 128, .mlp_q = 1, .mlp_logits = 1};
+}
+
+/* One integer field against [lo, hi]; the name is the plan option and what it means. */
+static int check_int(int v, int lo, int hi, const char *name, sattn_err *e) {
+    if (v < lo || v > hi) return err_set(e, "%s = %d out of range, expected %d..%d", name, v, lo, hi);
+    return 0;
+}
+
+static int check_sizes(const head_spec *s, sattn_err *e) {
+    if (check_int(s->k, 1, 65536, "k (keys per query)", e)) return -1;
+    if (s->k_min < 1 || s->k_min > s->k)
+        return err_set(e, "kmin (dynamic-k minimum) = %d out of range, expected 1..%d (k)",
+                       s->k_min, s->k);
+    /* Written so that NaN fails too. */
+    if (!(s->tau >= 0.0f && s->tau <= 1.0f))
+        return err_set(e, "tau (dynamic-k mass) = %g out of range, expected 0..1", (double)s->tau);
+    if (check_int(s->rank, 1, 1024, "r (index rank)", e)) return -1;
+    if (check_int(s->iheads, 1, 64, "j (indexer heads)", e)) return -1;
+    if (check_int(s->block, 1, 65536, "b (keys per block)", e)) return -1;
+    if (check_int(s->nblocks, 1, 65536, "n (blocks per query)", e)) return -1;
+    if (check_int(s->hidden, 1, 65536, "hidden (MLP width)", e)) return -1;
+    return 0;
+}
+
+static int check_flags(const head_spec *s, sattn_err *e) {
+    if (check_int(s->bounds, 0, 1, "bounds (block min/max scoring)", e)) return -1;
+    if (check_int(s->mlp_q, 0, 1, "q (mlp input q)", e)) return -1;
+    if (check_int(s->mlp_logits, 0, 1, "logits (mlp input logits)", e)) return -1;
+    return 0;
+}
+
+int head_spec_check(const head_spec *s, sattn_err *e) {
+    if ((int)s->sel < SEL_DENSE || (int)s->sel > SEL_BLOCK)
+        return err_set(e, "selector %d unknown, expected 0..3 (dense, pos, index, block)",
+                       (int)s->sel);
+    if (s->sel == SEL_DENSE) return 0;
+    if ((int)s->fn != HFN_SOFTMAX && (int)s->fn != HFN_MLP)
+        return err_set(e, "head function %d unknown, expected 0..1 (softmax, mlp)", (int)s->fn);
+    if (check_sizes(s, e) || check_flags(s, e)) return -1;
+    /* The block selector keeps whole blocks: there is no per-key mass to cut at tau. */
+    if (s->sel == SEL_BLOCK && s->tau > 0.0f)
+        return err_set(e, "tau = %g with the block selector, expected 0 (dynamic k applies to "
+                          "pos and index)", (double)s->tau);
+    return 0;
+}
+
+static const char *sel_name(sel_kind k) {
+    switch (k) {
+    case SEL_POS: return "pos";
+    case SEL_INDEX: return "index";
+    case SEL_BLOCK: return "block";
+    default: return "dense";
+    }
+}
+
+/* The shortest decimal that reads back as the same float, so plans round-trip exactly. */
+static void format_float(float x, char *buf, size_t n) {
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) return;
+    }
+}
+
+/* Appends to buf at *len, never past n (vsnprintf truncates; *len saturates at n). */
+__attribute__((format(printf, 4, 5)))
+static void append(char *buf, size_t n, size_t *len, const char *fmt, ...) {
+    if (*len >= n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *len, n - *len, fmt, ap);
+    va_end(ap);
+    if (w > 0) *len = *len + (size_t)w < n ? *len + (size_t)w : n;
+}
+
+void head_spec_format(const head_spec *s, char *buf, size_t n) {
+    if (!n) return;
+    buf[0] = '\0';
+    size_t len = 0;
+    if (s->sel == SEL_DENSE) {
+        append(buf, n, &len, "dense");
+        return;
+    }
+    append(buf, n, &len, "%s+%s:", sel_name(s->sel), s->fn == HFN_MLP ? "mlp" : "softmax");
+    if (s->sel == SEL_BLOCK) {
+        append(buf, n, &len, "b=%d,n=%d", s->block, s->nblocks);
+        if (s->bounds) append(buf, n, &len, ",bounds=1");
+    } else {
+        append(buf, n, &len, "k=%d", s->k);
+        if (s->sel == SEL_INDEX) append(buf, n, &len, ",r=%d,j=%d", s->rank, s->iheads);
+    }
+    if (s->sel == SEL_POS || s->fn == HFN_MLP) append(buf, n, &len, ",hidden=%d", s->hidden);
+    /* The mlp input flags default to on: only a switched-off one is worth showing. */
+    if (s->fn == HFN_MLP && !s->mlp_q) append(buf, n, &len, ",q=0");
+    if (s->fn == HFN_MLP && !s->mlp_logits) append(buf, n, &len, ",logits=0");
+    if (s->tau > 0.0f) {
+        char t[32];
+        format_float(s->tau, t, sizeof t);
+        append(buf, n, &len, ",tau=%s,kmin=%d", t, s->k_min);
+    }
+}
+
+/* ---- all heads of a model ---- */
+
+void sparse_heads_create(sparse_heads *sh, int layers, int heads, int hs, int max_seq,
+                         const head_spec *specs, rng_t *rng) {
+    if (layers < 1 || heads < 1 || hs < 1 || max_seq < 1)
+        die_at(__FILE__, __LINE__, "sparse_heads_create: bad shape %d x %d, hs %d, max_seq %d",
+               layers, heads, hs, max_seq);
+    sh->layers = layers;
+    sh->heads = heads;
+    sh->hs = hs;
+    sh->max_seq = max_seq;
+    size_t n = (size_t)layers * (size_t)heads;
+    sh->h = xcalloc(n, sizeof *sh->h);
+    for (size_t i = 0; i < n; i++) {
+        sparse_head *p = &sh->h[i];
+        p->spec = specs[i];
+        if (specs[i].sel == SEL_DENSE) continue;
+        /* Specs come from plans and files that were checked: a bad one here is a bug. */
+        sattn_err err;
+        if (head_spec_check(&specs[i], &err))
+            die_at(__FILE__, __LINE__, "sparse_heads_create: head %zu: %s", i, err.msg);
+        int kmax = selector_kmax(&specs[i], max_seq);
+        p->n_sel = selector_param_count(&specs[i], hs, max_seq);
+        p->n_fn = headfn_param_count(&specs[i], hs, kmax);
+        p->params = xmalloc((p->n_sel + p->n_fn) * sizeof(float));
+        selector_init(&specs[i], hs, max_seq, p->params, rng);
+        headfn_init(&specs[i], hs, kmax, p->params + p->n_sel, rng);
+    }
+}
+
+void sparse_heads_free(sparse_heads *sh) {
+    if (sh->h) {
+        for (size_t i = 0; i < (size_t)sh->layers * (size_t)sh->heads; i++) free(sh->h[i].params);
+        free(sh->h);
+    }
+    memset(sh, 0, sizeof *sh);
+}
+
+int sparse_heads_count(const sparse_heads *sh) {
+    int n = 0;
+    for (size_t i = 0; i < (size_t)sh->layers * (size_t)sh->heads; i++)
+        n += sh->h[i].spec.sel != SEL_DENSE;
+    return n;
+}

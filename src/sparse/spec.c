@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_BLOCK_KEYS (1 << 24)
+
 head_spec head_spec_default(void) {
     return (head_spec){.sel = SEL_DENSE, .fn = HFN_SOFTMAX, .k = 16, .k_min = 1, .tau = 0.0f,
                        .rank = 16, .iheads = 4, .block = 16, .nblocks = 4, .bounds = 0,
@@ -58,6 +60,10 @@ int head_spec_check(const head_spec *s, sattn_err *e) {
     if (s->sel == SEL_BLOCK && s->tau > 0.0f)
         return err_set(e, "tau = %g with the block selector, expected 0 (dynamic k applies to "
                           "pos and index)", (double)s->tau);
+    /* selector_kmax multiplies them in an int. */
+    if (s->sel == SEL_BLOCK && (long long)s->block * s->nblocks > MAX_BLOCK_KEYS)
+        return err_set(e, "b*n = %d*%d keys per query, expected at most %d", s->block,
+                       s->nblocks, MAX_BLOCK_KEYS);
     return 0;
 }
 

@@ -1,0 +1,43 @@
+/* heads: the sparse heads file ("heads.sparse"): every head's spec and the
+ * trained parameters of the non-dense ones, for one model shape.
+ *
+ * Layout (little-endian):
+ *   header, 64 x int32/uint32:
+ *     [0] magic 0x53444853 ("SHDS")  [1] version 1
+ *     [2] layers  [3] heads  [4] hs (head dim)  [5] max_seq
+ *     [6] model channels  [7] model vocab  [8] number of non-dense heads
+ *     [9..10] FNV-1a 64 checksum of everything after the header (low word first)
+ *     rest 0
+ *   then for each head, in (layer, head) order:
+ *     16 x int32 spec: sel, fn, k, k_min, tau (float32 bits), rank, iheads, block,
+ *                      nblocks, bounds, hidden, mlp_q, mlp_logits, 0, 0, 0
+ *     non-dense heads only: uint64 n_sel, uint64 n_fn, float32 params[n_sel + n_fn]
+ *                           (selector parameters, then head-function parameters)
+ *
+ * The heads' max_seq must equal the model's (pos sizes its output layer by it).
+ * Writes are atomic (temp + rename). Reads check magic, version, the dimensions
+ * (against a model, when given), every spec (head_spec_check), that n_sel and n_fn
+ * are what the spec implies (selector_param_count, headfn_param_count with
+ * kmax = selector_kmax(spec, max_seq)), the exact file size and the checksum;
+ * errors are one line naming the file. */
+#ifndef SATTN_HEADS_H
+#define SATTN_HEADS_H
+
+#include "sattn/core.h"
+#include "sattn/model.h"
+#include "sattn/sparse.h"
+
+#define HEADS_MAGIC 0x53444853u
+#define HEADS_VERSION 1
+
+/* Saves sh for model (whose layers, heads, channels = heads * hs and max_seq it must match).
+ * Refused saves (shape mismatch, a head whose parameter counts disagree with its spec)
+ * create no file. */
+int heads_save(const char *path, const sparse_heads *sh, const gpt_config *model, sattn_err *e);
+
+/* Loads into a fresh sh (caller sparse_heads_free's it on success only; on failure sh is
+ * zeroed and nothing is left allocated). expect, if non-NULL, must match the file's
+ * layers, heads, channels, max_seq and vocab. */
+int heads_load(const char *path, sparse_heads *sh, const gpt_config *expect, sattn_err *e);
+
+#endif

@@ -39,5 +39,6 @@ int cmd_sample(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench_train(int argc, char **argv);
 int cmd_bench_gemm(int argc, char **argv);
+int cmd_collect(int argc, char **argv);
 
 #endif

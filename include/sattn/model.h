@@ -87,8 +87,19 @@ typedef struct {
     float *att_scratch;
 } gpt_grad_acts;
 
+struct gpt_model;
+/* Replaces a layer's attention (see nn.h for out/att/qkv layouts): how the hybrid
+ * model swaps sparse heads in without the model knowing about them. */
 typedef struct {
+    void (*forward)(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T);
+    void (*backward)(void *ctx, int layer, float *dqkv, float *scratch, const float *dout,
+                     const float *qkv, const float *att, int B, int T);
+    void *ctx;
+} gpt_attn_hook;
+
+typedef struct gpt_model {
     gpt_config cfg;
+    const gpt_attn_hook *attn; /* NULL: dense attention everywhere */
     size_t num_params;
     size_t param_sizes[GPT_NUM_TENSORS];
     float *params_mem;

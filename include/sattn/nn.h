@@ -48,6 +48,12 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 size_t attention_scratch_floats(int B, int T, int H);
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, int B, int T, int C, int H);
+/* The same for the heads h with skip[h] == 0 only (skip NULL = all heads); skipped
+ * heads' slices of out/att/dqkv are left untouched (a sparse head fills them). */
+void attention_forward_skip(float *out, float *att, const float *qkv, int B, int T, int C, int H,
+                            const unsigned char *skip);
+void attention_backward_skip(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                             const float *att, int B, int T, int C, int H, const unsigned char *skip);
 
 /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
 void gelu_forward(float *out, const float *inp, size_t n);

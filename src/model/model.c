@@ -154,7 +154,9 @@ static void block_forward(gpt_model *m, int l, const float *x, int B, int T) {
     layernorm_forward(ln1, a->ln1_mean + lr, a->ln1_rstd + lr, x, p->ln1w + l * C, p->ln1b + l * C,
                       BT, C);
     matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C);
-    attention_forward(atty, a->att + (size_t)l * B * c->heads * T * T, qkv, B, T, C, c->heads);
+    float *att = a->att + (size_t)l * B * c->heads * T * T;
+    if (m->attn) m->attn->forward(m->attn->ctx, l, atty, att, qkv, B, T);
+    else attention_forward(atty, att, qkv, B, T, C, c->heads);
     matmul_forward(a->attproj + lc, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT,
                    C, C);
     residual_forward(a->residual2 + lc, x, a->attproj + lc, (size_t)BT * C);
@@ -230,8 +232,11 @@ static void block_backward(gpt_model *m, int l, const float *x) {
     matmul_backward(g->dbuf_c, gr->attprojw + (size_t)l * C * C, gr->attprojb + l * C,
                     g->dresidual, a->atty + lc, p->attprojw + (size_t)l * C * C, BT, C, C);
     zero(g->dqkv, 3 * n);
-    attention_backward(g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc,
-                       a->att + (size_t)l * B * c->heads * T * T, B, T, C, c->heads);
+    const float *att = a->att + (size_t)l * B * c->heads * T * T;
+    if (m->attn)
+        m->attn->backward(m->attn->ctx, l, g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc, att, B, T);
+    else
+        attention_backward(g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc, att, B, T, C, c->heads);
     zero(g->dbuf_c2, n);
     matmul_backward(g->dbuf_c2, gr->qkvw + (size_t)l * 3 * C * C, gr->qkvb + l * 3 * C, g->dqkv,
                     a->ln1 + lc, p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);

@@ -180,11 +180,17 @@ static void attention_forward_head(float *o, float *P, const float *q, int T, in
 }
 
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
+    attention_forward_skip(out, att, qkv, B, T, C, H, NULL);
+}
+
+void attention_forward_skip(float *out, float *att, const float *qkv, int B, int T, int C, int H,
+                            const unsigned char *skip) {
     int hs = C / H;
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
-            attention_forward_head(out + (size_t)b * T * C + h * hs, att + ((size_t)b * H + h) * T * T,
+            if (!skip || !skip[h])
+                attention_forward_head(out + (size_t)b * T * C + h * hs, att + ((size_t)b * H + h) * T * T,
                                    qkv + (size_t)b * T * 3 * C + h * hs, T, C, hs);
 }
 
@@ -216,11 +222,17 @@ static void attention_backward_head(float *dq, float *dS, const float *dout, con
 
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, int B, int T, int C, int H) {
+    attention_backward_skip(dqkv, scratch, dout, qkv, att, B, T, C, H, NULL);
+}
+
+void attention_backward_skip(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                             const float *att, int B, int T, int C, int H, const unsigned char *skip) {
     int hs = C / H;
     size_t tile = (size_t)(T < ATT_TILE ? T : ATT_TILE) * T;
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
+            if (skip && skip[h]) continue;
             size_t bh = (size_t)b * H + h, row = (size_t)b * T * 3 * C + h * hs;
             attention_backward_head(dqkv + row, scratch + bh * tile, dout + (size_t)b * T * C + h * hs,
                                     qkv + row, att + bh * T * T, T, C, hs);

@@ -1,0 +1,38 @@
+/* hybrid: the teacher model with sparse heads swapped in (a gpt_attn_hook), for
+ * evaluation and end-to-end fine-tuning. Dense heads run the normal kernels;
+ * each sparse head runs its selector and head function on the layer's own q, k, v. */
+#ifndef SATTN_HYBRID_H
+#define SATTN_HYBRID_H
+
+#include "sattn/model.h"
+#include "sattn/sparse.h"
+
+typedef struct {
+    const sparse_heads *sh;
+    int C, H;
+    gpt_attn_hook hook;
+    int B, T;                /* buffers are sized for this batch shape */
+    size_t *off_i, *off_f;   /* per (l, h): offsets of idx/count and score/cache */
+    int *ints;               /* idx (B*T*kmax) then count (B*T) per sparse (l, h) */
+    float *floats;           /* score (B*T*kmax) then headfn cache (B * cache) per sparse (l, h) */
+    float *work;             /* per-thread selector scratch */
+    size_t work_per_thread;
+    float *dparams;          /* gradients of all heads' params (finetune), or NULL */
+    size_t *off_p;           /* per (l, h): offset into dparams */
+    size_t n_params;
+    unsigned char *skip;     /* per (l, h): 1 if sparse */
+} hybrid;
+
+void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H);
+/* Makes m run hybrid attention (m->attn = &hy->hook); detach restores dense attention. */
+void hybrid_attach(hybrid *hy, gpt_model *m);
+void hybrid_detach(gpt_model *m);
+/* Allocates (zeroed) gradient buffers for the heads' parameters: the backward then
+ * accumulates into them. */
+void hybrid_enable_param_grads(hybrid *hy);
+void hybrid_free(hybrid *hy);
+
+/* The selection the last forward made for (layer l, head h, batch row b). */
+const int *hybrid_idx(const hybrid *hy, int l, int h, int b, int *kmax, const int **count);
+
+#endif

@@ -1,0 +1,124 @@
+/* distill: online distillation of sparse heads from the dense teacher (distill.h). */
+#include "sattn/distill.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sattn/nn.h"
+
+distill_config distill_config_default(void) {
+    return (distill_config){.steps = 300, .batch = 8, .seq = 0, .warmup = 20, .lr = 3e-3f,
+                            .min_lr = 3e-4f, .seed = 1337};
+}
+
+/* Everything one head needs during distillation, allocated once. */
+typedef struct {
+    int i, kmax;          /* head index l*H + h */
+    float *dp, *m, *v;    /* gradient and AdamW moments of its params */
+    float *work, *score, *cache, *out, *dout;
+    int *idx, *count;
+} head_trainer;
+
+static void trainer_init(head_trainer *ht, const sparse_heads *sh, int i, int T) {
+    const sparse_head *sp = &sh->h[i];
+    size_t n = sp->n_sel + sp->n_fn;
+    ht->i = i;
+    ht->kmax = selector_kmax(&sp->spec, T);
+    ht->dp = xcalloc(n + 1, sizeof(float));
+    ht->m = xcalloc(n + 1, sizeof(float));
+    ht->v = xcalloc(n + 1, sizeof(float));
+    ht->work = xmalloc((selector_work_floats(&sp->spec, sh->hs, T) + 1) * sizeof(float));
+    ht->score = xmalloc(((size_t)T * ht->kmax + 1) * sizeof(float));
+    ht->cache = xmalloc((headfn_cache_floats(&sp->spec, sh->hs, ht->kmax, T) + 1) * sizeof(float));
+    ht->out = xmalloc((size_t)T * sh->hs * sizeof(float));
+    ht->dout = xmalloc((size_t)T * sh->hs * sizeof(float));
+    ht->idx = xmalloc(((size_t)T * ht->kmax + 1) * sizeof(int));
+    ht->count = xmalloc((size_t)T * sizeof(int));
+}
+
+static void trainer_free(head_trainer *ht) {
+    free(ht->dp), free(ht->m), free(ht->v), free(ht->work), free(ht->score), free(ht->cache);
+    free(ht->out), free(ht->dout), free(ht->idx), free(ht->count);
+}
+
+/* MSE of the mlp head on one sequence; dout = d(mean_t ||o_t - target_t||^2) / d o. */
+static double mlp_step(const sparse_head *sp, head_trainer *ht, int hs, int max_seq, const float *q,
+                       int C, int T, const float *target, int ldt, double scale) {
+    int ld = 3 * C;
+    selector_select(&sp->spec, sp->params, hs, max_seq, q, q + C, ld, T, ht->idx, ht->score,
+                    ht->count, ht->work);
+    headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, ht->kmax, q, q + C, q + 2 * C, ld, T,
+                   ht->idx, ht->count, ht->out, hs, ht->cache);
+    double loss = 0.0;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hs; i++) {
+            float e = ht->out[(size_t)t * hs + i] - target[(size_t)t * ldt + i];
+            loss += (double)e * e;
+            ht->dout[(size_t)t * hs + i] = (float)(2.0 * e * scale);
+        }
+    headfn_backward(&sp->spec, sp->params + sp->n_sel, ht->dp + sp->n_sel, hs, ht->kmax, q, q + C,
+                    q + 2 * C, ld, NULL, NULL, NULL, T, ht->idx, ht->count, ht->dout, hs, ht->cache);
+    return loss;
+}
+
+/* One optimisation step of head ht on the teacher activations of the last forward. */
+static void head_step(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, float lr, int t,
+                      double *sel_loss, double *fn_loss) {
+    const gpt_config *c = &tm->cfg;
+    sparse_head *sp = &sh->h[ht->i];
+    int l = ht->i / c->heads, h = ht->i % c->heads, B = tm->B, T = tm->T, C = c->channels, hs = sh->hs;
+    size_t n = sp->n_sel + sp->n_fn;
+    double scale = 1.0 / ((double)B * T), sl = 0.0, fl = 0.0;
+    memset(ht->dp, 0, n * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        const float *q = tm->acts.qkv + ((size_t)l * B + b) * T * 3 * C + h * hs;
+        const float *P = tm->acts.att + (((size_t)l * B + b) * c->heads + h) * T * T;
+        const float *o = tm->acts.atty + ((size_t)l * B + b) * T * C + h * hs;
+        sl += selector_grad(&sp->spec, sp->params, ht->dp, hs, sh->max_seq, q, q + C, 3 * C, T, P, T, ht->work);
+        if (sp->spec.fn == HFN_MLP) fl += mlp_step(sp, ht, hs, sh->max_seq, q, C, T, o, C, scale);
+    }
+    for (size_t i = 0; i < sp->n_sel; i++) ht->dp[i] *= (float)scale;
+    adamw_config opt = {0.9f, 0.99f, 1e-8f, 0.0f};
+    adamw_update(sp->params, ht->dp, ht->m, ht->v, n, lr, &opt, 0, t, 1.0f);
+    *sel_loss = sl * scale;
+    *fn_loss = fl * scale;
+}
+
+void distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const distill_config *dc,
+                 distill_progress_fn fn, void *user) {
+    int B = dc->batch, T = dc->seq > 0 ? dc->seq : teacher->cfg.max_seq, nh = sparse_heads_count(sh);
+    head_trainer *tr = xcalloc((size_t)nh + 1, sizeof *tr);
+    for (int i = 0, j = 0; i < sh->layers * sh->heads; i++)
+        if (sh->h[i].spec.sel != SEL_DENSE) trainer_init(&tr[j++], sh, i, T);
+    int *in = xmalloc((size_t)B * T * sizeof(int)), *tg = xmalloc((size_t)B * T * sizeof(int));
+    double *sl = xcalloc((size_t)nh + 1, sizeof(double)), *fl = xcalloc((size_t)nh + 1, sizeof(double));
+    rng_t rng;
+    rng_seed(&rng, dc->seed ^ 0xd157ULL);
+    const gpt_attn_hook *saved = teacher->attn;
+    teacher->attn = NULL; /* the teacher is always the dense model */
+    double t0 = time_now();
+    for (int step = 0; step < dc->steps; step++) {
+        dataset_batch(d, SPLIT_TRAIN, B, T, &rng, in, tg);
+        gpt_forward(teacher, in, NULL, B, T);
+        float lr = lr_schedule(step, dc->steps, dc->warmup, dc->lr, dc->min_lr);
+#pragma omp parallel for schedule(dynamic)
+        for (int j = 0; j < nh; j++) head_step(teacher, sh, &tr[j], lr, step + 1, &sl[j], &fl[j]);
+        if (!fn) continue;
+        distill_progress p = {step + 1, dc->steps, 0, 0, 0, 0};
+        int nsel = 0, nfn = 0;
+        for (int j = 0; j < nh; j++) {
+            const head_spec *s = &sh->h[tr[j].i].spec;
+            if (s->sel != SEL_BLOCK) p.sel_loss += sl[j], nsel++;
+            if (s->fn == HFN_MLP) p.fn_loss += fl[j], nfn++;
+        }
+        p.sel_loss /= nsel ? nsel : 1;
+        p.fn_loss /= nfn ? nfn : 1;
+        double dt = time_now() - t0;
+        p.tokens_per_s = (double)(step + 1) * B * T / dt;
+        p.eta_s = dt / (step + 1) * (dc->steps - step - 1);
+        fn(&p, user);
+    }
+    teacher->attn = saved;
+    for (int j = 0; j < nh; j++) trainer_free(&tr[j]);
+    free(tr), free(in), free(tg), free(sl), free(fl);
+}

@@ -1,0 +1,137 @@
+/* hybrid: sparse heads inside the model's forward and backward (see hybrid.h). */
+#include "sattn/hybrid.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void hybrid_forward(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T);
+static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, const float *dout,
+                            const float *qkv, const float *att, int B, int T);
+
+void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
+    memset(hy, 0, sizeof *hy);
+    hy->sh = sh;
+    hy->C = C;
+    hy->H = H;
+    int n = sh->layers * sh->heads;
+    hy->off_i = xcalloc((size_t)n, sizeof(size_t));
+    hy->off_f = xcalloc((size_t)n, sizeof(size_t));
+    hy->off_p = xcalloc((size_t)n, sizeof(size_t));
+    hy->skip = xcalloc((size_t)n, 1);
+    for (int i = 0; i < n; i++) {
+        hy->skip[i] = sh->h[i].spec.sel != SEL_DENSE;
+        hy->off_p[i] = hy->n_params;
+        hy->n_params += sh->h[i].n_sel + sh->h[i].n_fn;
+    }
+    hy->hook = (gpt_attn_hook){hybrid_forward, hybrid_backward, hy};
+}
+
+/* Lays out selection and cache buffers for batch shape (B, T). */
+static void hybrid_size(hybrid *hy, int B, int T) {
+    if (hy->ints && hy->B == B && hy->T == T) return;
+    const sparse_heads *sh = hy->sh;
+    size_t ni = 0, nf = 0, work = 0;
+    for (int i = 0; i < sh->layers * sh->heads; i++) {
+        const head_spec *s = &sh->h[i].spec;
+        hy->off_i[i] = ni, hy->off_f[i] = nf;
+        if (s->sel == SEL_DENSE) continue;
+        int kmax = selector_kmax(s, T);
+        ni += (size_t)B * T * kmax + (size_t)B * T;
+        nf += (size_t)B * T * kmax + (size_t)B * headfn_cache_floats(s, sh->hs, kmax, T);
+        size_t w = selector_work_floats(s, sh->hs, T);
+        work = w > work ? w : work;
+    }
+    free(hy->ints), free(hy->floats), free(hy->work);
+    hy->ints = xmalloc((ni + 1) * sizeof(int));
+    hy->floats = xmalloc_aligned((nf + 1) * sizeof(float));
+    hy->work_per_thread = work;
+    hy->work = xmalloc_aligned(((size_t)omp_get_max_threads() * work + 1) * sizeof(float));
+    hy->B = B, hy->T = T;
+}
+
+/* Buffers of sparse head i (= l*H + h) for batch row b. */
+typedef struct {
+    int kmax, *idx, *count;
+    float *score, *cache;
+} head_bufs;
+
+static head_bufs bufs_of(const hybrid *hy, int i, int b) {
+    const head_spec *s = &hy->sh->h[i].spec;
+    int T = hy->T, kmax = selector_kmax(s, T);
+    size_t cache = headfn_cache_floats(s, hy->sh->hs, kmax, T);
+    int *ib = hy->ints + hy->off_i[i];
+    float *fb = hy->floats + hy->off_f[i];
+    head_bufs r = {kmax, ib + (size_t)b * T * kmax, ib + (size_t)hy->B * T * kmax + (size_t)b * T,
+                   fb + (size_t)b * T * kmax, fb + (size_t)hy->B * T * kmax + (size_t)b * cache};
+    return r;
+}
+
+const int *hybrid_idx(const hybrid *hy, int l, int h, int b, int *kmax, const int **count) {
+    head_bufs r = bufs_of(hy, l * hy->H + h, b);
+    *kmax = r.kmax;
+    *count = r.count;
+    return r.idx;
+}
+
+static void hybrid_forward(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T) {
+    hybrid *hy = ctx;
+    const sparse_heads *sh = hy->sh;
+    int C = hy->C, H = hy->H, hs = sh->hs;
+    hybrid_size(hy, B, T);
+    attention_forward_skip(out, att, qkv, B, T, C, H, hy->skip + layer * H);
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int i = layer * H + h;
+            if (!hy->skip[i]) continue;
+            const sparse_head *sp = &sh->h[i];
+            head_bufs r = bufs_of(hy, i, b);
+            const float *q = qkv + (size_t)b * T * 3 * C + h * hs;
+            float *w = hy->work + (size_t)omp_get_thread_num() * hy->work_per_thread;
+            selector_select(&sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T, r.idx,
+                            r.score, r.count, w);
+            headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, r.kmax, q, q + C, q + 2 * C,
+                           3 * C, T, r.idx, r.count, out + (size_t)b * T * C + h * hs, C, r.cache);
+        }
+}
+
+/* Parallel over heads, serial over batch rows: each head's parameter gradient is
+ * then summed in a fixed order without races. */
+static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, const float *dout,
+                            const float *qkv, const float *att, int B, int T) {
+    hybrid *hy = ctx;
+    const sparse_heads *sh = hy->sh;
+    int C = hy->C, H = hy->H, hs = sh->hs;
+    attention_backward_skip(dqkv, scratch, dout, qkv, att, B, T, C, H, hy->skip + layer * H);
+#pragma omp parallel for schedule(dynamic)
+    for (int h = 0; h < H; h++) {
+        int i = layer * H + h;
+        if (!hy->skip[i]) continue;
+        const sparse_head *sp = &sh->h[i];
+        float *dp = hy->dparams ? hy->dparams + hy->off_p[i] + sp->n_sel : NULL;
+        for (int b = 0; b < B; b++) {
+            head_bufs r = bufs_of(hy, i, b);
+            size_t row = (size_t)b * T * 3 * C + h * hs;
+            const float *q = qkv + row;
+            float *dq = dqkv + row;
+            headfn_backward(&sp->spec, sp->params + sp->n_sel, dp, hs, r.kmax, q, q + C, q + 2 * C,
+                            3 * C, dq, dq + C, dq + 2 * C, T, r.idx, r.count,
+                            dout + (size_t)b * T * C + h * hs, C, r.cache);
+        }
+    }
+}
+
+void hybrid_attach(hybrid *hy, gpt_model *m) { m->attn = &hy->hook; }
+
+void hybrid_detach(gpt_model *m) { m->attn = NULL; }
+
+void hybrid_enable_param_grads(hybrid *hy) {
+    if (!hy->dparams) hy->dparams = xcalloc(hy->n_params + 1, sizeof(float));
+}
+
+void hybrid_free(hybrid *hy) {
+    free(hy->off_i), free(hy->off_f), free(hy->off_p), free(hy->skip);
+    free(hy->ints), free(hy->floats), free(hy->work), free(hy->dparams);
+    memset(hy, 0, sizeof *hy);
+}

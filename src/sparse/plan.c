@@ -332,8 +332,9 @@ int plan_load(const char *arg, int layers, int heads, head_spec *specs, sattn_er
         if (S_ISDIR(st.st_mode))
             return err_set(e, "%s: is a directory, expected a plan file or an inline plan", arg);
     }
-    /* Every inline entry has a ':'; without one the user most likely meant a file. */
-    if (!strchr(arg, ':'))
+    /* Every inline entry has a ':'; without one the user most likely meant a file
+     * (a blank arg falls through to plan_parse's "empty plan"). */
+    if (!strchr(arg, ':') && arg[strspn(arg, " \t\r\n;")])
         return err_set(e, "%s: no such plan file, and not an inline plan (expected entries "
                           "TARGET:SPEC, e.g. all:index+softmax:k=16)", arg);
     return plan_parse(arg, NULL, layers, heads, specs, e);

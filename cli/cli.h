@@ -40,5 +40,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_bench_train(int argc, char **argv);
 int cmd_bench_gemm(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -17,7 +17,9 @@ static const char MAIN_HELP[] =
     "  demo         train the default model on the default corpus, print loss and a sample\n"
     "  bench-train  training throughput (tokens/s, GFLOP/s) on standard configs\n"
     "  bench-gemm   oneDNN vs OpenBLAS sgemm on the model's matrix shapes\n"
-    "  collect      teacher signals per head (stats, top-k keys) into a shard; --read inspects one\n";
+    "  collect      teacher signals per head (stats, top-k keys) into a shard; --read inspects one\n"
+    "  distill      train sparse heads (selector + head function) for a plan against a model\n"
+    "  eval         the hybrid model (sparse heads swapped in) against the dense teacher\n";
 
 /* ---- loss ---- */
 
@@ -102,7 +104,8 @@ int main(int argc, char **argv) {
     } cmds[] = {{"train", cmd_train},       {"loss", cmd_loss},
                 {"sample", cmd_sample},     {"demo", cmd_demo},
                 {"bench-train", cmd_bench_train}, {"bench-gemm", cmd_bench_gemm},
-                {"collect", cmd_collect}};
+                {"collect", cmd_collect}, {"distill", cmd_distill},
+                {"eval", cmd_eval}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

@@ -1,0 +1,128 @@
+/* sattn eval: the hybrid model (sparse heads swapped in) against the dense teacher. */
+#include <getopt.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "cli.h"
+#include "sattn/heads.h"
+#include "sattn/sparse_eval.h"
+
+static const char EVAL_HELP[] =
+    "usage: sattn eval --model PATH --heads HEADS --data PATH [--split val|train] [--windows N]\n"
+    "                  [--batch B] [--threads N] [--json]\n"
+    "Per sparse head (on the teacher's own activations): selector top-1 accuracy, argmax hit rate,\n"
+    "recall@k of the teacher's top-k, teacher mass captured, keys per query, relative head-output\n"
+    "error; whole model: relative logit error against the teacher (first N windows, default all)\n"
+    "and the loss over the WHOLE split, dense and hybrid.\n";
+
+enum { E_MODEL = 256, E_HEADS, E_DATA, E_SPLIT, E_WINDOWS, E_BATCH, E_THREADS, E_JSON, E_HELP };
+static const struct option EVAL_OPTS[] = {
+    {"model", 1, 0, E_MODEL},     {"heads", 1, 0, E_HEADS}, {"data", 1, 0, E_DATA},
+    {"split", 1, 0, E_SPLIT},     {"windows", 1, 0, E_WINDOWS}, {"batch", 1, 0, E_BATCH},
+    {"threads", 1, 0, E_THREADS}, {"json", 0, 0, E_JSON},   {"help", 0, 0, E_HELP},
+    {0, 0, 0, 0}};
+
+typedef struct {
+    const char *model, *heads, *data;
+    data_split split;
+    int windows, batch, threads, json;
+} eval_args;
+
+static int eval_parse(eval_args *a, int argc, char **argv) {
+    int c, bad = 0;
+    optind = 1;
+    opterr = 0;
+    while (!bad && (c = getopt_long(argc, argv, ":", EVAL_OPTS, NULL)) != -1) {
+        switch (c) {
+        case E_HELP: fputs(EVAL_HELP, stdout); return 2;
+        case E_MODEL: a->model = optarg; break;
+        case E_HEADS: a->heads = optarg; break;
+        case E_DATA: a->data = optarg; break;
+        case E_JSON: a->json = 1; break;
+        case E_WINDOWS: bad = arg_int("eval", "windows", optarg, 0, 1 << 30, &a->windows); break;
+        case E_BATCH: bad = arg_int("eval", "batch", optarg, 1, 1 << 16, &a->batch); break;
+        case E_THREADS: bad = arg_int("eval", "threads", optarg, 1, 1024, &a->threads); break;
+        case E_SPLIT:
+            if (!strcmp(optarg, "val")) a->split = SPLIT_VAL;
+            else if (!strcmp(optarg, "train")) a->split = SPLIT_TRAIN;
+            else return cli_fail("eval", "--split: expected 'val' or 'train', got '%s'", optarg);
+            break;
+        default: return cli_usage_error("eval", c, argc, argv);
+        }
+    }
+    if (bad) return 1;
+    if (optind < argc) return cli_usage_error("eval", 0, argc, argv);
+    const char *need[][2] = {{a->model, "--model PATH"}, {a->heads, "--heads HEADS"}, {a->data, "--data PATH"}};
+    for (int i = 0; i < 3; i++)
+        if (!need[i][0]) return cli_fail("eval", "%s is required", need[i][1]);
+    return 0;
+}
+
+static void print_table(const sparse_eval_result *r, const sparse_heads *sh) {
+    printf("%-6s %-28s %6s %6s %7s %7s %6s %8s\n", "head", "spec", "top1", "hit", "recall", "mass",
+           "keys", "rel_err");
+    for (int j = 0; j < r->n_heads; j++) {
+        const head_metrics *h = &r->heads[j];
+        char spec[128], name[16];
+        head_spec_format(&sh->h[h->layer * sh->heads + h->head].spec, spec, sizeof spec);
+        snprintf(name, sizeof name, "L%dH%d", h->layer, h->head);
+        printf("%-6s %-28s %6.3f %6.3f %7.4f %7.4f %6.1f %8.4f\n", name, spec, h->top1, h->hit,
+               h->recall, h->mass, h->keys, h->rel_err);
+    }
+    printf("mean recall %.4f | mean mass %.4f | mean top1 %.3f | median rel_err %.4f\n",
+           r->mean_recall, r->mean_mass, r->mean_top1, r->median_rel_err);
+    printf("logit rel_err %.4f (%zu windows)\n", r->logit_rel_err, r->windows);
+    printf("loss dense %.4f | hybrid %.4f | ratio %.4f | change %+.4f nats (%+.2f%%) over %zu tokens\n",
+           r->loss_dense, r->loss_hybrid, r->loss_hybrid / r->loss_dense, r->loss_hybrid - r->loss_dense,
+           100.0 * (r->loss_hybrid / r->loss_dense - 1.0), r->tokens);
+}
+
+static void print_json(const sparse_eval_result *r, const sparse_heads *sh, int is_bytes) {
+    printf("{\"heads\": [");
+    for (int j = 0; j < r->n_heads; j++) {
+        const head_metrics *h = &r->heads[j];
+        char spec[128];
+        head_spec_format(&sh->h[h->layer * sh->heads + h->head].spec, spec, sizeof spec);
+        printf("%s{\"layer\": %d, \"head\": %d, \"spec\": \"%s\", \"top1\": %.6f, \"hit\": %.6f, "
+               "\"recall\": %.6f, \"mass\": %.6f, \"keys\": %.3f, \"rel_err\": %.6f}",
+               j ? ", " : "", h->layer, h->head, spec, h->top1, h->hit, h->recall, h->mass, h->keys, h->rel_err);
+    }
+    const char *unit = is_bytes ? "bits_per_byte" : "bits_per_token";
+    printf("], \"mean_recall\": %.6f, \"mean_mass\": %.6f, \"mean_top1\": %.6f, \"median_rel_err\": %.6f, "
+           "\"logit_rel_err\": %.6f, \"windows\": %zu, \"loss_dense\": %.6f, \"loss_hybrid\": %.6f, "
+           "\"loss_ratio\": %.6f, \"loss_change\": %.6f, \"%s_dense\": %.6f, \"%s_hybrid\": %.6f, "
+           "\"tokens\": %zu}\n",
+           r->mean_recall, r->mean_mass, r->mean_top1, r->median_rel_err, r->logit_rel_err, r->windows,
+           r->loss_dense, r->loss_hybrid, r->loss_hybrid / r->loss_dense, r->loss_hybrid - r->loss_dense,
+           unit, r->loss_dense / log(2.0), unit, r->loss_hybrid / log(2.0), r->tokens);
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_args a = {.split = SPLIT_VAL, .batch = 8};
+    int r = eval_parse(&a, argc, argv);
+    if (r) return r == 2 ? 0 : 1;
+    if (a.threads) omp_set_num_threads(a.threads);
+    sattn_err e;
+    gpt_model m;
+    if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("eval", "%s", e.msg);
+    sparse_heads sh;
+    if (heads_load(a.heads, &sh, &m.cfg, &e) != 0) return gpt_free(&m), cli_fail("eval", "%s", e.msg);
+    dataset d;
+    if (load_data_for_model("eval", a.data, &m, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
+    if (dataset_check_window(&d, a.split, m.cfg.max_seq, a.data, &e)) {
+        r = cli_fail("eval", "%s", e.msg);
+    } else {
+        sparse_eval_result res;
+        sparse_eval(&m, &sh, &d, a.split, a.windows, a.batch, &res);
+        if (a.json) print_json(&res, &sh, d.is_bytes);
+        else print_table(&res, &sh);
+        sparse_eval_free(&res);
+    }
+    dataset_free(&d);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+    return r;
+}

@@ -1,0 +1,132 @@
+/* sattn distill and sattn eval: sparse heads from a plan, and their quality. */
+#include <getopt.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "cli.h"
+#include "sattn/distill.h"
+#include "sattn/heads.h"
+#include "sattn/plan.h"
+#include "sattn/sparse_eval.h"
+
+static const char DISTILL_HELP[] =
+    "usage: sattn distill --model PATH --data PATH --plan PLAN --out HEADS [options]\n"
+    "Trains the sparse heads a plan asks for against the model (the teacher), online:\n"
+    "every step runs the dense teacher on a fresh training batch.\n"
+    "  --plan PLAN   a plan file or an inline plan, e.g. 'all:index+softmax:k=16' or\n"
+    "                'L0H1:block+softmax:b=16,n=4; *:dense' (docs/plans.md)\n"
+    "  --steps N     optimisation steps (default 300)\n"
+    "  --batch B     sequences per step (default 8)\n"
+    "  --lr X        peak learning rate, cosine to X/10 (default 3e-3)\n"
+    "  --seed S      initialisation and batch seed (default 1337)\n"
+    "  --threads N   OpenMP threads\n"
+    "  --json        print the summary as one JSON object\n";
+
+enum { D_MODEL = 256, D_DATA, D_PLAN, D_OUT, D_STEPS, D_BATCH, D_LR, D_SEED, D_THREADS, D_JSON, D_HELP };
+static const struct option DISTILL_OPTS[] = {
+    {"model", 1, 0, D_MODEL}, {"data", 1, 0, D_DATA},   {"plan", 1, 0, D_PLAN},
+    {"out", 1, 0, D_OUT},     {"steps", 1, 0, D_STEPS}, {"batch", 1, 0, D_BATCH},
+    {"lr", 1, 0, D_LR},       {"seed", 1, 0, D_SEED},   {"threads", 1, 0, D_THREADS},
+    {"json", 0, 0, D_JSON},   {"help", 0, 0, D_HELP},   {0, 0, 0, 0}};
+
+typedef struct {
+    const char *model, *data, *plan, *out;
+    distill_config dc;
+    int threads, json;
+} distill_args;
+
+static int distill_parse(distill_args *a, int argc, char **argv) {
+    int c, bad = 0;
+    optind = 1;
+    opterr = 0;
+    while (!bad && (c = getopt_long(argc, argv, ":", DISTILL_OPTS, NULL)) != -1) {
+        switch (c) {
+        case D_HELP: fputs(DISTILL_HELP, stdout); return 2;
+        case D_MODEL: a->model = optarg; break;
+        case D_DATA: a->data = optarg; break;
+        case D_PLAN: a->plan = optarg; break;
+        case D_OUT: a->out = optarg; break;
+        case D_JSON: a->json = 1; break;
+        case D_STEPS: bad = arg_int("distill", "steps", optarg, 1, 1 << 30, &a->dc.steps); break;
+        case D_BATCH: bad = arg_int("distill", "batch", optarg, 1, 1 << 16, &a->dc.batch); break;
+        case D_LR: bad = arg_float("distill", "lr", optarg, 0, 1, 10, &a->dc.lr); break;
+        case D_SEED: bad = arg_u64("distill", "seed", optarg, &a->dc.seed); break;
+        case D_THREADS: bad = arg_int("distill", "threads", optarg, 1, 1024, &a->threads); break;
+        default: return cli_usage_error("distill", c, argc, argv);
+        }
+    }
+    if (bad) return 1;
+    if (optind < argc) return cli_usage_error("distill", 0, argc, argv);
+    const char *need[][2] = {{a->model, "--model PATH"}, {a->data, "--data PATH"},
+                             {a->plan, "--plan PLAN"}, {a->out, "--out HEADS"}};
+    for (int i = 0; i < 4; i++)
+        if (!need[i][0]) return cli_fail("distill", "%s is required", need[i][1]);
+    a->dc.min_lr = a->dc.lr / 10;
+    return 0;
+}
+
+static void distill_progress_line(const distill_progress *p, void *user) {
+    int tty = *(const int *)user, every = p->steps / 10 > 0 ? p->steps / 10 : 1;
+    if (!tty && p->step % every && p->step != p->steps) return;
+    fprintf(stderr, "%sstep %d/%d | selector loss %.4f | mlp mse %.5f | %.0f tok/s | ETA %.0fs%s",
+            tty ? "\r" : "", p->step, p->steps, p->sel_loss, p->fn_loss, p->tokens_per_s, p->eta_s,
+            tty && p->step < p->steps ? "" : "\n");
+}
+
+/* Loads the teacher, the data and the plan into sparse heads. Exit status. */
+static int distill_setup(const distill_args *a, gpt_model *m, dataset *d, sparse_heads *sh) {
+    sattn_err e;
+    if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("distill", "%s", e.msg);
+    const gpt_config *c = &m->cfg;
+    head_spec *specs = xmalloc((size_t)c->layers * c->heads * sizeof *specs);
+    int rc = plan_load(a->plan, c->layers, c->heads, specs, &e) ? cli_fail("distill", "--plan %s", e.msg) : 0;
+    if (!rc) rc = load_data_for_model("distill", a->data, m, d);
+    if (!rc && dataset_check_window(d, SPLIT_TRAIN, c->max_seq, a->data, &e))
+        rc = cli_fail("distill", "%s", e.msg), dataset_free(d);
+    if (!rc) {
+        rng_t rng;
+        rng_seed(&rng, a->dc.seed);
+        sparse_heads_create(sh, c->layers, c->heads, c->channels / c->heads, c->max_seq, specs, &rng);
+        if (sparse_heads_count(sh) == 0) {
+            rc = cli_fail("distill", "--plan %s: every head is dense, nothing to distill", a->plan);
+            sparse_heads_free(sh), dataset_free(d);
+        }
+    }
+    free(specs);
+    if (rc) gpt_free(m);
+    return rc;
+}
+
+int cmd_distill(int argc, char **argv) {
+    distill_args a = {.dc = distill_config_default()};
+    int r = distill_parse(&a, argc, argv);
+    if (r) return r == 2 ? 0 : 1;
+    if (a.threads) omp_set_num_threads(a.threads);
+    afile probe;
+    sattn_err e;
+    if (afile_open(&probe, a.out, &e) != 0) return cli_fail("distill", "--out %s", e.msg);
+    afile_abort(&probe);
+    gpt_model m;
+    dataset d;
+    sparse_heads sh;
+    if ((r = distill_setup(&a, &m, &d, &sh)) != 0) return r;
+    int tty = isatty(2);
+    double t0 = time_now();
+    distill_run(&m, &sh, &d, &a.dc, distill_progress_line, &tty);
+    double dt = time_now() - t0;
+    r = heads_save(a.out, &sh, &m.cfg, &e) ? cli_fail("distill", "%s", e.msg) : 0;
+    if (!r && a.json)
+        printf("{\"sparse_heads\": %d, \"steps\": %d, \"wall_s\": %.2f, \"out\": \"%s\"}\n",
+               sparse_heads_count(&sh), a.dc.steps, dt, a.out);
+    else if (!r)
+        printf("sparse_heads %d\nsteps %d\nwall_s %.1f\n", sparse_heads_count(&sh), a.dc.steps, dt);
+    sparse_heads_free(&sh);
+    dataset_free(&d);
+    gpt_free(&m);
+    return r;
+}

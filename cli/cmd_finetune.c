@@ -1,0 +1,167 @@
+/* sattn finetune: recovery fine-tuning of the hybrid model on the LM loss. */
+#include <getopt.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "cli.h"
+#include "sattn/finetune.h"
+#include "sattn/heads.h"
+#include "sattn/hybrid.h"
+
+static const char FT_HELP[] =
+    "usage: sattn finetune --model PATH --heads HEADS --data PATH --out PATH [options]\n"
+    "Trains the model with its sparse heads swapped in, end to end on the language-modelling\n"
+    "loss, to win back the quality the sparse heads cost. Prints the validation loss (whole\n"
+    "split) of the dense teacher, the hybrid before, and the hybrid after.\n"
+    "  --out PATH        fine-tuned model checkpoint\n"
+    "  --heads-out PATH  fine-tuned heads (required when the plan has mlp heads: they train too)\n"
+    "  --steps N         steps (default 300)     --batch B   sequences per step (default 8)\n"
+    "  --lr X            peak learning rate (default 1e-4), cosine to --min-lr (default lr/10)\n"
+    "  --warmup N        warmup steps (default 20)  --seed S  batch seed (default 1337)\n"
+    "  --threads N       OpenMP threads             --json    one JSON object\n";
+
+enum { F_MODEL = 256, F_HEADS, F_DATA, F_OUT, F_HOUT, F_STEPS, F_BATCH, F_LR, F_MINLR, F_WARM,
+       F_SEED, F_THREADS, F_JSON, F_HELP };
+static const struct option FT_OPTS[] = {
+    {"model", 1, 0, F_MODEL}, {"heads", 1, 0, F_HEADS},   {"data", 1, 0, F_DATA},
+    {"out", 1, 0, F_OUT},     {"heads-out", 1, 0, F_HOUT}, {"steps", 1, 0, F_STEPS},
+    {"batch", 1, 0, F_BATCH}, {"lr", 1, 0, F_LR},         {"min-lr", 1, 0, F_MINLR},
+    {"warmup", 1, 0, F_WARM}, {"seed", 1, 0, F_SEED},     {"threads", 1, 0, F_THREADS},
+    {"json", 0, 0, F_JSON},   {"help", 0, 0, F_HELP},     {0, 0, 0, 0}};
+
+typedef struct {
+    const char *model, *heads, *data, *out, *heads_out;
+    train_config tc;
+    uint64_t seed;
+    int threads, json, min_lr_given;
+} ft_args;
+
+static int ft_parse_one(ft_args *a, int c, const char *v) {
+    const char *cmd = "finetune";
+    switch (c) {
+    case F_MODEL: a->model = v; return 0;
+    case F_HEADS: a->heads = v; return 0;
+    case F_DATA: a->data = v; return 0;
+    case F_OUT: a->out = v; return 0;
+    case F_HOUT: a->heads_out = v; return 0;
+    case F_JSON: a->json = 1; return 0;
+    case F_STEPS: return arg_int(cmd, "steps", v, 1, 1 << 30, &a->tc.steps);
+    case F_BATCH: return arg_int(cmd, "batch", v, 1, 1 << 16, &a->tc.batch);
+    case F_WARM: return arg_int(cmd, "warmup", v, 0, 1 << 30, &a->tc.warmup);
+    case F_THREADS: return arg_int(cmd, "threads", v, 1, 1024, &a->threads);
+    case F_LR: return arg_float(cmd, "lr", v, 0, 1, 10, &a->tc.lr);
+    case F_MINLR: a->min_lr_given = 1; return arg_float(cmd, "min-lr", v, 0, 0, 10, &a->tc.min_lr);
+    case F_SEED: return arg_u64(cmd, "seed", v, &a->seed);
+    }
+    return cli_fail(cmd, "internal: unhandled option"), -1;
+}
+
+static int ft_parse(ft_args *a, int argc, char **argv) {
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", FT_OPTS, NULL)) != -1) {
+        if (c == F_HELP) return fputs(FT_HELP, stdout), 2;
+        if (c == '?' || c == ':') return cli_usage_error("finetune", c, argc, argv);
+        if (ft_parse_one(a, c, optarg)) return 1;
+    }
+    if (optind < argc) return cli_usage_error("finetune", 0, argc, argv);
+    const char *need[][2] = {{a->model, "--model PATH"}, {a->heads, "--heads HEADS"},
+                             {a->data, "--data PATH"}, {a->out, "--out PATH"}};
+    for (int i = 0; i < 4; i++)
+        if (!need[i][0]) return cli_fail("finetune", "%s is required", need[i][1]);
+    if (!a->min_lr_given) a->tc.min_lr = a->tc.lr / 10;
+    if (a->tc.min_lr > a->tc.lr)
+        return cli_fail("finetune", "--min-lr %g is larger than --lr %g", a->tc.min_lr, a->tc.lr);
+    return 0;
+}
+
+static int probe_out(const char *flag, const char *path) {
+    afile f;
+    sattn_err e;
+    if (!path) return 0;
+    if (afile_open(&f, path, &e) != 0) return cli_fail("finetune", "%s %s", flag, e.msg);
+    afile_abort(&f);
+    return 0;
+}
+
+static int has_mlp(const sparse_heads *sh) {
+    for (int i = 0; i < sh->layers * sh->heads; i++)
+        if (sh->h[i].spec.sel != SEL_DENSE && sh->h[i].spec.fn == HFN_MLP) return 1;
+    return 0;
+}
+
+/* Whole-split validation loss with or without the sparse heads. */
+static double val_loss(gpt_model *m, const sparse_heads *sh, const dataset *d, int hybrid_on, int B) {
+    hybrid hy;
+    hybrid_init(&hy, sh, m->cfg.channels, m->cfg.heads);
+    if (hybrid_on) hybrid_attach(&hy, m);
+    double loss = eval_split_loss(m, d, SPLIT_VAL, m->cfg.max_seq, B, 0, NULL);
+    hybrid_detach(m);
+    hybrid_free(&hy);
+    return loss;
+}
+
+static void ft_progress(const train_progress *p, void *user) {
+    int tty = *(const int *)user, every = p->steps / 10 > 0 ? p->steps / 10 : 1;
+    if (!tty && p->step % every && p->step != p->steps) return;
+    fprintf(stderr, "%sstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | ETA %.0fs%s", tty ? "\r" : "",
+            p->step, p->steps, p->loss, p->lr, p->tokens_per_s, p->eta_s,
+            tty && p->step < p->steps ? "" : "\n");
+}
+
+static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d) {
+    sattn_err e;
+    if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("finetune", "%s", e.msg);
+    if (heads_load(a->heads, sh, &m->cfg, &e) != 0) return gpt_free(m), cli_fail("finetune", "%s", e.msg);
+    int rc = load_data_for_model("finetune", a->data, m, d);
+    if (!rc && (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, a->data, &e) ||
+                dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, a->data, &e)))
+        rc = cli_fail("finetune", "%s", e.msg), dataset_free(d);
+    if (!rc && has_mlp(sh) && !a->heads_out)
+        rc = cli_fail("finetune", "--heads-out PATH is required: %s has mlp heads, which train too", a->heads),
+        dataset_free(d);
+    if (rc) sparse_heads_free(sh), gpt_free(m);
+    return rc;
+}
+
+int cmd_finetune(int argc, char **argv) {
+    ft_args a = {.tc = train_config_default(), .seed = 1337};
+    a.tc.steps = 300, a.tc.batch = 8, a.tc.lr = 1e-4f, a.tc.warmup = 20;
+    int r = ft_parse(&a, argc, argv);
+    if (r) return r == 2 ? 0 : 1;
+    if (a.threads) omp_set_num_threads(a.threads);
+    if (probe_out("--out", a.out) || probe_out("--heads-out", a.heads_out)) return 1;
+    gpt_model m;
+    sparse_heads sh;
+    dataset d;
+    if ((r = ft_load(&a, &m, &sh, &d)) != 0) return r;
+    free(m.m_mem), free(m.v_mem); /* fresh AdamW state for the new objective */
+    m.m_mem = m.v_mem = NULL;
+    a.tc.seq = m.cfg.max_seq;
+    double dense = val_loss(&m, &sh, &d, 0, a.tc.batch), before = val_loss(&m, &sh, &d, 1, a.tc.batch);
+    train_state st = {0, 0, {a.seed ^ 0xf1e7ULL}};
+    int tty = isatty(2);
+    double t0 = time_now();
+    float last = finetune_run(&m, &sh, &st, &d, &a.tc, ft_progress, &tty);
+    double wall = time_now() - t0, after = val_loss(&m, &sh, &d, 1, a.tc.batch);
+    sattn_err e;
+    r = ckpt_save(a.out, CKPT_SATTN, &m, NULL, &e) ? cli_fail("finetune", "%s", e.msg) : 0;
+    if (!r && a.heads_out && heads_save(a.heads_out, &sh, &m.cfg, &e)) r = cli_fail("finetune", "%s", e.msg);
+    if (!r && a.json)
+        printf("{\"loss_dense_teacher\": %.6f, \"loss_hybrid_before\": %.6f, \"loss_hybrid_after\": %.6f, "
+               "\"ratio_before\": %.6f, \"ratio_after\": %.6f, \"train_loss\": %.6f, \"steps\": %d, "
+               "\"wall_s\": %.2f}\n", dense, before, after, before / dense, after / dense, last, st.step, wall);
+    else if (!r)
+        printf("loss dense teacher %.4f\nloss hybrid before %.4f (x%.4f)\nloss hybrid after  %.4f (x%.4f)\n"
+               "steps %d\nwall_s %.1f\n", dense, before, before / dense, after, after / dense, st.step, wall);
+    sparse_heads_free(&sh);
+    dataset_free(&d);
+    gpt_free(&m);
+    return r;
+}

@@ -1,0 +1,139 @@
+/* Hybrid model: sparse heads inside the model's forward and backward.
+ * With an index selector at k = T every key is selected, so a softmax head is
+ * exactly dense attention: the hybrid loss and every gradient must equal the dense
+ * model's. With a real subset, the hybrid's gradient must match central finite
+ * differences of the hybrid loss for parameters that cannot change any selection
+ * (those after the last attention, and the mlp head's own); the gradient through
+ * the selected keys into q, k, v is covered by select_all_equals_dense here and by
+ * the head-function finite-difference tests in test_sparse.c. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sattn/hybrid.h"
+#include "sattn/model.h"
+#include "sattn/plan.h"
+
+#define L 2
+#define H 2
+#define C 16
+#define T 12
+#define V 40
+#define B 2
+
+static void make_model(gpt_model *m, rng_t *r) {
+    gpt_config c = {T, V, V, L, H, C};
+    gpt_create(m, &c);
+    gpt_init_random(m, r);
+    /* larger weights than GPT-2's init so attention is far from uniform */
+    for (size_t i = 0; i < m->num_params; i++) m->params_mem[i] *= 5.0f;
+}
+
+static void make_heads(sparse_heads *sh, const char *plan, rng_t *r) {
+    head_spec specs[L * H];
+    sattn_err e;
+    cr_assert_eq(plan_parse(plan, NULL, L, H, specs, &e), 0, "%s", e.msg);
+    sparse_heads_create(sh, L, H, C / H, T, specs, r);
+}
+
+static void batch(int *in, int *tg, rng_t *r) {
+    for (int i = 0; i < B * T; i++) in[i] = (int)rng_below(r, V), tg[i] = (int)rng_below(r, V);
+}
+
+Test(hybrid, select_all_equals_dense) {
+    rng_t r;
+    rng_seed(&r, 5);
+    gpt_model m;
+    make_model(&m, &r);
+    sparse_heads sh;
+    make_heads(&sh, "all:index+softmax:k=12", &r);
+    int in[B * T], tg[B * T];
+    batch(in, tg, &r);
+    gpt_forward(&m, in, tg, B, T);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    float dense_loss = m.mean_loss;
+    float *g = malloc(m.num_params * sizeof(float));
+    memcpy(g, m.grads_mem, m.num_params * sizeof(float));
+    hybrid hy;
+    hybrid_init(&hy, &sh, C, H);
+    hybrid_attach(&hy, &m);
+    gpt_forward(&m, in, tg, B, T);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    cr_assert(fabsf(m.mean_loss - dense_loss) <= 1e-5f * fabsf(dense_loss), "loss %g vs dense %g",
+              m.mean_loss, dense_loss);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < m.num_params; i++) {
+        num += (double)(m.grads_mem[i] - g[i]) * (m.grads_mem[i] - g[i]);
+        den += (double)g[i] * g[i];
+    }
+    cr_assert(sqrt(num / den) < 1e-5, "hybrid grads differ from dense: rel %g", sqrt(num / den));
+    hybrid_detach(&m);
+    hybrid_free(&hy);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+    free(g);
+}
+
+/* Loss of the hybrid model in double-accumulated float (the forward itself is float). */
+static double loss_at(gpt_model *m, const int *in, const int *tg) {
+    gpt_forward(m, in, tg, B, T);
+    double s = 0;
+    for (int i = 0; i < B * T; i++) s += m->acts.losses[i];
+    return s / (B * T);
+}
+
+/* A real subset (k=3 of 12, block b=4 n=2, an mlp head): the analytic gradient of the
+ * parameters after the last attention (lnf, last fc layers) and of the mlp head must
+ * match finite differences; those perturbations cannot change any selection. */
+Test(hybrid, subset_gradients_match_fd) {
+    rng_t r;
+    rng_seed(&r, 9);
+    gpt_model m;
+    make_model(&m, &r);
+    sparse_heads sh;
+    make_heads(&sh, "L0H0:index+softmax:k=3; L0H1:block+softmax:b=4,n=2; L1H0:index+mlp:k=4,hidden=8; *:dense", &r);
+    int in[B * T], tg[B * T];
+    batch(in, tg, &r);
+    hybrid hy;
+    hybrid_init(&hy, &sh, C, H);
+    hybrid_enable_param_grads(&hy);
+    hybrid_attach(&hy, &m);
+    gpt_forward(&m, in, tg, B, T);
+    gpt_zero_grad(&m);
+    memset(hy.dparams, 0, hy.n_params * sizeof(float));
+    gpt_backward(&m);
+    /* last layer's fcproj weights and lnf: downstream of every attention */
+    float *targets[] = {m.params.fcprojw + (size_t)(L - 1) * C * 4 * C, m.params.lnfw};
+    float *grads[] = {m.grads.fcprojw + (size_t)(L - 1) * C * 4 * C, m.grads.lnfw};
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 6; j++) {
+            float *p = targets[k] + j * 3, old = *p, eps = 1e-2f;
+            *p = old + eps;
+            double lp = loss_at(&m, in, tg);
+            *p = old - eps;
+            double lm = loss_at(&m, in, tg);
+            *p = old;
+            double fd = (lp - lm) / (2 * eps), an = grads[k][j * 3];
+            cr_assert(fabs(fd - an) <= 2e-3 * fmax(1e-2, fabs(fd)), "param %d/%d: fd %g analytic %g", k, j, fd, an);
+        }
+    /* the mlp head's own parameters (selection does not depend on them) */
+    sparse_head *sp = &sh.h[1 * H + 0];
+    float *hp = sp->params + sp->n_sel, *hg = hy.dparams + hy.off_p[1 * H + 0] + sp->n_sel;
+    for (size_t j = 0; j < sp->n_fn; j += sp->n_fn / 7 + 1) {
+        float old = hp[j], eps = 1e-2f;
+        hp[j] = old + eps;
+        double lp = loss_at(&m, in, tg);
+        hp[j] = old - eps;
+        double lm = loss_at(&m, in, tg);
+        hp[j] = old;
+        double fd = (lp - lm) / (2 * eps);
+        cr_assert(fabs(fd - hg[j]) <= 2e-3 * fmax(1e-2, fabs(fd)), "mlp param %zu: fd %g analytic %g", j, fd, hg[j]);
+    }
+    hybrid_detach(&m);
+    hybrid_free(&hy);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+}

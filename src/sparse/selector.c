@@ -70,12 +70,20 @@ size_t selector_work_floats(const head_spec *s, int hs, int T) {
 
 /* ---- top-k of one row ---- */
 
-/* Sift-down in a min-heap of (score, index) by score. */
+/* Entry a ranks below entry b: a lower score, or an equal score and a later key.
+ * FIX (tests/test_sparse.c select_ties_earlier_key): the heap used to compare scores
+ * only, so among tied scores it could evict an earlier key and keep a later one, and
+ * list tied keys in any order, contrary to "ties go to the earlier key" below. */
+static int heap_below(const float *hs, const int *hi, int a, int b) {
+    return hs[a] < hs[b] || (hs[a] == hs[b] && hi[a] > hi[b]);
+}
+
+/* Sift-down in a min-heap of (score, index) by heap_below (the lowest-ranked on top). */
 static void heap_down(float *hs, int *hi, int n, int i) {
     for (;;) {
         int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && hs[l] < hs[m]) m = l;
-        if (r < n && hs[r] < hs[m]) m = r;
+        if (l < n && heap_below(hs, hi, l, m)) m = l;
+        if (r < n && heap_below(hs, hi, r, m)) m = r;
         if (m == i) return;
         float ts = hs[i];
         int ti = hi[i];
@@ -87,6 +95,9 @@ static void heap_down(float *hs, int *hi, int n, int i) {
 /* The k largest of row[0..n) into (sc, ix), descending; ties go to the earlier key. */
 static int topk_row(const float *row, int n, int k, float *sc, int *ix) {
     if (k > n) k = n;
+    /* FIX (tests/test_sparse.c): k = 0 (block with nblocks = 1) used to compare row[s]
+     * with the uninitialised sc[0] and write sc[0]/ix[0] (harmless, but read garbage). */
+    if (k <= 0) return 0;
     for (int s = 0; s < k; s++) sc[s] = row[s], ix[s] = s;
     for (int i = k / 2 - 1; i >= 0; i--) heap_down(sc, ix, k, i);
     for (int s = k; s < n; s++)

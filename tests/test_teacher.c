@@ -221,6 +221,45 @@ Test(teacher, extract_matches_activations) {
     gpt_free(&m);
 }
 
+/* Independent of the att layout: with K = T a record holds every key, so o_t must be
+ * sum_j p_j v_{s_j} and p_j = softmax(q_t . k_s / sqrt(d)); T < max_seq on purpose. */
+Test(teacher, record_is_attention) {
+    const int B = 2, T = 11, hs = TINY.channels / TINY.heads;
+    gpt_model m;
+    tiny_forward(&m, B, T, 13);
+    teacher_record r;
+    teacher_record_alloc(&r, T, hs, T);
+    teacher_pair p = {1, 0};
+    teacher_extract(&m, B, T, p, 1, 0, T, &r);
+    for (int t = 0; t < T; t++) {
+        double logit[16], mx = -1e30, z = 0;
+        for (int s = 0; s <= t; s++) {
+            logit[s] = 0;
+            for (int i = 0; i < hs; i++) logit[s] += (double)r.q[t * hs + i] * r.k[s * hs + i];
+            logit[s] /= sqrt(hs);
+            mx = fmax(mx, logit[s]);
+        }
+        for (int s = 0; s <= t; s++) z += exp(logit[s] - mx);
+        for (int j = 0; j <= t; j++) {
+            int s = r.top_idx[t * T + j];
+            cr_assert_float_eq(r.top_p[t * T + j], exp(logit[s] - mx) / z, 1e-5, "t %d s %d", t, s);
+        }
+        for (int i = 0; i < hs; i++) {
+            double o = 0;
+            for (int j = 0; j <= t; j++) o += (double)r.top_p[t * T + j] * r.v[r.top_idx[t * T + j] * hs + i];
+            cr_assert_float_eq(r.o[t * hs + i], o, 1e-5, "o[%d][%d]", t, i);
+        }
+    }
+    teacher_stats s;
+    teacher_stats_init(&s, &p, 1, T);
+    teacher_stats_add(&s, &m, B, T);
+    teacher_stats_finish(&s);
+    cr_assert_float_eq(s.head[0].mass[s.n_ks - 1], 1.0, 1e-5);
+    teacher_stats_free(&s);
+    teacher_record_free(&r);
+    gpt_free(&m);
+}
+
 Test(teacher, extract_position_range) {
     const int B = 2, T = 16, K = 4, hs = TINY.channels / TINY.heads;
     gpt_model m;

@@ -1,4 +1,4 @@
-/* sattn sample and sattn demo. */
+/* sattn sample (sattn demo lives in cmd_demo.c). */
 #include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
@@ -79,60 +79,6 @@ int cmd_sample(int argc, char **argv) {
     gpt_model m;
     if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("sample", "%s", e.msg);
     r = sample_print(&m, a.prompt, a.tokens, a.temperature, a.seed);
-    gpt_free(&m);
-    return r;
-}
-
-/* ---- demo ---- */
-
-static const char DEMO_HELP[] =
-    "usage: sattn demo [--data PATH] [--out PATH] [--steps N] [--threads N]\n"
-    "Trains the default model (4 layers, 4 heads, 128 dims, context 128, batch 16) on the\n"
-    "default corpus (data/kjv.txt, made by `make data`), prints the validation loss over the\n"
-    "whole validation split and a sample. Takes a few minutes on 2 cores.\n";
-
-enum { D_DATA = 256, D_OUT, D_STEPS, D_THREADS, D_HELP };
-static const struct option DEMO_OPTS[] = {{"data", 1, 0, D_DATA},       {"out", 1, 0, D_OUT},
-                                          {"steps", 1, 0, D_STEPS},     {"threads", 1, 0, D_THREADS},
-                                          {"help", 0, 0, D_HELP},       {0, 0, 0, 0}};
-
-static int demo_parse(train_args *a, int argc, char **argv) {
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", DEMO_OPTS, NULL)) != -1) {
-        switch (c) {
-        case D_HELP: fputs(DEMO_HELP, stdout); return 2;
-        case D_DATA: a->data = optarg; break;
-        case D_OUT: a->out = optarg; break;
-        case D_STEPS: bad = arg_int("demo", "steps", optarg, 1, 1 << 30, &a->tc.steps); break;
-        case D_THREADS: bad = arg_int("demo", "threads", optarg, 1, 1024, &a->threads); break;
-        default: return cli_usage_error("demo", c, argc, argv);
-        }
-    }
-    if (bad) return 1;
-    if (optind < argc) return cli_usage_error("demo", 0, argc, argv);
-    return 0;
-}
-
-int cmd_demo(int argc, char **argv) {
-    train_args a = train_args_default();
-    a.data = "data/kjv.txt";
-    a.out = "data/demo.ckpt";
-    a.tc.seq = 128;
-    a.tc.batch = 16;
-    a.tc.steps = 1500;
-    a.tc.eval_every = 150;
-    int r = demo_parse(&a, argc, argv);
-    if (r) return r == 2 ? 0 : 1;
-    printf("demo: training L4 H4 C128 T128 on %s for %d steps (batch 16)\n", a.data, a.tc.steps);
-    fflush(stdout);
-    if ((r = train_execute(&a, "demo")) != 0) return r;
-    sattn_err e;
-    gpt_model m;
-    if (ckpt_load(a.out, &m, NULL, &e) != 0) return cli_fail("demo", "%s", e.msg);
-    printf("\nsample (temperature 0.8):\n");
-    r = sample_print(&m, "And God said", 300, 0.8f, 1337);
     gpt_free(&m);
     return r;
 }

@@ -42,6 +42,7 @@ int cmd_bench_gemm(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
 int cmd_distill(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 
 #endif

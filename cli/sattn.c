@@ -20,6 +20,7 @@ static const char MAIN_HELP[] =
     "  collect      teacher signals per head (stats, top-k keys) into a shard; --read inspects one\n"
     "  distill      train sparse heads (selector + head function) for a plan against a model\n"
     "  eval         the hybrid model (sparse heads swapped in) against the dense teacher\n"
+    "  plan         automatic plan: replace heads by least loss per FLOP saved within a loss budget\n"
     "  finetune     recovery fine-tuning of the hybrid model on the language-modelling loss\n";
 
 /* ---- loss ---- */
@@ -106,6 +107,7 @@ int main(int argc, char **argv) {
                 {"sample", cmd_sample},     {"demo", cmd_demo},
                 {"bench-train", cmd_bench_train}, {"bench-gemm", cmd_bench_gemm},
                 {"collect", cmd_collect}, {"distill", cmd_distill},
+                {"plan", cmd_plan},
                 {"eval", cmd_eval}, {"finetune", cmd_finetune}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);

@@ -1,0 +1,454 @@
+/* End-to-end tests of `sattn demo`: the seed preset (random tokens, L0H0 replaced by each
+ * selector) runs with tiny step counts and prints one valid JSON object whose fields are all
+ * present, finite and in range, and the same object lands in OUT_DIR/metrics.json beside the
+ * model and heads files; bad data and bad flags are one-line errors that create nothing.
+ *
+ * The binary is $SATTN_BIN (default build/sattn); tests run from the repo root. Children get
+ * OMP_WAIT_POLICY=passive (unless set): spinning OpenMP waits make a 2-thread run on a busy
+ * 2-core machine ~30x slower. The helpers are copies of tests/test_cli.c's. */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_ARGS 32
+
+/* ---------------------------------------------------------------- helpers ---- */
+
+static const char *sattn_bin(void) {
+    const char *b = getenv("SATTN_BIN");
+    return b && *b ? b : "build/sattn";
+}
+
+static char g_cmd[4096]; /* the last command run, for assertion messages */
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += got;
+        if (cap - n - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            cr_assert_not_null(buf);
+        }
+    }
+    fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+static int capture_fd(char *path) {
+    strcpy(path, "/tmp/sattn-demo-io-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
+    return fd;
+}
+
+/* Runs `sattn argv...` (NULL-terminated, without the binary name), stdin from /dev/null,
+ * stdout/stderr captured into *out / *err (malloc'd). Returns the exit status, or 128 + signal. */
+static int run_cli(const char *argv[], char **out, char **err) {
+    const char *full[MAX_ARGS + 2];
+    int n = 0;
+    full[n++] = sattn_bin();
+    size_t cl = (size_t)snprintf(g_cmd, sizeof g_cmd, "%s", sattn_bin());
+    for (; argv[n - 1]; n++) {
+        cr_assert(n <= MAX_ARGS, "too many arguments");
+        full[n] = argv[n - 1];
+        if (cl < sizeof g_cmd) cl += (size_t)snprintf(g_cmd + cl, sizeof g_cmd - cl, " '%s'", argv[n - 1]);
+    }
+    full[n] = NULL;
+    char opath[64], epath[64];
+    int ofd = capture_fd(opath), efd = capture_fd(epath);
+    setenv("OMP_WAIT_POLICY", "passive", 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, ofd, 1);
+    posix_spawn_file_actions_adddup2(&fa, efd, 2);
+    posix_spawn_file_actions_addclose(&fa, ofd);
+    posix_spawn_file_actions_addclose(&fa, efd);
+    pid_t pid;
+    int rc = posix_spawn(&pid, full[0], &fa, NULL, (char *const *)full, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "cannot run %s: %s (build it with make build/sattn, or set SATTN_BIN)",
+                 full[0], strerror(rc));
+    int status;
+    while (waitpid(pid, &status, 0) < 0) cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
+    close(ofd);
+    close(efd);
+    *out = slurp(opath);
+    *err = slurp(epath);
+    unlink(opath);
+    unlink(epath);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* A temporary directory, removed (with its files) at the end. */
+typedef struct {
+    char dir[64];
+    char buf[8][256];
+    int next;
+} tdir;
+
+static void tdir_open(tdir *t) {
+    strcpy(t->dir, "/tmp/sattn-demo-XXXXXX");
+    cr_assert_not_null(mkdtemp(t->dir), "mkdtemp: %s", strerror(errno));
+    t->next = 0;
+}
+
+static const char *tpath(tdir *t, const char *name) {
+    char *b = t->buf[t->next++ % 8];
+    size_t dl = strlen(t->dir), nl = strlen(name);
+    cr_assert(dl + 1 + nl < sizeof t->buf[0], "path too long: %s", name);
+    memcpy(b, t->dir, dl); /* not snprintf: name may be an older buffer of t */
+    b[dl] = '/';
+    memcpy(b + dl + 1, name, nl + 1);
+    return b;
+}
+
+/* Removes dir and what is in it (one level of subdirectories). */
+static void rm_tree(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat sb;
+        if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) rm_tree(p);
+        else unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* ------------------------------------------------- a minimal JSON reader ---- */
+
+static const char *ws(const char *p) {
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+    return p;
+}
+
+static const char *skip_value(const char *p);
+
+/* p at '"'; returns past the closing quote, or NULL. */
+static const char *skip_string(const char *p) {
+    for (p++; *p && *p != '"'; p++) {
+        if ((unsigned char)*p < 0x20) return NULL;
+        if (*p == '\\') {
+            p++;
+            if (*p == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i]) return NULL;
+                p += 4;
+            } else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+                return NULL;
+            }
+        }
+    }
+    return *p == '"' ? p + 1 : NULL;
+}
+
+/* p at '{' or '['; returns past the closing bracket, or NULL. */
+static const char *skip_container(const char *p) {
+    char close = *p == '{' ? '}' : ']';
+    int obj = *p == '{';
+    p = ws(p + 1);
+    if (*p == close) return p + 1;
+    for (;;) {
+        if (obj) {
+            if (*p != '"' || !(p = skip_string(p))) return NULL;
+            p = ws(p);
+            if (*p != ':') return NULL;
+            p = ws(p + 1);
+        }
+        if (!(p = skip_value(p))) return NULL;
+        p = ws(p);
+        if (*p == close) return p + 1;
+        if (*p != ',') return NULL;
+        p = ws(p + 1);
+    }
+}
+
+/* Returns past one JSON value starting at p (no leading space), or NULL if it is malformed. */
+static const char *skip_value(const char *p) {
+    if (*p == '"') return skip_string(p);
+    if (*p == '{' || *p == '[') return skip_container(p);
+    static const char *words[] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++)
+        if (!strncmp(p, words[i], strlen(words[i]))) return p + strlen(words[i]);
+    char *end;
+    strtod(p, &end);
+    return end == p || *p == '+' || *p == '.' ? NULL : end;
+}
+
+/* The value of the direct member `key` of the object at obj, or NULL. */
+static const char *member(const char *obj, const char *key) {
+    cr_assert_eq(*obj, '{', "not an object: %.40s", obj);
+    const char *p = ws(obj + 1);
+    size_t kl = strlen(key);
+    while (*p == '"') {
+        const char *k = p + 1, *v = ws(ws(skip_string(p)) + 1);
+        if (!strncmp(k, key, kl) && k[kl] == '"') return v;
+        p = ws(skip_value(v));
+        if (*p == ',') p = ws(p + 1);
+    }
+    return NULL;
+}
+
+static const char *need(const char *obj, const char *key) {
+    const char *v = member(obj, key);
+    cr_assert_not_null(v, "%s: no field \"%s\" in %.80s", g_cmd, key, obj);
+    return v;
+}
+
+/* Element i of the array at arr, or NULL past its end. */
+static const char *element(const char *arr, int i) {
+    cr_assert_eq(*arr, '[', "not an array: %.40s", arr);
+    const char *p = ws(arr + 1);
+    for (int j = 0; *p != ']'; j++) {
+        if (j == i) return p;
+        p = ws(skip_value(p));
+        if (*p == ',') p = ws(p + 1);
+    }
+    return NULL;
+}
+
+static int count(const char *arr) {
+    int n = 0;
+    while (element(arr, n)) n++;
+    return n;
+}
+
+/* A finite number field within [lo, hi]. */
+static double num_in(const char *obj, const char *key, double lo, double hi) {
+    const char *v = need(obj, key);
+    char *end;
+    double x = strtod(v, &end);
+    cr_assert(end != v, "%s: \"%s\" is not a number: %.20s", g_cmd, key, v);
+    cr_assert(isfinite(x), "%s: \"%s\" is not finite: %.20s", g_cmd, key, v);
+    cr_assert(x >= lo && x <= hi, "%s: \"%s\" = %g outside [%g, %g]", g_cmd, key, x, lo, hi);
+    return x;
+}
+
+static void str_is(const char *obj, const char *key, const char *want) {
+    const char *v = need(obj, key);
+    size_t n = strlen(want);
+    cr_assert(*v == '"' && !strncmp(v + 1, want, n) && v[n + 1] == '"', "%s: \"%s\" is %.30s, expected \"%s\"",
+              g_cmd, key, v, want);
+}
+
+static void str_starts(const char *obj, const char *key, const char *prefix) {
+    const char *v = need(obj, key);
+    cr_assert(*v == '"' && !strncmp(v + 1, prefix, strlen(prefix)), "%s: \"%s\" is %.40s, expected \"%s...\"",
+              g_cmd, key, v, prefix);
+}
+
+/* ------------------------------------------------------------------ tests ---- */
+
+static const char *const FRACTIONS[] = {"top1", "hit", "recall", "mass", NULL};
+
+static void check_variant(const char *v, int T) {
+    cr_assert_eq(*v, '{');
+    need(v, "name"), need(v, "plan"), need(v, "spec");
+    cr_assert_eq(num_in(v, "layer", 0, 0), 0);
+    cr_assert_eq(num_in(v, "head", 0, 0), 0);
+    for (int i = 0; FRACTIONS[i]; i++) num_in(v, FRACTIONS[i], 0, 1);
+    for (int i = 0; FRACTIONS[i]; i++) {
+        char mean[32];
+        snprintf(mean, sizeof mean, "mean_%s", FRACTIONS[i]);
+        if (member(v, mean)) num_in(v, mean, 0, 1);
+    }
+    num_in(v, "keys", 1, T);
+    num_in(v, "head_rel_err", 0, 100);
+    num_in(v, "median_rel_err", 0, 100);
+    num_in(v, "logit_rel_err", 0, 100);
+    num_in(v, "windows", 1, 1e9);
+    num_in(v, "tokens", 1, 1e9);
+    num_in(v, "loss_ratio", 0.5, 2);
+    num_in(v, "distill_s", 0, 1e6);
+    num_in(v, "eval_s", 0, 1e6);
+    /* Random tokens: any model stays near ln 64 nats. */
+    num_in(v, "loss_dense", 3.5, 5);
+    num_in(v, "loss_hybrid", 3.5, 5);
+}
+
+static void check_teacher(const char *t, int heads, int T) {
+    num_in(t, "windows", 1, 1e6);
+    double uniform = num_in(t, "uniform_entropy", 0, log(T));
+    const char *hs = need(t, "heads");
+    cr_assert_eq(count(hs), heads, "%s: teacher stats for %d heads, expected %d", g_cmd, count(hs), heads);
+    for (int i = 0; i < heads; i++) {
+        const char *h = element(hs, i);
+        num_in(h, "entropy", 0, uniform + 1e-6);
+        double m1 = num_in(h, "mass1", 0, 1), m4 = num_in(h, "mass4", 0, 1), m16 = num_in(h, "mass16", 0, 1);
+        cr_assert(m1 <= m4 + 1e-9 && m4 <= m16 + 1e-9, "%s: mass@k not increasing in k", g_cmd);
+    }
+}
+
+static void check_seed_json(const char *js) {
+    cr_assert_eq(*js, '{', "%s: stdout is not a JSON object: %.80s", g_cmd, js);
+    const char *end = skip_value(js);
+    cr_assert_not_null(end, "%s: stdout is not valid JSON: %s", g_cmd, js);
+    cr_assert_str_eq(end, "\n", "%s: stdout holds more than one JSON object", g_cmd);
+    str_is(js, "preset", "seed");
+    const char *d = need(js, "data");
+    cr_assert_eq(num_in(d, "vocab", 64, 64), 64);
+    const char *m = need(js, "model");
+    num_in(m, "layers", 2, 2), num_in(m, "heads", 2, 2), num_in(m, "channels", 128, 128);
+    num_in(m, "vocab", 64, 64), num_in(m, "params", 1, 1e9);
+    int T = (int)num_in(m, "seq", 64, 64);
+    const char *tr = need(js, "train");
+    num_in(tr, "train_loss", 3.5, 5), num_in(tr, "val_loss", 3.5, 5), num_in(tr, "wall_s", 0, 1e6);
+    cr_assert_float_eq(num_in(js, "uniform_loss", 4, 4.3), log(64.0), 1e-5);
+    check_teacher(need(js, "teacher"), 4, T);
+    const char *vs = need(js, "variants");
+    cr_assert_eq(count(vs), 5, "%s: %d variants, expected 5", g_cmd, count(vs));
+    for (int i = 0; i < 5; i++) check_variant(element(vs, i), T);
+    str_starts(element(vs, 0), "spec", "pos+mlp:k=3,");
+    str_starts(element(vs, 1), "spec", "pos+mlp:k=3,");
+    cr_assert_not_null(strstr(need(element(vs, 1), "spec"), ",q=0,logits=0\""), "%s: values-only mlp", g_cmd);
+    str_starts(element(vs, 2), "spec", "index+softmax:k=3,");
+    str_starts(element(vs, 3), "spec", "index+softmax:k=16,");
+    str_starts(element(vs, 4), "spec", "block+softmax:b=16,n=4");
+    num_in(js, "logit_err_ratio_pos_mlp_over_index_k3", 0, 1e6);
+    num_in(js, "logit_err_ratio_pos_mlp_over_index_k16", 0, 1e6);
+    const char *o = need(js, "original_reported");
+    need(o, "note");
+    cr_assert_float_eq(num_in(o, "top1", 0, 1), 0.094, 1e-9);
+    cr_assert_float_eq(num_in(o, "head_rel_err", 0, 10), 0.85, 1e-9);
+    cr_assert_float_eq(num_in(o, "logit_rel_err", 0, 10), 0.58, 1e-9);
+    need(need(js, "files"), "model");
+    num_in(js, "wall_s", 0, 1e6);
+}
+
+/* No temporary (or other unexpected) file is left beside the outputs. */
+static void check_out_dir(tdir *t) {
+    static const char *want[] = {"model.ckpt", "metrics.json", "heads-pos-mlp-k3.sparse",
+                                 "heads-pos-mlp-k3-v.sparse", "heads-index-k3.sparse",
+                                 "heads-index-k16.sparse", "heads-block-b16n4.sparse"};
+    int n = (int)(sizeof want / sizeof want[0]), seen = 0;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s", tpath(t, "out"));
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "%s: no output directory %s", g_cmd, dir);
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.') continue;
+        int ok = 0;
+        for (int i = 0; i < n; i++) ok |= !strcmp(de->d_name, want[i]);
+        cr_assert(ok, "%s: unexpected file %s in %s", g_cmd, de->d_name, dir);
+        seen++;
+    }
+    closedir(d);
+    cr_assert_eq(seen, n, "%s: %d files in %s, expected %d", g_cmd, seen, dir, n);
+}
+
+Test(demo, seed_preset_json, .timeout = 120) {
+    tdir t;
+    tdir_open(&t);
+    const char *argv[] = {"demo", "--preset", "seed", "--steps", "20", "--distill-steps", "10",
+                          "--tokens", "20000", "--out-dir", tpath(&t, "out"), "--json", NULL};
+    char *out, *err;
+    int rc = run_cli(argv, &out, &err);
+    cr_assert_eq(rc, 0, "%s: exit %d, stderr: %s", g_cmd, rc, err);
+    check_seed_json(out);
+    char *file = slurp(tpath(&t, "out/metrics.json"));
+    cr_assert_str_eq(file, out, "%s: metrics.json differs from the printed JSON", g_cmd);
+    check_out_dir(&t);
+    free(file), free(out), free(err);
+    rm_tree(t.dir);
+}
+
+/* Text mode prints the table with the original project's row, labelled as reported. */
+Test(demo, seed_preset_text, .timeout = 120) {
+    tdir t;
+    tdir_open(&t);
+    const char *argv[] = {"demo", "--preset", "seed", "--steps", "5", "--distill-steps", "3",
+                          "--tokens", "5000", "--out-dir", tpath(&t, "out"), NULL};
+    char *out, *err;
+    int rc = run_cli(argv, &out, &err);
+    cr_assert_eq(rc, 0, "%s: exit %d, stderr: %s", g_cmd, rc, err);
+    static const char *lines[] = {"ln 64 = 4.1589", "pos+mlp k=3 (original)", "index+softmax k=16",
+                                  "block+softmax b=16 n=4", "original project (reported, not run here)",
+                                  "pos+mlp / index+softmax"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_assert_not_null(strstr(out, lines[i]), "%s: stdout lacks '%s':\n%s", g_cmd, lines[i], out);
+    free(out), free(err);
+    rm_tree(t.dir);
+}
+
+/* One line on stderr naming `needle`, non-zero exit, empty stdout, no output directory. */
+static void expect_fail(tdir *t, const char *argv[], const char *needle) {
+    char *out, *err;
+    int rc = run_cli(argv, &out, &err);
+    cr_assert_neq(rc, 0, "%s: should fail", g_cmd);
+    cr_assert(rc < 128, "%s: crashed (exit %d): %s", g_cmd, rc, err);
+    cr_assert_str_empty(out, "%s: unexpected stdout: %s", g_cmd, out);
+    size_t n = strlen(err);
+    cr_assert(n > 0 && err[n - 1] == '\n' && !memchr(err, '\n', n - 1),
+              "%s: stderr should be exactly one line: '%s'", g_cmd, err);
+    cr_assert_not_null(strstr(err, needle), "%s: stderr should name '%s': %s", g_cmd, needle, err);
+    cr_assert(!exists(tpath(t, "out")), "%s: created the output directory", g_cmd);
+    free(out), free(err);
+}
+
+Test(demo, missing_data_is_one_line, .timeout = 30) {
+    tdir t;
+    tdir_open(&t);
+    char data[256];
+    snprintf(data, sizeof data, "%s", tpath(&t, "missing.txt"));
+    const char *argv[] = {"demo", "--data", data, "--out-dir", tpath(&t, "out"), NULL};
+    expect_fail(&t, argv, data);
+    rm_tree(t.dir);
+}
+
+Test(demo, bad_flags_are_one_line, .timeout = 30) {
+    tdir t;
+    tdir_open(&t);
+    char out[256];
+    snprintf(out, sizeof out, "%s", tpath(&t, "out"));
+    static const struct {
+        const char *args[4];
+        const char *needle;
+    } cases[] = {
+        {{"--preset", "bogus"}, "--preset"},
+        {{"--preset"}, "--preset"},
+        {{"--distill-steps", "0"}, "--distill-steps"},
+        {{"--steps", "x"}, "--steps"},
+        {{"--tokens", "100", "--preset", "seed"}, "--tokens"},
+        {{"--tokens", "50000"}, "--tokens"},            /* only for the seed preset */
+        {{"--preset", "seed", "--data", "x.txt"}, "--data"}, /* seed makes its own data */
+        {{"--seed", "-1"}, "--seed"},
+        {{"--out-dir", ""}, "--out-dir"},
+        {{"stray"}, "stray"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[MAX_ARGS] = {"demo", "--out-dir", out};
+        int n = 3;
+        for (int j = 0; j < 4 && cases[i].args[j]; j++) argv[n++] = cases[i].args[j];
+        argv[n] = NULL;
+        expect_fail(&t, argv, cases[i].needle);
+    }
+    rm_tree(t.dir);
+}

@@ -126,8 +126,8 @@ static int check_inputs(const gpt_model *m, const dataset *d, const autoplan_con
         if (d->tokens[i] >= m->cfg.vocab)
             return err_set(e, "data token %d at position %zu is outside the model's vocabulary (%d)",
                            d->tokens[i], i, m->cfg.vocab);
-    if (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, "data", e)) return -1;
-    return dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, "data", e);
+    if (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, NULL, e)) return -1;
+    return dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, NULL, e);
 }
 
 /* Everything the stages share. */

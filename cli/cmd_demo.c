@@ -350,20 +350,22 @@ static void teacher_report(demo_ctx *x, gpt_model *m, const dataset *d) {
     int T = m->cfg.max_seq;
     double uniform = 0.0; /* entropy of uniform causal attention, mean over queries */
     for (int t = 0; t < T; t++) uniform += log(t + 1.0) / T;
-    say(x, "%-6s %8s %7s %7s %7s\n", "head", "entropy", "m@1", "m@4", "m@16");
+    say(x, "%-6s %8s %7s %7s %7s %7s %7s\n", "head", "entropy", "m@1", "m@4", "m@16", "self", "sink");
     sb_printf(&x->j, ", \"teacher\": {\"windows\": %d, \"uniform_entropy\": %.6f, \"heads\": [",
               TEACHER_WINDOWS, uniform);
     for (int p = 0; p < st.n_pairs; p++) {
         const teacher_head_stats *h = &st.head[p];
         double m1 = mass_at(&st, p, 1), m4 = mass_at(&st, p, 4), m16 = mass_at(&st, p, 16);
-        say(x, "L%dH%-3d %8.3f %7.3f %7.3f %7.3f\n", st.pairs[p].layer, st.pairs[p].head,
-            h->entropy, m1, m4, m16);
+        say(x, "L%dH%-3d %8.3f %7.3f %7.3f %7.3f %7.3f %7.3f\n", st.pairs[p].layer, st.pairs[p].head,
+            h->entropy, m1, m4, m16, h->self_frac, h->sink_frac);
         sb_printf(&x->j, "%s{\"layer\": %d, \"head\": %d, \"entropy\": %.6f, \"mass1\": %.6f, "
-                  "\"mass4\": %.6f, \"mass16\": %.6f}", p ? ", " : "", st.pairs[p].layer,
-                  st.pairs[p].head, h->entropy, m1, m4, m16);
+                  "\"mass4\": %.6f, \"mass16\": %.6f, \"self_frac\": %.6f, \"sink_frac\": %.6f}",
+                  p ? ", " : "", st.pairs[p].layer, st.pairs[p].head, h->entropy, m1, m4, m16,
+                  h->self_frac, h->sink_frac);
     }
     sb_printf(&x->j, "]}");
-    say(x, "(uniform causal attention would have entropy %.3f nats)\n", uniform);
+    say(x, "(self, sink: how often the argmax key is the query itself, position 0; uniform causal\n"
+           " attention would have entropy %.3f nats)\n", uniform);
     teacher_stats_free(&st);
 }
 

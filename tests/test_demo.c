@@ -304,6 +304,7 @@ static void check_teacher(const char *t, int heads, int T) {
         num_in(h, "entropy", 0, uniform + 1e-6);
         double m1 = num_in(h, "mass1", 0, 1), m4 = num_in(h, "mass4", 0, 1), m16 = num_in(h, "mass16", 0, 1);
         cr_assert(m1 <= m4 + 1e-9 && m4 <= m16 + 1e-9, "%s: mass@k not increasing in k", g_cmd);
+        num_in(h, "self_frac", 0, 1), num_in(h, "sink_frac", 0, 1);
     }
 }
 

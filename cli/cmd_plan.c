@@ -136,7 +136,7 @@ static void progress_line(const autoplan_event *ev, void *user) {
     case AUTOPLAN_DISTILL: progress_distill(p, ev); break;
     case AUTOPLAN_BASELINE: fprintf(stderr, "baseline: dense loss %.4f\n", ev->loss); break;
     case AUTOPLAN_SKIP:
-        fprintf(stderr, "candidate %s saves no attention FLOPs at this context: skipped\n",
+        fprintf(stderr, "candidate %s saves no attention FLOPs at the model's context: skipped\n",
                 cand_name(p->a, ev->cand, name, sizeof name));
         break;
     case AUTOPLAN_SINGLE:
@@ -144,7 +144,7 @@ static void progress_line(const autoplan_event *ev, void *user) {
                 cand_name(p->a, ev->cand, name, sizeof name), ev->loss, ev->delta);
         break;
     case AUTOPLAN_GREEDY:
-        fprintf(stderr, "greedy L%dH%d %s: loss %.4f (%+.2f%%) %s\n", ev->layer, ev->head,
+        fprintf(stderr, "greedy L%dH%d %s: loss %.4f (%+.3f%%) %s\n", ev->layer, ev->head,
                 cand_name(p->a, ev->cand, name, sizeof name), ev->loss, 100 * ev->delta,
                 ev->accepted ? "kept" : "dropped");
         break;
@@ -168,7 +168,7 @@ static void print_table(const plan_args *a, const autoplan_result *r) {
         }
         cand_name(a, h->cand, cand, sizeof cand);
         if (h->tried)
-            snprintf(greedy, sizeof greedy, "%s (%+.2f%%)", h->chosen ? "kept" : "dropped",
+            snprintf(greedy, sizeof greedy, "%s (%+.3f%%)", h->chosen ? "kept" : "dropped",
                      100 * (h->loss_tried / r->baseline - 1));
         printf("%-6s %-28s %-28s %+11.4f %10.4g %6.1f%% %s\n", name, spec, cand, h->delta, h->saved,
                100 * h->saved / dense, greedy);

@@ -30,7 +30,8 @@
  *
  * The planner:
  *   1. per candidate c: sparse heads for the plan "all:c", distilled jointly against
- *      the teacher (distill_run), so every head has a trained version of every candidate;
+ *      the teacher (distill_run), so every head has a trained version of every candidate
+ *      (candidates that save no FLOPs at T = max_seq are skipped: they cannot be chosen);
  *   2. baseline: the dense loss over the first W windows (of the model's T) of the
  *      validation split;
  *   3. per (head, candidate) whose FLOPs saved at T = max_seq are > 0: the loss with
@@ -80,7 +81,7 @@ autoplan_config autoplan_config_default(void);
 typedef enum {
     AUTOPLAN_DISTILL,  /* cand, dp: a distillation step of candidate cand */
     AUTOPLAN_BASELINE, /* loss: the dense loss */
-    AUTOPLAN_SKIP,     /* cand: saves no FLOPs at T = max_seq, not evaluated */
+    AUTOPLAN_SKIP,     /* cand: saves no FLOPs at T = max_seq: neither distilled nor evaluated */
     AUTOPLAN_SINGLE,   /* cand, layer, head, loss, delta: that head alone sparse */
     AUTOPLAN_GREEDY    /* cand, layer, head, loss, delta (relative to baseline), accepted */
 } autoplan_stage;

@@ -182,6 +182,11 @@ static void distill_candidates(planner *p) {
     const gpt_config *g = &p->m->cfg;
     head_spec *specs = xmalloc((size_t)p->nh * sizeof *specs);
     for (int c = 0; c < p->c->n_candidates; c++) {
+        /* A candidate that saves nothing can never be chosen: don't spend steps on it. */
+        if (p->saved[c] <= 0) {
+            emit(p, (autoplan_event){.stage = AUTOPLAN_SKIP, .cand = c});
+            continue;
+        }
         for (int i = 0; i < p->nh; i++) specs[i] = p->c->candidates[c];
         rng_t rng;
         rng_seed(&rng, p->c->seed);
@@ -206,10 +211,7 @@ static int better(double delta, double saved, double d0, double s0) {
 static void score_heads(planner *p, autoplan_result *r) {
     for (int i = 0; i < p->nh; i++) r->ph[i] = (autoplan_head){.cand = -1};
     for (int c = 0; c < p->c->n_candidates; c++) {
-        if (p->saved[c] <= 0) {
-            emit(p, (autoplan_event){.stage = AUTOPLAN_SKIP, .cand = c});
-            continue;
-        }
+        if (p->saved[c] <= 0) continue;
         for (int i = 0; i < p->nh; i++) {
             view_set(p, i, c);
             double loss = view_loss(p, NULL), delta = loss - r->baseline;

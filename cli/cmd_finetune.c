@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -75,6 +76,8 @@ static int ft_parse(ft_args *a, int argc, char **argv) {
                              {a->data, "--data PATH"}, {a->out, "--out PATH"}};
     for (int i = 0; i < 4; i++)
         if (!need[i][0]) return cli_fail("finetune", "%s is required", need[i][1]);
+    if (a->heads_out && !strcmp(a->heads_out, a->out))
+        return cli_fail("finetune", "--heads-out %s is the same file as --out", a->heads_out);
     if (!a->min_lr_given) a->tc.min_lr = a->tc.lr / 10;
     if (a->tc.min_lr > a->tc.lr)
         return cli_fail("finetune", "--min-lr %g is larger than --lr %g", a->tc.min_lr, a->tc.lr);
@@ -84,7 +87,10 @@ static int ft_parse(ft_args *a, int argc, char **argv) {
 static int probe_out(const char *flag, const char *path) {
     afile f;
     sattn_err e;
+    struct stat sb; /* a directory passes the probe (it only makes a temp file beside it) */
     if (!path) return 0;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_fail("finetune", "%s %s: is a directory, expected a file path", flag, path);
     if (afile_open(&f, path, &e) != 0) return cli_fail("finetune", "%s %s", flag, e.msg);
     afile_abort(&f);
     return 0;

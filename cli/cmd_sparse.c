@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -109,6 +110,9 @@ int cmd_distill(int argc, char **argv) {
     if (a.threads) omp_set_num_threads(a.threads);
     afile probe;
     sattn_err e;
+    struct stat sb; /* a directory passes the probe (it only makes a temp file beside it) */
+    if (stat(a.out, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_fail("distill", "--out %s: is a directory, expected a file path", a.out);
     if (afile_open(&probe, a.out, &e) != 0) return cli_fail("distill", "--out %s", e.msg);
     afile_abort(&probe);
     gpt_model m;

@@ -136,8 +136,8 @@ static void progress_line(const autoplan_event *ev, void *user) {
     case AUTOPLAN_DISTILL: progress_distill(p, ev); break;
     case AUTOPLAN_BASELINE: fprintf(stderr, "baseline: dense loss %.4f\n", ev->loss); break;
     case AUTOPLAN_SKIP:
-        fprintf(stderr, "candidate %s saves no attention FLOPs at the model's context: skipped\n",
-                cand_name(p->a, ev->cand, name, sizeof name));
+        fprintf(stderr, "candidate %s: saves %.4g attention FLOPs per head at the model's context "
+                        "(<= 0): skipped\n", cand_name(p->a, ev->cand, name, sizeof name), ev->saved);
         break;
     case AUTOPLAN_SINGLE:
         fprintf(stderr, "alone L%dH%d %s: loss %.4f | delta %+.4f\n", ev->layer, ev->head,

@@ -81,8 +81,8 @@ autoplan_config autoplan_config_default(void);
 typedef enum {
     AUTOPLAN_DISTILL,  /* cand, dp: a distillation step of candidate cand */
     AUTOPLAN_BASELINE, /* loss: the dense loss */
-    AUTOPLAN_SKIP,     /* cand: saves no FLOPs at T = max_seq: neither distilled nor evaluated */
-    AUTOPLAN_SINGLE,   /* cand, layer, head, loss, delta: that head alone sparse */
+    AUTOPLAN_SKIP,     /* cand, saved: saves no FLOPs at T = max_seq: neither distilled nor evaluated */
+    AUTOPLAN_SINGLE,   /* cand, saved, layer, head, loss, delta: that head alone sparse */
     AUTOPLAN_GREEDY    /* cand, layer, head, loss, delta (relative to baseline), accepted */
 } autoplan_stage;
 
@@ -90,6 +90,7 @@ typedef struct {
     autoplan_stage stage;
     int cand;
     const distill_progress *dp;
+    double saved; /* FLOPs per head and sequence of max_seq: dense minus the candidate */
     int layer, head;
     double loss, delta;
     int accepted;

@@ -184,7 +184,7 @@ static void distill_candidates(planner *p) {
     for (int c = 0; c < p->c->n_candidates; c++) {
         /* A candidate that saves nothing can never be chosen: don't spend steps on it. */
         if (p->saved[c] <= 0) {
-            emit(p, (autoplan_event){.stage = AUTOPLAN_SKIP, .cand = c});
+            emit(p, (autoplan_event){.stage = AUTOPLAN_SKIP, .cand = c, .saved = p->saved[c]});
             continue;
         }
         for (int i = 0; i < p->nh; i++) specs[i] = p->c->candidates[c];
@@ -216,8 +216,9 @@ static void score_heads(planner *p, autoplan_result *r) {
             view_set(p, i, c);
             double loss = view_loss(p, NULL), delta = loss - r->baseline;
             view_set(p, i, -1);
-            emit(p, (autoplan_event){.stage = AUTOPLAN_SINGLE, .cand = c, .layer = i / r->heads,
-                                     .head = i % r->heads, .loss = loss, .delta = delta});
+            emit(p, (autoplan_event){.stage = AUTOPLAN_SINGLE, .cand = c, .saved = p->saved[c],
+                                     .layer = i / r->heads, .head = i % r->heads, .loss = loss,
+                                     .delta = delta});
             autoplan_head *h = &r->ph[i];
             if (h->cand < 0 || better(delta, p->saved[c], h->delta, h->saved))
                 h->cand = c, h->delta = delta, h->saved = p->saved[c];

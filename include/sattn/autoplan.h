@@ -31,7 +31,8 @@
  * The planner:
  *   1. per candidate c: sparse heads for the plan "all:c", distilled jointly against
  *      the teacher (distill_run), so every head has a trained version of every candidate
- *      (candidates that save no FLOPs at T = max_seq are skipped: they cannot be chosen);
+ *      (candidates that save no FLOPs at T = max_seq are skipped: they cannot be chosen;
+ *      candidates without parameters, block+softmax, need no distillation);
  *   2. baseline: the dense loss over the first W windows (of the model's T) of the
  *      validation split;
  *   3. per (head, candidate) whose FLOPs saved at T = max_seq are > 0: the loss with
@@ -79,7 +80,7 @@ typedef struct {
 autoplan_config autoplan_config_default(void);
 
 typedef enum {
-    AUTOPLAN_DISTILL,  /* cand, dp: a distillation step of candidate cand */
+    AUTOPLAN_DISTILL,  /* cand, dp: a distillation step of candidate cand (if it has parameters) */
     AUTOPLAN_BASELINE, /* loss: the dense loss */
     AUTOPLAN_SKIP,     /* cand, saved: saves no FLOPs at T = max_seq: neither distilled nor evaluated */
     AUTOPLAN_SINGLE,   /* cand, saved, layer, head, loss, delta: that head alone sparse */

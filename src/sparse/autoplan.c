@@ -191,6 +191,8 @@ static void distill_candidates(planner *p) {
         rng_t rng;
         rng_seed(&rng, p->c->seed);
         sparse_heads_create(&p->cand[c], g->layers, g->heads, p->hs, p->T, specs, &rng);
+        /* block+softmax has nothing to train: its distillation would only run the teacher. */
+        if (p->cand[c].h[0].n_sel + p->cand[c].h[0].n_fn == 0) continue;
         distill_config dc = p->c->dc;
         distill_relay relay = {p, c};
         p->m->attn = NULL;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -244,6 +245,9 @@ static int probe_out(const char *flag, const char *path) {
     afile probe;
     sattn_err e;
     if (!path) return 0;
+    struct stat sb; /* a directory passes the probe (it only makes a temp file beside it) */
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_fail("plan", "%s %s: is a directory, expected a file path", flag, path);
     if (afile_open(&probe, path, &e) != 0) return cli_fail("plan", "%s %s", flag, e.msg);
     afile_abort(&probe);
     return 0;

@@ -566,7 +566,8 @@ Test(autoplan, cli_bad_flags, .timeout = 120) {
         "got '0%'", "got '150%'", "got '2'", "got 'abc'", "got '-1%'", "got 'nan'", "got '1%%'",
         "--candidates candidate 'bogus'", "candidate 'dense' is dense", "--candidates no candidate",
         "--steps", "--windows", "--batch", "--seed", "unknown option '--nope'", "unexpected argument 'extra'",
-        "option '--steps' needs a value", "none.ckpt", "--out", "--heads-out", "tiny.txt"};
+        "option '--steps' needs a value", "none.ckpt", "--out", "--heads-out", "tiny.txt",
+        "is a directory", "--heads-out /tmp/sattn-autoplan-"};
     const char *cases[][16] = {
         {"plan", "--data", D, "--budget", "1%", "--out", O, NULL},
         {"plan", "--model", M, "--budget", "1%", "--out", O, NULL},
@@ -593,7 +594,9 @@ Test(autoplan, cli_bad_flags, .timeout = 120) {
         {"plan", "--model", dname, "--data", D, "--budget", "1%", "--out", O, NULL},
         {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", nodir, NULL},
         {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", O, "--heads-out", O, NULL},
-        {"plan", "--model", M, "--data", f.tiny, "--budget", "1%", "--out", O, NULL}};
+        {"plan", "--model", M, "--data", f.tiny, "--budget", "1%", "--out", O, NULL},
+        {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", f.dir, NULL},
+        {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", O, "--heads-out", f.dir, NULL}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out, *err;
         int rc = run_cli(cases[i], &out, &err);

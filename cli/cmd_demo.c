@@ -186,19 +186,19 @@ static int make_dirs(const char *dir) {
     size_t n = strlen(dir);
     char *p = xmalloc(n + 1);
     memcpy(p, dir, n + 1);
-    int rc = 0;
-    for (size_t i = 1; i <= n && !rc; i++) {
+    int err = 0;
+    for (size_t i = 1; i <= n && !err; i++) {
         if (p[i] != '/' && p[i] != 0) continue;
         char keep = p[i];
         p[i] = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) rc = -1;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) err = errno;
         p[i] = keep;
     }
     free(p);
     struct stat sb;
-    if (rc || stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cli_fail("demo", "--out-dir %s: cannot create the directory: %s", dir,
-                        rc || errno ? strerror(errno) : "not a directory");
+    if (!err && stat(dir, &sb) != 0) err = errno;
+    if (err) return cli_fail("demo", "--out-dir %s: cannot create the directory: %s", dir, strerror(err));
+    if (!S_ISDIR(sb.st_mode)) return cli_fail("demo", "--out-dir %s: exists and is not a directory", dir);
     return 0;
 }
 
@@ -251,9 +251,9 @@ static int ctx_finish(demo_ctx *x) {
     sb_printf(&x->j, "}, \"wall_s\": %.2f}\n", time_now() - x->t0);
     afile f;
     sattn_err e;
-    if (afile_open(&f, x->metrics_path, &e) || afile_write(&f, x->j.s, x->j.n, &e) ||
-        afile_commit(&f, &e))
-        return cli_fail("demo", "%s", e.msg);
+    if (afile_open(&f, x->metrics_path, &e)) return cli_fail("demo", "%s", e.msg);
+    if (afile_write(&f, x->j.s, x->j.n, &e)) return afile_abort(&f), cli_fail("demo", "%s", e.msg);
+    if (afile_commit(&f, &e)) return cli_fail("demo", "%s", e.msg);
     if (x->a->json) fputs(x->j.s, stdout);
     say(x, "wrote %s and %s\ntotal %.0f s\n", x->model_path, x->metrics_path, time_now() - x->t0);
     return 0;

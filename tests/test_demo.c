@@ -444,6 +444,11 @@ Test(demo, bad_flags_are_one_line, .timeout = 30) {
         {{"--out-dir", ""}, "--out-dir"},
         {{"stray"}, "stray"},
     };
+    FILE *f = fopen(tpath(&t, "afile"), "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    const char *file_dir[] = {"demo", "--preset", "seed", "--out-dir", tpath(&t, "afile"), NULL};
+    expect_fail(&t, file_dir, "not a directory");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[MAX_ARGS] = {"demo", "--out-dir", out};
         int n = 3;

@@ -24,22 +24,25 @@ static const char FT_HELP[] =
     "  --steps N         steps (default 300)     --batch B   sequences per step (default 8)\n"
     "  --lr X            peak learning rate (default 1e-4), cosine to --min-lr (default lr/10)\n"
     "  --warmup N        warmup steps (default 20)  --seed S  batch seed (default 1337)\n"
-    "  --threads N       OpenMP threads             --json    one JSON object\n";
+    "  --threads N       OpenMP threads             --json    one JSON object\n"
+    "  --control         also fine-tune the DENSE model the same way (same steps, schedule and\n"
+    "                    batches) and report its loss: the fair baseline for 'after'\n";
 
 enum { F_MODEL = 256, F_HEADS, F_DATA, F_OUT, F_HOUT, F_STEPS, F_BATCH, F_LR, F_MINLR, F_WARM,
-       F_SEED, F_THREADS, F_JSON, F_HELP };
+       F_SEED, F_THREADS, F_JSON, F_CONTROL, F_HELP };
 static const struct option FT_OPTS[] = {
     {"model", 1, 0, F_MODEL}, {"heads", 1, 0, F_HEADS},   {"data", 1, 0, F_DATA},
     {"out", 1, 0, F_OUT},     {"heads-out", 1, 0, F_HOUT}, {"steps", 1, 0, F_STEPS},
     {"batch", 1, 0, F_BATCH}, {"lr", 1, 0, F_LR},         {"min-lr", 1, 0, F_MINLR},
     {"warmup", 1, 0, F_WARM}, {"seed", 1, 0, F_SEED},     {"threads", 1, 0, F_THREADS},
-    {"json", 0, 0, F_JSON},   {"help", 0, 0, F_HELP},     {0, 0, 0, 0}};
+    {"json", 0, 0, F_JSON},   {"control", 0, 0, F_CONTROL}, {"help", 0, 0, F_HELP},
+    {0, 0, 0, 0}};
 
 typedef struct {
     const char *model, *heads, *data, *out, *heads_out;
     train_config tc;
     uint64_t seed;
-    int threads, json, min_lr_given;
+    int threads, json, min_lr_given, control;
 } ft_args;
 
 static int ft_parse_one(ft_args *a, int c, const char *v) {
@@ -51,6 +54,7 @@ static int ft_parse_one(ft_args *a, int c, const char *v) {
     case F_OUT: a->out = v; return 0;
     case F_HOUT: a->heads_out = v; return 0;
     case F_JSON: a->json = 1; return 0;
+    case F_CONTROL: a->control = 1; return 0;
     case F_STEPS: return arg_int(cmd, "steps", v, 1, 1 << 30, &a->tc.steps);
     case F_BATCH: return arg_int(cmd, "batch", v, 1, 1 << 16, &a->tc.batch);
     case F_WARM: return arg_int(cmd, "warmup", v, 0, 1 << 30, &a->tc.warmup);
@@ -121,6 +125,32 @@ static void ft_progress(const train_progress *p, void *user) {
             tty && p->step < p->steps ? "" : "\n");
 }
 
+/* The same fine-tune on the dense model (every head dense): extra training alone also
+ * lowers the loss, so "hybrid after" is compared with this, not only with the teacher. */
+static double dense_control(const ft_args *a, const dataset *d) {
+    gpt_model m;
+    sattn_err e;
+    if (ckpt_load(a->model, &m, NULL, &e) != 0) return NAN;
+    free(m.m_mem), free(m.v_mem);
+    m.m_mem = m.v_mem = NULL;
+    const gpt_config *c = &m.cfg;
+    head_spec *specs = xmalloc((size_t)c->layers * c->heads * sizeof *specs);
+    for (int i = 0; i < c->layers * c->heads; i++) specs[i] = head_spec_default();
+    sparse_heads sh;
+    rng_t rng;
+    rng_seed(&rng, a->seed);
+    sparse_heads_create(&sh, c->layers, c->heads, c->channels / c->heads, c->max_seq, specs, &rng);
+    train_state st = {0, 0, {a->seed ^ 0xf1e7ULL}};
+    train_config tc = a->tc;
+    tc.seq = c->max_seq;
+    finetune_run(&m, &sh, &st, d, &tc, NULL, NULL);
+    double loss = eval_split_loss(&m, d, SPLIT_VAL, c->max_seq, tc.batch, 0, NULL);
+    sparse_heads_free(&sh);
+    free(specs);
+    gpt_free(&m);
+    return loss;
+}
+
 static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d) {
     sattn_err e;
     if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("finetune", "%s", e.msg);
@@ -156,16 +186,23 @@ int cmd_finetune(int argc, char **argv) {
     double t0 = time_now();
     float last = finetune_run(&m, &sh, &st, &d, &a.tc, ft_progress, &tty);
     double wall = time_now() - t0, after = val_loss(&m, &sh, &d, 1, a.tc.batch);
+    double control = a.control ? dense_control(&a, &d) : NAN;
     sattn_err e;
     r = ckpt_save(a.out, CKPT_SATTN, &m, NULL, &e) ? cli_fail("finetune", "%s", e.msg) : 0;
     if (!r && a.heads_out && heads_save(a.heads_out, &sh, &m.cfg, &e)) r = cli_fail("finetune", "%s", e.msg);
     if (!r && a.json)
         printf("{\"loss_dense_teacher\": %.6f, \"loss_hybrid_before\": %.6f, \"loss_hybrid_after\": %.6f, "
                "\"ratio_before\": %.6f, \"ratio_after\": %.6f, \"train_loss\": %.6f, \"steps\": %d, "
-               "\"wall_s\": %.2f}\n", dense, before, after, before / dense, after / dense, last, st.step, wall);
+               "\"wall_s\": %.2f", dense, before, after, before / dense, after / dense, last, st.step, wall);
     else if (!r)
         printf("loss dense teacher %.4f\nloss hybrid before %.4f (x%.4f)\nloss hybrid after  %.4f (x%.4f)\n"
                "steps %d\nwall_s %.1f\n", dense, before, before / dense, after, after / dense, st.step, wall);
+    if (!r && a.control && a.json)
+        printf(", \"loss_dense_control\": %.6f, \"ratio_after_vs_control\": %.6f", control, after / control);
+    else if (!r && a.control)
+        printf("loss dense fine-tuned the same way (control) %.4f\nhybrid after / control x%.4f\n", control,
+               after / control);
+    if (!r && a.json) printf("}\n");
     sparse_heads_free(&sh);
     dataset_free(&d);
     gpt_free(&m);

@@ -35,7 +35,7 @@ static const char DEMO_HELP[] =
     "--preset seed: the original project's experiment on random tokens (vocabulary 64, L2 H2\n"
     "  C128 T64, 400 steps): layer 0 head 0 replaced by pos+mlp (k=3), and beside it, on the same\n"
     "  model, index+softmax (k=3, k=16) and block+softmax (b=16, n=4); one table of the metrics\n"
-    "  next to the numbers the original project reported. About 1 minute.\n"
+    "  next to the numbers the original project reported. About half a minute.\n"
     "  --out-dir DIR       model.ckpt, the heads file(s) and metrics.json (default data/demo,\n"
     "                      data/demo-seed for the seed preset)\n"
     "  --out PATH          the model checkpoint instead of DIR/model.ckpt\n"

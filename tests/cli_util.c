@@ -69,11 +69,11 @@ int cli_files_equal(const char *a, const char *b) {
     return eq;
 }
 
-void cli_write_text(const char *path, size_t n) {
+char *cli_make_text(size_t n) {
     static const char *words[] = {"the", "king", "and", "queen", "of", "a", "fair", "night",
                                   "shall", "speak", "to", "my", "lord", "what", "is", "love",
                                   "thou", "art", "good", "sir"};
-    char *buf = malloc(n + 16);
+    char *buf = malloc(n + 1);
     cr_assert_not_null(buf);
     uint64_t s = 12345;
     size_t i = 0;
@@ -83,6 +83,12 @@ void cli_write_text(const char *path, size_t n) {
         for (; *w && i < n; w++) buf[i++] = *w;
         if (i < n) buf[i++] = (s >> 20) % 9 == 0 ? '\n' : ' ';
     }
+    buf[n] = 0;
+    return buf;
+}
+
+void cli_write_text(const char *path, size_t n) {
+    char *buf = cli_make_text(n);
     cli_spew(path, buf, n);
     free(buf);
 }
@@ -231,6 +237,16 @@ void cli_rm_tree(const char *path) {
 }
 
 void cli_tdir_close(cli_tdir *t) { cli_rm_tree(t->dir); }
+
+int cli_dir_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot open %s: %s", dir, strerror(errno));
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
 
 void cli_assert_no_output(const char *dir, const char *prefix) {
     DIR *d = opendir(dir);

@@ -1,6 +1,7 @@
 /* Shared helpers for the end-to-end tests of the sattn binary (tests/test_cli.c,
- * tests/test_sparse_cli.c): run the binary with captured output, per-test temp
- * directories, and the "one stderr line, nothing written" failure checks.
+ * tests/test_sparse_cli.c, and the CLI parts of test_teacher.c, test_autoplan.c and
+ * test_demo.c): run the binary with captured output, per-test temp directories, and
+ * the "one stderr line, nothing written" failure checks.
  *
  * The binary is $SATTN_BIN (default build/sattn); tests run from the repo root.
  * Children get OMP_WAIT_POLICY=passive (unless set): with spinning OpenMP waits a
@@ -28,7 +29,10 @@ char *cli_slurp(const char *path, size_t *len);
 void cli_spew(const char *path, const void *data, size_t n);
 int cli_file_exists(const char *path);
 int cli_files_equal(const char *a, const char *b);
-/* Deterministic English-like text of n bytes (no dependency on a corpus file). */
+/* Deterministic English-like text of n bytes (no dependency on a corpus file), NUL-
+ * terminated (malloc'd); a shorter text is a prefix of a longer one. */
+char *cli_make_text(size_t n);
+/* cli_make_text(n) written to path. */
 void cli_write_text(const char *path, size_t n);
 
 /* Runs `sattn argv...` (argv NULL-terminated, without the binary name) with stdin
@@ -79,6 +83,8 @@ void cli_tdir_open(cli_tdir *t);
 const char *cli_tpath(cli_tdir *t, const char *name);
 void cli_tdir_close(cli_tdir *t);
 void cli_rm_tree(const char *path);
+/* The number of entries in dir, not counting "." and "..". */
+int cli_dir_entries(const char *dir);
 
 /* Fails if dir holds any entry whose name starts with prefix (the output, or its
  * "<out>.tmp.<pid>" temp file). */

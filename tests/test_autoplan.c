@@ -4,32 +4,25 @@
  * the rule, 100% replaces every head that saves FLOPs, the plan and heads files read
  * back), and `sattn plan`'s one-line errors.
  *
- * The CLI tests run $SATTN_BIN (default build/sattn) from the repo root, with
- * OMP_WAIT_POLICY=passive (spinning OpenMP waits are ~30x slower on a busy machine). */
+ * The CLI tests run $SATTN_BIN (default build/sattn) from the repo root through the
+ * helpers in cli_util.h. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "cli_util.h"
 #include "sattn/autoplan.h"
 #include "sattn/ckpt.h"
 #include "sattn/heads.h"
 #include "sattn/hybrid.h"
 #include "sattn/plan.h"
 #include "sattn/train.h"
-
-extern char **environ;
 
 /* ------------------------------------------------------------ FLOPs ---- */
 
@@ -217,26 +210,9 @@ static void tiny_model(gpt_model *m) {
     dataset_free(&d);
 }
 
-/* Deterministic English-like text. */
-static char *make_text(size_t n) {
-    static const char *words[] = {"the", "king", "and", "queen", "of", "a", "fair", "night",
-                                  "shall", "speak", "to", "my", "lord", "what", "is", "love",
-                                  "thou", "art", "good", "sir"};
-    char *buf = malloc(n + 1);
-    uint64_t s = 12345;
-    size_t i = 0;
-    while (i < n) {
-        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-        const char *w = words[(s >> 33) % 20];
-        for (; *w && i < n; w++) buf[i++] = *w;
-        if (i < n) buf[i++] = (s >> 20) % 9 == 0 ? '\n' : ' ';
-    }
-    buf[n] = 0;
-    return buf;
-}
-
+/* A dataset of n bytes of deterministic English-like text. */
 static void tiny_data(dataset *d, size_t n) {
-    char *t = make_text(n);
+    char *t = cli_make_text(n);
     dataset_from_bytes(d, (const uint8_t *)t, n);
     free(t);
 }
@@ -363,10 +339,9 @@ Test(autoplan, planner_tiny_budget_and_files, .timeout = 60) {
     dataset d;
     autoplan_result r;
     run_and_check(1e-6, &r, &m, &d);
-    char dir[] = "/tmp/sattn-autoplan-XXXXXX", plan[64], heads[64];
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(plan, sizeof plan, "%s/p.plan", dir);
-    snprintf(heads, sizeof heads, "%s/h.sparse", dir);
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *plan = cli_tpath(&t, "p.plan"), *heads = cli_tpath(&t, "h.sparse");
     sattn_err e;
     cr_assert_eq(plan_save(plan, r.specs, NL, NH, &e), 0, "%s", e.msg);
     cr_assert_eq(heads_save(heads, &r.chosen, &m.cfg, &e), 0, "%s", e.msg);
@@ -382,7 +357,7 @@ Test(autoplan, planner_tiny_budget_and_files, .timeout = 60) {
                                 (sh.h[i].n_sel + sh.h[i].n_fn) * sizeof(float)), 0);
     }
     sparse_heads_free(&sh);
-    unlink(plan), unlink(heads), rmdir(dir);
+    cli_tdir_close(&t);
     autoplan_free(&r);
     gpt_free(&m);
     dataset_free(&d);
@@ -441,111 +416,32 @@ Test(autoplan, planner_errors) {
 
 /* ------------------------------------------------------------- CLI ---- */
 
-static const char *sattn_bin(void) {
-    const char *b = getenv("SATTN_BIN");
-    return b && *b ? b : "build/sattn";
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += got;
-        if (cap - n - 1 == 0) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
-static int capture_fd(char *path) {
-    strcpy(path, "/tmp/sattn-autoplan-io-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
-    return fd;
-}
-
-/* Runs `sattn argv...` (NULL-terminated) with stdout and stderr captured into out, err
- * (caller frees). Returns the exit status, or 128 + signal. */
-static int run_cli(const char *const argv[], char **out, char **err) {
-    const char *full[64];
-    int n = 0;
-    full[n++] = sattn_bin();
-    for (; argv[n - 1]; n++) full[n] = argv[n - 1];
-    full[n] = NULL;
-    char opath[64], epath[64];
-    int ofd = capture_fd(opath), efd = capture_fd(epath);
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, ofd, 1);
-    posix_spawn_file_actions_adddup2(&fa, efd, 2);
-    posix_spawn_file_actions_addclose(&fa, ofd);
-    posix_spawn_file_actions_addclose(&fa, efd);
-    pid_t pid;
-    int rc = posix_spawn(&pid, full[0], &fa, NULL, (char *const *)full, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot run %s: %s (build it, or set SATTN_BIN)", full[0], strerror(rc));
-    int status;
-    while (waitpid(pid, &status, 0) < 0) cr_assert_eq(errno, EINTR);
-    close(ofd), close(efd);
-    *out = slurp(opath), *err = slurp(epath);
-    unlink(opath), unlink(epath);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static int count_char(const char *s, char c) {
-    int n = 0;
-    for (; *s; s++) n += *s == c;
-    return n;
-}
-
 /* A temp dir with a tiny model and a small corpus. */
 typedef struct {
-    char dir[64], model[96], data[96], tiny[96], out[96], heads[96];
+    cli_tdir t;
+    char model[256], data[256], tiny[256], out[256], heads[256];
 } fixture;
 
 static void fixture_open(fixture *f) {
-    strcpy(f->dir, "/tmp/sattn-autoplan-XXXXXX");
-    cr_assert_not_null(mkdtemp(f->dir));
-    snprintf(f->model, sizeof f->model, "%s/m.ckpt", f->dir);
-    snprintf(f->data, sizeof f->data, "%s/text.txt", f->dir);
-    snprintf(f->tiny, sizeof f->tiny, "%s/tiny.txt", f->dir);
-    snprintf(f->out, sizeof f->out, "%s/p.plan", f->dir);
-    snprintf(f->heads, sizeof f->heads, "%s/h.sparse", f->dir);
+    cli_tdir_open(&f->t);
+    snprintf(f->model, sizeof f->model, "%s", cli_tpath(&f->t, "m.ckpt"));
+    snprintf(f->data, sizeof f->data, "%s", cli_tpath(&f->t, "text.txt"));
+    snprintf(f->tiny, sizeof f->tiny, "%s", cli_tpath(&f->t, "tiny.txt"));
+    snprintf(f->out, sizeof f->out, "%s", cli_tpath(&f->t, "p.plan"));
+    snprintf(f->heads, sizeof f->heads, "%s", cli_tpath(&f->t, "h.sparse"));
     gpt_model m;
     tiny_model(&m);
     sattn_err e;
     cr_assert_eq(ckpt_save(f->model, CKPT_SATTN, &m, NULL, &e), 0, "%s", e.msg);
     gpt_free(&m);
-    char *t = make_text(24000);
-    FILE *o = fopen(f->data, "wb");
-    fwrite(t, 1, 24000, o);
-    fclose(o);
-    o = fopen(f->tiny, "wb");
-    fwrite(t, 1, 200, o);
-    fclose(o);
-    free(t);
-}
-
-static void fixture_close(fixture *f) {
-    DIR *d = opendir(f->dir);
-    for (struct dirent *de; d && (de = readdir(d));) {
-        char p[512];
-        if (de->d_name[0] == '.') continue;
-        snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(f->dir);
+    cli_write_text(f->data, 24000);
+    cli_write_text(f->tiny, 200); /* the first 200 bytes of the same text */
 }
 
 /* Nothing but the fixture's own files (no plan, no heads, no temp files). */
 static void assert_nothing_written(const fixture *f, const char *cmd) {
-    DIR *d = opendir(f->dir);
+    DIR *d = opendir(f->t.dir);
+    cr_assert_not_null(d);
     for (struct dirent *de; (de = readdir(d));)
         cr_assert(!strncmp(de->d_name, ".", 1) || !strcmp(de->d_name, "m.ckpt") ||
                       !strcmp(de->d_name, "text.txt") || !strcmp(de->d_name, "tiny.txt"),
@@ -556,18 +452,19 @@ static void assert_nothing_written(const fixture *f, const char *cmd) {
 Test(autoplan, cli_bad_flags, .timeout = 120) {
     fixture f;
     fixture_open(&f);
-    char nodir[128], dname[128];
-    snprintf(nodir, sizeof nodir, "%s/no/such/p.plan", f.dir);
-    snprintf(dname, sizeof dname, "%s/none.ckpt", f.dir);
+    char nodir[256], dname[256], heads_dir[300];
+    snprintf(nodir, sizeof nodir, "%s", cli_tpath(&f.t, "no/such/p.plan"));
+    snprintf(dname, sizeof dname, "%s", cli_tpath(&f.t, "none.ckpt"));
+    snprintf(heads_dir, sizeof heads_dir, "--heads-out %s", f.t.dir);
     const char *M = f.model, *D = f.data, *O = f.out;
-    static const char *needles[] = {
+    const char *needles[] = {
         "--model PATH is required", "--data PATH is required", "--budget B is required",
         "--out PLAN is required", "--budget: expected a percentage like 1% or a fraction like 0.01 in (0, 1]",
         "got '0%'", "got '150%'", "got '2'", "got 'abc'", "got '-1%'", "got 'nan'", "got '1%%'",
         "--candidates candidate 'bogus'", "candidate 'dense' is dense", "--candidates no candidate",
         "--steps", "--windows", "--batch", "--seed", "unknown option '--nope'", "unexpected argument 'extra'",
         "option '--steps' needs a value", "none.ckpt", "--out", "--heads-out", "tiny.txt",
-        "is a directory", "--heads-out /tmp/sattn-autoplan-"};
+        "is a directory", heads_dir};
     const char *cases[][16] = {
         {"plan", "--data", D, "--budget", "1%", "--out", O, NULL},
         {"plan", "--model", M, "--budget", "1%", "--out", O, NULL},
@@ -595,29 +492,17 @@ Test(autoplan, cli_bad_flags, .timeout = 120) {
         {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", nodir, NULL},
         {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", O, "--heads-out", O, NULL},
         {"plan", "--model", M, "--data", f.tiny, "--budget", "1%", "--out", O, NULL},
-        {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", f.dir, NULL},
-        {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", O, "--heads-out", f.dir, NULL}};
+        {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", f.t.dir, NULL},
+        {"plan", "--model", M, "--data", D, "--budget", "1%", "--out", O, "--heads-out", f.t.dir, NULL}};
+    cr_assert_eq(sizeof needles / sizeof needles[0], sizeof cases / sizeof cases[0]);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out, *err;
-        int rc = run_cli(cases[i], &out, &err);
-        cr_assert(rc > 0 && rc < 128, "case %zu: exit %d, stderr %s", i, rc, err);
-        cr_assert_str_empty(out, "case %zu: stdout %s", i, out);
-        cr_assert(count_char(err, '\n') == 1 && err[strlen(err) - 1] == '\n',
-                  "case %zu: expected one line on stderr, got:\n%s", i, err);
-        cr_assert(!strncmp(err, "sattn plan: ", 12), "case %zu: %s", i, err);
-        cr_assert_not_null(strstr(err, needles[i]), "case %zu: '%s' lacks '%s'", i, err, needles[i]);
-        assert_nothing_written(&f, needles[i]);
+        int rc = cli_run(cases[i], &out, &err);
+        cli_check_fail_line(rc, out, err, "sattn plan: ", needles[i], 0);
+        assert_nothing_written(&f, cli_cmd);
         free(out), free(err);
     }
-    fixture_close(&f);
-}
-
-static double json_num(const char *json, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\": ", key);
-    const char *p = strstr(json, pat);
-    cr_assert_not_null(p, "no field %s in %s", key, json);
-    return strtod(p + strlen(pat), NULL);
+    cli_tdir_close(&f.t);
 }
 
 Test(autoplan, cli_run_json_and_files, .timeout = 120) {
@@ -626,17 +511,14 @@ Test(autoplan, cli_run_json_and_files, .timeout = 120) {
     const char *argv[] = {"plan", "--model", f.model, "--data", f.data, "--budget", "100%", "--out", f.out,
                           "--heads-out", f.heads, "--candidates", "block+softmax:b=4,n=2", "--steps", "2",
                           "--windows", "4", "--batch", "3", "--threads", "2", "--json", NULL};
-    char *out, *err;
-    int rc = run_cli(argv, &out, &err);
-    cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
-    size_t n = strlen(out);
-    cr_assert(n > 2 && out[0] == '{' && out[n - 2] == '}' && count_char(out, '\n') == 1, "%s", out);
-    cr_assert_eq(json_num(out, "heads_replaced"), NL * NH);
-    cr_assert_eq(json_num(out, "heads_total"), NL * NH);
-    cr_assert_eq(json_num(out, "budget"), 1.0);
-    cr_assert_eq(json_num(out, "windows"), 4);
-    cr_assert_gt(json_num(out, "flops_saved_pct"), 0);
-    cr_assert_leq(json_num(out, "plan_loss"), 2 * json_num(out, "baseline_loss"));
+    char *out = cli_expect_ok(argv), *err;
+    cli_assert_json_line(out);
+    cr_assert_eq(cli_json_num(out, "heads_replaced"), NL * NH);
+    cr_assert_eq(cli_json_num(out, "heads_total"), NL * NH);
+    cr_assert_eq(cli_json_num(out, "budget"), 1.0);
+    cr_assert_eq(cli_json_num(out, "windows"), 4);
+    cr_assert_gt(cli_json_num(out, "flops_saved_pct"), 0);
+    cr_assert_leq(cli_json_num(out, "plan_loss"), 2 * cli_json_num(out, "baseline_loss"));
     head_spec specs[NL * NH];
     sattn_err e;
     cr_assert_eq(plan_load(f.out, NL, NH, specs, &e), 0, "%s", e.msg);
@@ -645,17 +527,17 @@ Test(autoplan, cli_run_json_and_files, .timeout = 120) {
     cr_assert_eq(heads_load(f.heads, &sh, NULL, &e), 0, "%s", e.msg);
     cr_assert_eq(sparse_heads_count(&sh), NL * NH);
     sparse_heads_free(&sh);
-    free(out), free(err);
+    free(out);
 
     /* the table form names every head and prints the summary */
     const char *argv2[] = {"plan", "--model", f.model, "--data", f.data, "--budget", "0.5", "--out", f.out,
                            "--steps", "2", "--windows", "4", NULL};
-    rc = run_cli(argv2, &out, &err);
-    cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
+    int rc = cli_run(argv2, &out, &err);
+    cr_assert_eq(rc, 0, "%s: exit %d: %s", cli_cmd, rc, err);
     for (const char *w = "L0H0\0L1H1\0baseline loss\0plan loss\0attention FLOPs\0heads replaced\0"; *w;
          w += strlen(w) + 1)
         cr_assert_not_null(strstr(out, w), "no '%s' in:\n%s", w, out);
     cr_assert_not_null(strstr(err, "baseline: dense loss"), "%s", err);
     free(out), free(err);
-    fixture_close(&f);
+    cli_tdir_close(&f.t);
 }

@@ -3,145 +3,18 @@
  * present, finite and in range, and the same object lands in OUT_DIR/metrics.json beside the
  * model and heads files; bad data and bad flags are one-line errors that create nothing.
  *
- * The binary is $SATTN_BIN (default build/sattn); tests run from the repo root. Children get
- * OMP_WAIT_POLICY=passive (unless set): spinning OpenMP waits make a 2-thread run on a busy
- * 2-core machine ~30x slower. The helpers are copies of tests/test_cli.c's. */
+ * The binary is $SATTN_BIN (default build/sattn); tests run from the repo root. Running it,
+ * temp dirs and the one-line failure check are the shared helpers of cli_util.h. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
-
-#define MAX_ARGS 32
-
-/* ---------------------------------------------------------------- helpers ---- */
-
-static const char *sattn_bin(void) {
-    const char *b = getenv("SATTN_BIN");
-    return b && *b ? b : "build/sattn";
-}
-
-static char g_cmd[4096]; /* the last command run, for assertion messages */
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    cr_assert_not_null(buf);
-    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-        n += got;
-        if (cap - n - 1 == 0) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            cr_assert_not_null(buf);
-        }
-    }
-    fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
-static int capture_fd(char *path) {
-    strcpy(path, "/tmp/sattn-demo-io-XXXXXX");
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
-    return fd;
-}
-
-/* Runs `sattn argv...` (NULL-terminated, without the binary name), stdin from /dev/null,
- * stdout/stderr captured into *out / *err (malloc'd). Returns the exit status, or 128 + signal. */
-static int run_cli(const char *argv[], char **out, char **err) {
-    const char *full[MAX_ARGS + 2];
-    int n = 0;
-    full[n++] = sattn_bin();
-    size_t cl = (size_t)snprintf(g_cmd, sizeof g_cmd, "%s", sattn_bin());
-    for (; argv[n - 1]; n++) {
-        cr_assert(n <= MAX_ARGS, "too many arguments");
-        full[n] = argv[n - 1];
-        if (cl < sizeof g_cmd) cl += (size_t)snprintf(g_cmd + cl, sizeof g_cmd - cl, " '%s'", argv[n - 1]);
-    }
-    full[n] = NULL;
-    char opath[64], epath[64];
-    int ofd = capture_fd(opath), efd = capture_fd(epath);
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, ofd, 1);
-    posix_spawn_file_actions_adddup2(&fa, efd, 2);
-    posix_spawn_file_actions_addclose(&fa, ofd);
-    posix_spawn_file_actions_addclose(&fa, efd);
-    pid_t pid;
-    int rc = posix_spawn(&pid, full[0], &fa, NULL, (char *const *)full, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot run %s: %s (build it with make build/sattn, or set SATTN_BIN)",
-                 full[0], strerror(rc));
-    int status;
-    while (waitpid(pid, &status, 0) < 0) cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
-    close(ofd);
-    close(efd);
-    *out = slurp(opath);
-    *err = slurp(epath);
-    unlink(opath);
-    unlink(epath);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* A temporary directory, removed (with its files) at the end. */
-typedef struct {
-    char dir[64];
-    char buf[8][256];
-    int next;
-} tdir;
-
-static void tdir_open(tdir *t) {
-    strcpy(t->dir, "/tmp/sattn-demo-XXXXXX");
-    cr_assert_not_null(mkdtemp(t->dir), "mkdtemp: %s", strerror(errno));
-    t->next = 0;
-}
-
-static const char *tpath(tdir *t, const char *name) {
-    char *b = t->buf[t->next++ % 8];
-    size_t dl = strlen(t->dir), nl = strlen(name);
-    cr_assert(dl + 1 + nl < sizeof t->buf[0], "path too long: %s", name);
-    memcpy(b, t->dir, dl); /* not snprintf: name may be an older buffer of t */
-    b[dl] = '/';
-    memcpy(b + dl + 1, name, nl + 1);
-    return b;
-}
-
-/* Removes dir and what is in it (one level of subdirectories). */
-static void rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat sb;
-        if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) rm_tree(p);
-        else unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static int exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
+#include "cli_util.h"
 
 /* ------------------------------------------------- a minimal JSON reader ---- */
 
@@ -219,7 +92,7 @@ static const char *member(const char *obj, const char *key) {
 
 static const char *need(const char *obj, const char *key) {
     const char *v = member(obj, key);
-    cr_assert_not_null(v, "%s: no field \"%s\" in %.80s", g_cmd, key, obj);
+    cr_assert_not_null(v, "%s: no field \"%s\" in %.80s", cli_cmd, key, obj);
     return v;
 }
 
@@ -246,9 +119,9 @@ static double num_in(const char *obj, const char *key, double lo, double hi) {
     const char *v = need(obj, key);
     char *end;
     double x = strtod(v, &end);
-    cr_assert(end != v, "%s: \"%s\" is not a number: %.20s", g_cmd, key, v);
-    cr_assert(isfinite(x), "%s: \"%s\" is not finite: %.20s", g_cmd, key, v);
-    cr_assert(x >= lo && x <= hi, "%s: \"%s\" = %g outside [%g, %g]", g_cmd, key, x, lo, hi);
+    cr_assert(end != v, "%s: \"%s\" is not a number: %.20s", cli_cmd, key, v);
+    cr_assert(isfinite(x), "%s: \"%s\" is not finite: %.20s", cli_cmd, key, v);
+    cr_assert(x >= lo && x <= hi, "%s: \"%s\" = %g outside [%g, %g]", cli_cmd, key, x, lo, hi);
     return x;
 }
 
@@ -256,13 +129,13 @@ static void str_is(const char *obj, const char *key, const char *want) {
     const char *v = need(obj, key);
     size_t n = strlen(want);
     cr_assert(*v == '"' && !strncmp(v + 1, want, n) && v[n + 1] == '"', "%s: \"%s\" is %.30s, expected \"%s\"",
-              g_cmd, key, v, want);
+              cli_cmd, key, v, want);
 }
 
 static void str_starts(const char *obj, const char *key, const char *prefix) {
     const char *v = need(obj, key);
     cr_assert(*v == '"' && !strncmp(v + 1, prefix, strlen(prefix)), "%s: \"%s\" is %.40s, expected \"%s...\"",
-              g_cmd, key, v, prefix);
+              cli_cmd, key, v, prefix);
 }
 
 /* ------------------------------------------------------------------ tests ---- */
@@ -298,21 +171,21 @@ static void check_teacher(const char *t, int heads, int T) {
     num_in(t, "windows", 1, 1e6);
     double uniform = num_in(t, "uniform_entropy", 0, log(T));
     const char *hs = need(t, "heads");
-    cr_assert_eq(count(hs), heads, "%s: teacher stats for %d heads, expected %d", g_cmd, count(hs), heads);
+    cr_assert_eq(count(hs), heads, "%s: teacher stats for %d heads, expected %d", cli_cmd, count(hs), heads);
     for (int i = 0; i < heads; i++) {
         const char *h = element(hs, i);
         num_in(h, "entropy", 0, uniform + 1e-6);
         double m1 = num_in(h, "mass1", 0, 1), m4 = num_in(h, "mass4", 0, 1), m16 = num_in(h, "mass16", 0, 1);
-        cr_assert(m1 <= m4 + 1e-9 && m4 <= m16 + 1e-9, "%s: mass@k not increasing in k", g_cmd);
+        cr_assert(m1 <= m4 + 1e-9 && m4 <= m16 + 1e-9, "%s: mass@k not increasing in k", cli_cmd);
         num_in(h, "self_frac", 0, 1), num_in(h, "sink_frac", 0, 1);
     }
 }
 
 static void check_seed_json(const char *js) {
-    cr_assert_eq(*js, '{', "%s: stdout is not a JSON object: %.80s", g_cmd, js);
+    cr_assert_eq(*js, '{', "%s: stdout is not a JSON object: %.80s", cli_cmd, js);
     const char *end = skip_value(js);
-    cr_assert_not_null(end, "%s: stdout is not valid JSON: %s", g_cmd, js);
-    cr_assert_str_eq(end, "\n", "%s: stdout holds more than one JSON object", g_cmd);
+    cr_assert_not_null(end, "%s: stdout is not valid JSON: %s", cli_cmd, js);
+    cr_assert_str_eq(end, "\n", "%s: stdout holds more than one JSON object", cli_cmd);
     str_is(js, "preset", "seed");
     const char *d = need(js, "data");
     cr_assert_eq(num_in(d, "vocab", 64, 64), 64);
@@ -325,11 +198,11 @@ static void check_seed_json(const char *js) {
     cr_assert_float_eq(num_in(js, "uniform_loss", 4, 4.3), log(64.0), 1e-5);
     check_teacher(need(js, "teacher"), 4, T);
     const char *vs = need(js, "variants");
-    cr_assert_eq(count(vs), 5, "%s: %d variants, expected 5", g_cmd, count(vs));
+    cr_assert_eq(count(vs), 5, "%s: %d variants, expected 5", cli_cmd, count(vs));
     for (int i = 0; i < 5; i++) check_variant(element(vs, i), T);
     str_starts(element(vs, 0), "spec", "pos+mlp:k=3,");
     str_starts(element(vs, 1), "spec", "pos+mlp:k=3,");
-    cr_assert_not_null(strstr(need(element(vs, 1), "spec"), ",q=0,logits=0\""), "%s: values-only mlp", g_cmd);
+    cr_assert_not_null(strstr(need(element(vs, 1), "spec"), ",q=0,logits=0\""), "%s: values-only mlp", cli_cmd);
     str_starts(element(vs, 2), "spec", "index+softmax:k=3,");
     str_starts(element(vs, 3), "spec", "index+softmax:k=16,");
     str_starts(element(vs, 4), "spec", "block+softmax:b=16,n=4");
@@ -345,90 +218,77 @@ static void check_seed_json(const char *js) {
 }
 
 /* No temporary (or other unexpected) file is left beside the outputs. */
-static void check_out_dir(tdir *t) {
+static void check_out_dir(cli_tdir *t) {
     static const char *want[] = {"model.ckpt", "metrics.json", "heads-pos-mlp-k3.sparse",
                                  "heads-pos-mlp-k3-v.sparse", "heads-index-k3.sparse",
                                  "heads-index-k16.sparse", "heads-block-b16n4.sparse"};
     int n = (int)(sizeof want / sizeof want[0]), seen = 0;
     char dir[300];
-    snprintf(dir, sizeof dir, "%s", tpath(t, "out"));
+    snprintf(dir, sizeof dir, "%s", cli_tpath(t, "out"));
     DIR *d = opendir(dir);
-    cr_assert_not_null(d, "%s: no output directory %s", g_cmd, dir);
+    cr_assert_not_null(d, "%s: no output directory %s", cli_cmd, dir);
     for (struct dirent *de; (de = readdir(d));) {
         if (de->d_name[0] == '.') continue;
         int ok = 0;
         for (int i = 0; i < n; i++) ok |= !strcmp(de->d_name, want[i]);
-        cr_assert(ok, "%s: unexpected file %s in %s", g_cmd, de->d_name, dir);
+        cr_assert(ok, "%s: unexpected file %s in %s", cli_cmd, de->d_name, dir);
         seen++;
     }
     closedir(d);
-    cr_assert_eq(seen, n, "%s: %d files in %s, expected %d", g_cmd, seen, dir, n);
+    cr_assert_eq(seen, n, "%s: %d files in %s, expected %d", cli_cmd, seen, dir, n);
 }
 
 Test(demo, seed_preset_json, .timeout = 120) {
-    tdir t;
-    tdir_open(&t);
+    cli_tdir t;
+    cli_tdir_open(&t);
     const char *argv[] = {"demo", "--preset", "seed", "--steps", "20", "--distill-steps", "10",
-                          "--tokens", "20000", "--out-dir", tpath(&t, "out"), "--json", NULL};
-    char *out, *err;
-    int rc = run_cli(argv, &out, &err);
-    cr_assert_eq(rc, 0, "%s: exit %d, stderr: %s", g_cmd, rc, err);
+                          "--tokens", "20000", "--out-dir", cli_tpath(&t, "out"), "--json", NULL};
+    char *out = cli_expect_ok(argv);
     check_seed_json(out);
-    char *file = slurp(tpath(&t, "out/metrics.json"));
-    cr_assert_str_eq(file, out, "%s: metrics.json differs from the printed JSON", g_cmd);
+    char *file = cli_slurp(cli_tpath(&t, "out/metrics.json"), NULL);
+    cr_assert_str_eq(file, out, "%s: metrics.json differs from the printed JSON", cli_cmd);
     check_out_dir(&t);
-    free(file), free(out), free(err);
-    rm_tree(t.dir);
+    free(file), free(out);
+    cli_tdir_close(&t);
 }
 
 /* Text mode prints the table with the original project's row, labelled as reported. */
 Test(demo, seed_preset_text, .timeout = 120) {
-    tdir t;
-    tdir_open(&t);
+    cli_tdir t;
+    cli_tdir_open(&t);
     const char *argv[] = {"demo", "--preset", "seed", "--steps", "5", "--distill-steps", "3",
-                          "--tokens", "5000", "--out-dir", tpath(&t, "out"), NULL};
-    char *out, *err;
-    int rc = run_cli(argv, &out, &err);
-    cr_assert_eq(rc, 0, "%s: exit %d, stderr: %s", g_cmd, rc, err);
+                          "--tokens", "5000", "--out-dir", cli_tpath(&t, "out"), NULL};
+    char *out = cli_expect_ok(argv);
     static const char *lines[] = {"ln 64 = 4.1589", "pos+mlp k=3 (original)", "index+softmax k=16",
                                   "block+softmax b=16 n=4", "original project (reported, not run here)",
                                   "pos+mlp / index+softmax"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
-        cr_assert_not_null(strstr(out, lines[i]), "%s: stdout lacks '%s':\n%s", g_cmd, lines[i], out);
-    free(out), free(err);
-    rm_tree(t.dir);
+        cr_assert_not_null(strstr(out, lines[i]), "%s: stdout lacks '%s':\n%s", cli_cmd, lines[i], out);
+    free(out);
+    cli_tdir_close(&t);
 }
 
 /* One line on stderr naming `needle`, non-zero exit, empty stdout, no output directory. */
-static void expect_fail(tdir *t, const char *argv[], const char *needle) {
-    char *out, *err;
-    int rc = run_cli(argv, &out, &err);
-    cr_assert_neq(rc, 0, "%s: should fail", g_cmd);
-    cr_assert(rc < 128, "%s: crashed (exit %d): %s", g_cmd, rc, err);
-    cr_assert_str_empty(out, "%s: unexpected stdout: %s", g_cmd, out);
-    size_t n = strlen(err);
-    cr_assert(n > 0 && err[n - 1] == '\n' && !memchr(err, '\n', n - 1),
-              "%s: stderr should be exactly one line: '%s'", g_cmd, err);
-    cr_assert_not_null(strstr(err, needle), "%s: stderr should name '%s': %s", g_cmd, needle, err);
-    cr_assert(!exists(tpath(t, "out")), "%s: created the output directory", g_cmd);
-    free(out), free(err);
+static void expect_fail(cli_tdir *t, const char *argv[], const char *needle) {
+    cli_expect_fail(argv, needle, 0);
+    cr_assert(!cli_file_exists(cli_tpath(t, "out")), "%s: created the output directory", cli_cmd);
 }
 
 Test(demo, missing_data_is_one_line, .timeout = 30) {
-    tdir t;
-    tdir_open(&t);
+    cli_tdir t;
+    cli_tdir_open(&t);
     char data[256];
-    snprintf(data, sizeof data, "%s", tpath(&t, "missing.txt"));
-    const char *argv[] = {"demo", "--data", data, "--out-dir", tpath(&t, "out"), NULL};
+    snprintf(data, sizeof data, "%s", cli_tpath(&t, "missing.txt"));
+    const char *argv[] = {"demo", "--data", data, "--out-dir", cli_tpath(&t, "out"), NULL};
     expect_fail(&t, argv, data);
-    rm_tree(t.dir);
+    cli_tdir_close(&t);
 }
 
 Test(demo, bad_flags_are_one_line, .timeout = 30) {
-    tdir t;
-    tdir_open(&t);
+    cli_tdir t;
+    cli_tdir_open(&t);
     char out[256];
-    snprintf(out, sizeof out, "%s", tpath(&t, "out"));
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "out"));
     static const struct {
         const char *args[4];
         const char *needle;
@@ -444,17 +304,14 @@ Test(demo, bad_flags_are_one_line, .timeout = 30) {
         {{"--out-dir", ""}, "--out-dir"},
         {{"stray"}, "stray"},
     };
-    FILE *f = fopen(tpath(&t, "afile"), "w");
-    cr_assert_not_null(f);
-    fclose(f);
-    const char *file_dir[] = {"demo", "--preset", "seed", "--out-dir", tpath(&t, "afile"), NULL};
+    cli_spew(cli_tpath(&t, "afile"), "", 0);
+    const char *file_dir[] = {"demo", "--preset", "seed", "--out-dir", cli_tpath(&t, "afile"), NULL};
     expect_fail(&t, file_dir, "not a directory");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *argv[MAX_ARGS] = {"demo", "--out-dir", out};
-        int n = 3;
-        for (int j = 0; j < 4 && cases[i].args[j]; j++) argv[n++] = cases[i].args[j];
-        argv[n] = NULL;
-        expect_fail(&t, argv, cases[i].needle);
+        cli_args a = {0};
+        cli_args_add(&a, "demo", "--out-dir", out, NULL);
+        for (int j = 0; j < 4 && cases[i].args[j]; j++) cli_args_add(&a, cases[i].args[j], NULL);
+        expect_fail(&t, a.v, cases[i].needle);
     }
-    rm_tree(t.dir);
+    cli_tdir_close(&t);
 }

@@ -6,23 +6,17 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE
 #include <criterion/criterion.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "sattn/ckpt.h"
 #include "sattn/teacher.h"
-
-extern char **environ;
 
 static const gpt_config TINY = {.max_seq = 16, .vocab = 256, .padded_vocab = 256,
                                 .layers = 2, .heads = 2, .channels = 16};
@@ -342,30 +336,17 @@ Test(teacher, list_errors_are_one_line) {
 
 /* ------------------------------------------------------------ shards */
 
-typedef struct {
-    char dir[64];
-    char path[128];
-} tmp_place;
-
-static void tmp_open(tmp_place *t) {
-    strcpy(t->dir, "/tmp/sattn-teacher-XXXXXX");
-    cr_assert_not_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/t.shard", t->dir);
+/* A temp dir for one shard, t.shard (path: cli_tpath's buffer; no other path is made
+ * from t); closing it fails if anything but the shard is left. */
+static const char *tmp_open(cli_tdir *t) {
+    cli_tdir_open(t);
+    return cli_tpath(t, "t.shard");
 }
 
-static int dir_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    int n = 0;
-    for (struct dirent *de; (de = readdir(d));)
-        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
-static void tmp_close(tmp_place *t) {
-    remove(t->path);
-    cr_assert_eq(rmdir(t->dir), 0, "leftover files in %s", t->dir);
+static void tmp_close(cli_tdir *t, const char *path) {
+    remove(path);
+    cr_assert_eq(cli_dir_entries(t->dir), 0, "leftover files in %s", t->dir);
+    cli_tdir_close(t);
 }
 
 /* Writes a shard of 5 sequences (forwards of 3 and 2) for pairs {(0,1), (1,0)}, K = 6;
@@ -397,17 +378,17 @@ static void assert_same_record(const teacher_record *a, const teacher_record *b)
 }
 
 Test(teacher, shard_round_trip) {
-    tmp_place t;
-    tmp_open(&t);
+    cli_tdir t;
+    const char *path = tmp_open(&t);
     gpt_model m[2];
     teacher_stats s;
-    write_shard(t.path, m, &s);
-    cr_assert_eq(dir_entries(t.dir), 1, "temporary file left behind");
+    write_shard(path, m, &s);
+    cr_assert_eq(cli_dir_entries(t.dir), 1, "temporary file left behind");
     struct stat st;
-    cr_assert_eq(stat(t.path, &st), 0);
+    cr_assert_eq(stat(path, &st), 0);
     teacher_shard sh;
     sattn_err e;
-    cr_assert_eq(teacher_shard_open(&sh, t.path, &e), 0, "%s", e.msg);
+    cr_assert_eq(teacher_shard_open(&sh, path, &e), 0, "%s", e.msg);
     const teacher_shard_info *in = &sh.info;
     cr_assert_eq((uint64_t)st.st_size, teacher_shard_bytes(in));
     cr_assert(in->layers == 2 && in->heads == 2 && in->channels == 16 && in->max_seq == 16 &&
@@ -431,21 +412,7 @@ Test(teacher, shard_round_trip) {
     teacher_stats_free(&s);
     gpt_free(&m[0]);
     gpt_free(&m[1]);
-    tmp_close(&t);
-}
-
-static uint8_t *load(const char *path, size_t *n) {
-    uint8_t *b;
-    sattn_err e;
-    cr_assert_eq(file_read_all(path, &b, n, &e), 0, "%s", e.msg);
-    return b;
-}
-
-static void store(const char *path, const uint8_t *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(b, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
+    tmp_close(&t, path);
 }
 
 /* Recomputes the header checksum, so a test reaches the check after it. */
@@ -495,26 +462,27 @@ static size_t apply_damage(uint8_t *b, size_t n, damage d) {
 }
 
 static void expect_reject(damage d, const char *why) {
-    tmp_place t;
-    tmp_open(&t);
+    cli_tdir t;
+    const char *path = tmp_open(&t);
     gpt_model m[2];
     teacher_stats s;
-    write_shard(t.path, m, &s);
+    write_shard(path, m, &s);
     size_t n;
-    uint8_t *b = load(t.path, &n);
+    uint8_t *b = (uint8_t *)cli_slurp(path, &n);
     b = realloc(b, n + 16);
+    cr_assert_not_null(b);
     memset(b + n, 0, 16);
     size_t n2 = apply_damage(b, n, d);
-    store(t.path, b, n2);
+    cli_spew(path, b, n2);
     teacher_shard sh;
     sattn_err e;
-    cr_assert_eq(teacher_shard_open(&sh, t.path, &e), -1, "damage %d accepted", (int)d);
-    assert_one_line(e.msg, t.path, why);
+    cr_assert_eq(teacher_shard_open(&sh, path, &e), -1, "damage %d accepted", (int)d);
+    assert_one_line(e.msg, path, why);
     free(b);
     teacher_stats_free(&s);
     gpt_free(&m[0]);
     gpt_free(&m[1]);
-    tmp_close(&t);
+    tmp_close(&t, path);
 }
 
 Test(teacher, reject_truncated) { expect_reject(D_TRUNC, "truncated"); }
@@ -538,8 +506,8 @@ Test(teacher, reject_missing_file) {
 }
 
 Test(teacher, writer_checks_counts_and_leaves_nothing) {
-    tmp_place t;
-    tmp_open(&t);
+    cli_tdir t;
+    const char *path = tmp_open(&t);
     gpt_model m;
     tiny_forward(&m, 2, 16, 1);
     teacher_shard_info in = teacher_shard_info_make(&TINY, SHARD_PAIRS, 2, 3, 16, 4);
@@ -547,84 +515,39 @@ Test(teacher, writer_checks_counts_and_leaves_nothing) {
     teacher_stats_init(&s, SHARD_PAIRS, 2, 16);
     teacher_writer w;
     sattn_err e;
-    cr_assert_eq(teacher_writer_open(&w, t.path, &in, &e), 0, "%s", e.msg);
+    cr_assert_eq(teacher_writer_open(&w, path, &in, &e), 0, "%s", e.msg);
     cr_assert_eq(teacher_writer_add(&w, &m, 2, &e), 0);
     cr_assert_eq(teacher_writer_add(&w, &m, 2, &e), -1, "a 4th sequence of 3 accepted");
     cr_assert_eq(teacher_writer_finish(&w, &s, &e), -1, "2 of 3 sequences accepted");
-    assert_one_line(e.msg, t.path, "2 sequences");
-    cr_assert_eq(dir_entries(t.dir), 0);
+    assert_one_line(e.msg, path, "2 sequences");
+    cr_assert_eq(cli_dir_entries(t.dir), 0);
     teacher_pair bad[1] = {{0, 2}};
     in = teacher_shard_info_make(&TINY, bad, 1, 3, 16, 4);
-    cr_assert_eq(teacher_writer_open(&w, t.path, &in, &e), -1);
-    assert_one_line(e.msg, t.path, "head 2");
+    cr_assert_eq(teacher_writer_open(&w, path, &in, &e), -1);
+    assert_one_line(e.msg, path, "head 2");
     in = teacher_shard_info_make(&TINY, SHARD_PAIRS, 2, 3, 16, 17);
-    cr_assert_eq(teacher_writer_open(&w, t.path, &in, &e), -1);
-    cr_assert_eq(dir_entries(t.dir), 0);
+    cr_assert_eq(teacher_writer_open(&w, path, &in, &e), -1);
+    cr_assert_eq(cli_dir_entries(t.dir), 0);
     teacher_stats_free(&s);
     gpt_free(&m);
-    tmp_close(&t);
+    tmp_close(&t, path);
 }
 
 /* ------------------------------------------------------------ CLI */
 
-static const char *sattn_bin(void) {
-    const char *b = getenv("SATTN_BIN");
-    return b && *b ? b : "build/sattn";
-}
-
-static char *slurp_fd_path(const char *path) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;)
-        if ((n += got) == cap - 1) buf = realloc(buf, cap *= 2);
-    fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
-/* Runs `sattn argv...` (NULL-terminated) with stdout/stderr captured (malloc'd). */
-static int run_cli(const char *argv[], char **out, char **err) {
-    const char *full[40] = {sattn_bin()};
-    int n = 1;
-    for (; argv[n - 1]; n++) full[n] = argv[n - 1];
-    full[n] = NULL;
-    char op[] = "/tmp/sattn-teacher-o-XXXXXX", ep[] = "/tmp/sattn-teacher-e-XXXXXX";
-    int ofd = mkstemp(op), efd = mkstemp(ep);
-    cr_assert(ofd >= 0 && efd >= 0);
-    setenv("OMP_WAIT_POLICY", "passive", 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, ofd, 1);
-    posix_spawn_file_actions_adddup2(&fa, efd, 2);
-    pid_t pid;
-    int rc = posix_spawn(&pid, full[0], &fa, NULL, (char *const *)full, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot run %s: %s (set SATTN_BIN)", full[0], strerror(rc));
-    int status;
-    while (waitpid(pid, &status, 0) < 0) cr_assert_eq(errno, EINTR);
-    close(ofd);
-    close(efd);
-    *out = slurp_fd_path(op);
-    *err = slurp_fd_path(ep);
-    unlink(op);
-    unlink(ep);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
+/* A temp dir with a tiny random model checkpoint, 4000 random bytes of data (val: 400 =
+ * 25 windows) and an empty directory out/ for the shard. */
 typedef struct {
-    char dir[64], model[96], data[96], out[96];
-} cli_place;
+    cli_tdir t;
+    char model[256], data[256], outdir[256], out[256];
+} collect_fixture;
 
-/* A tiny random model checkpoint and 4000 random bytes of data (val: 400 = 25 windows). */
-static void cli_open(cli_place *c) {
-    strcpy(c->dir, "/tmp/sattn-teacher-cli-XXXXXX");
-    cr_assert_not_null(mkdtemp(c->dir));
-    snprintf(c->model, sizeof c->model, "%s/m.ckpt", c->dir);
-    snprintf(c->data, sizeof c->data, "%s/d.txt", c->dir);
-    snprintf(c->out, sizeof c->out, "%s/out/t.shard", c->dir);
+static void fixture_open(collect_fixture *c) {
+    cli_tdir_open(&c->t);
+    snprintf(c->model, sizeof c->model, "%s", cli_tpath(&c->t, "m.ckpt"));
+    snprintf(c->data, sizeof c->data, "%s", cli_tpath(&c->t, "d.txt"));
+    snprintf(c->outdir, sizeof c->outdir, "%s", cli_tpath(&c->t, "out"));
+    snprintf(c->out, sizeof c->out, "%s", cli_tpath(&c->t, "out/t.shard"));
     gpt_model m;
     rng_t r;
     rng_seed(&r, 99);
@@ -635,39 +558,29 @@ static void cli_open(cli_place *c) {
     gpt_free(&m);
     uint8_t bytes[4000];
     for (int i = 0; i < 4000; i++) bytes[i] = (uint8_t)rng_below(&r, 256);
-    store(c->data, bytes, sizeof bytes);
-    char outdir[96];
-    snprintf(outdir, sizeof outdir, "%s/out", c->dir);
-    cr_assert_eq(mkdir(outdir, 0755), 0);
+    cli_spew(c->data, bytes, sizeof bytes);
+    cr_assert_eq(mkdir(c->outdir, 0755), 0);
 }
 
-static void cli_close(cli_place *c) {
-    char outdir[96];
-    snprintf(outdir, sizeof outdir, "%s/out", c->dir);
+/* Fails if anything but the shard is left in out/, or anything else beside the fixture. */
+static void fixture_close(collect_fixture *c) {
     remove(c->out);
-    cr_assert_eq(rmdir(outdir), 0, "leftover files in %s", outdir);
+    cr_assert_eq(rmdir(c->outdir), 0, "leftover files in %s", c->outdir);
     remove(c->model);
     remove(c->data);
-    cr_assert_eq(rmdir(c->dir), 0);
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
+    cr_assert_eq(cli_dir_entries(c->t.dir), 0, "leftover files in %s", c->t.dir);
+    cli_tdir_close(&c->t);
 }
 
 Test(teacher, cli_collect_then_read, .timeout = 120) {
-    cli_place c;
-    cli_open(&c);
-    char *out, *err;
+    collect_fixture c;
+    fixture_open(&c);
     const char *run[] = {"collect", "--model", c.model, "--data", c.data, "--out", c.out,
                          "--seqs", "10", "--batch", "4", "--kmax", "8", "--layers", "1", NULL};
-    int rc = run_cli(run, &out, &err);
-    cr_assert_eq(rc, 0, "collect failed: %s", err);
+    char *out = cli_expect_ok(run);
     cr_assert_not_null(strstr(out, "m@16"), "table: %s", out);
-    cr_assert_eq(count_lines(out), 2 + 2, "summary + header + 2 heads: %s", out);
-    free(out), free(err);
+    cr_assert_eq(cli_count_char(out, '\n'), 2 + 2, "summary + header + 2 heads: %s", out);
+    free(out);
     teacher_shard sh;
     sattn_err e;
     cr_assert_eq(teacher_shard_open(&sh, c.out, &e), 0, "%s", e.msg);
@@ -675,40 +588,38 @@ Test(teacher, cli_collect_then_read, .timeout = 120) {
               sh.info.pairs[0].layer == 1);
     teacher_shard_close(&sh);
     const char *rd[] = {"collect", "--read", c.out, NULL};
-    cr_assert_eq(run_cli(rd, &out, &err), 0, "--read failed: %s", err);
+    out = cli_expect_ok(rd);
     cr_assert_not_null(strstr(out, "checksum"));
     cr_assert_not_null(strstr(out, "sequences 10 x T 16"));
-    free(out), free(err);
+    free(out);
     const char *rj[] = {"collect", "--read", c.out, "--json", NULL};
-    cr_assert_eq(run_cli(rj, &out, &err), 0, "--read --json failed: %s", err);
-    cr_assert(out[0] == '{' && count_lines(out) == 1 && strstr(out, "\"mass\": ["), "%s", out);
-    free(out), free(err);
-    cli_close(&c);
+    out = cli_expect_ok(rj);
+    cr_assert(out[0] == '{' && cli_count_char(out, '\n') == 1 && strstr(out, "\"mass\": ["), "%s", out);
+    free(out);
+    fixture_close(&c);
 }
 
 Test(teacher, cli_json_and_defaults, .timeout = 120) {
-    cli_place c;
-    cli_open(&c);
-    char *out, *err;
+    collect_fixture c;
+    fixture_open(&c);
     const char *run[] = {"collect", "--model", c.model, "--data", c.data, "--out", c.out,
                          "--seqs", "3", "--json", "--split", "train", "--threads", "1", NULL};
-    cr_assert_eq(run_cli(run, &out, &err), 0, "%s", err);
-    cr_assert(out[0] == '{' && count_lines(out) == 1, "%s", out);
+    char *out = cli_expect_ok(run);
+    cr_assert(out[0] == '{' && cli_count_char(out, '\n') == 1, "%s", out);
     cr_assert_not_null(strstr(out, "\"kmax\": 16"), "kmax defaults to min(32, T): %s", out);
     cr_assert_not_null(strstr(out, "\"split\": \"train\""));
     int nstats = 0;
     for (const char *p = out; (p = strstr(p, "\"layer\":")); p++) nstats++;
     cr_assert_eq(nstats, 4);
-    free(out), free(err);
-    cli_close(&c);
+    free(out);
+    fixture_close(&c);
 }
 
 Test(teacher, cli_bad_flags_write_nothing, .timeout = 120) {
-    cli_place c;
-    cli_open(&c);
-    char corrupt[128], outdir[96];
-    snprintf(corrupt, sizeof corrupt, "%s/out/bad.shard", c.dir);
-    snprintf(outdir, sizeof outdir, "%s/out", c.dir);
+    collect_fixture c;
+    fixture_open(&c);
+    char corrupt[256];
+    snprintf(corrupt, sizeof corrupt, "%s", cli_tpath(&c.t, "out/bad.shard"));
     const char *M = c.model, *D = c.data, *O = c.out;
     const char *cases[][16] = {
         {"--model", M, "--data", D, "--out", O, "--layers", "2", NULL},
@@ -726,7 +637,7 @@ Test(teacher, cli_bad_flags_write_nothing, .timeout = 120) {
         {"--model", M, "--data", D, NULL},
         {"--data", D, "--out", O, NULL},
         {"--model", M, "--out", O, NULL},
-        {"--model", M, "--data", D, "--out", outdir, NULL},
+        {"--model", M, "--data", D, "--out", c.outdir, NULL},
         {"--model", M, "--data", D, "--out", "/nonexistent/dir/t.shard", NULL},
         {"--model", M, "--data", D, "--out", O, "--bogus", NULL},
         {"--model", M, "--data", D, "--out", O, "stray", NULL},
@@ -735,24 +646,21 @@ Test(teacher, cli_bad_flags_write_nothing, .timeout = 120) {
         {"--read", "/nonexistent.shard", NULL},
         {"--read", corrupt, NULL},
     };
-    store(corrupt, (const uint8_t *)"STCHxxxx", 8);
+    cli_spew(corrupt, "STCHxxxx", 8);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *argv[18] = {"collect"};
-        for (int j = 0; cases[i][j]; j++) argv[j + 1] = cases[i][j], argv[j + 2] = NULL;
+        cli_args a = {0};
+        cli_args_add(&a, "collect", NULL);
+        cli_args_addv(&a, cases[i]);
         char *out, *err;
-        int rc = run_cli(argv, &out, &err);
-        cr_assert_neq(rc, 0, "case %zu accepted", i);
-        cr_assert(rc < 128, "case %zu crashed (%d): %s", i, rc, err);
-        cr_assert_eq(count_lines(err), 1, "case %zu: stderr is not one line: %s", i, err);
-        cr_assert(strncmp(err, "sattn collect: ", 15) == 0, "case %zu: %s", i, err);
-        cr_assert_eq(dir_entries(outdir), 1, "case %zu left a file in %s", i, outdir);
+        int rc = cli_run(a.v, &out, &err);
+        cli_check_fail_line(rc, out, err, "sattn collect: ", "", 1);
+        cr_assert_eq(cli_dir_entries(c.outdir), 1, "%s left a file in %s", cli_cmd, c.outdir);
         free(out), free(err);
     }
     remove(corrupt);
-    char *out, *err;
     const char *help[] = {"collect", "--help", NULL};
-    cr_assert_eq(run_cli(help, &out, &err), 0);
+    char *out = cli_expect_ok(help);
     cr_assert_not_null(strstr(out, "--kmax"));
-    free(out), free(err);
-    cli_close(&c);
+    free(out);
+    fixture_close(&c);
 }

@@ -1,0 +1,219 @@
+/* flash: tiled causal attention with the online softmax (no T x T buffer), its
+ * FlashAttention-2 backward, and a KV-cache decode step. See include/sattn/flash.h.
+ *
+ * Tile products go through nn_sgemm (oneDNN, serial inside the OpenMP region).
+ * Measured against `#pragma omp simd` dot-product loops for the same tiles
+ * (S_ij = q_i.k_j with a simd reduction over hs, acc_i += p_ij v_j vectorised over hs),
+ * forward only, hs = 64, H = 8, B = 1, 2 threads, OMP_WAIT_POLICY=passive, median of 5:
+ *   T = 1024:  sgemm tiles FLASH_SGEMM_T1024_MS ms,  simd loops FLASH_SIMD_T1024_MS ms
+ * so the tiles use sgemm (docs/flash.md has the commands). */
+#include "sattn/flash.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastmath.h"
+#include "sattn/core.h"
+#include "sattn/nn.h"
+
+/* Br query rows x Bc keys per tile: a 64 x 64 score tile (16 KiB) plus the Br x hs
+ * accumulator stay in L1/L2, and 64 matches nn.c's row tile. Query and key tiles are
+ * aligned (both start at multiples of 64), so the key tiles a query tile [q0, q0+nq)
+ * visits are exactly those with k0 < q0 + nq: tiles wholly above the diagonal are never
+ * touched, and only the diagonal tile needs the mask. */
+enum { FL_BR = 64, FL_BC = 64, DEC_CHUNK = 256 };
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* ------------------------------------------------------------------ forward */
+
+/* Online softmax, one row of a score tile. s[0..nk) are the scaled scores q_t.k_{k0+j},
+ * of which the first nv (keys <= t) are valid. With m, l the running max and sum:
+ *   m' = max(m, max_j s_j);  p_j = exp(s_j - m') (0 if masked);  l' = l e^{m-m'} + sum_j p_j;
+ *   acc *= e^{m-m'}  (the caller then adds P V).  s is overwritten by p. */
+static void online_softmax_row(float *s, int nv, int nk, float *m, float *l, float *acc, int hs) {
+    float mx = *m, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < nv; j++) mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < nv; j++) {
+        s[j] = fast_expf(s[j] - mx);
+        sum += s[j];
+    }
+    for (int j = nv < 0 ? 0 : nv; j < nk; j++) s[j] = 0.0f;
+    if (nv <= 0) return;
+    float alpha = *m == -INFINITY ? 0.0f : fast_expf(*m - mx);
+#pragma omp simd
+    for (int d = 0; d < hs; d++) acc[d] *= alpha;
+    *l = *l * alpha + sum;
+    *m = mx;
+}
+
+/* One (b, h) query tile [q0, q0+nq): q, o, lse point at the head's row 0. For each key
+ * tile [k0, k0+nk) with k0 < q0+nq:  S = scale Q_tile K_tile^T;  online softmax rows;
+ * acc += P V_tile.  Finally o_t = acc_t / l_t and lse_t = m_t + log l_t. */
+static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq, int C, int hs,
+                           float *S, float *acc, float *m, float *l) {
+    const float *k = q + C, *v = q + 2 * C;
+    size_t ld = (size_t)3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
+    memset(acc, 0, (size_t)nq * hs * sizeof(float));
+    for (int k0 = 0; k0 < q0 + nq; k0 += FL_BC) {
+        int nk = imin(FL_BC, q0 + nq - k0);
+        nn_sgemm(0, 1, nq, nk, hs, scale, q + q0 * ld, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
+        for (int i = 0; i < nq; i++)
+            online_softmax_row(S + (size_t)i * FL_BC, imin(nk, q0 + i - k0 + 1), nk, &m[i], &l[i],
+                               acc + (size_t)i * hs, hs);
+        nn_sgemm(0, 0, nq, hs, nk, 1.0f, S, FL_BC, v + k0 * ld, (int)ld, 1.0f, acc, hs);
+    }
+    for (int i = 0; i < nq; i++) {
+        float inv = 1.0f / l[i], *orow = o + (size_t)(q0 + i) * C;
+        for (int d = 0; d < hs; d++) orow[d] = acc[(size_t)i * hs + d] * inv;
+        lse[q0 + i] = m[i] + logf(l[i]);
+    }
+}
+
+/* Parallel over (b, h, query tile), dynamic: later tiles see more keys. Each thread owns
+ * its tile buffers (S: Br x Bc, acc: Br x hs, m, l: Br). */
+void flash_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+    int hs = C / H, ntiles = (T + FL_BR - 1) / FL_BR;
+#pragma omp parallel
+    {
+        float *S = xmalloc(sizeof(float) * ((size_t)FL_BR * FL_BC + (size_t)FL_BR * hs + 2 * FL_BR));
+        float *acc = S + FL_BR * FL_BC, *m = acc + (size_t)FL_BR * hs, *l = m + FL_BR;
+#pragma omp for collapse(3) schedule(dynamic)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++)
+                for (int t = 0; t < ntiles; t++) {
+                    int q0 = t * FL_BR;
+                    flash_fwd_tile(out + (size_t)b * T * C + h * hs, lse + ((size_t)b * H + h) * T,
+                                   qkv + (size_t)b * T * 3 * C + h * hs, q0, imin(FL_BR, T - q0), C,
+                                   hs, S, acc, m, l);
+                }
+        free(S);
+    }
+}
+
+/* ----------------------------------------------------------------- backward */
+
+size_t flash_scratch_floats(int B, int T, int C, int H) {
+    return (size_t)B * H * ((size_t)T + 2 * FL_BR * FL_BC);
+}
+
+/* One (b, h), FlashAttention-2 with D_t = dO_t . O_t. For each key tile j, for each query
+ * tile i that sees it (q0 + nq > k0):
+ *   P = exp(scale Q_i K_j^T - lse_i) (0 above the diagonal)
+ *   dV_j += P^T dO_i;   dP = dO_i V_j^T;   dS = P * (dP - D_i)
+ *   dQ_i += scale dS K_j;   dK_j += scale dS^T Q_i
+ * All accumulate straight into dqkv: one thread owns a (b, h), so no races. */
+static void flash_bwd_head(float *dq, const float *dout, const float *q, const float *o,
+                           const float *lse, int T, int C, int hs, float *Dv, float *S, float *dP) {
+    const float *k = q + C, *v = q + 2 * C;
+    float *dk = dq + C, *dv = dq + 2 * C;
+    size_t ld = (size_t)3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int t = 0; t < T; t++) {
+        const float *a = dout + (size_t)t * C, *b = o + (size_t)t * C;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int d = 0; d < hs; d++) dot += a[d] * b[d];
+        Dv[t] = dot;
+    }
+    for (int k0 = 0; k0 < T; k0 += FL_BC) {
+        int nk = imin(FL_BC, T - k0);
+        for (int q0 = k0 / FL_BR * FL_BR; q0 < T; q0 += FL_BR) {
+            int nq = imin(FL_BR, T - q0);
+            const float *dO = dout + (size_t)q0 * C, *Q = q + q0 * ld;
+            nn_sgemm(0, 1, nq, nk, hs, scale, Q, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
+            nn_sgemm(0, 1, nq, nk, hs, 1.0f, dO, C, v + k0 * ld, (int)ld, 0.0f, dP, FL_BC);
+            for (int i = 0; i < nq; i++) {
+                float *p = S + (size_t)i * FL_BC, *dp = dP + (size_t)i * FL_BC;
+                float L = lse[q0 + i], Dt = Dv[q0 + i];
+                int nv = imin(nk, q0 + i - k0 + 1);
+#pragma omp simd
+                for (int j = 0; j < nk; j++) {
+                    float pj = j < nv ? fast_expf(p[j] - L) : 0.0f;
+                    p[j] = pj;
+                    dp[j] = pj * (dp[j] - Dt);
+                }
+            }
+            nn_sgemm(1, 0, nk, hs, nq, 1.0f, S, FL_BC, dO, C, 1.0f, dv + k0 * ld, (int)ld);
+            nn_sgemm(0, 0, nq, hs, nk, scale, dP, FL_BC, k + k0 * ld, (int)ld, 1.0f, dq + q0 * ld, (int)ld);
+            nn_sgemm(1, 0, nk, hs, nq, scale, dP, FL_BC, Q, (int)ld, 1.0f, dk + k0 * ld, (int)ld);
+        }
+    }
+}
+
+/* Parallel over (b, h): each head's dQ, dK, dV slices belong to one thread. */
+void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+                              const float *lse, int B, int T, int C, int H, float *scratch) {
+    int hs = C / H;
+    size_t per = (size_t)T + 2 * FL_BR * FL_BC;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            size_t bh = (size_t)b * H + h, row = (size_t)b * T * 3 * C + h * hs;
+            size_t orow = (size_t)b * T * C + h * hs;
+            float *Dv = scratch + bh * per, *S = Dv + T, *dP = S + FL_BR * FL_BC;
+            flash_bwd_head(dqkv + row, dout + orow, qkv + row, out + orow, lse + bh * T, T, C, hs,
+                           Dv, S, dP);
+        }
+}
+
+/* ------------------------------------------------------------------- decode */
+
+/* One head, keys [j0, j1): s_j = scale q.k_j, m = max s, l = sum e^{s_j - m},
+ * acc = sum e^{s_j - m} v_j.  part = [m, l, acc(hs)]. */
+static void decode_chunk(float *part, const float *q, const float *kc, const float *vc, int j0,
+                         int j1, int C, int hs) {
+    float s[DEC_CHUNK], scale = 1.0f / sqrtf((float)hs), mx = -INFINITY, sum = 0.0f;
+    float *acc = part + 2;
+    for (int j = j0; j < j1; j++) {
+        const float *kr = kc + (size_t)j * C;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int d = 0; d < hs; d++) dot += q[d] * kr[d];
+        s[j - j0] = dot * scale;
+        mx = s[j - j0] > mx ? s[j - j0] : mx;
+    }
+    memset(acc, 0, (size_t)hs * sizeof(float));
+    for (int j = j0; j < j1; j++) {
+        float p = fast_expf(s[j - j0] - mx);
+        const float *vr = vc + (size_t)j * C;
+        sum += p;
+#pragma omp simd
+        for (int d = 0; d < hs; d++) acc[d] += p * vr[d];
+    }
+    part[0] = mx, part[1] = sum;
+}
+
+/* Merge of chunk partials c: M = max m_c;  out = sum_c e^{m_c - M} acc_c / sum_c e^{m_c - M} l_c. */
+static void decode_merge(float *o, const float *parts, int nch, int hs) {
+    size_t stride = (size_t)hs + 2;
+    float M = -INFINITY, L = 0.0f;
+    for (int c = 0; c < nch; c++) M = parts[c * stride] > M ? parts[c * stride] : M;
+    memset(o, 0, (size_t)hs * sizeof(float));
+    for (int c = 0; c < nch; c++) {
+        const float *p = parts + c * stride;
+        float w = fast_expf(p[0] - M);
+        L += w * p[1];
+        for (int d = 0; d < hs; d++) o[d] += w * p[2 + d];
+    }
+    for (int d = 0; d < hs; d++) o[d] /= L;
+}
+
+void attention_decode_step(float *out, const float *q, const float *kcache, const float *vcache,
+                           int T, int C, int H) {
+    int hs = C / H, nch = (T + DEC_CHUNK - 1) / DEC_CHUNK;
+    size_t stride = (size_t)hs + 2;
+    float *parts = xmalloc(sizeof(float) * (size_t)H * nch * stride);
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)H * T * hs > 32768)
+    for (int h = 0; h < H; h++)
+        for (int c = 0; c < nch; c++)
+            decode_chunk(parts + ((size_t)h * nch + c) * stride, q + h * hs, kcache + h * hs,
+                         vcache + h * hs, c * DEC_CHUNK, imin(T, (c + 1) * DEC_CHUNK), C, hs);
+    for (int h = 0; h < H; h++) decode_merge(out + h * hs, parts + (size_t)h * nch * stride, nch, hs);
+    free(parts);
+}

@@ -1,0 +1,173 @@
+/* Tests of flash.h: the tiled (online-softmax) causal attention against nn.h's naive
+ * attention, which tests/test_nn.c checks against the double reference.
+ *
+ * Sizes: B = 2, H = 3, T in {1, 7, 63, 64, 65, 130, 257} (below, at and across the 64-row
+ * and 64-key tiles, and not multiples of them), hs in {5, 12, 64}. Tolerances, as
+ * max|flash - naive| / max|naive|: forward 1e-5, backward 1e-4. Both compute the same
+ * sums in float with ~1e-7 relative rounding per term, in a different order (the online
+ * softmax rescales by e^{m - m'}, a few ulp each), so legitimate differences are ~1e-6;
+ * a wrong mask, scale or missing rescale is O(1e-2..1).
+ * Also: outputs start as NaN (an unwritten element fails); backward accumulates (+=)
+ * and takes NaN-filled scratch; lse equals the log-sum-exp of the scaled logits in double;
+ * one decode step with a KV cache equals the last row of the full forward; and the API
+ * holds no (T,T) buffer (checked on the scratch size: the forward takes none at all). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref.h"
+#include "sattn/flash.h"
+#include "sattn/nn.h"
+#include "sattn/rng.h"
+
+#define FWD_TOL 1e-5
+#define BWD_TOL 1e-4
+
+static float *rand_f(size_t n, float scale, rng_t *r) {
+    float *f = ref_falloc(n);
+    ref_fill_normal(f, n, scale, r);
+    return f;
+}
+
+static float *nan_f(size_t n) {
+    float *f = ref_falloc(n);
+    ref_fill_value(f, n, NAN);
+    return f;
+}
+
+/* max|a - b| / max|b| in double (NaN anywhere in a gives infinity) */
+static double rel_err_ff(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d != d) d = INFINITY;
+        if (d > num) num = d;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return num / (den > 0 ? den : 1);
+}
+
+static void check_ff(const char *what, int T, int hs, const float *a, const float *b, size_t n,
+                     double tol) {
+    double e = rel_err_ff(a, b, n);
+    cr_assert(e <= tol, "%s T=%d hs=%d: rel err %.3g > %.1g", what, T, hs, e, tol);
+}
+
+/* lse[b,h,t] against log sum_{s<=t} exp(q_t.k_s / sqrt(hs)) in double. */
+static void check_lse(const float *lse, const float *qkv, int B, int T, int C, int H) {
+    int hs = C / H;
+    double worst = 0;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                double *z = ref_dalloc((size_t)t + 1), mx = -INFINITY, sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    const float *k = qkv + ((size_t)b * T + s) * 3 * C + C + h * hs;
+                    double d = 0;
+                    for (int i = 0; i < hs; i++) d += (double)q[i] * k[i];
+                    z[s] = d / sqrt((double)hs);
+                    mx = z[s] > mx ? z[s] : mx;
+                }
+                for (int s = 0; s <= t; s++) sum += exp(z[s] - mx);
+                double want = mx + log(sum), got = lse[((size_t)b * H + h) * T + t];
+                double e = fabs(got - want) / (1 + fabs(want));
+                if (!(e <= worst)) worst = e; /* NaN propagates */
+                free(z);
+            }
+    cr_assert(worst <= 1e-5, "lse T=%d hs=%d: rel err %.3g vs double log-sum-exp", T, hs, worst);
+}
+
+static void flash_case(int B, int T, int hs, int H, float qscale, rng_t *r) {
+    int C = hs * H;
+    size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * H * T * T;
+    size_t nl = (size_t)B * H * T;
+    float *qkv = rand_f(nq, qscale, r), *out = nan_f(no), *lse = nan_f(nl);
+    float *nout = ref_falloc(no), *att = ref_falloc(na);
+    flash_attention_forward(out, lse, qkv, B, T, C, H);
+    attention_forward(nout, att, qkv, B, T, C, H);
+    check_ff("flash forward out", T, hs, out, nout, no, FWD_TOL);
+    check_lse(lse, qkv, B, T, C, H);
+
+    float *dout = rand_f(no, 1, r), *dq = ref_falloc(nq), *ndq = ref_falloc(nq);
+    float *scratch = nan_f(flash_scratch_floats(B, T, C, H));
+    float *nscratch = ref_falloc(attention_scratch_floats(B, T, H));
+    flash_attention_backward(dq, dout, qkv, out, lse, B, T, C, H, scratch);
+    attention_backward(ndq, nscratch, dout, qkv, att, B, T, C, H);
+    check_ff("flash backward dqkv", T, hs, dq, ndq, nq, BWD_TOL);
+    /* q, k, v parts separately, so a small part cannot hide behind a large one */
+    float *pf = ref_falloc(no), *pn = ref_falloc(no);
+    for (int part = 0; part < 3; part++) {
+        for (size_t i = 0; i < (size_t)B * T; i++)
+            for (int c = 0; c < C; c++) {
+                pf[i * C + c] = dq[i * 3 * C + part * C + c];
+                pn[i * C + c] = ndq[i * 3 * C + part * C + c];
+            }
+        char what[64];
+        snprintf(what, sizeof what, "flash backward d%c", "qkv"[part]);
+        check_ff(what, T, hs, pf, pn, no, BWD_TOL);
+    }
+    /* accumulates: from P it gives P + (the result from zero); scratch left dirty is fine */
+    float *P = rand_f(nq, 1, r), *acc = ref_falloc(nq), *want = ref_falloc(nq);
+    memcpy(acc, P, nq * sizeof(float));
+    for (size_t i = 0; i < nq; i++) want[i] = P[i] + dq[i];
+    flash_attention_backward(acc, dout, qkv, out, lse, B, T, C, H, scratch);
+    check_ff("flash backward accumulates", T, hs, acc, want, nq, 1e-5);
+    free(qkv), free(out), free(lse), free(nout), free(att), free(dout), free(dq), free(ndq);
+    free(scratch), free(nscratch), free(pf), free(pn), free(P), free(acc), free(want);
+}
+
+static const int TS[] = {1, 7, 63, 64, 65, 130, 257};
+static const int HSS[] = {5, 12, 64};
+
+Test(flash, forward_backward_equal_naive) {
+    rng_t r;
+    rng_seed(&r, 401);
+    for (int i = 0; i < 7; i++)
+        for (int j = 0; j < 3; j++) flash_case(2, TS[i], HSS[j], 3, 1.0f, &r);
+}
+
+/* peaked softmax (scores of tens): the running max must rescale the accumulator */
+Test(flash, peaked_scores) {
+    rng_t r;
+    rng_seed(&r, 402);
+    flash_case(2, 130, 12, 3, 4.0f, &r);
+    flash_case(1, 200, 64, 2, 3.0f, &r);
+}
+
+/* Decode: the last position's query against the whole sequence's keys/values laid out as a
+ * (T, C) KV cache equals row T-1 of the full causal forward. */
+static void decode_case(int T, int hs, int H, rng_t *r) {
+    int C = hs * H;
+    size_t nq = (size_t)T * 3 * C, no = (size_t)T * C;
+    float *qkv = rand_f(nq, 1.0f, r), *full = ref_falloc(no), *lse = ref_falloc((size_t)H * T);
+    float *kc = ref_falloc(no), *vc = ref_falloc(no), *out = nan_f((size_t)C);
+    for (int t = 0; t < T; t++) {
+        memcpy(kc + (size_t)t * C, qkv + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
+        memcpy(vc + (size_t)t * C, qkv + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
+    }
+    flash_attention_forward(full, lse, qkv, 1, T, C, H);
+    attention_decode_step(out, qkv + (size_t)(T - 1) * 3 * C, kc, vc, T, C, H);
+    check_ff("decode step vs last forward row", T, hs, out, full + (size_t)(T - 1) * C, (size_t)C,
+             FWD_TOL);
+    free(qkv), free(full), free(lse), free(kc), free(vc), free(out);
+}
+
+Test(flash, decode_equals_last_row) {
+    rng_t r;
+    rng_seed(&r, 403);
+    int ts[] = {1, 7, 63, 64, 65, 130, 257, 600};
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 3; j++) decode_case(ts[i], HSS[j], 3, &r);
+}
+
+/* No (T,T) buffer: the forward takes only out and lse (B,H,T); the backward's scratch is
+ * O(B H T) — at T = 4096 it is under 1/100 of one head's T x T probabilities. */
+Test(flash, no_tt_buffer) {
+    int T = 4096;
+    size_t s = flash_scratch_floats(1, T, 512, 8);
+    cr_assert(s <= (size_t)8 * (T + 2 * 64 * 64), "scratch %zu floats", s);
+    cr_assert(s < (size_t)T * T / 100, "scratch %zu floats is not O(T)", s);
+}

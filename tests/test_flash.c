@@ -1,8 +1,8 @@
 /* Tests of flash.h: the tiled (online-softmax) causal attention against nn.h's naive
  * attention, which tests/test_nn.c checks against the double reference.
  *
- * Sizes: B = 2, H = 3, T in {1, 7, 63, 64, 65, 130, 257} (below, at and across the 64-row
- * and 64-key tiles, and not multiples of them), hs in {5, 12, 64}. Tolerances, as
+ * Sizes: B = 2, H = 3, T in {1, 7, 63, 64, 65, 127, 128, 130, 256, 257, 300} (below, at and
+ * across the 128-row and 256-key tiles, and not multiples of them), hs in {5, 12, 64}. Tolerances, as
  * max|flash - naive| / max|naive|: forward 1e-5, backward 1e-4. Both compute the same
  * sums in float with ~1e-7 relative rounding per term, in a different order (the online
  * softmax rescales by e^{m - m'}, a few ulp each), so legitimate differences are ~1e-6;
@@ -119,13 +119,13 @@ static void flash_case(int B, int T, int hs, int H, float qscale, rng_t *r) {
     free(scratch), free(nscratch), free(pf), free(pn), free(P), free(acc), free(want);
 }
 
-static const int TS[] = {1, 7, 63, 64, 65, 130, 257};
+static const int TS[] = {1, 7, 63, 64, 65, 127, 128, 130, 256, 257, 300};
 static const int HSS[] = {5, 12, 64};
 
 Test(flash, forward_backward_equal_naive) {
     rng_t r;
     rng_seed(&r, 401);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 11; i++)
         for (int j = 0; j < 3; j++) flash_case(2, TS[i], HSS[j], 3, 1.0f, &r);
 }
 
@@ -164,10 +164,13 @@ Test(flash, decode_equals_last_row) {
 }
 
 /* No (T,T) buffer: the forward takes only out and lse (B,H,T); the backward's scratch is
- * O(B H T) — at T = 4096 it is under 1/100 of one head's T x T probabilities. */
+ * O(B H T) plus two fixed tiles per head — at T = 4096 under 1/100 of the (B,H,T,T)
+ * probabilities nn.h's attention keeps, and growing linearly in T. */
 Test(flash, no_tt_buffer) {
-    int T = 4096;
-    size_t s = flash_scratch_floats(1, T, 512, 8);
-    cr_assert(s <= (size_t)8 * (T + 2 * 64 * 64), "scratch %zu floats", s);
-    cr_assert(s < (size_t)T * T / 100, "scratch %zu floats is not O(T)", s);
+    size_t B = 1, H = 8, T = 4096;
+    size_t s = flash_scratch_floats((int)B, (int)T, 512, (int)H);
+    cr_assert(s <= B * H * (T + 2 * 128 * 256), "scratch %zu floats", s);
+    cr_assert(s * 100 < B * H * T * T, "scratch %zu floats is not O(T)", s);
+    size_t s2 = flash_scratch_floats((int)B, (int)(2 * T), 512, (int)H);
+    cr_assert(s2 - s == B * H * T, "scratch grows by %zu floats from T to 2T, not B H T", s2 - s);
 }

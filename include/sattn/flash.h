@@ -17,7 +17,7 @@
 /* out (B,T,C) is overwritten; lse (B,H,T): lse[b,h,t] = log sum_{s<=t} exp(q_t.k_s/sqrt(hs)). */
 void flash_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H);
 
-/* Floats of scratch flash_attention_backward needs: B*H*(T + 2*64*64), O(T) per head. */
+/* Floats of scratch flash_attention_backward needs: B*H*(T + 2*128*256), O(T) per head. */
 size_t flash_scratch_floats(int B, int T, int C, int H);
 
 /* dqkv (B,T,3C) += d loss / d qkv, given dout (B,T,C) and the forward's out and lse.

@@ -1,12 +1,13 @@
 /* flash: tiled causal attention with the online softmax (no T x T buffer), its
  * FlashAttention-2 backward, and a KV-cache decode step. See include/sattn/flash.h.
  *
- * Tile products go through nn_sgemm (oneDNN, serial inside the OpenMP region).
- * Measured against `#pragma omp simd` dot-product loops for the same tiles
- * (S_ij = q_i.k_j with a simd reduction over hs, acc_i += p_ij v_j vectorised over hs),
- * forward only, hs = 64, H = 8, B = 1, 2 threads, OMP_WAIT_POLICY=passive, median of 5:
- *   T = 1024:  sgemm tiles FLASH_SGEMM_T1024_MS ms,  simd loops FLASH_SIMD_T1024_MS ms
- * so the tiles use sgemm (docs/flash.md has the commands). */
+ * Tile products go through nn_sgemm (oneDNN, serial inside the OpenMP region). Measured
+ * against `#pragma omp simd` dot-product loops on the same tiles (S_ij = q_i.k_j as a simd
+ * reduction over hs, then acc_i += p_ij v_j vectorised over hs), forward only, T = 1024,
+ * hs = 64, H = 8, B = 1, 2 threads, OMP_WAIT_POLICY=passive, median of 5, shared machine:
+ *   sgemm tiles 64x64: 32 ms, simd loops: 238 ms (same run);
+ *   sgemm tiles 128x256: 38 and 50 ms, simd loops: 361 and 466 ms (two runs, busier machine)
+ * so the tiles use sgemm, 7-10x faster (docs/flash.md has the commands). */
 #include "sattn/flash.h"
 
 #include <math.h>
@@ -17,12 +18,18 @@
 #include "sattn/core.h"
 #include "sattn/nn.h"
 
-/* Br query rows x Bc keys per tile: a 64 x 64 score tile (16 KiB) plus the Br x hs
- * accumulator stay in L1/L2, and 64 matches nn.c's row tile. Query and key tiles are
- * aligned (both start at multiples of 64), so the key tiles a query tile [q0, q0+nq)
- * visits are exactly those with k0 < q0 + nq: tiles wholly above the diagonal are never
- * touched, and only the diagonal tile needs the mask. */
-enum { FL_BR = 64, FL_BC = 64, DEC_CHUNK = 256 };
+/* Br query rows x Bc keys per tile (a 128 x 256 score tile is 128 KiB, L2-resident, and
+ * the per-tile sgemm calls are big enough to amortise their overhead). Bc is a multiple of
+ * Br and tiles start at multiples of their size, so a key tile never starts past the first
+ * row of a query tile that visits it. A query tile [q0, q0+nq) visits the keys [k0, k0+nk)
+ * with k0 < q0 + nq and nk clipped to q0 + nq - k0: nothing wholly above the diagonal is
+ * computed, and only the last key tile of each query tile needs the causal mask.
+ * Tile sizes measured at T = 1024, hs = 64, H = 8, B = 1, 2 threads, forward+backward time
+ * over nn.h's naive attention in the same run (3 interleaved repetitions, shared machine):
+ *   Br x Bc   64x64   64x128  64x256  128x128  128x256
+ *   forward   1.16-1.26  0.82-0.96  0.86-0.98  0.88-1.08  0.82-0.84
+ *   backward  0.98-1.33  1.04-1.30  1.11-1.19  0.92-1.13  1.06-1.08 */
+enum { FL_BR = 128, FL_BC = 256, DEC_CHUNK = 256 };
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
@@ -82,7 +89,7 @@ void flash_attention_forward(float *out, float *lse, const float *qkv, int B, in
 #pragma omp parallel
     {
         float *S = xmalloc(sizeof(float) * ((size_t)FL_BR * FL_BC + (size_t)FL_BR * hs + 2 * FL_BR));
-        float *acc = S + FL_BR * FL_BC, *m = acc + (size_t)FL_BR * hs, *l = m + FL_BR;
+        float *acc = S + (size_t)FL_BR * FL_BC, *m = acc + (size_t)FL_BR * hs, *l = m + FL_BR;
 #pragma omp for collapse(3) schedule(dynamic)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++)
@@ -99,7 +106,7 @@ void flash_attention_forward(float *out, float *lse, const float *qkv, int B, in
 /* ----------------------------------------------------------------- backward */
 
 size_t flash_scratch_floats(int B, int T, int C, int H) {
-    return (size_t)B * H * ((size_t)T + 2 * FL_BR * FL_BC);
+    return (size_t)B * H * ((size_t)T + 2 * (size_t)FL_BR * FL_BC);
 }
 
 /* One (b, h), FlashAttention-2 with D_t = dO_t . O_t. For each key tile j, for each query
@@ -124,24 +131,24 @@ static void flash_bwd_head(float *dq, const float *dout, const float *q, const f
     for (int k0 = 0; k0 < T; k0 += FL_BC) {
         int nk = imin(FL_BC, T - k0);
         for (int q0 = k0 / FL_BR * FL_BR; q0 < T; q0 += FL_BR) {
-            int nq = imin(FL_BR, T - q0);
+            int nq = imin(FL_BR, T - q0), nke = imin(nk, q0 + nq - k0);
             const float *dO = dout + (size_t)q0 * C, *Q = q + q0 * ld;
-            nn_sgemm(0, 1, nq, nk, hs, scale, Q, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
-            nn_sgemm(0, 1, nq, nk, hs, 1.0f, dO, C, v + k0 * ld, (int)ld, 0.0f, dP, FL_BC);
+            nn_sgemm(0, 1, nq, nke, hs, scale, Q, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
+            nn_sgemm(0, 1, nq, nke, hs, 1.0f, dO, C, v + k0 * ld, (int)ld, 0.0f, dP, FL_BC);
             for (int i = 0; i < nq; i++) {
                 float *p = S + (size_t)i * FL_BC, *dp = dP + (size_t)i * FL_BC;
                 float L = lse[q0 + i], Dt = Dv[q0 + i];
-                int nv = imin(nk, q0 + i - k0 + 1);
+                int nv = imin(nke, q0 + i - k0 + 1);
 #pragma omp simd
-                for (int j = 0; j < nk; j++) {
+                for (int j = 0; j < nke; j++) {
                     float pj = j < nv ? fast_expf(p[j] - L) : 0.0f;
                     p[j] = pj;
                     dp[j] = pj * (dp[j] - Dt);
                 }
             }
-            nn_sgemm(1, 0, nk, hs, nq, 1.0f, S, FL_BC, dO, C, 1.0f, dv + k0 * ld, (int)ld);
-            nn_sgemm(0, 0, nq, hs, nk, scale, dP, FL_BC, k + k0 * ld, (int)ld, 1.0f, dq + q0 * ld, (int)ld);
-            nn_sgemm(1, 0, nk, hs, nq, scale, dP, FL_BC, Q, (int)ld, 1.0f, dk + k0 * ld, (int)ld);
+            nn_sgemm(1, 0, nke, hs, nq, 1.0f, S, FL_BC, dO, C, 1.0f, dv + k0 * ld, (int)ld);
+            nn_sgemm(0, 0, nq, hs, nke, scale, dP, FL_BC, k + k0 * ld, (int)ld, 1.0f, dq + q0 * ld, (int)ld);
+            nn_sgemm(1, 0, nke, hs, nq, scale, dP, FL_BC, Q, (int)ld, 1.0f, dk + k0 * ld, (int)ld);
         }
     }
 }
@@ -150,13 +157,13 @@ static void flash_bwd_head(float *dq, const float *dout, const float *q, const f
 void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                               const float *lse, int B, int T, int C, int H, float *scratch) {
     int hs = C / H;
-    size_t per = (size_t)T + 2 * FL_BR * FL_BC;
+    size_t per = (size_t)T + 2 * (size_t)FL_BR * FL_BC;
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             size_t bh = (size_t)b * H + h, row = (size_t)b * T * 3 * C + h * hs;
             size_t orow = (size_t)b * T * C + h * hs;
-            float *Dv = scratch + bh * per, *S = Dv + T, *dP = S + FL_BR * FL_BC;
+            float *Dv = scratch + bh * per, *S = Dv + T, *dP = S + (size_t)FL_BR * FL_BC;
             flash_bwd_head(dqkv + row, dout + orow, qkv + row, out + orow, lse + bh * T, T, C, hs,
                            Dv, S, dP);
         }

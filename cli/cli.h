@@ -44,5 +44,6 @@ int cmd_distill(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_flops(int argc, char **argv);
 
 #endif

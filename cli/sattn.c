@@ -22,7 +22,8 @@ static const char MAIN_HELP[] =
     "  distill      train sparse heads (selector + head function) for a plan against a model\n"
     "  eval         the hybrid model (sparse heads swapped in) against the dense teacher\n"
     "  plan         automatic plan: replace heads by least loss per FLOP saved within a loss budget\n"
-    "  finetune     recovery fine-tuning of the hybrid model on the language-modelling loss\n";
+    "  finetune     recovery fine-tuning of the hybrid model on the language-modelling loss\n"
+    "  flops        analytic FLOPs, bytes and memory of one attention layer; crossover T*\n";
 
 /* ---- loss ---- */
 
@@ -109,7 +110,8 @@ int main(int argc, char **argv) {
                 {"bench-train", cmd_bench_train}, {"bench-gemm", cmd_bench_gemm},
                 {"collect", cmd_collect}, {"distill", cmd_distill},
                 {"plan", cmd_plan},
-                {"eval", cmd_eval}, {"finetune", cmd_finetune}};
+                {"eval", cmd_eval}, {"finetune", cmd_finetune},
+                {"flops", cmd_flops}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

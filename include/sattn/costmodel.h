@@ -1,0 +1,84 @@
+/* costmodel: analytic FLOPs, bytes moved and peak activation memory of ONE attention
+ * layer (docs/costmodel.md). d_model C, H heads, head dim d = C/H, sequence T, batch 1,
+ * float32 (4 bytes), 2 FLOPs per multiply-add.
+ *
+ * Modes: prefill (T queries t = 0..T-1, keys s <= t) and decode (one query at position
+ * T-1 against a KV cache of T keys).
+ *
+ * Projections (qkv and output), per layer:
+ *   prefill FLOPs  2*T*C*3C + 2*T*C*C = 8*T*C^2          decode: T = 1
+ *   bytes          4*(read x TC + W 3C^2 + write qkv 3TC + read y TC + Wo C^2 + write TC)
+ * Attention FLOPs per head, prefill: head_attention_flops (autoplan.h), so the planner
+ * and this model never disagree. Decode: the same per-query terms for query T-1:
+ *   dense 4dT; index 2(Jrd+rd+Jd) + (2Jr+J+1)T; pos 2(hd+hT) + T;
+ *   block w*d (its block's summary) + w*2d*nb + nb, nb = floor((T-1)/b), w = 1 (+1 bounds);
+ *   softmax 4d|S|; mlp 2(hD + dh) + 2d|S|*[logits].
+ * Attention bytes per head (floats x 4):
+ *   naive  q,k,v read 3Td, out written Td, the T x T scores written and read 2T^2
+ *   flash  q read Td, out written Td, K and V re-read per query tile of Br rows:
+ *          2d * sum_i min(T, (i+1)Br), i = 0..ceil(T/Br)-1
+ *   sparse q read Td, out written Td, selected k and v rows 2d*sum_t|S_t|
+ *          (mlp: v rows, and k rows with logits), the selection written and read
+ *          2*sum_t|S_t| (index and score), plus the selector's own traffic:
+ *          index: read k and q 2Td, write q~,k~,w (Jr+r+J)T, read k~ per query
+ *          tile like flash: r * sum_i min(T, (i+1)Br) (decode: r*T)
+ *          pos:   logits row written and read 2P
+ *          block: read K Td, write summaries w*d*nb(T), read them w*d*sum_t nb(t)
+ * Peak activation memory of the layer (bytes): qkv 3TC + out TC (decode: KV cache
+ * 2TC + q, out 2C) plus the variant's scratch:
+ *   naive  H*T^2 (every head's probabilities, as a training forward keeps them;
+ *          decode: H*T scores)
+ *   flash  H*2T row statistics (m, l) + one Br x Br tile (decode: H*2)
+ *   sparse H*(2*T*kmax + T) selection buffers (decode: T = 1 row) + the selector's
+ *          scratch per head (index (Jr+r+J)T + T score row; pos hidden + T;
+ *          block w*d*nb + nb) + mlp input and hidden (D + hidden). */
+#ifndef SATTN_COSTMODEL_H
+#define SATTN_COSTMODEL_H
+
+#include "sattn/sparse.h"
+
+typedef enum { CM_NAIVE = 0, CM_FLASH = 1, CM_SPARSE = 2 } cm_kind;
+
+typedef struct {
+    char name[96];  /* "dense-naive", "dense-flash" or the spec's text form */
+    cm_kind kind;
+    head_spec spec; /* CM_SPARSE only */
+} cm_variant;
+
+typedef struct {
+    int C, H, T; /* T: queries (prefill) or cached keys (decode) */
+    int Br;      /* flash query tile (default 64) */
+    int decode;  /* 0 prefill, 1 one decode step */
+} cm_shape;
+
+typedef struct {
+    double proj_flops, attn_flops, flops;       /* flops = proj + attn, per layer */
+    double proj_bytes, attn_bytes, bytes;
+    double peak_bytes;
+} cm_cost;
+
+/* {C, H, T, 64, 0}. */
+cm_shape cm_shape_make(int C, int H, int T);
+/* 2*T*C*3C + 2*T*C*C (T = 1 for decode). */
+double cm_proj_flops(const cm_shape *s);
+void cm_cost_of(const cm_shape *s, const cm_variant *v, cm_cost *out);
+
+cm_variant cm_dense(cm_kind kind);
+cm_variant cm_sparse(const head_spec *spec);
+/* The standard list at k keys per query: dense-naive, dense-flash, pos+softmax, pos+mlp,
+ * index+softmax, index+mlp, block+softmax, block+mlp (block: b*n = k, b = 16 for
+ * k >= 32, else k/2). Returns the count (8); out holds at least 8. */
+int cm_standard_variants(int k, cm_variant *out);
+
+/* Smallest T in [1, t_max] with total FLOPs (projections included) of v below
+ * dense's at shape s (s->T ignored), by doubling then bisection; -1 if none.
+ * The result T* is cheaper and T*-1 is not. */
+int cm_crossover(const cm_shape *s, const cm_variant *v, int t_max);
+
+/* Our reconstruction of the original project's formula, per head (docs/costmodel.md):
+ *   sparse = T*hidden*d (pos selector as O(hidden*d) per query) + T*k*d*2 (MLP over k values)
+ *   dense  = 2*2*T^2*d (naive attention). */
+double cm_original_sparse(int d, int T, int k, int hidden);
+double cm_original_dense(int d, int T);
+
+#endif

@@ -1,0 +1,220 @@
+/* costmodel: analytic cost of one attention layer (formulas in sattn/costmodel.h). */
+#include "sattn/costmodel.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "sattn/autoplan.h"
+
+#define F32 4.0
+
+cm_shape cm_shape_make(int C, int H, int T) { return (cm_shape){C, H, T, 64, 0}; }
+
+/* ---- projections ---- */
+
+/* 2*T*C*3C (qkv) + 2*T*C*C (output); one query when decoding. */
+double cm_proj_flops(const cm_shape *s) {
+    double T = s->decode ? 1 : s->T, C = s->C;
+    return 2 * T * C * 3 * C + 2 * T * C * C;
+}
+
+/* Read x, W_qkv, write qkv; read y, W_o, write the output: 4*(6TC + 4C^2). */
+static double proj_bytes(const cm_shape *s) {
+    double T = s->decode ? 1 : s->T, C = s->C;
+    return F32 * (6 * T * C + 4 * C * C);
+}
+
+/* ---- key counts ---- */
+
+/* Query t's keys kept and complete blocks before its own block (block selector). */
+static void block_row(const head_spec *p, int t, double *keys, double *nb) {
+    int n = t / p->block, kept = n < p->nblocks - 1 ? n : p->nblocks - 1;
+    *keys = (double)(t % p->block) + 1 + (double)p->block * kept;
+    *nb = n;
+}
+
+/* sum_t |S_t| and sum_t nb(t) over the queries of the shape (prefill: t = 0..T-1;
+ * decode: t = T-1). */
+static void key_sums(const cm_shape *s, const head_spec *p, double *keys, double *nbs) {
+    int t0 = s->decode ? s->T - 1 : 0;
+    *keys = 0, *nbs = 0;
+    if (p->sel != SEL_BLOCK) {
+        double k = selector_kmax(p, s->T), T = s->T; /* k <= T */
+        /* decode: min(k, T) = k; prefill: sum_t min(k, t+1) */
+        *keys = s->decode ? k : k * (k + 1) / 2 + (T - k) * k;
+        return;
+    }
+    for (int t = t0; t < s->T; t++) {
+        double kk, nb;
+        block_row(p, t, &kk, &nb);
+        *keys += kk, *nbs += nb;
+    }
+}
+
+/* ---- attention FLOPs per head ---- */
+
+static double headfn_flops_1(const head_spec *p, double d, int T, double keys) {
+    if (p->fn == HFN_SOFTMAX) return 4 * d * keys;
+    double kmax = selector_kmax(p, T), h = p->hidden;
+    double D = kmax * d + (p->mlp_q ? d : 0) + (p->mlp_logits ? kmax : 0);
+    return 2 * (h * D + d * h) + (p->mlp_logits ? 2 * d * keys : 0);
+}
+
+/* One decode step: the per-query terms of head_attention_flops for query T-1. */
+static double decode_flops(const cm_shape *s, const cm_variant *v, double d) {
+    double T = s->T;
+    if (v->kind != CM_SPARSE) return 4 * d * T;
+    const head_spec *p = &v->spec;
+    double keys, nb, sel;
+    key_sums(s, p, &keys, &nb);
+    if (p->sel == SEL_INDEX) {
+        double J = p->iheads, r = p->rank;
+        sel = 2 * (J * r * d + r * d + J * d) + (2 * J * r + J + 1) * T;
+    } else if (p->sel == SEL_POS) {
+        sel = 2 * (p->hidden * d + p->hidden * T) + T;
+    } else {
+        double w = p->bounds ? 2 : 1;
+        sel = w * d + w * 2 * d * nb + nb;
+    }
+    return sel + headfn_flops_1(p, d, s->T, keys);
+}
+
+static double attn_flops_head(const cm_shape *s, const cm_variant *v, int d) {
+    if (s->decode) return decode_flops(s, v, d);
+    head_spec dense = {.sel = SEL_DENSE};
+    return head_attention_flops(v->kind == CM_SPARSE ? &v->spec : &dense, d, s->T);
+}
+
+/* ---- attention bytes per head (in floats) ---- */
+
+/* 2d * sum over query tiles of the keys up to the tile's end (decode: one query). */
+static double flash_kv_reads(double T, double d, int Br, int decode) {
+    if (decode) return 2 * d * T;
+    double sum = 0;
+    for (double end = Br; end < T + Br; end += Br) sum += end < T ? end : T;
+    return 2 * d * sum;
+}
+
+static double selector_floats(const cm_shape *s, const head_spec *p, double d, double nbs) {
+    double Q = s->decode ? 1 : s->T, T = s->T;
+    double P = s->decode ? T : T * (T + 1) / 2; /* candidate keys over the queries */
+    if (p->sel == SEL_INDEX) { /* k~ re-read per query tile, as flash re-reads K */
+        double J = p->iheads, r = p->rank;
+        return 2 * Q * d + (J * r + r + J) * Q + flash_kv_reads(T, r / 2, s->Br, s->decode);
+    }
+    if (p->sel == SEL_POS) return 2 * P;
+    double w = p->bounds ? 2 : 1, nbT = (double)((s->T - 1) / p->block);
+    return Q * d + w * d * (s->decode ? 1 : nbT) + w * d * nbs;
+}
+
+static double attn_floats_head(const cm_shape *s, const cm_variant *v, double d) {
+    double T = s->T, Q = s->decode ? 1 : T;
+    if (v->kind == CM_NAIVE) return 2 * Q * d + 2 * T * d + 2 * Q * T; /* q,out; k,v; scores w+r */
+    if (v->kind == CM_FLASH) return 2 * Q * d + flash_kv_reads(T, d, s->Br, s->decode);
+    const head_spec *p = &v->spec;
+    double keys, nbs;
+    key_sums(s, p, &keys, &nbs);
+    double rows = p->fn == HFN_MLP && !p->mlp_logits ? 1 : 2;
+    return 2 * Q * d + rows * d * keys + 2 * keys + selector_floats(s, p, d, nbs);
+}
+
+/* ---- peak memory (floats) ---- */
+
+static double scratch_floats(const cm_shape *s, const cm_variant *v, double d) {
+    double T = s->T, Q = s->decode ? 1 : T, H = s->H;
+    if (v->kind == CM_NAIVE) return H * Q * T;
+    if (v->kind == CM_FLASH) return H * 2 * Q + (s->decode ? 0 : (double)s->Br * s->Br);
+    const head_spec *p = &v->spec;
+    double kmax = selector_kmax(p, s->T), sel;
+    if (p->sel == SEL_INDEX) sel = (p->iheads * p->rank + p->rank + p->iheads) * Q + T;
+    else if (p->sel == SEL_POS) sel = p->hidden + T;
+    else {
+        double nb = (double)((s->T - 1) / p->block) + 1;
+        sel = (p->bounds ? 2 : 1) * d * nb + nb;
+    }
+    double fn = p->fn == HFN_MLP ? kmax * d + d + kmax + p->hidden : 0;
+    return H * ((2 * kmax + 1) * Q + sel + fn);
+}
+
+static double peak_floats(const cm_shape *s, const cm_variant *v, double d) {
+    double T = s->T, C = s->C;
+    double act = s->decode ? 2 * T * C + 2 * C : 4 * T * C;
+    return act + scratch_floats(s, v, d);
+}
+
+void cm_cost_of(const cm_shape *s, const cm_variant *v, cm_cost *o) {
+    int d = s->C / s->H;
+    o->proj_flops = cm_proj_flops(s);
+    o->attn_flops = s->H * attn_flops_head(s, v, d);
+    o->flops = o->proj_flops + o->attn_flops;
+    o->proj_bytes = proj_bytes(s);
+    o->attn_bytes = F32 * s->H * attn_floats_head(s, v, d);
+    o->bytes = o->proj_bytes + o->attn_bytes;
+    o->peak_bytes = F32 * peak_floats(s, v, d);
+}
+
+/* ---- variants ---- */
+
+cm_variant cm_dense(cm_kind kind) {
+    cm_variant v = {.kind = kind, .spec = {.sel = SEL_DENSE}};
+    snprintf(v.name, sizeof v.name, "%s", kind == CM_NAIVE ? "dense-naive" : "dense-flash");
+    return v;
+}
+
+cm_variant cm_sparse(const head_spec *spec) {
+    cm_variant v = {.kind = CM_SPARSE, .spec = *spec};
+    head_spec_format(spec, v.name, sizeof v.name);
+    return v;
+}
+
+int cm_standard_variants(int k, cm_variant *out) {
+    static const sel_kind sels[3] = {SEL_POS, SEL_INDEX, SEL_BLOCK};
+    int n = 0;
+    out[n++] = cm_dense(CM_NAIVE);
+    out[n++] = cm_dense(CM_FLASH);
+    for (int i = 0; i < 3; i++)
+        for (int f = 0; f < 2; f++) {
+            head_spec p = head_spec_default();
+            p.sel = sels[i], p.fn = f ? HFN_MLP : HFN_SOFTMAX, p.k = k;
+            p.block = k >= 32 ? 16 : (k >= 2 ? k / 2 : 1);
+            p.nblocks = k / p.block;
+            out[n++] = cm_sparse(&p);
+        }
+    return n;
+}
+
+/* ---- crossover ---- */
+
+static int cheaper(const cm_shape *s, const cm_variant *v, int T) {
+    cm_shape t = *s;
+    t.T = T;
+    cm_variant dense = cm_dense(CM_FLASH);
+    cm_cost a, b;
+    cm_cost_of(&t, v, &a);
+    cm_cost_of(&t, &dense, &b);
+    return a.flops < b.flops;
+}
+
+int cm_crossover(const cm_shape *s, const cm_variant *v, int t_max) {
+    if (cheaper(s, v, 1)) return 1;
+    long lo = 1, hi = 2; /* lo is not cheaper */
+    while (hi <= t_max && !cheaper(s, v, (int)hi)) lo = hi, hi *= 2;
+    if (hi > t_max) {
+        if (lo == t_max || !cheaper(s, v, t_max)) return -1;
+        hi = t_max;
+    }
+    while (hi - lo > 1) { /* lo not cheaper, hi cheaper */
+        long mid = lo + (hi - lo) / 2;
+        if (cheaper(s, v, (int)mid)) hi = mid;
+        else lo = mid;
+    }
+    return (int)hi;
+}
+
+/* ---- the original project's formula (our reconstruction) ---- */
+
+double cm_original_sparse(int d, int T, int k, int hidden) {
+    return (double)T * hidden * d + (double)T * k * d * 2;
+}
+
+double cm_original_dense(int d, int T) { return 2.0 * 2 * (double)T * T * d; }

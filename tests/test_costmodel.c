@@ -107,12 +107,15 @@ Test(costmodel, sparse_flops_match_autoplan) {
 }
 
 /* block b=2, n=2, C 2, H 2 (d 1), T 5: keys 13, scored blocks 4; per head floats:
- * q, out 10 + k,v rows 26 + selection 26 + K read 5 + summaries 2 + their reads 4 = 73.
+ * q, out 10 + k,v rows 26 + selection 26 + K read 5 + summaries 2 + their reads by
+ * the one query tile (its last query, t = 4, has floor(4/2) = 2 blocks before it) 2 = 71;
+ * with Br 1 every query is a tile: the reads are sum_t nb(t) = 4, 73.
  * peak: 4TC 40 + H*((2*kmax+1)*T + d*nb + nb), kmax 4, nb 3: 2*(45 + 6) = 102. */
 Test(costmodel, block_bytes_and_peak) {
     cm_cost c = cost(2, 2, 5, 64, 0, sp("block+softmax:b=2,n=2"));
-    cr_assert_eq(c.attn_bytes, 4 * 2 * 73);
+    cr_assert_eq(c.attn_bytes, 4 * 2 * 71);
     cr_assert_eq(c.peak_bytes, 4.0 * (40 + 102));
+    cr_assert_eq(cost(2, 2, 5, 1, 0, sp("block+softmax:b=2,n=2")).attn_bytes, 4 * 2 * 73);
 }
 
 /* index J 1, r 1, k 1, d 2, T 2, Br 64: q,out 8 + k,v rows 2*2*2 = 8 + selection 4 +

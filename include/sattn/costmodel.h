@@ -23,7 +23,8 @@
  *          index: read k and q 2Td, write q~,k~,w (Jr+r+J)T, read k~ per query
  *          tile like flash: r * sum_i min(T, (i+1)Br) (decode: r*T)
  *          pos:   logits row written and read 2P
- *          block: read K Td, write summaries w*d*nb(T), read them w*d*sum_t nb(t)
+ *          block: read K Td, write summaries w*d*nb(T), read them once per query
+ *          tile: w*d*sum_i floor((min(T, (i+1)Br) - 1)/b) (decode: w*d*nb(T-1))
  * Peak activation memory of the layer (bytes): qkv 3TC + out TC (decode: KV cache
  * 2TC + q, out 2C) plus the variant's scratch:
  *   naive  H*T^2 (every head's probabilities, as a training forward keeps them;

@@ -95,6 +95,14 @@ static double flash_kv_reads(double T, double d, int Br, int decode) {
     return 2 * d * sum;
 }
 
+/* Block summaries a tile of Br queries reads: those complete before its last query's
+ * block, floor((end-1)/b), summed over the tiles (shared by the tile, like flash's K). */
+static double tile_blocks(int T, int b, int Br) {
+    double sum = 0;
+    for (long end = Br; end < (long)T + Br; end += Br) sum += (double)(((end < T ? end : T) - 1) / b);
+    return sum;
+}
+
 static double selector_floats(const cm_shape *s, const head_spec *p, double d, double nbs) {
     double Q = s->decode ? 1 : s->T, T = s->T;
     double P = s->decode ? T : T * (T + 1) / 2; /* candidate keys over the queries */
@@ -104,7 +112,8 @@ static double selector_floats(const cm_shape *s, const head_spec *p, double d, d
     }
     if (p->sel == SEL_POS) return 2 * P;
     double w = p->bounds ? 2 : 1, nbT = (double)((s->T - 1) / p->block);
-    return Q * d + w * d * (s->decode ? 1 : nbT) + w * d * nbs;
+    double reads = s->decode ? nbs : tile_blocks(s->T, p->block, s->Br);
+    return Q * d + w * d * (s->decode ? 1 : nbT) + w * d * reads;
 }
 
 static double attn_floats_head(const cm_shape *s, const cm_variant *v, double d) {

@@ -172,27 +172,21 @@ void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, 
 /* ------------------------------------------------------------------- decode */
 
 /* One head, keys [j0, j1): s_j = scale q.k_j, m = max s, l = sum e^{s_j - m},
- * acc = sum e^{s_j - m} v_j.  part = [m, l, acc(hs)]. */
+ * acc = sum e^{s_j - m} v_j.  part = [m, l, acc(hs)]. Both products are 1-row sgemms
+ * (at T = 256, C = 512, H = 8: 33 us vs 55 us for simd dot-product loops; at T = 4096 both
+ * ~1.6 ms, reading the 16 MiB cache at ~10 GB/s: memory-bound). */
 static void decode_chunk(float *part, const float *q, const float *kc, const float *vc, int j0,
                          int j1, int C, int hs) {
     float s[DEC_CHUNK], scale = 1.0f / sqrtf((float)hs), mx = -INFINITY, sum = 0.0f;
-    float *acc = part + 2;
-    for (int j = j0; j < j1; j++) {
-        const float *kr = kc + (size_t)j * C;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int d = 0; d < hs; d++) dot += q[d] * kr[d];
-        s[j - j0] = dot * scale;
-        mx = s[j - j0] > mx ? s[j - j0] : mx;
+    int n = j1 - j0;
+    nn_sgemm(0, 1, 1, n, hs, scale, q, hs, kc + (size_t)j0 * C, C, 0.0f, s, n);
+    for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+        s[j] = fast_expf(s[j] - mx);
+        sum += s[j];
     }
-    memset(acc, 0, (size_t)hs * sizeof(float));
-    for (int j = j0; j < j1; j++) {
-        float p = fast_expf(s[j - j0] - mx);
-        const float *vr = vc + (size_t)j * C;
-        sum += p;
-#pragma omp simd
-        for (int d = 0; d < hs; d++) acc[d] += p * vr[d];
-    }
+    nn_sgemm(0, 0, 1, hs, n, 1.0f, s, n, vc + (size_t)j0 * C, C, 0.0f, part + 2, hs);
     part[0] = mx, part[1] = sum;
 }
 

@@ -67,9 +67,10 @@ Test(costmodel, naive_and_flash) {
     cr_assert_eq(n.attn_bytes - f.attn_bytes, 4.0 * 2 * 2 * 25);
     /* Br 2: tiles end at 2, 4, 5 keys: K,V reads 2*4*11 = 88; per head 40 + 88 */
     cr_assert_eq(cost(8, 2, 5, 2, 0, cm_dense(CM_FLASH)).attn_bytes, 4 * 2 * 128);
-    /* peak: 4TC + naive H*T^2 ; flash H*2T + Br^2 */
+    /* peak: 4TC + naive H*T^2 ; flash H*2T + one tile min(Br, T)^2 */
     cr_assert_eq(n.peak_bytes, 4.0 * (4 * 5 * 8 + 2 * 25));
-    cr_assert_eq(f.peak_bytes, 4.0 * (4 * 5 * 8 + 2 * 2 * 5 + 64 * 64));
+    cr_assert_eq(f.peak_bytes, 4.0 * (4 * 5 * 8 + 2 * 2 * 5 + 5 * 5));
+    cr_assert_eq(cost(8, 2, 5, 2, 0, cm_dense(CM_FLASH)).peak_bytes, 4.0 * (160 + 20 + 4));
     /* on a large shape the bytes still differ by exactly the T x T term */
     n = cost(512, 8, 4096, 64, 0, cm_dense(CM_NAIVE)), f = cost(512, 8, 4096, 64, 0, cm_dense(CM_FLASH));
     cr_assert_eq(n.flops, f.flops);

@@ -29,7 +29,7 @@
  * 2TC + q, out 2C) plus the variant's scratch:
  *   naive  H*T^2 (every head's probabilities, as a training forward keeps them;
  *          decode: H*T scores)
- *   flash  H*2T row statistics (m, l) + one Br x Br tile (decode: H*2)
+ *   flash  H*2T row statistics (m, l) + one min(Br,T)^2 tile (decode: H*2)
  *   sparse H*(2*T*kmax + T) selection buffers (decode: T = 1 row) + the selector's
  *          scratch per head (index (Jr+r+J)T + T score row; pos hidden + T;
  *          block w*d*nb + nb) + mlp input and hidden (D + hidden). */

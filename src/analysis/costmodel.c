@@ -132,7 +132,8 @@ static double attn_floats_head(const cm_shape *s, const cm_variant *v, double d)
 static double scratch_floats(const cm_shape *s, const cm_variant *v, double d) {
     double T = s->T, Q = s->decode ? 1 : T, H = s->H;
     if (v->kind == CM_NAIVE) return H * Q * T;
-    if (v->kind == CM_FLASH) return H * 2 * Q + (s->decode ? 0 : (double)s->Br * s->Br);
+    double br = s->Br < s->T ? s->Br : s->T; /* one score tile, Br x Br (at most T x T) */
+    if (v->kind == CM_FLASH) return H * 2 * Q + (s->decode ? 0 : br * br);
     const head_spec *p = &v->spec;
     double kmax = selector_kmax(p, s->T), sel;
     if (p->sel == SEL_INDEX) sel = (p->iheads * p->rank + p->rank + p->iheads) * Q + T;

@@ -24,8 +24,9 @@
  * row of a query tile that visits it. A query tile [q0, q0+nq) visits the keys [k0, k0+nk)
  * with k0 < q0 + nq and nk clipped to q0 + nq - k0: nothing wholly above the diagonal is
  * computed, and only the last key tile of each query tile needs the causal mask.
- * Tile sizes measured at T = 1024, hs = 64, H = 8, B = 1, 2 threads, forward+backward time
- * over nn.h's naive attention in the same run (3 interleaved repetitions, shared machine):
+ * Tile sizes measured at T = 1024, hs = 64, H = 8, B = 1, 2 threads: flash time / nn.h's
+ * naive attention time in the same run, forward and backward separately (range over 3
+ * interleaved repetitions, shared machine):
  *   Br x Bc   64x64   64x128  64x256  128x128  128x256
  *   forward   1.16-1.26  0.82-0.96  0.86-0.98  0.88-1.08  0.82-0.84
  *   backward  0.98-1.33  1.04-1.30  1.11-1.19  0.92-1.13  1.06-1.08 */

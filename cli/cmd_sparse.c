@@ -67,6 +67,9 @@ static int distill_parse(distill_args *a, int argc, char **argv) {
                              {a->plan, "--plan PLAN"}, {a->out, "--out HEADS"}};
     for (int i = 0; i < 4; i++)
         if (!need[i][0]) return cli_fail("distill", "%s is required", need[i][1]);
+    if (!strcmp(a->out, a->model) || !strcmp(a->out, a->data))
+        return cli_fail("distill", "--out %s would overwrite the %s", a->out,
+                        !strcmp(a->out, a->model) ? "--model checkpoint" : "--data file");
     a->dc.min_lr = a->dc.lr / 10;
     return 0;
 }

@@ -213,6 +213,11 @@ Test(sparse_cli, distill_bad_flags, .timeout = 60) {
     expect_fail_clean(no_plan, "--plan", NULL, t.dir, "out");
     expect_fail_clean(no_out, "--out", NULL, t.dir, "out");
     expect_fail_clean(nothing, "--model", NULL, t.dir, "out");
+    /* --out naming the teacher or the data would destroy it: refused while parsing flags. */
+    const char *over_model[] = {"distill", "--model", model, "--data", data, "--plan", PLAN, "--out", model, NULL};
+    const char *over_data[] = {"distill", "--model", model, "--data", data, "--plan", PLAN, "--out", data, NULL};
+    expect_fail_clean(over_model, "--out", "overwrite the --model", t.dir, "out");
+    expect_fail_clean(over_data, "--out", "overwrite the --data", t.dir, "out");
     cli_tdir_close(&t);
 }
 

@@ -45,5 +45,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@ pkgs=(
   libopenblas0-openmp # OpenBLAS built on OpenMP, so it shares sattn's thread pool
   libcriterion-dev    # the test framework
   bible-kjv           # the default corpus (King James Bible)
+  gnuplot-nox         # `sattn report` draws its PNG plots with gnuplot (pngcairo, no X11)
 )
 missing=()
 for p in "${pkgs[@]}"; do

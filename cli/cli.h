@@ -45,6 +45,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
+int cmd_bench_attn(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
 #endif

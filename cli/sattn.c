@@ -24,6 +24,7 @@ static const char MAIN_HELP[] =
     "  plan         automatic plan: replace heads by least loss per FLOP saved within a loss budget\n"
     "  finetune     recovery fine-tuning of the hybrid model on the language-modelling loss\n"
     "  flops        analytic FLOPs, bytes and memory of one attention layer; crossover T*\n"
+    "  bench        measured time of one attention layer (prefill, decode); measured vs analytic T*\n"
     "  report       report.md and PNG plots (gnuplot): cost model, bench CSV, eval JSONs\n";
 
 /* ---- loss ---- */
@@ -112,7 +113,8 @@ int main(int argc, char **argv) {
                 {"collect", cmd_collect}, {"distill", cmd_distill},
                 {"plan", cmd_plan},
                 {"eval", cmd_eval}, {"finetune", cmd_finetune},
-                {"flops", cmd_flops}, {"report", cmd_report}};
+                {"flops", cmd_flops}, {"report", cmd_report},
+                {"bench", cmd_bench_attn}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

@@ -1,0 +1,188 @@
+/* sattn bench: measured time of one attention layer per variant, prefill and decode,
+ * with the measured crossover beside the analytic one (sattn/attnbench.h, docs/bench.md). */
+#include <getopt.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "cli.h"
+#include "sattn/attnbench.h"
+
+static const char BENCH_HELP[] =
+    "usage: sattn bench [--quick] [--dims 128,256,512,1024] [--seqs 64,128,...,32768]\n"
+    "                   [--ks 8,32,128] [--variants naive,flash,index,block] [--runs N]\n"
+    "                   [--threads N] [--max-run SEC] [--seed S] [--csv PATH] [--json]\n"
+    "Wall time of ONE attention layer (attention only, batch 1, H = C/64 heads of dim 64,\n"
+    "random q, k, v): prefill (T queries) and one decode step (KV cache of T keys), for\n"
+    "dense-naive, dense-flash, index+softmax and block+softmax at each k. One warm-up,\n"
+    "then the median of --runs runs (default 5); CPU pressure (/proc/pressure/cpu some\n"
+    "avg10, -1 if missing) is logged per row. Rows predicted to take more than --max-run\n"
+    "seconds per call (default 2), or needing more than 2 GiB of buffers, are skipped.\n"
+    "  --quick   C {256,512}, T {256,1024,4096}, k {32}, 3 runs (lists given override it)\n"
+    "  --csv     write the rows to PATH: variant,phase,C,H,T,k,median_s,gflops,\n"
+    "            speedup_vs_flash,peak_bytes,cpu_pressure_avg10 (-1: not available)\n"
+    "  --json    one JSON object {\"rows\": [...], \"crossovers\": [...]} instead of the table\n"
+    "Then the measured crossover T* per (variant, phase, C, k): the smallest measured T\n"
+    "faster than dense-flash, beside costmodel's analytic T* (total FLOPs).\n";
+
+enum { B_QUICK = 256, B_DIMS, B_SEQS, B_KS, B_VARIANTS, B_RUNS, B_THREADS, B_MAXRUN, B_SEED,
+       B_CSV, B_JSON, B_HELP };
+static const struct option BENCH_OPTS[] = {
+    {"quick", 0, 0, B_QUICK},     {"dims", 1, 0, B_DIMS},     {"seqs", 1, 0, B_SEQS},
+    {"ks", 1, 0, B_KS},           {"variants", 1, 0, B_VARIANTS}, {"runs", 1, 0, B_RUNS},
+    {"threads", 1, 0, B_THREADS}, {"max-run", 1, 0, B_MAXRUN}, {"seed", 1, 0, B_SEED},
+    {"csv", 1, 0, B_CSV},         {"json", 0, 0, B_JSON},     {"help", 0, 0, B_HELP},
+    {0, 0, 0, 0}};
+
+typedef struct {
+    ab_config cfg;
+    const char *dims, *seqs, *ks, *variants, *csv;
+    int quick, runs, threads, json;
+    float max_run;
+    uint64_t seed;
+    int seed_given;
+} bench_args;
+
+/* A comma-separated list of integers in [lo, hi] (at most AB_MAX_LIST, no repeats). */
+static int parse_list(const char *flag, const char *text, long lo, long hi, int *out, int *n) {
+    char buf[512], *save = NULL;
+    if (strlen(text) >= sizeof buf) return cli_fail("bench", "--%s: list too long", flag);
+    strcpy(buf, text);
+    *n = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == AB_MAX_LIST) return cli_fail("bench", "--%s: at most %d values", flag, AB_MAX_LIST);
+        if (arg_int("bench", flag, tok, lo, hi, &out[*n])) return 1;
+        for (int i = 0; i < *n; i++)
+            if (out[i] == out[*n]) return cli_fail("bench", "--%s: %d given twice", flag, out[i]);
+        (*n)++;
+    }
+    if (!*n) return cli_fail("bench", "--%s: expected a comma-separated list, got '%s'", flag, text);
+    return 0;
+}
+
+static int parse_variants(const char *text, unsigned *mask) {
+    char buf[512], *save = NULL;
+    if (strlen(text) >= sizeof buf) return cli_fail("bench", "--variants: list too long");
+    strcpy(buf, text);
+    *mask = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int v = ab_variant_parse(tok);
+        if (v < 0)
+            return cli_fail("bench", "--variants: expected naive, flash, index or block, got '%s'", tok);
+        *mask |= 1u << v;
+    }
+    if (!*mask) return cli_fail("bench", "--variants: expected a comma-separated list, got '%s'", text);
+    return 0;
+}
+
+static int bench_getopt(bench_args *a, int argc, char **argv) {
+    int c, bad = 0;
+    optind = 1;
+    opterr = 0;
+    while (!bad && (c = getopt_long(argc, argv, ":", BENCH_OPTS, NULL)) != -1) {
+        switch (c) {
+        case B_HELP: fputs(BENCH_HELP, stdout); return 2;
+        case B_QUICK: a->quick = 1; break;
+        case B_DIMS: a->dims = optarg; break;
+        case B_SEQS: a->seqs = optarg; break;
+        case B_KS: a->ks = optarg; break;
+        case B_VARIANTS: a->variants = optarg; break;
+        case B_CSV: a->csv = optarg; break;
+        case B_JSON: a->json = 1; break;
+        case B_RUNS: bad = arg_int("bench", "runs", optarg, 1, 1000, &a->runs); break;
+        case B_THREADS: bad = arg_int("bench", "threads", optarg, 1, 1024, &a->threads); break;
+        case B_MAXRUN: bad = arg_float("bench", "max-run", optarg, 0.0, 1, 3600.0, &a->max_run); break;
+        case B_SEED: bad = arg_u64("bench", "seed", optarg, &a->seed), a->seed_given = 1; break;
+        default: return cli_usage_error("bench", c, argc, argv);
+        }
+    }
+    if (bad) return 1;
+    if (optind < argc) return cli_usage_error("bench", 0, argc, argv);
+    return 0;
+}
+
+/* Flags over the (quick or full) defaults. */
+static int bench_parse(bench_args *a, int argc, char **argv) {
+    int r = bench_getopt(a, argc, argv);
+    if (r) return r;
+    ab_config *c = &a->cfg;
+    *c = ab_config_default(a->quick);
+    if (a->dims && parse_list("dims", a->dims, 64, 8192, c->dims, &c->ndims)) return 1;
+    for (int i = 0; i < c->ndims; i++)
+        if (c->dims[i] % 64)
+            return cli_fail("bench", "--dims: %d is not a multiple of 64 (the head dim)", c->dims[i]);
+    if (a->seqs && parse_list("seqs", a->seqs, 1, 1 << 20, c->seqs, &c->nseqs)) return 1;
+    if (a->ks && parse_list("ks", a->ks, 1, 4096, c->ks, &c->nks)) return 1;
+    if (a->variants && parse_variants(a->variants, &c->variants)) return 1;
+    if (a->runs) c->runs = a->runs;
+    if (a->max_run > 0) c->max_run_s = a->max_run;
+    if (a->seed_given) c->seed = a->seed;
+    return 0;
+}
+
+static void print_row(const ab_row *r, void *ctx) {
+    (void)ctx;
+    printf("%-14s %-7s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f %6.2f\n", ab_variant_name(r->v),
+           r->decode ? "decode" : "prefill", r->C, r->H, r->T, r->k, r->median_s, r->gflops,
+           r->speedup, r->peak_bytes / 1e6, r->pressure);
+    fflush(stdout);
+}
+
+static void print_cross_text(const ab_cross *x, int n) {
+    printf("\ncrossover T* (smallest T faster than dense-flash; -1: none measured / never)\n");
+    printf("%-14s %-7s %5s %4s %10s %10s\n", "variant", "phase", "C", "k", "measured", "analytic");
+    for (int i = 0; i < n; i++)
+        printf("%-14s %-7s %5d %4d %10d %10d\n", ab_variant_name(x[i].v),
+               x[i].decode ? "decode" : "prefill", x[i].C, x[i].k, x[i].measured, x[i].analytic);
+}
+
+static void print_json(const ab_row *rows, int n, const ab_cross *x, int nx) {
+    printf("{\"rows\": [");
+    for (int i = 0; i < n; i++) {
+        const ab_row *r = &rows[i];
+        printf("%s{\"variant\": \"%s\", \"phase\": \"%s\", \"C\": %d, \"H\": %d, \"T\": %d, \"k\": %d, "
+               "\"median_s\": %.6e, \"gflops\": %.4f, \"speedup_vs_flash\": %.4f, \"peak_bytes\": %.0f, "
+               "\"cpu_pressure_avg10\": %.2f}", i ? ", " : "", ab_variant_name(r->v),
+               r->decode ? "decode" : "prefill", r->C, r->H, r->T, r->k, r->median_s, r->gflops,
+               r->speedup, r->peak_bytes, r->pressure);
+    }
+    printf("], \"crossovers\": [");
+    for (int i = 0; i < nx; i++)
+        printf("%s{\"variant\": \"%s\", \"phase\": \"%s\", \"C\": %d, \"k\": %d, \"measured_T\": %d, "
+               "\"analytic_T\": %d}", i ? ", " : "", ab_variant_name(x[i].v),
+               x[i].decode ? "decode" : "prefill", x[i].C, x[i].k, x[i].measured, x[i].analytic);
+    printf("]}\n");
+}
+
+int cmd_bench_attn(int argc, char **argv) {
+    bench_args a;
+    memset(&a, 0, sizeof a);
+    int r = bench_parse(&a, argc, argv);
+    if (r) return r == 2 ? 0 : 1;
+    if (a.threads) omp_set_num_threads(a.threads);
+    sattn_err e;
+    afile probe; /* an unwritable --csv fails now, not after minutes of timing */
+    if (a.csv && afile_open(&probe, a.csv, &e)) return cli_fail("bench", "%s", e.msg);
+    if (a.csv) afile_abort(&probe);
+    if (!a.json) {
+        printf("threads %d, median of %d runs; time per call; x_flash = dense-flash time / ours\n",
+               omp_get_max_threads(), a.cfg.runs);
+        printf("%-14s %-7s %5s %3s %6s %4s %12s %9s %8s %10s %6s\n", "variant", "phase", "C", "H", "T",
+               "k", "median_s", "GFLOP/s", "x_flash", "peak_MB", "psi10");
+    }
+    ab_row *rows;
+    int n;
+    ab_run(&a.cfg, &rows, &n, a.json ? NULL : print_row, NULL);
+    int cap = 2 * AB_MAX_LIST * AB_MAX_LIST * 2, nx;
+    ab_cross *x = xmalloc((size_t)cap * sizeof *x);
+    nx = ab_crossovers(rows, n, x, cap);
+    if (a.json) print_json(rows, n, x, nx);
+    else print_cross_text(x, nx);
+    int rc = 0;
+    if (a.csv && ab_csv_write(a.csv, rows, n, &e)) rc = cli_fail("bench", "%s", e.msg);
+    free(rows);
+    free(x);
+    return rc;
+}

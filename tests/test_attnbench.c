@@ -1,0 +1,218 @@
+/* Tests for the attention benchmark (sattn/attnbench.h, `sattn bench`): the single-
+ * query block and index decode paths against the last row of the prefill selection +
+ * softmax on awkward sizes, the crossover bookkeeping, the CSV format, and one-line
+ * errors for bad flags. No timing assertions: the machine is shared. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "sattn/attnbench.h"
+#include "sattn/rng.h"
+
+/* One head's q, k, v rows (T, 3d), N(0,1), with a few tied keys to exercise ties. */
+static float *random_qkv(int T, int d, uint64_t seed) {
+    float *x = malloc((size_t)T * 3 * d * sizeof(float));
+    rng_t r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < (size_t)T * 3 * d; i++) x[i] = rng_normal(&r);
+    return x;
+}
+
+/* The prefill's last row: selector_select + headfn_forward over all T queries. */
+static int prefill_last(const head_spec *s, const float *params, int d, const float *qkv, int T,
+                        int *idx_last, float *o_last) {
+    int kmax = selector_kmax(s, T), ld = 3 * d;
+    int *idx = malloc((size_t)T * kmax * sizeof(int)), *count = malloc((size_t)T * sizeof(int));
+    float *score = malloc((size_t)T * kmax * sizeof(float)), *cache = malloc((size_t)T * kmax * sizeof(float));
+    float *work = malloc((selector_work_floats(s, d, T) + 1) * sizeof(float));
+    float *out = malloc((size_t)T * d * sizeof(float));
+    selector_select(s, params, d, T, qkv, qkv + d, ld, T, idx, score, count, work);
+    headfn_forward(s, NULL, d, kmax, qkv, qkv + d, qkv + 2 * d, ld, T, idx, count, out, d, cache);
+    int c = count[T - 1];
+    memcpy(idx_last, idx + (size_t)(T - 1) * kmax, (size_t)c * sizeof(int));
+    memcpy(o_last, out + (size_t)(T - 1) * d, (size_t)d * sizeof(float));
+    free(idx), free(count), free(score), free(cache), free(work), free(out);
+    return c;
+}
+
+static void assert_close(const float *a, const float *b, int n, float tol, const char *what) {
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) num += (a[i] - b[i]) * (double)(a[i] - b[i]), den += (double)b[i] * b[i];
+    cr_assert(sqrt(num) <= tol * (sqrt(den) + 1e-6), "%s: rel err %g", what, sqrt(num / (den + 1e-30)));
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static head_spec block_spec(int b, int n, int bounds) {
+    head_spec s = head_spec_default();
+    s.sel = SEL_BLOCK, s.block = b, s.nblocks = n, s.bounds = bounds;
+    return s;
+}
+
+Test(attnbench, block_decode_is_prefill_last_row) {
+    static const int Ts[] = {1, 5, 16, 17, 63, 100, 257};
+    static const int ds[] = {5, 64};
+    static const int cfg[][3] = {{16, 2, 0}, {4, 3, 0}, {7, 5, 1}, {16, 1, 0}};
+    for (size_t ti = 0; ti < 7; ti++)
+        for (size_t di = 0; di < 2; di++)
+            for (size_t ci = 0; ci < 4; ci++) {
+                int T = Ts[ti], d = ds[di];
+                head_spec s = block_spec(cfg[ci][0], cfg[ci][1], cfg[ci][2]);
+                float *qkv = random_qkv(T, d, 100 + ti * 7 + di * 3 + ci);
+                int kmax = selector_kmax(&s, T), ld = 3 * d;
+                int *ia = malloc((size_t)kmax * sizeof(int)), *ib = malloc((size_t)kmax * sizeof(int));
+                float *oa = malloc((size_t)d * sizeof(float)), *ob = malloc((size_t)d * sizeof(float));
+                float *sum = malloc(((size_t)2 * (T / s.block + 1) * d) * sizeof(float));
+                float *work = malloc(ab_block_decode_work(&s, T) * sizeof(float));
+                int ca = prefill_last(&s, NULL, d, qkv, T, ia, oa);
+                ab_block_summaries(&s, d, qkv + d, ld, T, sum);
+                int cb = ab_block_decode(&s, d, qkv + (size_t)(T - 1) * ld, qkv + d, qkv + 2 * d, ld, T,
+                                         sum, ob, ib, work);
+                cr_assert_eq(ca, cb, "T %d d %d cfg %zu: count %d vs %d", T, d, ci, ca, cb);
+                for (int j = 0; j < ca; j++) cr_assert_eq(ia[j], ib[j], "T %d d %d cfg %zu slot %d", T, d, ci, j);
+                assert_close(ob, oa, d, 1e-5f, "block output");
+                free(qkv), free(ia), free(ib), free(oa), free(ob), free(sum), free(work);
+            }
+}
+
+Test(attnbench, index_decode_is_prefill_last_row) {
+    static const int Ts[] = {1, 3, 33, 100, 301};
+    static const int ds[] = {5, 64};
+    static const int cfg[][3] = {{8, 16, 4}, {3, 5, 2}, {32, 8, 1}}; /* k, r, J */
+    for (size_t ti = 0; ti < 5; ti++)
+        for (size_t di = 0; di < 2; di++)
+            for (size_t ci = 0; ci < 3; ci++) {
+                int T = Ts[ti], d = ds[di], ld = 3 * d;
+                head_spec s = head_spec_default();
+                s.sel = SEL_INDEX, s.k = cfg[ci][0], s.rank = cfg[ci][1], s.iheads = cfg[ci][2];
+                float *params = malloc(selector_param_count(&s, d, T) * sizeof(float));
+                rng_t r;
+                rng_seed(&r, 7 + ci);
+                selector_init(&s, d, T, params, &r);
+                float *qkv = random_qkv(T, d, 200 + ti * 7 + di * 3 + ci);
+                int kmax = selector_kmax(&s, T);
+                int *ia = malloc((size_t)kmax * sizeof(int)), *ib = malloc((size_t)kmax * sizeof(int));
+                float *oa = malloc((size_t)d * sizeof(float)), *ob = malloc((size_t)d * sizeof(float));
+                float *kt = malloc((size_t)T * s.rank * sizeof(float));
+                float *work = malloc(ab_index_decode_work(&s, T) * sizeof(float));
+                int ca = prefill_last(&s, params, d, qkv, T, ia, oa);
+                ab_index_keys(&s, params, d, qkv + d, ld, T, kt);
+                int cb = ab_index_decode(&s, params, d, qkv + (size_t)(T - 1) * ld, qkv + d, qkv + 2 * d,
+                                         ld, T, kt, ob, ib, work);
+                cr_assert_eq(ca, cb, "T %d d %d cfg %zu: count %d vs %d", T, d, ci, ca, cb);
+                /* the one-query products may round differently from the T-row ones, so
+                 * compare the selected sets, and the outputs to float tolerance */
+                qsort(ia, (size_t)ca, sizeof(int), cmp_int);
+                qsort(ib, (size_t)cb, sizeof(int), cmp_int);
+                for (int j = 0; j < ca; j++) cr_assert_eq(ia[j], ib[j], "T %d d %d cfg %zu key %d", T, d, ci, j);
+                assert_close(ob, oa, d, 1e-5f, "index output");
+                free(params), free(qkv), free(ia), free(ib), free(oa), free(ob), free(kt), free(work);
+            }
+}
+
+Test(attnbench, crossovers_and_csv_row) {
+    ab_row rows[] = {
+        {AB_FLASH, 0, 512, 8, 256, 0, 1.0, 1, 1.0, 1, 0.5},
+        {AB_BLOCK, 0, 512, 8, 256, 32, 2.0, 1, 0.5, 1, 0.5},
+        {AB_FLASH, 0, 512, 8, 1024, 0, 4.0, 1, 1.0, 1, 0.5},
+        {AB_BLOCK, 0, 512, 8, 1024, 32, 2.0, 1, 2.0, 1, 0.5},
+        {AB_INDEX, 1, 512, 8, 1024, 32, 2.0, 1, 0.9, 1, -1},
+    };
+    ab_cross x[4];
+    int n = ab_crossovers(rows, 5, x, 4);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(x[0].v, AB_BLOCK);
+    cr_assert_eq(x[0].measured, 1024);
+    cr_assert_gt(x[0].analytic, 0);
+    cr_assert_eq(x[1].measured, -1);
+    char line[256];
+    ab_csv_row(&rows[4], line, sizeof line);
+    cr_assert_str_eq(line, "index+softmax,decode,512,8,1024,32,2.000000e+00,1.0000,0.9000,1,-1.00\n");
+    cr_assert_eq(ab_variant_parse("block"), AB_BLOCK);
+    cr_assert_eq(ab_variant_parse("dense-naive"), AB_NAIVE);
+    cr_assert_eq(ab_variant_parse("dense"), -1);
+}
+
+/* ---- the CLI ---- */
+
+static const char HEADER[] =
+    "variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10\n";
+
+/* Checks one CSV data line: 11 fields, known names, numbers where numbers belong. */
+static void check_csv_line(char *line) {
+    char *f[12], *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(line, ",", &save); tok && n < 12; tok = strtok_r(NULL, ",", &save)) f[n++] = tok;
+    cr_assert_eq(n, 11, "fields: %d", n);
+    cr_assert_geq(ab_variant_parse(f[0]), 0, "variant %s", f[0]);
+    cr_assert(!strcmp(f[1], "prefill") || !strcmp(f[1], "decode"), "phase %s", f[1]);
+    for (int i = 2; i < 11; i++) {
+        char *end;
+        double v = strtod(f[i], &end);
+        cr_assert(end != f[i] && (*end == 0 || *end == '\n') && isfinite(v), "field %d '%s'", i, f[i]);
+    }
+    cr_assert_gt(strtod(f[6], NULL), 0.0);
+    if (!strcmp(f[0], "dense-flash")) cr_assert_float_eq(strtod(f[8], NULL), 1.0, 1e-9);
+}
+
+Test(attnbench, cli_csv_tiny_grid) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *csv = cli_tpath(&t, "b.csv");
+    const char *argv[] = {"bench", "--dims", "64,128", "--seqs", "17,128", "--ks", "8,32", "--runs", "1",
+                          "--csv", csv, NULL};
+    char *out = cli_expect_ok(argv);
+    cr_assert(strstr(out, "crossover T*"), "%s", out);
+    free(out);
+    size_t len;
+    char *text = cli_slurp(csv, &len);
+    cr_assert(!strncmp(text, HEADER, strlen(HEADER)), "%s", text);
+    /* per (C, T): prefill flash, naive, 2 k x (index, block); decode flash, 2 x 2 */
+    cr_assert_eq(cli_count_char(text, '\n'), 1 + 2 * 2 * (6 + 5), "%s", text);
+    char *save = NULL;
+    strtok_r(text, "\n", &save);
+    for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) check_csv_line(line);
+    free(text);
+    cli_tdir_close(&t);
+}
+
+Test(attnbench, cli_json_and_help) {
+    const char *argv[] = {"bench", "--dims", "64", "--seqs", "40", "--ks", "16", "--variants",
+                          "flash,block", "--runs", "1", "--json", NULL};
+    char *out = cli_expect_ok(argv);
+    cli_assert_json_line(out);
+    cr_assert(strstr(out, "\"crossovers\": [") && strstr(out, "block+softmax") && !strstr(out, "index"),
+              "%s", out);
+    free(out);
+    const char *help[] = {"bench", "--help", NULL};
+    out = cli_expect_ok(help);
+    cr_assert(!strncmp(out, "usage: sattn bench", 18), "%s", out);
+    free(out);
+}
+
+Test(attnbench, cli_bad_flags) {
+    static const cli_bad_case bad[] = {
+        {{"--dims", "100"}, "multiple of 64"},
+        {{"--dims", "64,x"}, "--dims"},
+        {{"--seqs", "0"}, "--seqs"},
+        {{"--seqs", ","}, "--seqs"},
+        {{"--ks", "8,8"}, "twice"},
+        {{"--variants", "dense"}, "--variants"},
+        {{"--runs", "0"}, "--runs"},
+        {{"--max-run", "-1"}, "--max-run"},
+        {{"--csv", "/nonexistent-dir/b.csv"}, "/nonexistent-dir/b.csv"},
+        {{"--bogus"}, "unknown option"},
+        {{"--ks"}, "needs a value"},
+        {{"stray"}, "unexpected argument"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cli_args a = {0};
+        cli_args_add(&a, "bench", "--dims", "64", "--seqs", "16", "--runs", "1", NULL);
+        cli_args_addv(&a, bad[i].args);
+        cli_expect_fail(a.v, bad[i].needle, 0);
+    }
+}

@@ -137,6 +137,7 @@ int bench_csv_read(const char *path, bench_table *t, sattn_err *e) {
     size_t len;
     t->n = 0, t->rows = NULL;
     if (file_read_all(path, &data, &len, e)) return -1;
+    if (!len) return free(data), err_set(e, "%s:1: empty file, expected the header", path);
     char *text = xmalloc(len + 1);
     memcpy(text, data, len);
     text[len] = 0;
@@ -154,8 +155,7 @@ int bench_csv_read(const char *path, bench_table *t, sattn_err *e) {
         if (ln == 1) rc = check_header(p, path, e);
         else if (l) rc = parse_row(p, &t->rows[t->n++], path, ln, e);
     }
-    if (!rc && ln <= 1 && !len) rc = err_set(e, "%s:1: empty file, expected the header", path);
-    if (!rc && t->n == 0) rc = err_set(e, "%s:%d: no data rows after the header", path, ln);
+    if (!rc && t->n == 0) rc = err_set(e, "%s:1: no data rows after the header", path);
     free(text);
     if (rc) bench_table_free(t);
     return rc;
@@ -378,7 +378,7 @@ int eval_relative_flops(const eval_file *f, const report_model *m, double *rel, 
         const eval_head *h = &f->heads[i];
         head_spec s;
         if (h->layer >= m->L || h->head >= m->H)
-            return err_set(e, "%s: head L%dH%d is outside the model (%d layers, %d heads)", f->name,
+            return err_set(e, "%s: head L%dH%d is outside the model (%d layers, %d heads; see --model-shape)", f->name,
                            h->layer, h->head, m->L, m->H);
         if (spec_of(h->spec, &s, e)) return -1;
         total += head_attention_flops(&s, d, m->T) - one;
@@ -633,9 +633,19 @@ static int analytic_section(report_ctx *r, sattn_err *e) {
 
 static int is_dense_name(const char *v) { return !strncmp(v, "dense", 5); }
 
-/* The analytic variant of a bench variant name; -1 if it names none. */
-static int variant_of(const char *name, cm_variant *v) {
+/* The analytic variant of a bench variant name at k keys: a bare "index+softmax" is
+ * cm_standard_variants' (what `sattn bench` runs), a full spec is itself; -1 if none. */
+static int variant_of(const char *name, int k, cm_variant *v) {
     if (is_dense_name(name)) return *v = cm_dense(strstr(name, "naive") ? CM_NAIVE : CM_FLASH), 0;
+    if (!strchr(name, ':')) {
+        cm_variant std[8];
+        int n = cm_standard_variants(k, std);
+        for (int i = 2; i < n; i++) {
+            char nm[REPORT_NAME_LEN];
+            short_name(std[i].name, nm, sizeof nm);
+            if (!strcmp(nm, name)) return *v = std[i], 0;
+        }
+    }
     head_spec s;
     sattn_err e;
     if (spec_of(name, &s, &e) || s.sel == SEL_DENSE) return -1;
@@ -679,7 +689,8 @@ static int bench_block(sbuf *g, const bench_view *bv, int i, int decode, int spe
     sb_printf(g, "$b%d << EOD\n", i);
     for (int j = 0; j < bv->n; j++) {
         const bench_row *w = bv->rows[j];
-        if (w->decode != decode || strcmp(w->variant, bv->names[i])) continue;
+        if (w->decode != decode || strcmp(w->variant, bv->names[i]) || (speedup && w->speedup_vs_flash <= 0))
+            continue; /* bench writes speedup -1 where dense-flash has no row */
         sb_printf(g, "%d %.6g\n", w->T, speedup ? w->speedup_vs_flash : w->median_s);
         m++;
     }
@@ -738,12 +749,13 @@ static int measured_crossover(const bench_view *bv, const char *name, int decode
 
 static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) {
     sbuf pts = {0};
+    double lo = INFINITY, hi = 0; /* one range for both axes, so the diagonal is the diagonal */
     sb_printf(&r->md, "### Crossover: analytic vs measured\n\n| variant | phase | analytic T* | measured T* | "
                       "measured / analytic |\n|---|---|---|---|---|\n");
     for (int i = 0; i < bv->n_names; i++) {
         cm_variant v;
         if (is_dense_name(bv->names[i])) continue;
-        int known = variant_of(bv->names[i], &v) == 0;
+        int known = variant_of(bv->names[i], r->c->k, &v) == 0;
         for (int dec = 0; dec < 2; dec++) {
             cm_shape s = cm_shape_make(bv->C, bv->H > 0 ? bv->H : r->c->H, 1);
             s.decode = dec;
@@ -758,6 +770,7 @@ static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) 
                 char nm[REPORT_NAME_LEN];
                 short_name(bv->names[i], nm, sizeof nm);
                 sb_printf(&pts, "%d %d %s-%s\n", ta, tm, nm, dec ? "decode" : "prefill");
+                lo = fmin(lo, fmin(ta, tm)), hi = fmax(hi, fmax(ta, tm));
             }
         }
     }
@@ -769,10 +782,11 @@ static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) 
         sbuf g = {0};
         plot_begin(r, &g, "crossover", "Crossover T*: analytic (FLOPs) vs measured (wall time)",
                    "analytic T* (tokens)", "measured T* (tokens)", "xy", "%g");
-        sb_printf(&g, "$c << EOD\n%sEOD\nset offsets graph 0.1, graph 0.1, graph 0.1, graph 0.1\n", pts.s);
+        sb_printf(&g, "$c << EOD\n%sEOD\nset xrange [%g:%g]\nset yrange [%g:%g]\nset size ratio -1\n", pts.s,
+                  lo / 3, hi * 3, lo / 3, hi * 3);
         sb_printf(&g, "plot $c using 1:2 with points pt 7 ps 1.5 lc rgb '#1f5fbf' title 'variant, phase', "
                       "$c using 1:2:3 with labels offset char 1,1 font ',9' notitle, "
-                      "x with lines lc rgb '#888888' dt 3 title 'measured = analytic'\n");
+                      "x with lines lw 2 lc rgb '#888888' dt 3 title 'measured = analytic'\n");
         rc = plot_render(r, "crossover", &g, e);
         sb_free(&g);
         if (!rc) sb_printf(&r->md, "![crossover](crossover.png)\n\nEach point is one variant and phase; on "
@@ -952,7 +966,9 @@ static int read_inputs(const report_config *c, bench_table *bt, eval_file *ev, s
     bt->n = 0, bt->rows = NULL;
     if (c->bench && bench_csv_read(c->bench, bt, e)) return -1;
     for (int i = 0; i < c->n_evals; i++) {
-        if (eval_json_read(c->evals[i], &ev[i], e)) {
+        double rel;
+        if (eval_json_read(c->evals[i], &ev[i], e) || (eval_relative_flops(&ev[i], &c->model, &rel, e) &&
+                                                       (eval_file_free(&ev[i]), 1))) {
             while (i--) eval_file_free(&ev[i]);
             return bench_table_free(bt), -1;
         }

@@ -575,7 +575,7 @@ static int analytic_simple_plot(report_ctx *r, const cm_variant *v, int n, int w
         use[i] = what == 1 || i >= 2; /* flash over itself is the break-even line */
         analytic_block(&g, c, &v[i], i, what);
     }
-    plot_variants(&g, v, use, n, NULL, what == 2 ? "1 with lines lc rgb '#cc0000' dt 3 title 'break-even (1x)'" : NULL);
+    plot_variants(&g, v, use, n, NULL, what == 2 ? "1 with lines lw 2 lc rgb '#cc0000' dt 2 title 'break-even (1x)'" : NULL);
     int rc = plot_render(r, name, &g, e);
     sb_free(&g);
     return rc;
@@ -720,7 +720,7 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speed
         sb_printf(&g, "%s$b%d using 1:2 with linespoints pt 7 ps 0.8 %s title '%s'", any ? ", \\\n     " : "", i, st, nm);
         any = 1;
     }
-    sb_printf(&g, "%s%s\n", any ? ", " : "", speedup ? "1 with lines lc rgb '#cc0000' dt 3 title 'break-even (1x)'"
+    sb_printf(&g, "%s%s\n", any ? ", " : "", speedup ? "1 with lines lw 2 lc rgb '#cc0000' dt 2 title 'break-even (1x)'"
                                                       : "1/0 notitle");
     int rc = any ? plot_render(r, name, &g, e) : 1;
     sb_free(&g);
@@ -804,10 +804,11 @@ static void bench_table_md(report_ctx *r, const bench_view *bv) {
             for (int j = 0; j < bv->n; j++) {
                 const bench_row *w = bv->rows[j];
                 if (w->decode != dec || strcmp(w->variant, bv->names[i])) continue;
-                char b[24];
-                sb_printf(&r->md, "| %s | %s | %d | %.4g | %.3g | %.3f | %sB | %.2f |\n", w->variant,
-                          dec ? "decode" : "prefill", w->T, w->median_s, w->gflops, w->speedup_vs_flash,
-                          si(w->peak_bytes, b), w->cpu_pressure);
+                char b[24], sp[24] = "-", pr[24] = "-"; /* bench writes -1 for "not available" */
+                if (w->speedup_vs_flash > 0) snprintf(sp, sizeof sp, "%.3f", w->speedup_vs_flash);
+                if (w->cpu_pressure >= 0) snprintf(pr, sizeof pr, "%.2f", w->cpu_pressure);
+                sb_printf(&r->md, "| %s | %s | %d | %.4g | %.3g | %s | %sB | %s |\n", w->variant,
+                          dec ? "decode" : "prefill", w->T, w->median_s, w->gflops, sp, si(w->peak_bytes, b), pr);
             }
     sb_printf(&r->md, "\n");
 }

@@ -624,7 +624,7 @@ static int analytic_section(report_ctx *r, sattn_err *e) {
     sb_printf(&r->md, "![peak memory vs T](memory.png)\n\nPeak activation memory of the layer: naive dense "
                       "keeps every head's T×T probabilities; flash and the sparse variants stay linear in T.\n\n");
     sb_printf(&r->md, "![FLOP speedup vs T](speedup.png)\n\nTotal FLOPs of dense-flash divided by the "
-                      "variant's (projections included); above the dotted line the variant is cheaper.\n\n");
+                      "variant's (projections included); above the dashed line the variant is cheaper.\n\n");
     analytic_table(r, v, n, tstar, tdec);
     return 0;
 }
@@ -698,6 +698,39 @@ static int bench_block(sbuf *g, const bench_view *bv, int i, int decode, int spe
     return m;
 }
 
+/* Measured T*: the smallest measured T from which on every measured T is faster than
+ * dense-flash (speedup > 1); -1 if the largest is not. */
+static int measured_crossover(const bench_view *bv, const char *name, int decode) {
+    int t = -1;
+    for (int j = 0; j < bv->n; j++) {
+        const bench_row *w = bv->rows[j];
+        if (w->decode != decode || strcmp(w->variant, name)) continue;
+        if (w->speedup_vs_flash > 1) { if (t < 0) t = w->T; }
+        else t = -1;
+    }
+    return t;
+}
+
+/* Datablock $x: each sparse variant's measured T* in this phase, at its y (time or
+ * speedup) there, so the plots mark where sparse starts winning; returns the count. */
+static int crossover_marks(sbuf *g, const bench_view *bv, int decode, int speedup) {
+    int m = 0;
+    sb_printf(g, "$x << EOD\n");
+    for (int i = 0; i < bv->n_names; i++) {
+        if (is_dense_name(bv->names[i])) continue;
+        int t = measured_crossover(bv, bv->names[i], decode);
+        for (int j = 0; j < bv->n && t > 0; j++) {
+            const bench_row *w = bv->rows[j];
+            if (w->decode != decode || w->T != t || strcmp(w->variant, bv->names[i])) continue;
+            sb_printf(g, "%d %.6g T*=%d\n", t, speedup ? w->speedup_vs_flash : w->median_s, t);
+            m++;
+            break;
+        }
+    }
+    sb_printf(g, "EOD\n");
+    return m;
+}
+
 static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speedup, sattn_err *e) {
     const char *name = speedup ? (decode ? "bench_speedup_decode" : "bench_speedup_prefill")
                                : (decode ? "bench_decode" : "bench_prefill");
@@ -711,6 +744,7 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speed
     int have[32] = {0}, any = 0;
     for (int i = 0; i < bv->n_names; i++)
         have[i] = (!speedup || !is_dense_name(bv->names[i])) && bench_block(&g, bv, i, decode, speedup) > 0;
+    int marks = crossover_marks(&g, bv, decode, speedup); /* datablocks precede the plot command */
     sb_printf(&g, "plot ");
     for (int i = 0; i < bv->n_names; i++) {
         if (!have[i]) continue;
@@ -720,6 +754,8 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speed
         sb_printf(&g, "%s$b%d using 1:2 with linespoints pt 7 ps 0.8 %s title '%s'", any ? ", \\\n     " : "", i, st, nm);
         any = 1;
     }
+    if (any && marks)
+        sb_printf(&g, ", $x using 1:2 with points pt 6 ps 2.5 lw 2 lc rgb 'red' title 'measured crossover T*'");
     sb_printf(&g, "%s%s\n", any ? ", " : "", speedup ? "1 with lines lw 2 lc rgb '#cc0000' dt 2 title 'break-even (1x)'"
                                                       : "1/0 notitle");
     int rc = any ? plot_render(r, name, &g, e) : 1;
@@ -727,24 +763,11 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speed
     if (rc == 1) return 0; /* nothing measured in this phase */
     if (rc) return -1;
     sb_printf(&r->md, "![%s](%s.png)\n\n%s\n\n", name, name,
-              speedup ? (decode ? "Measured decode speedup over dense-flash per T; above the dotted line sparse is faster."
-                                : "Measured prefill speedup over dense-flash per T; above the dotted line sparse is faster.")
-                      : (decode ? "Measured wall time of one decode step (median of the runs), log–log."
-                                : "Measured wall time of one layer's prefill (median of the runs), log–log."));
+              speedup ? (decode ? "Measured decode speedup over dense-flash per T; above the dashed line sparse is faster."
+                                : "Measured prefill speedup over dense-flash per T; above the dashed line sparse is faster.")
+                      : (decode ? "Measured wall time of one decode step (median of the runs), log–log; red circles mark each sparse variant's measured crossover T*."
+                                : "Measured wall time of one layer's prefill (median of the runs), log–log; red circles mark each sparse variant's measured crossover T*."));
     return 0;
-}
-
-/* Measured T*: the smallest measured T from which on every measured T is faster than
- * dense-flash (speedup > 1); -1 if the largest is not. */
-static int measured_crossover(const bench_view *bv, const char *name, int decode) {
-    int t = -1;
-    for (int j = 0; j < bv->n; j++) {
-        const bench_row *w = bv->rows[j];
-        if (w->decode != decode || strcmp(w->variant, name)) continue;
-        if (w->speedup_vs_flash > 1) { if (t < 0) t = w->T; }
-        else t = -1;
-    }
-    return t;
 }
 
 static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) {

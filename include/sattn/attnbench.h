@@ -24,7 +24,8 @@
  * the time per call. /proc/pressure/cpu "some avg10" is read before each row (-1 when
  * the file is missing). A row is skipped when its buffers exceed max_bytes or when
  * its time, predicted from the same series' previous T scaled by costmodel's FLOPs,
- * exceeds max_run_s. */
+ * exceeds max_run_s (a series' first row: costmodel's FLOPs at 100 GFLOP/s dense,
+ * 5 GFLOP/s sparse, about what this machine's kernels reach). */
 #ifndef SATTN_ATTNBENCH_H
 #define SATTN_ATTNBENCH_H
 

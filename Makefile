@@ -60,11 +60,13 @@ demo: deps
 	$(MAKE) all data/kjv.txt
 	OMP_NUM_THREADS=2 $(BUILD)/sattn demo
 
-# Training throughput (median of 7 runs) and GEMM library comparison; results in bench-out/.
+# Training throughput (median of 7 runs), GEMM library comparison and the attention-layer
+# grid (prefill and decode, dense vs sparse; about 5 minutes); results in bench-out/.
 bench: $(BUILD)/sattn
 	mkdir -p bench-out
 	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-train --runs 7 --json-out bench-out/train.json
 	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-gemm | tee bench-out/gemm.txt
+	OMP_NUM_THREADS=2 $(BUILD)/sattn bench --csv bench-out/attn.csv | tee bench-out/attn.txt
 
 clean:
 	rm -rf build build-san build-vg

@@ -55,6 +55,9 @@ void selector_init(const head_spec *s, int hs, int max_seq, float *params, rng_t
     }
 }
 
+/* Queries per tile when block scores are computed as one GEMM (tile x blocks scratch). */
+enum { BLOCK_QTILE = 256 };
+
 size_t selector_work_floats(const head_spec *s, int hs, int T) {
     size_t t = (size_t)T, J = (size_t)s->iheads, r = (size_t)s->rank;
     switch (s->sel) {
@@ -62,8 +65,8 @@ size_t selector_work_floats(const head_spec *s, int hs, int T) {
     case SEL_INDEX: return t * J * r + t * r + t * J + J * t * t + 2 * t * t + t * J * r + t * r + t * J;
     /* hidden acts, logits, dlogits/dh */
     case SEL_POS: return t * (size_t)s->hidden * 2 + 2 * t * t + t * (size_t)hs;
-    /* summaries (2 per block for bounds), block scores, order */
-    case SEL_BLOCK: return (2 * (t / (size_t)s->block + 1)) * (size_t)hs + 2 * (t / (size_t)s->block + 1);
+    /* summaries (2 per block for bounds), block scores, top scores, a query tile's block scores */
+    case SEL_BLOCK: return (2 * (t / (size_t)s->block + 1)) * (size_t)hs + (2 + BLOCK_QTILE) * (t / (size_t)s->block + 1);
     default: return 0;
     }
 }
@@ -317,21 +320,41 @@ static float block_score(const head_spec *s, const float *q, const float *m, int
     return acc;
 }
 
+/* Block scores of queries t0 .. t0+n-1 against the nb complete blocks, rows of length nb:
+ * for mean summaries one GEMM Q_tile M^T (the scoring then runs at matrix-product speed,
+ * not a scalar loop); the min/max bound is not a product, so it stays a loop. */
+static void block_scores_tile(const head_spec *s, int hs, const float *q, int ld, int t0, int n,
+                              int nb, const float *sum, float *bs) {
+    if (nb == 0) return;
+    if (!s->bounds) {
+        nn_sgemm(0, 1, n, nb, hs, 1.0f, q + (size_t)t0 * ld, ld, sum, 2 * hs, 0.0f, bs, nb);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int local = (t0 + i) / s->block;
+        for (int j = 0; j < local; j++)
+            bs[(size_t)i * nb + j] = block_score(s, q + (size_t)(t0 + i) * ld, sum + (size_t)j * 2 * hs, hs);
+    }
+}
+
 static void block_select(const head_spec *s, int hs, const float *q, const float *k, int ld, int T,
                          int *idx, float *score, int *count, float *work) {
     int b = s->block, nb = T / b, kmax = selector_kmax(s, T);
-    float *sum = work, *bsc = sum + (size_t)2 * (nb + 1) * hs, *top = bsc + nb + 1;
+    float *sum = work, *top = sum + (size_t)2 * (nb + 1) * hs, *bs = top + nb + 1;
     int *order = xmalloc((size_t)(nb + 1) * sizeof(int));
     block_summaries(s, hs, k, ld, nb, sum);
-    for (int t = 0; t < T; t++) {
-        int local = t / b, c = 0, *ix = idx + (size_t)t * kmax;
-        float *sc = score + (size_t)t * kmax;
-        for (int u = local * b; u <= t; u++) ix[c] = u, sc[c++] = FLT_MAX;
-        for (int j = 0; j < local; j++) bsc[j] = block_score(s, q + (size_t)t * ld, sum + (size_t)j * 2 * hs, hs);
-        int n = topk_row(bsc, local, s->nblocks - 1, top, order);
-        for (int j = 0; j < n; j++)
-            for (int u = order[j] * b; u < (order[j] + 1) * b && c < kmax; u++) ix[c] = u, sc[c++] = top[j];
-        count[t] = c;
+    for (int t0 = 0; t0 < T; t0 += BLOCK_QTILE) {
+        int n_q = T - t0 < BLOCK_QTILE ? T - t0 : BLOCK_QTILE;
+        block_scores_tile(s, hs, q, ld, t0, n_q, nb, sum, bs);
+        for (int t = t0; t < t0 + n_q; t++) {
+            int local = t / b, c = 0, *ix = idx + (size_t)t * kmax;
+            float *sc = score + (size_t)t * kmax;
+            for (int u = local * b; u <= t; u++) ix[c] = u, sc[c++] = FLT_MAX;
+            int n = topk_row(bs + (size_t)(t - t0) * nb, local, s->nblocks - 1, top, order);
+            for (int j = 0; j < n; j++)
+                for (int u = order[j] * b; u < (order[j] + 1) * b && c < kmax; u++) ix[c] = u, sc[c++] = top[j];
+            count[t] = c;
+        }
     }
     free(order);
 }

@@ -1,11 +1,14 @@
 #include "args.h"
 
+#include "sattn/core.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 int cli_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -61,4 +64,16 @@ int cli_usage_error(const char *cmd, int c, int argc, char **argv) {
     if (c == ':') return cli_fail(cmd, "option '%s' needs a value (see sattn %s --help)", bad, cmd);
     if (c == '?') return cli_fail(cmd, "unknown option '%s' (see sattn %s --help)", bad, cmd);
     return cli_fail(cmd, "unexpected argument '%s' (see sattn %s --help)", argv[optind], cmd);
+}
+
+int cli_check_out(const char *cmd, const char *flag, const char *path) {
+    afile f;
+    sattn_err e;
+    struct stat sb; /* a directory passes the probe (it only makes a temp file beside it) */
+    if (!path) return 0;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_fail(cmd, "%s %s: is a directory, expected a file path", flag, path);
+    if (afile_open(&f, path, &e) != 0) return cli_fail(cmd, "%s %s", flag, e.msg);
+    afile_abort(&f);
+    return 0;
 }

@@ -12,6 +12,11 @@ int arg_float(const char *cmd, const char *flag, const char *s, double lo, int l
               float *out);
 /* Prints "sattn CMD: message" to stderr; returns 1 (the exit status). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Fails early (before any work) when an output file cannot be created: an existing
+ * directory, or a path whose temporary sibling cannot be opened (the probe leaves no
+ * file). path NULL: nothing to check. Exit status (0 or 1). */
+int cli_check_out(const char *cmd, const char *flag, const char *path);
+
 /* For getopt's '?' (unknown option) and ':' (missing value), run with opterr = 0 and
  * an optstring starting with ':'; any other c reports argv[optind] as a stray argument. */
 int cli_usage_error(const char *cmd, int c, int argc, char **argv);

@@ -162,10 +162,8 @@ int cmd_bench_attn(int argc, char **argv) {
     int r = bench_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
+    if (cli_check_out("bench", "--csv", a.csv)) return 1; /* now, not after minutes of timing */
     sattn_err e;
-    afile probe; /* an unwritable --csv fails now, not after minutes of timing */
-    if (a.csv && afile_open(&probe, a.csv, &e)) return cli_fail("bench", "%s", e.msg);
-    if (a.csv) afile_abort(&probe);
     if (!a.json) {
         printf("threads %d, median of %d runs; time per call; x_flash = dense-flash time / ours\n",
                omp_get_max_threads(), a.cfg.runs);

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "args.h"
 #include "cli.h"
@@ -176,18 +175,6 @@ static int collect_read(const collect_args *a) {
 
 /* ---- collection ---- */
 
-/* Fails early (before the forward passes) when the output cannot be created. */
-static int check_writable(const char *path) {
-    afile f;
-    sattn_err e;
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_fail("collect", "--out %s: is a directory, expected a file path", path);
-    if (afile_open(&f, path, &e) != 0) return cli_fail("collect", "--out %s", e.msg);
-    afile_abort(&f);
-    return 0;
-}
-
 typedef struct {
     gpt_model m;
     dataset d;
@@ -207,7 +194,7 @@ static int collect_setup(const collect_args *a, collect_ctx *x) {
         rc = cli_fail("collect", "--%s", e.msg);
     else if (x->kmax > x->T)
         rc = cli_fail("collect", "--kmax %d: expected at most the model's context T = %d", x->kmax, x->T);
-    if (!rc) rc = check_writable(a->out);
+    if (!rc) rc = cli_check_out("collect", "--out", a->out);
     if (!rc) rc = load_data_for_model("collect", a->data, &x->m, &x->d);
     if (!rc) {
         size_t n;

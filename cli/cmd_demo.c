@@ -202,15 +202,6 @@ static int make_dirs(const char *dir) {
     return 0;
 }
 
-/* Fails before any work when an output cannot be created (the probe leaves no file). */
-static int probe_writable(const char *flag, const char *path) {
-    afile f;
-    sattn_err e;
-    if (afile_open(&f, path, &e) != 0) return cli_fail("demo", "%s %s", flag, e.msg);
-    afile_abort(&f);
-    return 0;
-}
-
 static int ctx_open(demo_ctx *x, const demo_args *a) {
     memset(x, 0, sizeof *x);
     x->a = a;
@@ -219,8 +210,8 @@ static int ctx_open(demo_ctx *x, const demo_args *a) {
     if (make_dirs(a->out_dir)) return 1;
     x->model_path = a->out ? str_copy(a->out) : path_join(a->out_dir, "model.ckpt");
     x->metrics_path = path_join(a->out_dir, "metrics.json");
-    if (probe_writable(a->out ? "--out" : "--out-dir", x->model_path) ||
-        probe_writable("--out-dir", x->metrics_path))
+    if (cli_check_out("demo", a->out ? "--out" : "--out-dir", x->model_path) ||
+        cli_check_out("demo", "--out-dir", x->metrics_path))
         return 1;
     return 0;
 }

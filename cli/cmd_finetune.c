@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -88,18 +87,6 @@ static int ft_parse(ft_args *a, int argc, char **argv) {
     return 0;
 }
 
-static int probe_out(const char *flag, const char *path) {
-    afile f;
-    sattn_err e;
-    struct stat sb; /* a directory passes the probe (it only makes a temp file beside it) */
-    if (!path) return 0;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_fail("finetune", "%s %s: is a directory, expected a file path", flag, path);
-    if (afile_open(&f, path, &e) != 0) return cli_fail("finetune", "%s %s", flag, e.msg);
-    afile_abort(&f);
-    return 0;
-}
-
 static int has_mlp(const sparse_heads *sh) {
     for (int i = 0; i < sh->layers * sh->heads; i++)
         if (sh->h[i].spec.sel != SEL_DENSE && sh->h[i].spec.fn == HFN_MLP) return 1;
@@ -172,7 +159,7 @@ int cmd_finetune(int argc, char **argv) {
     int r = ft_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
-    if (probe_out("--out", a.out) || probe_out("--heads-out", a.heads_out)) return 1;
+    if (cli_check_out("finetune", "--out", a.out) || cli_check_out("finetune", "--heads-out", a.heads_out)) return 1;
     gpt_model m;
     sparse_heads sh;
     dataset d;

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -240,19 +239,6 @@ static void print_json(const plan_args *a, const autoplan_result *r) {
 
 /* ---- main ---- */
 
-/* Fails early (before minutes of distillation) on an output that cannot be created. */
-static int probe_out(const char *flag, const char *path) {
-    afile probe;
-    sattn_err e;
-    if (!path) return 0;
-    struct stat sb; /* a directory passes the probe (it only makes a temp file beside it) */
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_fail("plan", "%s %s: is a directory, expected a file path", flag, path);
-    if (afile_open(&probe, path, &e) != 0) return cli_fail("plan", "%s %s", flag, e.msg);
-    afile_abort(&probe);
-    return 0;
-}
-
 /* Loads the teacher and the data and checks both splits hold a window. Exit status. */
 static int plan_setup(const plan_args *a, gpt_model *m, dataset *d) {
     sattn_err e;
@@ -280,7 +266,7 @@ static int plan_write(const plan_args *a, const autoplan_result *r, const gpt_mo
 int cmd_plan(int argc, char **argv) {
     plan_args a = {.ac = autoplan_config_default(), .cands_text = DEFAULT_CANDIDATES};
     int r = plan_parse_args(&a, argc, argv);
-    if (!r) r = probe_out("--out", a.out) || probe_out("--heads-out", a.heads_out);
+    if (!r) r = cli_check_out("plan", "--out", a.out) || cli_check_out("plan", "--heads-out", a.heads_out);
     if (r) return free(a.cands), r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
     gpt_model m;

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -111,13 +110,8 @@ int cmd_distill(int argc, char **argv) {
     int r = distill_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
-    afile probe;
+    if (cli_check_out("distill", "--out", a.out)) return 1;
     sattn_err e;
-    struct stat sb; /* a directory passes the probe (it only makes a temp file beside it) */
-    if (stat(a.out, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_fail("distill", "--out %s: is a directory, expected a file path", a.out);
-    if (afile_open(&probe, a.out, &e) != 0) return cli_fail("distill", "--out %s", e.msg);
-    afile_abort(&probe);
     gpt_model m;
     dataset d;
     sparse_heads sh;

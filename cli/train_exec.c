@@ -3,7 +3,6 @@
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -88,18 +87,6 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
     return 0;
 }
 
-/* Fails early (before any training) when the output cannot be created. */
-static int check_writable(const char *cmd, const char *path) {
-    afile f;
-    sattn_err e;
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return cli_fail(cmd, "--out %s: is a directory, expected a file path", path);
-    if (afile_open(&f, path, &e) != 0) return cli_fail(cmd, "--out %s", e.msg);
-    afile_abort(&f);
-    return 0;
-}
-
 static void print_summary(const train_args *a, const gpt_model *m, const train_result *r) {
     double bpb = r->val_loss / log(2.0);
     if (a->json) {
@@ -126,7 +113,7 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     int rc = dataset_check_window(&d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
              dataset_check_window(&d, SPLIT_VAL, a->tc.seq, a->data, &e);
     if (rc) rc = cli_fail(cmd, "%s", e.msg);
-    if (!rc) rc = check_writable(cmd, a->out);
+    if (!rc) rc = cli_check_out(cmd, "--out", a->out);
     if (!rc) rc = setup_model(a, &d, cmd, &m, &st);
     if (rc) return dataset_free(&d), rc;
     progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0,

@@ -105,4 +105,15 @@ void sparse_heads_free(sparse_heads *sh);
 /* Number of heads that are not dense. */
 int sparse_heads_count(const sparse_heads *sh);
 
+/* Buffers to run one sparse head on one sequence of length T: selector scratch, the
+ * selection (idx, score, count), the head function's cache and its output (T, hs). */
+typedef struct {
+    int kmax;
+    float *work, *score, *cache, *out;
+    int *idx, *count;
+} head_scratch;
+
+void head_scratch_init(head_scratch *s, const head_spec *spec, int hs, int T);
+void head_scratch_free(head_scratch *s);
+
 #endif

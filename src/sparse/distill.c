@@ -13,51 +13,45 @@ distill_config distill_config_default(void) {
 
 /* Everything one head needs during distillation, allocated once. */
 typedef struct {
-    int i, kmax;          /* head index l*H + h */
+    int i;                /* head index l*H + h */
     float *dp, *m, *v;    /* gradient and AdamW moments of its params */
-    float *work, *score, *cache, *out, *dout;
-    int *idx, *count;
+    float *dout;
+    head_scratch s;
 } head_trainer;
 
 static void trainer_init(head_trainer *ht, const sparse_heads *sh, int i, int T) {
     const sparse_head *sp = &sh->h[i];
     size_t n = sp->n_sel + sp->n_fn;
     ht->i = i;
-    ht->kmax = selector_kmax(&sp->spec, T);
     ht->dp = xcalloc(n + 1, sizeof(float));
     ht->m = xcalloc(n + 1, sizeof(float));
     ht->v = xcalloc(n + 1, sizeof(float));
-    ht->work = xmalloc((selector_work_floats(&sp->spec, sh->hs, T) + 1) * sizeof(float));
-    ht->score = xmalloc(((size_t)T * ht->kmax + 1) * sizeof(float));
-    ht->cache = xmalloc((headfn_cache_floats(&sp->spec, sh->hs, ht->kmax, T) + 1) * sizeof(float));
-    ht->out = xmalloc((size_t)T * sh->hs * sizeof(float));
     ht->dout = xmalloc((size_t)T * sh->hs * sizeof(float));
-    ht->idx = xmalloc(((size_t)T * ht->kmax + 1) * sizeof(int));
-    ht->count = xmalloc((size_t)T * sizeof(int));
+    head_scratch_init(&ht->s, &sp->spec, sh->hs, T);
 }
 
 static void trainer_free(head_trainer *ht) {
-    free(ht->dp), free(ht->m), free(ht->v), free(ht->work), free(ht->score), free(ht->cache);
-    free(ht->out), free(ht->dout), free(ht->idx), free(ht->count);
+    free(ht->dp), free(ht->m), free(ht->v), free(ht->dout);
+    head_scratch_free(&ht->s);
 }
 
 /* MSE of the mlp head on one sequence; dout = d(mean_t ||o_t - target_t||^2) / d o. */
 static double mlp_step(const sparse_head *sp, head_trainer *ht, int hs, int max_seq, const float *q,
                        int C, int T, const float *target, int ldt, double scale) {
     int ld = 3 * C;
-    selector_select(&sp->spec, sp->params, hs, max_seq, q, q + C, ld, T, ht->idx, ht->score,
-                    ht->count, ht->work);
-    headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, ht->kmax, q, q + C, q + 2 * C, ld, T,
-                   ht->idx, ht->count, ht->out, hs, ht->cache);
+    selector_select(&sp->spec, sp->params, hs, max_seq, q, q + C, ld, T, ht->s.idx, ht->s.score,
+                    ht->s.count, ht->s.work);
+    headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, ht->s.kmax, q, q + C, q + 2 * C, ld, T,
+                   ht->s.idx, ht->s.count, ht->s.out, hs, ht->s.cache);
     double loss = 0.0;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < hs; i++) {
-            float e = ht->out[(size_t)t * hs + i] - target[(size_t)t * ldt + i];
+            float e = ht->s.out[(size_t)t * hs + i] - target[(size_t)t * ldt + i];
             loss += (double)e * e;
             ht->dout[(size_t)t * hs + i] = (float)(2.0 * e * scale);
         }
-    headfn_backward(&sp->spec, sp->params + sp->n_sel, ht->dp + sp->n_sel, hs, ht->kmax, q, q + C,
-                    q + 2 * C, ld, NULL, NULL, NULL, T, ht->idx, ht->count, ht->dout, hs, ht->cache);
+    headfn_backward(&sp->spec, sp->params + sp->n_sel, ht->dp + sp->n_sel, hs, ht->s.kmax, q, q + C,
+                    q + 2 * C, ld, NULL, NULL, NULL, T, ht->s.idx, ht->s.count, ht->dout, hs, ht->s.cache);
     return loss;
 }
 
@@ -74,7 +68,7 @@ static void head_step(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, f
         const float *q = tm->acts.qkv + ((size_t)l * B + b) * T * 3 * C + h * hs;
         const float *P = tm->acts.att + (((size_t)l * B + b) * c->heads + h) * T * T;
         const float *o = tm->acts.atty + ((size_t)l * B + b) * T * C + h * hs;
-        sl += selector_grad(&sp->spec, sp->params, ht->dp, hs, sh->max_seq, q, q + C, 3 * C, T, P, T, ht->work);
+        sl += selector_grad(&sp->spec, sp->params, ht->dp, hs, sh->max_seq, q, q + C, 3 * C, T, P, T, ht->s.work);
         if (sp->spec.fn == HFN_MLP) fl += mlp_step(sp, ht, hs, sh->max_seq, q, C, T, o, C, scale);
     }
     for (size_t i = 0; i < sp->n_sel; i++) ht->dp[i] *= (float)scale;

@@ -10,29 +10,22 @@
 
 /* Scratch and running sums for one sparse head. */
 typedef struct {
-    int i, kmax;
-    float *work, *score, *cache, *out, *tmp;
-    int *idx, *count;
+    int i;
+    head_scratch s;
+    float *tmp; /* a copy of one teacher row for the k-th largest search */
     double top1, hit, recall, mass, keys, err2, ref2, queries;
 } head_acc;
 
 static void acc_init(head_acc *a, const sparse_heads *sh, int i, int T) {
-    const head_spec *s = &sh->h[i].spec;
     memset(a, 0, sizeof *a);
     a->i = i;
-    a->kmax = selector_kmax(s, T);
-    a->work = xmalloc((selector_work_floats(s, sh->hs, T) + 1) * sizeof(float));
-    a->score = xmalloc(((size_t)T * a->kmax + 1) * sizeof(float));
-    a->cache = xmalloc((headfn_cache_floats(s, sh->hs, a->kmax, T) + 1) * sizeof(float));
-    a->out = xmalloc((size_t)T * sh->hs * sizeof(float));
+    head_scratch_init(&a->s, &sh->h[i].spec, sh->hs, T);
     a->tmp = xmalloc((size_t)T * sizeof(float));
-    a->idx = xmalloc(((size_t)T * a->kmax + 1) * sizeof(int));
-    a->count = xmalloc((size_t)T * sizeof(int));
 }
 
 static void acc_free(head_acc *a) {
-    free(a->work), free(a->score), free(a->cache), free(a->out), free(a->tmp), free(a->idx);
-    free(a->count);
+    head_scratch_free(&a->s);
+    free(a->tmp);
 }
 
 /* The k-th largest of x[0..n) (1 <= k <= n), by quickselect (x is reordered). */
@@ -72,9 +65,9 @@ static int in_best_block(const float *sc, const int *ix, int c, int u) {
 
 /* Selection metrics of query t against the teacher row p (entries s <= t). */
 static void acc_query(head_acc *a, const head_spec *s, const float *p, int t) {
-    const int *ix = a->idx + (size_t)t * a->kmax;
-    const float *sc = a->score + (size_t)t * a->kmax;
-    int c = a->count[t], arg = 0;
+    const int *ix = a->s.idx + (size_t)t * a->s.kmax;
+    const float *sc = a->s.score + (size_t)t * a->s.kmax;
+    int c = a->s.count[t], arg = 0;
     for (int u = 1; u <= t; u++) arg = p[u] > p[arg] ? u : arg;
     memcpy(a->tmp, p, (size_t)(t + 1) * sizeof(float));
     float thr = kth_largest(a->tmp, t + 1, c);
@@ -98,14 +91,14 @@ static void acc_sequence(head_acc *a, const gpt_model *m, const sparse_heads *sh
     const float *q = m->acts.qkv + ((size_t)l * B + b) * T * 3 * C + h * hs;
     const float *P = m->acts.att + (((size_t)l * B + b) * c->heads + h) * T * T;
     const float *o = m->acts.atty + ((size_t)l * B + b) * T * C + h * hs;
-    selector_select(&sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T, a->idx, a->score,
-                    a->count, a->work);
-    headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, a->kmax, q, q + C, q + 2 * C, 3 * C, T,
-                   a->idx, a->count, a->out, hs, a->cache);
+    selector_select(&sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T, a->s.idx, a->s.score,
+                    a->s.count, a->s.work);
+    headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, a->s.kmax, q, q + C, q + 2 * C, 3 * C, T,
+                   a->s.idx, a->s.count, a->s.out, hs, a->s.cache);
     for (int t = 0; t < T; t++) {
         acc_query(a, &sp->spec, P + (size_t)t * T, t);
         for (int i = 0; i < hs; i++) {
-            double e = (double)a->out[(size_t)t * hs + i] - o[(size_t)t * C + i];
+            double e = (double)a->s.out[(size_t)t * hs + i] - o[(size_t)t * C + i];
             a->err2 += e * e;
             a->ref2 += (double)o[(size_t)t * C + i] * o[(size_t)t * C + i];
         }

@@ -166,3 +166,18 @@ int sparse_heads_count(const sparse_heads *sh) {
         n += sh->h[i].spec.sel != SEL_DENSE;
     return n;
 }
+
+void head_scratch_init(head_scratch *s, const head_spec *spec, int hs, int T) {
+    s->kmax = selector_kmax(spec, T);
+    s->work = xmalloc((selector_work_floats(spec, hs, T) + 1) * sizeof(float));
+    s->score = xmalloc(((size_t)T * s->kmax + 1) * sizeof(float));
+    s->cache = xmalloc((headfn_cache_floats(spec, hs, s->kmax, T) + 1) * sizeof(float));
+    s->out = xmalloc(((size_t)T * hs + 1) * sizeof(float));
+    s->idx = xmalloc(((size_t)T * s->kmax + 1) * sizeof(int));
+    s->count = xmalloc(((size_t)T + 1) * sizeof(int));
+}
+
+void head_scratch_free(head_scratch *s) {
+    free(s->work), free(s->score), free(s->cache), free(s->out), free(s->idx), free(s->count);
+    memset(s, 0, sizeof *s);
+}

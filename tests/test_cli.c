@@ -76,6 +76,9 @@ Test(cli, train_bad_flags, .timeout = 60) {
         {{"--min-lr", "0.01", "--lr", "0.001"}, "--min-lr"},
         {{"--format", "bogus"}, "bogus"},
         {{"--format"}, "--format"},
+        {{"--save-every", "0"}, "--save-every"},
+        {{"--stop-at", "0"}, "--stop-at"},
+        {{"--stop-at", "99999"}, "--stop-at"}, /* beyond --steps */
         {{"stray"}, "stray"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -288,6 +288,7 @@ Test(sparse_cli, finetune_bad_flags, .timeout = 60) {
         {{"--min-lr", "0.001"}, "--min-lr"}, /* above the default --lr 1e-4 */
         {{"--warmup", "-1"}, "--warmup"},
         {{"--seed", "x"}, "--seed"},
+        {{"--control", "x"}, "'x'"},
         {{"--threads", "0"}, "--threads"},
         {{"--plan", PLAN}, "--plan"}, /* a distill flag */
         {{"stray"}, "stray"},

@@ -64,7 +64,7 @@ size_t selector_work_floats(const head_spec *s, int hs, int T) {
     /* Qt, Kt, W, A_j (J of T x T), score, dscore/dA, dQt, dKt, dW */
     case SEL_INDEX: return t * J * r + t * r + t * J + J * t * t + 2 * t * t + t * J * r + t * r + t * J;
     /* hidden acts, logits, dlogits/dh */
-    case SEL_POS: return t * (size_t)s->hidden * 2 + 2 * t * t + t * (size_t)hs;
+    case SEL_POS: return t * (size_t)s->hidden * 2 + 2 * t * t;
     /* summaries (2 per block for bounds), block scores, top scores, a query tile's block scores */
     case SEL_BLOCK: return (2 * (t / (size_t)s->block + 1)) * (size_t)hs + (2 + BLOCK_QTILE) * (t / (size_t)s->block + 1);
     default: return 0;

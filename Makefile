@@ -2,7 +2,7 @@
 # `make check` runs them under AddressSanitizer + UndefinedBehaviorSanitizer.
 CC      ?= gcc
 OPT     ?= -O2 -march=native
-CFLAGS  := -std=c11 $(OPT) -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -MMD -MP
+CFLAGS  := -std=c11 $(OPT) $(XCFLAGS) -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -MMD -MP
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 LDLIBS  := -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
 BUILD   ?= build
@@ -12,7 +12,7 @@ OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTSRC := $(wildcard tests/*.c)
 TESTOBJ := $(TESTSRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test check valgrind demo bench deps data clean
+.PHONY: all test check valgrind demo bench deps data clean count
 all: $(BUILD)/sattn
 
 $(BUILD)/%.o: %.c
@@ -36,8 +36,16 @@ $(BUILD)/sattn-tests: $(TESTOBJ) $(BUILD)/libsattn.a
 # machine 10-30x slower. `deps` first, so
 # `make test` works on a fresh machine (it only prints "all present" when nothing is missing).
 test: deps
-	$(MAKE) $(BUILD)/sattn $(BUILD)/sattn-tests
-	SATTN_BIN=$(BUILD)/sattn OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/sattn-tests --jobs 1
+	$(MAKE) $(BUILD)/sattn $(BUILD)/sattn-tests count
+	SATTN_BIN=$(BUILD)/sattn SATTN_COUNT_BIN=$(COUNTBUILD)/sattn OMP_NUM_THREADS=2 \
+	  OMP_WAIT_POLICY=passive $(BUILD)/sattn-tests --jobs 1
+
+# The instrumented build (docs/costmodel.md "Counted"): with -DSATTN_COUNT the attention
+# kernels count the multiply-adds and bytes of their matrix products; its `sattn count`
+# prints them beside the analytic model, and the tests compare the two exactly.
+COUNTBUILD := $(BUILD)-count
+count:
+	$(MAKE) BUILD=$(COUNTBUILD) XCFLAGS=-DSATTN_COUNT $(COUNTBUILD)/sattn
 
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 check:
@@ -69,6 +77,6 @@ bench: $(BUILD)/sattn
 	OMP_NUM_THREADS=2 $(BUILD)/sattn bench --csv bench-out/attn.csv | tee bench-out/attn.txt
 
 clean:
-	rm -rf build build-san build-vg
+	rm -rf build build-san build-vg build-count build-san-count
 
 -include $(OBJ:.o=.d) $(TESTOBJ:.o=.d) $(CLIOBJ:.o=.d)

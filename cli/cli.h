@@ -47,5 +47,6 @@ int cmd_finetune(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
 int cmd_bench_attn(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_count(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const char MAIN_HELP[] =
     "  finetune     recovery fine-tuning of the hybrid model on the language-modelling loss\n"
     "  flops        analytic FLOPs, bytes and memory of one attention layer; crossover T*\n"
     "  bench        measured time of one attention layer (prefill, decode); measured vs analytic T*\n"
+    "  count        instrumented multiply-add counts of the kernels vs the analytic model (make count)\n"
     "  report       report.md and PNG plots (gnuplot): cost model, bench CSV, eval JSONs\n";
 
 /* ---- loss ---- */
@@ -114,7 +115,7 @@ int main(int argc, char **argv) {
                 {"plan", cmd_plan},
                 {"eval", cmd_eval}, {"finetune", cmd_finetune},
                 {"flops", cmd_flops}, {"report", cmd_report},
-                {"bench", cmd_bench_attn}};
+                {"bench", cmd_bench_attn}, {"count", cmd_count}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

@@ -86,6 +86,15 @@ void ab_run(const ab_config *cfg, ab_row **rows, int *nrows,
  * into out (capacity cap); returns the count. */
 int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap);
 
+/* Instrumented counts: runs ONE call of what a row of the grid times, variant v at
+ * (phase, C, T), with random inputs, and adds the matrix products it executes to cnt
+ * (core.h: only a SATTN_COUNT build counts; others leave cnt untouched). Sparse
+ * variants run spec (any selector and head function for prefill; index or block with
+ * softmax for decode), or the standard spec at k when spec is NULL. -1 and a message
+ * for a combination the grid does not run. */
+int ab_count(ab_variant v, int decode, int C, int T, int k, const head_spec *spec, uint64_t seed,
+             op_count *cnt, sattn_err *e);
+
 /* The CSV header line (with '\n') and one row (with '\n') into buf. */
 const char *ab_csv_header(void);
 void ab_csv_row(const ab_row *r, char *buf, size_t n);

@@ -56,4 +56,42 @@ uint64_t fnv1a64(const void *data, size_t n, uint64_t h);
 /* Monotonic wall-clock seconds. */
 double time_now(void);
 
+/* Instrumented counts (docs/costmodel.md, "Counted"). Built with -DSATTN_COUNT (`make
+ * count`, build-count/sattn), the attention kernels' *_counted entry points add to the
+ * op_count they are given, for every matrix product they execute (sgemm calls, and the
+ * dot products and row updates of the gathered head functions):
+ *   macs   multiply-adds, M*N*K for an (M x K)(K x N) product;
+ *   bytes  4 * the floats its operands span: A and B read, C written (and read when
+ *          accumulated into).
+ * Elementwise work (softmax, relu, top-k) is not counted: the analytic model's exact
+ * claim is about matrix products. Without the flag op_count_add compiles to nothing, so
+ * the kernels pay nothing; OP_COUNT_ENABLED tells which build this is. Atomic adds:
+ * kernels count from inside their OpenMP regions, and integer sums do not depend on
+ * the order, so counts are exact and deterministic. */
+typedef struct {
+    uint64_t macs, bytes;
+} op_count;
+
+#ifdef SATTN_COUNT
+#define OP_COUNT_ENABLED 1
+#else
+#define OP_COUNT_ENABLED 0
+#endif
+
+static inline void op_count_add(op_count *c, uint64_t macs, uint64_t bytes) {
+#ifdef SATTN_COUNT
+    if (!c) return;
+    __atomic_fetch_add(&c->macs, macs, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->bytes, bytes, __ATOMIC_RELAXED);
+#else
+    (void)c, (void)macs, (void)bytes;
+#endif
+}
+
+/* (M x K)(K x N) -> (M x N), accumulate: C is also read (beta != 0). */
+static inline void op_count_gemm(op_count *c, int M, int N, int K, int accumulate) {
+    uint64_t m = (uint64_t)M, n = (uint64_t)N, k = (uint64_t)K;
+    op_count_add(c, m * n * k, 4 * (m * k + k * n + m * n * (accumulate ? 2 : 1)));
+}
+
 #endif

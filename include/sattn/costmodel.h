@@ -76,6 +76,18 @@ int cm_standard_variants(int k, cm_variant *out);
  * The result T* is cheaper and T*-1 is not. */
 int cm_crossover(const cm_shape *s, const cm_variant *v, int t_max);
 
+/* Multiply-adds of the matrix products sattn's own kernels execute for one layer's
+ * attention (no projections), exactly: what a SATTN_COUNT build counts (tests assert
+ * equality, docs/costmodel.md "Counted"). Unlike attn_flops (the useful work of any
+ * causal kernel, 2 FLOPs a multiply-add) it follows the kernels' tiles: the diagonal
+ * tiles' masked halves (naive rows of ATT_TILE, flash rows of FLASH_BR, index selector
+ * rows of INDEX_QTILE) and block scoring per BLOCK_QTILE tile are executed work; elementwise
+ * terms (softmax, relu, sums of summaries) are not matrix products. Decode: the sparse
+ * kernels of attnbench.h (index/block + softmax), whose cache-side keys or summaries are
+ * kept with the cache. -1 where no kernel runs the combination (naive decode; pos or
+ * mlp decode) or the key count depends on the data (dynamic k). */
+double cm_kernel_macs(const cm_shape *s, const cm_variant *v);
+
 /* Our reconstruction of the original project's formula, per head (docs/costmodel.md):
  *   sparse = T*hidden*d (pos selector as O(hidden*d) per query) + T*k*d*2 (MLP over k values)
  *   dense  = 2*2*T^2*d (naive attention). */

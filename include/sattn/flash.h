@@ -14,8 +14,17 @@
 
 #include <stddef.h>
 
+#include "sattn/core.h"
+
+/* Query rows x keys per forward tile, and keys per decode chunk (why these sizes:
+ * flash.c). costmodel.h's executed-MAC count follows the same tiles. */
+enum { FLASH_BR = 128, FLASH_BC = 256, FLASH_DEC_CHUNK = 256 };
+
 /* out (B,T,C) is overwritten; lse (B,H,T): lse[b,h,t] = log sum_{s<=t} exp(q_t.k_s/sqrt(hs)). */
 void flash_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H);
+/* The same, adding its matrix products to cnt (core.h; a SATTN_COUNT build). */
+void flash_attention_forward_counted(float *out, float *lse, const float *qkv, int B, int T, int C,
+                                     int H, op_count *cnt);
 
 /* Floats of scratch flash_attention_backward needs: B*H*(T + 2*128*256), O(T) per head. */
 size_t flash_scratch_floats(int B, int T, int C, int H);
@@ -32,5 +41,7 @@ void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, 
  * Parallel over (head, key chunk of 256) with a log-sum-exp merge of the chunks. */
 void attention_decode_step(float *out, const float *q, const float *kcache, const float *vcache,
                            int T, int C, int H);
+void attention_decode_step_counted(float *out, const float *q, const float *kcache,
+                                   const float *vcache, int T, int C, int H, op_count *cnt);
 
 #endif

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "sattn/core.h"
+
 /* C(M,N) = alpha * op(A)(M,K) op(B)(K,N) + beta * C, row-major, via oneDNN's
  * sgemm (measured 2x faster than OpenBLAS on this project's shapes; see
  * docs/gemm.md). Safe to call inside an OpenMP parallel region (runs serial). */
@@ -54,6 +56,14 @@ void attention_forward_skip(float *out, float *att, const float *qkv, int B, int
                             const unsigned char *skip);
 void attention_backward_skip(float *dqkv, float *scratch, const float *dout, const float *qkv,
                              const float *att, int B, int T, int C, int H, const unsigned char *skip);
+/* attention_forward, adding its matrix products to cnt (core.h; a SATTN_COUNT build). */
+void attention_forward_counted(float *out, float *att, const float *qkv, int B, int T, int C, int H,
+                               op_count *cnt);
+
+/* The naive kernels work on row tiles of ATT_TILE queries: a tile [t0, t0+n) only sees
+ * keys [0, t0+n), so the GEMMs skip the masked upper triangle tile by tile (and
+ * costmodel.h's executed-MAC count follows the same tiles). */
+enum { ATT_TILE = 64 };
 
 /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
 void gelu_forward(float *out, const float *inp, size_t n);

@@ -52,10 +52,21 @@ size_t selector_param_count(const head_spec *s, int hs, int max_seq);
 void selector_init(const head_spec *s, int hs, int max_seq, float *params, rng_t *rng);
 /* Scratch floats selector_select / selector_grad need for sequences of length T. */
 size_t selector_work_floats(const head_spec *s, int hs, int T);
+/* Scratch floats selector_select alone needs (<= selector_work_floats): the index
+ * selector streams its scores over query tiles, O(T) per head, not O(J T^2). */
+size_t selector_select_work_floats(const head_spec *s, int hs, int T);
 /* Fills idx/score/count (see top) for t = 0..T-1. Strictly causal. */
 void selector_select(const head_spec *s, const float *params, int hs, int max_seq,
                      const float *q, const float *k, int ld, int T, int *idx, float *score,
                      int *count, float *work);
+/* The same, adding its matrix products to cnt (core.h; a SATTN_COUNT build). */
+void selector_select_counted(const head_spec *s, const float *params, int hs, int max_seq,
+                             const float *q, const float *k, int ld, int T, int *idx,
+                             float *score, int *count, float *work, op_count *cnt);
+/* Queries per tile of the index selector's streamed scores (index: keys [0, t0+n) of
+ * the tile [t0, t0+n)) and of the block selector's score GEMM. costmodel.h's
+ * executed-MAC count follows the same tiles. */
+enum { INDEX_QTILE = 64, BLOCK_QTILE = 256 };
 /* Distillation loss of one sequence against the teacher's attention P (row t at
  * P + t*ldp, entries s <= t), and its gradient accumulated into dparams:
  *   index: sum_t KL(P_t || softmax_{s<=t} score_t)
@@ -78,6 +89,10 @@ size_t headfn_cache_floats(const head_spec *s, int hs, int kmax, int T);
 void headfn_forward(const head_spec *s, const float *params, int hs, int kmax, const float *q,
                     const float *k, const float *v, int ld, int T, const int *idx, const int *count,
                     float *out, int ldo, float *cache);
+void headfn_forward_counted(const head_spec *s, const float *params, int hs, int kmax,
+                            const float *q, const float *k, const float *v, int ld, int T,
+                            const int *idx, const int *count, float *out, int ldo, float *cache,
+                            op_count *cnt);
 /* Accumulates dq, dk, dv (same layout as q, k, v; any may be NULL) and dparams
  * (may be NULL) from dout. Selection is discrete: no gradient flows to the selector. */
 void headfn_backward(const head_spec *s, const float *params, float *dparams, int hs, int kmax,

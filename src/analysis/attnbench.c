@@ -111,9 +111,10 @@ static float dotf(const float *a, const float *b, int n) {
     return acc;
 }
 
-/* o = sum_j softmax_j(q . k_{idx_j} / sqrt(d)) v_{idx_j}; a: c floats of scratch. */
+/* o = sum_j softmax_j(q . k_{idx_j} / sqrt(d)) v_{idx_j}; a: c floats of scratch.
+ * Counted as headfn.c's softmax counts one query: 2 c d multiply-adds. */
 static void gathered_softmax(int d, const float *q, const float *k, const float *v, int ld,
-                             const int *idx, int c, float *o, float *a) {
+                             const int *idx, int c, float *o, float *a, op_count *cnt) {
     float sc = 1.0f / sqrtf((float)d), mx = -INFINITY, z = 0.0f;
     for (int j = 0; j < c; j++) a[j] = dotf(q, k + (size_t)idx[j] * ld, d) * sc;
     for (int j = 0; j < c; j++) mx = a[j] > mx ? a[j] : mx;
@@ -124,6 +125,7 @@ static void gathered_softmax(int d, const float *q, const float *k, const float 
         float w = a[j] / z;
         for (int i = 0; i < d; i++) o[i] += w * vr[i];
     }
+    op_count_add(cnt, 2 * (uint64_t)c * d, 4 * (2 * (uint64_t)c * d + 2 * (uint64_t)d));
 }
 
 void ab_block_summaries(const head_spec *s, int d, const float *k, int ld, int T, float *sum) {
@@ -158,18 +160,26 @@ size_t ab_block_decode_work(const head_spec *s, int T) {
     return 3 * ((size_t)T / (size_t)s->block + 1) + (size_t)selector_kmax(s, T);
 }
 
-int ab_block_decode(const head_spec *s, int d, const float *q, const float *k, const float *v,
-                    int ld, int T, const float *sum, float *o, int *idx, float *work) {
+static int block_decode(const head_spec *s, int d, const float *q, const float *k, const float *v,
+                        int ld, int T, const float *sum, float *o, int *idx, float *work,
+                        op_count *cnt) {
     int b = s->block, t = T - 1, local = t / b, kmax = selector_kmax(s, T), c = 0;
     float *bsc = work, *top = bsc + local + 1, *a = top + local + 1;
     int *order = (int *)(a + kmax); /* ints live in the float scratch: same size */
     for (int u = local * b; u <= t; u++) idx[c++] = u;
     for (int j = 0; j < local; j++) bsc[j] = block_score(s, q, sum + (size_t)j * 2 * d, d);
+    uint64_t w = s->bounds ? 2 : 1;
+    op_count_add(cnt, w * d * local, 4 * ((uint64_t)d + w * d * local));
     int n = topk(bsc, local, s->nblocks - 1, top, order);
     for (int j = 0; j < n; j++)
         for (int u = order[j] * b; u < (order[j] + 1) * b && c < kmax; u++) idx[c++] = u;
-    gathered_softmax(d, q, k, v, ld, idx, c, o, a);
+    gathered_softmax(d, q, k, v, ld, idx, c, o, a, cnt);
     return c;
+}
+
+int ab_block_decode(const head_spec *s, int d, const float *q, const float *k, const float *v,
+                    int ld, int T, const float *sum, float *o, int *idx, float *work) {
+    return block_decode(s, d, q, k, v, ld, T, sum, o, idx, work, NULL);
 }
 
 void ab_index_keys(const head_spec *s, const float *params, int d, const float *k, int ld, int T,
@@ -185,29 +195,38 @@ size_t ab_index_decode_work(const head_spec *s, int T) {
 /* The indexer's score row for the one query, as index_scores in selector.c computes
  * row T-1: S_u = sum_j w_j relu(qt_j . kt_u / sqrt(r)). */
 static void index_row(const head_spec *s, const float *params, int d, const float *q, int T,
-                      const float *kt, float *qt, float *w, float *arow, float *S) {
+                      const float *kt, float *qt, float *w, float *arow, float *S, op_count *cnt) {
     int J = s->iheads, r = s->rank;
     const float *Wq = params, *Ww = Wq + (size_t)(J + 1) * r * d, *bw = Ww + (size_t)J * d;
     nn_sgemm(0, 1, 1, J * r, d, 1.0f, q, d, Wq, d, 0.0f, qt, J * r);
     nn_sgemm(0, 1, 1, J, d, 1.0f, q, d, Ww, d, 0.0f, w, J);
+    op_count_gemm(cnt, 1, J * r, d, 0);
+    op_count_gemm(cnt, 1, J, d, 0);
     memset(S, 0, (size_t)T * sizeof(float));
     for (int j = 0; j < J; j++) {
         float wj = w[j] + bw[j];
         nn_sgemm(0, 1, 1, T, r, 1.0f / sqrtf((float)r), qt + j * r, J * r, kt, r, 0.0f, arow, T);
+        op_count_gemm(cnt, 1, T, r, 0);
         for (int u = 0; u < T; u++) S[u] += wj * (arow[u] > 0.0f ? arow[u] : 0.0f);
     }
+}
+
+static int index_decode(const head_spec *s, const float *params, int d, const float *q,
+                        const float *k, const float *v, int ld, int T, const float *kt, float *o,
+                        int *idx, float *work, op_count *cnt) {
+    int J = s->iheads, r = s->rank;
+    float *qt = work, *w = qt + J * r, *arow = w + J, *S = arow + T, *top = S + T;
+    float *a = top + s->k;
+    index_row(s, params, d, q, T, kt, qt, w, arow, S, cnt);
+    int c = topk(S, T, s->k, top, idx);
+    gathered_softmax(d, q, k, v, ld, idx, c, o, a, cnt);
+    return c;
 }
 
 int ab_index_decode(const head_spec *s, const float *params, int d, const float *q,
                     const float *k, const float *v, int ld, int T, const float *kt, float *o,
                     int *idx, float *work) {
-    int J = s->iheads, r = s->rank;
-    float *qt = work, *w = qt + J * r, *arow = w + J, *S = arow + T, *top = S + T;
-    float *a = top + s->k;
-    index_row(s, params, d, q, T, kt, qt, w, arow, S);
-    int c = topk(S, T, s->k, top, idx);
-    gathered_softmax(d, q, k, v, ld, idx, c, o, a);
-    return c;
+    return index_decode(s, params, d, q, k, v, ld, T, kt, o, idx, work, NULL);
 }
 
 /* ---- the grid ---- */
@@ -252,25 +271,27 @@ typedef struct {
     int kmax;
     size_t np, nwork;           /* params and scratch floats per head (decode) or thread */
     float *params, *score, *cache, *work, *side; /* side: block summaries or indexer keys */
+    float *fparams;             /* mlp head function parameters (np_fn per head), or NULL */
     int *idx, *count;
-    size_t side_per_head;
+    size_t side_per_head, np_fn, ncache;
+    op_count *cnt;              /* NULL when timing */
 } bench_ctx;
 
 typedef void (*bench_fn)(const bench_ctx *b);
 
 static void run_naive(const bench_ctx *b) {
     const bench_data *d = b->in;
-    attention_forward(d->out, b->att, d->qkv, 1, d->T, d->C, d->H);
+    attention_forward_counted(d->out, b->att, d->qkv, 1, d->T, d->C, d->H, b->cnt);
 }
 
 static void run_flash(const bench_ctx *b) {
     const bench_data *d = b->in;
-    flash_attention_forward(d->out, d->lse, d->qkv, 1, d->T, d->C, d->H);
+    flash_attention_forward_counted(d->out, d->lse, d->qkv, 1, d->T, d->C, d->H, b->cnt);
 }
 
 static void run_flash_decode(const bench_ctx *b) {
     const bench_data *d = b->in;
-    attention_decode_step(d->out, d->q, d->kc, d->vc, d->T, d->C, d->H);
+    attention_decode_step_counted(d->out, d->q, d->kc, d->vc, d->T, d->C, d->H, b->cnt);
 }
 
 /* As hybrid.c runs a sparse head: selector then head function, parallel over heads. */
@@ -282,10 +303,13 @@ static void run_sparse_prefill(const bench_ctx *b) {
     for (int h = 0; h < d->H; h++) {
         const float *q = d->qkv + (size_t)h * hs;
         float *w = b->work + (size_t)omp_get_thread_num() * b->nwork;
-        selector_select(&b->spec, b->params + h * b->np, hs, T, q, q + C, 3 * C, T,
-                        b->idx + h * tk, b->score + h * tk, b->count + (size_t)h * T, w);
-        headfn_forward(&b->spec, NULL, hs, b->kmax, q, q + C, q + 2 * C, 3 * C, T, b->idx + h * tk,
-                       b->count + (size_t)h * T, d->out + (size_t)h * hs, C, b->cache + h * tk);
+        const float *fp = b->fparams ? b->fparams + h * b->np_fn : NULL;
+        selector_select_counted(&b->spec, b->params + h * b->np, hs, T, q, q + C, 3 * C, T,
+                                b->idx + h * tk, b->score + h * tk, b->count + (size_t)h * T, w,
+                                b->cnt);
+        headfn_forward_counted(&b->spec, fp, hs, b->kmax, q, q + C, q + 2 * C, 3 * C, T,
+                               b->idx + h * tk, b->count + (size_t)h * T, d->out + (size_t)h * hs, C,
+                               b->cache + h * b->ncache, b->cnt);
     }
 }
 
@@ -307,10 +331,11 @@ static void run_sparse_decode(const bench_ctx *b) {
         float *w = b->work + h * b->nwork, *out = d->out + o;
         int *idx = b->idx + h * b->kmax;
         if (b->spec.sel == SEL_BLOCK)
-            ab_block_decode(&b->spec, hs, d->q + o, d->kc + o, d->vc + o, C, d->T, side, out, idx, w);
+            block_decode(&b->spec, hs, d->q + o, d->kc + o, d->vc + o, C, d->T, side, out, idx, w,
+                         b->cnt);
         else
-            ab_index_decode(&b->spec, b->params + h * b->np, hs, d->q + o, d->kc + o, d->vc + o, C,
-                            d->T, side, out, idx, w);
+            index_decode(&b->spec, b->params + h * b->np, hs, d->q + o, d->kc + o, d->vc + o, C,
+                         d->T, side, out, idx, w, b->cnt);
     }
 }
 
@@ -331,7 +356,8 @@ static double row_bytes(const bench_data *d, ab_variant v, int decode, const hea
     if (v == AB_FLASH) return 0.0;
     double kmax = selector_kmax(s, d->T);
     if (decode) return 4.0 * H * (T * (s->rank + 3) + 2.0 * T / s->block * d->d);
-    return 4.0 * (omp_get_max_threads() * (double)selector_work_floats(s, d->d, d->T) + 3.0 * H * T * kmax);
+    return 4.0 * (omp_get_max_threads() * (double)selector_select_work_floats(s, d->d, d->T) +
+                  3.0 * H * T * kmax);
 }
 
 static void ctx_sparse(bench_ctx *b, int decode, uint64_t seed) {
@@ -348,9 +374,15 @@ static void ctx_sparse(bench_ctx *b, int decode, uint64_t seed) {
     b->idx = xmalloc((tk * H + 1) * sizeof(int));
     if (!decode) {
         b->score = xmalloc_aligned(tk * H * sizeof(float));
-        b->cache = xmalloc_aligned(tk * H * sizeof(float));
+        b->ncache = headfn_cache_floats(s, hs, b->kmax, T);
+        b->cache = xmalloc_aligned(b->ncache * H * sizeof(float));
         b->count = xmalloc((size_t)T * H * sizeof(int));
-        b->nwork = selector_work_floats(s, hs, T);
+        if (s->fn == HFN_MLP) {
+            b->np_fn = headfn_param_count(s, hs, b->kmax);
+            b->fparams = xmalloc_aligned(b->np_fn * H * sizeof(float));
+            for (int h = 0; h < H; h++) headfn_init(s, hs, b->kmax, b->fparams + h * b->np_fn, &r);
+        }
+        b->nwork = selector_select_work_floats(s, hs, T);
         b->work = xmalloc_aligned((b->nwork * omp_get_max_threads() + 1) * sizeof(float));
         return;
     }
@@ -369,6 +401,7 @@ static void ctx_sparse(bench_ctx *b, int decode, uint64_t seed) {
 
 static void ctx_free(bench_ctx *b) {
     free(b->att), free(b->params), free(b->score), free(b->cache), free(b->work), free(b->side);
+    free(b->fparams);
     free(b->idx), free(b->count);
 }
 
@@ -435,6 +468,28 @@ static int bench_row(const ab_config *cfg, const bench_data *d, ab_variant v, in
     *r = (ab_row){v, decode, d->C, d->H, d->T, v >= AB_INDEX ? k : 0, med,
                   cost.attn_flops / med / 1e9, -1.0, cost.peak_bytes, p};
     return 1;
+}
+
+int ab_count(ab_variant v, int decode, int C, int T, int k, const head_spec *spec, uint64_t seed,
+             op_count *cnt, sattn_err *e) {
+    head_spec hs = spec ? *spec : variant_at(v, k).spec;
+    if (C < HEAD_DIM || C % HEAD_DIM || T < 1)
+        return err_set(e, "C=%d, T=%d: expected C a positive multiple of %d and T >= 1", C, T, HEAD_DIM);
+    if (decode && v == AB_NAIVE) return err_set(e, "dense-naive has no decode step (use dense-flash)");
+    if (decode && v >= AB_INDEX && (hs.fn != HFN_SOFTMAX || (hs.sel != SEL_INDEX && hs.sel != SEL_BLOCK)))
+        return err_set(e, "decode runs index or block with softmax only, not %s", variant_at(v, k).name);
+    if (v >= AB_INDEX && hs.sel == SEL_DENSE) return err_set(e, "a sparse variant needs a sparse head spec");
+    bench_data d;
+    data_make(&d, C, T, seed);
+    bench_ctx b;
+    memset(&b, 0, sizeof b);
+    b.in = &d, b.spec = hs, b.cnt = cnt;
+    if (v == AB_NAIVE) b.att = xmalloc_aligned((size_t)d.H * T * T * sizeof(float));
+    if (v >= AB_INDEX) ctx_sparse(&b, decode, seed + (uint64_t)T);
+    fn_of(v, decode)(&b);
+    ctx_free(&b);
+    data_free(&d);
+    return 0;
 }
 
 typedef struct {

@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "sattn/autoplan.h"
+#include "sattn/flash.h"
+#include "sattn/nn.h"
 
 #define F32 4.0
 
@@ -219,6 +221,87 @@ int cm_crossover(const cm_shape *s, const cm_variant *v, int t_max) {
         else lo = mid;
     }
     return (int)hi;
+}
+
+/* ---- multiply-adds as sattn's kernels execute them ---- */
+
+/* sum over query tiles [t0, t0+n) of n * (t0+n): the query-key pairs a causal kernel
+ * with row tiles of `tile` computes (the diagonal tiles' masked halves included). */
+static double tiled_pairs(int T, int tile) {
+    double sum = 0;
+    for (int t0 = 0; t0 < T; t0 += tile) {
+        int n = T - t0 < tile ? T - t0 : tile;
+        sum += (double)n * (t0 + n);
+    }
+    return sum;
+}
+
+/* Block scoring as block_scores_tile runs it: per BLOCK_QTILE tile, its rows against
+ * the blocks before the tile's last query's own block (mean: one GEMM), or per query
+ * its own complete blocks (bounds: a loop, 2d a pair). */
+static double block_score_macs(const head_spec *p, int T, double d) {
+    double sum = 0;
+    if (p->bounds) {
+        for (int t = 0; t < T; t++) sum += 2 * d * (t / p->block);
+        return sum;
+    }
+    int nb = T / p->block;
+    for (int t0 = 0; t0 < T; t0 += BLOCK_QTILE) {
+        int n = T - t0 < BLOCK_QTILE ? T - t0 : BLOCK_QTILE, nbt = (t0 + n - 1) / p->block;
+        sum += (double)n * (nbt < nb ? nbt : nb) * d;
+    }
+    return sum;
+}
+
+static double headfn_macs(const head_spec *p, double d, int T, double keys) {
+    if (p->fn == HFN_SOFTMAX) return 2 * d * keys;
+    double kmax = selector_kmax(p, T), h = p->hidden;
+    double D = kmax * d + (p->mlp_q ? d : 0) + (p->mlp_logits ? kmax : 0);
+    return T * (h * D + d * h) + (p->mlp_logits ? d * keys : 0);
+}
+
+static double sparse_prefill_macs(const cm_shape *s, const head_spec *p, double d) {
+    double keys, nbs, T = s->T, sel;
+    key_sums(s, p, &keys, &nbs);
+    if (p->sel == SEL_INDEX) {
+        double J = p->iheads, r = p->rank;
+        sel = T * (J * r + r + J) * d + J * r * tiled_pairs(s->T, INDEX_QTILE);
+    } else if (p->sel == SEL_POS) {
+        sel = T * p->hidden * d + T * T * p->hidden;
+    } else {
+        sel = block_score_macs(p, s->T, d);
+    }
+    return sel + headfn_macs(p, d, s->T, keys);
+}
+
+/* One decode step (attnbench's ab_index_decode / ab_block_decode): the cache-side
+ * state (projected keys, block summaries) is kept with the cache, not recomputed. */
+static double sparse_decode_macs(const cm_shape *s, const head_spec *p, double d) {
+    double keys, nbs, T = s->T;
+    key_sums(s, p, &keys, &nbs);
+    if (p->sel == SEL_INDEX) {
+        double J = p->iheads, r = p->rank;
+        return J * r * d + J * d + J * r * T + 2 * d * keys;
+    }
+    return (p->bounds ? 2 : 1) * d * nbs + 2 * d * keys;
+}
+
+double cm_kernel_macs(const cm_shape *s, const cm_variant *v) {
+    double d = (double)s->C / s->H, per;
+    if (v->kind == CM_SPARSE && v->spec.tau > 0.0f) return -1; /* data-dependent key counts */
+    if (s->decode) {
+        if (v->kind == CM_NAIVE) return -1;
+        if (v->kind == CM_FLASH) per = 2 * d * s->T;
+        else if (v->spec.fn != HFN_SOFTMAX || v->spec.sel == SEL_POS) return -1;
+        else per = sparse_decode_macs(s, &v->spec, d);
+    } else if (v->kind == CM_NAIVE) {
+        per = 2 * d * tiled_pairs(s->T, ATT_TILE);
+    } else if (v->kind == CM_FLASH) {
+        per = 2 * d * tiled_pairs(s->T, FLASH_BR);
+    } else {
+        per = sparse_prefill_macs(s, &v->spec, d);
+    }
+    return s->H * per;
 }
 
 /* ---- the original project's formula (our reconstruction) ---- */

@@ -30,7 +30,7 @@
  *   Br x Bc   64x64   64x128  64x256  128x128  128x256
  *   forward   1.16-1.26  0.82-0.96  0.86-0.98  0.88-1.08  0.82-0.84
  *   backward  0.98-1.33  1.04-1.30  1.11-1.19  0.92-1.13  1.06-1.08 */
-enum { FL_BR = 128, FL_BC = 256, DEC_CHUNK = 256 };
+enum { FL_BR = FLASH_BR, FL_BC = FLASH_BC, DEC_CHUNK = FLASH_DEC_CHUNK };
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
@@ -62,7 +62,7 @@ static void online_softmax_row(float *s, int nv, int nk, float *m, float *l, flo
  * tile [k0, k0+nk) with k0 < q0+nq:  S = scale Q_tile K_tile^T;  online softmax rows;
  * acc += P V_tile.  Finally o_t = acc_t / l_t and lse_t = m_t + log l_t. */
 static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq, int C, int hs,
-                           float *S, float *acc, float *m, float *l) {
+                           float *S, float *acc, float *m, float *l, op_count *cnt) {
     const float *k = q + C, *v = q + 2 * C;
     size_t ld = (size_t)3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -71,10 +71,12 @@ static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq,
     for (int k0 = 0; k0 < q0 + nq; k0 += FL_BC) {
         int nk = imin(FL_BC, q0 + nq - k0);
         nn_sgemm(0, 1, nq, nk, hs, scale, q + q0 * ld, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
+        op_count_gemm(cnt, nq, nk, hs, 0);
         for (int i = 0; i < nq; i++)
             online_softmax_row(S + (size_t)i * FL_BC, imin(nk, q0 + i - k0 + 1), nk, &m[i], &l[i],
                                acc + (size_t)i * hs, hs);
         nn_sgemm(0, 0, nq, hs, nk, 1.0f, S, FL_BC, v + k0 * ld, (int)ld, 1.0f, acc, hs);
+        op_count_gemm(cnt, nq, hs, nk, 1);
     }
     for (int i = 0; i < nq; i++) {
         float inv = 1.0f / l[i], *orow = o + (size_t)(q0 + i) * C;
@@ -86,6 +88,11 @@ static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq,
 /* Parallel over (b, h, query tile), dynamic: later tiles see more keys. Each thread owns
  * its tile buffers (S: Br x Bc, acc: Br x hs, m, l: Br). */
 void flash_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+    flash_attention_forward_counted(out, lse, qkv, B, T, C, H, NULL);
+}
+
+void flash_attention_forward_counted(float *out, float *lse, const float *qkv, int B, int T, int C,
+                                     int H, op_count *cnt) {
     int hs = C / H, ntiles = (T + FL_BR - 1) / FL_BR;
 #pragma omp parallel
     {
@@ -98,7 +105,7 @@ void flash_attention_forward(float *out, float *lse, const float *qkv, int B, in
                     int q0 = t * FL_BR;
                     flash_fwd_tile(out + (size_t)b * T * C + h * hs, lse + ((size_t)b * H + h) * T,
                                    qkv + (size_t)b * T * 3 * C + h * hs, q0, imin(FL_BR, T - q0), C,
-                                   hs, S, acc, m, l);
+                                   hs, S, acc, m, l, cnt);
                 }
         free(S);
     }
@@ -177,10 +184,11 @@ void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, 
  * (at T = 256, C = 512, H = 8: 33 us vs 55 us for simd dot-product loops; at T = 4096 both
  * ~1.6 ms, reading the 16 MiB cache at ~10 GB/s: memory-bound). */
 static void decode_chunk(float *part, const float *q, const float *kc, const float *vc, int j0,
-                         int j1, int C, int hs) {
+                         int j1, int C, int hs, op_count *cnt) {
     float s[DEC_CHUNK], scale = 1.0f / sqrtf((float)hs), mx = -INFINITY, sum = 0.0f;
     int n = j1 - j0;
     nn_sgemm(0, 1, 1, n, hs, scale, q, hs, kc + (size_t)j0 * C, C, 0.0f, s, n);
+    op_count_gemm(cnt, 1, n, hs, 0);
     for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
 #pragma omp simd reduction(+ : sum)
     for (int j = 0; j < n; j++) {
@@ -188,6 +196,7 @@ static void decode_chunk(float *part, const float *q, const float *kc, const flo
         sum += s[j];
     }
     nn_sgemm(0, 0, 1, hs, n, 1.0f, s, n, vc + (size_t)j0 * C, C, 0.0f, part + 2, hs);
+    op_count_gemm(cnt, 1, hs, n, 0);
     part[0] = mx, part[1] = sum;
 }
 
@@ -208,6 +217,11 @@ static void decode_merge(float *o, const float *parts, int nch, int hs) {
 
 void attention_decode_step(float *out, const float *q, const float *kcache, const float *vcache,
                            int T, int C, int H) {
+    attention_decode_step_counted(out, q, kcache, vcache, T, C, H, NULL);
+}
+
+void attention_decode_step_counted(float *out, const float *q, const float *kcache,
+                                   const float *vcache, int T, int C, int H, op_count *cnt) {
     int hs = C / H, nch = (T + DEC_CHUNK - 1) / DEC_CHUNK;
     size_t stride = (size_t)hs + 2;
     float *parts = xmalloc(sizeof(float) * (size_t)H * nch * stride);
@@ -215,7 +229,7 @@ void attention_decode_step(float *out, const float *q, const float *kcache, cons
     for (int h = 0; h < H; h++)
         for (int c = 0; c < nch; c++)
             decode_chunk(parts + ((size_t)h * nch + c) * stride, q + h * hs, kcache + h * hs,
-                         vcache + h * hs, c * DEC_CHUNK, imin(T, (c + 1) * DEC_CHUNK), C, hs);
+                         vcache + h * hs, c * DEC_CHUNK, imin(T, (c + 1) * DEC_CHUNK), C, hs, cnt);
     for (int h = 0; h < H; h++) decode_merge(out + h * hs, parts + (size_t)h * nch * stride, nch, hs);
     free(parts);
 }

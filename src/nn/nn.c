@@ -138,10 +138,6 @@ void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     if (dbias) column_sums(NULL, dbias, dout, NULL, NULL, NULL, N, OC);
 }
 
-/* Attention works on row tiles of ATT_TILE queries: a tile [t0, t0+n) only sees
- * keys [0, t0+n), so the GEMMs skip the masked upper triangle tile by tile. */
-enum { ATT_TILE = 64 };
-
 size_t attention_scratch_floats(int B, int T, int H) {
     return (size_t)B * H * (size_t)(T < ATT_TILE ? T : ATT_TILE) * T;
 }
@@ -164,34 +160,47 @@ static void causal_softmax_row(float *p, int t, int n_k) {
 
 /* One (b, h): for each row tile, S = scale * Q_tile K_{0..kmax}^T, P = causal softmax(S)
  * written into att (rows of length T, zero past the diagonal), O_tile = P V_{0..kmax}. */
-static void attention_forward_head(float *o, float *P, const float *q, int T, int C, int hs) {
+static void attention_forward_head(float *o, float *P, const float *q, int T, int C, int hs,
+                                   op_count *cnt) {
     const float *k = q + C, *v = q + 2 * C;
     float scale = 1.0f / sqrtf((float)hs);
     for (int t0 = 0; t0 < T; t0 += ATT_TILE) {
         int n = T - t0 < ATT_TILE ? T - t0 : ATT_TILE, kmax = t0 + n;
         float *Pt = P + (size_t)t0 * T;
         nn_sgemm(0, 1, n, kmax, hs, scale, q + (size_t)t0 * 3 * C, 3 * C, k, 3 * C, 0.0f, Pt, T);
+        op_count_gemm(cnt, n, kmax, hs, 0);
         for (int i = 0; i < n; i++) {
             causal_softmax_row(Pt + (size_t)i * T, t0 + i, kmax);
             memset(Pt + (size_t)i * T + kmax, 0, (size_t)(T - kmax) * sizeof(float));
         }
         nn_sgemm(0, 0, n, hs, kmax, 1.0f, Pt, T, v, 3 * C, 0.0f, o + (size_t)t0 * C, C);
+        op_count_gemm(cnt, n, hs, kmax, 0);
     }
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
-    attention_forward_skip(out, att, qkv, B, T, C, H, NULL);
-}
-
-void attention_forward_skip(float *out, float *att, const float *qkv, int B, int T, int C, int H,
-                            const unsigned char *skip) {
+static void attention_forward_impl(float *out, float *att, const float *qkv, int B, int T, int C,
+                                   int H, const unsigned char *skip, op_count *cnt) {
     int hs = C / H;
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             if (!skip || !skip[h])
                 attention_forward_head(out + (size_t)b * T * C + h * hs, att + ((size_t)b * H + h) * T * T,
-                                   qkv + (size_t)b * T * 3 * C + h * hs, T, C, hs);
+                                   qkv + (size_t)b * T * 3 * C + h * hs, T, C, hs, cnt);
+}
+
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H) {
+    attention_forward_impl(out, att, qkv, B, T, C, H, NULL, NULL);
+}
+
+void attention_forward_skip(float *out, float *att, const float *qkv, int B, int T, int C, int H,
+                            const unsigned char *skip) {
+    attention_forward_impl(out, att, qkv, B, T, C, H, skip, NULL);
+}
+
+void attention_forward_counted(float *out, float *att, const float *qkv, int B, int T, int C, int H,
+                               op_count *cnt) {
+    attention_forward_impl(out, att, qkv, B, T, C, H, NULL, cnt);
 }
 
 /* One (b, h), per row tile (kmax = keys the tile sees), with D = dO_tile:

@@ -54,9 +54,11 @@ static void sel_logits(const float *qt, const float *k, int ld, const int *ix, i
     for (int j = 0; j < c; j++) l[j] = dot(qt, k + (size_t)ix[j] * ld, hs) * sc;
 }
 
+/* Counted per query: c logits (dot products over hs) and c value rows summed: 2 c hs
+ * multiply-adds, reading q, the c key and value rows, writing o. */
 static void softmax_forward(int hs, int kmax, const float *q, const float *k, const float *v,
                             int ld, int T, const int *idx, const int *count, float *out, int ldo,
-                            float *a_all) {
+                            float *a_all, op_count *cnt) {
     for (int t = 0; t < T; t++) {
         const int *ix = idx + (size_t)t * kmax;
         int c = count[t];
@@ -70,6 +72,7 @@ static void softmax_forward(int hs, int kmax, const float *q, const float *k, co
             float w = (a[j] /= z);
             for (int i = 0; i < hs; i++) o[i] += w * vr[i];
         }
+        op_count_add(cnt, 2 * (uint64_t)c * hs, 4 * (2 * (uint64_t)c * hs + 2 * (uint64_t)hs));
     }
 }
 
@@ -99,7 +102,8 @@ static void softmax_backward(int hs, int kmax, const float *q, const float *k, c
 
 /* x_t rows of the mlp input (see the top comment). */
 static void mlp_inputs(const head_spec *s, int hs, int kmax, const float *q, const float *k,
-                       const float *v, int ld, int T, const int *idx, const int *count, float *X) {
+                       const float *v, int ld, int T, const int *idx, const int *count, float *X,
+                       op_count *cnt) {
     int D = mlp_in(s, hs, kmax);
     for (int t = 0; t < T; t++) {
         const int *ix = idx + (size_t)t * kmax;
@@ -109,21 +113,26 @@ static void mlp_inputs(const head_spec *s, int hs, int kmax, const float *q, con
         for (int j = 0; j < c; j++) memcpy(x + (size_t)j * hs, v + (size_t)ix[j] * ld, (size_t)hs * sizeof(float));
         float *rest = x + (size_t)kmax * hs;
         if (s->mlp_q) memcpy(rest, q + (size_t)t * ld, (size_t)hs * sizeof(float)), rest += hs;
-        if (s->mlp_logits) sel_logits(q + (size_t)t * ld, k, ld, ix, c, hs, rest);
+        if (s->mlp_logits) {
+            sel_logits(q + (size_t)t * ld, k, ld, ix, c, hs, rest);
+            op_count_add(cnt, (uint64_t)c * hs, 4 * ((uint64_t)c * hs + (uint64_t)hs));
+        }
     }
 }
 
 static void mlp_forward(const head_spec *s, const float *params, int hs, int kmax, const float *q,
                         const float *k, const float *v, int ld, int T, const int *idx,
-                        const int *count, float *out, int ldo, float *cache) {
+                        const int *count, float *out, int ldo, float *cache, op_count *cnt) {
     int D = mlp_in(s, hs, kmax), h = s->hidden;
     const float *W1 = params, *b1 = W1 + (size_t)h * D, *W2 = b1 + h, *b2 = W2 + (size_t)hs * h;
     float *X = cache, *H = X + (size_t)T * D, *G = H + (size_t)T * h;
-    mlp_inputs(s, hs, kmax, q, k, v, ld, T, idx, count, X);
+    mlp_inputs(s, hs, kmax, q, k, v, ld, T, idx, count, X, cnt);
     matmul_forward(H, X, W1, b1, T, D, h);
+    op_count_gemm(cnt, T, h, D, 0);
     gelu_forward(G, H, (size_t)T * h);
     for (int t = 0; t < T; t++) memcpy(out + (size_t)t * ldo, b2, (size_t)hs * sizeof(float));
     nn_sgemm(0, 1, T, hs, h, 1.0f, G, h, W2, h, 1.0f, out, ldo);
+    op_count_gemm(cnt, T, hs, h, 1);
 }
 
 /* Scatters dX back onto dv (value slots), dq (q slot and logits), dk (logits). */
@@ -182,8 +191,15 @@ static void mlp_backward(const head_spec *s, const float *params, float *dparams
 void headfn_forward(const head_spec *s, const float *params, int hs, int kmax, const float *q,
                     const float *k, const float *v, int ld, int T, const int *idx, const int *count,
                     float *out, int ldo, float *cache) {
-    if (s->fn == HFN_MLP) mlp_forward(s, params, hs, kmax, q, k, v, ld, T, idx, count, out, ldo, cache);
-    else softmax_forward(hs, kmax, q, k, v, ld, T, idx, count, out, ldo, cache);
+    headfn_forward_counted(s, params, hs, kmax, q, k, v, ld, T, idx, count, out, ldo, cache, NULL);
+}
+
+void headfn_forward_counted(const head_spec *s, const float *params, int hs, int kmax,
+                            const float *q, const float *k, const float *v, int ld, int T,
+                            const int *idx, const int *count, float *out, int ldo, float *cache,
+                            op_count *cnt) {
+    if (s->fn == HFN_MLP) mlp_forward(s, params, hs, kmax, q, k, v, ld, T, idx, count, out, ldo, cache, cnt);
+    else softmax_forward(hs, kmax, q, k, v, ld, T, idx, count, out, ldo, cache, cnt);
 }
 
 void headfn_backward(const head_spec *s, const float *params, float *dparams, int hs, int kmax,

@@ -55,9 +55,6 @@ void selector_init(const head_spec *s, int hs, int max_seq, float *params, rng_t
     }
 }
 
-/* Queries per tile when block scores are computed as one GEMM (tile x blocks scratch). */
-enum { BLOCK_QTILE = 256 };
-
 size_t selector_work_floats(const head_spec *s, int hs, int T) {
     size_t t = (size_t)T, J = (size_t)s->iheads, r = (size_t)s->rank;
     switch (s->sel) {
@@ -69,6 +66,13 @@ size_t selector_work_floats(const head_spec *s, int hs, int T) {
     case SEL_BLOCK: return (2 * (t / (size_t)s->block + 1)) * (size_t)hs + (2 + BLOCK_QTILE) * (t / (size_t)s->block + 1);
     default: return 0;
     }
+}
+
+size_t selector_select_work_floats(const head_spec *s, int hs, int T) {
+    if (s->sel != SEL_INDEX) return selector_work_floats(s, hs, T);
+    size_t t = (size_t)T, J = (size_t)s->iheads, r = (size_t)s->rank;
+    size_t rows = t < INDEX_QTILE ? t : INDEX_QTILE;
+    return t * (J * r + r + J) + 2 * rows * t; /* Qt, Kt, W; one A and S tile */
 }
 
 /* ---- top-k of one row ---- */
@@ -131,15 +135,18 @@ static int dynamic_count(const float *row, int n, const float *sc, int count, co
     return count;
 }
 
-/* Top-k (or dynamic k) selection from full score rows S (T x T, row t valid on s <= t). */
+/* Top-k (or dynamic k) selection of query t from its score row (valid on s <= t). */
+static void select_row(const head_spec *s, const float *row, int t, int kmax, int *idx,
+                       float *score, int *count) {
+    int c = topk_row(row, t + 1, kmax, score + (size_t)t * kmax, idx + (size_t)t * kmax);
+    if (s->tau > 0.0f) c = dynamic_count(row, t + 1, score + (size_t)t * kmax, c, s);
+    count[t] = c;
+}
+
+/* The same for every row of full score rows S (T x T). */
 static void select_rows(const head_spec *s, const float *S, int T, int kmax, int *idx, float *score,
                         int *count) {
-    for (int t = 0; t < T; t++) {
-        const float *row = S + (size_t)t * T;
-        int c = topk_row(row, t + 1, kmax, score + (size_t)t * kmax, idx + (size_t)t * kmax);
-        if (s->tau > 0.0f) c = dynamic_count(row, t + 1, score + (size_t)t * kmax, c, s);
-        count[t] = c;
-    }
+    for (int t = 0; t < T; t++) select_row(s, S + (size_t)t * T, t, kmax, idx, score, count);
 }
 
 /* ---- index ---- */
@@ -157,17 +164,28 @@ static index_bufs index_carve(const head_spec *s, int T, float *work) {
     return b;
 }
 
-/* Qt = q Wq^T, Kt = k Wk^T, W = q Ww^T + bw, A_j = Qt_j Kt^T / sqrt(r), S = sum_j W_j relu(A_j). */
-static index_bufs index_scores(const head_spec *s, const float *params, int hs, const float *q,
-                               const float *k, int ld, int T, float *work) {
+/* Qt = q Wq^T (T, J*r), Kt = k Wk^T (T, r), W = q Ww^T + bw (T, J). */
+static void index_project(const head_spec *s, const float *params, int hs, const float *q,
+                          const float *k, int ld, int T, const index_bufs *b, op_count *cnt) {
     int J = s->iheads, r = s->rank, d = hs;
     const float *Wq = params, *Wk = Wq + (size_t)J * r * d, *Ww = Wk + (size_t)r * d, *bw = Ww + (size_t)J * d;
-    index_bufs b = index_carve(s, T, work);
-    nn_sgemm(0, 1, T, J * r, d, 1.0f, q, ld, Wq, d, 0.0f, b.Qt, J * r);
-    nn_sgemm(0, 1, T, r, d, 1.0f, k, ld, Wk, d, 0.0f, b.Kt, r);
-    nn_sgemm(0, 1, T, J, d, 1.0f, q, ld, Ww, d, 0.0f, b.W, J);
+    nn_sgemm(0, 1, T, J * r, d, 1.0f, q, ld, Wq, d, 0.0f, b->Qt, J * r);
+    nn_sgemm(0, 1, T, r, d, 1.0f, k, ld, Wk, d, 0.0f, b->Kt, r);
+    nn_sgemm(0, 1, T, J, d, 1.0f, q, ld, Ww, d, 0.0f, b->W, J);
+    op_count_gemm(cnt, T, J * r, d, 0);
+    op_count_gemm(cnt, T, r, d, 0);
+    op_count_gemm(cnt, T, J, d, 0);
     for (int t = 0; t < T; t++)
-        for (int j = 0; j < J; j++) b.W[t * J + j] += bw[j];
+        for (int j = 0; j < J; j++) b->W[t * J + j] += bw[j];
+}
+
+/* The training path keeps every A_j = Qt_j Kt^T / sqrt(r) (T x T, unmasked: the
+ * backward's GEMMs read whole rows) and S = sum_j W_j relu(A_j). */
+static index_bufs index_scores(const head_spec *s, const float *params, int hs, const float *q,
+                               const float *k, int ld, int T, float *work) {
+    int J = s->iheads, r = s->rank;
+    index_bufs b = index_carve(s, T, work);
+    index_project(s, params, hs, q, k, ld, T, &b, NULL);
     float sc = 1.0f / sqrtf((float)r);
     for (int j = 0; j < J; j++)
         nn_sgemm(0, 1, T, T, r, sc, b.Qt + j * r, J * r, b.Kt, r, 0.0f, b.A + (size_t)j * T * T, T);
@@ -181,6 +199,36 @@ static index_bufs index_scores(const head_spec *s, const float *params, int hs, 
         }
     }
     return b;
+}
+
+/* Selection only: the scores stream over query tiles [t0, t0+n) of INDEX_QTILE rows
+ * against keys [0, t0+n) (the masked triangle is skipped tile by tile, and no J x T x T
+ * buffer exists):  A_j = Qt_j,tile Kt^T / sqrt(r) (n x nk),  S_tile = sum_j W_j relu(A_j),
+ * then each row's top-k. The same scores as index_scores, summed in the same order. */
+static void index_select(const head_spec *s, const float *params, int hs, const float *q,
+                         const float *k, int ld, int T, int kmax, int *idx, float *score,
+                         int *count, float *work, op_count *cnt) {
+    int J = s->iheads, r = s->rank;
+    index_bufs b = index_carve(s, T, work);
+    index_project(s, params, hs, q, k, ld, T, &b, cnt);
+    /* A and S tiles of at most min(INDEX_QTILE, T) rows of nk <= T: within
+     * selector_select_work_floats, and within selector_work_floats (J T^2 + 2 T^2) */
+    float sc = 1.0f / sqrtf((float)r), *A = b.A;
+    float *S = A + (size_t)(T < INDEX_QTILE ? T : INDEX_QTILE) * T;
+    for (int t0 = 0; t0 < T; t0 += INDEX_QTILE) {
+        int n = T - t0 < INDEX_QTILE ? T - t0 : INDEX_QTILE, nk = t0 + n;
+        memset(S, 0, (size_t)n * nk * sizeof(float));
+        for (int j = 0; j < J; j++) {
+            nn_sgemm(0, 1, n, nk, r, sc, b.Qt + (size_t)t0 * J * r + j * r, J * r, b.Kt, r, 0.0f, A, nk);
+            op_count_gemm(cnt, n, nk, r, 0);
+            for (int i = 0; i < n; i++) {
+                const float *a = A + (size_t)i * nk;
+                float *row = S + (size_t)i * nk, w = b.W[(size_t)(t0 + i) * J + j];
+                for (int u = 0; u <= t0 + i; u++) row[u] += w * (a[u] > 0.0f ? a[u] : 0.0f);
+            }
+        }
+        for (int i = 0; i < n; i++) select_row(s, S + (size_t)i * nk, t0 + i, kmax, idx, score, count);
+    }
 }
 
 /* dS = softmax(S_t) - P_t on s <= t (0 beyond); returns sum_t KL(P_t || softmax(S_t)). */
@@ -239,16 +287,18 @@ static void index_backward(const head_spec *s, float *dparams, int hs, const flo
 
 /* H = relu(q W1^T + b1) (T, hidden); S[t, s] = (H W2^T + b2)[t, s] for the first T positions. */
 static void pos_scores(const head_spec *s, const float *params, int hs, int max_seq, const float *q,
-                       int ld, int T, float *H, float *S) {
+                       int ld, int T, float *H, float *S, op_count *cnt) {
     int h = s->hidden, d = hs;
     const float *W1 = params, *b1 = W1 + (size_t)h * d, *W2 = b1 + h, *b2 = W2 + (size_t)max_seq * h;
     nn_sgemm(0, 1, T, h, d, 1.0f, q, ld, W1, d, 0.0f, H, h);
+    op_count_gemm(cnt, T, h, d, 0);
     for (int t = 0; t < T; t++)
         for (int i = 0; i < h; i++) {
             float x = H[(size_t)t * h + i] + b1[i];
             H[(size_t)t * h + i] = x > 0.0f ? x : 0.0f;
         }
     nn_sgemm(0, 1, T, T, h, 1.0f, H, h, W2, h, 0.0f, S, T);
+    op_count_gemm(cnt, T, T, h, 0);
     for (int t = 0; t < T; t++)
         for (int u = 0; u < T; u++) S[(size_t)t * T + u] += b2[u];
 }
@@ -320,32 +370,38 @@ static float block_score(const head_spec *s, const float *q, const float *m, int
     return acc;
 }
 
-/* Block scores of queries t0 .. t0+n-1 against the nb complete blocks, rows of length nb:
- * for mean summaries one GEMM Q_tile M^T (the scoring then runs at matrix-product speed,
- * not a scalar loop); the min/max bound is not a product, so it stays a loop. */
+/* Block scores of queries t0 .. t0+n-1 against the complete blocks before the tile's
+ * last query's own block (nbt = floor((t0+n-1)/b), the most any row of the tile uses),
+ * rows of length nb: for mean summaries one GEMM Q_tile M^T (the scoring then runs at
+ * matrix-product speed, not a scalar loop); the min/max bound is not a product, so it
+ * stays a loop over each row's own blocks (counted as 2 hs multiply-adds a pair). */
 static void block_scores_tile(const head_spec *s, int hs, const float *q, int ld, int t0, int n,
-                              int nb, const float *sum, float *bs) {
-    if (nb == 0) return;
+                              int nb, const float *sum, float *bs, op_count *cnt) {
+    int nbt = (t0 + n - 1) / s->block;
+    if (nbt > nb) nbt = nb;
+    if (nbt == 0) return;
     if (!s->bounds) {
-        nn_sgemm(0, 1, n, nb, hs, 1.0f, q + (size_t)t0 * ld, ld, sum, 2 * hs, 0.0f, bs, nb);
+        nn_sgemm(0, 1, n, nbt, hs, 1.0f, q + (size_t)t0 * ld, ld, sum, 2 * hs, 0.0f, bs, nb);
+        op_count_gemm(cnt, n, nbt, hs, 0);
         return;
     }
     for (int i = 0; i < n; i++) {
         int local = (t0 + i) / s->block;
         for (int j = 0; j < local; j++)
             bs[(size_t)i * nb + j] = block_score(s, q + (size_t)(t0 + i) * ld, sum + (size_t)j * 2 * hs, hs);
+        op_count_add(cnt, 2 * (uint64_t)hs * local, 4 * (uint64_t)hs * (1 + 2 * (uint64_t)local));
     }
 }
 
 static void block_select(const head_spec *s, int hs, const float *q, const float *k, int ld, int T,
-                         int *idx, float *score, int *count, float *work) {
+                         int *idx, float *score, int *count, float *work, op_count *cnt) {
     int b = s->block, nb = T / b, kmax = selector_kmax(s, T);
     float *sum = work, *top = sum + (size_t)2 * (nb + 1) * hs, *bs = top + nb + 1;
     int *order = xmalloc((size_t)(nb + 1) * sizeof(int));
     block_summaries(s, hs, k, ld, nb, sum);
     for (int t0 = 0; t0 < T; t0 += BLOCK_QTILE) {
         int n_q = T - t0 < BLOCK_QTILE ? T - t0 : BLOCK_QTILE;
-        block_scores_tile(s, hs, q, ld, t0, n_q, nb, sum, bs);
+        block_scores_tile(s, hs, q, ld, t0, n_q, nb, sum, bs, cnt);
         for (int t = t0; t < t0 + n_q; t++) {
             int local = t / b, c = 0, *ix = idx + (size_t)t * kmax;
             float *sc = score + (size_t)t * kmax;
@@ -364,15 +420,20 @@ static void block_select(const head_spec *s, int hs, const float *q, const float
 void selector_select(const head_spec *s, const float *params, int hs, int max_seq,
                      const float *q, const float *k, int ld, int T, int *idx, float *score,
                      int *count, float *work) {
+    selector_select_counted(s, params, hs, max_seq, q, k, ld, T, idx, score, count, work, NULL);
+}
+
+void selector_select_counted(const head_spec *s, const float *params, int hs, int max_seq,
+                             const float *q, const float *k, int ld, int T, int *idx,
+                             float *score, int *count, float *work, op_count *cnt) {
     int kmax = selector_kmax(s, T);
     if (s->sel == SEL_BLOCK) {
-        block_select(s, hs, q, k, ld, T, idx, score, count, work);
+        block_select(s, hs, q, k, ld, T, idx, score, count, work, cnt);
     } else if (s->sel == SEL_INDEX) {
-        index_bufs b = index_scores(s, params, hs, q, k, ld, T, work);
-        select_rows(s, b.S, T, kmax, idx, score, count);
+        index_select(s, params, hs, q, k, ld, T, kmax, idx, score, count, work, cnt);
     } else if (s->sel == SEL_POS) {
         float *H = work, *S = H + (size_t)T * s->hidden;
-        pos_scores(s, params, hs, max_seq, q, ld, T, H, S);
+        pos_scores(s, params, hs, max_seq, q, ld, T, H, S, cnt);
         select_rows(s, S, T, kmax, idx, score, count);
     } else {
         die_at(__FILE__, __LINE__, "selector_select on a dense head");
@@ -391,7 +452,7 @@ double selector_grad(const head_spec *s, const float *params, float *dparams, in
     if (s->sel == SEL_POS) {
         size_t th = (size_t)T * s->hidden;
         float *H = work, *S = H + th, *dS = S + (size_t)T * T, *dH = dS + (size_t)T * T;
-        pos_scores(s, params, hs, max_seq, q, ld, T, H, S);
+        pos_scores(s, params, hs, max_seq, q, ld, T, H, S, NULL);
         double loss = pos_ce_rows(S, dS, P, ldp, T);
         pos_backward(s, dparams, hs, max_seq, params, q, ld, T, H, dS, dH);
         return loss;

@@ -67,7 +67,7 @@ typedef struct {
     int analytic;   /* cm_crossover (FLOPs, projections included), or -1 */
 } ab_cross;
 
-/* The default grid: C {128,256,512,1024}, T {64..32768}, k {8,32,128}, all variants,
+/* The default grid: C {128,256,512,1024}, T {64..32768}, k {8,16,32,64,128,256}, all variants,
  * 5 runs, 2 s, 2 GiB. quick: C {256,512}, T {256,1024,4096}, k {32}, 3 runs. */
 ab_config ab_config_default(int quick);
 

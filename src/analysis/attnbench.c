@@ -37,7 +37,8 @@ static void set_list(int *dst, int *n, const int *src, int m) {
 ab_config ab_config_default(int quick) {
     static const int dims[] = {128, 256, 512, 1024}, qdims[] = {256, 512};
     static const int seqs[] = {64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
-    static const int qseqs[] = {256, 1024, 4096}, ks[] = {8, 32, 128}, qks[] = {32};
+    static const int qseqs[] = {256, 1024, 4096}, ks[] = {8, 16, 32, 64, 128, 256};
+    static const int qks[] = {32};
     ab_config c;
     memset(&c, 0, sizeof c);
     if (quick) {
@@ -47,7 +48,7 @@ ab_config ab_config_default(int quick) {
     } else {
         set_list(c.dims, &c.ndims, dims, 4);
         set_list(c.seqs, &c.nseqs, seqs, 10);
-        set_list(c.ks, &c.nks, ks, 3);
+        set_list(c.ks, &c.nks, ks, 6);
     }
     c.variants = (1u << AB_NVAR) - 1;
     c.runs = quick ? 3 : 5;

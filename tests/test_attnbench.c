@@ -137,6 +137,26 @@ Test(attnbench, crossovers_and_csv_row) {
     cr_assert_eq(ab_variant_parse("dense"), -1);
 }
 
+/* T* is "from then on": a noisy win at a short T followed by a loss does not count, a
+ * row without a dense-flash reference is ignored, and a series whose largest T loses
+ * has none. */
+Test(attnbench, crossover_from_then_on) {
+    ab_row rows[] = {
+        {AB_BLOCK, 0, 512, 8, 256, 32, 1.0, 1, 1.3, 1, 0.5},
+        {AB_BLOCK, 0, 512, 8, 1024, 32, 1.0, 1, 0.8, 1, 0.5},
+        {AB_BLOCK, 0, 512, 8, 2048, 32, 1.0, 1, -1.0, 1, 0.5},
+        {AB_BLOCK, 0, 512, 8, 4096, 32, 1.0, 1, 1.5, 1, 0.5},
+        {AB_BLOCK, 0, 512, 8, 8192, 32, 1.0, 1, 2.5, 1, 0.5},
+        {AB_INDEX, 0, 512, 8, 256, 32, 1.0, 1, 1.2, 1, 0.5},
+        {AB_INDEX, 0, 512, 8, 1024, 32, 1.0, 1, 0.7, 1, 0.5},
+    };
+    ab_cross x[4];
+    int n = ab_crossovers(rows, 7, x, 4);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(x[0].measured, 4096);
+    cr_assert_eq(x[1].measured, -1);
+}
+
 /* ---- the CLI ---- */
 
 static const char HEADER[] =

@@ -63,7 +63,9 @@ typedef struct {
 typedef struct {
     ab_variant v;
     int decode, C, k;
-    int measured;   /* smallest measured T with speedup > 1, or -1 */
+    int measured;   /* smallest measured T from which the variant beats dense-flash at
+                     * every larger measured T (speedup > 1), or -1 when the largest
+                     * measured T does not win: report.md's and crossover.h's T* */
     int analytic;   /* cm_crossover (FLOPs, projections included), or -1 */
 } ab_cross;
 
@@ -83,7 +85,8 @@ void ab_run(const ab_config *cfg, ab_row **rows, int *nrows,
             void (*on_row)(const ab_row *r, void *ctx), void *ctx);
 
 /* Measured and analytic crossovers per (sparse variant, phase, C, k) present in rows,
- * into out (capacity cap); returns the count. */
+ * into out (capacity cap, at most AB_MAX_CROSS series); returns the count. */
+#define AB_MAX_CROSS 1024
 int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap);
 
 /* Instrumented counts: runs ONE call of what a row of the grid times, variant v at

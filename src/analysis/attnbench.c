@@ -556,21 +556,37 @@ void ab_run(const ab_config *cfg, ab_row **rows, int *nrows,
     *nrows = out.n;
 }
 
+/* The series of row r among out[0..m), or m. */
+static int series_of(const ab_cross *out, int m, const ab_row *r) {
+    int j = 0;
+    while (j < m && !(out[j].v == r->v && out[j].decode == r->decode && out[j].C == r->C && out[j].k == r->k)) j++;
+    return j;
+}
+
+/* Two passes: the largest losing T per series (a known speedup <= 1), then the smallest
+ * winning T above it. Rows without a dense-flash reference (speedup < 0) are left out. */
 int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap) {
-    int m = 0;
+    int m = 0, lose[AB_MAX_CROSS];
     for (int i = 0; i < n; i++) {
         const ab_row *r = &rows[i];
         if (r->v < AB_INDEX) continue;
-        int j = 0;
-        while (j < m && !(out[j].v == r->v && out[j].decode == r->decode && out[j].C == r->C && out[j].k == r->k)) j++;
+        int j = series_of(out, m, r);
         if (j == m) {
-            if (m == cap) continue;
+            if (m == cap || m == AB_MAX_CROSS) continue;
             cm_shape sh = cm_shape_make(r->C, r->H, r->T);
             sh.decode = r->decode;
             cm_variant cv = variant_at(r->v, r->k);
+            lose[m] = 0;
             out[m++] = (ab_cross){r->v, r->decode, r->C, r->k, -1, cm_crossover(&sh, &cv, 1 << 20)};
         }
-        if (r->speedup > 1.0 && (out[j].measured < 0 || r->T < out[j].measured)) out[j].measured = r->T;
+        if (r->speedup >= 0 && r->speedup <= 1.0 && r->T > lose[j]) lose[j] = r->T;
+    }
+    for (int i = 0; i < n; i++) {
+        const ab_row *r = &rows[i];
+        if (r->v < AB_INDEX) continue;
+        int j = series_of(out, m, r);
+        if (j < m && r->speedup > 1.0 && r->T > lose[j] && (out[j].measured < 0 || r->T < out[j].measured))
+            out[j].measured = r->T;
     }
     return m;
 }

@@ -7,28 +7,34 @@
 
 #include "args.h"
 #include "cli.h"
+#include "lenpolicy.h"
+#include "sattn/crossover.h"
 #include "sattn/heads.h"
 #include "sattn/sparse_eval.h"
 
 static const char EVAL_HELP[] =
     "usage: sattn eval --model PATH --heads HEADS --data PATH [--split val|train] [--windows N]\n"
-    "                  [--batch B] [--threads N] [--json]\n"
+    "                  [--batch B] [--threads N] [--dense-below T | --crossover-from CSV] [--json]\n"
     "Per sparse head (on the teacher's own activations): selector top-1 accuracy, argmax hit rate,\n"
     "recall@k of the teacher's top-k, teacher mass captured, keys per query, relative head-output\n"
     "error; whole model: relative logit error against the teacher (first N windows, default all)\n"
-    "and the loss over the WHOLE split, dense and hybrid.\n";
+    "and the loss over the WHOLE split, dense and hybrid. T for hybrid by length is the window\n"
+    "length (the model's context; the split's last window may be shorter); the per-head metrics\n"
+    "are always the sparse heads' own.\n" LEN_POLICY_HELP;
 
-enum { E_MODEL = 256, E_HEADS, E_DATA, E_SPLIT, E_WINDOWS, E_BATCH, E_THREADS, E_JSON, E_HELP };
+enum { E_MODEL = 256, E_HEADS, E_DATA, E_SPLIT, E_WINDOWS, E_BATCH, E_THREADS, E_JSON, E_DENSE_BELOW,
+       E_CROSSOVER, E_HELP };
 static const struct option EVAL_OPTS[] = {
     {"model", 1, 0, E_MODEL},     {"heads", 1, 0, E_HEADS}, {"data", 1, 0, E_DATA},
     {"split", 1, 0, E_SPLIT},     {"windows", 1, 0, E_WINDOWS}, {"batch", 1, 0, E_BATCH},
-    {"threads", 1, 0, E_THREADS}, {"json", 0, 0, E_JSON},   {"help", 0, 0, E_HELP},
-    {0, 0, 0, 0}};
+    {"threads", 1, 0, E_THREADS}, {"json", 0, 0, E_JSON},   {"dense-below", 1, 0, E_DENSE_BELOW},
+    {"crossover-from", 1, 0, E_CROSSOVER}, {"help", 0, 0, E_HELP}, {0, 0, 0, 0}};
 
 typedef struct {
     const char *model, *heads, *data;
     data_split split;
     int windows, batch, threads, json;
+    len_flags len;
 } eval_args;
 
 static int eval_parse(eval_args *a, int argc, char **argv) {
@@ -45,6 +51,8 @@ static int eval_parse(eval_args *a, int argc, char **argv) {
         case E_WINDOWS: bad = arg_int("eval", "windows", optarg, 0, 1 << 30, &a->windows); break;
         case E_BATCH: bad = arg_int("eval", "batch", optarg, 1, 1 << 16, &a->batch); break;
         case E_THREADS: bad = arg_int("eval", "threads", optarg, 1, 1024, &a->threads); break;
+        case E_DENSE_BELOW: bad = len_flag_dense_below("eval", optarg, &a->len); break;
+        case E_CROSSOVER: a->len.crossover_from = optarg; break;
         case E_SPLIT:
             if (!strcmp(optarg, "val")) a->split = SPLIT_VAL;
             else if (!strcmp(optarg, "train")) a->split = SPLIT_TRAIN;
@@ -58,10 +66,10 @@ static int eval_parse(eval_args *a, int argc, char **argv) {
     const char *need[][2] = {{a->model, "--model PATH"}, {a->heads, "--heads HEADS"}, {a->data, "--data PATH"}};
     for (int i = 0; i < 3; i++)
         if (!need[i][0]) return cli_fail("eval", "%s is required", need[i][1]);
-    return 0;
+    return len_flags_check("eval", &a->len);
 }
 
-static void print_table(const sparse_eval_result *r, const sparse_heads *sh) {
+static void print_table(const sparse_eval_result *r, const sparse_heads *sh, const len_choice *lc) {
     printf("%-6s %-28s %6s %6s %7s %7s %6s %8s\n", "head", "spec", "top1", "hit", "recall", "mass",
            "keys", "rel_err");
     for (int j = 0; j < r->n_heads; j++) {
@@ -78,30 +86,13 @@ static void print_table(const sparse_eval_result *r, const sparse_heads *sh) {
     printf("loss dense %.4f | hybrid %.4f | ratio %.4f | change %+.4f nats (%+.2f%%) over %zu tokens\n",
            r->loss_dense, r->loss_hybrid, r->loss_hybrid / r->loss_dense, r->loss_hybrid - r->loss_dense,
            100.0 * (r->loss_hybrid / r->loss_dense - 1.0), r->tokens);
-}
-
-static void print_json(const sparse_eval_result *r, const sparse_heads *sh, int is_bytes) {
-    printf("{\"heads\": [");
-    for (int j = 0; j < r->n_heads; j++) {
-        const head_metrics *h = &r->heads[j];
-        char spec[128];
-        head_spec_format(&sh->h[h->layer * sh->heads + h->head].spec, spec, sizeof spec);
-        printf("%s{\"layer\": %d, \"head\": %d, \"spec\": \"%s\", \"top1\": %.6f, \"hit\": %.6f, "
-               "\"recall\": %.6f, \"mass\": %.6f, \"keys\": %.3f, \"rel_err\": %.6f}",
-               j ? ", " : "", h->layer, h->head, spec, h->top1, h->hit, h->recall, h->mass, h->keys, h->rel_err);
-    }
-    const char *unit = is_bytes ? "bits_per_byte" : "bits_per_token";
-    printf("], \"mean_recall\": %.6f, \"mean_mass\": %.6f, \"mean_top1\": %.6f, \"median_rel_err\": %.6f, "
-           "\"logit_rel_err\": %.6f, \"windows\": %zu, \"loss_dense\": %.6f, \"loss_hybrid\": %.6f, "
-           "\"loss_ratio\": %.6f, \"loss_change\": %.6f, \"%s_dense\": %.6f, \"%s_hybrid\": %.6f, "
-           "\"tokens\": %zu}\n",
-           r->mean_recall, r->mean_mass, r->mean_top1, r->median_rel_err, r->logit_rel_err, r->windows,
-           r->loss_dense, r->loss_hybrid, r->loss_hybrid / r->loss_dense, r->loss_hybrid - r->loss_dense,
-           unit, r->loss_dense / log(2.0), unit, r->loss_hybrid / log(2.0), r->tokens);
+    int L = sh->layers > 0 ? sh->layers : 1;
+    printf("hybrid by length: %s\nhybrid forwards: %ld with every head dense (shorter than the threshold), "
+           "%ld with the sparse heads\n", lc->desc, r->fwd_dense / L, r->fwd_sparse / L);
 }
 
 int cmd_eval(int argc, char **argv) {
-    eval_args a = {.split = SPLIT_VAL, .batch = 8};
+    eval_args a = {.split = SPLIT_VAL, .batch = 8, .len = {.dense_below = -1}};
     int r = eval_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
@@ -110,15 +101,18 @@ int cmd_eval(int argc, char **argv) {
     if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("eval", "%s", e.msg);
     sparse_heads sh;
     if (heads_load(a.heads, &sh, &m.cfg, &e) != 0) return gpt_free(&m), cli_fail("eval", "%s", e.msg);
+    len_choice lc;
+    if (len_choose("eval", &a.len, &sh, m.cfg.channels, &lc)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     dataset d;
     if (load_data_for_model("eval", a.data, &m, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     if (dataset_check_window(&d, a.split, m.cfg.max_seq, a.data, &e)) {
         r = cli_fail("eval", "%s", e.msg);
     } else {
+        if (strcmp(lc.source, "default")) fprintf(stderr, "hybrid by length: %s\n", lc.desc);
         sparse_eval_result res;
-        sparse_eval(&m, &sh, &d, a.split, a.windows, a.batch, &res);
-        if (a.json) print_json(&res, &sh, d.is_bytes);
-        else print_table(&res, &sh);
+        sparse_eval_len(&m, &sh, &d, a.split, a.windows, a.batch, lc.dense_below, &res);
+        if (a.json) eval_json_print(stdout, &res, &sh, d.is_bytes, &lc);
+        else print_table(&res, &sh, &lc);
         sparse_eval_free(&res);
     }
     dataset_free(&d);

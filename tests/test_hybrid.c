@@ -14,6 +14,7 @@
 #include "sattn/hybrid.h"
 #include "sattn/model.h"
 #include "sattn/plan.h"
+#include "sattn/train.h"
 
 #define L 2
 #define H 2
@@ -132,6 +133,111 @@ Test(hybrid, subset_gradients_match_fd) {
         double fd = (lp - lm) / (2 * eps);
         cr_assert(fabs(fd - hg[j]) <= 2e-3 * fmax(1e-2, fabs(fd)), "mlp param %zu: fd %g analytic %g", j, fd, hg[j]);
     }
+    hybrid_detach(&m);
+    hybrid_free(&hy);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+}
+
+/* ---- hybrid by length ---- */
+
+/* Logits, loss and every parameter gradient of one forward/backward (m->attn as set). */
+typedef struct {
+    float loss;
+    float *logits, *grads;
+} fwd_out;
+
+static void run_fwd(gpt_model *m, const int *in, const int *tg, int Tn, fwd_out *o) {
+    gpt_forward(m, in, tg, B, Tn);
+    gpt_zero_grad(m);
+    gpt_backward(m);
+    o->loss = m->mean_loss;
+    size_t nl = (size_t)B * Tn * m->cfg.padded_vocab;
+    o->logits = malloc(nl * sizeof(float));
+    o->grads = malloc(m->num_params * sizeof(float));
+    memcpy(o->logits, m->acts.logits, nl * sizeof(float));
+    memcpy(o->grads, m->grads_mem, m->num_params * sizeof(float));
+}
+
+static void fwd_free(fwd_out *o) { free(o->logits), free(o->grads); }
+
+static int fwd_same(const fwd_out *a, const fwd_out *b, const gpt_model *m, int Tn) {
+    size_t nl = (size_t)B * Tn * m->cfg.padded_vocab;
+    return a->loss == b->loss && !memcmp(a->logits, b->logits, nl * sizeof(float)) &&
+           !memcmp(a->grads, b->grads, m->num_params * sizeof(float));
+}
+
+/* A real subset of keys (k=3, block b=4 n=2, an mlp head), so sparse != dense. Below the
+ * threshold the hybrid must be the dense model bit for bit (forward and backward); at
+ * and above it, bit for bit the hybrid without a threshold. */
+Test(hybrid, dense_below_threshold_exact) {
+    rng_t r;
+    rng_seed(&r, 21);
+    gpt_model m;
+    make_model(&m, &r);
+    sparse_heads sh;
+    make_heads(&sh, "L0H0:index+softmax:k=3; L0H1:block+softmax:b=4,n=2; L1H0:index+mlp:k=4,hidden=8; *:dense", &r);
+    int in[B * T], tg[B * T];
+    batch(in, tg, &r);
+    hybrid hy;
+    hybrid_init(&hy, &sh, C, H);
+    for (int Tn = T - 4; Tn <= T; Tn += 4) { /* two lengths: the threshold compares each */
+        fwd_out dense, sparse, lenhy;
+        m.attn = NULL;
+        run_fwd(&m, in, tg, Tn, &dense);
+        hybrid_set_dense_below(&hy, 0);
+        hybrid_attach(&hy, &m);
+        run_fwd(&m, in, tg, Tn, &sparse);
+        cr_assert(!fwd_same(&dense, &sparse, &m, Tn), "T=%d: the subset plan should differ from dense", Tn);
+        int thresholds[] = {Tn + 1, Tn, Tn - 1, 1 << 30};
+        for (int i = 0; i < 4; i++) {
+            hybrid_set_dense_below(&hy, thresholds[i]);
+            long d0 = hy.fwd_dense, s0 = hy.fwd_sparse;
+            run_fwd(&m, in, tg, Tn, &lenhy);
+            int below = Tn < thresholds[i];
+            cr_assert(fwd_same(below ? &dense : &sparse, &lenhy, &m, Tn), "T=%d, dense below %d: not the %s model",
+                      Tn, thresholds[i], below ? "dense" : "sparse");
+            cr_assert_eq(hy.fwd_dense - d0, below ? L : 0);
+            cr_assert_eq(hy.fwd_sparse - s0, below ? 0 : L);
+            fwd_free(&lenhy);
+        }
+        hybrid_detach(&m);
+        fwd_free(&dense), fwd_free(&sparse);
+    }
+    hybrid_free(&hy);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+}
+
+/* Sampling grows the context, so a forward switches from dense to sparse mid-sequence:
+ * with the threshold above the model's context the samples are the dense model's. */
+Test(hybrid, sample_below_threshold_is_dense) {
+    rng_t r;
+    rng_seed(&r, 22);
+    gpt_model m;
+    make_model(&m, &r);
+    sparse_heads sh;
+    make_heads(&sh, "all:index+softmax:k=2", &r);
+    int a[T + 20], b[T + 20], la = 2, lb = 2;
+    a[0] = b[0] = 1, a[1] = b[1] = 7;
+    rng_t ra, rb;
+    rng_seed(&ra, 3), rng_seed(&rb, 3);
+    sample_tokens(&m, a, &la, 20, 1.0f, &ra);
+    hybrid hy;
+    hybrid_init(&hy, &sh, C, H);
+    hybrid_set_dense_below(&hy, T + 1);
+    hybrid_attach(&hy, &m);
+    sample_tokens(&m, b, &lb, 20, 1.0f, &rb);
+    cr_assert_eq(la, lb);
+    cr_assert(!memcmp(a, b, sizeof(int) * (size_t)la), "hybrid below its threshold sampled differently");
+    cr_assert_eq(hy.fwd_sparse, 0);
+    cr_assert_eq(hy.fwd_dense, 20L * L);
+    /* threshold 6: the forwards of contexts 2..5 are dense, 6.. sparse */
+    hybrid_set_dense_below(&hy, 6);
+    hy.fwd_dense = hy.fwd_sparse = 0, lb = 2;
+    sample_tokens(&m, b, &lb, 20, 1.0f, &rb);
+    cr_assert_eq(hy.fwd_dense, 4L * L);
+    cr_assert_eq(hy.fwd_sparse, 16L * L);
     hybrid_detach(&m);
     hybrid_free(&hy);
     sparse_heads_free(&sh);

@@ -1,6 +1,13 @@
 /* hybrid: the teacher model with sparse heads swapped in (a gpt_attn_hook), for
  * evaluation and end-to-end fine-tuning. Dense heads run the normal kernels;
- * each sparse head runs its selector and head function on the layer's own q, k, v. */
+ * each sparse head runs its selector and head function on the layer's own q, k, v.
+ *
+ * Hybrid by length (issue 4, item 6; docs/hybrid_length.md): with dense_below = D > 0,
+ * a forward whose sequence length T is below D runs EVERY head dense (exactly the dense
+ * model's kernels and numbers), and one with T >= D runs the sparse heads. T is the
+ * length the model's forward sees: the window for training and evaluation, the current
+ * context (prompt + generated, capped at the model's context) when sampling. D usually
+ * comes from the measured crossover (crossover.h), so short inputs never get slower. */
 #ifndef SATTN_HYBRID_H
 #define SATTN_HYBRID_H
 
@@ -21,6 +28,8 @@ typedef struct {
     size_t *off_p;           /* per (l, h): offset into dparams */
     size_t n_params;
     unsigned char *skip;     /* per (l, h): 1 if sparse */
+    int dense_below;         /* 0: sparse heads at every T; T < dense_below: all heads dense */
+    long fwd_dense, fwd_sparse; /* layer forwards run all-dense by length / with sparse heads */
 } hybrid;
 
 void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H);
@@ -30,9 +39,13 @@ void hybrid_detach(gpt_model *m);
 /* Allocates (zeroed) gradient buffers for the heads' parameters: the backward then
  * accumulates into them. */
 void hybrid_enable_param_grads(hybrid *hy);
+/* Sets the length threshold (see top): 0 = sparse at every length, crossover.h's
+ * XO_NEVER (INT_MAX) = dense at every length. */
+void hybrid_set_dense_below(hybrid *hy, int dense_below);
 void hybrid_free(hybrid *hy);
 
-/* The selection the last forward made for (layer l, head h, batch row b). */
+/* The selection the last forward made for (layer l, head h, batch row b); only valid
+ * when that forward ran the sparse heads (T >= dense_below). */
 const int *hybrid_idx(const hybrid *hy, int l, int h, int b, int *kmax, const int **count);
 
 #endif

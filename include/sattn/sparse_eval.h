@@ -32,6 +32,7 @@ typedef struct {
     double logit_rel_err;
     double loss_dense, loss_hybrid;
     size_t tokens, windows;
+    long fwd_dense, fwd_sparse; /* hybrid layer forwards run all-dense by length / sparse */
 } sparse_eval_result;
 
 /* windows: how many non-overlapping windows of the model's T from the start of the
@@ -39,6 +40,11 @@ typedef struct {
  * whole split. */
 void sparse_eval(gpt_model *m, const sparse_heads *sh, const dataset *d, data_split split,
                  int windows, int batch, sparse_eval_result *r);
+/* The same with hybrid by length (hybrid.h): the hybrid forwards (logit error,
+ * loss_hybrid) run every head dense for windows shorter than dense_below (0: never).
+ * The per-head metrics are always the sparse heads' own. */
+void sparse_eval_len(gpt_model *m, const sparse_heads *sh, const dataset *d, data_split split,
+                     int windows, int batch, int dense_below, sparse_eval_result *r);
 void sparse_eval_free(sparse_eval_result *r);
 
 #endif

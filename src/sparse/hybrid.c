@@ -74,10 +74,21 @@ const int *hybrid_idx(const hybrid *hy, int l, int h, int b, int *kmax, const in
     return r.idx;
 }
 
+/* Hybrid by length: a sequence shorter than the threshold runs every head dense. */
+static int dense_by_length(const hybrid *hy, int T) { return T < hy->dense_below; }
+
 static void hybrid_forward(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T) {
     hybrid *hy = ctx;
     const sparse_heads *sh = hy->sh;
     int C = hy->C, H = hy->H, hs = sh->hs;
+    if (dense_by_length(hy, T)) {
+        /* the very call the dense model makes, so the numbers are bitwise the dense
+         * model's; no sparse buffers are sized */
+        attention_forward(out, att, qkv, B, T, C, H);
+        hy->fwd_dense++;
+        return;
+    }
+    hy->fwd_sparse++;
     hybrid_size(hy, B, T);
     attention_forward_skip(out, att, qkv, B, T, C, H, hy->skip + layer * H);
 #pragma omp parallel for collapse(2) schedule(dynamic)
@@ -103,6 +114,10 @@ static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, c
     hybrid *hy = ctx;
     const sparse_heads *sh = hy->sh;
     int C = hy->C, H = hy->H, hs = sh->hs;
+    if (dense_by_length(hy, T)) { /* the forward ran every head dense (same T) */
+        attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, H);
+        return;
+    }
     attention_backward_skip(dqkv, scratch, dout, qkv, att, B, T, C, H, hy->skip + layer * H);
 #pragma omp parallel for schedule(dynamic)
     for (int h = 0; h < H; h++) {
@@ -128,6 +143,10 @@ void hybrid_detach(gpt_model *m) { m->attn = NULL; }
 
 void hybrid_enable_param_grads(hybrid *hy) {
     if (!hy->dparams) hy->dparams = xcalloc(hy->n_params + 1, sizeof(float));
+}
+
+void hybrid_set_dense_below(hybrid *hy, int dense_below) {
+    hy->dense_below = dense_below > 0 ? dense_below : 0;
 }
 
 void hybrid_free(hybrid *hy) {

@@ -139,6 +139,11 @@ static void summarise(sparse_eval_result *r, head_acc *acc, int nh) {
 
 void sparse_eval(gpt_model *m, const sparse_heads *sh, const dataset *d, data_split split,
                  int windows, int batch, sparse_eval_result *r) {
+    sparse_eval_len(m, sh, d, split, windows, batch, 0, r);
+}
+
+void sparse_eval_len(gpt_model *m, const sparse_heads *sh, const dataset *d, data_split split,
+                     int windows, int batch, int dense_below, sparse_eval_result *r) {
     const gpt_config *c = &m->cfg;
     int T = c->max_seq, nh = sparse_heads_count(sh);
     size_t n;
@@ -158,6 +163,7 @@ void sparse_eval(gpt_model *m, const sparse_heads *sh, const dataset *d, data_sp
         }
     hybrid hy;
     hybrid_init(&hy, sh, c->channels, c->heads);
+    hybrid_set_dense_below(&hy, dense_below);
     int *in = xmalloc((size_t)batch * T * sizeof(int));
     float *zref = xmalloc_aligned((size_t)batch * T * c->padded_vocab * sizeof(float));
     double e2 = 0.0, r2 = 0.0;
@@ -181,6 +187,7 @@ void sparse_eval(gpt_model *m, const sparse_heads *sh, const dataset *d, data_sp
     hybrid_attach(&hy, m);
     r->loss_hybrid = eval_split_loss(m, d, split, T, batch, 0, NULL);
     hybrid_detach(m);
+    r->fwd_dense = hy.fwd_dense, r->fwd_sparse = hy.fwd_sparse;
     for (int j = 0; j < nh; j++) acc_free(&acc[j]);
     free(acc), free(in), free(zref);
     hybrid_free(&hy);

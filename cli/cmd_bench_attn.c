@@ -12,33 +12,37 @@
 
 static const char BENCH_HELP[] =
     "usage: sattn bench [--quick] [--dims 128,256,512,1024] [--seqs 64,128,...,32768]\n"
-    "                   [--ks 8,32,128] [--variants naive,flash,index,block] [--runs N]\n"
-    "                   [--threads N] [--max-run SEC] [--seed S] [--csv PATH] [--json]\n"
+    "                   [--ks 8,16,32,64,128,256] [--variants naive,flash,index,block]\n"
+    "                   [--phases prefill,decode,backward] [--runs N] [--threads N]\n"
+    "                   [--max-run SEC] [--seed S] [--csv PATH] [--json]\n"
     "Wall time of ONE attention layer (attention only, batch 1, H = C/64 heads of dim 64,\n"
-    "random q, k, v): prefill (T queries) and one decode step (KV cache of T keys), for\n"
-    "dense-naive, dense-flash, index+softmax and block+softmax at each k. One warm-up,\n"
+    "random q, k, v): prefill (T queries), one decode step (KV cache of T keys) and the\n"
+    "prefill's backward (d qkv from d out; the sparse heads' selection has no backward),\n"
+    "for dense-naive, dense-flash, index+softmax and block+softmax at each k. One warm-up,\n"
     "then the median of --runs runs (default 5); CPU pressure (/proc/pressure/cpu some\n"
     "avg10, -1 if missing) is logged per row. Rows predicted to take more than --max-run\n"
     "seconds per call (default 2), or needing more than 2 GiB of buffers, are skipped.\n"
-    "  --quick   C {256,512}, T {256,1024,4096}, k {32}, 3 runs (lists given override it)\n"
+    "  --quick   C {256,512}, T {256,1024,4096}, k {32}, prefill and decode, 3 runs (lists\n"
+    "            given override it)\n"
     "  --csv     write the rows to PATH: variant,phase,C,H,T,k,median_s,gflops,\n"
     "            speedup_vs_flash,peak_bytes,cpu_pressure_avg10 (-1: not available)\n"
     "  --json    one JSON object {\"rows\": [...], \"crossovers\": [...]} instead of the table\n"
     "Then the measured crossover T* per (variant, phase, C, k): the smallest measured T\n"
-    "faster than dense-flash, beside costmodel's analytic T* (total FLOPs).\n";
+    "from which the variant is faster than dense-flash at every larger measured T (-1:\n"
+    "none), beside costmodel's analytic T* (total FLOPs; -1 for backward: no model).\n";
 
 enum { B_QUICK = 256, B_DIMS, B_SEQS, B_KS, B_VARIANTS, B_RUNS, B_THREADS, B_MAXRUN, B_SEED,
-       B_CSV, B_JSON, B_HELP };
+       B_CSV, B_JSON, B_HELP, B_PHASES };
 static const struct option BENCH_OPTS[] = {
     {"quick", 0, 0, B_QUICK},     {"dims", 1, 0, B_DIMS},     {"seqs", 1, 0, B_SEQS},
     {"ks", 1, 0, B_KS},           {"variants", 1, 0, B_VARIANTS}, {"runs", 1, 0, B_RUNS},
     {"threads", 1, 0, B_THREADS}, {"max-run", 1, 0, B_MAXRUN}, {"seed", 1, 0, B_SEED},
     {"csv", 1, 0, B_CSV},         {"json", 0, 0, B_JSON},     {"help", 0, 0, B_HELP},
-    {0, 0, 0, 0}};
+    {"phases", 1, 0, B_PHASES},   {0, 0, 0, 0}};
 
 typedef struct {
     ab_config cfg;
-    const char *dims, *seqs, *ks, *variants, *csv;
+    const char *dims, *seqs, *ks, *variants, *csv, *phases;
     int quick, runs, threads, json;
     float max_run;
     uint64_t seed;
@@ -77,6 +81,20 @@ static int parse_variants(const char *text, unsigned *mask) {
     return 0;
 }
 
+static int parse_phases(const char *text, unsigned *mask) {
+    char buf[512], *save = NULL;
+    if (strlen(text) >= sizeof buf) return cli_fail("bench", "--phases: list too long");
+    strcpy(buf, text);
+    *mask = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int p = ab_phase_parse(tok);
+        if (p < 0) return cli_fail("bench", "--phases: expected prefill, decode or backward, got '%s'", tok);
+        *mask |= 1u << p;
+    }
+    if (!*mask) return cli_fail("bench", "--phases: expected a comma-separated list, got '%s'", text);
+    return 0;
+}
+
 static int bench_getopt(bench_args *a, int argc, char **argv) {
     int c, bad = 0;
     optind = 1;
@@ -89,6 +107,7 @@ static int bench_getopt(bench_args *a, int argc, char **argv) {
         case B_SEQS: a->seqs = optarg; break;
         case B_KS: a->ks = optarg; break;
         case B_VARIANTS: a->variants = optarg; break;
+        case B_PHASES: a->phases = optarg; break;
         case B_CSV: a->csv = optarg; break;
         case B_JSON: a->json = 1; break;
         case B_RUNS: bad = arg_int("bench", "runs", optarg, 1, 1000, &a->runs); break;
@@ -116,6 +135,7 @@ static int bench_parse(bench_args *a, int argc, char **argv) {
     if (a->seqs && parse_list("seqs", a->seqs, 1, 1 << 20, c->seqs, &c->nseqs)) return 1;
     if (a->ks && parse_list("ks", a->ks, 1, 4096, c->ks, &c->nks)) return 1;
     if (a->variants && parse_variants(a->variants, &c->variants)) return 1;
+    if (a->phases && parse_phases(a->phases, &c->phases)) return 1;
     if (a->runs) c->runs = a->runs;
     if (a->max_run > 0) c->max_run_s = a->max_run;
     if (a->seed_given) c->seed = a->seed;
@@ -124,18 +144,18 @@ static int bench_parse(bench_args *a, int argc, char **argv) {
 
 static void print_row(const ab_row *r, void *ctx) {
     (void)ctx;
-    printf("%-14s %-7s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f %6.2f\n", ab_variant_name(r->v),
-           r->decode ? "decode" : "prefill", r->C, r->H, r->T, r->k, r->median_s, r->gflops,
+    printf("%-14s %-8s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f %6.2f\n", ab_variant_name(r->v),
+           ab_phase_name(r->decode), r->C, r->H, r->T, r->k, r->median_s, r->gflops,
            r->speedup, r->peak_bytes / 1e6, r->pressure);
     fflush(stdout);
 }
 
 static void print_cross_text(const ab_cross *x, int n) {
-    printf("\ncrossover T* (smallest T faster than dense-flash; -1: none measured / never)\n");
+    printf("\ncrossover T* (smallest T faster than dense-flash at it and every larger T; -1: none)\n");
     printf("%-14s %-7s %5s %4s %10s %10s\n", "variant", "phase", "C", "k", "measured", "analytic");
     for (int i = 0; i < n; i++)
         printf("%-14s %-7s %5d %4d %10d %10d\n", ab_variant_name(x[i].v),
-               x[i].decode ? "decode" : "prefill", x[i].C, x[i].k, x[i].measured, x[i].analytic);
+               ab_phase_name(x[i].decode), x[i].C, x[i].k, x[i].measured, x[i].analytic);
 }
 
 static void print_json(const ab_row *rows, int n, const ab_cross *x, int nx) {
@@ -145,14 +165,14 @@ static void print_json(const ab_row *rows, int n, const ab_cross *x, int nx) {
         printf("%s{\"variant\": \"%s\", \"phase\": \"%s\", \"C\": %d, \"H\": %d, \"T\": %d, \"k\": %d, "
                "\"median_s\": %.6e, \"gflops\": %.4f, \"speedup_vs_flash\": %.4f, \"peak_bytes\": %.0f, "
                "\"cpu_pressure_avg10\": %.2f}", i ? ", " : "", ab_variant_name(r->v),
-               r->decode ? "decode" : "prefill", r->C, r->H, r->T, r->k, r->median_s, r->gflops,
+               ab_phase_name(r->decode), r->C, r->H, r->T, r->k, r->median_s, r->gflops,
                r->speedup, r->peak_bytes, r->pressure);
     }
     printf("], \"crossovers\": [");
     for (int i = 0; i < nx; i++)
         printf("%s{\"variant\": \"%s\", \"phase\": \"%s\", \"C\": %d, \"k\": %d, \"measured_T\": %d, "
                "\"analytic_T\": %d}", i ? ", " : "", ab_variant_name(x[i].v),
-               x[i].decode ? "decode" : "prefill", x[i].C, x[i].k, x[i].measured, x[i].analytic);
+               ab_phase_name(x[i].decode), x[i].C, x[i].k, x[i].measured, x[i].analytic);
     printf("]}\n");
 }
 

@@ -169,7 +169,7 @@ static void check_csv_line(char *line) {
     for (char *tok = strtok_r(line, ",", &save); tok && n < 12; tok = strtok_r(NULL, ",", &save)) f[n++] = tok;
     cr_assert_eq(n, 11, "fields: %d", n);
     cr_assert_geq(ab_variant_parse(f[0]), 0, "variant %s", f[0]);
-    cr_assert(!strcmp(f[1], "prefill") || !strcmp(f[1], "decode"), "phase %s", f[1]);
+    cr_assert_geq(ab_phase_parse(f[1]), 0, "phase %s", f[1]);
     for (int i = 2; i < 11; i++) {
         char *end;
         double v = strtod(f[i], &end);
@@ -191,8 +191,10 @@ Test(attnbench, cli_csv_tiny_grid) {
     size_t len;
     char *text = cli_slurp(csv, &len);
     cr_assert(!strncmp(text, HEADER, strlen(HEADER)), "%s", text);
-    /* per (C, T): prefill flash, naive, 2 k x (index, block); decode flash, 2 x 2 */
-    cr_assert_eq(cli_count_char(text, '\n'), 1 + 2 * 2 * (6 + 5), "%s", text);
+    /* per (C, T): prefill flash, naive, 2 k x (index, block); decode flash, 2 x 2;
+     * backward as prefill */
+    cr_assert_eq(cli_count_char(text, '\n'), 1 + 2 * 2 * (6 + 5 + 6), "%s", text);
+    cr_assert(strstr(text, "\nblock+softmax,backward,128,2,128,32,"), "%s", text);
     char *save = NULL;
     strtok_r(text, "\n", &save);
     for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) check_csv_line(line);
@@ -202,11 +204,12 @@ Test(attnbench, cli_csv_tiny_grid) {
 
 Test(attnbench, cli_json_and_help) {
     const char *argv[] = {"bench", "--dims", "64", "--seqs", "40", "--ks", "16", "--variants",
-                          "flash,block", "--runs", "1", "--json", NULL};
+                          "flash,block", "--phases", "prefill,backward", "--runs", "1", "--json", NULL};
     char *out = cli_expect_ok(argv);
     cli_assert_json_line(out);
     cr_assert(strstr(out, "\"crossovers\": [") && strstr(out, "block+softmax") && !strstr(out, "index"),
               "%s", out);
+    cr_assert(strstr(out, "\"phase\": \"backward\"") && !strstr(out, "\"phase\": \"decode\""), "%s", out);
     free(out);
     const char *help[] = {"bench", "--help", NULL};
     out = cli_expect_ok(help);
@@ -222,6 +225,7 @@ Test(attnbench, cli_bad_flags) {
         {{"--seqs", ","}, "--seqs"},
         {{"--ks", "8,8"}, "twice"},
         {{"--variants", "dense"}, "--variants"},
+        {{"--phases", "sideways"}, "--phases"},
         {{"--runs", "0"}, "--runs"},
         {{"--max-run", "-1"}, "--max-run"},
         {{"--csv", "/nonexistent-dir/b.csv"}, "/nonexistent-dir/b.csv"},

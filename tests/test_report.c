@@ -31,6 +31,12 @@ static void write_synthetic_csv(const char *path) {
             fprintf(f, "block+softmax,%s,512,8,%d,32,%.6e,20,%.4f,%.0f,0.5\n", ph, Ts[i], blk, flash / blk, 1.2e4 * T);
             fprintf(f, "index+softmax,%s,512,8,%d,32,%.6e,30,%.4f,%.0f,0.5\n", ph, Ts[i], idx, flash / idx, 1.5e4 * T);
         }
+    /* backward rows (plotted in their own phase) */
+    for (int i = 0; i < 4; i++) {
+        double T = Ts[i], flash = 2e-9 * T * T, blk = 1e-6 * T;
+        fprintf(f, "dense-flash,backward,512,8,%d,0,%.6e,80,1.0000,%.0f,0.5\n", Ts[i], flash, 2e4 * T);
+        fprintf(f, "block+softmax,backward,512,8,%d,32,%.6e,20,%.4f,%.0f,0.5\n", Ts[i], blk, flash / blk, 2e4 * T);
+    }
     /* another C and k: filtered out of the plots */
     fputs("block+softmax,prefill,128,2,64,8,1e-5,1,1,1000,0\n", f);
     fclose(f);
@@ -59,7 +65,7 @@ Test(report, csv_good) {
     bench_table bt;
     sattn_err e;
     cr_assert_eq(bench_csv_read(p, &bt, &e), 0, "%s", e.msg);
-    cr_assert_eq(bt.n, 4 * 4 + 4 * 3 + 1);
+    cr_assert_eq(bt.n, 4 * 4 + 4 * 3 + 4 * 2 + 1);
     cr_assert_str_eq(bt.rows[0].variant, "dense-naive");
     cr_assert_eq(bt.rows[0].decode, 0);
     cr_assert_eq(bt.rows[0].C, 512);
@@ -96,7 +102,7 @@ Test(report, csv_bad) {
                    "dense-flash,prefill,512,8,128,0,abc,80,1,100,0.5\n", "3:", "'median_s': 'abc'");
     csv_bad(HEADER "dense-flash,prefill,512,8,6.5,0,1e-3,80,1,100,0.5\n", "2:", "'T'");
     csv_bad(HEADER "dense-flash,prefill,512,8,64,0,1e-3,80,1,100\n", "2:", "10 fields, expected 11");
-    csv_bad(HEADER "dense-flash,backward,512,8,64,0,1e-3,80,1,100,0.5\n", "2:", "'phase'");
+    csv_bad(HEADER "dense-flash,sideways,512,8,64,0,1e-3,80,1,100,0.5\n", "2:", "'phase'");
     csv_bad(HEADER, "1:", "no data rows");
     csv_bad("", "1:", "empty");
 }
@@ -183,8 +189,8 @@ Test(report, command_writes_report_and_pngs) {
                           "--model-shape", "2,2,64,256", NULL};
     free(cli_expect_ok(argv));
     static const char *const pngs[] = {"flops", "memory", "speedup", "bench_prefill", "bench_decode",
-                                       "bench_speedup_prefill", "bench_speedup_decode", "crossover",
-                                       "pareto", "heatmap_blk"};
+                                       "bench_speedup_prefill", "bench_speedup_decode", "bench_backward",
+                                       "bench_speedup_backward", "crossover", "pareto", "heatmap_blk"};
     char path[512];
     snprintf(path, sizeof path, "%s/report.md", out);
     char *md = cli_slurp(path, NULL);
@@ -196,6 +202,7 @@ Test(report, command_writes_report_and_pngs) {
         cr_assert(strstr(md, path), "report.md does not embed %s", path);
     }
     cr_assert(strstr(md, "| block+softmax | prefill |"), "no crossover row:\n%s", md);
+    cr_assert(strstr(md, "| block+softmax | backward | 4096 |"), "no backward row:\n%s", md);
     cr_assert(strstr(md, "| blk | `block+softmax:b=16,n=4` | 2 / 4 |"), "no eval row:\n%s", md);
     free(md);
     cli_assert_no_output(out, ".flops"); /* the temporary PNG names are gone */

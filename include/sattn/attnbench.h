@@ -37,6 +37,13 @@
 
 typedef enum { AB_NAIVE = 0, AB_FLASH = 1, AB_INDEX = 2, AB_BLOCK = 3, AB_NVAR = 4 } ab_variant;
 
+/* Phases. backward: d qkv from d out for the prefill of T (the forward runs once,
+ * untimed, first): naive attention_backward, flash_attention_backward, and for the
+ * sparse variants headfn_backward over the forward's selection (the selector is
+ * discrete and has no backward). Its GFLOP/s count 4 products a causal pair (dense) or
+ * a selected key (sparse, the forward's own counts); no analytic T* (-1). */
+enum { AB_PREFILL = 0, AB_DECODE = 1, AB_BACKWARD = 2, AB_NPHASE = 3 };
+
 #define AB_MAX_LIST 32
 
 typedef struct {
@@ -44,6 +51,7 @@ typedef struct {
     int seqs[AB_MAX_LIST], nseqs;
     int ks[AB_MAX_LIST], nks;
     unsigned variants;  /* bit v set: run variant v */
+    unsigned phases;    /* bit p set: run phase p (AB_PREFILL, AB_DECODE, AB_BACKWARD) */
     int runs;           /* timed runs per row (median) */
     double max_run_s;   /* skip a row predicted to take longer per call */
     double max_bytes;   /* skip a row whose buffers exceed this */
@@ -52,7 +60,7 @@ typedef struct {
 
 typedef struct {
     ab_variant v;
-    int decode;                 /* 0 prefill, 1 decode */
+    int decode;                 /* the phase: AB_PREFILL, AB_DECODE or AB_BACKWARD */
     int C, H, T, k;             /* k = 0 for the dense variants */
     double median_s, gflops;    /* gflops: costmodel's attention FLOPs / median */
     double speedup;             /* dense-flash's median at (phase, C, T) / ours; -1: none */
@@ -69,14 +77,19 @@ typedef struct {
     int analytic;   /* cm_crossover (FLOPs, projections included), or -1 */
 } ab_cross;
 
-/* The default grid: C {128,256,512,1024}, T {64..32768}, k {8,16,32,64,128,256}, all variants,
- * 5 runs, 2 s, 2 GiB. quick: C {256,512}, T {256,1024,4096}, k {32}, 3 runs. */
+/* The default grid: C {128,256,512,1024}, T {64..32768}, k {8,16,32,64,128,256}, all variants
+ * and phases,
+ * 5 runs, 2 s, 2 GiB. quick: C {256,512}, T {256,1024,4096}, k {32}, prefill and decode,
+ * 3 runs. */
 ab_config ab_config_default(int quick);
 
 /* "dense-naive", "dense-flash", "index+softmax", "block+softmax". */
 const char *ab_variant_name(ab_variant v);
 /* Accepts the names above and the short forms naive, flash, index, block; -1 if none. */
 int ab_variant_parse(const char *s);
+/* "prefill", "decode", "backward"; ab_phase_parse: their phase, or -1. */
+const char *ab_phase_name(int phase);
+int ab_phase_parse(const char *s);
 
 /* Runs the grid (C outer, then T, then phase, then variant: dense-flash first, so
  * every later row of the group has its speedup). on_row (may be NULL) sees each row

@@ -5,7 +5,7 @@
  *     the FLOP ratio against dense-flash vs T at (C, H, k), with each variant's T*;
  *   - optionally a benchmark CSV (`sattn bench`), header exactly
  *       variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10
- *     phase is "prefill" or "decode": measured time and speedup vs T, and the measured
+ *     phase is "prefill", "decode" or "backward": measured time and speedup vs T, and the measured
  *     crossover beside the analytic one;
  *   - optionally eval JSONs (`sattn eval --json`): quality (loss ratio) vs attention FLOPs
  *     of the plan relative to dense (heads not listed are dense), and a per-head rel_err
@@ -20,7 +20,7 @@
 
 typedef struct {
     char variant[REPORT_NAME_LEN];
-    int decode; /* phase: 0 prefill, 1 decode */
+    int decode; /* phase: 0 prefill, 1 decode, 2 backward */
     int C, H, T, k;
     double median_s, gflops, speedup_vs_flash, peak_bytes, cpu_pressure;
 } bench_row;

@@ -22,6 +22,17 @@ static const char *const NAMES[AB_NVAR] = {"dense-naive", "dense-flash", "index+
 
 const char *ab_variant_name(ab_variant v) { return NAMES[v]; }
 
+const char *ab_phase_name(int phase) {
+    static const char *const P[AB_NPHASE] = {"prefill", "decode", "backward"};
+    return phase >= 0 && phase < AB_NPHASE ? P[phase] : "?";
+}
+
+int ab_phase_parse(const char *s) {
+    for (int p = 0; p < AB_NPHASE; p++)
+        if (!strcmp(s, ab_phase_name(p))) return p;
+    return -1;
+}
+
 int ab_variant_parse(const char *s) {
     static const char *const SHORT[AB_NVAR] = {"naive", "flash", "index", "block"};
     for (int v = 0; v < AB_NVAR; v++)
@@ -51,6 +62,7 @@ ab_config ab_config_default(int quick) {
         set_list(c.ks, &c.nks, ks, 6);
     }
     c.variants = (1u << AB_NVAR) - 1;
+    c.phases = quick ? (1u << AB_PREFILL) | (1u << AB_DECODE) : (1u << AB_NPHASE) - 1;
     c.runs = quick ? 3 : 5;
     c.max_run_s = 2.0;
     c.max_bytes = 2.0 * 1024 * 1024 * 1024;
@@ -237,6 +249,7 @@ int ab_index_decode(const head_spec *s, const float *params, int d, const float 
 typedef struct {
     int C, H, T, d;
     float *qkv, *out, *lse, *kc, *vc, *q;
+    float *dqkv, *dout; /* backward: the gradient out (T, 3C) and the one in (T, C) */
 } bench_data;
 
 static void data_make(bench_data *b, int C, int T, uint64_t seed) {
@@ -257,10 +270,22 @@ static void data_make(bench_data *b, int C, int T, uint64_t seed) {
         memcpy(b->vc + (size_t)t * C, b->qkv + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
     }
     b->q = b->qkv + (size_t)(T - 1) * 3 * C;
+    b->dqkv = NULL, b->dout = NULL;
+}
+
+/* The backward's gradient buffers, made only when a backward row runs. */
+static void data_grads(bench_data *b, uint64_t seed) {
+    if (b->dout) return;
+    size_t tc = (size_t)b->T * b->C;
+    b->dqkv = xcalloc(3 * tc, sizeof(float));
+    b->dout = xmalloc_aligned(tc * sizeof(float));
+    rng_t r;
+    rng_seed(&r, seed ^ 0x9e3779b97f4a7c15ULL);
+    for (size_t i = 0; i < tc; i++) b->dout[i] = rng_uniform(&r) - 0.5f;
 }
 
 static void data_free(bench_data *b) {
-    free(b->qkv), free(b->out), free(b->lse), free(b->kc), free(b->vc);
+    free(b->qkv), free(b->out), free(b->lse), free(b->kc), free(b->vc), free(b->dqkv), free(b->dout);
     memset(b, 0, sizeof *b);
 }
 
@@ -273,6 +298,7 @@ typedef struct {
     size_t np, nwork;           /* params and scratch floats per head (decode) or thread */
     float *params, *score, *cache, *work, *side; /* side: block summaries or indexer keys */
     float *fparams;             /* mlp head function parameters (np_fn per head), or NULL */
+    float *bscratch;            /* backward scratch: naive attention_scratch, flash scratch */
     int *idx, *count;
     size_t side_per_head, np_fn, ncache;
     op_count *cnt;              /* NULL when timing */
@@ -340,6 +366,48 @@ static void run_sparse_decode(const bench_ctx *b) {
     }
 }
 
+/* ---- backward (the forward ran once, untimed, in bench_row) ----
+ * dense: d qkv from d out through the stored probabilities (naive) or the log-sum-exp
+ * (flash, recomputing P tile by tile); sparse: the head function's backward over the
+ * forward's selection (selection is discrete: the selector has no backward). dqkv
+ * accumulates over the repeated calls, which does not change the work. */
+static void run_naive_backward(const bench_ctx *b) {
+    const bench_data *d = b->in;
+    attention_backward(d->dqkv, b->bscratch, d->dout, d->qkv, b->att, 1, d->T, d->C, d->H);
+}
+
+static void run_flash_backward(const bench_ctx *b) {
+    const bench_data *d = b->in;
+    flash_attention_backward(d->dqkv, d->dout, d->qkv, d->out, d->lse, 1, d->T, d->C, d->H, b->bscratch);
+}
+
+static void run_sparse_backward(const bench_ctx *b) {
+    const bench_data *d = b->in;
+    int C = d->C, T = d->T, hs = d->d;
+    size_t tk = (size_t)T * b->kmax;
+#pragma omp parallel for schedule(dynamic)
+    for (int h = 0; h < d->H; h++) {
+        const float *q = d->qkv + (size_t)h * hs;
+        float *dq = d->dqkv + (size_t)h * hs;
+        const float *fp = b->fparams ? b->fparams + h * b->np_fn : NULL;
+        headfn_backward(&b->spec, fp, NULL, hs, b->kmax, q, q + C, q + 2 * C, 3 * C, dq, dq + C,
+                        dq + 2 * C, T, b->idx + h * tk, b->count + (size_t)h * T,
+                        d->dout + (size_t)h * hs, C, b->cache + h * b->ncache);
+    }
+}
+
+/* Backward FLOPs (2 a multiply-add): dense 4 products a causal pair (dP, dQ, dK, dV),
+ * twice the forward's 2; softmax heads 4 d-long products a selected key, the counts
+ * being the forward's own (sum_t count_t). */
+static double backward_flops(const bench_ctx *b, ab_variant v) {
+    const bench_data *d = b->in;
+    double T = d->T;
+    if (v <= AB_FLASH) return d->H * 8.0 * d->d * T * (T + 1) / 2;
+    double keys = 0;
+    for (size_t i = 0; i < (size_t)d->H * d->T; i++) keys += b->count[i];
+    return 8.0 * d->d * keys;
+}
+
 /* The standard spec at k for index or block (costmodel.h's, so the analytic numbers
  * describe exactly what runs). */
 static cm_variant variant_at(ab_variant v, int k) {
@@ -402,7 +470,7 @@ static void ctx_sparse(bench_ctx *b, int decode, uint64_t seed) {
 
 static void ctx_free(bench_ctx *b) {
     free(b->att), free(b->params), free(b->score), free(b->cache), free(b->work), free(b->side);
-    free(b->fparams);
+    free(b->fparams), free(b->bscratch);
     free(b->idx), free(b->count);
 }
 
@@ -436,38 +504,56 @@ typedef struct {
     double med, flops;
 } series;
 
-static bench_fn fn_of(ab_variant v, int decode) {
-    if (v == AB_NAIVE) return run_naive;
-    if (v == AB_FLASH) return decode ? run_flash_decode : run_flash;
-    return decode ? run_sparse_decode : run_sparse_prefill;
+static bench_fn fn_of(ab_variant v, int phase) {
+    static const bench_fn FN[AB_NPHASE][3] = {
+        {run_naive, run_flash, run_sparse_prefill},
+        {run_naive, run_flash_decode, run_sparse_decode}, /* no naive decode: never asked */
+        {run_naive_backward, run_flash_backward, run_sparse_backward}};
+    return FN[phase][v == AB_NAIVE ? 0 : v == AB_FLASH ? 1 : 2];
+}
+
+/* Backward rows: the forward once (untimed) for what the backward reads, plus the
+ * variant's backward scratch; returns that scratch's floats. */
+static size_t backward_setup(bench_ctx *b, ab_variant v) {
+    const bench_data *d = b->in;
+    size_t n = v == AB_NAIVE ? attention_scratch_floats(1, d->T, d->H)
+             : v == AB_FLASH ? flash_scratch_floats(1, d->T, d->C, d->H) : 0;
+    if (n) b->bscratch = xmalloc_aligned(n * sizeof(float));
+    fn_of(v, AB_PREFILL)(b);
+    return n;
 }
 
 /* Measures one row into r; 0 when it is skipped (memory or predicted time). */
-static int bench_row(const ab_config *cfg, const bench_data *d, ab_variant v, int decode, int k,
+static int bench_row(const ab_config *cfg, const bench_data *d, ab_variant v, int phase, int k,
                      series *st, ab_row *r) {
     cm_variant cv = variant_at(v, k);
     cm_shape sh = cm_shape_make(d->C, d->H, d->T);
-    sh.decode = decode;
+    sh.decode = phase == AB_DECODE;
     cm_cost cost;
     cm_cost_of(&sh, &cv, &cost);
-    if (row_bytes(d, v, decode, &cv.spec) > cfg->max_bytes) return 0;
+    int back = phase == AB_BACKWARD;
+    double extra = back ? 4.0 * 4 * d->T * d->C : 0; /* dqkv and dout */
+    if (row_bytes(d, v, phase == AB_DECODE, &cv.spec) + extra > cfg->max_bytes) return 0;
     /* a series' first row has no previous time: assume about what this machine's
-     * kernels reach (sgemm-bound dense, scalar-loop selectors) */
+     * kernels reach (sgemm-bound dense, scalar-loop selectors); a backward is about
+     * twice its forward's work, and as much again for the untimed forward */
     double rate = v <= AB_FLASH ? FIRST_DENSE_FLOPS : FIRST_SPARSE_FLOPS;
-    double predicted = st->T ? st->med * cost.attn_flops / st->flops : cost.attn_flops / rate;
+    double predicted = st->T ? st->med * cost.attn_flops / st->flops : (back ? 3 : 1) * cost.attn_flops / rate;
     if (predicted > cfg->max_run_s) return 0;
     bench_ctx b;
     memset(&b, 0, sizeof b);
     b.in = d;
     b.spec = cv.spec;
     if (v == AB_NAIVE) b.att = xmalloc_aligned((size_t)d->H * d->T * d->T * sizeof(float));
-    if (v >= AB_INDEX) ctx_sparse(&b, decode, cfg->seed + (uint64_t)d->T);
+    if (v >= AB_INDEX) ctx_sparse(&b, phase == AB_DECODE, cfg->seed + (uint64_t)d->T);
+    if (back) extra += 4.0 * backward_setup(&b, v);
     double p = ab_cpu_pressure();
-    double med = time_median(fn_of(v, decode), &b, cfg->runs);
+    double med = time_median(fn_of(v, phase), &b, cfg->runs);
+    double flops = back ? backward_flops(&b, v) : cost.attn_flops;
     ctx_free(&b);
     *st = (series){d->T, med, cost.attn_flops};
-    *r = (ab_row){v, decode, d->C, d->H, d->T, v >= AB_INDEX ? k : 0, med,
-                  cost.attn_flops / med / 1e9, -1.0, cost.peak_bytes, p};
+    *r = (ab_row){v, phase, d->C, d->H, d->T, v >= AB_INDEX ? k : 0, med,
+                  flops / med / 1e9, -1.0, cost.peak_bytes + extra, p};
     return 1;
 }
 
@@ -476,6 +562,7 @@ int ab_count(ab_variant v, int decode, int C, int T, int k, const head_spec *spe
     head_spec hs = spec ? *spec : variant_at(v, k).spec;
     if (C < HEAD_DIM || C % HEAD_DIM || T < 1)
         return err_set(e, "C=%d, T=%d: expected C a positive multiple of %d and T >= 1", C, T, HEAD_DIM);
+    if (decode == AB_BACKWARD) return err_set(e, "counts cover prefill and decode, not backward");
     if (decode && v == AB_NAIVE) return err_set(e, "dense-naive has no decode step (use dense-flash)");
     if (decode && v >= AB_INDEX && (hs.fn != HFN_SOFTMAX || (hs.sel != SEL_INDEX && hs.sel != SEL_BLOCK)))
         return err_set(e, "decode runs index or block with softmax only, not %s", variant_at(v, k).name);
@@ -515,18 +602,18 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 /* One phase at one (C, T): dense-flash first, so the others get their speedup. */
-static void run_group(const ab_config *cfg, const bench_data *d, int decode,
+static void run_group(const ab_config *cfg, const bench_data *d, int phase,
                       series st[AB_NVAR][AB_MAX_LIST], row_list *out,
                       void (*on_row)(const ab_row *, void *), void *ctx) {
     static const ab_variant ORDER[AB_NVAR] = {AB_FLASH, AB_NAIVE, AB_INDEX, AB_BLOCK};
     double flash = -1.0;
     for (int i = 0; i < AB_NVAR; i++) {
         ab_variant v = ORDER[i];
-        if (!(cfg->variants & (1u << v)) || (decode && v == AB_NAIVE)) continue;
+        if (!(cfg->variants & (1u << v)) || (phase == AB_DECODE && v == AB_NAIVE)) continue;
         int nk = v >= AB_INDEX ? cfg->nks : 1;
         for (int ki = 0; ki < nk; ki++) {
             ab_row r;
-            if (!bench_row(cfg, d, v, decode, cfg->ks[ki], &st[v][ki], &r)) continue;
+            if (!bench_row(cfg, d, v, phase, cfg->ks[ki], &st[v][ki], &r)) continue;
             if (v == AB_FLASH) flash = r.median_s;
             r.speedup = flash > 0 ? flash / r.median_s : -1.0;
             push_row(out, &r);
@@ -543,12 +630,14 @@ void ab_run(const ab_config *cfg, ab_row **rows, int *nrows,
     qsort(seqs, (size_t)cfg->nseqs, sizeof(int), cmp_int);
     row_list out = {0};
     for (int ci = 0; ci < cfg->ndims; ci++) {
-        series st[2][AB_NVAR][AB_MAX_LIST];
+        series st[AB_NPHASE][AB_NVAR][AB_MAX_LIST];
         memset(st, 0, sizeof st);
         for (int ti = 0; ti < cfg->nseqs; ti++) {
             bench_data d;
             data_make(&d, cfg->dims[ci], seqs[ti], cfg->seed);
-            for (int decode = 0; decode < 2; decode++) run_group(cfg, &d, decode, st[decode], &out, on_row, ctx);
+            if (cfg->phases & (1u << AB_BACKWARD)) data_grads(&d, cfg->seed);
+            for (int ph = 0; ph < AB_NPHASE; ph++)
+                if (cfg->phases & (1u << ph)) run_group(cfg, &d, ph, st[ph], &out, on_row, ctx);
             data_free(&d);
         }
     }
@@ -577,7 +666,9 @@ int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap) {
             sh.decode = r->decode;
             cm_variant cv = variant_at(r->v, r->k);
             lose[m] = 0;
-            out[m++] = (ab_cross){r->v, r->decode, r->C, r->k, -1, cm_crossover(&sh, &cv, 1 << 20)};
+            /* no analytic backward model: the selector does not run backward */
+            int an = r->decode == AB_BACKWARD ? -1 : cm_crossover(&sh, &cv, 1 << 20);
+            out[m++] = (ab_cross){r->v, r->decode, r->C, r->k, -1, an};
         }
         if (r->speedup >= 0 && r->speedup <= 1.0 && r->T > lose[j]) lose[j] = r->T;
     }
@@ -599,7 +690,7 @@ const char *ab_csv_header(void) {
 
 void ab_csv_row(const ab_row *r, char *buf, size_t n) {
     snprintf(buf, n, "%s,%s,%d,%d,%d,%d,%.6e,%.4f,%.4f,%.0f,%.2f\n", ab_variant_name(r->v),
-             r->decode ? "decode" : "prefill", r->C, r->H, r->T, r->k, r->median_s, r->gflops,
+             ab_phase_name(r->decode), r->C, r->H, r->T, r->k, r->median_s, r->gflops,
              r->speedup, r->peak_bytes, r->pressure);
 }
 

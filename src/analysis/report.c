@@ -118,9 +118,12 @@ static int parse_row(char *line, bench_row *r, const char *path, int ln, sattn_e
     if (!*f[0] || strlen(f[0]) >= REPORT_NAME_LEN)
         return err_set(e, "%s:%d: column 'variant': empty or longer than %d", path, ln, REPORT_NAME_LEN - 1);
     snprintf(r->variant, sizeof r->variant, "%s", f[0]);
-    if (strcmp(f[1], "prefill") && strcmp(f[1], "decode"))
-        return err_set(e, "%s:%d: column 'phase': '%s', expected 'prefill' or 'decode'", path, ln, f[1]);
-    r->decode = !strcmp(f[1], "decode");
+    static const char *const PH[3] = {"prefill", "decode", "backward"};
+    r->decode = -1;
+    for (int p = 0; p < 3; p++)
+        if (!strcmp(f[1], PH[p])) r->decode = p;
+    if (r->decode < 0)
+        return err_set(e, "%s:%d: column 'phase': '%s', expected 'prefill', 'decode' or 'backward'", path, ln, f[1]);
     double v[BENCH_NCOLS];
     for (int i = 2; i < BENCH_NCOLS; i++)
         if (parse_num(f[i], &v[i]) || (i <= 5 && (v[i] != floor(v[i]) || v[i] < 0 || v[i] > 1 << 30)))
@@ -731,13 +734,16 @@ static int crossover_marks(sbuf *g, const bench_view *bv, int decode, int speedu
     return m;
 }
 
+static const char *const PHASE_NAME[3] = {"prefill", "decode", "backward"};
+
 static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speedup, sattn_err *e) {
-    const char *name = speedup ? (decode ? "bench_speedup_decode" : "bench_speedup_prefill")
-                               : (decode ? "bench_decode" : "bench_prefill");
-    char title[256];
+    static const char *const WHAT[3] = {"prefill of T tokens", "one decode step with a KV cache of T",
+                                        "backward of a prefill of T tokens"};
+    char name[64], title[256];
+    snprintf(name, sizeof name, "bench_%s%s", speedup ? "speedup_" : "", PHASE_NAME[decode]);
     snprintf(title, sizeof title, "%s, %s (measured; C=%d, H=%d, k=%d)",
              speedup ? "Speedup over dense-flash" : "Wall time of one attention layer",
-             decode ? "one decode step with a KV cache of T" : "prefill of T tokens", bv->C, bv->H, r->c->k);
+             WHAT[decode], bv->C, bv->H, r->c->k);
     sbuf g = {0};
     plot_begin(r, &g, name, title, "sequence length T (tokens)",
                speedup ? "dense-flash time / variant time (x)" : "median wall time (s)", "xy", "%g");
@@ -762,11 +768,14 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speed
     sb_free(&g);
     if (rc == 1) return 0; /* nothing measured in this phase */
     if (rc) return -1;
-    sb_printf(&r->md, "![%s](%s.png)\n\n%s\n\n", name, name,
-              speedup ? (decode ? "Measured decode speedup over dense-flash per T; above the dashed line sparse is faster."
-                                : "Measured prefill speedup over dense-flash per T; above the dashed line sparse is faster.")
-                      : (decode ? "Measured wall time of one decode step (median of the runs), log–log; red circles mark each sparse variant's measured crossover T*."
-                                : "Measured wall time of one layer's prefill (median of the runs), log–log; red circles mark each sparse variant's measured crossover T*."));
+    static const char *const TIME_OF[3] = {"one layer's prefill", "one decode step", "one layer's backward"};
+    if (speedup)
+        sb_printf(&r->md, "![%s](%s.png)\n\nMeasured %s speedup over dense-flash per T; above the dashed "
+                          "line sparse is faster.\n\n", name, name, PHASE_NAME[decode]);
+    else
+        sb_printf(&r->md, "![%s](%s.png)\n\nMeasured wall time of %s (median of the runs), log–log; red "
+                          "circles mark each sparse variant's measured crossover T*.\n\n", name, name,
+                  TIME_OF[decode]);
     return 0;
 }
 
@@ -822,7 +831,7 @@ static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) 
 static void bench_table_md(report_ctx *r, const bench_view *bv) {
     sb_printf(&r->md, "### Measured numbers\n\n| variant | phase | T | median (s) | GFLOP/s | speedup vs flash "
                       "| peak memory | CPU pressure avg10 |\n|---|---|---|---|---|---|---|---|\n");
-    for (int dec = 0; dec < 2; dec++)
+    for (int dec = 0; dec < 3; dec++)
         for (int i = 0; i < bv->n_names; i++)
             for (int j = 0; j < bv->n; j++) {
                 const bench_row *w = bv->rows[j];
@@ -831,7 +840,7 @@ static void bench_table_md(report_ctx *r, const bench_view *bv) {
                 if (w->speedup_vs_flash > 0) snprintf(sp, sizeof sp, "%.3f", w->speedup_vs_flash);
                 if (w->cpu_pressure >= 0) snprintf(pr, sizeof pr, "%.2f", w->cpu_pressure);
                 sb_printf(&r->md, "| %s | %s | %d | %.4g | %.3g | %s | %sB | %s |\n", w->variant,
-                          dec ? "decode" : "prefill", w->T, w->median_s, w->gflops, sp, si(w->peak_bytes, b), pr);
+                          PHASE_NAME[dec], w->T, w->median_s, w->gflops, sp, si(w->peak_bytes, b), pr);
             }
     sb_printf(&r->md, "\n");
 }
@@ -844,7 +853,7 @@ static int bench_section(report_ctx *r, const bench_table *t, sattn_err *e) {
     int rc = 0;
     if (!bv.n) sb_printf(&r->md, "No rows match.\n\n");
     else
-        for (int p = 0; p < 4 && !rc; p++) rc = bench_plot(r, &bv, p & 1, p >> 1, e);
+        for (int p = 0; p < 6 && !rc; p++) rc = bench_plot(r, &bv, p % 3, p / 3, e);
     if (!rc && bv.n) rc = crossover_section(r, &bv, e);
     if (!rc && bv.n) bench_table_md(r, &bv);
     free(bv.rows);

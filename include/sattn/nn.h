@@ -60,6 +60,14 @@ void attention_backward_skip(float *dqkv, float *scratch, const float *dout, con
 void attention_forward_counted(float *out, float *att, const float *qkv, int B, int T, int C, int H,
                                op_count *cnt);
 
+/* y += a x over n floats, for the gathered head functions' row updates. y and x must
+ * not overlap: restrict lets the compiler vectorise (without it GCC kept the loop
+ * scalar, a load-add-store chain per element that was half of block+softmax's time). */
+static inline void vec_axpy(float *restrict y, float a, const float *restrict x, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
 /* The naive kernels work on row tiles of ATT_TILE queries: a tile [t0, t0+n) only sees
  * keys [0, t0+n), so the GEMMs skip the masked upper triangle tile by tile (and
  * costmodel.h's executed-MAC count follows the same tiles). */

@@ -136,7 +136,7 @@ static void gathered_softmax(int d, const float *q, const float *k, const float 
     for (int j = 0; j < c; j++) {
         const float *vr = v + (size_t)idx[j] * ld;
         float w = a[j] / z;
-        for (int i = 0; i < d; i++) o[i] += w * vr[i];
+        vec_axpy(o, w, vr, d);
     }
     op_count_add(cnt, 2 * (uint64_t)c * d, 4 * (2 * (uint64_t)c * d + 2 * (uint64_t)d));
 }

@@ -70,7 +70,7 @@ static void softmax_forward(int hs, int kmax, const float *q, const float *k, co
         for (int j = 0; j < c; j++) {
             const float *vr = v + (size_t)ix[j] * ld;
             float w = (a[j] /= z);
-            for (int i = 0; i < hs; i++) o[i] += w * vr[i];
+            vec_axpy(o, w, vr, hs);
         }
         op_count_add(cnt, 2 * (uint64_t)c * hs, 4 * (2 * (uint64_t)c * hs + 2 * (uint64_t)hs));
     }
@@ -90,11 +90,11 @@ static void softmax_backward(int hs, int kmax, const float *q, const float *k, c
             float dl = a[j] * (g[j] - ag) * sc;
             const float *kr = k + (size_t)ix[j] * ld;
             if (dq)
-                for (int i = 0; i < hs; i++) dq[(size_t)t * ld + i] += dl * kr[i];
+                vec_axpy(dq + (size_t)t * ld, dl, kr, hs);
             if (dk)
-                for (int i = 0; i < hs; i++) dk[(size_t)ix[j] * ld + i] += dl * qt[i];
+                vec_axpy(dk + (size_t)ix[j] * ld, dl, qt, hs);
             if (dv)
-                for (int i = 0; i < hs; i++) dv[(size_t)ix[j] * ld + i] += a[j] * d[i];
+                vec_axpy(dv + (size_t)ix[j] * ld, a[j], d, hs);
         }
     }
     free(g);

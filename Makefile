@@ -80,3 +80,6 @@ clean:
 	rm -rf build build-san build-vg build-count build-san-count
 
 -include $(OBJ:.o=.d) $(TESTOBJ:.o=.d) $(CLIOBJ:.o=.d)
+
+# CUDA (issue 5): make cuda, make cuda-emu, make cuda-parity — see cuda.mk and docs/cuda.md
+include cuda.mk

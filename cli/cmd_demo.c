@@ -1,6 +1,8 @@
 /* sattn demo: the whole pipeline in one command.
  *   default: train the default model on data/kjv.txt -> teacher statistics -> distill every
- *            head (index+softmax, k=16) -> evaluate the hybrid model -> sample from it.
+ *            head (index+softmax, k=16) -> evaluate the hybrid model -> sample from it ->
+ *            a quick attention benchmark -> hybrid by length from its crossover -> the report
+ *            (sattn report's library code) in OUT_DIR/report/.
  *   --preset seed: the original PyTorch project's experiment (a GPT on random tokens, layer 0
  *            head 0 replaced by a position selector + MLP), re-run beside sattn's selectors.
  * Everything printed also goes into OUT_DIR/metrics.json (printed instead as one object with
@@ -18,20 +20,27 @@
 
 #include "args.h"
 #include "cli.h"
+#include "lenpolicy.h"
+#include "sattn/attnbench.h"
+#include "sattn/crossover.h"
 #include "sattn/distill.h"
 #include "sattn/heads.h"
 #include "sattn/hybrid.h"
 #include "sattn/plan.h"
+#include "sattn/report.h"
 #include "sattn/sparse_eval.h"
 #include "sattn/teacher.h"
 
 static const char DEMO_HELP[] =
     "usage: sattn demo [--preset default|seed] [--data PATH] [--out-dir DIR] [--out PATH]\n"
     "                  [--steps N] [--distill-steps N] [--tokens N] [--seed S] [--threads N] [--json]\n"
+    "                  [--no-bench | --bench-csv CSV] [--dense-below T]\n"
     "default: the whole chain on the default corpus (data/kjv.txt, made by `make data`): train\n"
     "  L4 H4 C128 T128 (batch 16, 1500 steps), teacher statistics per head (32 validation windows),\n"
     "  distill every head with 'all:index+softmax:k=16' (300 steps, batch 8), evaluate the hybrid\n"
-    "  model on the validation split, then sample from it. About 6 minutes on 2 cores.\n"
+    "  model on the validation split, sample from it, then time one attention layer (sattn bench's\n"
+    "  quick grid plus the model's C and T, at k=16), take hybrid by length's threshold from its\n"
+    "  crossover, and write the report (DIR/report/report.md). About 7 minutes on 2 cores.\n"
     "--preset seed: the original project's experiment on random tokens (vocabulary 64, L2 H2\n"
     "  C128 T64, 400 steps): layer 0 head 0 replaced by pos+mlp (k=3), and beside it, on the same\n"
     "  model, index+softmax (k=3, k=16) and block+softmax (b=16, n=4); one table of the metrics\n"
@@ -43,22 +52,33 @@ static const char DEMO_HELP[] =
     "  --distill-steps N   distillation steps per plan (default 300)\n"
     "  --tokens N          seed preset: random tokens generated (default 200000)\n"
     "  --seed S            data, initialisation and batch seed (default 1337)\n"
-    "  --json              print everything as one JSON object (progress stays on stderr)\n";
+    "  --json              print everything as one JSON object (progress stays on stderr)\n"
+    "  --no-bench          default preset: no attention benchmark (the report then has no\n"
+    "                      measured section; the threshold is --dense-below's, else none)\n"
+    "  --bench-csv CSV     default preset: use this `sattn bench --csv` file instead of timing\n"
+    "  --dense-below T     default preset: hybrid-by-length threshold instead of the crossover\n"
+    "                      (0 = sparse at every length)\n";
 
 enum { PRESET_DEFAULT = 0, PRESET_SEED = 1 };
 enum { D_PRESET = 256, D_DATA, D_OUT, D_OUT_DIR, D_STEPS, D_DSTEPS, D_TOKENS, D_SEED, D_THREADS,
-       D_JSON, D_HELP };
+       D_JSON, D_NO_BENCH, D_BENCH_CSV, D_DENSE_BELOW, D_HELP };
 static const struct option DEMO_OPTS[] = {
     {"preset", 1, 0, D_PRESET}, {"data", 1, 0, D_DATA},     {"out", 1, 0, D_OUT},
     {"out-dir", 1, 0, D_OUT_DIR}, {"steps", 1, 0, D_STEPS}, {"distill-steps", 1, 0, D_DSTEPS},
     {"tokens", 1, 0, D_TOKENS}, {"seed", 1, 0, D_SEED},     {"threads", 1, 0, D_THREADS},
-    {"json", 0, 0, D_JSON},     {"help", 0, 0, D_HELP},     {0, 0, 0, 0}};
+    {"json", 0, 0, D_JSON},     {"no-bench", 0, 0, D_NO_BENCH}, {"bench-csv", 1, 0, D_BENCH_CSV},
+    {"dense-below", 1, 0, D_DENSE_BELOW}, {"help", 0, 0, D_HELP}, {0, 0, 0, 0}};
 
 #define DEFAULT_DATA "data/kjv.txt"
 #define TEACHER_WINDOWS 32    /* validation windows behind the teacher statistics */
 #define DEFAULT_EVAL_WINDOWS 256 /* per-head metrics of the default demo (losses: whole split) */
 #define SEED_VOCAB 64
 #define SAMPLE_TOKENS 300
+#define DEFAULT_PLAN "all:index+softmax:k=16"
+#define DEFAULT_K 16           /* the plan's keys per query: the bench's k and the report's */
+#define EVAL_JSON "eval-idx16.json"
+#define BENCH_CSV "bench.csv"
+#define REPORT_DIR "report"
 
 typedef struct {
     int preset;
@@ -66,6 +86,9 @@ typedef struct {
     int steps, distill_steps, tokens, threads, json;
     int data_given, tokens_given;
     uint64_t seed;
+    int no_bench;
+    const char *bench_csv; /* --bench-csv: a bench CSV instead of timing */
+    int dense_below;       /* --dense-below; -1 when not given */
 } demo_args;
 
 static int parse_preset(const char *s, int *out) {
@@ -91,8 +114,64 @@ static int demo_opt(demo_args *a, int c, int argc, char **argv) {
         return arg_int("demo", "tokens", optarg, 2000, 1 << 30, &a->tokens) ? 1 : 0;
     case D_SEED: return arg_u64("demo", "seed", optarg, &a->seed) ? 1 : 0;
     case D_THREADS: return arg_int("demo", "threads", optarg, 1, 1024, &a->threads) ? 1 : 0;
+    case D_NO_BENCH: a->no_bench = 1; return 0;
+    case D_BENCH_CSV: a->bench_csv = optarg; return 0;
+    case D_DENSE_BELOW: return arg_int("demo", "dense-below", optarg, 0, 1 << 30, &a->dense_below) ? 1 : 0;
     default: return cli_usage_error("demo", c, argc, argv);
     }
+}
+
+/* The length threshold for sh at the model's C: --dense-below, else the crossover in csv
+ * (NULL: none, so sparse at every length). Errors name --bench-csv when it is the user's. */
+static int demo_choose(const demo_args *a, const char *csv, const sparse_heads *sh, int C, len_choice *lc) {
+    memset(lc, 0, sizeof *lc);
+    if (a->dense_below >= 0 || !csv) {
+        len_flags f = {a->dense_below, NULL};
+        return len_choose("demo", &f, sh, C, lc);
+    }
+    xover_policy p;
+    sattn_err e;
+    if (xover_policy_from_csv(csv, sh, C, &p, &e))
+        return cli_fail("demo", "%s%s", a->bench_csv ? "--bench-csv: " : "", e.msg);
+    lc->dense_below = p.dense_below;
+    snprintf(lc->source, sizeof lc->source, "%s", csv);
+    xover_policy_describe(&p, csv, lc->desc, sizeof lc->desc);
+    return 0;
+}
+
+/* The default plan's heads on the default shape (parameters untrained: only their specs
+ * matter here), to check a --bench-csv before any work. */
+static int check_bench_csv(const demo_args *a) {
+    enum { L = 4, H = 4, C = 128, T = 128 };
+    head_spec specs[L * H];
+    sattn_err e;
+    if (plan_parse(DEFAULT_PLAN, NULL, L, H, specs, &e)) return cli_fail("demo", "plan %s", e.msg);
+    sparse_heads sh;
+    rng_t rng;
+    rng_seed(&rng, 1);
+    sparse_heads_create(&sh, L, H, C / H, T, specs, &rng);
+    len_choice lc;
+    int rc = demo_choose(a, a->bench_csv, &sh, C, &lc);
+    bench_table t;
+    if (!rc && a->dense_below >= 0) { /* not needed for the threshold, but the report reads it */
+        rc = bench_csv_read(a->bench_csv, &t, &e) ? cli_fail("demo", "--bench-csv: %s", e.msg) : 0;
+        if (!rc) bench_table_free(&t);
+    }
+    sparse_heads_free(&sh);
+    return rc;
+}
+
+/* The bench and length flags belong to the default preset; a --bench-csv is read and
+ * checked for the plan's rows now, so a bad file costs nothing and creates nothing. */
+static int bench_flags_check(const demo_args *a, int seed) {
+    const char *flag = a->no_bench ? "--no-bench" : a->bench_csv ? "--bench-csv"
+                     : a->dense_below >= 0 ? "--dense-below" : NULL;
+    if (seed && flag) return cli_fail("demo", "%s: applies to the default preset only", flag);
+    if (a->no_bench && a->bench_csv)
+        return cli_fail("demo", "--no-bench and --bench-csv %s: give one or the other", a->bench_csv);
+    if (!a->bench_csv) return 0;
+    if (!*a->bench_csv) return cli_fail("demo", "--bench-csv: expected a bench CSV path, got ''");
+    return check_bench_csv(a);
 }
 
 static int demo_parse(demo_args *a, int argc, char **argv) {
@@ -108,6 +187,7 @@ static int demo_parse(demo_args *a, int argc, char **argv) {
     if (seed && a->data_given)
         return cli_fail("demo", "--data: the seed preset trains on generated random tokens, not a file");
     if (!seed && a->tokens_given) return cli_fail("demo", "--tokens: applies to --preset seed only");
+    if (bench_flags_check(a, seed)) return 1;
     if (!a->data) a->data = DEFAULT_DATA;
     if (!a->out_dir) a->out_dir = seed ? "data/demo-seed" : "data/demo";
     if (!*a->out_dir) return cli_fail("demo", "--out-dir: expected a directory path, got ''");
@@ -164,6 +244,7 @@ typedef struct {
     const demo_args *a;
     int tty;
     char *model_path, *metrics_path;
+    char *eval_path, *bench_path, *report_dir; /* default preset only, else NULL */
     sbuf j;
     double t0;
 } demo_ctx;
@@ -213,12 +294,17 @@ static int ctx_open(demo_ctx *x, const demo_args *a) {
     if (cli_check_out("demo", a->out ? "--out" : "--out-dir", x->model_path) ||
         cli_check_out("demo", "--out-dir", x->metrics_path))
         return 1;
-    return 0;
+    if (a->preset != PRESET_DEFAULT) return 0;
+    x->eval_path = path_join(a->out_dir, EVAL_JSON);
+    x->bench_path = a->no_bench || a->bench_csv ? NULL : path_join(a->out_dir, BENCH_CSV);
+    x->report_dir = path_join(a->out_dir, REPORT_DIR);
+    return cli_check_out("demo", "--out-dir", x->eval_path) || cli_check_out("demo", "--out-dir", x->bench_path);
 }
 
 static void ctx_close(demo_ctx *x) {
     free(x->model_path);
     free(x->metrics_path);
+    free(x->eval_path), free(x->bench_path), free(x->report_dir);
     free(x->j.s);
 }
 
@@ -239,6 +325,14 @@ static int ctx_finish(demo_ctx *x) {
     sb_json_str(&x->j, x->model_path);
     sb_printf(&x->j, ", \"metrics\": ");
     sb_json_str(&x->j, x->metrics_path);
+    if (x->eval_path) {
+        sb_printf(&x->j, ", \"eval\": ");
+        sb_json_str(&x->j, x->eval_path);
+        sb_printf(&x->j, ", \"report\": ");
+        char *md = path_join(x->report_dir, "report.md");
+        sb_json_str(&x->j, md);
+        free(md);
+    }
     sb_printf(&x->j, "}, \"wall_s\": %.2f}\n", time_now() - x->t0);
     afile f;
     sattn_err e;
@@ -246,7 +340,9 @@ static int ctx_finish(demo_ctx *x) {
     if (afile_write(&f, x->j.s, x->j.n, &e)) return afile_abort(&f), cli_fail("demo", "%s", e.msg);
     if (afile_commit(&f, &e)) return cli_fail("demo", "%s", e.msg);
     if (x->a->json) fputs(x->j.s, stdout);
-    say(x, "wrote %s and %s\ntotal %.0f s\n", x->model_path, x->metrics_path, time_now() - x->t0);
+    say(x, "wrote %s and %s\n", x->model_path, x->metrics_path);
+    if (x->report_dir) say(x, "report: %s/report.md\n", x->report_dir);
+    say(x, "total %.0f s\n", time_now() - x->t0);
     return 0;
 }
 
@@ -476,30 +572,198 @@ static void default_sample(demo_ctx *x, gpt_model *m, const variant_run *r, int 
     char *text = xmalloc((size_t)len + 1);
     for (int i = 0; i < len; i++) text[i] = (char)(ctx[i] ? ctx[i] : ' '); /* NUL would end the string */
     text[len] = 0;
-    say(x, "\nsample from the hybrid model (temperature 0.8):\n%s\n", text);
+    say(x, "\nsample from the hybrid model (sparse heads at every length, temperature 0.8):\n%s\n", text);
     sb_printf(&x->j, ", \"sample\": ");
     sb_json_str(&x->j, text);
     free(text);
     free(ctx);
 }
 
+/* ---- the end of the default chain: attention benchmark, hybrid by length, report ---- */
+
+/* Inserts x into the ascending list v (n entries, capacity AB_MAX_LIST) unless present. */
+static void list_insert(int *v, int *n, int x) {
+    for (int i = 0; i < *n; i++)
+        if (v[i] == x) return;
+    if (*n == AB_MAX_LIST) return;
+    int i = *n;
+    for (; i > 0 && v[i - 1] > x; i--) v[i] = v[i - 1];
+    v[i] = x;
+    (*n)++;
+}
+
+/* sattn bench's quick grid plus the model's own C and T, at the plan's k: the crossover is
+ * then measured at the model's shape, not looked up nearby (bench needs C % 64 == 0). */
+static ab_config demo_bench_config(const gpt_config *c, int k) {
+    ab_config b = ab_config_default(1);
+    if (c->channels % 64 == 0) list_insert(b.dims, &b.ndims, c->channels);
+    list_insert(b.seqs, &b.nseqs, c->max_seq);
+    b.ks[0] = k, b.nks = 1;
+    return b;
+}
+
+static void list_text(const int *v, int n, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && len < cap; i++) len += (size_t)snprintf(buf + len, cap - len, "%s%d", i ? "," : "", v[i]);
+}
+
+static void bench_progress(const ab_row *r, void *user) {
+    int *n = user;
+    if (++*n && isatty(2))
+        fprintf(stderr, "\rbench row %d: %s %s C=%d T=%d   ", *n, ab_variant_name(r->v), r->decode ? "decode" : "prefill",
+                r->C, r->T);
+}
+
+/* Times the grid and writes x->bench_path. */
+static int demo_bench(demo_ctx *x, const gpt_config *c) {
+    ab_config b = demo_bench_config(c, DEFAULT_K);
+    char dims[128], seqs[128];
+    list_text(b.dims, b.ndims, dims, sizeof dims);
+    list_text(b.seqs, b.nseqs, seqs, sizeof seqs);
+    say(x, "\n[5/6] attention benchmark (sattn bench's quick grid + the model's shape): C %s, T %s, k %d, "
+           "median of %d runs\n", dims, seqs, DEFAULT_K, b.runs);
+    ab_row *rows;
+    int n = 0, seen = 0;
+    double t0 = time_now();
+    ab_run(&b, &rows, &n, bench_progress, &seen);
+    if (isatty(2)) fputc('\n', stderr);
+    sattn_err e;
+    int rc = ab_csv_write(x->bench_path, rows, n, &e) ? cli_fail("demo", "%s", e.msg) : 0;
+    free(rows);
+    double wall = time_now() - t0;
+    if (!rc) say(x, "%d rows in %.0f s -> %s\n", n, wall, x->bench_path);
+    sb_printf(&x->j, ", \"bench\": {\"csv\": ");
+    sb_json_str(&x->j, x->bench_path);
+    sb_printf(&x->j, ", \"rows\": %d, \"wall_s\": %.2f, \"measured\": true}", n, wall);
+    return rc;
+}
+
+/* The validation loss of the model under the length policy. Windows are the model's
+ * context long (the last one may be shorter), so with the threshold above the context every
+ * forward is dense and the loss is exactly the dense one (tests/test_hybrid.c), and with
+ * no threshold it is the sparse one; only a threshold within the context needs a pass. */
+static double policy_loss(gpt_model *m, const variant_run *r, const dataset *d, int dense_below) {
+    if (dense_below > m->cfg.max_seq) return r->ev.loss_dense;
+    if (dense_below == 0) return r->ev.loss_hybrid;
+    hybrid hy;
+    hybrid_init(&hy, &r->sh, m->cfg.channels, m->cfg.heads);
+    hybrid_set_dense_below(&hy, dense_below);
+    hybrid_attach(&hy, m);
+    double loss = eval_split_loss(m, d, SPLIT_VAL, m->cfg.max_seq, 8, 0, NULL);
+    hybrid_detach(m);
+    hybrid_free(&hy);
+    return loss;
+}
+
+static void policy_report(demo_ctx *x, gpt_model *m, const variant_run *r, const dataset *d, const len_choice *lc) {
+    int T = m->cfg.max_seq;
+    double loss = policy_loss(m, r, d, lc->dense_below);
+    say(x, "hybrid by length: %s\n", lc->desc);
+    if (lc->dense_below > T)
+        say(x, "  the demo's windows (T = %d) are all shorter: every head runs dense, validation loss %.4f "
+               "= the dense model's (the sparse-everywhere numbers above show what the heads would cost)\n", T, loss);
+    else
+        say(x, "  validation loss with the threshold: %.4f (x%.4f of dense)\n", loss, loss / r->ev.loss_dense);
+    sb_printf(&x->j, ", \"hybrid_by_length\": {\"dense_below\": ");
+    if (lc->dense_below == XO_NEVER) sb_printf(&x->j, "null");
+    else sb_printf(&x->j, "%d", lc->dense_below);
+    sb_printf(&x->j, ", \"from\": ");
+    sb_json_str(&x->j, lc->source);
+    sb_printf(&x->j, ", \"desc\": ");
+    sb_json_str(&x->j, lc->desc);
+    sb_printf(&x->j, ", \"loss\": %.6f, \"loss_ratio\": %.6f}", loss, loss / r->ev.loss_dense);
+}
+
+/* The eval JSON `sattn eval --json` writes (sparse at every length), for the report. */
+static int write_eval_json(demo_ctx *x, const variant_run *r, int is_bytes) {
+    len_choice every = {.dense_below = 0};
+    snprintf(every.source, sizeof every.source, "default");
+    afile f;
+    sattn_err e;
+    if (afile_open(&f, x->eval_path, &e)) return cli_fail("demo", "%s", e.msg);
+    eval_json_print(f.f, &r->ev, &r->sh, is_bytes, &every);
+    if (ferror(f.f)) return afile_abort(&f), cli_fail("demo", "%s: write failed", x->eval_path);
+    return afile_commit(&f, &e) ? cli_fail("demo", "%s", e.msg) : 0;
+}
+
+static int demo_report(demo_ctx *x, const gpt_config *c, const char *bench) {
+    const char *evals[1] = {x->eval_path};
+    report_config rc = {.out_dir = x->report_dir, .gnuplot = getenv("SATTN_GNUPLOT"), .C = c->channels,
+                        .H = c->heads, .k = DEFAULT_K, .bench = bench, .evals = evals, .n_evals = 1,
+                        .model = {c->layers, c->heads, c->channels, c->max_seq}};
+    sattn_err e;
+    say(x, "\n[6/6] report (sattn report --out %s%s%s --eval %s)\n", x->report_dir, bench ? " --bench " : "",
+        bench ? bench : "", x->eval_path);
+    double t0 = time_now();
+    if (report_write(&rc, &e)) return cli_fail("demo", "report: %s", e.msg);
+    say(x, "report written in %.1f s: %s/report.md\n", time_now() - t0, x->report_dir);
+    return 0;
+}
+
+/* Benchmark (or the given CSV), threshold, its loss, then the report. */
+static int default_tail(demo_ctx *x, gpt_model *m, const dataset *d, const variant_run *r) {
+    const demo_args *a = x->a;
+    if (write_eval_json(x, r, d->is_bytes)) return 1;
+    const char *bench = a->bench_csv;
+    if (x->bench_path) {
+        if (demo_bench(x, &m->cfg)) return 1;
+        bench = x->bench_path;
+    } else {
+        say(x, "\n[5/6] attention benchmark: %s%s\n", a->no_bench ? "skipped (--no-bench)" : "not run, --bench-csv ",
+            a->no_bench ? "" : a->bench_csv);
+        if (bench) {
+            sb_printf(&x->j, ", \"bench\": {\"csv\": ");
+            sb_json_str(&x->j, bench);
+            sb_printf(&x->j, ", \"measured\": false}");
+        }
+    }
+    len_choice lc;
+    if (demo_choose(a, bench, &r->sh, m->cfg.channels, &lc)) return 1;
+    policy_report(x, m, r, d, &lc);
+    return demo_report(x, &m->cfg, bench);
+}
+
 static int default_chain(demo_ctx *x, gpt_model *m, const dataset *d) {
-    static const variant_def v = {"index+softmax k=16", "all:index+softmax:k=16", "heads.sparse"};
-    say(x, "\n[2/4] teacher statistics per head (%d validation windows; mass@k = attention in the top k keys)\n",
+    static const variant_def v = {"index+softmax k=16", DEFAULT_PLAN, "heads.sparse"};
+    say(x, "\n[2/6] teacher statistics per head (%d validation windows; mass@k = attention in the top k keys)\n",
         TEACHER_WINDOWS);
     teacher_report(x, m, d);
-    say(x, "\n[3/4] distill every head: %s (%d steps, batch 8)\n", v.plan, x->a->distill_steps);
+    say(x, "\n[3/6] distill every head: %s (%d steps, batch 8)\n", v.plan, x->a->distill_steps);
     variant_run r = {0};
     if (variant_run_plan(x, m, d, &v, DEFAULT_EVAL_WINDOWS, &r)) return 1;
-    say(x, "distilled in %.0f s\n\n[4/4] eval on the validation split (%.0f s)\n", r.distill_s, r.eval_s);
+    say(x, "distilled in %.0f s\n\n[4/6] eval on the validation split, sparse heads at every length (%.0f s)\n",
+        r.distill_s, r.eval_s);
     default_eval_report(x, &v, &r);
     default_sample(x, m, &r, d->is_bytes);
+    int rc = default_tail(x, m, d, &r);
     variant_free(&r);
-    return 0;
+    return rc;
+}
+
+/* The report at the end draws with gnuplot ($SATTN_GNUPLOT, else gnuplot in PATH), as
+ * report_write does: checked first, so a missing gnuplot fails before the training. */
+static int gnuplot_missing(void) {
+    const char *prog = getenv("SATTN_GNUPLOT");
+    if (!prog) prog = "gnuplot";
+    if (strchr(prog, '/')) return access(prog, X_OK) != 0;
+    const char *path = getenv("PATH");
+    if (!path) path = "/usr/bin:/bin";
+    for (const char *p = path; *p;) {
+        size_t l = strcspn(p, ":");
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)l, p, prog);
+        if (l && access(buf, X_OK) == 0) return 0;
+        p += l + (p[l] == ':');
+    }
+    return 1;
 }
 
 static int demo_default(const demo_args *a) {
     sattn_err e;
+    if (gnuplot_missing())
+        return cli_fail("demo", "gnuplot not found ('%s'): the demo ends by drawing the report; install "
+                                "gnuplot-nox (scripts/deps.sh does)", getenv("SATTN_GNUPLOT") ? getenv("SATTN_GNUPLOT") : "gnuplot");
     dataset d;
     if (dataset_load(&d, a->data, &e))
         return cli_fail("demo", "%s%s", e.msg, a->data_given ? "" : " (make data creates it)");
@@ -512,7 +776,7 @@ static int demo_default(const demo_args *a) {
     demo_ctx x;
     int rc = ctx_open(&x, a);
     if (!rc) {
-        say(&x, "demo: the whole chain on %s -> %s/\n\n[1/4] train L4 H4 C128 T128, %d steps (batch 16)\n",
+        say(&x, "demo: the whole chain on %s -> %s/\n\n[1/6] train L4 H4 C128 T128, %d steps (batch 16)\n",
             a->data, a->out_dir, a->steps);
         sb_printf(&x.j, "{\"preset\": \"default\", \"data\": ");
         sb_json_str(&x.j, a->data);
@@ -660,7 +924,7 @@ static int demo_seed(const demo_args *a) {
 }
 
 int cmd_demo(int argc, char **argv) {
-    demo_args a = {0};
+    demo_args a = {.dense_below = -1};
     int r = demo_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);

@@ -2,6 +2,9 @@
  * selector) runs with tiny step counts and prints one valid JSON object whose fields are all
  * present, finite and in range, and the same object lands in OUT_DIR/metrics.json beside the
  * model and heads files; bad data and bad flags are one-line errors that create nothing.
+ * The default preset runs on a small generated text with 3 training steps: once with the real
+ * quick attention benchmark (bench.csv, the threshold from its crossover, the report), once
+ * with --no-bench and a threshold inside the context; a bad --bench-csv fails before any work.
  *
  * The binary is $SATTN_BIN (default build/sattn); tests run from the repo root. Running it,
  * temp dirs and the one-line failure check are the shared helpers of cli_util.h. */
@@ -312,6 +315,140 @@ Test(demo, bad_flags_are_one_line, .timeout = 30) {
         cli_args_add(&a, "demo", "--out-dir", out, NULL);
         for (int j = 0; j < 4 && cases[i].args[j]; j++) cli_args_add(&a, cases[i].args[j], NULL);
         expect_fail(&t, a.v, cases[i].needle);
+    }
+    cli_tdir_close(&t);
+}
+
+/* ------------------------------------------- default preset: bench, length, report ---- */
+
+static int have_gnuplot(void) {
+    return cli_file_exists("/usr/bin/gnuplot") || cli_file_exists("/usr/local/bin/gnuplot");
+}
+
+/* Small enough that train (3 steps), distill (2 steps) and eval take seconds. */
+#define DEFAULT_RUN(t, data) "demo", "--data", data, "--steps", "3", "--distill-steps", "2", "--threads", "2", \
+                             "--out-dir", cli_tpath(t, "out")
+
+static void check_report_dir(cli_tdir *t, int bench) {
+    char *md = cli_slurp(cli_tpath(t, "out/report/report.md"), NULL);
+    cr_assert_not_null(strstr(md, "eval-idx16.json"), "%s: report.md does not use the eval JSON", cli_cmd);
+    cr_assert_eq(strstr(md, "## Measured") != NULL, bench, "%s: report.md measured section %s", cli_cmd,
+                 bench ? "missing" : "unexpected");
+    const char *pngs[] = {"flops.png", "pareto.png", "heatmap_eval-idx16.png", bench ? "bench_prefill.png" : NULL};
+    for (int i = 0; i < 4 && pngs[i]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "out/report/%s", pngs[i]);
+        size_t n;
+        char *png = cli_slurp(cli_tpath(t, name), &n);
+        cr_assert(n > 8 && !memcmp(png, "\x89PNG", 4), "%s: %s is not a PNG", cli_cmd, name);
+        cr_assert_not_null(strstr(md, pngs[i]), "%s: report.md does not embed %s", cli_cmd, pngs[i]);
+        free(png);
+    }
+    free(md);
+}
+
+/* The whole default chain with the real quick benchmark (about 6 s of it): the bench CSV,
+ * the threshold taken from it, the eval JSON and the report, all in the output directory. */
+Test(demo, default_preset_bench_report, .timeout = 300) {
+    if (!have_gnuplot()) cr_skip_test("gnuplot is not installed (scripts/deps.sh installs gnuplot-nox)");
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char data[256];
+    snprintf(data, sizeof data, "%s", cli_tpath(&t, "d.txt"));
+    cli_write_text(data, 40000);
+    const char *argv[] = {DEFAULT_RUN(&t, data), "--json", NULL};
+    char *out = cli_expect_ok(argv);
+    cr_assert_eq(*out, '{');
+    cr_assert_str_eq(skip_value(out), "\n", "%s: stdout is not one JSON object", cli_cmd);
+    const char *b = need(out, "bench");
+    num_in(b, "rows", 10, 1e4);
+    cr_assert(!strncmp(need(b, "measured"), "true", 4));
+    const char *h = need(out, "hybrid_by_length");
+    const char *db = need(h, "dense_below");
+    cr_assert(!strncmp(db, "null", 4) || num_in(h, "dense_below", 1, 1 << 30) > 0, "%s", cli_cmd);
+    str_starts(h, "from", cli_tpath(&t, "out/bench.csv"));
+    str_starts(h, "desc", "dense ");
+    /* the demo's windows are 128 long; a threshold above that means the dense loss exactly */
+    const char *ev = need(out, "eval");
+    if (!strncmp(db, "null", 4) || num_in(h, "dense_below", 1, 1 << 30) > 128)
+        cr_assert_float_eq(num_in(h, "loss", 0, 100), num_in(ev, "loss_dense", 0, 100), 1e-9);
+    char *csv = cli_slurp(cli_tpath(&t, "out/bench.csv"), NULL);
+    cr_assert(!strncmp(csv, "variant,phase,C,H,T,k,", 22), "%s: bench.csv header", cli_cmd);
+    cr_assert_not_null(strstr(csv, "index+softmax,prefill,128,2,128,16,"), "%s: no row at the model's C, T, k", cli_cmd);
+    char *ej = cli_slurp(cli_tpath(&t, "out/eval-idx16.json"), NULL);
+    cr_assert_eq(count(need(ej, "heads")), 16);
+    num_in(ej, "loss_ratio", 0.5, 2);
+    check_report_dir(&t, 1);
+    str_starts(need(out, "files"), "report", cli_tpath(&t, "out/report/report.md"));
+    free(ej), free(csv), free(out);
+    cli_tdir_close(&t);
+}
+
+/* No benchmark, a threshold inside the context (64 < 128): the loss needs its own pass. */
+Test(demo, default_preset_no_bench_text, .timeout = 300) {
+    if (!have_gnuplot()) cr_skip_test("gnuplot is not installed (scripts/deps.sh installs gnuplot-nox)");
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char data[256];
+    snprintf(data, sizeof data, "%s", cli_tpath(&t, "d.txt"));
+    cli_write_text(data, 40000);
+    const char *argv[] = {DEFAULT_RUN(&t, data), "--no-bench", "--dense-below", "64", NULL};
+    char *out = cli_expect_ok(argv);
+    static const char *lines[] = {"[5/6] attention benchmark: skipped (--no-bench)",
+                                  "hybrid by length: dense below T=64 (--dense-below)",
+                                  "validation loss with the threshold", "[6/6] report", "report.md"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_assert_not_null(strstr(out, lines[i]), "%s: stdout lacks '%s':\n%s", cli_cmd, lines[i], out);
+    cr_assert(!cli_file_exists(cli_tpath(&t, "out/bench.csv")), "%s: --no-bench wrote bench.csv", cli_cmd);
+    check_report_dir(&t, 0);
+    free(out);
+    cli_tdir_close(&t);
+}
+
+/* --bench-csv is read and checked before any work: a bad one creates nothing. */
+Test(demo, bench_flags_are_one_line, .timeout = 60) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char out[256], data[256], nodata[256], bad[256], noidx[256], ok[256];
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "out"));
+    snprintf(data, sizeof data, "%s", cli_tpath(&t, "d.txt"));
+    snprintf(nodata, sizeof nodata, "%s", cli_tpath(&t, "missing.csv"));
+    snprintf(bad, sizeof bad, "%s", cli_tpath(&t, "bad.csv"));
+    snprintf(noidx, sizeof noidx, "%s", cli_tpath(&t, "noidx.csv"));
+    snprintf(ok, sizeof ok, "%s", cli_tpath(&t, "ok.csv"));
+    cli_write_text(data, 40000);
+    static const char hdr[] = "variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10\n";
+    char text[512];
+    snprintf(text, sizeof text, "%sindex+softmax,prefill,256,4,x,16,1,1,1,1,1\n", hdr);
+    cli_spew(bad, text, strlen(text));
+    snprintf(text, sizeof text, "%sblock+softmax,prefill,256,4,256,16,1,1,2,1,1\n", hdr);
+    cli_spew(noidx, text, strlen(text));
+    cli_spew(ok, hdr, strlen(hdr)); /* no data rows */
+    static const struct {
+        const char *args[4];
+        const char *needle;
+    } cases[] = {
+        {{"--dense-below", "-1"}, "--dense-below"},
+        {{"--dense-below", "x"}, "--dense-below"},
+        {{"--bench-csv", ""}, "--bench-csv"},
+        {{"--no-bench", "--bench-csv", "b.csv"}, "--no-bench"},
+        {{"--preset", "seed", "--no-bench"}, "--no-bench"},
+        {{"--preset", "seed", "--dense-below", "64"}, "--dense-below"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cli_args a = {0};
+        cli_args_add(&a, "demo", "--out-dir", out, NULL);
+        if (strcmp(cases[i].args[0], "--preset")) cli_args_add(&a, "--data", data, NULL); /* seed: no --data */
+        for (int j = 0; j < 4 && cases[i].args[j]; j++) cli_args_add(&a, cases[i].args[j], NULL);
+        expect_fail(&t, a.v, cases[i].needle);
+    }
+    const char *files[][2] = {{nodata, nodata}, {bad, ":2:"}, {noidx, "index+softmax"}, {ok, "no data rows"}};
+    for (int i = 0; i < 4; i++) {
+        const char *argv[] = {"demo", "--data", data, "--out-dir", out, "--bench-csv", files[i][0], NULL};
+        char *msg = cli_expect_fail_msg(argv, files[i][1], 0);
+        cr_assert_not_null(strstr(msg, files[i][0]), "%s: the error does not name the file: %s", cli_cmd, msg);
+        cr_assert(!cli_file_exists(out), "%s: created the output directory", cli_cmd);
+        free(msg);
     }
     cli_tdir_close(&t);
 }

@@ -1205,3 +1205,36 @@ Test(sparse, extreme_scale) {
     sel_free(&o), qkv_free(&b), free(prm), free(out), free(cache), free(ref), free(P), free(dp);
     free(work), free(pd), free(S);
 }
+
+/* selector_topk against a brute-force reference: for each rank, the best entry not yet
+ * taken (higher score, then earlier key). Rows with many ties (scores from 4 values),
+ * -inf entries, k = 1, k = n, k > n, and n not a multiple of anything. */
+Test(sparse, topk_matches_brute_force) {
+    rng_t r;
+    rng_seed(&r, 99);
+    static const int ns[] = {1, 2, 7, 63, 64, 65, 300, 1031};
+    static const int ks[] = {1, 2, 5, 16, 32, 100, 2000};
+    float *row = malloc(1031 * sizeof(float)), *sc = malloc(2000 * sizeof(float));
+    int *ix = malloc(2000 * sizeof(int)), *taken = malloc(1031 * sizeof(int));
+    for (int mode = 0; mode < 3; mode++)
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+            for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
+                int n = ns[a], k = ks[b];
+                for (int i = 0; i < n; i++) {
+                    float u = rng_uniform(&r);
+                    row[i] = mode == 0 ? u : mode == 1 ? (float)(int)(4 * u) : (u < 0.3f ? -INFINITY : u);
+                }
+                int c = selector_topk(row, n, k, sc, ix);
+                cr_assert_eq(c, k < n ? k : n);
+                memset(taken, 0, (size_t)n * sizeof(int));
+                for (int j = 0; j < c; j++) {
+                    int best = -1;
+                    for (int i = 0; i < n; i++)
+                        if (!taken[i] && (best < 0 || row[i] > row[best])) best = i;
+                    taken[best] = 1;
+                    cr_assert_eq(ix[j], best, "mode %d n %d k %d rank %d: %d, expected %d", mode, n, k, j, ix[j], best);
+                    cr_assert(sc[j] == row[best] || (isinf(sc[j]) && isinf(row[best])));
+                }
+            }
+    free(row), free(sc), free(ix), free(taken);
+}

@@ -63,6 +63,9 @@ void selector_select(const head_spec *s, const float *params, int hs, int max_se
 void selector_select_counted(const head_spec *s, const float *params, int hs, int max_seq,
                              const float *q, const float *k, int ld, int T, int *idx,
                              float *score, int *count, float *work, op_count *cnt);
+/* The k best of row[0..n) (k capped at n) into sc, ix, best first: a higher score, or an
+ * equal score and an earlier key (ties go to the earlier key). Returns the count. */
+int selector_topk(const float *row, int n, int k, float *sc, int *ix);
 /* Queries per tile of the index selector's streamed scores (index: keys [0, t0+n) of
  * the tile [t0, t0+n)) and of the block selector's score GEMM. costmodel.h's
  * executed-MAC count follows the same tiles. */

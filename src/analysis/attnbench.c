@@ -81,42 +81,6 @@ double ab_cpu_pressure(void) {
 
 /* ---- single-query decode paths ---- */
 
-/* Entry a ranks below b: lower score, or equal score and a later key (as selector.c). */
-static int below(const float *sc, const int *ix, int a, int b) {
-    return sc[a] < sc[b] || (sc[a] == sc[b] && ix[a] > ix[b]);
-}
-
-static void sift(float *sc, int *ix, int n, int i) {
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && below(sc, ix, l, m)) m = l;
-        if (r < n && below(sc, ix, r, m)) m = r;
-        if (m == i) return;
-        float ts = sc[i];
-        int ti = ix[i];
-        sc[i] = sc[m], ix[i] = ix[m], sc[m] = ts, ix[m] = ti;
-        i = m;
-    }
-}
-
-/* The k largest of row[0..n) into (sc, ix), descending, ties to the earlier key: the
- * same order selector_select lists, so decode matches the prefill's last row. */
-static int topk(const float *row, int n, int k, float *sc, int *ix) {
-    if (k > n) k = n;
-    if (k <= 0) return 0;
-    for (int s = 0; s < k; s++) sc[s] = row[s], ix[s] = s;
-    for (int i = k / 2 - 1; i >= 0; i--) sift(sc, ix, k, i);
-    for (int s = k; s < n; s++)
-        if (row[s] > sc[0]) sc[0] = row[s], ix[0] = s, sift(sc, ix, k, 0);
-    for (int m = k - 1; m > 0; m--) {
-        float ts = sc[0];
-        int ti = ix[0];
-        sc[0] = sc[m], ix[0] = ix[m], sc[m] = ts, ix[m] = ti;
-        sift(sc, ix, m, 0);
-    }
-    return k;
-}
-
 static float dotf(const float *a, const float *b, int n) {
     float acc = 0.0f;
 #pragma omp simd reduction(+ : acc)
@@ -183,7 +147,7 @@ static int block_decode(const head_spec *s, int d, const float *q, const float *
     for (int j = 0; j < local; j++) bsc[j] = block_score(s, q, sum + (size_t)j * 2 * d, d);
     uint64_t w = s->bounds ? 2 : 1;
     op_count_add(cnt, w * d * local, 4 * ((uint64_t)d + w * d * local));
-    int n = topk(bsc, local, s->nblocks - 1, top, order);
+    int n = selector_topk(bsc, local, s->nblocks - 1, top, order);
     for (int j = 0; j < n; j++)
         for (int u = order[j] * b; u < (order[j] + 1) * b && c < kmax; u++) idx[c++] = u;
     gathered_softmax(d, q, k, v, ld, idx, c, o, a, cnt);
@@ -231,7 +195,7 @@ static int index_decode(const head_spec *s, const float *params, int d, const fl
     float *qt = work, *w = qt + J * r, *arow = w + J, *S = arow + T, *top = S + T;
     float *a = top + s->k;
     index_row(s, params, d, q, T, kt, qt, w, arow, S, cnt);
-    int c = topk(S, T, s->k, top, idx);
+    int c = selector_topk(S, T, s->k, top, idx);
     gathered_softmax(d, q, k, v, ld, idx, c, o, a, cnt);
     return c;
 }

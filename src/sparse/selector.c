@@ -99,8 +99,10 @@ static void heap_down(float *hs, int *hi, int n, int i) {
     }
 }
 
-/* The k largest of row[0..n) into (sc, ix), descending; ties go to the earlier key. */
-static int topk_row(const float *row, int n, int k, float *sc, int *ix) {
+/* A min-heap of the k best so far (the lowest-ranked on top); a key replaces the top
+ * when it ranks above it. A buffer + quickselect variant measured no faster here: both
+ * are bound by mispredicted data-dependent branches (about 9 us a row of 1024, k 32). */
+int selector_topk(const float *row, int n, int k, float *sc, int *ix) {
     if (k > n) k = n;
     /* FIX (tests/test_sparse.c): k = 0 (block with nblocks = 1) used to compare row[s]
      * with the uninitialised sc[0] and write sc[0]/ix[0] (harmless, but read garbage). */
@@ -138,7 +140,7 @@ static int dynamic_count(const float *row, int n, const float *sc, int count, co
 /* Top-k (or dynamic k) selection of query t from its score row (valid on s <= t). */
 static void select_row(const head_spec *s, const float *row, int t, int kmax, int *idx,
                        float *score, int *count) {
-    int c = topk_row(row, t + 1, kmax, score + (size_t)t * kmax, idx + (size_t)t * kmax);
+    int c = selector_topk(row, t + 1, kmax, score + (size_t)t * kmax, idx + (size_t)t * kmax);
     if (s->tau > 0.0f) c = dynamic_count(row, t + 1, score + (size_t)t * kmax, c, s);
     count[t] = c;
 }
@@ -406,7 +408,7 @@ static void block_select(const head_spec *s, int hs, const float *q, const float
             int local = t / b, c = 0, *ix = idx + (size_t)t * kmax;
             float *sc = score + (size_t)t * kmax;
             for (int u = local * b; u <= t; u++) ix[c] = u, sc[c++] = FLT_MAX;
-            int n = topk_row(bs + (size_t)(t - t0) * nb, local, s->nblocks - 1, top, order);
+            int n = selector_topk(bs + (size_t)(t - t0) * nb, local, s->nblocks - 1, top, order);
             for (int j = 0; j < n; j++)
                 for (int u = order[j] * b; u < (order[j] + 1) * b && c < kmax; u++) ix[c] = u, sc[c++] = top[j];
             count[t] = c;

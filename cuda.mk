@@ -5,6 +5,8 @@
 #                   emulation of the CUDA subset they use (src/cuda/emu), then runs it: a
 #                   logic check of the kernels on a machine without a GPU
 #   make cuda-parity  make cuda, then run the parity tests on the GPU (exit 77: no GPU)
+#   make cuda-portable  build-cuda-portable/: the same, runnable without oneDNN/OpenBLAS
+#                   (what scripts/gpu-check.sh falls back to on the device machine)
 # The normal build never needs nvcc: src/cuda/cuda_stub.c gives `sattn bench --device cuda`
 # its "built without CUDA" error there.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
@@ -19,8 +21,14 @@ CUDEPS := src/cuda/sa_cuda.h src/cuda/emu/emu.h include/sattn/cuda_attn.h includ
 ifeq ($(SATTN_CUDA),1)
 CFLAGS += -DSATTN_CUDA
 CUOBJ := $(CUSRC:%.cu=$(BUILD)/%.cu.o)
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
 $(BUILD)/libsattn.a: $(CUOBJ)
+ifeq ($(SATTN_PORTABLE),1)
+# no oneDNN / OpenBLAS / libcudart.so needed where it runs: the BLAS shim, static cudart
+LDLIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread -lstdc++ -lm
+$(BUILD)/sattn $(BUILD)/cuda-parity: $(BUILD)/src/cuda/portable/blas_shim.o
+else
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
+endif
 $(BUILD)/%.cu.o: %.cu $(CUDEPS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -Iinclude -Isrc/cuda -c $< -o $@
@@ -42,13 +50,24 @@ endif
 $(BUILD)/cuda-parity: $(BUILD)/tests/cuda/parity.o $(BUILD)/libsattn.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-.PHONY: cuda cuda-emu cuda-parity
+.PHONY: cuda cuda-emu cuda-parity cuda-portable
 cuda:
 	@test -n "$(NVCC)" || { echo "make cuda: nvcc not found (neither on PATH nor /usr/local/cuda/bin/nvcc)" >&2; exit 1; }
 	$(MAKE) SATTN_CUDA=1 BUILD=build-cuda NVCC=$(NVCC) build-cuda/sattn build-cuda/cuda-parity
 
 cuda-parity: cuda
 	build-cuda/cuda-parity
+
+# The same binaries for a GPU machine without this project's Debian packages (the device
+# machine's image has nvcc and PyTorch but no oneDNN/OpenBLAS): x86-64-v3 (AVX2, not
+# -march=native), oneDNN and OpenBLAS replaced by src/cuda/portable/blas_shim.c, cudart
+# static; libgomp.so.1 copied beside them in case that machine lacks it.
+cuda-portable:
+	@test -n "$(NVCC)" || { echo "make cuda-portable: nvcc not found" >&2; exit 1; }
+	$(MAKE) SATTN_CUDA=1 SATTN_PORTABLE=1 BUILD=build-cuda-portable NVCC=$(NVCC) OPT="-O2 -march=x86-64-v3" \
+	  build-cuda-portable/sattn build-cuda-portable/cuda-parity
+	mkdir -p build-cuda-portable/lib
+	cp -L $$($(CC) -print-file-name=libgomp.so.1) build-cuda-portable/lib/
 
 cuda-emu:
 	$(MAKE) SATTN_CUDA=emu BUILD=build-emu build-emu/cuda-parity

@@ -9,12 +9,14 @@
 #include "args.h"
 #include "cli.h"
 #include "sattn/attnbench.h"
+#include "sattn/cuda_attn.h"
 
 static const char BENCH_HELP[] =
     "usage: sattn bench [--quick] [--dims 128,256,512,1024] [--seqs 64,128,...,32768]\n"
     "                   [--ks 8,16,32,64,128,256] [--variants naive,flash,index,block]\n"
     "                   [--phases prefill,decode,backward] [--runs N] [--threads N]\n"
     "                   [--max-run SEC] [--seed S] [--csv PATH] [--json]\n"
+    "                   [--device cpu|cuda] [--index-rank R] [--index-heads J]\n"
     "Wall time of ONE attention layer (attention only, batch 1, H = C/64 heads of dim 64,\n"
     "random q, k, v): prefill (T queries), one decode step (KV cache of T keys) and the\n"
     "prefill's backward (d qkv from d out; the sparse heads' selection has no backward),\n"
@@ -29,21 +31,27 @@ static const char BENCH_HELP[] =
     "  --json    one JSON object {\"rows\": [...], \"crossovers\": [...]} instead of the table\n"
     "Then the measured crossover T* per (variant, phase, C, k): the smallest measured T\n"
     "from which the variant is faster than dense-flash at every larger measured T (-1:\n"
-    "none), beside costmodel's analytic T* (total FLOPs; -1 for backward: no model).\n";
+    "none), beside costmodel's analytic T* (total FLOPs; -1 for backward: no model).\n"
+    "  --device cuda  the grid's prefill and decode on the GPU (needs a `make cuda` build,\n"
+    "            build-cuda/sattn): dense-flash, index+softmax, block+softmax as CUDA\n"
+    "            kernels, rows named <variant>-cuda, speedups against dense-flash-cuda\n"
+    "            (docs/cuda.md); --index-rank R, --index-heads J: the indexer timed (16, 4)\n";
 
 enum { B_QUICK = 256, B_DIMS, B_SEQS, B_KS, B_VARIANTS, B_RUNS, B_THREADS, B_MAXRUN, B_SEED,
-       B_CSV, B_JSON, B_HELP, B_PHASES };
+       B_CSV, B_JSON, B_HELP, B_PHASES, B_DEVICE, B_IRANK, B_IHEADS };
 static const struct option BENCH_OPTS[] = {
     {"quick", 0, 0, B_QUICK},     {"dims", 1, 0, B_DIMS},     {"seqs", 1, 0, B_SEQS},
     {"ks", 1, 0, B_KS},           {"variants", 1, 0, B_VARIANTS}, {"runs", 1, 0, B_RUNS},
     {"threads", 1, 0, B_THREADS}, {"max-run", 1, 0, B_MAXRUN}, {"seed", 1, 0, B_SEED},
     {"csv", 1, 0, B_CSV},         {"json", 0, 0, B_JSON},     {"help", 0, 0, B_HELP},
+    {"device", 1, 0, B_DEVICE},   {"index-rank", 1, 0, B_IRANK}, {"index-heads", 1, 0, B_IHEADS},
     {"phases", 1, 0, B_PHASES},   {0, 0, 0, 0}};
 
 typedef struct {
     ab_config cfg;
     const char *dims, *seqs, *ks, *variants, *csv, *phases;
     int quick, runs, threads, json;
+    int cuda, index_rank, index_heads; /* --device cuda; 0: the standard indexer */
     float max_run;
     uint64_t seed;
     int seed_given;
@@ -114,6 +122,13 @@ static int bench_getopt(bench_args *a, int argc, char **argv) {
         case B_THREADS: bad = arg_int("bench", "threads", optarg, 1, 1024, &a->threads); break;
         case B_MAXRUN: bad = arg_float("bench", "max-run", optarg, 0.0, 1, 3600.0, &a->max_run); break;
         case B_SEED: bad = arg_u64("bench", "seed", optarg, &a->seed), a->seed_given = 1; break;
+        case B_DEVICE:
+            if (!strcmp(optarg, "cuda")) a->cuda = 1;
+            else if (!strcmp(optarg, "cpu")) a->cuda = 0;
+            else bad = cli_fail("bench", "--device: expected cpu or cuda, got '%s'", optarg);
+            break;
+        case B_IRANK: bad = arg_int("bench", "index-rank", optarg, 1, 32, &a->index_rank); break;
+        case B_IHEADS: bad = arg_int("bench", "index-heads", optarg, 1, 8, &a->index_heads); break;
         default: return cli_usage_error("bench", c, argc, argv);
         }
     }
@@ -139,6 +154,9 @@ static int bench_parse(bench_args *a, int argc, char **argv) {
     if (a->runs) c->runs = a->runs;
     if (a->max_run > 0) c->max_run_s = a->max_run;
     if (a->seed_given) c->seed = a->seed;
+    if (!a->cuda && (a->index_rank || a->index_heads))
+        return cli_fail("bench", "--index-rank and --index-heads go with --device cuda");
+    if (a->cuda && a->json) return cli_fail("bench", "--json is not available with --device cuda (use --csv)");
     return 0;
 }
 
@@ -176,11 +194,45 @@ static void print_json(const ab_row *rows, int n, const ab_cross *x, int nx) {
     printf("]}\n");
 }
 
+static void print_cuda_row(const sa_cuda_row *r, void *ctx) {
+    (void)ctx;
+    if (!r) return;
+    printf("%-25s %-7s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f\n", r->name, r->row.decode ? "decode" : "prefill",
+           r->row.C, r->row.H, r->row.T, r->row.k, r->row.median_s, r->row.gflops, r->row.speedup,
+           r->row.peak_bytes / 1e6);
+    fflush(stdout);
+}
+
+/* --device cuda: the grid on the GPU (a `make cuda` build; elsewhere a one-line error). */
+static int bench_cuda(const bench_args *a) {
+    sattn_err e;
+    if (!sa_cuda_built())
+        return cli_fail("bench", "--device cuda: built without CUDA: run make cuda (needs nvcc) and use build-cuda/sattn");
+    sa_cuda_row *rows;
+    int n;
+    char dev[256] = "";
+    printf("device cuda, median of %d runs; time per call; x_flash = dense-flash-cuda time / ours\n", a->cfg.runs);
+    printf("%-25s %-7s %5s %3s %6s %4s %12s %9s %8s %10s\n", "variant", "phase", "C", "H", "T", "k", "median_s",
+           "GFLOP/s", "x_flash", "peak_MB");
+    if (sa_cuda_bench(&a->cfg, a->index_rank ? a->index_rank : 16, a->index_heads ? a->index_heads : 4, &rows, &n,
+                      print_cuda_row, NULL, dev, sizeof dev, &e))
+        return cli_fail("bench", "--device cuda: %s", e.msg);
+    printf("device: %s\n", dev);
+    int rc = 0;
+    if (a->csv && sa_cuda_bench_csv_write(a->csv, rows, n, &e)) rc = cli_fail("bench", "%s", e.msg);
+    free(rows);
+    return rc;
+}
+
 int cmd_bench_attn(int argc, char **argv) {
     bench_args a;
     memset(&a, 0, sizeof a);
     int r = bench_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
+    if (a.cuda) {
+        if (cli_check_out("bench", "--csv", a.csv)) return 1;
+        return bench_cuda(&a);
+    }
     if (a.threads) omp_set_num_threads(a.threads);
     if (cli_check_out("bench", "--csv", a.csv)) return 1; /* now, not after minutes of timing */
     sattn_err e;

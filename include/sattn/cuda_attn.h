@@ -27,6 +27,7 @@
 extern "C" { /* core.h and sparse.h are C headers without their own guards */
 #endif
 
+#include "sattn/attnbench.h"
 #include "sattn/core.h"
 #include "sattn/sparse.h"
 
@@ -92,6 +93,29 @@ void sa_cuda_decode_sparse(sa_cuda *ctx, const head_spec *s, const float *sel_pa
                            const float *fn_params, const float *q, const float *kc, const float *vc,
                            int T, int C, int H, const float *side, float *out, int *idx, float *score,
                            int *count);
+
+/* ---- sattn bench --device cuda (src/cuda/cuda_bench.c) ----
+ * attnbench's grid on the GPU: dense-flash (sa_cuda_flash_forward; decode
+ * sa_cuda_decode_dense), index+softmax and block+softmax at costmodel's standard specs
+ * (index with rank index_rank and index_heads indexer heads) through sa_cuda_sparse_forward
+ * and sa_cuda_decode_sparse. Same method as ab_run (median of cfg->runs, each run >= 5 ms,
+ * timed with cudaEvents after two warm-up calls; the decode side state is built untimed;
+ * rows predicted to exceed cfg->max_run_s skipped). Rows are named "<variant>-cuda" (index
+ * with a non-default rank or J: "index+softmax-cuda-rR-jJ"; no commas or colons, so
+ * report.c parses the CSV and labels the plots), speedup is against
+ * dense-flash-cuda, pressure is -1. on_row sees NULL once the device is open, then each
+ * row; device gets the GPU's name. -1 with e when there is no GPU or no CUDA build. */
+typedef struct {
+    char name[64];
+    ab_row row; /* row.v: AB_FLASH, AB_INDEX or AB_BLOCK */
+} sa_cuda_row;
+
+int sa_cuda_bench(const ab_config *cfg, int index_rank, int index_heads, sa_cuda_row **rows, int *nrows,
+                  void (*on_row)(const sa_cuda_row *r, void *ctx), void *ctx, char *device, size_t ndevice,
+                  sattn_err *e);
+/* One CSV line (attnbench's columns, ab_csv_header) with the row's own name. */
+const char *sa_cuda_bench_csv_row(const sa_cuda_row *r, char *buf, size_t n);
+int sa_cuda_bench_csv_write(const char *path, const sa_cuda_row *rows, int n, sattn_err *e);
 
 #ifdef __cplusplus
 }

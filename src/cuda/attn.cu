@@ -462,9 +462,15 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
                 const unsigned bmask = pass == 2 ? 0x3ffu : 0x7ffu;
                 for (int e = tid; e < 2048; e += TK_THREADS) hist[e] = 0;
                 __syncthreads();
-                for (int s = tid; s < len; s += TK_THREADS) {
-                    unsigned key = f2key(row[s]);
-                    if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & bmask], 1u);
+                /* warp-aggregated: lanes with the same bin add once (scores of similar size
+                 * share the top bits, so plain shared atomics would serialise) */
+                for (int base = 0; base < len; base += TK_THREADS) {
+                    const int s = base + tid;
+                    const unsigned key = s < len ? f2key(row[s]) : 0u;
+                    const int act = s < len && (key & mask) == prefix;
+                    const unsigned bin = act ? (key >> shift) & bmask : 0xffffffffu;
+                    const unsigned peers = __match_any_sync(FULL, bin);
+                    if (act && lane == __ffs(peers) - 1) atomicAdd(&hist[bin], (unsigned)__popc(peers));
                 }
                 __syncthreads();
                 if (warp == 0) { /* lane L sums bins 2047-64L down to 1984-64L; scan from the top */
@@ -624,6 +630,69 @@ __global__ void __launch_bounds__(128) k_gather_softmax(float *out, int ldo, con
     for (int i = 0; i < DM; i++) {
         float a = warp_sum32(acc[i] * f);
         if ((i & 31) == lane && i < d) out[(size_t)qi * ldo + (size_t)h * d + i] = a / L;
+    }
+}
+
+/* Decode (one query): the selection split over blocks of 256 entries (4 warps of 64), so
+ * a k = 2048 selection keeps 8 blocks per head busy instead of one warp; each block
+ * writes a partial [m, l, acc(d)] and k_decode_merge combines them. */
+#define GS_CHUNK 256
+template <int DM>
+__global__ void __launch_bounds__(128) k_gather_softmax_split(float *part, const float *q, const float *k,
+                                                              const float *v, int ldk, int d, int kmax,
+                                                              const int *idx, const int *count, float scale,
+                                                              int vec4) {
+    __shared__ float wm[4], wl[4], wacc[4][DM];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, h = blockIdx.y, split = blockIdx.x;
+    const int nsplit = gridDim.x, tid = threadIdx.x;
+    const float *qh = q + (size_t)h * d, *kh = k + (size_t)h * d, *vh = v + (size_t)h * d;
+    float qr[DM], acc[DM], m = NEG_INF, l = 0.0f;
+    for (int i = 0; i < DM; i++) qr[i] = i < d ? qh[i] * scale : 0.0f, acc[i] = 0.0f;
+    const int c = count[h];
+    const int *ix = idx + (size_t)h * kmax;
+    const int j0 = split * GS_CHUNK + warp * 64, j1 = min(c, j0 + 64);
+    for (int j = j0 + lane; j < j1; j += 32) {
+        const size_t s = (size_t)ix[j];
+        const float *kr = kh + s * ldk, *vr = vh + s * ldk;
+        float dot = 0.0f;
+        if (vec4) {
+            for (int i = 0; i < DM; i += 4)
+                if (i < d) {
+                    float4 x = ld4(kr + i);
+                    dot = fmaf(qr[i], x.x, fmaf(qr[i + 1], x.y, fmaf(qr[i + 2], x.z, fmaf(qr[i + 3], x.w, dot))));
+                }
+        } else {
+            for (int i = 0; i < DM; i++)
+                if (i < d) dot = fmaf(qr[i], kr[i], dot);
+        }
+        const float mnew = fmaxf(m, dot), alpha = expf(m - mnew), p = expf(dot - mnew);
+        l = l * alpha + p;
+        m = mnew;
+        for (int i = 0; i < DM; i++)
+            if (i < d) acc[i] = fmaf(p, vr[i], acc[i] * alpha);
+    }
+    const float M = warp_max32(m), f = m == NEG_INF ? 0.0f : expf(m - M);
+    const float L = warp_sum32(l * f);
+    if (lane == 0) wm[warp] = M, wl[warp] = L;
+    for (int i = 0; i < DM; i++) {
+        float a = warp_sum32(acc[i] * f);
+        if ((i & 31) == lane) wacc[warp][i] = a;
+    }
+    __syncthreads();
+    float Mb = NEG_INF;
+    for (int w = 0; w < 4; w++) Mb = fmaxf(Mb, wm[w]);
+    float *pp = part + ((size_t)h * nsplit + split) * (d + 2);
+    for (int i = tid; i < d; i += 128) {
+        float o = 0.0f;
+        for (int w = 0; w < 4; w++)
+            if (wm[w] != NEG_INF) o += expf(wm[w] - Mb) * wacc[w][i];
+        pp[2 + i] = o;
+    }
+    if (tid == 0) {
+        float Ls = 0.0f;
+        for (int w = 0; w < 4; w++)
+            if (wm[w] != NEG_INF) Ls += expf(wm[w] - Mb) * wl[w];
+        pp[0] = Mb, pp[1] = Ls;
     }
 }
 
@@ -853,9 +922,12 @@ extern "C" void sa_cuda_decode_dense(sa_cuda *c, float *out, const float *q, con
 
 /* The head function over a selection of nq queries; q rows at q + i*ldq, keys and
  * values at k, v + s*ldk (all + h*d per head); out rows at out + i*ldo (+ h*d). */
+static int gs_splits(int kmax) { return (kmax + GS_CHUNK - 1) / GS_CHUNK; }
+
+/* part: NULL, or (decode, nq == 1) H * gs_splits(kmax) * (d + 2) floats for the split softmax. */
 static void headfn_run(sa_cuda *c, const head_spec *s, const float *fn_params, const float *q, int ldq,
                        const float *k, const float *v, int ldk, int d, int H, int nq, int kmax,
-                       const int *idx, const int *count, float *out, int ldo) {
+                       const int *idx, const int *count, float *out, int ldo, float *part) {
     const float scale = 1.0f / sqrtf((float)d);
     if (s->fn == HFN_MLP) {
         size_t np = headfn_param_count(s, d, kmax);
@@ -866,7 +938,17 @@ static void headfn_run(sa_cuda *c, const head_spec *s, const float *fn_params, c
         /* float4 loads need 16-byte aligned rows: d, the stride and the head offsets % 4 */
         int vec4 = d % 4 == 0 && ldk % 4 == 0 && ((size_t)k % 16) == 0 && ((size_t)v % 16) == 0;
         dim3 grid((nq + 3) / 4, H);
-        if (d <= 64)
+        if (part && nq == 1) {
+            dim3 sg(gs_splits(kmax), H);
+            if (d <= 64)
+                SA_LAUNCH(k_gather_softmax_split<64>, sg, 128, 0, c->st, part, q, k, v, ldk, d, kmax, idx, count,
+                          scale, vec4);
+            else
+                SA_LAUNCH(k_gather_softmax_split<128>, sg, 128, 0, c->st, part, q, k, v, ldk, d, kmax, idx, count,
+                          scale, vec4);
+            CK_LAUNCH();
+            SA_LAUNCH(k_decode_merge, H, 128, 0, c->st, out, part, gs_splits(kmax), d);
+        } else if (d <= 64)
             SA_LAUNCH(k_gather_softmax<64>, grid, 128, 0, c->st, out, ldo, q, ldq, k, v, ldk, d, nq, kmax, idx,
                       count, scale, vec4);
         else
@@ -952,7 +1034,7 @@ extern "C" void sa_cuda_headfn(sa_cuda *c, const head_spec *s, const float *fp, 
     check_spec(s, d, T);
     if (T <= 0) return;
     headfn_run(c, s, fp, qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, d, H, T, selector_kmax(s, T), idx, count,
-               out, C);
+               out, C, NULL);
 }
 
 extern "C" void sa_cuda_sparse_forward(sa_cuda *c, const head_spec *s, const float *sp, const float *fp,
@@ -989,8 +1071,11 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
                                       const float *side, float *out, int *idx, float *score, int *count) {
     const int d = C / H, kmax = selector_kmax(s, T);
     check_spec(s, d, T);
+    const size_t npart = up256((size_t)H * gs_splits(kmax) * (d + 2));
+    float *part;
     if (s->sel == SEL_INDEX) {
-        float *S = (float *)scratch(c, (size_t)H * T * sizeof(float));
+        float *S = (float *)scratch(c, (npart + (size_t)H * T) * sizeof(float));
+        part = S + (size_t)H * T;
         SA_LAUNCH(k_index_decode_scores, dim3((T + 255) / 256, H), 256, 0, c->st, S, q, side, sp,
                   selector_param_count(s, d, T), T, d, s->iheads, s->rank, 1.0f / sqrtf((float)s->rank));
         CK_LAUNCH();
@@ -998,7 +1083,8 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
                   s->block, kmax, 1, idx, score, count);
     } else {
         const int b = s->block, nb = T / b, local = (T - 1) / b, ldS = local > 0 ? local : 1;
-        float *S = (float *)scratch(c, (size_t)H * ldS * sizeof(float));
+        float *S = (float *)scratch(c, (npart + (size_t)H * ldS) * sizeof(float));
+        part = S + (size_t)H * ldS;
         if (local > 0) {
             SA_LAUNCH(k_block_decode_scores, dim3((local + 255) / 256, H), 256, 0, c->st, S, ldS, q, side, nb,
                       local, d, s->bounds);
@@ -1008,5 +1094,5 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
                   s->nblocks - 1, b, kmax, 1, idx, score, count);
     }
     CK_LAUNCH();
-    headfn_run(c, s, fp, q, C, kc, vc, C, d, H, 1, kmax, idx, count, out, C);
+    headfn_run(c, s, fp, q, C, kc, vc, C, d, H, 1, kmax, idx, count, out, C, part);
 }

@@ -81,6 +81,18 @@ uint64_t emu_warp_exchange(uint64_t v, int src, uint32_t *ballot, int pred) {
     return S.val[base + (unsigned)src % 32];
 }
 
+void emu_warp_gather(uint32_t v, uint32_t *all) {
+    fiber &me = S.f[S.cur];
+    unsigned g = me.gen;
+    size_t s = slot(me.tid, g);
+    S.val[s] = v;
+    yield_as(AT_WARP);
+    fiber &m2 = S.f[S.cur];
+    m2.gen++;
+    size_t base = slot(m2.tid - m2.tid % 32, g);
+    for (int l = 0; l < 32; l++) all[l] = (uint32_t)S.val[base + l];
+}
+
 void emu_syncwarp(void) { emu_warp_exchange(0, 0, NULL, 0); }
 
 unsigned char *emu_dyn_smem(void) { return S.dyn.data(); }

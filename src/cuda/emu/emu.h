@@ -88,6 +88,15 @@ static inline unsigned __shfl_up_sync(unsigned, unsigned v, int d) {
     uint32_t r = (uint32_t)emu_warp_exchange(v, src < 0 ? emu_lane() : src, NULL, 0);
     return r;
 }
+/* All 32 lanes' values of the calling warp (one warp barrier). */
+void emu_warp_gather(uint32_t v, uint32_t *all);
+static inline unsigned __match_any_sync(unsigned, unsigned v) {
+    uint32_t all[32], m = 0;
+    emu_warp_gather(v, all);
+    for (int l = 0; l < 32; l++) m |= (uint32_t)(all[l] == v) << l;
+    return m;
+}
+static inline int __ffs(unsigned x) { return __builtin_ffs((int)x); }
 static inline unsigned __ballot_sync(unsigned, int pred) {
     uint32_t b = 0;
     emu_warp_exchange(0, emu_lane(), &b, pred);

@@ -13,7 +13,8 @@
 # Every step runs under `timeout`; a failed or timed-out step is reported and the later
 # steps still run. Exit status: 0 when the parity tests passed, 1 otherwise (77: no GPU).
 # Knobs: GPU_CHECK_SEQS (4096,16384,65536), GPU_CHECK_K (2048), GPU_CHECK_J (1);
-# GPU_CHECK_TABLE_ONLY=1 only rebuilds the table from the CSVs in $OUT (for testing).
+# for testing: GPU_CHECK_TABLE_ONLY=1 only rebuilds the table from the CSVs in $OUT;
+# GPU_CHECK_BIN=build-emu uses that build (e.g. the CPU emulation) instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${OUT:-build-cuda/gpu-out}
@@ -47,8 +48,10 @@ NVCC=$(command -v nvcc || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/c
 [ -n "$NVCC" ] && "$NVCC" --version | tail -2 || echo "gpu-check: no nvcc here"
 
 say "build: make cuda"
-BIN=""
-if [ -n "$NVCC" ] && run_step 150 make -j"$(nproc)" cuda NVCC="$NVCC" >"$OUTDIR/build.log" 2>&1; then
+BIN=${GPU_CHECK_BIN:-} # (testing) a build directory to use instead, e.g. build-emu
+if [ -n "$BIN" ]; then
+    echo "gpu-check: using $BIN (GPU_CHECK_BIN)"
+elif [ -n "$NVCC" ] && run_step 150 make -j"$(nproc)" cuda NVCC="$NVCC" >"$OUTDIR/build.log" 2>&1; then
     BIN=build-cuda
     echo "gpu-check: built build-cuda/"
 else
@@ -85,8 +88,13 @@ for T in "${TS[@]}"; do
         continue
     fi
     run_step 70 "$BIN/sattn" bench --device cuda --dims 512 --seqs "$T" --ks "$K" --variants flash,index,block \
-        --phases prefill,decode --runs 5 --max-run 30 --index-heads "$J" --csv "$OUTDIR/cuda-$T.csv" ||
-        echo "gpu-check: bench at T=$T failed (status $?)"
+        --phases prefill,decode --runs 5 --max-run 30 --index-heads "$J" --csv "$OUTDIR/cuda-$T.csv" \
+        > >(tee "$OUTDIR/bench-$T.txt") || echo "gpu-check: bench at T=$T failed (status $?)"
+    sleep 1 # let tee finish
+    if [ ! -s "$OUTDIR/cuda-$T.csv" ]; then # killed before its CSV: the rows it printed
+        awk '$1 ~ /-cuda/ && NF == 10 { printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,0,-1\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' \
+            "$OUTDIR/bench-$T.txt" >"$OUTDIR/cuda-$T.csv" || true
+    fi
 done
 
 say "reference: PyTorch scaled_dot_product_attention"
@@ -108,7 +116,8 @@ awk -F, -v dev="${DEVNAME:-unknown GPU}" -v k="$K" -v j="$J" -v parity="$PARITY"
     function r(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
     END {
         printf "GPU check on %s (parity exit %s): C 512, 8 heads of d 64, batch 1, float32; ms per call\n", dev, parity
-        printf "index+softmax: k %s, r 16, J %s; block+softmax: k %s (b 16, n %d)\n", k, j, k, k / 16
+        b = k >= 32 ? 16 : int(k / 2)
+        printf "index+softmax: k %s, r 16, J %s; block+softmax: k %s (b %d, n %d)\n", k, j, k, b, k / b
         printf "| phase | T | dense-flash | index | block | SDPA fp32 | SDPA bf16 | flash/SDPA32 | SDPA32/index | SDPA32/block | dense/index | dense/block |\n"
         printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         n = 0; for (x in T) ts[++n] = x + 0

@@ -74,6 +74,8 @@ static const struct option DEMO_OPTS[] = {
 #define DEFAULT_EVAL_WINDOWS 256 /* per-head metrics of the default demo (losses: whole split) */
 #define SEED_VOCAB 64
 #define SAMPLE_TOKENS 300
+#define DEFAULT_T 128          /* the default preset's context */
+static const gpt_config DEFAULT_SHAPE = {.layers = 4, .heads = 4, .channels = 128};
 #define DEFAULT_PLAN "all:index+softmax:k=16"
 #define DEFAULT_K 16           /* the plan's keys per query: the bench's k and the report's */
 #define EVAL_JSON "eval-idx16.json"
@@ -142,14 +144,15 @@ static int demo_choose(const demo_args *a, const char *csv, const sparse_heads *
 /* The default plan's heads on the default shape (parameters untrained: only their specs
  * matter here), to check a --bench-csv before any work. */
 static int check_bench_csv(const demo_args *a) {
-    enum { L = 4, H = 4, C = 128, T = 128 };
-    head_spec specs[L * H];
+    const int L = DEFAULT_SHAPE.layers, H = DEFAULT_SHAPE.heads, C = DEFAULT_SHAPE.channels;
+    head_spec *specs = xmalloc((size_t)L * H * sizeof *specs);
     sattn_err e;
-    if (plan_parse(DEFAULT_PLAN, NULL, L, H, specs, &e)) return cli_fail("demo", "plan %s", e.msg);
+    if (plan_parse(DEFAULT_PLAN, NULL, L, H, specs, &e)) return free(specs), cli_fail("demo", "plan %s", e.msg);
     sparse_heads sh;
     rng_t rng;
     rng_seed(&rng, 1);
-    sparse_heads_create(&sh, L, H, C / H, T, specs, &rng);
+    sparse_heads_create(&sh, L, H, C / H, DEFAULT_T, specs, &rng);
+    free(specs);
     len_choice lc;
     int rc = demo_choose(a, a->bench_csv, &sh, C, &lc);
     bench_table t;
@@ -524,7 +527,6 @@ static void json_eval_summary(sbuf *j, const variant_run *v) {
 
 /* ---- default preset ---- */
 
-static const gpt_config DEFAULT_SHAPE = {.layers = 4, .heads = 4, .channels = 128};
 
 static void default_eval_report(demo_ctx *x, const variant_def *v, const variant_run *r) {
     const sparse_eval_result *ev = &r->ev;
@@ -608,11 +610,12 @@ static void list_text(const int *v, int n, char *buf, size_t cap) {
     for (int i = 0; i < n && len < cap; i++) len += (size_t)snprintf(buf + len, cap - len, "%s%d", i ? "," : "", v[i]);
 }
 
+/* A progress line on a terminal (each row replaces the last), nothing in a log. */
 static void bench_progress(const ab_row *r, void *user) {
-    int *n = user;
-    if (++*n && isatty(2))
-        fprintf(stderr, "\rbench row %d: %s %s C=%d T=%d   ", *n, ab_variant_name(r->v), r->decode ? "decode" : "prefill",
-                r->C, r->T);
+    const demo_ctx *x = user;
+    if (!x->tty) return;
+    fprintf(stderr, "\rbench: %s %s C=%d T=%d k=%d   ", ab_variant_name(r->v), r->decode ? "decode" : "prefill",
+            r->C, r->T, r->k);
 }
 
 /* Times the grid and writes x->bench_path. */
@@ -624,10 +627,10 @@ static int demo_bench(demo_ctx *x, const gpt_config *c) {
     say(x, "\n[5/6] attention benchmark (sattn bench's quick grid + the model's shape): C %s, T %s, k %d, "
            "median of %d runs\n", dims, seqs, DEFAULT_K, b.runs);
     ab_row *rows;
-    int n = 0, seen = 0;
+    int n = 0;
     double t0 = time_now();
-    ab_run(&b, &rows, &n, bench_progress, &seen);
-    if (isatty(2)) fputc('\n', stderr);
+    ab_run(&b, &rows, &n, bench_progress, x);
+    if (x->tty) fputc('\n', stderr);
     sattn_err e;
     int rc = ab_csv_write(x->bench_path, rows, n, &e) ? cli_fail("demo", "%s", e.msg) : 0;
     free(rows);
@@ -768,7 +771,7 @@ static int demo_default(const demo_args *a) {
     if (dataset_load(&d, a->data, &e))
         return cli_fail("demo", "%s%s", e.msg, a->data_given ? "" : " (make data creates it)");
     train_config tc = train_config_default();
-    tc.seq = 128, tc.batch = 16, tc.steps = a->steps;
+    tc.seq = DEFAULT_T, tc.batch = 16, tc.steps = a->steps;
     tc.eval_every = a->steps / 10;
     if (dataset_check_window(&d, SPLIT_TRAIN, tc.seq, a->data, &e) ||
         dataset_check_window(&d, SPLIT_VAL, tc.seq, a->data, &e))

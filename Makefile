@@ -68,16 +68,23 @@ demo: deps
 	$(MAKE) all data/kjv.txt
 	OMP_NUM_THREADS=2 $(BUILD)/sattn demo
 
-# Training throughput (median of 7 runs), GEMM library comparison and the attention-layer
-# grid (prefill and decode, dense vs sparse; about 5 minutes); results in bench-out/.
+# Training throughput (median of 7 runs), GEMM library comparison, and the standard
+# attention sweep (docs/bench.md): prefill and decode over C {128..1024} x T {64..32768} x
+# k {8,32,128}, plus the backward at C 512, k 32. About 8 minutes on 2 cores; results and
+# the report's plots in bench-out/. (`sattn bench` alone runs the full grid, k 8..256 and
+# every phase: about 22 minutes.)
 bench: $(BUILD)/sattn
 	mkdir -p bench-out
 	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-train --runs 7 --json-out bench-out/train.json
 	OMP_NUM_THREADS=2 $(BUILD)/sattn bench-gemm | tee bench-out/gemm.txt
-	OMP_NUM_THREADS=2 $(BUILD)/sattn bench --csv bench-out/attn.csv | tee bench-out/attn.txt
+	OMP_NUM_THREADS=2 $(BUILD)/sattn bench --ks 8,32,128 --phases prefill,decode \
+	  --csv bench-out/attn.csv | tee bench-out/attn.txt
+	OMP_NUM_THREADS=2 $(BUILD)/sattn bench --dims 512 --ks 32 --phases backward \
+	  --csv bench-out/attn-backward.csv | tee bench-out/attn-backward.txt
+	$(BUILD)/sattn report --out bench-out/report --bench bench-out/attn.csv --dim 512 --heads 8 --k 32
 
 clean:
-	rm -rf build build-san build-vg build-count build-san-count
+	rm -rf build build-san build-vg build-count build-san-count build-cuda build-cuda-portable build-emu
 
 -include $(OBJ:.o=.d) $(TESTOBJ:.o=.d) $(CLIOBJ:.o=.d)
 

@@ -224,6 +224,33 @@ Test(report, analytic_only) {
     cli_tdir_close(&t);
 }
 
+/* A row without a dense-flash reference (speedup -1: flash was skipped at that T) is
+ * no comparison: T* stays at the first T of the winning run, as in `sattn bench`. */
+Test(report, crossover_ignores_unknown_speedup) {
+    if (!has_gnuplot()) cr_skip_test("gnuplot is not installed (scripts/deps.sh installs gnuplot-nox)");
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *csv = cli_tpath(&t, "b.csv"), *out = cli_tpath(&t, "rep");
+    FILE *f = fopen(csv, "w");
+    cr_assert(f);
+    fputs(HEADER, f);
+    static const int Ts[] = {256, 512, 1024, 2048};
+    static const double sp[] = {0.8, 1.2, 1.9, -1.0};
+    for (int i = 0; i < 4; i++) {
+        if (sp[i] > 0) fprintf(f, "dense-flash,prefill,512,8,%d,0,1e-3,80,1.0000,100,0.5\n", Ts[i]);
+        fprintf(f, "block+softmax,prefill,512,8,%d,32,1e-3,20,%.4f,100,0.5\n", Ts[i], sp[i]);
+    }
+    fclose(f);
+    const char *argv[] = {"report", "--out", out, "--bench", csv, "--dim", "512", "--heads", "8", "--k", "32", NULL};
+    free(cli_expect_ok(argv));
+    char path[512];
+    snprintf(path, sizeof path, "%s/report.md", out);
+    char *md = cli_slurp(path, NULL);
+    cr_assert(strstr(md, "| block+softmax | prefill | 34 | 512 |"), "%s", md);
+    free(md);
+    cli_tdir_close(&t);
+}
+
 Test(report, bad_flags) {
     cli_tdir t;
     cli_tdir_open(&t);

@@ -702,12 +702,14 @@ static int bench_block(sbuf *g, const bench_view *bv, int i, int decode, int spe
 }
 
 /* Measured T*: the smallest measured T from which on every measured T is faster than
- * dense-flash (speedup > 1); -1 if the largest is not. */
+ * dense-flash (speedup > 1); -1 if the largest is not. Rows without a dense-flash
+ * reference (bench writes speedup -1: flash skipped there) carry no comparison and are
+ * left out, as bench's own T* and crossover.h do. */
 static int measured_crossover(const bench_view *bv, const char *name, int decode) {
     int t = -1;
     for (int j = 0; j < bv->n; j++) {
         const bench_row *w = bv->rows[j];
-        if (w->decode != decode || strcmp(w->variant, name)) continue;
+        if (w->decode != decode || strcmp(w->variant, name) || w->speedup_vs_flash <= 0) continue;
         if (w->speedup_vs_flash > 1) { if (t < 0) t = w->T; }
         else t = -1;
     }

@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(
   gcc make            # the compiler and build
+  g++                 # the CUDA side: nvcc's host compiler, and `make cuda-emu` (kernels on a CPU emulation)
   libdnnl-dev         # oneDNN: sgemm for every matrix product (2x OpenBLAS here, docs/gemm.md)
   libopenblas-dev     # OpenBLAS headers (cblas.h), measured against oneDNN in bench-gemm
   libopenblas0-openmp # OpenBLAS built on OpenMP, so it shares sattn's thread pool

@@ -74,32 +74,20 @@ static int parse_list(const char *flag, const char *text, long lo, long hi, int 
     return 0;
 }
 
-static int parse_variants(const char *text, unsigned *mask) {
+/* A comma-separated list of names into a bit mask; parse maps a name to its bit (-1:
+ * unknown); expected says what the names may be. */
+static int parse_names(const char *flag, const char *text, int (*parse)(const char *),
+                       const char *expected, unsigned *mask) {
     char buf[512], *save = NULL;
-    if (strlen(text) >= sizeof buf) return cli_fail("bench", "--variants: list too long");
+    if (strlen(text) >= sizeof buf) return cli_fail("bench", "--%s: list too long", flag);
     strcpy(buf, text);
     *mask = 0;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int v = ab_variant_parse(tok);
-        if (v < 0)
-            return cli_fail("bench", "--variants: expected naive, flash, index or block, got '%s'", tok);
+        int v = parse(tok);
+        if (v < 0) return cli_fail("bench", "--%s: expected %s, got '%s'", flag, expected, tok);
         *mask |= 1u << v;
     }
-    if (!*mask) return cli_fail("bench", "--variants: expected a comma-separated list, got '%s'", text);
-    return 0;
-}
-
-static int parse_phases(const char *text, unsigned *mask) {
-    char buf[512], *save = NULL;
-    if (strlen(text) >= sizeof buf) return cli_fail("bench", "--phases: list too long");
-    strcpy(buf, text);
-    *mask = 0;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int p = ab_phase_parse(tok);
-        if (p < 0) return cli_fail("bench", "--phases: expected prefill, decode or backward, got '%s'", tok);
-        *mask |= 1u << p;
-    }
-    if (!*mask) return cli_fail("bench", "--phases: expected a comma-separated list, got '%s'", text);
+    if (!*mask) return cli_fail("bench", "--%s: expected a comma-separated list, got '%s'", flag, text);
     return 0;
 }
 
@@ -149,8 +137,11 @@ static int bench_parse(bench_args *a, int argc, char **argv) {
             return cli_fail("bench", "--dims: %d is not a multiple of 64 (the head dim)", c->dims[i]);
     if (a->seqs && parse_list("seqs", a->seqs, 1, 1 << 20, c->seqs, &c->nseqs)) return 1;
     if (a->ks && parse_list("ks", a->ks, 1, 4096, c->ks, &c->nks)) return 1;
-    if (a->variants && parse_variants(a->variants, &c->variants)) return 1;
-    if (a->phases && parse_phases(a->phases, &c->phases)) return 1;
+    if (a->variants && parse_names("variants", a->variants, ab_variant_parse, "naive, flash, index or block",
+                                   &c->variants))
+        return 1;
+    if (a->phases && parse_names("phases", a->phases, ab_phase_parse, "prefill, decode or backward", &c->phases))
+        return 1;
     if (a->runs) c->runs = a->runs;
     if (a->max_run > 0) c->max_run_s = a->max_run;
     if (a->seed_given) c->seed = a->seed;

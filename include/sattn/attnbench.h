@@ -114,8 +114,13 @@ int ab_count(ab_variant v, int decode, int C, int T, int k, const head_spec *spe
 /* The CSV header line (with '\n') and one row (with '\n') into buf. */
 const char *ab_csv_header(void);
 void ab_csv_row(const ab_row *r, char *buf, size_t n);
+/* The same with the variant column given (GPU rows name their own variants). */
+void ab_csv_row_named(const char *name, const ab_row *r, char *buf, size_t n);
 /* Header and rows written atomically to path. */
 int ab_csv_write(const char *path, const ab_row *rows, int n, sattn_err *e);
+/* Header and n lines, line(i, ctx, ...) writing the i-th (with '\n'), atomically to path. */
+int ab_csv_write_with(const char *path, int n, void (*line)(int i, const void *ctx, char *buf, size_t len),
+                      const void *ctx, sattn_err *e);
 
 /* /proc/pressure/cpu "some avg10", or -1 when it cannot be read. */
 double ab_cpu_pressure(void);

@@ -652,21 +652,31 @@ const char *ab_csv_header(void) {
     return "variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10\n";
 }
 
-void ab_csv_row(const ab_row *r, char *buf, size_t n) {
-    snprintf(buf, n, "%s,%s,%d,%d,%d,%d,%.6e,%.4f,%.4f,%.0f,%.2f\n", ab_variant_name(r->v),
-             ab_phase_name(r->decode), r->C, r->H, r->T, r->k, r->median_s, r->gflops,
-             r->speedup, r->peak_bytes, r->pressure);
+void ab_csv_row_named(const char *name, const ab_row *r, char *buf, size_t n) {
+    snprintf(buf, n, "%s,%s,%d,%d,%d,%d,%.6e,%.4f,%.4f,%.0f,%.2f\n", name, ab_phase_name(r->decode), r->C,
+             r->H, r->T, r->k, r->median_s, r->gflops, r->speedup, r->peak_bytes, r->pressure);
 }
 
-int ab_csv_write(const char *path, const ab_row *rows, int n, sattn_err *e) {
+void ab_csv_row(const ab_row *r, char *buf, size_t n) { ab_csv_row_named(ab_variant_name(r->v), r, buf, n); }
+
+int ab_csv_write_with(const char *path, int n, void (*line)(int i, const void *ctx, char *buf, size_t len),
+                      const void *ctx, sattn_err *e) {
     afile a;
     if (afile_open(&a, path, e)) return -1;
     const char *h = ab_csv_header();
     if (afile_write(&a, h, strlen(h), e)) return afile_abort(&a), -1;
     for (int i = 0; i < n; i++) {
-        char line[256];
-        ab_csv_row(&rows[i], line, sizeof line);
-        if (afile_write(&a, line, strlen(line), e)) return afile_abort(&a), -1;
+        char buf[256];
+        line(i, ctx, buf, sizeof buf);
+        if (afile_write(&a, buf, strlen(buf), e)) return afile_abort(&a), -1;
     }
     return afile_commit(&a, e);
+}
+
+static void row_line(int i, const void *ctx, char *buf, size_t len) {
+    ab_csv_row((const ab_row *)ctx + i, buf, len);
+}
+
+int ab_csv_write(const char *path, const ab_row *rows, int n, sattn_err *e) {
+    return ab_csv_write_with(path, n, row_line, rows, e);
 }

@@ -11,23 +11,16 @@
 #include "sattn/rng.h"
 
 const char *sa_cuda_bench_csv_row(const sa_cuda_row *r, char *buf, size_t n) {
-    snprintf(buf, n, "%s,%s,%d,%d,%d,%d,%.6e,%.4f,%.4f,%.0f,%.2f\n", r->name, ab_phase_name(r->row.decode),
-             r->row.C, r->row.H, r->row.T, r->row.k, r->row.median_s, r->row.gflops, r->row.speedup,
-             r->row.peak_bytes, r->row.pressure);
+    ab_csv_row_named(r->name, &r->row, buf, n);
     return buf;
 }
 
+static void cuda_line(int i, const void *ctx, char *buf, size_t len) {
+    sa_cuda_bench_csv_row((const sa_cuda_row *)ctx + i, buf, len);
+}
+
 int sa_cuda_bench_csv_write(const char *path, const sa_cuda_row *rows, int n, sattn_err *e) {
-    afile a;
-    if (afile_open(&a, path, e)) return -1;
-    const char *h = ab_csv_header();
-    if (afile_write(&a, h, strlen(h), e)) return afile_abort(&a), -1;
-    for (int i = 0; i < n; i++) {
-        char line[256];
-        sa_cuda_bench_csv_row(&rows[i], line, sizeof line);
-        if (afile_write(&a, line, strlen(line), e)) return afile_abort(&a), -1;
-    }
-    return afile_commit(&a, e);
+    return ab_csv_write_with(path, n, cuda_line, rows, e);
 }
 
 #ifndef SATTN_CUDA

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the CLI's main paths (train, resume, loss, sample, llm.c format, a bad file)
-# under valgrind memcheck on a tiny model. Valgrind 3.19 cannot decode AVX-512, so
+# Runs the CLI's main paths (train, resume, loss, sample, llm.c format, a bad file, and
+# one attention-layer bench over every variant and phase) under valgrind memcheck on a
+# tiny model. Valgrind 3.19 cannot decode AVX-512, so
 # this uses an AVX2 build (build-vg/); oneDNN then picks its AVX2 kernels itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +22,5 @@ if vg loss --model "$tmp/d.txt" --data "$tmp/d.txt" 2> "$tmp/err"; then
   echo "valgrind: expected a bad-checkpoint error" >&2; exit 1
 fi
 grep -q "not a checkpoint" "$tmp/err"
-echo "valgrind: train, resume, llm.c format, loss, sample, bad file: clean"
+vg bench --dims 64 --seqs 37 --ks 8,32 --runs 1 --threads 2 --csv "$tmp/b.csv" > /dev/null
+echo "valgrind: train, resume, llm.c format, loss, sample, bad file, bench: clean"

@@ -184,7 +184,7 @@ static void index_row(const head_spec *s, const float *params, int d, const floa
         float wj = w[j] + bw[j];
         nn_sgemm(0, 1, 1, T, r, 1.0f / sqrtf((float)r), qt + j * r, J * r, kt, r, 0.0f, arow, T);
         op_count_gemm(cnt, 1, T, r, 0);
-        for (int u = 0; u < T; u++) S[u] += wj * (arow[u] > 0.0f ? arow[u] : 0.0f);
+        vec_relu_axpy(S, wj, arow, T);
     }
 }
 

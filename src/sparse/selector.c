@@ -197,7 +197,7 @@ static index_bufs index_scores(const head_spec *s, const float *params, int hs, 
         for (int j = 0; j < J; j++) {
             const float *a = b.A + (size_t)j * T * T + (size_t)t * T;
             float w = b.W[t * J + j];
-            for (int u = 0; u <= t; u++) row[u] += w * (a[u] > 0.0f ? a[u] : 0.0f);
+            vec_relu_axpy(row, w, a, t + 1);
         }
     }
     return b;
@@ -226,7 +226,7 @@ static void index_select(const head_spec *s, const float *params, int hs, const 
             for (int i = 0; i < n; i++) {
                 const float *a = A + (size_t)i * nk;
                 float *row = S + (size_t)i * nk, w = b.W[(size_t)(t0 + i) * J + j];
-                for (int u = 0; u <= t0 + i; u++) row[u] += w * (a[u] > 0.0f ? a[u] : 0.0f);
+                vec_relu_axpy(row, w, a, t0 + i + 1);
             }
         }
         for (int i = 0; i < n; i++) select_row(s, S + (size_t)i * nk, t0 + i, kmax, idx, score, count);

@@ -782,7 +782,8 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speed
 }
 
 static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) {
-    sbuf pts = {0};
+    sbuf pts = {0}, series = {0}; /* series: one plot element per point, so each has its key entry */
+    int npts = 0;
     double lo = INFINITY, hi = 0; /* one range for both axes, so the diagonal is the diagonal */
     sb_printf(&r->md, "### Crossover: analytic vs measured\n\n| variant | phase | analytic T* | measured T* | "
                       "measured / analytic |\n|---|---|---|---|---|\n");
@@ -803,7 +804,12 @@ static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) 
             if (ta > 0 && tm > 0) {
                 char nm[REPORT_NAME_LEN];
                 short_name(bv->names[i], nm, sizeof nm);
-                sb_printf(&pts, "%d %d %s-%s\n", ta, tm, nm, dec ? "decode" : "prefill");
+                char st[96];
+                style_of(bv->names[i], st, sizeof st);
+                sb_printf(&pts, "%d %d\n", ta, tm);
+                sb_printf(&series, "$c every ::%d::%d using 1:2 with points pt %d ps 1.8 %s title '%s, %s', ",
+                          npts, npts, dec ? 5 : 7, st, nm, dec ? "decode" : "prefill");
+                npts++;
                 lo = fmin(lo, fmin(ta, tm)), hi = fmax(hi, fmax(ta, tm));
             }
         }
@@ -818,15 +824,15 @@ static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) 
                    "analytic T* (tokens)", "measured T* (tokens)", "xy", "%g");
         sb_printf(&g, "$c << EOD\n%sEOD\nset xrange [%g:%g]\nset yrange [%g:%g]\nset size ratio -1\n", pts.s,
                   lo / 3, hi * 3, lo / 3, hi * 3);
-        sb_printf(&g, "plot $c using 1:2 with points pt 7 ps 1.5 lc rgb '#1f5fbf' title 'variant, phase', "
-                      "$c using 1:2:3 with labels offset char 1,1 font ',9' notitle, "
-                      "x with lines lw 2 lc rgb '#888888' dt 3 title 'measured = analytic'\n");
+        sb_printf(&g, "plot %sx with lines lw 2 lc rgb '#888888' dt 3 title 'measured = analytic'\n", series.s);
         rc = plot_render(r, "crossover", &g, e);
         sb_free(&g);
-        if (!rc) sb_printf(&r->md, "![crossover](crossover.png)\n\nEach point is one variant and phase; on "
-                                   "the dotted diagonal the measurement agrees with the FLOP model.\n\n");
+        if (!rc) sb_printf(&r->md, "![crossover](crossover.png)\n\nEach point is one variant and phase (circles "
+                                   "prefill, squares decode); on the dotted diagonal the measurement agrees "
+                                   "with the FLOP model.\n\n");
     }
     sb_free(&pts);
+    sb_free(&series);
     return rc;
 }
 

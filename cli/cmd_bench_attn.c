@@ -15,7 +15,7 @@ static const char BENCH_HELP[] =
     "usage: sattn bench [--quick] [--dims 128,256,512,1024] [--seqs 64,128,...,32768]\n"
     "                   [--ks 8,16,32,64,128,256] [--variants naive,flash,index,block]\n"
     "                   [--phases prefill,decode,backward] [--runs N] [--threads N]\n"
-    "                   [--max-run SEC] [--seed S] [--csv PATH] [--json]\n"
+    "                   [--max-run SEC] [--max-gib G] [--seed S] [--csv PATH] [--json]\n"
     "                   [--device cpu|cuda] [--index-rank R] [--index-heads J]\n"
     "Wall time of ONE attention layer (attention only, batch 1, H = C/64 heads of dim 64,\n"
     "random q, k, v): prefill (T queries), one decode step (KV cache of T keys) and the\n"
@@ -23,7 +23,8 @@ static const char BENCH_HELP[] =
     "for dense-naive, dense-flash, index+softmax and block+softmax at each k. One warm-up,\n"
     "then the median of --runs runs (default 5); CPU pressure (/proc/pressure/cpu some\n"
     "avg10, -1 if missing) is logged per row. Rows predicted to take more than --max-run\n"
-    "seconds per call (default 2), or needing more than 2 GiB of buffers, are skipped.\n"
+    "seconds per call (default 2), or needing more than --max-gib GiB of buffers (default 2),\n"
+    "are skipped.\n"
     "  --quick   C {256,512}, T {256,1024,4096}, k {32}, prefill and decode, 3 runs (lists\n"
     "            given override it)\n"
     "  --csv     write the rows to PATH: variant,phase,C,H,T,k,median_s,gflops,\n"
@@ -38,21 +39,21 @@ static const char BENCH_HELP[] =
     "            (docs/cuda.md); --index-rank R, --index-heads J: the indexer timed (16, 4)\n";
 
 enum { B_QUICK = 256, B_DIMS, B_SEQS, B_KS, B_VARIANTS, B_RUNS, B_THREADS, B_MAXRUN, B_SEED,
-       B_CSV, B_JSON, B_HELP, B_PHASES, B_DEVICE, B_IRANK, B_IHEADS };
+       B_CSV, B_JSON, B_HELP, B_PHASES, B_DEVICE, B_IRANK, B_IHEADS, B_MAXGIB };
 static const struct option BENCH_OPTS[] = {
     {"quick", 0, 0, B_QUICK},     {"dims", 1, 0, B_DIMS},     {"seqs", 1, 0, B_SEQS},
     {"ks", 1, 0, B_KS},           {"variants", 1, 0, B_VARIANTS}, {"runs", 1, 0, B_RUNS},
     {"threads", 1, 0, B_THREADS}, {"max-run", 1, 0, B_MAXRUN}, {"seed", 1, 0, B_SEED},
     {"csv", 1, 0, B_CSV},         {"json", 0, 0, B_JSON},     {"help", 0, 0, B_HELP},
     {"device", 1, 0, B_DEVICE},   {"index-rank", 1, 0, B_IRANK}, {"index-heads", 1, 0, B_IHEADS},
-    {"phases", 1, 0, B_PHASES},   {0, 0, 0, 0}};
+    {"phases", 1, 0, B_PHASES},   {"max-gib", 1, 0, B_MAXGIB}, {0, 0, 0, 0}};
 
 typedef struct {
     ab_config cfg;
     const char *dims, *seqs, *ks, *variants, *csv, *phases;
     int quick, runs, threads, json;
     int cuda, index_rank, index_heads; /* --device cuda; 0: the standard indexer */
-    float max_run;
+    float max_run, max_gib;
     uint64_t seed;
     int seed_given;
 } bench_args;
@@ -109,6 +110,7 @@ static int bench_getopt(bench_args *a, int argc, char **argv) {
         case B_RUNS: bad = arg_int("bench", "runs", optarg, 1, 1000, &a->runs); break;
         case B_THREADS: bad = arg_int("bench", "threads", optarg, 1, 1024, &a->threads); break;
         case B_MAXRUN: bad = arg_float("bench", "max-run", optarg, 0.0, 1, 3600.0, &a->max_run); break;
+        case B_MAXGIB: bad = arg_float("bench", "max-gib", optarg, 0.0, 1, 4096.0, &a->max_gib); break;
         case B_SEED: bad = arg_u64("bench", "seed", optarg, &a->seed), a->seed_given = 1; break;
         case B_DEVICE:
             if (!strcmp(optarg, "cuda")) a->cuda = 1;
@@ -144,6 +146,7 @@ static int bench_parse(bench_args *a, int argc, char **argv) {
         return 1;
     if (a->runs) c->runs = a->runs;
     if (a->max_run > 0) c->max_run_s = a->max_run;
+    if (a->max_gib > 0) c->max_bytes = a->max_gib * 1024.0 * 1024.0 * 1024.0;
     if (a->seed_given) c->seed = a->seed;
     if (!a->cuda && (a->index_rank || a->index_heads))
         return cli_fail("bench", "--index-rank and --index-heads go with --device cuda");

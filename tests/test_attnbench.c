@@ -228,6 +228,8 @@ Test(attnbench, cli_bad_flags) {
         {{"--phases", "sideways"}, "--phases"},
         {{"--runs", "0"}, "--runs"},
         {{"--max-run", "-1"}, "--max-run"},
+        {{"--max-gib", "0"}, "--max-gib"},
+        {{"--max-gib", "lots"}, "--max-gib"},
         {{"--csv", "/nonexistent-dir/b.csv"}, "/nonexistent-dir/b.csv"},
         {{"--bogus"}, "unknown option"},
         {{"--ks"}, "needs a value"},

@@ -111,6 +111,8 @@ Test(counts, bad_flags) {
     static const cli_bad_case cases[] = {
         {{"--dim", "100", NULL}, "multiple of 64"},
         {{"--seq", "0", NULL}, "--seq"},
+        {{"--k", "0", NULL}, "--k"},
+        {{"--seed", "-3", NULL}, "--seed"},
         {{"--variant", "sideways", NULL}, "sideways"},
         {{"--variant", "naive", "--decode", NULL}, "no decode"},
         {{"--variant", "pos+softmax:k=4", "--decode", NULL}, "decode runs index or block"},

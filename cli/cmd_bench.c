@@ -20,16 +20,6 @@ static const bench_cfg CONFIGS[] = {{"B", 4, 4, 256, 256, 4, 256, 1782},
                                     {"124M", 12, 12, 768, 64, 4, 50257, 82}};
 enum { NCONFIGS = sizeof CONFIGS / sizeof CONFIGS[0] };
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* One full training step (forward, backward, clip, AdamW) on random tokens. */
 static void bench_step(gpt_model *m, const int *in, const int *tg, int B, int T, int t) {
     adamw_config opt = {0.9f, 0.99f, 1e-8f, 0.1f};
@@ -62,7 +52,7 @@ static double bench_config(const bench_cfg *b, int runs, int per_run, double *ou
     memcpy(tmp, out_runs, (size_t)runs * sizeof(double));
     free(in);
     gpt_free(&m);
-    return median(tmp, runs);
+    return median_sort(tmp, runs);
 }
 
 static const char BT_HELP[] =
@@ -166,7 +156,7 @@ static double time_gemm(int lib, int M, int N, int K, const float *A, const floa
         else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, K, W, K, 0.0f, out, N);
         if (r > 0) t[r - 1] = time_now() - t0; /* first call warms up */
     }
-    return 2.0 * M * N * K / median(t, runs) / 1e9;
+    return 2.0 * M * N * K / median_sort(t, runs) / 1e9;
 }
 
 int cmd_bench_gemm(int argc, char **argv) {

@@ -201,33 +201,7 @@ static int demo_parse(demo_args *a, int argc, char **argv) {
     return 0;
 }
 
-/* ---- a growing string: the metrics JSON is built once, then printed and/or written ---- */
-
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) die_at(__FILE__, __LINE__, "vsnprintf failed");
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
-        char *s = xmalloc(cap);
-        if (b->n) memcpy(s, b->s, b->n);
-        free(b->s);
-        b->s = s, b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
-}
+/* ---- the metrics JSON is built once (an sbuf, core.h), then printed and/or written ---- */
 
 /* A JSON string; bytes >= 0x80 are escaped too, so a sample that is not UTF-8 stays valid JSON. */
 static void sb_json_str(sbuf *b, const char *s) {
@@ -308,7 +282,7 @@ static void ctx_close(demo_ctx *x) {
     free(x->model_path);
     free(x->metrics_path);
     free(x->eval_path), free(x->bench_path), free(x->report_dir);
-    free(x->j.s);
+    sb_free(&x->j);
 }
 
 /* Text output: only without --json (stdout then carries the one JSON object). */

@@ -28,6 +28,9 @@ void *xmalloc_at(size_t n, const char *file, int line);
 void *xcalloc_at(size_t n, size_t size, const char *file, int line);
 #define xmalloc(n) xmalloc_at((n), __FILE__, __LINE__)
 #define xcalloc(n, size) xcalloc_at((n), (size), __FILE__, __LINE__)
+/* realloc that dies (file, line) on failure; n = 0 keeps one byte. */
+void *xrealloc_at(void *p, size_t n, const char *file, int line);
+#define xrealloc(p, n) xrealloc_at((p), (n), __FILE__, __LINE__)
 /* 64-byte aligned allocation (free with free()); for the big parameter and activation blocks. */
 void *xmalloc_aligned_at(size_t n, const char *file, int line);
 #define xmalloc_aligned(n) xmalloc_aligned_at((n), __FILE__, __LINE__)
@@ -55,6 +58,22 @@ uint64_t fnv1a64(const void *data, size_t n, uint64_t h);
 
 /* Monotonic wall-clock seconds. */
 double time_now(void);
+
+/* A growing NUL-terminated string (s may be NULL while n == 0): for text built in
+ * pieces (JSON, Markdown, gnuplot scripts) and written once. Zero-initialise it. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} sbuf;
+void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_free(sbuf *b);
+
+/* qsort comparators, ascending. */
+int cmp_int_asc(const void *a, const void *b);
+int cmp_double_asc(const void *a, const void *b);
+/* The median of v[0..n), n >= 1 (v is sorted in place): the middle value, or the mean
+ * of the two middle ones. */
+double median_sort(double *v, int n);
 
 /* Instrumented counts (docs/costmodel.md, "Counted"). Built with -DSATTN_COUNT (`make
  * count`, build-count/sattn), the attention kernels' *_counted entry points add to the

@@ -438,11 +438,6 @@ static void ctx_free(bench_ctx *b) {
     free(b->idx), free(b->count);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* One warm-up call, then the median over runs of the time per call. */
 static double time_median(bench_fn fn, const bench_ctx *b, int runs) {
     double t0 = time_now();
@@ -456,8 +451,7 @@ static double time_median(bench_fn fn, const bench_ctx *b, int runs) {
         for (int j = 0; j < reps; j++) fn(b);
         ts[i] = (time_now() - t0) / reps;
     }
-    qsort(ts, (size_t)runs, sizeof(double), cmp_double);
-    double m = runs % 2 ? ts[runs / 2] : 0.5 * (ts[runs / 2 - 1] + ts[runs / 2]);
+    double m = median_sort(ts, runs);
     free(ts);
     return m;
 }
@@ -552,17 +546,9 @@ typedef struct {
 static void push_row(row_list *l, const ab_row *r) {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
-        ab_row *nr = xmalloc((size_t)l->cap * sizeof(ab_row));
-        if (l->n) memcpy(nr, l->rows, (size_t)l->n * sizeof(ab_row));
-        free(l->rows);
-        l->rows = nr;
+        l->rows = xrealloc(l->rows, (size_t)l->cap * sizeof *l->rows);
     }
     l->rows[l->n++] = *r;
-}
-
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
 }
 
 /* One phase at one (C, T): dense-flash first, so the others get their speedup. */
@@ -591,7 +577,7 @@ void ab_run(const ab_config *cfg, ab_row **rows, int *nrows,
     int seqs[AB_MAX_LIST];
     memcpy(seqs, cfg->seqs, (size_t)cfg->nseqs * sizeof(int));
     /* ascending T: each series predicts its next row's time from the previous one */
-    qsort(seqs, (size_t)cfg->nseqs, sizeof(int), cmp_int);
+    qsort(seqs, (size_t)cfg->nseqs, sizeof(int), cmp_int_asc);
     row_list out = {0};
     for (int ci = 0; ci < cfg->ndims; ci++) {
         series st[AB_NPHASE][AB_NVAR][AB_MAX_LIST];

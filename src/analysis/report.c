@@ -23,40 +23,6 @@ extern char **environ;
 
 /* ------------------------------------------------------------ string buffer ---- */
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-} sbuf;
-
-static void sb_grow(sbuf *b, size_t need) {
-    if (b->n + need + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + need + 1) cap *= 2;
-    char *s = xmalloc(cap);
-    if (b->n) memcpy(s, b->s, b->n);
-    s[b->n] = 0;
-    free(b->s);
-    b->s = s, b->cap = cap;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    sb_grow(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)n;
-}
-
-static void sb_free(sbuf *b) {
-    free(b->s);
-    b->s = NULL, b->n = b->cap = 0;
-}
-
 /* 1234567 -> "1.23M" */
 static const char *si(double x, char *buf) {
     static const char *u[] = {"", "K", "M", "G", "T", "P", "E"};
@@ -298,10 +264,7 @@ static int head_item(jp *j, void *u) {
     eval_ctx *c = u;
     if (c->f->n_heads == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 16;
-        eval_head *h = xmalloc(sizeof(eval_head) * (size_t)c->cap);
-        if (c->f->n_heads) memcpy(h, c->f->heads, sizeof(eval_head) * (size_t)c->f->n_heads);
-        free(c->f->heads);
-        c->f->heads = h;
+        c->f->heads = xrealloc(c->f->heads, sizeof(eval_head) * (size_t)c->cap);
     }
     eval_head *h = &c->f->heads[c->f->n_heads];
     memset(h, 0, sizeof *h);

@@ -43,6 +43,12 @@ void *xcalloc_at(size_t n, size_t size, const char *file, int line) {
     return p;
 }
 
+void *xrealloc_at(void *p, size_t n, const char *file, int line) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) die_at(file, line, "out of memory reallocating %zu bytes", n);
+    return q;
+}
+
 /* Blocks of 4 MiB and more are 2 MiB aligned and advised as huge pages: this
  * kernel's THP mode is "madvise", and the parameter, gradient and moment blocks
  * of a 124M model otherwise cost a TLB miss every few kilobytes. */
@@ -146,4 +152,42 @@ double time_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int cmp_int_asc(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int cmp_double_asc(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double median_sort(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double_asc);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void sb_printf(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) die_at(__FILE__, __LINE__, "vsnprintf failed");
+    if (b->n + (size_t)k + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + (size_t)k + 1) cap *= 2;
+        b->s = xrealloc(b->s, cap);
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+void sb_free(sbuf *b) {
+    free(b->s);
+    b->s = NULL, b->n = b->cap = 0;
 }

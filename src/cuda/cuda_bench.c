@@ -58,11 +58,6 @@ static void call(const gctx *b, int v) {
     }
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Two warm-up calls, then the median over runs of the time per call, each run
  * repeating the call until it lasts >= 5 ms (cudaEvents around the run). */
 static double time_median(const gctx *b, int v, int runs) {
@@ -78,8 +73,7 @@ static double time_median(const gctx *b, int v, int runs) {
         for (int j = 0; j < reps; j++) call(b, v);
         ts[i] = sa_cuda_timer_stop(b->g) / reps / 1e3;
     }
-    qsort(ts, (size_t)runs, sizeof(double), cmp_double);
-    double m = runs % 2 ? ts[runs / 2] : 0.5 * (ts[runs / 2 - 1] + ts[runs / 2]);
+    double m = median_sort(ts, runs);
     free(ts);
     return m;
 }
@@ -104,17 +98,9 @@ typedef struct {
 static void push(row_list *l, const sa_cuda_row *r) {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
-        sa_cuda_row *nr = xmalloc((size_t)l->cap * sizeof *nr);
-        if (l->n) memcpy(nr, l->rows, (size_t)l->n * sizeof *nr);
-        free(l->rows);
-        l->rows = nr;
+        l->rows = xrealloc(l->rows, (size_t)l->cap * sizeof *l->rows);
     }
     l->rows[l->n++] = *r;
-}
-
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
 }
 
 typedef struct {
@@ -132,7 +118,7 @@ int sa_cuda_bench(const ab_config *cfg, int index_rank, int index_heads, sa_cuda
     snprintf(device, ndevice, "%s", sa_cuda_name(g));
     int seqs[AB_MAX_LIST];
     memcpy(seqs, cfg->seqs, (size_t)cfg->nseqs * sizeof(int));
-    qsort(seqs, (size_t)cfg->nseqs, sizeof(int), cmp_int);
+    qsort(seqs, (size_t)cfg->nseqs, sizeof(int), cmp_int_asc);
     row_list out = {0};
     static const int ORDER[3] = {AB_FLASH, AB_INDEX, AB_BLOCK};
     for (int ci = 0; ci < cfg->ndims; ci++) {

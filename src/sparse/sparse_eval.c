@@ -115,11 +115,6 @@ static void logit_err(const float *z, const float *ref, size_t n_pos, int V, int
         }
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
 static void summarise(sparse_eval_result *r, head_acc *acc, int nh) {
     double *errs = xmalloc(((size_t)nh + 1) * sizeof(double));
     for (int j = 0; j < nh; j++) {
@@ -132,8 +127,7 @@ static void summarise(sparse_eval_result *r, head_acc *acc, int nh) {
         errs[j] = hm->rel_err;
         r->mean_recall += hm->recall / nh, r->mean_mass += hm->mass / nh, r->mean_top1 += hm->top1 / nh;
     }
-    qsort(errs, (size_t)nh, sizeof *errs, cmp_double);
-    r->median_rel_err = nh == 0 ? 0 : nh % 2 ? errs[nh / 2] : 0.5 * (errs[nh / 2 - 1] + errs[nh / 2]);
+    r->median_rel_err = nh == 0 ? 0 : median_sort(errs, nh);
     free(errs);
 }
 

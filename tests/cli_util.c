@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sattn/plan.h"
+
 extern char **environ;
 
 char cli_cmd[4096];
@@ -272,4 +274,13 @@ void cli_assert_json_line(const char *s) {
     size_t n = strlen(s);
     cr_assert(n > 2 && s[0] == '{' && s[n - 2] == '}' && s[n - 1] == '\n' && cli_count_char(s, '\n') == 1,
               "%s: expected one JSON object on one line, got: %s", cli_cmd, s);
+}
+
+head_spec test_spec_of(const char *text) {
+    head_spec s;
+    sattn_err e;
+    char plan[256];
+    snprintf(plan, sizeof plan, "all:%s", text);
+    cr_assert_eq(plan_parse(plan, NULL, 1, 1, &s, &e), 0, "%s: %s", text, e.msg);
+    return s;
 }

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "sattn/sparse.h"
+
 #define CLI_MAX_ARGS 64
 #define CLI_SHAKESPEARE "../shared/data/tinyshakespeare.txt"
 
@@ -94,5 +96,9 @@ void cli_assert_no_output(const char *dir, const char *prefix);
 double cli_json_num(const char *json, const char *key);
 /* Fails unless s is one JSON object on one line (ending in a newline). */
 void cli_assert_json_line(const char *s);
+
+/* The head spec of a plan-grammar text like "index+softmax:k=16" (the plan "all:<text>"
+ * of a 1 x 1 model); fails the test when it does not parse. */
+head_spec test_spec_of(const char *text);
 
 #endif

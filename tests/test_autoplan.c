@@ -26,17 +26,8 @@
 
 /* ------------------------------------------------------------ FLOPs ---- */
 
-static head_spec spec_of(const char *text) {
-    head_spec s;
-    sattn_err e;
-    char plan[256];
-    snprintf(plan, sizeof plan, "all:%s", text);
-    cr_assert_eq(plan_parse(plan, NULL, 1, 1, &s, &e), 0, "%s: %s", text, e.msg);
-    return s;
-}
-
 static void expect_flops(const char *spec, int d, int T, double want) {
-    head_spec s = spec_of(spec);
+    head_spec s = test_spec_of(spec);
     double got = head_attention_flops(&s, d, T);
     cr_assert_eq(got, want, "%s, d %d, T %d: %.1f FLOPs, expected %.1f", spec, d, T, got, want);
 }
@@ -80,7 +71,7 @@ Test(autoplan, flops_mlp) {
 /* The quadratic terms per causal pair: dense 4d, index 2Jr + J + 1. At d = 32 the
  * default index (r 16, J 4: 133) costs MORE than dense (128) at long T; at d = 64 less. */
 Test(autoplan, flops_index_is_quadratic) {
-    head_spec ix = spec_of("index+softmax:k=16"), dense = spec_of("dense");
+    head_spec ix = test_spec_of("index+softmax:k=16"), dense = test_spec_of("dense");
     int T = 1 << 14;
     cr_assert_gt(head_attention_flops(&ix, 32, T), head_attention_flops(&dense, 32, T));
     cr_assert_lt(head_attention_flops(&ix, 64, T), head_attention_flops(&dense, 64, T));
@@ -90,7 +81,7 @@ Test(autoplan, flops_index_is_quadratic) {
 
 /* block: O(T/b) scores per query, so the cost grows ~T^2 d/b rather than T^2 * 4d. */
 Test(autoplan, flops_block_beats_dense_at_long_context) {
-    head_spec bl = spec_of("block+softmax:b=16,n=4"), dense = spec_of("dense");
+    head_spec bl = test_spec_of("block+softmax:b=16,n=4"), dense = test_spec_of("dense");
     cr_assert_gt(head_attention_flops(&bl, 64, 64), head_attention_flops(&dense, 64, 64),
                  "b*n = T keeps every key: the block overhead makes it dearer than dense");
     double r1 = head_attention_flops(&dense, 64, 1024) / head_attention_flops(&bl, 64, 1024);
@@ -102,7 +93,7 @@ Test(autoplan, flops_block_beats_dense_at_long_context) {
 /* The |S_t| the formulas use equals what the selectors really keep: FLOPs are linear
  * in d, so f(d=2) - f(d=1) isolates the per-d terms, from which the keys follow. */
 static double selector_keys(const char *spec, int T) {
-    head_spec s = spec_of(spec);
+    head_spec s = test_spec_of(spec);
     int d = 4, kmax = selector_kmax(&s, T);
     rng_t r;
     rng_seed(&r, 3);
@@ -126,7 +117,7 @@ Test(autoplan, flops_keys_match_selectors) {
         for (int n = 1; n <= 4; n++) {
             char spec[64];
             snprintf(spec, sizeof spec, "block+softmax:b=%d,n=%d", b, n);
-            head_spec s = spec_of(spec);
+            head_spec s = test_spec_of(spec);
             double cands = 0;
             for (int t = 0; t < T; t++) cands += t / b;
             /* per d: summaries T, scores 2*cands, softmax 4*keys */
@@ -136,7 +127,7 @@ Test(autoplan, flops_keys_match_selectors) {
                          keys, selector_keys(spec, T));
         }
     /* index: per d, projections 2*(J*r + r + J)*T, softmax 4*keys */
-    head_spec s = spec_of("index+softmax:k=7,r=2,j=1");
+    head_spec s = test_spec_of("index+softmax:k=7,r=2,j=1");
     double per_d = head_attention_flops(&s, 2, T) - head_attention_flops(&s, 1, T);
     cr_assert_eq((per_d - 2.0 * (2 + 2 + 1) * T) / 4, selector_keys("index+softmax:k=7,r=2,j=1", T));
 }

@@ -14,15 +14,6 @@
 #include "sattn/costmodel.h"
 #include "sattn/plan.h"
 
-static head_spec spec_of(const char *text) {
-    head_spec s;
-    sattn_err e;
-    char plan[256];
-    snprintf(plan, sizeof plan, "all:%s", text);
-    cr_assert_eq(plan_parse(plan, NULL, 1, 1, &s, &e), 0, "%s: %s", text, e.msg);
-    return s;
-}
-
 static cm_cost cost(int C, int H, int T, int Br, int decode, cm_variant v) {
     cm_shape s = cm_shape_make(C, H, T);
     s.Br = Br, s.decode = decode;
@@ -32,7 +23,7 @@ static cm_cost cost(int C, int H, int T, int Br, int decode, cm_variant v) {
 }
 
 static cm_variant sp(const char *text) {
-    head_spec s = spec_of(text);
+    head_spec s = test_spec_of(text);
     return cm_sparse(&s);
 }
 
@@ -99,7 +90,7 @@ Test(costmodel, sparse_flops_match_autoplan) {
                            "block+mlp:b=4,n=2,bounds=1,hidden=8"};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
         for (int T = 1; T <= 300; T += 37) {
-            head_spec s = spec_of(specs[i]);
+            head_spec s = test_spec_of(specs[i]);
             cm_cost c = cost(96, 3, T, 64, 0, cm_sparse(&s));
             cr_assert_eq(c.attn_flops, 3 * head_attention_flops(&s, 32, T), "%s T %d", specs[i], T);
         }
@@ -137,7 +128,7 @@ Test(costmodel, decode_is_last_query) {
                            "block+softmax:b=8,n=4", "block+softmax:b=4,n=2,bounds=1"};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
         for (int T = 40; T <= 400; T += 29) {
-            head_spec s = spec_of(specs[i]);
+            head_spec s = test_spec_of(specs[i]);
             double want = head_attention_flops(&s, 16, T) - head_attention_flops(&s, 16, T - 1);
             cr_assert_eq(cost(32, 2, T, 64, 1, cm_sparse(&s)).attn_flops, 2 * want, "%s T %d", specs[i], T);
         }

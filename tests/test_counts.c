@@ -29,11 +29,7 @@ static cm_variant variant_of(const char *name, int k) {
     cm_standard_variants(k, all);
     if (!strcmp(name, "index")) return all[4];
     if (!strcmp(name, "block")) return all[6];
-    head_spec s;
-    sattn_err e;
-    char plan[256];
-    snprintf(plan, sizeof plan, "all:%s", name);
-    cr_assert_eq(plan_parse(plan, NULL, 1, 1, &s, &e), 0, "%s: %s", name, e.msg);
+    head_spec s = test_spec_of(name);
     return cm_sparse(&s);
 }
 

@@ -57,6 +57,8 @@ void cli_spew(const char *path, const void *data, size_t n) {
     cr_assert_eq(fclose(f), 0);
 }
 
+void cli_spew_str(const char *path, const char *text) { cli_spew(path, text, strlen(text)); }
+
 int cli_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -283,4 +285,15 @@ head_spec test_spec_of(const char *text) {
     snprintf(plan, sizeof plan, "all:%s", text);
     cr_assert_eq(plan_parse(plan, NULL, 1, 1, &s, &e), 0, "%s: %s", text, e.msg);
     return s;
+}
+
+void tmp_open(tmp_place *t, const char *name) {
+    strcpy(t->dir, "/tmp/sattn-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(t->dir));
+    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+}
+
+void tmp_close(tmp_place *t) {
+    remove(t->path);
+    cr_assert_eq(rmdir(t->dir), 0, "leftover files in %s", t->dir);
 }

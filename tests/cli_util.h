@@ -29,6 +29,8 @@ const char *cli_bin(void);
 /* The whole file, NUL-terminated (malloc'd); *len (if not NULL) gets its size. */
 char *cli_slurp(const char *path, size_t *len);
 void cli_spew(const char *path, const void *data, size_t n);
+/* cli_spew of a NUL-terminated text (without the NUL). */
+void cli_spew_str(const char *path, const char *text);
 int cli_file_exists(const char *path);
 int cli_files_equal(const char *a, const char *b);
 /* Deterministic English-like text of n bytes (no dependency on a corpus file), NUL-
@@ -87,6 +89,16 @@ void cli_tdir_close(cli_tdir *t);
 void cli_rm_tree(const char *path);
 /* The number of entries in dir, not counting "." and "..". */
 int cli_dir_entries(const char *dir);
+
+/* A per-test directory under /tmp holding one file of the test: path = dir/name.
+ * tmp_close removes that file and then the directory, and fails the test when
+ * anything else is left (a temporary file an error path should have removed). */
+typedef struct {
+    char dir[64];
+    char path[128];
+} tmp_place;
+void tmp_open(tmp_place *t, const char *name);
+void tmp_close(tmp_place *t);
 
 /* Fails if dir holds any entry whose name starts with prefix (the output, or its
  * "<out>.tmp.<pid>" temp file). */

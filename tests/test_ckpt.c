@@ -13,34 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "sattn/ckpt.h"
-
-/* A per-test directory under /tmp, so the file count check sees only this test's files. */
-typedef struct {
-    char dir[64];
-    char path[128];
-} tmp_place;
-
-static void tmp_open(tmp_place *t, const char *name) {
-    strcpy(t->dir, "/tmp/sattn-ckpt-XXXXXX");
-    cr_assert_not_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
-}
-
-static int dir_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    int n = 0;
-    for (struct dirent *de; (de = readdir(d));)
-        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
-static void tmp_close(tmp_place *t) {
-    remove(t->path);
-    cr_assert_eq(rmdir(t->dir), 0, "leftover files in %s", t->dir);
-}
 
 static const gpt_config SMALL = {.max_seq = 16, .vocab = 256, .padded_vocab = 256,
                                  .layers = 2, .heads = 2, .channels = 8};
@@ -410,7 +384,7 @@ Test(ckpt, save_into_missing_directory_fails_cleanly) {
     cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &m, NULL, &e), -1);
     assert_msg_has(&e, t.path, "cannot create");
     cr_assert_neq(access(t.path, F_OK), 0);
-    cr_assert_eq(dir_entries(t.dir), 0);
+    cr_assert_eq(cli_dir_entries(t.dir), 0);
     gpt_free(&m);
     tmp_close(&t);
 }
@@ -426,7 +400,7 @@ Test(ckpt, refused_saves_create_nothing) {
     assert_msg_has(&e, t.path, "AdamW moments");
     cr_assert_eq(ckpt_save(t.path, CKPT_LLMC, &m, &st, &e), -1); /* format has no room */
     assert_msg_has(&e, t.path, "optimizer state");
-    cr_assert_eq(dir_entries(t.dir), 0);
+    cr_assert_eq(cli_dir_entries(t.dir), 0);
     gpt_free(&m);
     tmp_close(&t);
 }
@@ -445,14 +419,14 @@ Test(ckpt, failed_write_leaves_nothing) {
     train_state st = {.has_optim = 1};
     cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &m, &st, &e), -1);
     assert_msg_has(&e, t.path, "write failed");
-    cr_assert_eq(dir_entries(t.dir), 0);
+    cr_assert_eq(cli_dir_entries(t.dir), 0);
     char old[] = "older checkpoint";
     FILE *f = fopen(t.path, "wb");
     fwrite(old, 1, sizeof old, f);
     fclose(f);
     cr_assert_eq(ckpt_save(t.path, CKPT_LLMC, &m, NULL, &e), -1);
     cr_assert_eq(file_size(t.path), (long)sizeof old);
-    cr_assert_eq(dir_entries(t.dir), 1);
+    cr_assert_eq(cli_dir_entries(t.dir), 1);
     gpt_free(&m);
     tmp_close(&t);
 }

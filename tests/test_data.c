@@ -8,32 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "sattn/data.h"
-
-/* Each test makes its own directory under /tmp (Criterion runs tests in separate
- * processes; a per-test directory keeps them from seeing each other's files). */
-typedef struct {
-    char dir[64];
-    char path[128];
-} tmp_place;
-
-static void tmp_open(tmp_place *t, const char *name) {
-    strcpy(t->dir, "/tmp/sattn-data-XXXXXX");
-    cr_assert_not_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
-}
-
-static void tmp_close(tmp_place *t) {
-    remove(t->path);
-    cr_assert_eq(rmdir(t->dir), 0, "leftover files in %s", t->dir);
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-}
 
 static void patch_i32(const char *path, long offset, int32_t v) {
     FILE *f = fopen(path, "r+b");
@@ -65,7 +41,7 @@ Test(data, byte_file_split_sizes) {
     tmp_open(&t, "text.txt");
     uint8_t buf[1000];
     for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 7 + 3);
-    write_file(t.path, buf, sizeof buf);
+    cli_spew(t.path, buf, sizeof buf);
     dataset d;
     sattn_err e = {{0}};
     cr_assert_eq(dataset_load(&d, t.path, &e), 0, "%s", e.msg);
@@ -247,7 +223,7 @@ Test(data, llmc_truncated_and_trailing) {
 Test(data, empty_file) {
     tmp_place t;
     tmp_open(&t, "empty.txt");
-    write_file(t.path, "", 0);
+    cli_spew(t.path, "", 0);
     dataset d;
     sattn_err e = {{0}};
     cr_assert_eq(dataset_load(&d, t.path, &e), -1);
@@ -270,7 +246,7 @@ Test(data, short_file_with_magic_is_bytes) {
     tmp_place t;
     tmp_open(&t, "short.bin");
     int32_t head[16] = {LLMC_TOKENS_MAGIC, 1, 5};
-    write_file(t.path, head, sizeof head);
+    cli_spew(t.path, head, sizeof head);
     dataset d;
     sattn_err e = {{0}};
     cr_assert_eq(dataset_load(&d, t.path, &e), 0, "%s", e.msg);

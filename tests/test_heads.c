@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "sattn/heads.h"
 
 #define HEADER_BYTES 256
@@ -27,32 +28,6 @@ static const gpt_config CFG = {.max_seq = 16, .vocab = 256, .padded_vocab = 256,
 #define NHEADS 12
 
 /* ---------------------------------------------------------------- helpers */
-
-typedef struct {
-    char dir[64];
-    char path[128];
-} tmp_place;
-
-static void tmp_open(tmp_place *t, const char *name) {
-    strcpy(t->dir, "/tmp/sattn-heads-XXXXXX");
-    cr_assert_not_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
-}
-
-static int dir_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    int n = 0;
-    for (struct dirent *de; (de = readdir(d));)
-        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
-static void tmp_close(tmp_place *t) {
-    remove(t->path);
-    cr_assert_eq(rmdir(t->dir), 0, "leftover files in %s", t->dir);
-}
 
 static long file_size(const char *path) {
     struct stat st;
@@ -460,7 +435,7 @@ Test(heads, refused_saves_create_nothing) {
     sh.h[2].spec.tau = 0.5f; /* invalid spec: tau with block */
     cr_assert_eq(heads_save(t.path, &sh, &CFG, &e), -1);
     assert_msg_has(&e, t.path, "L0H2");
-    cr_assert_eq(dir_entries(t.dir), 0);
+    cr_assert_eq(cli_dir_entries(t.dir), 0);
     sparse_heads_free(&sh);
     tmp_close(&t);
 }
@@ -473,7 +448,7 @@ Test(heads, save_into_missing_directory) {
     sattn_err e = {{0}};
     cr_assert_eq(heads_save(t.path, &sh, &CFG, &e), -1);
     assert_msg_has(&e, t.path, "cannot create");
-    cr_assert_eq(dir_entries(t.dir), 0);
+    cr_assert_eq(cli_dir_entries(t.dir), 0);
     sparse_heads_free(&sh);
     tmp_close(&t);
 }
@@ -491,12 +466,12 @@ Test(heads, failed_write_leaves_nothing) {
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
     cr_assert_eq(heads_save(t.path, &sh, &CFG, &e), -1);
     assert_msg_has(&e, t.path, "write failed");
-    cr_assert_eq(dir_entries(t.dir), 0);
+    cr_assert_eq(cli_dir_entries(t.dir), 0);
     const char old[] = "older heads file";
     spit(t.path, (const uint8_t *)old, sizeof old);
     cr_assert_eq(heads_save(t.path, &sh, &CFG, &e), -1);
     cr_assert_eq(file_size(t.path), (long)sizeof old);
-    cr_assert_eq(dir_entries(t.dir), 1);
+    cr_assert_eq(cli_dir_entries(t.dir), 1);
     sparse_heads_free(&sh);
     tmp_close(&t);
 }

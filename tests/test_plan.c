@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "sattn/plan.h"
 
 #define NL 4
@@ -246,33 +247,10 @@ Test(plan, format_parse_round_trip) {
 
 /* ---------------------------------------------------------------- files */
 
-typedef struct {
-    char dir[64];
-    char path[128];
-} tmp_place;
-
-static void tmp_open(tmp_place *t, const char *name) {
-    strcpy(t->dir, "/tmp/sattn-plan-XXXXXX");
-    cr_assert_not_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
-}
-
-static void tmp_close(tmp_place *t) {
-    remove(t->path);
-    cr_assert_eq(rmdir(t->dir), 0, "leftover files in %s", t->dir);
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(text, 1, strlen(text), f), strlen(text));
-    cr_assert_eq(fclose(f), 0);
-}
-
 Test(plan, file_with_comments_and_newlines) {
     tmp_place t;
     tmp_open(&t, "p.plan");
-    write_text(t.path, "# a plan for a 4x4 model\r\n"
+    cli_spew_str(t.path, "# a plan for a 4x4 model\r\n"
                        "\n"
                        "L1: index+mlp: k=8, hidden=256   # layer 1: mlp heads\r\n"
                        "L0H1:block+softmax:b=16,n=4; L0:dense # rest of layer 0 dense\n"
@@ -321,7 +299,7 @@ Test(plan, save_into_missing_directory_fails) {
 Test(plan, file_errors_name_path_and_line) {
     tmp_place t;
     tmp_open(&t, "bad.plan");
-    write_text(t.path, "# comment\nL0:dense\n\n  L1:index+softmax:k=4;  L2:index+sofmax:k=4\n");
+    cli_spew_str(t.path, "# comment\nL0:dense\n\n  L1:index+softmax:k=4;  L2:index+sofmax:k=4\n");
     head_spec s[NHEADS];
     sattn_err e = {{0}};
     cr_assert_eq(plan_load(t.path, NL, NH, s, &e), -1);
@@ -330,16 +308,16 @@ Test(plan, file_errors_name_path_and_line) {
     assert_one_line(&e, where, "'sofmax'");
     cr_assert_not_null(strstr(e.msg, "L2:index+sofmax:k=4"), "%s", e.msg);
 
-    write_text(t.path, "L0:dense\nL9:dense\n");
+    cli_spew_str(t.path, "L0:dense\nL9:dense\n");
     cr_assert_eq(plan_load(t.path, NL, NH, s, &e), -1);
     snprintf(where, sizeof where, "%s:2:", t.path);
     assert_one_line(&e, where, "layer 9 out of range: model has 4 layers");
 
-    write_text(t.path, "# nothing but comments\n\n;  ;\n");
+    cli_spew_str(t.path, "# nothing but comments\n\n;  ;\n");
     cr_assert_eq(plan_load(t.path, NL, NH, s, &e), -1);
     assert_one_line(&e, t.path, "empty");
 
-    write_text(t.path, "all:dense\n");
+    cli_spew_str(t.path, "all:dense\n");
     FILE *f = fopen(t.path, "ab");
     fputc('\0', f);
     fclose(f);

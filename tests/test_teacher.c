@@ -336,19 +336,6 @@ Test(teacher, list_errors_are_one_line) {
 
 /* ------------------------------------------------------------ shards */
 
-/* A temp dir for one shard, t.shard (path: cli_tpath's buffer; no other path is made
- * from t); closing it fails if anything but the shard is left. */
-static const char *tmp_open(cli_tdir *t) {
-    cli_tdir_open(t);
-    return cli_tpath(t, "t.shard");
-}
-
-static void tmp_close(cli_tdir *t, const char *path) {
-    remove(path);
-    cr_assert_eq(cli_dir_entries(t->dir), 0, "leftover files in %s", t->dir);
-    cli_tdir_close(t);
-}
-
 /* Writes a shard of 5 sequences (forwards of 3 and 2) for pairs {(0,1), (1,0)}, K = 6;
  * keeps the two models (their activations) for comparison. */
 static const teacher_pair SHARD_PAIRS[2] = {{0, 1}, {1, 0}};
@@ -378,8 +365,9 @@ static void assert_same_record(const teacher_record *a, const teacher_record *b)
 }
 
 Test(teacher, shard_round_trip) {
-    cli_tdir t;
-    const char *path = tmp_open(&t);
+    tmp_place t;
+    tmp_open(&t, "t.shard");
+    const char *path = t.path;
     gpt_model m[2];
     teacher_stats s;
     write_shard(path, m, &s);
@@ -412,7 +400,7 @@ Test(teacher, shard_round_trip) {
     teacher_stats_free(&s);
     gpt_free(&m[0]);
     gpt_free(&m[1]);
-    tmp_close(&t, path);
+    tmp_close(&t);
 }
 
 /* Recomputes the header checksum, so a test reaches the check after it. */
@@ -462,8 +450,9 @@ static size_t apply_damage(uint8_t *b, size_t n, damage d) {
 }
 
 static void expect_reject(damage d, const char *why) {
-    cli_tdir t;
-    const char *path = tmp_open(&t);
+    tmp_place t;
+    tmp_open(&t, "t.shard");
+    const char *path = t.path;
     gpt_model m[2];
     teacher_stats s;
     write_shard(path, m, &s);
@@ -482,7 +471,7 @@ static void expect_reject(damage d, const char *why) {
     teacher_stats_free(&s);
     gpt_free(&m[0]);
     gpt_free(&m[1]);
-    tmp_close(&t, path);
+    tmp_close(&t);
 }
 
 Test(teacher, reject_truncated) { expect_reject(D_TRUNC, "truncated"); }
@@ -506,8 +495,9 @@ Test(teacher, reject_missing_file) {
 }
 
 Test(teacher, writer_checks_counts_and_leaves_nothing) {
-    cli_tdir t;
-    const char *path = tmp_open(&t);
+    tmp_place t;
+    tmp_open(&t, "t.shard");
+    const char *path = t.path;
     gpt_model m;
     tiny_forward(&m, 2, 16, 1);
     teacher_shard_info in = teacher_shard_info_make(&TINY, SHARD_PAIRS, 2, 3, 16, 4);
@@ -530,7 +520,7 @@ Test(teacher, writer_checks_counts_and_leaves_nothing) {
     cr_assert_eq(cli_dir_entries(t.dir), 0);
     teacher_stats_free(&s);
     gpt_free(&m);
-    tmp_close(&t, path);
+    tmp_close(&t);
 }
 
 /* ------------------------------------------------------------ CLI */

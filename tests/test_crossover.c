@@ -179,3 +179,15 @@ Test(crossover, errors) {
     cr_assert(strstr(e.msg, "/nonexistent/b.csv"), "%s", e.msg);
     sparse_heads_free(&sh);
 }
+
+/* The one rule all three callers use, on bare (T, speedup) pairs in any order. */
+Test(crossover, series_rule) {
+    static const int T[] = {4096, 256, 1024, 512, 2048};
+    static const double win_late[] = {2.0, 1.5, 0.9, 1.2, 1.1}, unknown[] = {2.0, 1.5, 0.9, 1.2, -1.0};
+    static const double last_loses[] = {0.8, 1.5, 1.2, 1.2, 1.1}, all_win[] = {2, 2, 2, 2, 2};
+    cr_assert_eq(xover_series_T(T, win_late, 5), 2048);
+    cr_assert_eq(xover_series_T(T, unknown, 5), 4096);
+    cr_assert_eq(xover_series_T(T, last_loses, 5), -1);
+    cr_assert_eq(xover_series_T(T, all_win, 5), 256);
+    cr_assert_eq(xover_series_T(T, all_win, 0), -1);
+}

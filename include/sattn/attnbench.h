@@ -98,8 +98,7 @@ void ab_run(const ab_config *cfg, ab_row **rows, int *nrows,
             void (*on_row)(const ab_row *r, void *ctx), void *ctx);
 
 /* Measured and analytic crossovers per (sparse variant, phase, C, k) present in rows,
- * into out (capacity cap, at most AB_MAX_CROSS series); returns the count. */
-#define AB_MAX_CROSS 1024
+ * into out (capacity cap); returns the count. */
 int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap);
 
 /* Instrumented counts: runs ONE call of what a row of the grid times, variant v at

@@ -29,6 +29,12 @@ typedef struct {
     int T_lo, T_hi, n;             /* measured T range and rows of the series (known speedup) */
 } xover;
 
+/* The from-then-on crossover of ONE series given as (T, speedup over dense-flash) pairs
+ * in any order, the rule above: pairs with speedup <= 0 are left out, a loss (<= 1) at
+ * T' excludes every T <= T', and the answer is the smallest winning T above the last
+ * loss; -1 when there is none. `sattn bench`, `sattn report` and xover_find all use it. */
+int xover_series_T(const int *T, const double *speedup, int n);
+
 /* The crossover of variant at prefill from the rows at the C nearest want_C (ties: the
  * smaller C) and, among those, the k nearest want_k (ties: the larger k, which is
  * slower, so the conservative choice). path names the CSV in errors: no prefill rows for

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sattn/costmodel.h"
+#include "sattn/crossover.h"
 #include "sattn/flash.h"
 #include "sattn/nn.h"
 #include "sattn/rng.h"
@@ -330,7 +331,7 @@ static void run_sparse_decode(const bench_ctx *b) {
     }
 }
 
-/* ---- backward (the forward ran once, untimed, in bench_row) ----
+/* ---- backward (the forward ran once, untimed, in measure_row) ----
  * dense: d qkv from d out through the stored probabilities (naive) or the log-sum-exp
  * (flash, recomputing P tile by tile); sparse: the head function's backward over the
  * forward's selection (selection is discrete: the selector has no backward). dqkv
@@ -482,7 +483,7 @@ static size_t backward_setup(bench_ctx *b, ab_variant v) {
 }
 
 /* Measures one row into r; 0 when it is skipped (memory or predicted time). */
-static int bench_row(const ab_config *cfg, const bench_data *d, ab_variant v, int phase, int k,
+static int measure_row(const ab_config *cfg, const bench_data *d, ab_variant v, int phase, int k,
                      series *st, ab_row *r) {
     cm_variant cv = variant_at(v, k);
     cm_shape sh = cm_shape_make(d->C, d->H, d->T);
@@ -563,7 +564,7 @@ static void run_group(const ab_config *cfg, const bench_data *d, int phase,
         int nk = v >= AB_INDEX ? cfg->nks : 1;
         for (int ki = 0; ki < nk; ki++) {
             ab_row r;
-            if (!bench_row(cfg, d, v, phase, cfg->ks[ki], &st[v][ki], &r)) continue;
+            if (!measure_row(cfg, d, v, phase, cfg->ks[ki], &st[v][ki], &r)) continue;
             if (v == AB_FLASH) flash = r.median_s;
             r.speedup = flash > 0 ? flash / r.median_s : -1.0;
             push_row(out, &r);
@@ -602,33 +603,24 @@ static int series_of(const ab_cross *out, int m, const ab_row *r) {
     return j;
 }
 
-/* Two passes: the largest losing T per series (a known speedup <= 1), then the smallest
- * winning T above it. Rows without a dense-flash reference (speedup < 0) are left out. */
+/* Per series: costmodel's T* (none for backward: the selector does not run backward)
+ * and xover_series_T over the series' rows. */
 int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap) {
-    int m = 0, lose[AB_MAX_CROSS];
+    int m = 0, *T = xmalloc(((size_t)n + 1) * sizeof(int));
+    double *sp = xmalloc(((size_t)n + 1) * sizeof(double));
     for (int i = 0; i < n; i++) {
         const ab_row *r = &rows[i];
-        if (r->v < AB_INDEX) continue;
-        int j = series_of(out, m, r);
-        if (j == m) {
-            if (m == cap || m == AB_MAX_CROSS) continue;
-            cm_shape sh = cm_shape_make(r->C, r->H, r->T);
-            sh.decode = r->decode;
-            cm_variant cv = variant_at(r->v, r->k);
-            lose[m] = 0;
-            /* no analytic backward model: the selector does not run backward */
-            int an = r->decode == AB_BACKWARD ? -1 : cm_crossover(&sh, &cv, 1 << 20);
-            out[m++] = (ab_cross){r->v, r->decode, r->C, r->k, -1, an};
-        }
-        if (r->speedup >= 0 && r->speedup <= 1.0 && r->T > lose[j]) lose[j] = r->T;
+        if (r->v < AB_INDEX || series_of(out, m, r) < m || m == cap) continue;
+        cm_shape sh = cm_shape_make(r->C, r->H, r->T);
+        sh.decode = r->decode == AB_DECODE;
+        cm_variant cv = variant_at(r->v, r->k);
+        int an = r->decode == AB_BACKWARD ? -1 : cm_crossover(&sh, &cv, 1 << 20), ns = 0;
+        out[m] = (ab_cross){r->v, r->decode, r->C, r->k, -1, an};
+        for (int j = i; j < n; j++)
+            if (series_of(out + m, 1, &rows[j]) == 0) T[ns] = rows[j].T, sp[ns++] = rows[j].speedup;
+        out[m++].measured = xover_series_T(T, sp, ns);
     }
-    for (int i = 0; i < n; i++) {
-        const ab_row *r = &rows[i];
-        if (r->v < AB_INDEX) continue;
-        int j = series_of(out, m, r);
-        if (j < m && r->speedup > 1.0 && r->T > lose[j] && (out[j].measured < 0 || r->T < out[j].measured))
-            out[j].measured = r->T;
-    }
+    free(T), free(sp);
     return m;
 }
 

@@ -26,26 +26,31 @@ static int nearest(const bench_table *t, const char *variant, int want, int pref
     return best;
 }
 
-/* The from-then-on crossover of the series (variant, prefill, C, k): any losing row at
- * T' excludes every T <= T'; the answer is the smallest winning T above the last loss. */
+int xover_series_T(const int *T, const double *speedup, int n) {
+    int lose = -1, best = -1;
+    for (int i = 0; i < n; i++)
+        if (speedup[i] > 0 && speedup[i] <= 1 && T[i] > lose) lose = T[i];
+    for (int i = 0; i < n; i++)
+        if (speedup[i] > 1 && T[i] > lose && (best < 0 || T[i] < best)) best = T[i];
+    return best;
+}
+
+/* The series (variant, prefill, C, k): its measured T range, row count and crossover. */
 static void series_crossover(const bench_table *t, xover *x) {
-    int lose = -1, lo = XO_NEVER, hi = -1;
+    int *T = xmalloc(((size_t)t->n + 1) * sizeof(int)), lo = XO_NEVER, hi = -1;
+    double *sp = xmalloc(((size_t)t->n + 1) * sizeof(double));
     x->n = 0;
     for (int i = 0; i < t->n; i++) {
         const bench_row *r = &t->rows[i];
         if (!usable(r, x->variant) || r->C != x->C || r->k != x->k) continue;
-        x->n++;
+        T[x->n] = r->T, sp[x->n++] = r->speedup_vs_flash;
         lo = r->T < lo ? r->T : lo;
         hi = r->T > hi ? r->T : hi;
-        if (r->speedup_vs_flash <= 1 && r->T > lose) lose = r->T;
     }
-    x->T = XO_NEVER;
-    for (int i = 0; i < t->n; i++) {
-        const bench_row *r = &t->rows[i];
-        if (usable(r, x->variant) && r->C == x->C && r->k == x->k && r->T > lose && r->T < x->T)
-            x->T = r->T;
-    }
+    int c = xover_series_T(T, sp, x->n);
+    x->T = c < 0 ? XO_NEVER : c;
     x->T_lo = lo, x->T_hi = hi;
+    free(T), free(sp);
 }
 
 static int has_variant(const bench_table *t, const char *variant, int any_speedup) {

@@ -17,6 +17,7 @@
 
 #include "sattn/autoplan.h"
 #include "sattn/costmodel.h"
+#include "sattn/crossover.h"
 #include "sattn/plan.h"
 
 extern char **environ;
@@ -664,18 +665,16 @@ static int bench_block(sbuf *g, const bench_view *bv, int i, int decode, int spe
     return m;
 }
 
-/* Measured T*: the smallest measured T from which on every measured T is faster than
- * dense-flash (speedup > 1); -1 if the largest is not. Rows without a dense-flash
- * reference (bench writes speedup -1: flash skipped there) carry no comparison and are
- * left out, as bench's own T* and crossover.h do. */
+/* Measured T* of (name, phase) among the shown rows: xover_series_T's from-then-on rule. */
 static int measured_crossover(const bench_view *bv, const char *name, int decode) {
-    int t = -1;
+    int *T = xmalloc(((size_t)bv->n + 1) * sizeof(int)), n = 0;
+    double *sp = xmalloc(((size_t)bv->n + 1) * sizeof(double));
     for (int j = 0; j < bv->n; j++) {
         const bench_row *w = bv->rows[j];
-        if (w->decode != decode || strcmp(w->variant, name) || w->speedup_vs_flash <= 0) continue;
-        if (w->speedup_vs_flash > 1) { if (t < 0) t = w->T; }
-        else t = -1;
+        if (w->decode == decode && !strcmp(w->variant, name)) T[n] = w->T, sp[n++] = w->speedup_vs_flash;
     }
+    int t = xover_series_T(T, sp, n);
+    free(T), free(sp);
     return t;
 }
 

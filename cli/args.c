@@ -10,13 +10,33 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+/* Control bytes from a file name, a flag value or a file's contents must not reach
+ * the terminal raw (escape sequences, or a newline forging a second error line):
+ * they are printed as \xNN, and a backslash as \\. */
+void cli_fput_escaped(const char *s, FILE *f) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else if (*p == '\\')
+            fputs("\\\\", f);
+        else
+            fputc(*p, f);
+    }
+}
+
 int cli_fail(const char *cmd, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "sattn %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    int k = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
+    char *msg = xmalloc(k > 0 ? (size_t)k + 1 : 1);
+    va_start(ap, fmt);
+    vsnprintf(msg, k > 0 ? (size_t)k + 1 : 1, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "sattn %s: ", cmd);
+    cli_fput_escaped(msg, stderr);
     fputc('\n', stderr);
+    free(msg);
     return 1;
 }
 

@@ -122,6 +122,8 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "sattn: unknown command '%s' (see sattn --help)\n", argv[1]);
+    fputs("sattn: unknown command '", stderr);
+    cli_fput_escaped(argv[1], stderr);
+    fputs("' (see sattn --help)\n", stderr);
     return 1;
 }

@@ -27,7 +27,7 @@ static void save_periodic(progress_ctx *pc, int step) {
     sattn_err e;
     const train_state *st = pc->args->format == CKPT_SATTN ? pc->st : NULL;
     if (ckpt_save(pc->args->out, pc->args->format, pc->m, st, &e) != 0) {
-        fprintf(stderr, "sattn train: %s\n", e.msg);
+        cli_fail("train", "%s", e.msg);
         pc->save_failed = 1;
     }
 }

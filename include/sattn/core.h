@@ -49,7 +49,14 @@ int afile_write(afile *a, const void *data, size_t n, sattn_err *e);
 int afile_commit(afile *a, sattn_err *e);
 void afile_abort(afile *a);
 
-/* Reads a whole file into a malloc'd buffer (*data, *len). Errors name the path. */
+/* Opens path for reading only if it is a regular file: the open is non-blocking and
+ * the type is checked (fstat) before anything is read, so a FIFO, a device or a
+ * directory is a one-line error instead of a read that blocks forever. *size gets
+ * st_size (0 for /proc files, which must be read to EOF). NULL on error. */
+FILE *file_open_regular(const char *path, size_t *size, sattn_err *e);
+
+/* Reads a whole regular file (to EOF, so /proc files work too) into a malloc'd
+ * buffer (*data, *len). Errors name the path. */
 int file_read_all(const char *path, uint8_t **data, size_t *len, sattn_err *e);
 
 /* FNV-1a 64-bit hash, used as a checksum of file payloads. */

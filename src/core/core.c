@@ -3,6 +3,7 @@
 #include "sattn/core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,25 +118,58 @@ void afile_abort(afile *a) {
     afile_release(a);
 }
 
-int file_read_all(const char *path, uint8_t **data, size_t *len, sattn_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "%s: cannot open (%s)", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return err_set(e, "%s: not a regular file", path);
+FILE *file_open_regular(const char *path, size_t *size, sattn_err *e) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        err_set(e, "%s: cannot open (%s)", path, strerror(errno));
+        return NULL;
     }
-    size_t n = (size_t)st.st_size;
-    uint8_t *buf = xmalloc(n ? n : 1);
-    size_t got = n ? fread(buf, 1, n, f) : 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        err_set(e, "%s: cannot stat (%s)", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err_set(e, "%s: not a regular file (%s)", path,
+                S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
+                : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a plain file");
+        close(fd);
+        return NULL;
+    }
+    /* Regular files never block; clear the flag so stdio sees ordinary reads. */
+    int fl = fcntl(fd, F_GETFL);
+    FILE *f = fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        err_set(e, "%s: cannot open (%s)", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (size) *size = (size_t)st.st_size;
+    return f;
+}
+
+int file_read_all(const char *path, uint8_t **data, size_t *len, sattn_err *e) {
+    size_t n = 0;
+    FILE *f = file_open_regular(path, &n, e);
+    if (!f) return -1;
+    /* st_size is a hint: /proc files say 0, and a file may grow while read. */
+    size_t cap = n + 1, got = 0;
+    uint8_t *buf = xmalloc(cap);
+    for (;;) {
+        got += fread(buf + got, 1, cap - got, f);
+        if (got < cap || ferror(f)) break;
+        cap *= 2;
+        buf = xrealloc(buf, cap);
+    }
     int rerr = ferror(f);
     fclose(f);
-    if (got != n || rerr) {
+    if (rerr) {
         free(buf);
-        return err_set(e, "%s: read failed after %zu of %zu bytes", path, got, n);
+        return err_set(e, "%s: read failed after %zu bytes (%s)", path, got, strerror(errno));
     }
     *data = buf;
-    *len = n;
+    *len = got;
     return 0;
 }
 

@@ -233,13 +233,8 @@ static int read_payload(const char *path, FILE *f, const ckpt_header *h, gpt_mod
     return bad ? -1 : 0;
 }
 
-/* Header bytes plus the file size, or an error naming the file. */
-static int read_head(const char *path, FILE *f, uint8_t *b, size_t *got, size_t *size,
-                     sattn_err *e) {
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode))
-        return err_set(e, "%s: not a regular file", path);
-    *size = (size_t)sb.st_size;
+/* Header bytes, or an error naming the file. */
+static int read_head(const char *path, FILE *f, uint8_t *b, size_t *got, sattn_err *e) {
     *got = fread(b, 1, LLMC_HEADER_BYTES, f);
     if (ferror(f)) return err_set(e, "%s: read failed (%s)", path, strerror(errno));
     return 0;
@@ -247,13 +242,13 @@ static int read_head(const char *path, FILE *f, uint8_t *b, size_t *got, size_t 
 
 int ckpt_load(const char *path, gpt_model *m, train_state *st, sattn_err *e) {
     memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "%s: cannot open (%s)", path, strerror(errno));
-    uint8_t b[LLMC_HEADER_BYTES];
     size_t got = 0, size = 0;
+    FILE *f = file_open_regular(path, &size, e);
+    if (!f) return -1;
+    uint8_t b[LLMC_HEADER_BYTES];
     ckpt_header h;
     memset(&h, 0, sizeof h);
-    int r = read_head(path, f, b, &got, &size, e);
+    int r = read_head(path, f, b, &got, e);
     if (!r) r = parse_header(path, b, got, &h, e);
     if (!r) r = check_header(path, &h, size, e);
     if (!r) r = read_payload(path, f, &h, m, e);

@@ -626,14 +626,13 @@ static int read_payload(teacher_shard *s, uint64_t *sum, sattn_err *e) {
 
 int teacher_shard_open(teacher_shard *s, const char *path, sattn_err *e) {
     memset(s, 0, sizeof *s);
-    s->f = fopen(path, "rb");
-    if (!s->f) return err_set(e, "%s: cannot open (%s)", path, strerror(errno));
+    size_t size = 0;
+    s->f = file_open_regular(path, &size, e);
+    if (!s->f) return -1;
     s->path = xmalloc(strlen(path) + 1);
     strcpy(s->path, path);
-    struct stat st;
-    int rc = fstat(fileno(s->f), &st) || !S_ISREG(st.st_mode) ? err_set(e, "%s: not a regular file", path) : 0;
     uint64_t sum = FNV1A64_INIT;
-    if (!rc) rc = read_header(s, (uint64_t)st.st_size, e);
+    int rc = read_header(s, (uint64_t)size, e);
     if (!rc) rc = read_pairs(s, &sum, e);
     s->records_off = prefix_bytes(&s->info);
     s->rec_bytes = teacher_record_bytes(s->info.T, s->info.channels / (s->info.heads ? s->info.heads : 1),

@@ -145,6 +145,9 @@ static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d)
     if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("finetune", "%s", e.msg);
     if (heads_load(a->heads, sh, &m->cfg, &e) != 0) return gpt_free(m), cli_fail("finetune", "%s", e.msg);
     int rc = load_data_for_model("finetune", a->data, m, d);
+    if (!rc && cli_mem_check_model("finetune", "fine-tuning this model", &m->cfg, a->tc.batch,
+                                   m->cfg.max_seq, 1, (double)d->n_tokens * 2))
+        rc = 1, dataset_free(d);
     if (!rc && (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, a->data, &e) ||
                 dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, a->data, &e)))
         rc = cli_fail("finetune", "%s", e.msg), dataset_free(d);
@@ -161,7 +164,9 @@ int cmd_finetune(int argc, char **argv) {
     int r = ft_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
-    if (cli_check_out("finetune", "--out", a.out) || cli_check_out("finetune", "--heads-out", a.heads_out)) return 1;
+    cli_file outs[] = {{"--out", a.out}, {"--heads-out", a.heads_out}, {NULL, NULL}};
+    cli_file ins[] = {{"--model", a.model}, {"--heads", a.heads}, {"--data", a.data}, {NULL, NULL}};
+    if (cli_check_outputs("finetune", outs, ins)) return 1;
     gpt_model m;
     sparse_heads sh;
     dataset d;

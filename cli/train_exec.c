@@ -70,6 +70,9 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
             return gpt_free(m), 1;
         }
         if (!st->has_optim) st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
+        if (cli_mem_check_model(cmd, "training this model", c, a->tc.batch, a->tc.seq, 1,
+                                (double)d->n_tokens * sizeof *d->tokens))
+            return gpt_free(m), 1;
         return 0;
     }
     gpt_config c = a->cfg;
@@ -77,6 +80,9 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
     c.vocab = d->vocab;
     c.padded_vocab = gpt_padded_vocab(d->vocab);
     if (gpt_config_check(&c, &e) != 0) return cli_fail(cmd, "model: %s", e.msg);
+    if (cli_mem_check_model(cmd, "training this model", &c, a->tc.batch, a->tc.seq, 1,
+                            (double)d->n_tokens * sizeof *d->tokens))
+        return 1;
     gpt_create(m, &c);
     rng_t init;
     rng_seed(&init, a->seed);
@@ -113,7 +119,11 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     int rc = dataset_check_window(&d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
              dataset_check_window(&d, SPLIT_VAL, a->tc.seq, a->data, &e);
     if (rc) rc = cli_fail(cmd, "%s", e.msg);
-    if (!rc) rc = cli_check_out(cmd, "--out", a->out);
+    if (!rc) {
+        cli_file outs[] = {{"--out", a->out}, {NULL, NULL}};
+        cli_file ins[] = {{"--data", a->data}, {NULL, NULL}};
+        rc = cli_check_outputs(cmd, outs, ins);
+    }
     if (!rc) rc = setup_model(a, &d, cmd, &m, &st);
     if (rc) return dataset_free(&d), rc;
     progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0,

@@ -140,6 +140,14 @@ float gpt_clip_grad_norm(gpt_model *m, float clip);
  * Training passes the clip factor here instead of rescaling the grads in a separate pass. */
 void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale);
 
+/* Bytes a model needs (estimate, before allocating): parameters; gradients and AdamW
+ * moments when training; activations and the backward's buffers at (B, T), which
+ * are allocated even for a forward only. */
+typedef struct {
+    double params, optim, acts;
+} gpt_mem;
+gpt_mem gpt_mem_estimate(const gpt_config *c, int B, int T, int training);
+
 /* Forward FLOPs per token at sequence length T (matrix products and causal
  * attention; 2 per multiply-add), for reporting GFLOP/s. Training is about 3x. */
 double gpt_flops_per_token(const gpt_config *c, int T);

@@ -113,29 +113,68 @@ static float *carve(float **ptrs[], const size_t sizes[], int n) {
     return mem;
 }
 
-static void acts_alloc(gpt_model *m, int B, int T) {
-    const gpt_config *c = &m->cfg;
+#define GPT_NUM_ACTS 22
+#define GPT_NUM_GRAD_ACTS 8
+
+/* Float counts of the activation buffers, in gpt_acts' field order. */
+static void act_sizes(const gpt_config *c, int B, int T, size_t as[GPT_NUM_ACTS]) {
     size_t L = (size_t)c->layers, C = (size_t)c->channels, BT = (size_t)B * T;
     size_t H = (size_t)c->heads, Vp = (size_t)c->padded_vocab;
+    const size_t v[GPT_NUM_ACTS] = {
+        BT * C,     L * BT * C, L * BT,     L * BT,     L * BT * 3 * C,
+        L * BT * C, L * B * H * T * T, L * BT * C, L * BT * C, L * BT * C,
+        L * BT,     L * BT,     L * BT * 4 * C, L * BT * 4 * C, L * BT * C,
+        L * BT * C, BT * C,     BT,         BT,         BT * Vp,
+        BT * Vp,    BT};
+    memcpy(as, v, sizeof v);
+}
+
+/* Float counts of the backward's buffers, in gpt_grad_acts' field order. */
+static void grad_act_sizes(const gpt_config *c, int B, int T, size_t gs[GPT_NUM_GRAD_ACTS]) {
+    size_t C = (size_t)c->channels, BT = (size_t)B * T, Vp = (size_t)c->padded_vocab;
+    const size_t v[GPT_NUM_GRAD_ACTS] = {BT * C,     BT * C,     BT * C,  BT * 3 * C,
+                                         BT * 4 * C, BT * 4 * C, BT * Vp,
+                                         attention_scratch_floats(B, T, c->heads)};
+    memcpy(gs, v, sizeof v);
+}
+
+static double floats_bytes(const size_t *n, int k) {
+    double total = 0.0;
+    for (int i = 0; i < k; i++) total += 4.0 * (double)((n[i] + 15) / 16 * 16);
+    return total;
+}
+
+gpt_mem gpt_mem_estimate(const gpt_config *c, int B, int T, int training) {
+    size_t ps[GPT_NUM_TENSORS], as[GPT_NUM_ACTS], gs[GPT_NUM_GRAD_ACTS];
+    gpt_param_sizes(c, ps);
+    act_sizes(c, B, T, as);
+    grad_act_sizes(c, B, T, gs);
+    gpt_mem m = {0, 0, 0};
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) m.params += 4.0 * (double)ps[i];
+    m.optim = training ? 3.0 * m.params : 0.0; /* gradients and two AdamW moments */
+    m.acts = floats_bytes(as, GPT_NUM_ACTS) + floats_bytes(gs, GPT_NUM_GRAD_ACTS) +
+             2.0 * sizeof(int) * (double)B * T;
+    return m;
+}
+
+static void acts_alloc(gpt_model *m, int B, int T) {
+    size_t BT = (size_t)B * T;
     gpt_acts *a = &m->acts;
-    float **ap[] = {&a->encoded,  &a->ln1,       &a->ln1_mean, &a->ln1_rstd, &a->qkv,
-                    &a->atty,     &a->att,       &a->attproj,  &a->residual2, &a->ln2,
-                    &a->ln2_mean, &a->ln2_rstd,  &a->fch,      &a->fch_gelu, &a->fcproj,
-                    &a->residual3, &a->lnf,      &a->lnf_mean, &a->lnf_rstd, &a->logits,
-                    &a->probs,    &a->losses};
-    size_t as[] = {BT * C,     L * BT * C, L * BT,     L * BT,     L * BT * 3 * C,
-                   L * BT * C, L * B * H * T * T, L * BT * C, L * BT * C, L * BT * C,
-                   L * BT,     L * BT,     L * BT * 4 * C, L * BT * 4 * C, L * BT * C,
-                   L * BT * C, BT * C,     BT,         BT,         BT * Vp,
-                   BT * Vp,    BT};
+    float **ap[GPT_NUM_ACTS] = {
+        &a->encoded,  &a->ln1,       &a->ln1_mean, &a->ln1_rstd, &a->qkv,
+        &a->atty,     &a->att,       &a->attproj,  &a->residual2, &a->ln2,
+        &a->ln2_mean, &a->ln2_rstd,  &a->fch,      &a->fch_gelu, &a->fcproj,
+        &a->residual3, &a->lnf,      &a->lnf_mean, &a->lnf_rstd, &a->logits,
+        &a->probs,    &a->losses};
+    size_t as[GPT_NUM_ACTS], gs[GPT_NUM_GRAD_ACTS];
+    act_sizes(&m->cfg, B, T, as);
+    grad_act_sizes(&m->cfg, B, T, gs);
     acts_free(m);
-    m->acts_mem = carve(ap, as, (int)(sizeof as / sizeof as[0]));
+    m->acts_mem = carve(ap, as, GPT_NUM_ACTS);
     gpt_grad_acts *g = &m->grad_acts;
-    float **gp[] = {&g->dresidual, &g->dbuf_c,   &g->dbuf_c2,  &g->dqkv,
-                    &g->dfch,      &g->dfch_gelu, &g->dlogits, &g->att_scratch};
-    size_t gs[] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT * 4 * C, BT * Vp,
-                   attention_scratch_floats(B, T, c->heads)};
-    m->grad_acts_mem = carve(gp, gs, (int)(sizeof gs / sizeof gs[0]));
+    float **gp[GPT_NUM_GRAD_ACTS] = {&g->dresidual, &g->dbuf_c,   &g->dbuf_c2,  &g->dqkv,
+                                     &g->dfch,      &g->dfch_gelu, &g->dlogits, &g->att_scratch};
+    m->grad_acts_mem = carve(gp, gs, GPT_NUM_GRAD_ACTS);
     m->inputs = xmalloc(BT * sizeof(int));
     m->targets = xmalloc(BT * sizeof(int));
     m->B = B;

@@ -153,7 +153,7 @@ static void json_bad(const char *text, const char *needle) {
 }
 
 Test(report, eval_json_malformed) {
-    json_bad("{\"heads\": [{\"layer\": 0, \"head\": 1,\n \"spec\": \"block+softmax\", \"top1\": }]}", ":2: expected a number");
+    json_bad("{\"heads\": [{\"layer\": 0, \"head\": 1,\n \"spec\": \"block+softmax\", \"top1\": }]}", ":2: field 'top1': expected a number, got '}'");
     json_bad("{\"heads\": [], \"loss_dense\": 1.0, \"loss_hybrid\": 1.1}", "loss_ratio");
     json_bad("{\"heads\": [{\"layer\": 0}], \"loss_dense\": 1, \"loss_hybrid\": 1, \"loss_ratio\": 1}", "without layer, head or spec");
     json_bad("[1, 2]", ":1: expected '{'");

@@ -38,7 +38,7 @@ static const char *si(double x, char *buf) {
  * bench grid is a few hundred rows; an eval JSON nests 3 levels), low enough that a
  * crafted file cannot exhaust memory or the stack. */
 #define REPORT_MAX_INPUT ((size_t)64 << 20)
-#define BENCH_MAX_ROWS (1 << 20)
+#define BENCH_MAX_ROWS (1 << 18)
 #define JSON_MAX_DEPTH 32
 
 static int line_at(const char *s, size_t off) {
@@ -53,6 +53,9 @@ static int read_text(const char *path, char **text, size_t *len, sattn_err *e) {
     size_t size = 0, got = 0;
     FILE *f = file_open_regular(path, &size, e);
     if (!f) return -1;
+    if (size > REPORT_MAX_INPUT)
+        return fclose(f), err_set(e, "%s: %zu bytes, expected at most %zu MiB (a sattn bench CSV or eval JSON)", path,
+                                  size, REPORT_MAX_INPUT >> 20);
     size_t cap = size < REPORT_MAX_INPUT ? size + 1 : REPORT_MAX_INPUT + 1;
     char *buf = xmalloc(cap + 1);
     for (;;) { /* to EOF: st_size is a hint (a file may grow while read) */
@@ -65,8 +68,8 @@ static int read_text(const char *path, char **text, size_t *len, sattn_err *e) {
     fclose(f);
     const char *nul = got <= REPORT_MAX_INPUT ? memchr(buf, 0, got) : NULL;
     int rc = rerr ? err_set(e, "%s: read failed after %zu bytes", path, got)
-             : got > REPORT_MAX_INPUT ? err_set(e, "%s: larger than %zu MiB, expected a sattn bench CSV or eval JSON",
-                                                path, REPORT_MAX_INPUT >> 20)
+             : got > REPORT_MAX_INPUT ? err_set(e, "%s: more than %zu MiB, expected at most %zu MiB (a sattn bench CSV or eval JSON)",
+                                                path, REPORT_MAX_INPUT >> 20, REPORT_MAX_INPUT >> 20)
              : nul ? err_set(e, "%s:%d: a NUL byte (offset %zu), expected text", path, line_at(buf, (size_t)(nul - buf)),
                              (size_t)(nul - buf))
                    : 0;
@@ -154,8 +157,9 @@ static int parse_col(const char *s, int i, double *out, const char *path, int ln
     char *end;
     errno = 0;
     *out = strtod(s, &end);
-    if (end == s || *end || !isfinite(*out) || (errno && fabs(*out) > 1))
-        return err_set(e, "%s:%d: column '%s': '%.40s' is not a finite number, expected %s", path, ln,
+    int decimal = s[strspn(s, "0123456789+-.eE")] == 0; /* strtod would also take hex */
+    if (!decimal || end == s || *end || !isfinite(*out) || (errno && fabs(*out) > 1))
+        return err_set(e, "%s:%d: column '%s': '%.40s' is not a finite decimal number, expected %s", path, ln,
                        BENCH_COLS[i], s, BENCH_RANGE[i].what);
     double x = *out;
     int in = (x >= BENCH_RANGE[i].lo && x <= BENCH_RANGE[i].hi) || (BENCH_RANGE[i].na && x == BENCH_RANGE[i].na);
@@ -315,16 +319,17 @@ static size_t json_number_len(const char *s) {
 static int jp_number(jp *j, double *x) {
     jp_ws(j);
     size_t l = json_number_len(j->p);
-    char msg[96];
-    if (!l) {
+    char msg[96], *end;
+    char next = j->p[l]; /* "0x10", "1.5.3", "12abc": not a number, not a number and text */
+    if (!l || next == '.' || (next >= '0' && next <= '9') || ((next | 32) >= 'a' && (next | 32) <= 'z')) {
         size_t t = strcspn(j->p, ",}] \t\r\n");
         if (!t && *j->p) t = 1; /* show the delimiter that came instead */
         if (!*j->p) snprintf(msg, sizeof msg, "expected a number, got the end of the file");
         else snprintf(msg, sizeof msg, "expected a number, got '%.*s'", (int)(t < 24 ? t : 24), j->p);
         return jp_fail(j, msg);
     }
-    *x = strtod(j->p, NULL);
-    if (!isfinite(*x)) {
+    *x = strtod(j->p, &end); /* JSON's grammar is a part of strtod's: both stop at l */
+    if (!isfinite(*x) || end != j->p + l) {
         snprintf(msg, sizeof msg, "'%.*s' is not a finite number", (int)(l < 40 ? l : 40), j->p);
         return jp_fail(j, msg);
     }

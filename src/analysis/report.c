@@ -358,7 +358,7 @@ static int jp_object(jp *j, int (*field)(jp *, const char *, void *), void *u) {
         char key[256]; /* longer than any key read: an unknown long key is skipped, not cut */
         j->key[0] = 0;
         if (jp_string(j, key, sizeof key) || jp_lit(j, ':')) return -1;
-        snprintf(j->key, sizeof j->key, "%s", key);
+        snprintf(j->key, sizeof j->key, "%.63s", key);
         if (field(j, key, u)) return -1;
         jp_ws(j);
         if (*j->p == '}') return jp_leave(j);

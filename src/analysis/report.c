@@ -1296,32 +1296,32 @@ static int make_temp_dir(const char *target, char *buf, size_t n, sattn_err *e) 
     return err_set(e, "%s: cannot create a temporary directory beside it (100 names taken)", target);
 }
 
-/* Moves the finished folder tmp to target. An earlier report there is exchanged
- * atomically (renameat2 RENAME_EXCHANGE: target always holds one whole report) and then
- * removed; where the file system cannot exchange, it is renamed aside first. */
+/* Puts tmp at target, which exists: exchanged atomically (renameat2 RENAME_EXCHANGE:
+ * target always holds one whole report), or where the file system cannot exchange,
+ * target renamed aside first. *old gets where the earlier report now is. */
+static int swap_in(const char *tmp, const char *target, char *old, size_t n) {
+    snprintf(old, n, "%s", tmp);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -1;
+    snprintf(old, n, "%s.old", tmp);
+    if (rename(target, old)) return -1;
+    if (rename(tmp, target) == 0) return 0;
+    int err = errno;
+    rename(old, target); /* put the earlier report back */
+    errno = err;
+    return -1;
+}
+
+/* Moves the finished folder tmp to target (replacing an earlier report there, which is
+ * then removed); on failure tmp is removed and target is as it was. */
 static int install_dir(const char *tmp, const char *target, int exists, sattn_err *e) {
-    if (!exists) {
-        if (rename(tmp, target) == 0) return 0;
+    char old[PATH_MAX + 64];
+    if (exists ? swap_in(tmp, target, old, sizeof old) : rename(tmp, target)) {
         int err = errno;
         remove_dir(tmp, 0);
-        return err_set(e, "%s: cannot rename the finished report into place (%s)", target, strerror(err));
+        return err_set(e, "%s: cannot move the finished report into place (%s)", target, strerror(err));
     }
-    char old[PATH_MAX + 64];
-    snprintf(old, sizeof old, "%s", tmp);
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE)) {
-        int err = errno, aside = 0;
-        if (err == EINVAL || err == ENOSYS) {
-            snprintf(old, sizeof old, "%s.old", tmp);
-            aside = rename(target, old) == 0;
-            if (aside && rename(tmp, target) == 0) goto installed;
-            err = errno;
-            if (aside) rename(old, target);
-        }
-        remove_dir(tmp, 0);
-        return err_set(e, "%s: cannot replace it with the finished report (%s)", target, strerror(err));
-    }
-installed:
-    if (remove_dir(old, 1))
+    if (exists && remove_dir(old, 1))
         return err_set(e, "%s: the new report is in place, but the earlier one is left in %s (%s)", target, old,
                        strerror(errno));
     return 0;

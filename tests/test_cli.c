@@ -204,6 +204,29 @@ Test(cli, bench_train_bad_flags, .timeout = 30) {
     cli_tdir_close(&t);
 }
 
+/* Issue 9: an empty list, or one with an empty item, used to measure nothing and print
+ * an empty table with exit 0. */
+Test(cli, bench_train_empty_configs, .timeout = 30) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    static const cli_bad_case cases[] = {
+        {{"--configs", ""}, "--configs: expected a comma-separated list"},
+        {{"--configs", ","}, "--configs: expected a comma-separated list"},
+        {{"--configs", ",,,"}, "--configs: expected a comma-separated list"},
+        {{"--configs", "B,,C"}, "--configs: expected a comma-separated list"},
+        {{"--configs", "B,"}, "--configs: expected a comma-separated list"},
+        {{"--configs", "Bogus,B"}, "'Bogus'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cli_args a = {0};
+        cli_args_add(&a, "bench-train", "--runs", "1", "--json-out", cli_tpath(&t, "out.json"), NULL);
+        cli_args_addv(&a, cases[i].args);
+        cli_expect_fail(a.v, cases[i].needle, 0);
+        cli_assert_no_output(t.dir, "out");
+    }
+    cli_tdir_close(&t);
+}
+
 Test(cli, unknown_command, .timeout = 30) {
     char *out, *err;
     const char *argv[] = {"frobnicate", "--data", "x", NULL};

@@ -2,6 +2,7 @@
  * elementwise and row-wise ops are OpenMP loops over rows. */
 #include "sattn/nn.h"
 
+#include <float.h>
 #include <math.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
@@ -321,19 +322,25 @@ void crossentropy_softmax_backward(float *dlogits, const float *probs, const int
     }
 }
 
-void adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
-                  const adamw_config *cfg, int decay, int t, float grad_scale) {
+int adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
+                 const adamw_config *cfg, int decay, int t, float grad_scale) {
     float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps;
     float inv_c1 = 1.0f / (1.0f - powf(b1, (float)t)), inv_c2 = 1.0f / (1.0f - powf(b2, (float)t));
     float wd = decay ? cfg->weight_decay : 0.0f;
-#pragma omp parallel for simd
+    int bad = 0;
+    /* p and v are checked in the same pass (in registers, no extra sweep over memory):
+     * a finite g can still overflow g^2 into v = inf, and m is finite whenever v is */
+#pragma omp parallel for simd reduction(| : bad)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i] * grad_scale;
         float mi = b1 * m[i] + (1.0f - b1) * g, vi = b2 * v[i] + (1.0f - b2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        p[i] -= lr * (mi * inv_c1 / (sqrtf(vi * inv_c2) + eps) + wd * p[i]);
+        float pi = p[i] - lr * (mi * inv_c1 / (sqrtf(vi * inv_c2) + eps) + wd * p[i]);
+        p[i] = pi;
+        bad |= !(fabsf(pi) <= FLT_MAX) | !(vi <= FLT_MAX);
     }
+    return bad ? -1 : 0;
 }
 
 /* nanoGPT's get_lr: warmup lr*(step+1)/(warmup+1), then cosine to min_lr at `total`. */

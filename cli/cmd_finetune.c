@@ -116,7 +116,7 @@ static void ft_progress(const train_progress *p, void *user) {
 
 /* The same fine-tune on the dense model (every head dense): extra training alone also
  * lowers the loss, so "hybrid after" is compared with this, not only with the teacher.
- * NAN with e when it fails (a diverged run). */
+ * Not finite, with e, when it fails (a diverged run). */
 static double dense_control(const ft_args *a, const dataset *d, sattn_err *e) {
     gpt_model m;
     if (ckpt_load(a->model, &m, NULL, e) != 0) return NAN;
@@ -132,8 +132,11 @@ static double dense_control(const ft_args *a, const dataset *d, sattn_err *e) {
     train_state st = {0, 0, {a->seed ^ 0xf1e7ULL}};
     train_config tc = a->tc;
     tc.seq = c->max_seq;
-    double loss = finetune_run(&m, &sh, &st, d, &tc, NULL, NULL, NULL, e)
-                      ? NAN : eval_split_loss(&m, d, SPLIT_VAL, c->max_seq, tc.batch, 0, NULL);
+    double loss = NAN;
+    if (finetune_run(&m, &sh, &st, d, &tc, NULL, NULL, NULL, e) == 0) {
+        loss = eval_split_loss(&m, d, SPLIT_VAL, c->max_seq, tc.batch, 0, NULL);
+        if (!isfinite(loss)) err_set(e, "the dense fine-tune's validation loss is not finite");
+    }
     sparse_heads_free(&sh);
     free(specs);
     gpt_free(&m);
@@ -179,7 +182,7 @@ int cmd_finetune(int argc, char **argv) {
     double wall = time_now() - t0, after = r ? NAN : val_loss(&m, &sh, &d, 1, a.tc.batch);
     double control = a.control && !r ? dense_control(&a, &d, &e) : NAN;
     if (r) r = cli_fail("finetune", "%s; nothing was written", e.msg);
-    else if (a.control && isnan(control)) r = cli_fail("finetune", "--control: %s; nothing was written", e.msg);
+    else if (a.control && !isfinite(control)) r = cli_fail("finetune", "--control: %s; nothing was written", e.msg);
     else r = ckpt_save(a.out, CKPT_SATTN, &m, NULL, &e) ? cli_fail("finetune", "%s", e.msg) : 0;
     if (!r && a.heads_out && heads_save(a.heads_out, &sh, &m.cfg, &e)) r = cli_fail("finetune", "%s", e.msg);
     if (!r && a.json)

@@ -45,7 +45,8 @@ static int train_step(gpt_model *m, train_state *st, const dataset *d, const tra
     p->loss = m->mean_loss;
     p->grad_norm = gpt_grad_norm(m);
     p->lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
-    if (!train_step_finite(p->loss, p->grad_norm)) return train_diverged(e, step, NULL, p->loss, p->grad_norm, NULL);
+    if (!train_step_finite(p->loss, p->grad_norm))
+        return train_diverged(e, step, NULL, p->loss, p->grad_norm, NULL);
     int bad = gpt_update(m, p->lr, &tc->opt, step, gpt_clip_scale(p->grad_norm, tc->clip));
     if (bad >= 0) return train_diverged(e, step, NULL, p->loss, p->grad_norm, gpt_param_name(bad));
     return 0;

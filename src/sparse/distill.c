@@ -20,7 +20,8 @@ typedef struct {
     float *dp, *m, *v;    /* gradient and AdamW moments of its params */
     float *dout;
     head_scratch s;
-    int bad;              /* 0, or 1 + the step's divergence (see head_step) */
+    int bad;              /* 1: non-finite loss or gradient (not applied); 2: the update left a
+                           * non-finite parameter or moment; else 0 */
     float loss, gnorm;    /* of the diverged step, for the error */
 } head_trainer;
 

@@ -49,9 +49,11 @@ static int finetune_step(gpt_model *m, sparse_heads *sh, hybrid *hy, float *mom,
     p->grad_norm = (float)sqrt((double)gn * gn + sumsq(hy->dparams, hy->n_params));
     p->loss = m->mean_loss;
     p->lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
-    if (!train_step_finite(p->loss, p->grad_norm)) return train_diverged(e, step, NULL, p->loss, p->grad_norm, NULL);
+    if (!train_step_finite(p->loss, p->grad_norm))
+        return train_diverged(e, step, NULL, p->loss, p->grad_norm, NULL);
     float scale = gpt_clip_scale(p->grad_norm, tc->clip);
-    int bad = gpt_update(m, p->lr, &tc->opt, step, scale), badh = heads_update(sh, hy, mom, p->lr, step, scale);
+    int bad = gpt_update(m, p->lr, &tc->opt, step, scale);
+    int badh = heads_update(sh, hy, mom, p->lr, step, scale);
     if (bad >= 0) return train_diverged(e, step, NULL, p->loss, p->grad_norm, gpt_param_name(bad));
     if (badh >= 0) {
         char what[64];

@@ -11,8 +11,10 @@
  * be subnormal are flushed to 0 (absolute error < FLT_MIN = 1.2e-38; x86 computes
  * subnormals with slow microcode assists and softmax has no use for them). Special
  * inputs are handled by selects after the polynomial, never by branches, so the loops
- * stay vectorised; inside [-87, 88] (the range the old clamps let through) the result
- * is bit for bit what it was before these cases were handled. */
+ * stay vectorised (GCC 12, -march=native with AVX-512: the same 13 loops of nn.c and 6
+ * of flash.c as before; with AVX2 only, GCC vectorised none of the exp loops, before or
+ * after); inside [-87, 88] (the range the old clamps let through) the result is bit for
+ * bit what it was before these cases were handled. */
 #ifndef SATTN_NN_FASTMATH_H
 #define SATTN_NN_FASTMATH_H
 

@@ -124,9 +124,10 @@ int cmd_distill(int argc, char **argv) {
     if ((r = distill_setup(&a, &m, &d, &sh)) != 0) return r;
     int tty = isatty(2);
     double t0 = time_now();
-    distill_run(&m, &sh, &d, &a.dc, distill_progress_line, &tty);
+    r = distill_run(&m, &sh, &d, &a.dc, distill_progress_line, &tty, &e);
     double dt = time_now() - t0;
-    r = heads_save(a.out, &sh, &m.cfg, &e) ? cli_fail("distill", "%s", e.msg) : 0;
+    if (r) r = cli_fail("distill", "%s; no heads file was written", e.msg);
+    else r = heads_save(a.out, &sh, &m.cfg, &e) ? cli_fail("distill", "%s", e.msg) : 0;
     if (!r && a.json)
         printf("{\"sparse_heads\": %d, \"steps\": %d, \"wall_s\": %.2f, \"out\": \"%s\"}\n",
                sparse_heads_count(&sh), a.dc.steps, dt, a.out);

@@ -40,6 +40,40 @@ void gpt_param_sizes(const gpt_config *c, size_t s[GPT_NUM_TENSORS]) {
 
 int gpt_param_is_matrix(int i) { return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12; }
 
+const char *gpt_param_name(int i) {
+    static const char *const names[GPT_NUM_TENSORS] = {
+        "wte",  "wpe", "ln1w", "ln1b", "qkvw",    "qkvb",    "attprojw", "attprojb",
+        "ln2w", "ln2b", "fcw", "fcb",  "fcprojw", "fcprojb", "lnfw",     "lnfb"};
+    return i >= 0 && i < GPT_NUM_TENSORS ? names[i] : "?";
+}
+
+/* The first non-finite element of x[0..n), or n. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+/* Which block of the model is checked, for the error: parameters or an AdamW moment. */
+static int block_finite(const gpt_model *m, const float *mem, const char *what, sattn_err *e) {
+    size_t off = 0;
+    for (int t = 0; t < GPT_NUM_TENSORS; t++) {
+        size_t n = m->param_sizes[t], i = first_nonfinite(mem + off, n);
+        if (i < n)
+            return err_set(e, "%s%s[%zu] is %s", what, gpt_param_name(t), i,
+                           isnan(mem[off + i]) ? "nan" : mem[off + i] > 0 ? "inf" : "-inf");
+        off += n;
+    }
+    return 0;
+}
+
+int gpt_check_finite(const gpt_model *m, sattn_err *e) {
+    if (block_finite(m, m->params_mem, "parameter ", e)) return -1;
+    if (m->m_mem && block_finite(m, m->m_mem, "AdamW first moment of ", e)) return -1;
+    if (m->v_mem && block_finite(m, m->v_mem, "AdamW second moment of ", e)) return -1;
+    return 0;
+}
+
 /* Points the 16 tensor pointers (in gpt_params' field order) into one block. */
 static void params_point(gpt_params *p, float *mem, const size_t sizes[GPT_NUM_TENSORS]) {
     float **ptrs[GPT_NUM_TENSORS] = {&p->wte,  &p->wpe,      &p->ln1w,     &p->ln1b,
@@ -340,7 +374,7 @@ float gpt_clip_grad_norm(gpt_model *m, float clip) {
     return norm;
 }
 
-void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale) {
+int gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale) {
     if (!m->m_mem) {
         m->m_mem = xmalloc_aligned(m->num_params * sizeof(float));
         m->v_mem = xmalloc_aligned(m->num_params * sizeof(float));
@@ -348,11 +382,15 @@ void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float gr
         memset(m->v_mem, 0, m->num_params * sizeof(float));
     }
     size_t off = 0;
+    int bad = -1;
     for (int i = 0; i < GPT_NUM_TENSORS; i++) {
-        adamw_update(m->params_mem + off, m->grads_mem + off, m->m_mem + off, m->v_mem + off,
-                     m->param_sizes[i], lr, opt, gpt_param_is_matrix(i), t, grad_scale);
+        if (adamw_update(m->params_mem + off, m->grads_mem + off, m->m_mem + off, m->v_mem + off,
+                         m->param_sizes[i], lr, opt, gpt_param_is_matrix(i), t, grad_scale) &&
+            bad < 0)
+            bad = i;
         off += m->param_sizes[i];
     }
+    return bad;
 }
 
 /* Forward FLOPs (2 per multiply-add) per token at sequence length T:

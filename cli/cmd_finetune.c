@@ -129,7 +129,7 @@ static double dense_control(const ft_args *a, const dataset *d) {
     rng_t rng;
     rng_seed(&rng, a->seed);
     sparse_heads_create(&sh, c->layers, c->heads, c->channels / c->heads, c->max_seq, specs, &rng);
-    train_state st = {0, 0, {a->seed ^ 0xf1e7ULL}};
+    train_state st = {.rng = {a->seed ^ 0xf1e7ULL}};
     train_config tc = a->tc;
     tc.seq = c->max_seq;
     finetune_run(&m, &sh, &st, d, &tc, NULL, NULL);
@@ -170,7 +170,7 @@ int cmd_finetune(int argc, char **argv) {
     m.m_mem = m.v_mem = NULL;
     a.tc.seq = m.cfg.max_seq;
     double dense = val_loss(&m, &sh, &d, 0, a.tc.batch), before = val_loss(&m, &sh, &d, 1, a.tc.batch);
-    train_state st = {0, 0, {a.seed ^ 0xf1e7ULL}};
+    train_state st = {.rng = {a.seed ^ 0xf1e7ULL}};
     int tty = isatty(2);
     double t0 = time_now();
     float last = finetune_run(&m, &sh, &st, &d, &a.tc, ft_progress, &tty);

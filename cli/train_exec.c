@@ -87,8 +87,9 @@ static int check_schedule(const train_args *a, const ckpt_schedule *was, const c
     return 0;
 }
 
-/* The checks of --resume past its shape: the schedule, the steps left; and a word when
- * there is no optimizer state to continue. Frees m on failure. */
+/* The checks of --resume past its shape: the schedule and the steps left. Without
+ * optimizer state the run starts at step 0 (say_fresh_optimizer tells the user). Frees m
+ * on failure. */
 static int check_resume(const train_args *a, const char *cmd, gpt_model *m, train_state *st) {
     if (st->has_optim && st->has_schedule && !a->override_schedule &&
         check_schedule(a, &st->sched, cmd))
@@ -99,14 +100,16 @@ static int check_resume(const train_args *a, const char *cmd, gpt_model *m, trai
                  end, a->resume, st->step);
         return gpt_free(m), 1;
     }
-    if (!st->has_optim) {
-        fprintf(stderr, "sattn %s: note: ", cmd);
-        cli_fput_escaped(a->resume, stderr);
-        fputs(" holds no optimizer state (an llm.c checkpoint never does): training starts "
-              "at step 0 with a fresh AdamW from its weights\n", stderr);
-        st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
-    }
+    if (!st->has_optim) st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
     return 0;
+}
+
+/* Resuming weights without AdamW moments is a different run than the user may think. */
+static void say_fresh_optimizer(const char *cmd, const char *resume) {
+    fprintf(stderr, "sattn %s: note: ", cmd);
+    cli_fput_escaped(resume, stderr);
+    fputs(" holds no optimizer state (an llm.c checkpoint never does): training starts "
+          "at step 0 with a fresh AdamW from its weights\n", stderr);
 }
 
 /* The model: fresh from flags, or resumed from a checkpoint whose shape wins. */
@@ -172,7 +175,8 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     if (!rc) rc = cli_check_out(cmd, "--out", a->out);
     if (!rc) rc = setup_model(a, &d, cmd, &m, &st);
     if (rc) return dataset_free(&d), rc;
-    cli_data_note(a->data, &d);
+    cli_data_note(a->data, &d); /* the first line, once nothing can fail before training */
+    if (a->resume && !st.has_optim) say_fresh_optimizer(cmd, a->resume);
     st.has_schedule = 1; /* what this run trains with: the next --resume continues it */
     st.sched = schedule_of(a);
     progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0,

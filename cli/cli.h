@@ -16,6 +16,8 @@ typedef struct {
     ckpt_format format;
     int json;
     int save_every; /* checkpoint every N steps (0: only at the end) */
+    data_format data_fmt;  /* --data-format */
+    int override_schedule; /* --override-schedule: --resume may change the schedule */
 } train_args;
 
 typedef struct {
@@ -30,8 +32,19 @@ train_args train_args_default(void);
 int train_execute(const train_args *a, const char *cmd);
 int train_execute_result(const train_args *a, const char *cmd, train_result *res);
 
-/* Loads a dataset and checks a model can score it (tokens < model vocab). Exit status. */
-int load_data_for_model(const char *cmd, const char *path, const gpt_model *m, dataset *d);
+/* Loads a dataset (as fmt) and checks a model can score it (tokens < model vocab). Exit
+ * status. The caller says cli_data_note once every check has passed (an error stays the
+ * only line). */
+int load_data_for_model(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
+                        dataset *d);
+/* --data-format's value: auto, bytes or tokens. Exit status (1 after a one-line error). */
+int cli_data_format(const char *cmd, const char *value, data_format *fmt);
+/* One stderr line saying which format a --data file was read as, e.g.
+ * "data: corpus.txt read as bytes (4.1 MB, vocab 256)": the run's first line. */
+void cli_data_note(const char *path, const dataset *d);
+#define CLI_DATA_FORMAT_HELP \
+    "  --data-format F   how to read --data: auto (default: an llm.c token file if it\n" \
+    "                    starts like one, else bytes), bytes, or tokens\n"
 
 int cmd_train(int argc, char **argv);
 int cmd_loss(int argc, char **argv);

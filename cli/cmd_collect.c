@@ -20,22 +20,24 @@ static const char COLLECT_HELP[] =
     "probabilities, plus per-head statistics, which it prints: entropy (nats), argmax distance,\n"
     "self and sink (position 0) fractions of the argmax, and mass@k (teacher mass in the top k keys).\n"
     "--layers/--heads take 'all', indices and ranges (0,2 or 1-3). --read validates a shard and\n"
-    "prints its header and statistics. Format: include/sattn/teacher.h, docs/teacher.md.\n";
+    "prints its header and statistics. Format: include/sattn/teacher.h, docs/teacher.md.\n"
+    CLI_DATA_FORMAT_HELP;
 
 enum { C_MODEL = 256, C_DATA, C_OUT, C_LAYERS, C_HEADS, C_SEQS, C_KMAX, C_SPLIT, C_BATCH,
-       C_THREADS, C_JSON, C_READ, C_HELP };
+       C_THREADS, C_JSON, C_READ, C_DFMT, C_HELP };
 static const struct option COLLECT_OPTS[] = {
     {"model", 1, 0, C_MODEL}, {"data", 1, 0, C_DATA},     {"out", 1, 0, C_OUT},
     {"layers", 1, 0, C_LAYERS}, {"heads", 1, 0, C_HEADS}, {"seqs", 1, 0, C_SEQS},
     {"kmax", 1, 0, C_KMAX},   {"split", 1, 0, C_SPLIT},   {"batch", 1, 0, C_BATCH},
     {"threads", 1, 0, C_THREADS}, {"json", 0, 0, C_JSON}, {"read", 1, 0, C_READ},
-    {"help", 0, 0, C_HELP},   {0, 0, 0, 0}};
+    {"data-format", 1, 0, C_DFMT}, {"help", 0, 0, C_HELP}, {0, 0, 0, 0}};
 
 typedef struct {
     const char *model, *data, *out, *layers, *heads, *read;
     const char *run_flag; /* the first flag given that only a collection run takes */
     int seqs, kmax, batch, threads, json;
     data_split split;
+    data_format data_fmt;
 } collect_args;
 
 static int parse_split(const char *s, data_split *out) {
@@ -64,6 +66,7 @@ static int parse_opt(collect_args *a, int c, int argc, char **argv) {
     case C_KMAX: bad = arg_int("collect", "kmax", optarg, 1, 1 << 20, &a->kmax); break;
     case C_BATCH: bad = arg_int("collect", "batch", optarg, 1, 1 << 16, &a->batch); break;
     case C_SPLIT: bad = parse_split(optarg, &a->split); break;
+    case C_DFMT: bad = cli_data_format("collect", optarg, &a->data_fmt); break;
     default: return cli_usage_error("collect", c, argc, argv);
     }
     for (const struct option *o = COLLECT_OPTS; !a->run_flag && o->name; o++)
@@ -199,7 +202,7 @@ static int collect_setup(const collect_args *a, collect_ctx *x) {
         cli_file ins[] = {{"--model", a->model}, {"--data", a->data}, {NULL, NULL}};
         rc = cli_check_outputs("collect", outs, ins);
     }
-    if (!rc) rc = load_data_for_model("collect", a->data, &x->m, &x->d);
+    if (!rc) rc = load_data_for_model("collect", a->data, a->data_fmt, &x->m, &x->d);
     if (!rc && cli_mem_check_model("collect", "collecting from this model", &x->m.cfg, a->batch, x->T,
                                    0, (double)x->d.n_tokens * 2))
         rc = 1, dataset_free(&x->d);
@@ -213,6 +216,7 @@ static int collect_setup(const collect_args *a, collect_ctx *x) {
         }
     }
     if (rc) free(x->pairs), gpt_free(&x->m);
+    else cli_data_note(a->data, &x->d);
     return rc;
 }
 

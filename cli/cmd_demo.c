@@ -57,17 +57,19 @@ static const char DEMO_HELP[] =
     "                      measured section; the threshold is --dense-below's, else none)\n"
     "  --bench-csv CSV     default preset: use this `sattn bench --csv` file instead of timing\n"
     "  --dense-below T     default preset: hybrid-by-length threshold instead of the crossover\n"
-    "                      (0 = sparse at every length)\n";
+    "                      (0 = sparse at every length)\n"
+    CLI_DATA_FORMAT_HELP;
 
 enum { PRESET_DEFAULT = 0, PRESET_SEED = 1 };
 enum { D_PRESET = 256, D_DATA, D_OUT, D_OUT_DIR, D_STEPS, D_DSTEPS, D_TOKENS, D_SEED, D_THREADS,
-       D_JSON, D_NO_BENCH, D_BENCH_CSV, D_DENSE_BELOW, D_HELP };
+       D_JSON, D_NO_BENCH, D_BENCH_CSV, D_DENSE_BELOW, D_DFMT, D_HELP };
 static const struct option DEMO_OPTS[] = {
     {"preset", 1, 0, D_PRESET}, {"data", 1, 0, D_DATA},     {"out", 1, 0, D_OUT},
     {"out-dir", 1, 0, D_OUT_DIR}, {"steps", 1, 0, D_STEPS}, {"distill-steps", 1, 0, D_DSTEPS},
     {"tokens", 1, 0, D_TOKENS}, {"seed", 1, 0, D_SEED},     {"threads", 1, 0, D_THREADS},
     {"json", 0, 0, D_JSON},     {"no-bench", 0, 0, D_NO_BENCH}, {"bench-csv", 1, 0, D_BENCH_CSV},
-    {"dense-below", 1, 0, D_DENSE_BELOW}, {"help", 0, 0, D_HELP}, {0, 0, 0, 0}};
+    {"dense-below", 1, 0, D_DENSE_BELOW}, {"help", 0, 0, D_HELP}, {"data-format", 1, 0, D_DFMT},
+    {0, 0, 0, 0}};
 
 #define DEFAULT_DATA "data/kjv.txt"
 #define TEACHER_WINDOWS 32    /* validation windows behind the teacher statistics */
@@ -91,6 +93,7 @@ typedef struct {
     int no_bench;
     const char *bench_csv; /* --bench-csv: a bench CSV instead of timing */
     int dense_below;       /* --dense-below; -1 when not given */
+    data_format data_fmt;  /* --data-format */
 } demo_args;
 
 static int parse_preset(const char *s, int *out) {
@@ -118,6 +121,7 @@ static int demo_opt(demo_args *a, int c, int argc, char **argv) {
     case D_THREADS: return arg_int("demo", "threads", optarg, 1, 1024, &a->threads) ? 1 : 0;
     case D_NO_BENCH: a->no_bench = 1; return 0;
     case D_BENCH_CSV: a->bench_csv = optarg; return 0;
+    case D_DFMT: return cli_data_format("demo", optarg, &a->data_fmt);
     case D_DENSE_BELOW: return arg_int("demo", "dense-below", optarg, 0, 1 << 30, &a->dense_below) ? 1 : 0;
     default: return cli_usage_error("demo", c, argc, argv);
     }
@@ -744,7 +748,7 @@ static int demo_default(const demo_args *a) {
         return cli_fail("demo", "gnuplot not found ('%s'): the demo ends by drawing the report; install "
                                 "gnuplot-nox (scripts/deps.sh does)", getenv("SATTN_GNUPLOT") ? getenv("SATTN_GNUPLOT") : "gnuplot");
     dataset d;
-    if (dataset_load(&d, a->data, &e))
+    if (dataset_load_as(&d, a->data, a->data_fmt, &e))
         return cli_fail("demo", "%s%s", e.msg, a->data_given ? "" : " (make data creates it)");
     train_config tc = train_config_default();
     tc.seq = DEFAULT_T, tc.batch = 16, tc.steps = a->steps;
@@ -752,6 +756,7 @@ static int demo_default(const demo_args *a) {
     if (dataset_check_window(&d, SPLIT_TRAIN, tc.seq, a->data, &e) ||
         dataset_check_window(&d, SPLIT_VAL, tc.seq, a->data, &e))
         return dataset_free(&d), cli_fail("demo", "%s", e.msg);
+    cli_data_note(a->data, &d);
     demo_ctx x;
     int rc = ctx_open(&x, a);
     if (!rc) {

@@ -20,21 +20,23 @@ static const char EVAL_HELP[] =
     "error; whole model: relative logit error against the teacher (first N windows, default all)\n"
     "and the loss over the WHOLE split, dense and hybrid. T for hybrid by length is the window\n"
     "length (the model's context; the split's last window may be shorter); the per-head metrics\n"
-    "are always the sparse heads' own.\n" LEN_POLICY_HELP;
+    "are always the sparse heads' own.\n" LEN_POLICY_HELP CLI_DATA_FORMAT_HELP;
 
 enum { E_MODEL = 256, E_HEADS, E_DATA, E_SPLIT, E_WINDOWS, E_BATCH, E_THREADS, E_JSON, E_DENSE_BELOW,
-       E_CROSSOVER, E_HELP };
+       E_CROSSOVER, E_DFMT, E_HELP };
 static const struct option EVAL_OPTS[] = {
     {"model", 1, 0, E_MODEL},     {"heads", 1, 0, E_HEADS}, {"data", 1, 0, E_DATA},
     {"split", 1, 0, E_SPLIT},     {"windows", 1, 0, E_WINDOWS}, {"batch", 1, 0, E_BATCH},
     {"threads", 1, 0, E_THREADS}, {"json", 0, 0, E_JSON},   {"dense-below", 1, 0, E_DENSE_BELOW},
-    {"crossover-from", 1, 0, E_CROSSOVER}, {"help", 0, 0, E_HELP}, {0, 0, 0, 0}};
+    {"crossover-from", 1, 0, E_CROSSOVER}, {"data-format", 1, 0, E_DFMT},
+    {"help", 0, 0, E_HELP},       {0, 0, 0, 0}};
 
 typedef struct {
     const char *model, *heads, *data;
     data_split split;
     int windows, batch, threads, json;
     len_flags len;
+    data_format data_fmt;
 } eval_args;
 
 static int eval_parse(eval_args *a, int argc, char **argv) {
@@ -53,6 +55,7 @@ static int eval_parse(eval_args *a, int argc, char **argv) {
         case E_THREADS: bad = arg_int("eval", "threads", optarg, 1, 1024, &a->threads); break;
         case E_DENSE_BELOW: bad = len_flag_dense_below("eval", optarg, &a->len); break;
         case E_CROSSOVER: a->len.crossover_from = optarg; break;
+        case E_DFMT: bad = cli_data_format("eval", optarg, &a->data_fmt); break;
         case E_SPLIT:
             if (!strcmp(optarg, "val")) a->split = SPLIT_VAL;
             else if (!strcmp(optarg, "train")) a->split = SPLIT_TRAIN;
@@ -104,13 +107,14 @@ int cmd_eval(int argc, char **argv) {
     len_choice lc;
     if (len_choose("eval", &a.len, &sh, m.cfg.channels, &lc)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     dataset d;
-    if (load_data_for_model("eval", a.data, &m, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
+    if (load_data_for_model("eval", a.data, a.data_fmt, &m, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     if (cli_mem_check_model("eval", "evaluating this model", &m.cfg, a.batch, m.cfg.max_seq, 0,
                             (double)d.n_tokens * 2))
         return dataset_free(&d), sparse_heads_free(&sh), gpt_free(&m), 1;
     if (dataset_check_window(&d, a.split, m.cfg.max_seq, a.data, &e)) {
         r = cli_fail("eval", "%s", e.msg);
     } else {
+        cli_data_note(a.data, &d);
         if (strcmp(lc.source, "default")) fprintf(stderr, "hybrid by length: %s\n", lc.desc);
         sparse_eval_result res;
         sparse_eval_len(&m, &sh, &d, a.split, a.windows, a.batch, lc.dense_below, &res);

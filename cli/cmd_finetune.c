@@ -27,23 +27,25 @@ static const char FT_HELP[] =
     "  --warmup N        warmup steps (default 20)  --seed S  batch seed (default 1337)\n"
     "  --threads N       OpenMP threads             --json    one JSON object\n"
     "  --control         also fine-tune the DENSE model the same way (same steps, schedule and\n"
-    "                    batches) and report its loss: the fair baseline for 'after'\n";
+    "                    batches) and report its loss: the fair baseline for 'after'\n"
+    CLI_DATA_FORMAT_HELP;
 
 enum { F_MODEL = 256, F_HEADS, F_DATA, F_OUT, F_HOUT, F_STEPS, F_BATCH, F_LR, F_MINLR, F_WARM,
-       F_SEED, F_THREADS, F_JSON, F_CONTROL, F_HELP };
+       F_SEED, F_THREADS, F_JSON, F_CONTROL, F_DFMT, F_HELP };
 static const struct option FT_OPTS[] = {
     {"model", 1, 0, F_MODEL}, {"heads", 1, 0, F_HEADS},   {"data", 1, 0, F_DATA},
     {"out", 1, 0, F_OUT},     {"heads-out", 1, 0, F_HOUT}, {"steps", 1, 0, F_STEPS},
     {"batch", 1, 0, F_BATCH}, {"lr", 1, 0, F_LR},         {"min-lr", 1, 0, F_MINLR},
     {"warmup", 1, 0, F_WARM}, {"seed", 1, 0, F_SEED},     {"threads", 1, 0, F_THREADS},
     {"json", 0, 0, F_JSON},   {"control", 0, 0, F_CONTROL}, {"help", 0, 0, F_HELP},
-    {0, 0, 0, 0}};
+    {"data-format", 1, 0, F_DFMT}, {0, 0, 0, 0}};
 
 typedef struct {
     const char *model, *heads, *data, *out, *heads_out;
     train_config tc;
     uint64_t seed;
     int threads, json, min_lr_given, control;
+    data_format data_fmt;
 } ft_args;
 
 static int ft_parse_one(ft_args *a, int c, const char *v) {
@@ -56,6 +58,7 @@ static int ft_parse_one(ft_args *a, int c, const char *v) {
     case F_HOUT: a->heads_out = v; return 0;
     case F_JSON: a->json = 1; return 0;
     case F_CONTROL: a->control = 1; return 0;
+    case F_DFMT: return cli_data_format(cmd, v, &a->data_fmt);
     case F_STEPS: return arg_int(cmd, "steps", v, 1, 1 << 30, &a->tc.steps);
     case F_BATCH: return arg_int(cmd, "batch", v, 1, 1 << 16, &a->tc.batch);
     case F_WARM: return arg_int(cmd, "warmup", v, 0, 1 << 30, &a->tc.warmup);
@@ -129,7 +132,7 @@ static double dense_control(const ft_args *a, const dataset *d, sattn_err *e) {
     rng_t rng;
     rng_seed(&rng, a->seed);
     sparse_heads_create(&sh, c->layers, c->heads, c->channels / c->heads, c->max_seq, specs, &rng);
-    train_state st = {0, 0, {a->seed ^ 0xf1e7ULL}};
+    train_state st = {.rng = {a->seed ^ 0xf1e7ULL}};
     train_config tc = a->tc;
     tc.seq = c->max_seq;
     double loss = NAN;
@@ -147,7 +150,7 @@ static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d)
     sattn_err e;
     if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("finetune", "%s", e.msg);
     if (heads_load(a->heads, sh, &m->cfg, &e) != 0) return gpt_free(m), cli_fail("finetune", "%s", e.msg);
-    int rc = load_data_for_model("finetune", a->data, m, d);
+    int rc = load_data_for_model("finetune", a->data, a->data_fmt, m, d);
     if (!rc && cli_mem_check_model("finetune", "fine-tuning this model", &m->cfg, a->tc.batch,
                                    m->cfg.max_seq, 1, (double)d->n_tokens * 2))
         rc = 1, dataset_free(d);
@@ -158,6 +161,7 @@ static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d)
         rc = cli_fail("finetune", "--heads-out PATH is required: %s has mlp heads, which train too", a->heads),
         dataset_free(d);
     if (rc) sparse_heads_free(sh), gpt_free(m);
+    else cli_data_note(a->data, d);
     return rc;
 }
 
@@ -178,7 +182,7 @@ int cmd_finetune(int argc, char **argv) {
     m.m_mem = m.v_mem = NULL;
     a.tc.seq = m.cfg.max_seq;
     double dense = val_loss(&m, &sh, &d, 0, a.tc.batch), before = val_loss(&m, &sh, &d, 1, a.tc.batch);
-    train_state st = {0, 0, {a.seed ^ 0xf1e7ULL}};
+    train_state st = {.rng = {a.seed ^ 0xf1e7ULL}};
     int tty = isatty(2);
     double t0 = time_now();
     float last = NAN;

@@ -31,22 +31,24 @@ static const char PLAN_HELP[] =
     "  --seed S           initialisation and batch seed (default 1337)\n"
     "  --heads-out PATH   also save the chosen heads' trained parameters (sattn eval --heads)\n"
     "  --threads N        OpenMP threads\n"
-    "  --json             print the result as one JSON object\n";
+    "  --json             print the result as one JSON object\n"
+    CLI_DATA_FORMAT_HELP;
 
 enum { P_MODEL = 256, P_DATA, P_BUDGET, P_OUT, P_CANDS, P_STEPS, P_WINDOWS, P_BATCH, P_SEED,
-       P_HEADS_OUT, P_THREADS, P_JSON, P_HELP };
+       P_HEADS_OUT, P_THREADS, P_JSON, P_DFMT, P_HELP };
 static const struct option PLAN_OPTS[] = {
     {"model", 1, 0, P_MODEL},     {"data", 1, 0, P_DATA},           {"budget", 1, 0, P_BUDGET},
     {"out", 1, 0, P_OUT},         {"candidates", 1, 0, P_CANDS},    {"steps", 1, 0, P_STEPS},
     {"windows", 1, 0, P_WINDOWS}, {"batch", 1, 0, P_BATCH},         {"seed", 1, 0, P_SEED},
     {"heads-out", 1, 0, P_HEADS_OUT}, {"threads", 1, 0, P_THREADS}, {"json", 0, 0, P_JSON},
-    {"help", 0, 0, P_HELP},       {0, 0, 0, 0}};
+    {"data-format", 1, 0, P_DFMT}, {"help", 0, 0, P_HELP},      {0, 0, 0, 0}};
 
 typedef struct {
     const char *model, *data, *out, *heads_out, *cands_text, *budget_text;
     autoplan_config ac;
     head_spec *cands;
     int threads, json;
+    data_format data_fmt;
 } plan_args;
 
 /* "1%" -> 0.01, "0.01" -> 0.01; (0, 1] only. */
@@ -91,6 +93,7 @@ static int plan_parse_args(plan_args *a, int argc, char **argv) {
         case P_OUT: a->out = optarg; break;
         case P_CANDS: a->cands_text = optarg; break;
         case P_HEADS_OUT: a->heads_out = optarg; break;
+        case P_DFMT: bad = cli_data_format("plan", optarg, &a->data_fmt); break;
         case P_JSON: a->json = 1; break;
         case P_STEPS: bad = arg_int("plan", "steps", optarg, 1, 1 << 30, &a->ac.dc.steps); break;
         case P_WINDOWS: bad = arg_int("plan", "windows", optarg, 1, 1 << 30, &a->ac.windows); break;
@@ -243,7 +246,7 @@ static void print_json(const plan_args *a, const autoplan_result *r) {
 static int plan_setup(const plan_args *a, gpt_model *m, dataset *d) {
     sattn_err e;
     if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("plan", "%s", e.msg);
-    if (load_data_for_model("plan", a->data, m, d)) return gpt_free(m), 1;
+    if (load_data_for_model("plan", a->data, a->data_fmt, m, d)) return gpt_free(m), 1;
     if (cli_mem_check_model("plan", "planning with this model", &m->cfg, a->ac.dc.batch > a->ac.eval_batch ? a->ac.dc.batch : a->ac.eval_batch, m->cfg.max_seq, 0,
                             (double)d->n_tokens * 2))
         return dataset_free(d), gpt_free(m), 1;
@@ -252,6 +255,7 @@ static int plan_setup(const plan_args *a, gpt_model *m, dataset *d) {
         dataset_free(d), gpt_free(m);
         return cli_fail("plan", "%s", e.msg);
     }
+    cli_data_note(a->data, d);
     return 0;
 }
 

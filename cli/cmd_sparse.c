@@ -25,19 +25,23 @@ static const char DISTILL_HELP[] =
     "  --lr X        peak learning rate, cosine to X/10 (default 3e-3)\n"
     "  --seed S      initialisation and batch seed (default 1337)\n"
     "  --threads N   OpenMP threads\n"
-    "  --json        print the summary as one JSON object\n";
+    "  --json        print the summary as one JSON object\n"
+    CLI_DATA_FORMAT_HELP;
 
-enum { D_MODEL = 256, D_DATA, D_PLAN, D_OUT, D_STEPS, D_BATCH, D_LR, D_SEED, D_THREADS, D_JSON, D_HELP };
+enum { D_MODEL = 256, D_DATA, D_PLAN, D_OUT, D_STEPS, D_BATCH, D_LR, D_SEED, D_THREADS, D_JSON, D_DFMT,
+       D_HELP };
 static const struct option DISTILL_OPTS[] = {
     {"model", 1, 0, D_MODEL}, {"data", 1, 0, D_DATA},   {"plan", 1, 0, D_PLAN},
     {"out", 1, 0, D_OUT},     {"steps", 1, 0, D_STEPS}, {"batch", 1, 0, D_BATCH},
     {"lr", 1, 0, D_LR},       {"seed", 1, 0, D_SEED},   {"threads", 1, 0, D_THREADS},
-    {"json", 0, 0, D_JSON},   {"help", 0, 0, D_HELP},   {0, 0, 0, 0}};
+    {"json", 0, 0, D_JSON},   {"help", 0, 0, D_HELP},   {"data-format", 1, 0, D_DFMT},
+    {0, 0, 0, 0}};
 
 typedef struct {
     const char *model, *data, *plan, *out;
     distill_config dc;
     int threads, json;
+    data_format data_fmt;
 } distill_args;
 
 static int distill_parse(distill_args *a, int argc, char **argv) {
@@ -52,6 +56,7 @@ static int distill_parse(distill_args *a, int argc, char **argv) {
         case D_PLAN: a->plan = optarg; break;
         case D_OUT: a->out = optarg; break;
         case D_JSON: a->json = 1; break;
+        case D_DFMT: bad = cli_data_format("distill", optarg, &a->data_fmt); break;
         case D_STEPS: bad = arg_int("distill", "steps", optarg, 1, 1 << 30, &a->dc.steps); break;
         case D_BATCH: bad = arg_int("distill", "batch", optarg, 1, 1 << 16, &a->dc.batch); break;
         case D_LR: bad = arg_float("distill", "lr", optarg, 0, 1, 10, &a->dc.lr); break;
@@ -88,7 +93,7 @@ static int distill_setup(const distill_args *a, gpt_model *m, dataset *d, sparse
     const gpt_config *c = &m->cfg;
     head_spec *specs = xmalloc((size_t)c->layers * c->heads * sizeof *specs);
     int rc = plan_load(a->plan, c->layers, c->heads, specs, &e) ? cli_fail("distill", "--plan %s", e.msg) : 0;
-    if (!rc) rc = load_data_for_model("distill", a->data, m, d);
+    if (!rc) rc = load_data_for_model("distill", a->data, a->data_fmt, m, d);
     if (!rc && cli_mem_check_model("distill", "distilling with this model", c, a->dc.batch,
                                    a->dc.seq > 0 ? a->dc.seq : c->max_seq, 0, (double)d->n_tokens * 2))
         rc = 1, dataset_free(d);
@@ -105,6 +110,7 @@ static int distill_setup(const distill_args *a, gpt_model *m, dataset *d, sparse
     }
     free(specs);
     if (rc) gpt_free(m);
+    else cli_data_note(a->data, d);
     return rc;
 }
 

@@ -36,14 +36,18 @@ static const char TRAIN_HELP[] =
     "  --save-every N    also write the checkpoint every N steps (atomically)\n"
     "  --stop-at N       stop after step N of the --steps schedule (resume later with --resume)\n"
     "  --resume PATH     continue a sattn checkpoint exactly (model shape comes from it;\n"
-    "                    pass the same --steps and schedule flags as the first run)\n"
+    "                    pass the same --steps and schedule flags as the first run: a\n"
+    "                    different --batch, --seq, --steps, --warmup, --lr, --min-lr, --clip,\n"
+    "                    --wd, --beta2 or --seed is refused)\n"
+    "  --override-schedule  let --resume continue with other schedule flags\n"
     "  --format F        sattn (default; keeps optimizer state for --resume) or llmc\n"
     "  --json            print the final summary as one JSON object\n"
+    CLI_DATA_FORMAT_HELP
     "At the end the loss over the WHOLE validation split is printed.\n";
 
 enum { O_DATA = 256, O_OUT, O_LAYERS, O_HEADS, O_DIM, O_SEQ, O_BATCH, O_STEPS, O_LR, O_MINLR,
        O_WARMUP, O_WD, O_BETA2, O_CLIP, O_SEED, O_THREADS, O_EVERY, O_ETOK, O_RESUME, O_FORMAT,
-       O_JSON, O_SAVE, O_STOP, O_HELP };
+       O_JSON, O_SAVE, O_STOP, O_OVERRIDE, O_DFMT, O_HELP };
 
 static const struct option TRAIN_OPTS[] = {
     {"data", 1, 0, O_DATA},       {"out", 1, 0, O_OUT},         {"layers", 1, 0, O_LAYERS},
@@ -54,6 +58,7 @@ static const struct option TRAIN_OPTS[] = {
     {"threads", 1, 0, O_THREADS}, {"eval-every", 1, 0, O_EVERY}, {"eval-tokens", 1, 0, O_ETOK},
     {"resume", 1, 0, O_RESUME},   {"format", 1, 0, O_FORMAT},   {"json", 0, 0, O_JSON},
     {"save-every", 1, 0, O_SAVE}, {"stop-at", 1, 0, O_STOP},   {"help", 0, 0, O_HELP},
+    {"override-schedule", 0, 0, O_OVERRIDE},                    {"data-format", 1, 0, O_DFMT},
     {0, 0, 0, 0}};
 
 static int train_parse_one(train_args *a, int c, const char *v) {
@@ -66,6 +71,8 @@ static int train_parse_one(train_args *a, int c, const char *v) {
     case O_OUT: a->out = v; return 0;
     case O_RESUME: a->resume = v; return 0;
     case O_JSON: a->json = 1; return 0;
+    case O_OVERRIDE: a->override_schedule = 1; return 0;
+    case O_DFMT: return cli_data_format(cmd, v, &a->data_fmt) ? -1 : 0;
     case O_LAYERS: a->shape_given = 1; return arg_int(cmd, name, v, 1, 1024, &a->cfg.layers);
     case O_HEADS: a->shape_given = 1; return arg_int(cmd, name, v, 1, 1024, &a->cfg.heads);
     case O_DIM: a->shape_given = 1; return arg_int(cmd, name, v, 1, 65536, &a->cfg.channels);

@@ -33,18 +33,20 @@ static const char MAIN_HELP[] =
 static const char LOSS_HELP[] =
     "usage: sattn loss --model PATH --data PATH [--split val|train] [--batch B] [--threads N] [--json]\n"
     "Mean next-token loss over the WHOLE split, in non-overlapping windows of the model's\n"
-    "context (deterministic). Prints loss (nats) and bits_per_byte (bits_per_token for token files).\n";
+    "context (deterministic). Prints loss (nats) and bits_per_byte (bits_per_token for token files).\n"
+    CLI_DATA_FORMAT_HELP;
 
-enum { L_MODEL = 256, L_DATA, L_SPLIT, L_BATCH, L_THREADS, L_JSON, L_HELP };
+enum { L_MODEL = 256, L_DATA, L_SPLIT, L_BATCH, L_THREADS, L_JSON, L_DFMT, L_HELP };
 static const struct option LOSS_OPTS[] = {
     {"model", 1, 0, L_MODEL}, {"data", 1, 0, L_DATA},       {"split", 1, 0, L_SPLIT},
     {"batch", 1, 0, L_BATCH}, {"threads", 1, 0, L_THREADS}, {"json", 0, 0, L_JSON},
-    {"help", 0, 0, L_HELP},   {0, 0, 0, 0}};
+    {"help", 0, 0, L_HELP},   {"data-format", 1, 0, L_DFMT}, {0, 0, 0, 0}};
 
 typedef struct {
     const char *model, *data;
     data_split split;
     int batch, threads, json;
+    data_format data_fmt;
 } loss_args;
 
 static int loss_parse(loss_args *a, int argc, char **argv) {
@@ -57,6 +59,7 @@ static int loss_parse(loss_args *a, int argc, char **argv) {
         case L_MODEL: a->model = optarg; break;
         case L_DATA: a->data = optarg; break;
         case L_JSON: a->json = 1; break;
+        case L_DFMT: if (cli_data_format("loss", optarg, &a->data_fmt)) return 1; break;
         case L_BATCH: if (arg_int("loss", "batch", optarg, 1, 1 << 16, &a->batch)) return 1; break;
         case L_THREADS: if (arg_int("loss", "threads", optarg, 1, 1024, &a->threads)) return 1; break;
         case L_SPLIT:
@@ -82,7 +85,7 @@ int cmd_loss(int argc, char **argv) {
     gpt_model m;
     if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("loss", "%s", e.msg);
     dataset d;
-    if (load_data_for_model("loss", a.data, &m, &d)) return gpt_free(&m), 1;
+    if (load_data_for_model("loss", a.data, a.data_fmt, &m, &d)) return gpt_free(&m), 1;
     if (cli_mem_check_model("loss", "evaluating this model", &m.cfg, a.batch, m.cfg.max_seq, 0,
                             (double)d.n_tokens * 2))
         return dataset_free(&d), gpt_free(&m), 1;
@@ -94,6 +97,7 @@ int cmd_loss(int argc, char **argv) {
         return cli_fail("loss", "%s: the %s split has %zu tokens, need at least 2", a.data,
                         a.split == SPLIT_VAL ? "val" : "train", n);
     }
+    cli_data_note(a.data, &d);
     size_t tokens;
     double loss = eval_split_loss(&m, &d, a.split, m.cfg.max_seq, a.batch, 0, &tokens);
     const char *unit = d.is_bytes ? "bits_per_byte" : "bits_per_token";

@@ -1,4 +1,5 @@
 /* Running a training job for `train` and `demo`: setup, progress, summary. */
+#include <inttypes.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -59,6 +60,71 @@ static void on_progress(const train_progress *p, void *user) {
     if (pc->tty && p->step == p->steps) fputc('\n', stderr);
 }
 
+/* The schedule this run trains with, as a checkpoint stores it. */
+static ckpt_schedule schedule_of(const train_args *a) {
+    const train_config *t = &a->tc;
+    return (ckpt_schedule){t->batch, t->seq, t->steps, t->warmup, t->lr, t->min_lr, t->clip,
+                           t->opt.weight_decay, t->opt.beta1, t->opt.beta2, t->opt.eps, a->seed};
+}
+
+/* %g, or %.9g where %g would print two different values alike. */
+static void fmt_pair(char *a, char *b, size_t n, double x, double y) {
+    snprintf(a, n, "%g", x);
+    snprintf(b, n, "%g", y);
+    if (!strcmp(a, b)) snprintf(a, n, "%.9g", x), snprintf(b, n, "%.9g", y);
+}
+
+/* The first schedule flag that differs from the checkpoint's: a resumed run continues the
+ * run that was started, so another schedule is refused unless --override-schedule. */
+static int check_schedule(const train_args *a, const ckpt_schedule *was, const char *cmd) {
+    ckpt_schedule now = schedule_of(a);
+    const struct { const char *flag; double was, now; } f[] = {
+        {"--batch", was->batch, now.batch},   {"--seq", was->seq, now.seq},
+        {"--steps", was->steps, now.steps},   {"--warmup", was->warmup, now.warmup},
+        {"--lr", was->lr, now.lr},            {"--min-lr", was->min_lr, now.min_lr},
+        {"--clip", was->clip, now.clip},      {"--wd", was->weight_decay, now.weight_decay},
+        {"--beta2", was->beta2, now.beta2},   {"beta1", was->beta1, now.beta1},
+        {"eps", was->eps, now.eps}};
+    char x[40], y[40];
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].was != f[i].now) {
+            fmt_pair(x, y, sizeof x, f[i].was, f[i].now);
+            return cli_fail(cmd, "--resume %s: the checkpoint's run has %s %s, this one %s "
+                                 "(expected the same schedule, or --override-schedule)",
+                            a->resume, f[i].flag, x, y);
+        }
+    if (was->seed != now.seed)
+        return cli_fail(cmd, "--resume %s: the checkpoint's run has --seed %" PRIu64 ", this one "
+                             "%" PRIu64 " (expected the same schedule, or --override-schedule)",
+                        a->resume, was->seed, now.seed);
+    return 0;
+}
+
+/* The checks of --resume past its shape: the schedule and the steps left. Without
+ * optimizer state the run starts at step 0 (say_fresh_optimizer tells the user). Frees m
+ * on failure. */
+static int check_resume(const train_args *a, const char *cmd, gpt_model *m, train_state *st) {
+    if (st->has_optim && st->has_schedule && !a->override_schedule &&
+        check_schedule(a, &st->sched, cmd))
+        return gpt_free(m), 1;
+    int end = a->tc.stop_at > 0 ? a->tc.stop_at : a->tc.steps;
+    if (st->has_optim && st->step >= end) {
+        cli_fail(cmd, "--%s %d: %s has already done %d steps", a->tc.stop_at > 0 ? "stop-at" : "steps",
+                 end, a->resume, st->step);
+        return gpt_free(m), 1;
+    }
+    if (!st->has_optim) st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
+    return 0;
+}
+
+/* Resuming weights without AdamW moments is a different run than the user may think. */
+static void say_fresh_optimizer(const char *cmd, const char *resume) {
+    fprintf(stderr, "sattn %s: note: ", cmd);
+    cli_fput_escaped(resume, stderr);
+    fputs(" holds no optimizer state (an llm.c checkpoint never does): training starts "
+          "at step 0 with a fresh AdamW from its weights\n", stderr);
+}
+
 /* The model: fresh from flags, or resumed from a checkpoint whose shape wins. */
 static int setup_model(const train_args *a, const dataset *d, const char *cmd, gpt_model *m,
                        train_state *st) {
@@ -76,13 +142,7 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
                      c->layers, c->heads, c->channels, c->max_seq, c->vocab, why);
             return gpt_free(m), 1;
         }
-        int end = a->tc.stop_at > 0 ? a->tc.stop_at : a->tc.steps;
-        if (st->has_optim && st->step >= end) {
-            cli_fail(cmd, "--%s %d: %s has already done %d steps", a->tc.stop_at > 0 ? "stop-at" : "steps",
-                     end, a->resume, st->step);
-            return gpt_free(m), 1;
-        }
-        if (!st->has_optim) st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
+        if (check_resume(a, cmd, m, st)) return 1;
         if (cli_mem_check_model(cmd, "training this model", c, a->tc.batch, a->tc.seq, 1,
                                 (double)d->n_tokens * sizeof *d->tokens))
             return gpt_free(m), 1;
@@ -136,7 +196,7 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     sattn_err e;
     dataset d;
     if (a->threads > 0) omp_set_num_threads(a->threads);
-    if (dataset_load(&d, a->data, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+    if (dataset_load_as(&d, a->data, a->data_fmt, &e) != 0) return cli_fail(cmd, "%s", e.msg);
     gpt_model m;
     train_state st;
     int rc = dataset_check_window(&d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
@@ -149,6 +209,10 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     }
     if (!rc) rc = setup_model(a, &d, cmd, &m, &st);
     if (rc) return dataset_free(&d), rc;
+    cli_data_note(a->data, &d); /* the first line, once nothing can fail before training */
+    if (a->resume && !st.has_optim) say_fresh_optimizer(cmd, a->resume);
+    st.has_schedule = 1; /* what this run trains with: the next --resume continues it */
+    st.sched = schedule_of(a);
     progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0, 0,
                        a, &m, &st};
     int first = st.step;
@@ -176,9 +240,33 @@ int train_execute(const train_args *a, const char *cmd) {
     return train_execute_result(a, cmd, &r);
 }
 
-int load_data_for_model(const char *cmd, const char *path, const gpt_model *m, dataset *d) {
+int cli_data_format(const char *cmd, const char *value, data_format *fmt) {
+    if (data_format_parse(value, fmt) == 0) return 0;
+    return cli_fail(cmd, "--data-format: expected 'auto', 'bytes' or 'tokens', got '%s'", value);
+}
+
+/* Sizes for people: 4.1 MB, 812.3 kB, 120 bytes. */
+static void fmt_bytes(char *buf, size_t n, double b) {
+    if (b >= 1e9) snprintf(buf, n, "%.1f GB", b / 1e9);
+    else if (b >= 1e6) snprintf(buf, n, "%.1f MB", b / 1e6);
+    else if (b >= 1e3) snprintf(buf, n, "%.1f kB", b / 1e3);
+    else snprintf(buf, n, "%.0f bytes", b);
+}
+
+void cli_data_note(const char *path, const dataset *d) {
+    char size[32];
+    fmt_bytes(size, sizeof size, d->is_bytes ? (double)d->n_tokens : 1024.0 + 2.0 * d->n_tokens);
+    fputs("data: ", stderr);
+    cli_fput_escaped(path, stderr);
+    if (d->is_bytes) fprintf(stderr, " read as bytes (%s, vocab 256)\n", size);
+    else fprintf(stderr, " read as llm.c tokens (%s, %zu tokens, vocab %d)\n", size, d->n_tokens,
+                 d->vocab);
+}
+
+int load_data_for_model(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
+                        dataset *d) {
     sattn_err e;
-    if (dataset_load(d, path, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+    if (dataset_load_as(d, path, fmt, &e) != 0) return cli_fail(cmd, "%s", e.msg);
     for (size_t i = 0; i < d->n_tokens; i++)
         if (d->tokens[i] >= m->cfg.vocab) {
             int tok = d->tokens[i];

@@ -4,6 +4,7 @@
  * that a failed save leaves nothing under the real name. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
+#include <math.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -272,10 +273,10 @@ Test(ckpt, wrong_version) {
         tmp_place t;
         tmp_open(&t, "m.ckpt");
         save_variant(&VARIANTS[i], t.path);
-        patch_u32(t.path, 4, 2);
+        patch_u32(t.path, 4, 7);
         expect_load_error(&VARIANTS[i], t.path,
                           VARIANTS[i].fmt == CKPT_LLMC ? "expected version 3"
-                                                       : "expected version 1");
+                                                       : "expected version 1 or 2");
         tmp_close(&t);
     }
 }
@@ -293,22 +294,181 @@ Test(ckpt, bad_dimension_in_header) {
     }
 }
 
-/* A dimension that passes the checks but disagrees with the payload is still caught by size. */
-Test(ckpt, consistent_but_wrong_dimension_caught_by_size) {
-    for (int i = 0; i < N_VARIANTS; i++) {
+/* In llm.c's format (no checksum) a dimension that passes the checks but disagrees with
+ * the payload is caught by size only when the size changes; a size-neutral edit (heads
+ * 2 -> 4) loads as another model, which is the format's limit. */
+Test(ckpt, llmc_consistent_but_wrong_dimension_caught_by_size) {
+    const variant *v = &VARIANTS[2];
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    save_variant(v, t.path);
+    patch_u32(t.path, 4L * v->heads_word, 4); /* 4 divides 8 */
+    gpt_model m;
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_load(t.path, &m, NULL, &e), 0, "%s: %s", v->name, e.msg);
+    gpt_free(&m);
+    patch_u32(t.path, 4L * v->heads_word + 4, 16); /* channels 8 -> 16 */
+    expect_load_error(v, t.path, "truncated");
+    tmp_close(&t);
+}
+
+/* Version 2 covers the whole header: a size-neutral edit of any field (heads 2 -> 4,
+ * vocab 256 -> 255, step, sampler state, has_schedule with a zero schedule) fails the
+ * checksum instead of loading as a different model or run. */
+Test(ckpt, native_header_edits_fail_checksum) {
+    const struct { int word; uint32_t v; } edits[] = {{6, 4}, {3, 255}, {9, 4}, {10, 1}, {11, 1}};
+    for (int i = 0; i < 2; i++)
+        for (size_t j = 0; j < sizeof edits / sizeof edits[0]; j++) {
+            tmp_place t;
+            tmp_open(&t, "m.ckpt");
+            save_variant(&VARIANTS[i], t.path);
+            patch_u32(t.path, 4L * edits[j].word, edits[j].v);
+            expect_load_error(&VARIANTS[i], t.path, "checksum mismatch");
+            tmp_close(&t);
+        }
+}
+
+Test(ckpt, native_reserved_words_must_be_zero) {
+    for (int w = 30; w < 64; w += 11) {
         tmp_place t;
         tmp_open(&t, "m.ckpt");
-        save_variant(&VARIANTS[i], t.path);
-        patch_u32(t.path, 4L * VARIANTS[i].heads_word, 4); /* 4 divides 8 */
-        gpt_model m;
-        sattn_err e = {{0}};
-        cr_assert_eq(ckpt_load(t.path, &m, NULL, &e), 0, "%s: %s", VARIANTS[i].name, e.msg);
-        gpt_free(&m);
-        patch_u32(t.path, 4L * VARIANTS[i].heads_word + 4, 16); /* channels 8 -> 16 */
-        expect_load_error(&VARIANTS[i], t.path,
-                          VARIANTS[i].fmt == CKPT_LLMC ? "truncated" : "parameters");
+        save_variant(&VARIANTS[1], t.path);
+        patch_u32(t.path, 4L * w, 1);
+        char want[64];
+        snprintf(want, sizeof want, "header word %d = 0x00000001, expected 0 (reserved)", w);
+        expect_load_error(&VARIANTS[1], t.path, want);
         tmp_close(&t);
     }
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    save_variant(&VARIANTS[1], t.path); /* no schedule: its words must be 0 too */
+    patch_u32(t.path, 4L * 20, 5);
+    expect_load_error(&VARIANTS[1], t.path, "expected 0 (no schedule is stored)");
+    patch_u32(t.path, 4L * 20, 0);
+    patch_u32(t.path, 4L * 16, 2);
+    expect_load_error(&VARIANTS[1], t.path, "has_schedule = 2, expected 0 or 1");
+    tmp_close(&t);
+}
+
+static uint32_t word_at(const uint8_t *b, int w) {
+    uint32_t v;
+    memcpy(&v, b + 4 * w, 4);
+    return v;
+}
+
+static uint32_t fbits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+/* The schedule goes into words 16..29 and comes back exactly; the file is byte-identical
+ * when saved again from what was loaded. */
+Test(ckpt, native_schedule_round_trip) {
+    tmp_place t, t2;
+    tmp_open(&t, "m.ckpt");
+    tmp_open(&t2, "n.ckpt");
+    gpt_model a, b;
+    make_model(&a, 4, 1);
+    train_state sa = {.has_optim = 1, .step = 9, .has_schedule = 1,
+                      .sched = {12, 64, 2000, 100, 1e-3f, 1e-4f, 1.0f, 0.1f, 0.9f, 0.99f, 1e-8f,
+                                0x1122334455667788ULL}}, sb;
+    rng_seed(&sa.rng, 77);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &a, &sa, &e), 0, "%s", e.msg);
+    size_t len;
+    uint8_t *raw = (uint8_t *)cli_slurp(t.path, &len);
+    uint32_t want[] = {1, 12, 64, 2000, 100, fbits(1e-3f), fbits(1e-4f), fbits(1.0f),
+                       fbits(0.1f), fbits(0.9f), fbits(0.99f), fbits(1e-8f), 0x55667788u,
+                       0x11223344u};
+    cr_assert_eq(word_at(raw, 1), 2u);
+    for (int w = 0; w < 14; w++) cr_assert_eq(word_at(raw, 16 + w), want[w], "word %d", 16 + w);
+    for (int w = 30; w < 64; w++) cr_assert_eq(word_at(raw, w), 0u, "word %d", w);
+    free(raw);
+    cr_assert_eq(ckpt_load(t.path, &b, &sb, &e), 0, "%s", e.msg);
+    cr_assert_eq(sb.has_schedule, 1);
+    cr_assert_arr_eq(&sb.sched, &sa.sched, sizeof sa.sched);
+    cr_assert_eq(ckpt_save(t2.path, CKPT_SATTN, &b, &sb, &e), 0, "%s", e.msg);
+    cr_assert(cli_files_equal(t.path, t2.path));
+    gpt_free(&a);
+    gpt_free(&b);
+    tmp_close(&t);
+    tmp_close(&t2);
+}
+
+/* A version-1 file written by hand (checksum over the payload only, words 16..63 not
+ * looked at) still loads, with no schedule. */
+Test(ckpt, native_version1_still_loads) {
+    tmp_place t;
+    tmp_open(&t, "v1.ckpt");
+    gpt_model a, b;
+    make_model(&a, 8, 1);
+    size_t bytes = a.num_params * sizeof(float);
+    uint64_t sum = fnv1a64(a.params_mem, bytes, FNV1A64_INIT), np = a.num_params;
+    sum = fnv1a64(a.v_mem, bytes, fnv1a64(a.m_mem, bytes, sum));
+    uint32_t h[64] = {CKPT_MAGIC, 1, 16, 256, 256, 2, 2, 8, 1, 42, 0x9abcdef0u, 0x12345678u,
+                      (uint32_t)np, (uint32_t)(np >> 32), (uint32_t)sum, (uint32_t)(sum >> 32)};
+    h[40] = 0xdeadbeef;
+    FILE *f = fopen(t.path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(h, sizeof h, 1, f), 1u);
+    cr_assert_eq(fwrite(a.params_mem, bytes, 1, f), 1u);
+    cr_assert_eq(fwrite(a.m_mem, bytes, 1, f), 1u);
+    cr_assert_eq(fwrite(a.v_mem, bytes, 1, f), 1u);
+    cr_assert_eq(fclose(f), 0);
+    train_state sb;
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_load(t.path, &b, &sb, &e), 0, "%s", e.msg);
+    cr_assert_arr_eq(b.params_mem, a.params_mem, bytes);
+    cr_assert_arr_eq(b.v_mem, a.v_mem, bytes);
+    cr_assert_eq(sb.has_optim, 1);
+    cr_assert_eq(sb.step, 42);
+    cr_assert_eq(sb.rng.state, 0x123456789abcdef0ULL);
+    cr_assert_eq(sb.has_schedule, 0);
+    gpt_free(&b);
+    flip_byte(t.path, 256 + 5); /* the old checksum still guards the payload */
+    expect_load_error(&VARIANTS[1], t.path, "checksum mismatch");
+    gpt_free(&a);
+    tmp_close(&t);
+}
+
+/* Saves a (valid checksum) and expects loading to fail with exactly `want` after "path: ". */
+static void expect_nonfinite(gpt_model *a, ckpt_format fmt, int optim, const char *want) {
+    tmp_place t;
+    tmp_open(&t, "nan.ckpt");
+    train_state st = {.has_optim = optim};
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, fmt, a, &st, &e), 0, "%s", e.msg);
+    gpt_model b;
+    cr_assert_eq(ckpt_load(t.path, &b, NULL, &e), -1, "a non-finite model loaded");
+    char full[512];
+    snprintf(full, sizeof full, "%s: %s", t.path, want);
+    cr_assert_str_eq(e.msg, full);
+    cr_assert_null(b.params_mem);
+    tmp_close(&t);
+}
+
+Test(ckpt, nonfinite_parameters_are_refused_naming_the_tensor) {
+    gpt_model a;
+    make_model(&a, 3, 1);
+    size_t per_layer = 3 * 8 * 8; /* qkvw is (L, 3C, C) */
+    a.params.qkvw[per_layer + 17] = NAN;
+    expect_nonfinite(&a, CKPT_SATTN, 0,
+                     "tensor qkvw (layer 1) holds NaN at element 17, expected finite parameters");
+    expect_nonfinite(&a, CKPT_LLMC, 0,
+                     "tensor qkvw (layer 1) holds NaN at element 17, expected finite parameters");
+    a.params.qkvw[per_layer + 17] = 0;
+    a.params.wte[5] = INFINITY;
+    expect_nonfinite(&a, CKPT_LLMC, 0, "tensor wte holds +Inf at element 5, expected finite parameters");
+    a.params.wte[5] = 0;
+    a.v_mem[a.num_params - 8 + 3] = -INFINITY; /* lnfb, the last tensor (C = 8) */
+    expect_nonfinite(&a, CKPT_SATTN, 1,
+                     "AdamW second moment of tensor lnfb holds -Inf at element 3, expected finite values");
+    a.v_mem[a.num_params - 8 + 3] = 0;
+    a.m_mem[8 * 256 + 16 * 8 + 2 * 8 + 1] = NAN; /* ln1b: after wte (Vp C), wpe (T C), ln1w (L C) */
+    expect_nonfinite(&a, CKPT_SATTN, 1,
+                     "AdamW first moment of tensor ln1b (layer 0) holds NaN at element 1, expected finite values");
+    gpt_free(&a);
 }
 
 Test(ckpt, native_corrupt_payload_fails_checksum) {

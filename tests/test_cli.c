@@ -769,3 +769,119 @@ Test(cli, loss_is_deterministic, .timeout = 60) {
     free(a);
     cli_tdir_close(&t);
 }
+
+/* ------------------------------------------- 6. resume schedule, data formats ---- */
+
+/* Each schedule flag that differs from the checkpoint's run is refused, naming the flag and
+ * both values; --override-schedule lets the run go on; nothing is written on refusal. */
+Test(cli, resume_refuses_another_schedule, .timeout = 60) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char data[256], R[256], out[256];
+    snprintf(data, sizeof data, "%s", cli_tpath(&t, "d.txt"));
+    snprintf(R, sizeof R, "%s", cli_tpath(&t, "R.ckpt"));
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "out.ckpt"));
+    cli_write_text(data, 20000);
+    const char *r[] = {"train", "--data", data, "--out", R, RESUME_FLAGS, "--steps", "8",
+                       "--stop-at", "2", NULL};
+    free(cli_expect_ok(r));
+    const struct { const char *flag, *value, *says; } cases[] = {
+        {"--lr", "2e-3", "the checkpoint's run has --lr 0.003, this one 0.002"},
+        {"--min-lr", "1e-4", "--min-lr 0.0003, this one 0.0001"},
+        {"--warmup", "3", "--warmup 2, this one 3"},
+        {"--steps", "9", "--steps 8, this one 9"},
+        {"--batch", "3", "--batch 4, this one 3"},
+        {"--wd", "0", "--wd 0.1, this one 0"},
+        {"--clip", "0.5", "--clip 1, this one 0.5"},
+        {"--seed", "8", "--seed 7, this one 8"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *b[] = {"train", "--data", data, "--out", out, RESUME_FLAGS, "--steps", "8",
+                           "--resume", R, cases[i].flag, cases[i].value, NULL};
+        char *msg = cli_expect_fail_msg(b, cases[i].says, 0);
+        cr_assert_not_null(strstr(msg, R), "%s", msg);
+        cr_assert_not_null(strstr(msg, "--override-schedule"), "%s", msg);
+        free(msg);
+        cli_assert_no_output(t.dir, "out");
+    }
+    const char *o[] = {"train", "--data", data, "--out", out, RESUME_FLAGS, "--steps", "8",
+                       "--resume", R, "--lr", "2e-3", "--override-schedule", NULL};
+    free(cli_expect_ok(o));
+    cr_assert(cli_file_exists(out));
+    cli_tdir_close(&t);
+}
+
+/* An llm.c checkpoint has no optimizer state: resuming says that training starts afresh. */
+Test(cli, resume_from_llmc_says_fresh_optimizer, .timeout = 60) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char data[256], L[256], out[256];
+    snprintf(data, sizeof data, "%s", cli_tpath(&t, "d.txt"));
+    snprintf(L, sizeof L, "%s", cli_tpath(&t, "m.bin"));
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "out.ckpt"));
+    cli_write_text(data, 20000);
+    const char *const llmc[] = {"--format", "llmc", NULL};
+    train_tiny(data, L, "2", llmc);
+    const char *b[] = {"train", "--data", data, "--out", out, RESUME_FLAGS, "--steps", "3",
+                       "--resume", L, NULL};
+    char *o = NULL, *err = NULL;
+    int rc = cli_run(b, &o, &err);
+    cr_assert_eq(rc, 0, "%s: %s", cli_cmd, err);
+    char want[512];
+    snprintf(want, sizeof want, "sattn train: note: %s holds no optimizer state (an llm.c "
+             "checkpoint never does): training starts at step 0 with a fresh AdamW from its "
+             "weights\n", L);
+    const char *second = strchr(err, '\n'); /* after the "data: ..." line */
+    cr_assert(strncmp(err, "data: ", 6) == 0 && second, "stderr:\n%s", err);
+    cr_assert(strncmp(second + 1, want, strlen(want)) == 0, "stderr:\n%s", err);
+    free(o);
+    free(err);
+    cli_tdir_close(&t);
+}
+
+/* A token file with a damaged magic was trained on as text: now it is a one-line error
+ * unless --data-format bytes says so, and the run's first line says how data was read. */
+Test(cli, damaged_token_file_needs_data_format_bytes, .timeout = 60) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char data[256], out[256];
+    snprintf(data, sizeof data, "%s", cli_tpath(&t, "tok.bin"));
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "out.ckpt"));
+    uint16_t tok[3000];
+    for (int i = 0; i < 3000; i++) tok[i] = (uint16_t)(i % 200);
+    int32_t hdr[256] = {20240520 ^ 4, 1, 3000};
+    FILE *f = fopen(data, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(hdr, sizeof hdr, 1, f), 1u);
+    cr_assert_eq(fwrite(tok, sizeof tok, 1, f), 1u);
+    cr_assert_eq(fclose(f), 0);
+    const char *bad[] = {"train", "--data", data, "--out", out, TINY, "--steps", "2", NULL};
+    char *msg = cli_expect_fail_msg(bad, "magic 20240524, expected 20240520", 0);
+    cr_assert_not_null(strstr(msg, "--data-format bytes"), "%s", msg);
+    free(msg);
+    cli_assert_no_output(t.dir, "out");
+    const char *tokens[] = {"train", "--data", data, "--out", out, TINY, "--steps", "2",
+                            "--data-format", "tokens", NULL};
+    cli_expect_fail(tokens, "not an llm.c token file", 0);
+    const char *typo[] = {"train", "--data", data, "--out", out, TINY, "--steps", "2",
+                          "--data-format", "text", NULL};
+    cli_expect_fail(typo, "--data-format: expected 'auto', 'bytes' or 'tokens', got 'text'", 0);
+    const char *bytes[] = {"train", "--data", data, "--out", out, TINY, "--steps", "2",
+                           "--data-format", "bytes", "--json", NULL};
+    char *o = NULL, *err = NULL;
+    cr_assert_eq(cli_run(bytes, &o, &err), 0, "%s: %s", cli_cmd, err);
+    char want[512];
+    snprintf(want, sizeof want, "data: %s read as bytes (7.0 kB, vocab 256)\n", data);
+    cr_assert(strncmp(err, want, strlen(want)) == 0, "stderr does not start with '%s':\n%s", want, err);
+    cli_assert_json_line(o);
+    free(o);
+    free(err);
+    const char *loss[] = {"loss", "--model", out, "--data", data, "--json", NULL};
+    cli_expect_fail(loss, "--data-format bytes", 0);
+    const char *loss_b[] = {"loss", "--model", out, "--data", data, "--json", "--data-format", "bytes", NULL};
+    cr_assert_eq(cli_run(loss_b, &o, &err), 0, "%s: %s", cli_cmd, err);
+    cr_assert(strncmp(err, want, strlen(want)) == 0, "stderr does not start with '%s':\n%s", want, err);
+    cli_assert_json_line(o);
+    free(o);
+    free(err);
+    cli_tdir_close(&t);
+}

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli_util.h"
@@ -241,18 +243,128 @@ Test(data, missing_file) {
     tmp_close(&t);
 }
 
-/* The magic alone does not make a token file: too short for the header, it is text. */
-Test(data, short_file_with_magic_is_bytes) {
+/* A file that starts with the magic but is shorter than the header was read as text:
+ * it is an error now, naming the file and what is wrong, unless bytes are asked for. */
+Test(data, short_file_with_magic_is_an_error_unless_bytes) {
     tmp_place t;
     tmp_open(&t, "short.bin");
     int32_t head[16] = {LLMC_TOKENS_MAGIC, 1, 5};
     cli_spew(t.path, head, sizeof head);
     dataset d;
     sattn_err e = {{0}};
-    cr_assert_eq(dataset_load(&d, t.path, &e), 0, "%s", e.msg);
+    cr_assert_eq(dataset_load(&d, t.path, &e), -1);
+    assert_msg_has(&e, t.path, "truncated inside its header: 64 bytes, expected at least 1026");
+    assert_msg_has(&e, "starts like an llm.c token file", "--data-format bytes reads it as bytes");
+    cr_assert_null(d.tokens);
+    cr_assert_eq(dataset_load_as(&d, t.path, DATA_BYTES, &e), 0, "%s", e.msg);
     cr_assert(d.is_bytes);
     cr_assert_eq(d.n_tokens, sizeof head);
+    cr_assert_eq(d.tokens[0], LLMC_TOKENS_MAGIC & 0xff); /* the magic's low byte, as a token */
     dataset_free(&d);
+    tmp_close(&t);
+}
+
+/* A token file whose magic is damaged (one bit, or a whole byte, or replaced while the
+ * version and count words still say "token file") is an error, not a text corpus. */
+Test(data, damaged_magic_is_an_error_unless_bytes) {
+    const struct { int32_t magic; const char *says; } cases[] = {
+        {LLMC_TOKENS_MAGIC ^ 1, "magic 20240521, expected 20240520"},
+        {LLMC_TOKENS_MAGIC ^ 0x7f000000, "expected 20240520"},
+        {0x64636261, "magic 1684234849, expected 20240520"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tmp_place t;
+        tmp_open(&t, "tok.bin");
+        uint16_t tok[300] = {1, 2, 3};
+        sattn_err e = {{0}};
+        cr_assert_eq(llmc_tokens_save(t.path, tok, 300, &e), 0, "%s", e.msg);
+        patch_i32(t.path, 0, cases[i].magic);
+        dataset d;
+        cr_assert_eq(dataset_load(&d, t.path, &e), -1, "case %zu read as text", i);
+        assert_msg_has(&e, t.path, cases[i].says);
+        assert_msg_has(&e, "not an llm.c token file", "--data-format bytes");
+        cr_assert_eq(dataset_load_as(&d, t.path, DATA_TOKENS, &e), -1);
+        assert_msg_has(&e, t.path, cases[i].says);
+        cr_assert_eq(dataset_load_as(&d, t.path, DATA_BYTES, &e), 0, "%s", e.msg);
+        cr_assert_eq(d.n_tokens, 1024u + 600u);
+        cr_assert_eq(d.vocab, 256);
+        dataset_free(&d);
+        tmp_close(&t);
+    }
+}
+
+/* --data-format tokens refuses text; bytes reads even a valid token file as bytes. */
+Test(data, explicit_formats) {
+    tmp_place t;
+    tmp_open(&t, "x.bin");
+    cli_write_text(t.path, 3000);
+    dataset d;
+    sattn_err e = {{0}};
+    cr_assert_eq(dataset_load_as(&d, t.path, DATA_TOKENS, &e), -1);
+    assert_msg_has(&e, t.path, "not an llm.c token file: magic");
+    cr_assert_eq(dataset_load_as(&d, t.path, DATA_AUTO, &e), 0, "%s", e.msg);
+    cr_assert(d.is_bytes);
+    cr_assert_eq(d.n_tokens, 3000u);
+    dataset_free(&d);
+    uint16_t tok[600] = {7};
+    cr_assert_eq(llmc_tokens_save(t.path, tok, 600, &e), 0, "%s", e.msg);
+    cr_assert_eq(dataset_load_as(&d, t.path, DATA_BYTES, &e), 0, "%s", e.msg);
+    cr_assert(d.is_bytes);
+    cr_assert_eq(d.n_tokens, 1024u + 1200u);
+    dataset_free(&d);
+    cr_assert_eq(dataset_load_as(&d, t.path, DATA_TOKENS, &e), 0, "%s", e.msg);
+    cr_assert_eq(d.n_tokens, 600u);
+    cr_assert_eq(d.tokens[0], 7);
+    dataset_free(&d);
+    tmp_close(&t);
+}
+
+Test(data, format_names) {
+    data_format f = DATA_BYTES;
+    cr_assert_eq(data_format_parse("auto", &f), 0);
+    cr_assert_eq(f, DATA_AUTO);
+    cr_assert_eq(data_format_parse("tokens", &f), 0);
+    cr_assert_eq(f, DATA_TOKENS);
+    cr_assert_eq(data_format_parse("bytes", &f), 0);
+    cr_assert_eq(f, DATA_BYTES);
+    cr_assert_eq(data_format_parse("text", &f), -1);
+    cr_assert_eq(f, DATA_BYTES);
+}
+
+/* Virtual memory in use now (bytes), from /proc/self/statm. */
+static size_t vm_size(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (!f || fscanf(f, "%lu", &pages) != 1) abort();
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* A 32 MiB byte corpus loads under an address-space limit of 2 bytes per byte plus
+ * 16 MiB: the whole-file buffer plus the token copy (3 bytes per byte) would not fit. */
+Test(data, byte_corpus_is_streamed_into_tokens) {
+    tmp_place t;
+    tmp_open(&t, "big.txt");
+    const size_t n = (size_t)32 << 20;
+    FILE *f = fopen(t.path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(ftruncate(fileno(f), (off_t)n), 0); /* sparse: 32 MiB of zero bytes */
+    cr_assert_eq(fclose(f), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        struct rlimit lim = {vm_size() + 2 * n + ((size_t)16 << 20), RLIM_INFINITY};
+        lim.rlim_max = lim.rlim_cur;
+        if (setrlimit(RLIMIT_AS, &lim)) _exit(3);
+        dataset d;
+        sattn_err e;
+        int r = dataset_load(&d, t.path, &e);
+        _exit(r == 0 && d.n_tokens == n && d.is_bytes ? 0 : 2);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "loading 32 MiB under a 2n + 16 MiB limit failed (status 0x%x)", status);
     tmp_close(&t);
 }
 

@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,9 +120,17 @@ static void spit(const char *path, const uint8_t *b, size_t len) {
 
 static void put32(uint8_t *b, size_t off, uint32_t v) { memcpy(b + off, &v, 4); }
 
-/* Rewrites the header checksum so a deliberately edited payload passes it. */
+/* The version-2 checksum: the header with its checksum words as 0, then the payload. */
+static uint64_t v2_checksum(const uint8_t *b, size_t len) {
+    uint8_t z[HEADER_BYTES];
+    memcpy(z, b, sizeof z);
+    memset(z + 9 * 4, 0, 8);
+    return fnv1a64(b + HEADER_BYTES, len - HEADER_BYTES, fnv1a64(z, sizeof z, FNV1A64_INIT));
+}
+
+/* Rewrites the header checksum so a deliberately edited file passes it. */
 static void fix_checksum(uint8_t *b, size_t len) {
-    uint64_t h = fnv1a64(b + HEADER_BYTES, len - HEADER_BYTES, FNV1A64_INIT);
+    uint64_t h = v2_checksum(b, len);
     put32(b, 9 * 4, (uint32_t)h);
     put32(b, 10 * 4, (uint32_t)(h >> 32));
 }
@@ -238,10 +247,10 @@ Test(heads, header_layout) {
     memcpy(w, b, sizeof w);
     cr_assert_eq(w[0], 0x53444853u);
     cr_assert_eq(memcmp(b, "SHDS", 4), 0);
-    uint32_t want[9] = {0x53444853u, 1, 3, 4, 8, 16, 32, 256, N_SPARSE};
+    uint32_t want[9] = {0x53444853u, 2, 3, 4, 8, 16, 32, 256, N_SPARSE};
     for (int i = 0; i < 9; i++) cr_assert_eq(w[i], want[i], "word %d: %u, expected %u", i, w[i], want[i]);
     uint64_t sum = (uint64_t)w[9] | (uint64_t)w[10] << 32;
-    cr_assert_eq(sum, fnv1a64(b + HEADER_BYTES, len - HEADER_BYTES, FNV1A64_INIT));
+    cr_assert_eq(sum, v2_checksum(b, len));
     for (int i = 11; i < 64; i++) cr_assert_eq(w[i], 0, "word %d not 0", i);
     /* Head 4's spec words: index, mlp, k 4, k_min 2, tau 0.9f, rank 4, J 2, ... */
     uint32_t s[16];
@@ -298,9 +307,9 @@ Test(heads, wrong_magic_and_version) {
     spit(t.path, b, len);
     expect_load_error(t.path, &CFG, "not a sparse heads file");
     put32(b, 0, 0x53444853u);
-    put32(b, 4, 2);
+    put32(b, 4, 3);
     spit(t.path, b, len);
-    expect_load_error(t.path, &CFG, "version 2, expected version 1");
+    expect_load_error(t.path, &CFG, "version 3, expected version 1 or 2");
     free(b);
     tmp_close(&t);
 }
@@ -354,7 +363,10 @@ Test(heads, bad_header_fields) {
     spit(t.path, b, len);
     expect_load_error(t.path, NULL, "layers = 0");
     put32(b, 2 * 4, 3);
-    put32(b, 8 * 4, N_SPARSE + 1); /* the header is outside the checksum: counted separately */
+    put32(b, 8 * 4, N_SPARSE + 1); /* the checksum covers it; with a fixed one, counted too */
+    spit(t.path, b, len);
+    expect_load_error(t.path, NULL, "checksum mismatch");
+    fix_checksum(b, len);
     spit(t.path, b, len);
     expect_load_error(t.path, NULL, "header says 8 sparse heads, the file holds 7");
     free(b);
@@ -472,6 +484,95 @@ Test(heads, failed_write_leaves_nothing) {
     cr_assert_eq(heads_save(t.path, &sh, &CFG, &e), -1);
     cr_assert_eq(file_size(t.path), (long)sizeof old);
     cr_assert_eq(cli_dir_entries(t.dir), 1);
+    sparse_heads_free(&sh);
+    tmp_close(&t);
+}
+
+/* ---------------------------------------------------------------- version 2 */
+
+/* Size-neutral edits of header fields no other check catches (the model's vocabulary
+ * 256 -> 255 when no model is given) fail the checksum. */
+Test(heads, header_edits_fail_checksum) {
+    tmp_place t;
+    tmp_open(&t, "h.sparse");
+    save_heads(t.path, 20);
+    size_t len;
+    uint8_t *b = slurp(t.path, &len);
+    put32(b, 7 * 4, 255);
+    spit(t.path, b, len);
+    expect_load_error(t.path, NULL, "checksum mismatch: file is corrupt");
+    free(b);
+    tmp_close(&t);
+}
+
+Test(heads, reserved_words_must_be_zero) {
+    tmp_place t;
+    tmp_open(&t, "h.sparse");
+    save_heads(t.path, 21);
+    size_t len;
+    uint8_t *b = slurp(t.path, &len);
+    put32(b, 40 * 4, 7);
+    spit(t.path, b, len);
+    expect_load_error(t.path, NULL, "header word 40 = 0x00000007, expected 0 (reserved)");
+    put32(b, 40 * 4, 0);
+    put32(b, record_offset(b, 5) + 14 * 4, 1);
+    fix_checksum(b, len);
+    spit(t.path, b, len);
+    expect_load_error(t.path, NULL, "head L1H1: spec word 14 = 0x00000001, expected 0 (reserved)");
+    free(b);
+    tmp_close(&t);
+}
+
+/* A version-1 file made by hand (version word 1, checksum over the payload only, header
+ * and spec reserved words not looked at) still loads, with the same heads. */
+Test(heads, version1_still_loads) {
+    tmp_place t;
+    tmp_open(&t, "h.sparse");
+    save_heads(t.path, 22);
+    sparse_heads a, b2;
+    sattn_err e = {{0}};
+    cr_assert_eq(heads_load(t.path, &a, &CFG, &e), 0, "%s", e.msg);
+    size_t len;
+    uint8_t *b = slurp(t.path, &len);
+    put32(b, 4, 1);
+    put32(b, 40 * 4, 0xdeadbeef);
+    uint64_t h = fnv1a64(b + HEADER_BYTES, len - HEADER_BYTES, FNV1A64_INIT);
+    put32(b, 9 * 4, (uint32_t)h);
+    put32(b, 10 * 4, (uint32_t)(h >> 32));
+    spit(t.path, b, len);
+    cr_assert_eq(heads_load(t.path, &b2, &CFG, &e), 0, "%s", e.msg);
+    assert_same_heads(&a, &b2);
+    sparse_heads_free(&b2);
+    b[len - 1] ^= 1; /* the old checksum still guards the payload */
+    spit(t.path, b, len);
+    expect_load_error(t.path, &CFG, "checksum mismatch");
+    sparse_heads_free(&a);
+    free(b);
+    tmp_close(&t);
+}
+
+/* A non-finite parameter (valid checksum) is refused, naming the head and the parameter. */
+Test(heads, nonfinite_parameter_names_the_head) {
+    tmp_place t;
+    tmp_open(&t, "h.sparse");
+    sparse_heads sh;
+    make_heads(&sh, 23);
+    sparse_head *p = &sh.h[4]; /* L1H0, index+mlp */
+    p->params[p->n_sel + 3] = NAN;
+    sattn_err e = {{0}};
+    cr_assert_eq(heads_save(t.path, &sh, &CFG, &e), 0, "%s", e.msg);
+    char spec[192], want[512];
+    head_spec_format(&p->spec, spec, sizeof spec);
+    snprintf(want, sizeof want, "%s: head L1H0 (%s): head-function parameter 3 is NaN, expected "
+             "finite parameters", t.path, spec);
+    sparse_heads got;
+    cr_assert_eq(heads_load(t.path, &got, &CFG, &e), -1);
+    cr_assert_str_eq(e.msg, want);
+    cr_assert_null(got.h);
+    p->params[p->n_sel + 3] = 0;
+    p->params[1] = -INFINITY;
+    cr_assert_eq(heads_save(t.path, &sh, &CFG, &e), 0, "%s", e.msg);
+    expect_load_error(t.path, &CFG, "selector parameter 1 is -Inf, expected finite parameters");
     sparse_heads_free(&sh);
     tmp_close(&t);
 }

@@ -335,6 +335,21 @@ Test(plan, load_missing_file_or_directory) {
     assert_one_line(&e, "/tmp", "directory");
 }
 
+/* /dev/null exists: it is not "no such plan file" but a device; an empty file says so. */
+Test(plan, load_device_or_empty_file_says_what_is_wrong) {
+    head_spec s[NHEADS];
+    sattn_err e = {{0}};
+    cr_assert_eq(plan_load("/dev/null", NL, NH, s, &e), -1);
+    cr_assert_str_eq(e.msg, "/dev/null: not a regular file (a device), expected a plan file or "
+                            "an inline plan");
+    tmp_place t;
+    tmp_open(&t, "empty.plan");
+    cli_spew(t.path, "", 0);
+    cr_assert_eq(plan_load(t.path, NL, NH, s, &e), -1);
+    assert_one_line(&e, t.path, "empty file, expected a plan");
+    tmp_close(&t);
+}
+
 /* ---------------------------------------------------------------- inline errors */
 
 Test(plan, error_unknown_selector_function_option) {

@@ -403,15 +403,22 @@ Test(teacher, shard_round_trip) {
     tmp_close(&t);
 }
 
-/* Recomputes the header checksum, so a test reaches the check after it. */
+/* Recomputes the header checksum (version 2: the header with the checksum words as 0,
+ * then the rest), so a test reaches the check after it. */
 static void fix_checksum(uint8_t *b, size_t n) {
-    uint64_t h = fnv1a64(b + TEACHER_HEADER_WORDS * 4, n - TEACHER_HEADER_WORDS * 4, FNV1A64_INIT);
+    memset(b + 12 * 4, 0, 8);
+    uint64_t h = fnv1a64(b, TEACHER_HEADER_WORDS * 4, FNV1A64_INIT);
+    h = fnv1a64(b + TEACHER_HEADER_WORDS * 4, n - TEACHER_HEADER_WORDS * 4, h);
     uint32_t w[2] = {(uint32_t)h, (uint32_t)(h >> 32)};
     memcpy(b + 12 * 4, w, 8);
 }
 
 typedef enum { D_TRUNC, D_TRAIL, D_MAGIC, D_VERSION, D_PAYLOAD, D_LAYER, D_HEAD, D_DUP,
-               D_CAUSAL, D_ORDER, D_KMAX, D_EMPTY } damage;
+               D_CAUSAL, D_ORDER, D_KMAX, D_EMPTY, D_RESERVED, D_VOCAB, D_NAN_Q, D_INF_V } damage;
+
+#define REC0 (TEACHER_HEADER_WORDS * 4 + 2 * 8 + 5 * 4) /* record (0, 0): q[16][8] first */
+
+static void put_float(uint8_t *b, size_t off, float x) { memcpy(b + off, &x, 4); }
 
 /* Byte offset of record (0, 0)'s top_idx row t. */
 static size_t idx_off(int t) {
@@ -432,7 +439,7 @@ static size_t apply_damage(uint8_t *b, size_t n, damage d) {
     case D_TRUNC: return n - 9;
     case D_TRAIL: return n + 3;
     case D_MAGIC: b[0] ^= 0x20; break;
-    case D_VERSION: b[4] = 2; break;
+    case D_VERSION: b[4] = 3; break;
     case D_PAYLOAD: b[TEACHER_HEADER_WORDS * 4 + 2 * 8 + 5 * 4 + 100] ^= 1; break;
     case D_LAYER: v = 2, memcpy(b + 256 + 8, &v, 4); break;
     case D_HEAD: v = 5, memcpy(b + 256 + 12, &v, 4); break;
@@ -445,6 +452,10 @@ static size_t apply_damage(uint8_t *b, size_t n, damage d) {
         break;
     case D_KMAX: v = 17, memcpy(b + 9 * 4, &v, 4); break;
     case D_EMPTY: return 0;
+    case D_RESERVED: v = 1, memcpy(b + 30 * 4, &v, 4), fix_checksum(b, n); break;
+    case D_VOCAB: v = 255, memcpy(b + 6 * 4, &v, 4); break; /* size-neutral */
+    case D_NAN_Q: put_float(b, REC0 + (1 * 8 + 2) * 4, NAN), fix_checksum(b, n); break;
+    case D_INF_V: put_float(b, REC0 + (2 * 128 + 3 * 8 + 4) * 4, INFINITY), fix_checksum(b, n); break;
     }
     return n;
 }
@@ -478,7 +489,54 @@ Test(teacher, reject_truncated) { expect_reject(D_TRUNC, "truncated"); }
 Test(teacher, reject_trailing) { expect_reject(D_TRAIL, "trailing"); }
 Test(teacher, reject_empty) { expect_reject(D_EMPTY, "truncated"); }
 Test(teacher, reject_magic) { expect_reject(D_MAGIC, "magic"); }
-Test(teacher, reject_version) { expect_reject(D_VERSION, "version 2"); }
+Test(teacher, reject_version) { expect_reject(D_VERSION, "shard version 3, expected 1 or 2"); }
+Test(teacher, reject_reserved_word) {
+    expect_reject(D_RESERVED, "header word 30 = 0x00000001, expected 0 (reserved)");
+}
+Test(teacher, reject_header_edit_by_checksum) { expect_reject(D_VOCAB, "checksum mismatch"); }
+Test(teacher, reject_nonfinite_q) {
+    expect_reject(D_NAN_Q, "sequence 0, layer 0, head 1: q[1][2] is NaN, expected finite values");
+}
+Test(teacher, reject_nonfinite_v) { expect_reject(D_INF_V, "v[3][4] is infinite"); }
+
+/* A version-1 shard made by hand (checksum over what follows the header, reserved words
+ * not looked at) still opens and reads the same records. */
+Test(teacher, version1_still_reads) {
+    tmp_place t;
+    tmp_open(&t, "t.shard");
+    gpt_model m[2];
+    teacher_stats s;
+    write_shard(t.path, m, &s);
+    size_t n;
+    uint8_t *b = (uint8_t *)cli_slurp(t.path, &n);
+    teacher_shard a, v1;
+    sattn_err e;
+    cr_assert_eq(teacher_shard_open(&a, t.path, &e), 0, "%s", e.msg);
+    uint32_t one = 1, junk = 0xdeadbeef;
+    memcpy(b + 4, &one, 4);
+    memcpy(b + 40 * 4, &junk, 4);
+    uint64_t h = fnv1a64(b + TEACHER_HEADER_WORDS * 4, n - TEACHER_HEADER_WORDS * 4, FNV1A64_INIT);
+    uint32_t w[2] = {(uint32_t)h, (uint32_t)(h >> 32)};
+    memcpy(b + 12 * 4, w, 8);
+    cli_spew(t.path, b, n);
+    cr_assert_eq(teacher_shard_open(&v1, t.path, &e), 0, "%s", e.msg);
+    cr_assert_eq(memcmp(v1.stats, a.stats, 2 * sizeof *a.stats), 0);
+    teacher_record ra, rb;
+    teacher_record_alloc(&ra, 16, 8, 6);
+    teacher_record_alloc(&rb, 16, 8, 6);
+    cr_assert_eq(teacher_shard_read(&v1, 4, 1, &rb, &e), 0, "%s", e.msg);
+    cr_assert_eq(teacher_shard_read(&a, 4, 1, &ra, &e), 0, "%s", e.msg);
+    assert_same_record(&ra, &rb);
+    teacher_record_free(&ra);
+    teacher_record_free(&rb);
+    teacher_shard_close(&a);
+    teacher_shard_close(&v1);
+    free(b);
+    teacher_stats_free(&s);
+    gpt_free(&m[0]);
+    gpt_free(&m[1]);
+    tmp_close(&t);
+}
 Test(teacher, reject_payload_byte) { expect_reject(D_PAYLOAD, "checksum"); }
 Test(teacher, reject_layer) { expect_reject(D_LAYER, "layer 2"); }
 Test(teacher, reject_head) { expect_reject(D_HEAD, "head 5"); }

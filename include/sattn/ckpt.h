@@ -1,20 +1,28 @@
 /* ckpt: model checkpoints in two formats, chosen on write, detected on read.
  *
- * sattn native (little-endian):
+ * sattn native (little-endian), version 2 (written):
  *   header, 64 x int32/uint32:
- *     [0] magic 0x4e545453 ("STTN")  [1] version 1
+ *     [0] magic 0x4e545453 ("STTN")  [1] version 2
  *     [2] max_seq [3] vocab [4] padded_vocab [5] layers [6] heads [7] channels
  *     [8] has_optim (0/1)  [9] step  [10..11] rng state (uint64, low word first)
- *     [12..13] num_params (uint64)  [14..15] FNV-1a 64 checksum of everything after the header
- *     rest 0
+ *     [12..13] num_params (uint64)  [14..15] FNV-1a 64 checksum (below)
+ *     [16] has_schedule (0/1), then the schedule the run was started with (0 when absent):
+ *     [17] batch [18] seq [19] steps [20] warmup [21] lr [22] min_lr [23] clip
+ *     [24] weight_decay [25] beta1 [26] beta2 [27] eps (float32 bits) [28..29] seed (uint64)
+ *     [30..63] reserved, must be 0
  *   float32 params[num_params] (llm.c tensor order)
  *   if has_optim: float32 m[num_params], float32 v[num_params]
+ *   The checksum covers the whole file: the header with words 14..15 read as 0, then
+ *   everything after it, so no header field can change unnoticed.
+ * Version 1 (still read): the same words 0..15, the checksum covers only what follows the
+ *   header, words 16..63 are ignored, and there is no schedule.
  * llm.c GPT-2 (version 3): int32 header[256] = {20240326, 3, maxT, V, L, NH, C, Vp, 0...},
  *   then float32 params in the same order; no optimizer state.
  *
  * Writes are atomic (temp + rename). Reads validate magic, version, every
- * dimension, the exact file size and (native) the checksum; errors are one
- * line naming the file. */
+ * dimension, the exact file size, (native) the checksum and reserved words, and
+ * that every parameter and AdamW moment is finite; errors are one line naming the
+ * file (and the tensor, for a non-finite value). */
 #ifndef SATTN_CKPT_H
 #define SATTN_CKPT_H
 
@@ -25,17 +33,28 @@
 #include "sattn/rng.h"
 
 #define CKPT_MAGIC 0x4e545453u
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2    /* written; the header is covered by the checksum */
+#define CKPT_VERSION_V1 1 /* still read */
 #define LLMC_CKPT_MAGIC 20240326
 #define LLMC_CKPT_VERSION 3
 
 typedef enum { CKPT_SATTN = 0, CKPT_LLMC = 1 } ckpt_format;
 
+/* The flags that shape a training run's trajectory: --resume refuses other values
+ * (a changed schedule silently makes a different run). */
+typedef struct {
+    int batch, seq, steps, warmup;
+    float lr, min_lr, clip, weight_decay, beta1, beta2, eps;
+    uint64_t seed;
+} ckpt_schedule;
+
 /* Training state saved beside the weights so --resume continues exactly. */
 typedef struct {
-    int has_optim; /* m_mem/v_mem of the model are valid and saved */
-    int step;      /* optimizer steps done */
-    rng_t rng;     /* batch sampler state after `step` steps */
+    int has_optim;    /* m_mem/v_mem of the model are valid and saved */
+    int step;         /* optimizer steps done */
+    rng_t rng;        /* batch sampler state after `step` steps */
+    int has_schedule; /* sched is valid (saved and loaded by version 2 only) */
+    ckpt_schedule sched;
 } train_state;
 
 /* Saves m (and, for CKPT_SATTN with st && st->has_optim, the AdamW moments, step, rng).

@@ -2,7 +2,7 @@
  *
  * A file is either an llm.c token file (int32 header[256] with magic 20240520,
  * version 1, token count; then uint16 tokens; vocabulary GPT-2's 50257) or any
- * other file, read as bytes (vocabulary 256). Train is the first 90% of the
+ * other file, read as bytes (vocabulary 256); see data_format for how it is chosen. Train is the first 90% of the
  * tokens, validation the last 10%. */
 #ifndef SATTN_DATA_H
 #define SATTN_DATA_H
@@ -27,8 +27,20 @@ typedef struct {
     int is_bytes;
 } dataset;
 
-/* Loads path; fails (naming the file) on a missing, unreadable or empty file, an
- * llm.c file with a wrong version, a token count that disagrees with the file size. */
+/* How to read a --data file: auto (a token file if it starts like one, else bytes),
+ * bytes (always bytes, vocabulary 256), tokens (must be a valid llm.c token file). */
+typedef enum { DATA_AUTO = 0, DATA_BYTES = 1, DATA_TOKENS = 2 } data_format;
+/* "auto", "bytes" or "tokens" -> *fmt; -1 (and *fmt untouched) for anything else. */
+int data_format_parse(const char *s, data_format *fmt);
+
+/* Loads path as fmt; fails (naming the file) on a missing, unreadable or empty file, an
+ * llm.c file with a wrong magic or version, a header cut short, a token count that
+ * disagrees with the file size. In auto mode a file that starts like a token file (the
+ * magic, a magic a few bits or one byte off, or a token file's version and count words)
+ * must validate as one: the error then says that --data-format bytes reads it as bytes.
+ * The file is streamed: memory is 2 bytes per token plus a 64 KiB chunk. */
+int dataset_load_as(dataset *d, const char *path, data_format fmt, sattn_err *e);
+/* dataset_load_as(d, path, DATA_AUTO, e). */
 int dataset_load(dataset *d, const char *path, sattn_err *e);
 /* Builds a byte dataset from memory (for tests and for prompts). */
 void dataset_from_bytes(dataset *d, const uint8_t *bytes, size_t n);

@@ -15,14 +15,15 @@
  *   argmax_dist  t - a_t, a_t = argmax_s p_t(s) (the smallest s among ties)
  *   self_frac    [a_t == t]      sink_frac  [a_t == 0]
  *
- * Shard file (little-endian; TEACHER_MAGIC "STCH", version 1):
+ * Shard file (little-endian; TEACHER_MAGIC "STCH", version 2):
  *   header, 64 x uint32:
- *     [0] magic 0x48435453  [1] version 1
+ *     [0] magic 0x48435453  [1] version 2
  *     [2] L  [3] H  [4] C  [5] max_seq (the model's context)  [6] V
  *     [7] n_seqs  [8] T (positions per sequence, <= max_seq)  [9] kmax (<= T)
  *     [10] n_pairs  [11] n_ks
- *     [12..13] FNV-1a 64 of every byte after the header (low word first)
- *     rest 0
+ *     [12..13] FNV-1a 64 (low word first) of the whole file: the header with words
+ *              12..13 read as 0, then every byte after it
+ *     [14..63] reserved, must be 0
  *   int32 pairs[n_pairs][2]         (layer, head), distinct, 0 <= layer < L, 0 <= head < H
  *   int32 ks[n_ks]                  the k of each mass@k column (teacher_ks(T))
  *   records, sequence-major: for n in 0..n_seqs-1, for p in 0..n_pairs-1, record (n, p):
@@ -31,10 +32,13 @@
  *                                   row t holds min(kmax, t+1) keys s <= t, then -1
  *     float32 top_p[T][kmax]        their probabilities, 0 for the -1 padding
  *   float64 stats[n_pairs][4 + n_ks] entropy, argmax_dist, self_frac, sink_frac, mass@ks...
+ * Version 1 (still read): the checksum covers only the bytes after the header and the
+ * reserved words are not checked.
  * The writer streams records as batches are produced (memory: one record), writes a
  * zero checksum and patches it in place before the atomic rename. The reader checks
- * magic, version, dimensions, the pair list, the exact size, the checksum, and every
- * record (top-k causal, descending, padding) and stat (finite); errors name the file. */
+ * magic, version, dimensions, reserved words, the pair list, the exact size, the
+ * checksum, and every record (q, k, v, o finite; top-k causal, descending, padding) and
+ * stat (finite); errors name the file. */
 #ifndef SATTN_TEACHER_H
 #define SATTN_TEACHER_H
 
@@ -46,7 +50,8 @@
 #include "sattn/model.h"
 
 #define TEACHER_MAGIC 0x48435453u
-#define TEACHER_VERSION 1
+#define TEACHER_VERSION 2    /* written: the checksum covers the header */
+#define TEACHER_VERSION_V1 1 /* still read */
 #define TEACHER_HEADER_WORDS 64
 #define TEACHER_MAX_KS 33 /* powers of two below 2^31, plus T */
 #define TEACHER_NSTAT_FIXED 4 /* entropy, argmax_dist, self_frac, sink_frac */

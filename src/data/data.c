@@ -5,7 +5,9 @@
  *   int32 header[256] = {20240520, 1, n_tokens, 0...}, then uint16 tokens[n_tokens]. */
 #include "sattn/data.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,41 +37,67 @@ void dataset_free(dataset *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* A file is taken for an llm.c token file only if it is big enough to hold the
- * header and starts with the magic: a text file starting with those 4 bytes by
- * chance and shorter than 1 KiB stays a byte corpus. */
-static int is_llmc_tokens(const uint8_t *buf, size_t len) {
-    return len >= LLMC_HEADER_BYTES && read_i32(buf) == LLMC_TOKENS_MAGIC;
+int data_format_parse(const char *s, data_format *fmt) {
+    static const char *const names[] = {"auto", "bytes", "tokens"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) return *fmt = (data_format)i, 0;
+    return -1;
 }
 
-/* Validates version and token count against the file size; on success *count is
- * the number of tokens. */
-static int llmc_check_header(const char *path, const uint8_t *buf, size_t len, size_t *count,
-                             sattn_err *e) {
-    int32_t version = read_i32(buf + 4);
+/* Bits in which two words differ. */
+static int bit_distance(uint32_t a, uint32_t b) { return __builtin_popcount(a ^ b); }
+
+/* Whether a file that is not a valid token file still starts like one: a magic a few
+ * bits (or one byte) off, or the version and count words of a token file (the bytes
+ * 01 00 00 00 never occur in text). Read as text, it would train on garbage. */
+static int looks_like_tokens(const uint8_t *head, size_t got) {
+    if (got < 4) return 0;
+    uint32_t magic = (uint32_t)read_i32(head), want = LLMC_TOKENS_MAGIC;
+    int bytes_off = 0;
+    for (int i = 0; i < 32; i += 8) bytes_off += ((magic ^ want) >> i & 0xff) != 0;
+    if (bit_distance(magic, want) <= 4 || bytes_off <= 1) return 1;
+    return got >= 12 && read_i32(head + 4) == LLMC_TOKENS_VERSION && read_i32(head + 8) > 0;
+}
+
+/* Validates a token file's header against the file size; on success *count is the number
+ * of tokens. */
+static int llmc_check_header(const char *path, const uint8_t *head, size_t got, size_t size,
+                             size_t *count, sattn_err *e) {
+    int32_t magic = got >= 4 ? read_i32(head) : 0;
+    if (got < 4 || magic != LLMC_TOKENS_MAGIC)
+        return err_set(e, "%s: not an llm.c token file: magic %" PRId32 ", expected %d", path,
+                       magic, LLMC_TOKENS_MAGIC);
+    if (got < LLMC_HEADER_BYTES)
+        return err_set(e, "%s: llm.c token file truncated inside its header: %zu bytes, "
+                          "expected at least %zu", path, got, LLMC_HEADER_BYTES + 2);
+    int32_t version = read_i32(head + 4);
     if (version != LLMC_TOKENS_VERSION)
         return err_set(e, "%s: llm.c token file version %" PRId32 ", expected version %d", path,
                        version, LLMC_TOKENS_VERSION);
-    int32_t n = read_i32(buf + 8);
+    int32_t n = read_i32(head + 8);
     if (n <= 0)
         return err_set(e, "%s: llm.c token file header says %" PRId32
                           " tokens, expected at least 1", path, n);
     size_t want = LLMC_HEADER_BYTES + (size_t)n * sizeof(uint16_t);
-    if (len < want)
+    if (size < want)
         return err_set(e, "%s: llm.c token file truncated: header says %" PRId32
-                          " tokens (%zu bytes), file has %zu bytes", path, n, want, len);
-    if (len > want)
+                          " tokens (%zu bytes), file has %zu bytes", path, n, want, size);
+    if (size > want)
         return err_set(e, "%s: llm.c token file size mismatch: header says %" PRId32
-                          " tokens (%zu bytes), file has %zu bytes", path, n, want, len);
+                          " tokens (%zu bytes), file has %zu bytes", path, n, want, size);
     *count = (size_t)n;
     return 0;
 }
 
-static int load_llmc(dataset *d, const char *path, const uint8_t *buf, size_t len, sattn_err *e) {
+/* Reads the tokens straight into the dataset: memory is the tokens alone. */
+static int load_llmc(dataset *d, const char *path, FILE *f, const uint8_t *head, size_t got,
+                     size_t size, sattn_err *e) {
     size_t n = 0;
-    if (llmc_check_header(path, buf, len, &n, e)) return -1;
+    if (llmc_check_header(path, head, got, size, &n, e)) return -1;
     d->tokens = xmalloc(n * sizeof *d->tokens);
-    memcpy(d->tokens, buf + LLMC_HEADER_BYTES, n * sizeof *d->tokens);
+    if (fread(d->tokens, sizeof *d->tokens, n, f) != n || fgetc(f) != EOF)
+        return err_set(e, "%s: read failed (%s)", path,
+                       ferror(f) ? strerror(errno) : "the file changed size while being read");
     int max_tok = 0;
     for (size_t i = 0; i < n; i++)
         if (d->tokens[i] > max_tok) max_tok = d->tokens[i];
@@ -81,20 +109,75 @@ static int load_llmc(dataset *d, const char *path, const uint8_t *buf, size_t le
     return 0;
 }
 
-int dataset_load(dataset *d, const char *path, sattn_err *e) {
+#define READ_CHUNK ((size_t)1 << 16)
+
+/* Appends n bytes as tokens, growing the array only when the file outgrows its st_size. */
+static void append_bytes(dataset *d, size_t *cap, const uint8_t *b, size_t n) {
+    if (d->n_tokens + n > *cap) {
+        *cap = 2 * (d->n_tokens + n);
+        d->tokens = xrealloc(d->tokens, *cap * sizeof *d->tokens);
+    }
+    for (size_t i = 0; i < n; i++) d->tokens[d->n_tokens + i] = b[i];
+    d->n_tokens += n;
+}
+
+/* Streams the file in chunks into the uint16 array sized by st_size: the peak is 2
+ * bytes per byte plus one chunk, not the file held twice. */
+static int load_bytes(dataset *d, const char *path, FILE *f, const uint8_t *head, size_t got,
+                      size_t size, sattn_err *e) {
+    size_t cap = size > got ? size : got;
+    d->tokens = xmalloc(cap * sizeof *d->tokens);
+    append_bytes(d, &cap, head, got);
+    uint8_t *chunk = xmalloc(READ_CHUNK);
+    size_t n;
+    while ((n = fread(chunk, 1, READ_CHUNK, f)) > 0) append_bytes(d, &cap, chunk, n);
+    free(chunk);
+    if (ferror(f))
+        return err_set(e, "%s: read failed after %zu bytes (%s)", path, d->n_tokens,
+                       strerror(errno));
+    d->vocab = 256;
+    d->is_bytes = 1;
+    set_split(d);
+    return 0;
+}
+
+/* The auto-detected case: a file that starts like a token file must validate as one. */
+static int load_guessed_tokens(dataset *d, const char *path, FILE *f, const uint8_t *head,
+                               size_t got, size_t size, sattn_err *e) {
+    if (!load_llmc(d, path, f, head, got, size, e)) return 0;
+    char why[SATTN_ERR_LEN];
+    snprintf(why, sizeof why, "%s", e->msg);
+    return err_set(e, "%s (the file starts like an llm.c token file; --data-format bytes "
+                      "reads it as bytes)", why);
+}
+
+int dataset_load_as(dataset *d, const char *path, data_format fmt, sattn_err *e) {
     memset(d, 0, sizeof *d);
-    uint8_t *buf;
-    size_t len;
-    if (file_read_all(path, &buf, &len, e)) return -1;
-    int r = 0;
-    if (len == 0)
+    size_t size = 0;
+    FILE *f = file_open_regular(path, &size, e);
+    if (!f) return -1;
+    uint8_t head[LLMC_HEADER_BYTES];
+    size_t got = fread(head, 1, sizeof head, f);
+    int r;
+    if (ferror(f))
+        r = err_set(e, "%s: read failed (%s)", path, strerror(errno));
+    else if (got == 0)
         r = err_set(e, "%s: empty file, expected text or an llm.c token file", path);
-    else if (is_llmc_tokens(buf, len))
-        r = load_llmc(d, path, buf, len, e);
+    else if (fmt == DATA_BYTES)
+        r = load_bytes(d, path, f, head, got, size, e);
+    else if (fmt == DATA_TOKENS)
+        r = load_llmc(d, path, f, head, got, size, e);
+    else if (looks_like_tokens(head, got))
+        r = load_guessed_tokens(d, path, f, head, got, size, e);
     else
-        dataset_from_bytes(d, buf, len);
-    free(buf);
+        r = load_bytes(d, path, f, head, got, size, e);
+    fclose(f);
+    if (r) dataset_free(d);
     return r;
+}
+
+int dataset_load(dataset *d, const char *path, sattn_err *e) {
+    return dataset_load_as(d, path, DATA_AUTO, e);
 }
 
 const uint16_t *dataset_split_tokens(const dataset *d, data_split s, size_t *n) {

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,23 +24,36 @@
 #define LLMC_HEADER_WORDS 256
 #define LLMC_HEADER_BYTES (LLMC_HEADER_WORDS * 4)
 
+/* Native header words (see sattn/ckpt.h). */
+enum { W_CHECKSUM = 14, W_HAS_SCHED = 16, W_SCHED_END = 30 };
+
 /* What a header says, in either format. */
 typedef struct {
     gpt_config cfg;
     int native;
+    int version;
     int has_optim;
     int step;
     uint64_t rng_state;
     uint64_t num_params; /* native only: must agree with the dimensions */
     uint64_t checksum;   /* native only */
+    uint64_t head_hash;  /* native version 2: FNV-1a of the header with the checksum as 0 */
+    int has_schedule;
+    ckpt_schedule sched;
     size_t header_bytes;
 } ckpt_header;
 
+/* The 16 tensors in llm.c order (gpt_params), for errors that name one. */
+static const char *const TENSOR_NAMES[GPT_NUM_TENSORS] = {
+    "wte",  "wpe", "ln1w", "ln1b",    "qkvw",  "qkvb", "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw",    "lnfb"};
+
 /* ---------------------------------------------------------------- save */
 
-static uint64_t payload_checksum(const gpt_model *m, int has_optim) {
+/* Continues hash h over the parameters (and the AdamW moments). */
+static uint64_t payload_checksum(const gpt_model *m, int has_optim, uint64_t h) {
     size_t bytes = m->num_params * sizeof(float);
-    uint64_t h = fnv1a64(m->params_mem, bytes, FNV1A64_INIT);
+    h = fnv1a64(m->params_mem, bytes, h);
     if (has_optim) {
         h = fnv1a64(m->m_mem, bytes, h);
         h = fnv1a64(m->v_mem, bytes, h);
@@ -46,16 +61,49 @@ static uint64_t payload_checksum(const gpt_model *m, int has_optim) {
     return h;
 }
 
+static uint32_t float_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static float bits_float(uint32_t u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static void schedule_to_words(const ckpt_schedule *s, uint32_t *h) {
+    uint32_t w[] = {1, (uint32_t)s->batch, (uint32_t)s->seq, (uint32_t)s->steps,
+                    (uint32_t)s->warmup, float_bits(s->lr), float_bits(s->min_lr),
+                    float_bits(s->clip), float_bits(s->weight_decay), float_bits(s->beta1),
+                    float_bits(s->beta2), float_bits(s->eps), (uint32_t)s->seed,
+                    (uint32_t)(s->seed >> 32)};
+    memcpy(h + W_HAS_SCHED, w, sizeof w);
+}
+
+/* The version-2 header with the checksum words still 0. */
+static void native_header(const gpt_model *m, const train_state *st,
+                          uint32_t h[NATIVE_HEADER_WORDS]) {
+    int optim = st && st->has_optim;
+    uint64_t rng = st ? st->rng.state : 0, np = m->num_params;
+    const gpt_config *c = &m->cfg;
+    uint32_t w[] = {CKPT_MAGIC, CKPT_VERSION, (uint32_t)c->max_seq, (uint32_t)c->vocab,
+                    (uint32_t)c->padded_vocab, (uint32_t)c->layers, (uint32_t)c->heads,
+                    (uint32_t)c->channels, (uint32_t)optim, (uint32_t)(st ? st->step : 0),
+                    (uint32_t)rng, (uint32_t)(rng >> 32), (uint32_t)np, (uint32_t)(np >> 32)};
+    memset(h, 0, NATIVE_HEADER_WORDS * 4);
+    memcpy(h, w, sizeof w);
+    if (st && st->has_schedule) schedule_to_words(&st->sched, h);
+}
+
 static int write_native(afile *a, const gpt_model *m, const train_state *st, sattn_err *e) {
     int optim = st && st->has_optim;
-    uint64_t rng = st ? st->rng.state : 0, np = m->num_params, sum = payload_checksum(m, optim);
-    const gpt_config *c = &m->cfg;
-    uint32_t h[NATIVE_HEADER_WORDS] = {
-        CKPT_MAGIC, CKPT_VERSION, (uint32_t)c->max_seq, (uint32_t)c->vocab,
-        (uint32_t)c->padded_vocab, (uint32_t)c->layers, (uint32_t)c->heads,
-        (uint32_t)c->channels, (uint32_t)optim, (uint32_t)(st ? st->step : 0),
-        (uint32_t)rng, (uint32_t)(rng >> 32), (uint32_t)np, (uint32_t)(np >> 32),
-        (uint32_t)sum, (uint32_t)(sum >> 32)};
+    uint32_t h[NATIVE_HEADER_WORDS];
+    native_header(m, st, h);
+    uint64_t sum = payload_checksum(m, optim, fnv1a64(h, sizeof h, FNV1A64_INIT));
+    h[W_CHECKSUM] = (uint32_t)sum;
+    h[W_CHECKSUM + 1] = (uint32_t)(sum >> 32);
     size_t bytes = m->num_params * sizeof(float);
     if (afile_write(a, h, sizeof h, e) || afile_write(a, m->params_mem, bytes, e)) return -1;
     if (optim && (afile_write(a, m->m_mem, bytes, e) || afile_write(a, m->v_mem, bytes, e)))
@@ -128,27 +176,57 @@ static gpt_config read_dims(const uint8_t *b, int native) {
     return c;
 }
 
+static ckpt_schedule schedule_from_words(const uint8_t *b) {
+    ckpt_schedule s = {(int32_t)rd32(b, 17), (int32_t)rd32(b, 18), (int32_t)rd32(b, 19),
+                       (int32_t)rd32(b, 20), bits_float(rd32(b, 21)), bits_float(rd32(b, 22)),
+                       bits_float(rd32(b, 23)), bits_float(rd32(b, 24)), bits_float(rd32(b, 25)),
+                       bits_float(rd32(b, 26)), bits_float(rd32(b, 27)), rd64(b, 28)};
+    return s;
+}
+
+/* Version 2's words after the checksum: the schedule flag, a schedule only when the flag
+ * says so, reserved words 0; and the hash of the header the checksum starts from. */
+static int parse_v2_words(const char *path, const uint8_t *b, ckpt_header *h, sattn_err *e) {
+    uint32_t has = rd32(b, W_HAS_SCHED);
+    if (has > 1)
+        return err_set(e, "%s: has_schedule = %" PRIu32 ", expected 0 or 1", path, has);
+    for (int w = has ? W_SCHED_END : W_HAS_SCHED + 1; w < NATIVE_HEADER_WORDS; w++)
+        if (rd32(b, w))
+            return err_set(e, "%s: header word %d = 0x%08" PRIx32 ", expected 0 (%s)", path, w,
+                           rd32(b, w), w < W_SCHED_END ? "no schedule is stored" : "reserved");
+    h->has_schedule = (int)has;
+    if (has) h->sched = schedule_from_words(b);
+    uint8_t z[NATIVE_HEADER_WORDS * 4];
+    memcpy(z, b, sizeof z);
+    memset(z + 4 * W_CHECKSUM, 0, 8);
+    h->head_hash = fnv1a64(z, sizeof z, FNV1A64_INIT);
+    return 0;
+}
+
 static int parse_native(const char *path, const uint8_t *b, size_t got, ckpt_header *h,
                         sattn_err *e) {
     if (got < NATIVE_HEADER_WORDS * 4)
         return err_set(e, "%s: truncated header: %zu bytes, expected %d", path, got,
                        NATIVE_HEADER_WORDS * 4);
     uint32_t version = rd32(b, 1);
-    if (version != CKPT_VERSION)
-        return err_set(e, "%s: sattn checkpoint version %" PRIu32 ", expected version %d", path,
-                       version, CKPT_VERSION);
+    if (version != CKPT_VERSION && version != CKPT_VERSION_V1)
+        return err_set(e, "%s: sattn checkpoint version %" PRIu32 ", expected version %d or %d",
+                       path, version, CKPT_VERSION_V1, CKPT_VERSION);
     h->native = 1;
+    h->version = (int)version;
     h->header_bytes = NATIVE_HEADER_WORDS * 4;
     h->cfg = read_dims(b, 1);
     h->has_optim = (int32_t)rd32(b, 8);
     h->step = (int32_t)rd32(b, 9);
     h->rng_state = rd64(b, 10);
     h->num_params = rd64(b, 12);
-    h->checksum = rd64(b, 14);
+    h->checksum = rd64(b, W_CHECKSUM);
+    /* Version 1's checksum starts after the header (its words 16..63 were never checked). */
+    h->head_hash = FNV1A64_INIT;
     if (h->has_optim != 0 && h->has_optim != 1)
         return err_set(e, "%s: has_optim = %d, expected 0 or 1", path, h->has_optim);
     if (h->step < 0) return err_set(e, "%s: step = %d, expected >= 0", path, h->step);
-    return 0;
+    return version == CKPT_VERSION ? parse_v2_words(path, b, h, e) : 0;
 }
 
 static int parse_llmc(const char *path, const uint8_t *b, size_t got, ckpt_header *h,
@@ -211,6 +289,37 @@ static int read_floats(const char *path, FILE *f, float *dst, size_t n, sattn_er
     return 0;
 }
 
+/* The first non-finite value of block (the parameters, or a moment: `what`), named by
+ * tensor, layer and element: a NaN weight would otherwise poison every result. */
+static int check_finite(const char *path, const gpt_model *m, const float *block,
+                        const char *what, sattn_err *e) {
+    size_t off = 0;
+    for (int t = 0; t < GPT_NUM_TENSORS; t++) {
+        size_t n = m->param_sizes[t], i = 0;
+        while (i < n && isfinite(block[off + i])) i++;
+        if (i < n) {
+            float x = block[off + i];
+            const char *kind = isnan(x) ? "NaN" : x > 0 ? "+Inf" : "-Inf";
+            int per_layer = t >= 2 && t < GPT_NUM_TENSORS - 2;
+            size_t per = per_layer ? n / (size_t)m->cfg.layers : n;
+            char layer[32] = "";
+            if (per_layer) snprintf(layer, sizeof layer, " (layer %zu)", i / per);
+            return err_set(e, "%s: %stensor %s%s holds %s at element %zu, expected finite %s",
+                           path, what, TENSOR_NAMES[t], layer, kind, i % per,
+                           *what ? "values" : "parameters");
+        }
+        off += n;
+    }
+    return 0;
+}
+
+static int check_all_finite(const char *path, const gpt_model *m, int has_optim, sattn_err *e) {
+    if (check_finite(path, m, m->params_mem, "", e)) return -1;
+    if (!has_optim) return 0;
+    if (check_finite(path, m, m->m_mem, "AdamW first moment of ", e)) return -1;
+    return check_finite(path, m, m->v_mem, "AdamW second moment of ", e);
+}
+
 /* Reads the payload into a model created from the header; the model is freed on error. */
 static int read_payload(const char *path, FILE *f, const ckpt_header *h, gpt_model *m,
                         sattn_err *e) {
@@ -227,8 +336,9 @@ static int read_payload(const char *path, FILE *f, const ckpt_header *h, gpt_mod
         bad = read_floats(path, f, m->params_mem, n, e) ||
               (h->has_optim &&
                (read_floats(path, f, m->m_mem, n, e) || read_floats(path, f, m->v_mem, n, e)));
-    if (!bad && h->native && payload_checksum(m, h->has_optim) != h->checksum)
+    if (!bad && h->native && payload_checksum(m, h->has_optim, h->head_hash) != h->checksum)
         bad = err_set(e, "%s: checksum mismatch: file is corrupt", path);
+    if (!bad) bad = check_all_finite(path, m, h->has_optim, e);
     if (bad) gpt_free(m);
     return bad ? -1 : 0;
 }
@@ -257,6 +367,8 @@ int ckpt_load(const char *path, gpt_model *m, train_state *st, sattn_err *e) {
         st->has_optim = h.has_optim;
         st->step = h.step;
         st->rng.state = h.rng_state;
+        st->has_schedule = h.has_schedule;
+        st->sched = h.sched;
     }
     return r;
 }

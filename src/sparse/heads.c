@@ -10,6 +10,8 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,9 @@
 #define SPEC_WORDS 16
 #define SPEC_BYTES (SPEC_WORDS * 4)
 #define COUNT_BYTES 16 /* uint64 n_sel, uint64 n_fn */
+#define W_CHECKSUM 9     /* header words 9..10 */
+#define W_RESERVED 11    /* header words 11.. must be 0 (version 2) */
+#define SPEC_RESERVED 13 /* spec words 13.. must be 0 (version 2) */
 
 /* Limits that keep the parameter-count arithmetic (some of it in int) from overflowing. */
 #define MAX_DIM (1 << 16)
@@ -151,13 +156,15 @@ static int check_save_args(const char *path, const sparse_heads *sh, const gpt_c
 
 int heads_save(const char *path, const sparse_heads *sh, const gpt_config *model, sattn_err *e) {
     if (check_save_args(path, sh, model, e)) return -1;
-    sink hash = {NULL, FNV1A64_INIT, e};
-    put_heads(&hash, sh);
     uint32_t hd[HEADER_WORDS] = {HEADS_MAGIC, HEADS_VERSION, (uint32_t)sh->layers,
                                  (uint32_t)sh->heads, (uint32_t)sh->hs, (uint32_t)sh->max_seq,
                                  (uint32_t)model->channels, (uint32_t)model->vocab,
-                                 (uint32_t)sparse_heads_count(sh), (uint32_t)hash.hash,
-                                 (uint32_t)(hash.hash >> 32)};
+                                 (uint32_t)sparse_heads_count(sh)};
+    /* The checksum runs over the header (its own words still 0), then the payload. */
+    sink hash = {NULL, fnv1a64(hd, sizeof hd, FNV1A64_INIT), e};
+    put_heads(&hash, sh);
+    hd[W_CHECKSUM] = (uint32_t)hash.hash;
+    hd[W_CHECKSUM + 1] = (uint32_t)(hash.hash >> 32);
     afile a;
     if (afile_open(&a, path, e)) return -1;
     sink out = {&a, 0, e};
@@ -172,8 +179,23 @@ int heads_save(const char *path, const sparse_heads *sh, const gpt_config *model
 
 typedef struct {
     int layers, heads, hs, max_seq, channels, vocab, n_sparse;
+    int version;
     uint64_t checksum;
+    uint64_t sum_start; /* where the checksum starts: the header's hash (v2), or the seed (v1) */
 } heads_header;
+
+/* Version 2: reserved words 0, and the header's hash with the checksum words as 0. */
+static int header_v2(const char *path, const uint8_t *b, heads_header *h, sattn_err *e) {
+    for (size_t w = W_RESERVED; w < HEADER_WORDS; w++)
+        if (rd32(b, w))
+            return err_set(e, "%s: header word %zu = 0x%08" PRIx32 ", expected 0 (reserved)", path,
+                           w, rd32(b, w));
+    uint8_t z[HEADER_BYTES];
+    memcpy(z, b, sizeof z);
+    memset(z + 4 * W_CHECKSUM, 0, 8);
+    h->sum_start = fnv1a64(z, sizeof z, FNV1A64_INIT);
+    return 0;
+}
 
 static int read_header(const char *path, const uint8_t *b, size_t len, heads_header *h,
                        sattn_err *e) {
@@ -183,14 +205,16 @@ static int read_header(const char *path, const uint8_t *b, size_t len, heads_hea
     if (rd32(b, 0) != HEADS_MAGIC)
         return err_set(e, "%s: not a sparse heads file: magic 0x%08" PRIx32 ", expected 0x%08x",
                        path, rd32(b, 0), HEADS_MAGIC);
-    if (rd32(b, 1) != HEADS_VERSION)
-        return err_set(e, "%s: sparse heads file version %" PRIu32 ", expected version %d", path,
-                       rd32(b, 1), HEADS_VERSION);
+    uint32_t version = rd32(b, 1);
+    if (version != HEADS_VERSION && version != HEADS_VERSION_V1)
+        return err_set(e, "%s: sparse heads file version %" PRIu32 ", expected version %d or %d",
+                       path, version, HEADS_VERSION_V1, HEADS_VERSION);
     int32_t w[7];
     for (int i = 0; i < 7; i++) w[i] = (int32_t)rd32(b, 2 + (size_t)i);
-    *h = (heads_header){w[0], w[1], w[2], w[3], w[4], w[5], w[6],
-                        (uint64_t)rd32(b, 9) | (uint64_t)rd32(b, 10) << 32};
-    return 0;
+    *h = (heads_header){w[0], w[1], w[2], w[3], w[4], w[5], w[6], (int)version,
+                        (uint64_t)rd32(b, W_CHECKSUM) | (uint64_t)rd32(b, W_CHECKSUM + 1) << 32,
+                        FNV1A64_INIT};
+    return version == HEADS_VERSION ? header_v2(path, b, h, e) : 0;
 }
 
 static int check_range(const char *path, const char *name, int v, int hi, sattn_err *e) {
@@ -270,12 +294,30 @@ static int walk(const char *path, const uint8_t *b, size_t len, const heads_head
     return 0;
 }
 
+/* The first non-finite parameter of a decoded head: NaN weights would poison every
+ * forward they take part in. */
+static int check_finite(const char *path, const sparse_head *p, int l, int h, sattn_err *e) {
+    size_t n = p->n_sel + p->n_fn, i = 0;
+    while (i < n && isfinite(p->params[i])) i++;
+    if (i == n) return 0;
+    char text[192];
+    head_spec_format(&p->spec, text, sizeof text);
+    int sel = i < p->n_sel;
+    return err_set(e, "%s: head L%dH%d (%s): %s parameter %zu is %s, expected finite parameters",
+                   path, l, h, text, sel ? "selector" : "head-function", sel ? i : i - p->n_sel,
+                   isnan(p->params[i]) ? "NaN" : p->params[i] > 0 ? "+Inf" : "-Inf");
+}
+
 /* Checks one record against its spec and copies it into p; *used = the record's size. */
 static int decode_head(const char *path, const uint8_t *rec, const heads_header *hd, int l,
                        int h, sparse_head *p, size_t *used, sattn_err *e) {
     sattn_err inner;
     p->spec = spec_from_words(rec);
     *used = SPEC_BYTES;
+    for (size_t w = SPEC_RESERVED; hd->version >= 2 && w < SPEC_WORDS; w++)
+        if (rd32(rec, w))
+            return err_set(e, "%s: head L%dH%d: spec word %zu = 0x%08" PRIx32 ", expected 0 "
+                              "(reserved)", path, l, h, w, rd32(rec, w));
     if (head_spec_check(&p->spec, &inner))
         return err_set(e, "%s: head L%dH%d: bad spec: %s", path, l, h, inner.msg);
     if (p->spec.sel == SEL_DENSE) return 0;
@@ -295,7 +337,7 @@ static int decode_head(const char *path, const uint8_t *rec, const heads_header 
     p->params = xmalloc((n_sel + n_fn) * sizeof(float));
     memcpy(p->params, rec + SPEC_BYTES + COUNT_BYTES, (n_sel + n_fn) * sizeof(float));
     *used += COUNT_BYTES + (n_sel + n_fn) * sizeof(float);
-    return 0;
+    return check_finite(path, p, l, h, e);
 }
 
 /* The walk already proved every record lies inside the file. */
@@ -324,7 +366,7 @@ static int parse(const char *path, const uint8_t *b, size_t len, sparse_heads *s
     if (read_header(path, b, len, &hd, e) || check_header(path, &hd, e) ||
         check_expect(path, &hd, expect, e) || walk(path, b, len, &hd, &n_sparse, e))
         return -1;
-    if (fnv1a64(b + HEADER_BYTES, len - HEADER_BYTES, FNV1A64_INIT) != hd.checksum)
+    if (fnv1a64(b + HEADER_BYTES, len - HEADER_BYTES, hd.sum_start) != hd.checksum)
         return err_set(e, "%s: checksum mismatch: file is corrupt", path);
     if (n_sparse != hd.n_sparse)
         return err_set(e, "%s: header says %d sparse heads, the file holds %d", path, hd.n_sparse,

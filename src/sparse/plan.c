@@ -312,6 +312,11 @@ static int parse_file(const char *path, int layers, int heads, head_spec *specs,
     uint8_t *data;
     size_t len;
     if (file_read_all(path, &data, &len, e)) return -1;
+    if (len == 0) {
+        free(data);
+        return err_set(e, "%s: empty file, expected a plan (entries TARGET:SPEC, e.g. "
+                          "all:index+softmax:k=16)", path);
+    }
     if (memchr(data, '\0', len)) {
         free(data);
         return err_set(e, "%s: contains a NUL byte, expected a text plan", path);
@@ -331,6 +336,11 @@ int plan_load(const char *arg, int layers, int heads, head_spec *specs, sattn_er
         if (S_ISREG(st.st_mode)) return parse_file(arg, layers, heads, specs, e);
         if (S_ISDIR(st.st_mode))
             return err_set(e, "%s: is a directory, expected a plan file or an inline plan", arg);
+        /* It exists, so "no such plan file" would mislead (/dev/null, a FIFO). */
+        return err_set(e, "%s: not a regular file (%s), expected a plan file or an inline plan",
+                       arg, S_ISFIFO(st.st_mode) ? "a FIFO"
+                            : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                          : "a socket or other");
     }
     /* Every inline entry has a ':'; without one the user most likely meant a file
      * (a blank arg falls through to plan_parse's "empty plan"). */

@@ -410,10 +410,10 @@ int teacher_writer_open(teacher_writer *w, const char *path, const teacher_shard
     w->info.checksum = 0;
     w->info.pairs = xmalloc((size_t)info->n_pairs * sizeof *info->pairs);
     memcpy(w->info.pairs, info->pairs, (size_t)info->n_pairs * sizeof *info->pairs);
-    w->sum = FNV1A64_INIT;
     teacher_record_alloc(&w->rec, info->T, info->channels / info->heads, info->kmax);
     uint32_t h[TEACHER_HEADER_WORDS];
     header_words(&w->info, h);
+    w->sum = fnv1a64(h, sizeof h, FNV1A64_INIT); /* the checksum words are still 0 here */
     int rc = afile_write(&w->f, h, sizeof h, e);
     for (int p = 0; !rc && p < info->n_pairs; p++) {
         int32_t lh[2] = {info->pairs[p].layer, info->pairs[p].head};
@@ -502,8 +502,26 @@ static int rread(teacher_shard *s, void *p, size_t n, uint64_t *sum, sattn_err *
     return 0;
 }
 
-/* Header words -> info; checks magic, version and dimensions. */
-static int read_header(teacher_shard *s, uint64_t size, sattn_err *e) {
+#define W_CHECKSUM 12 /* header words 12..13 */
+#define W_RESERVED 14 /* header words 14.. must be 0 (version 2) */
+
+/* Version 2: reserved words 0; the checksum starts with the header's own hash, taken
+ * with the checksum words as 0. */
+static int header_v2(teacher_shard *s, const uint32_t *h, uint64_t *sum, sattn_err *e) {
+    for (int i = W_RESERVED; i < TEACHER_HEADER_WORDS; i++)
+        if (h[i])
+            return err_set(e, "%s: header word %d = 0x%08x, expected 0 (reserved)", s->path, i,
+                           h[i]);
+    uint32_t z[TEACHER_HEADER_WORDS];
+    memcpy(z, h, sizeof z);
+    z[W_CHECKSUM] = z[W_CHECKSUM + 1] = 0;
+    *sum = fnv1a64(z, sizeof z, FNV1A64_INIT);
+    return 0;
+}
+
+/* Header words -> info; checks magic, version, reserved words and dimensions; *sum gets
+ * where the checksum starts. */
+static int read_header(teacher_shard *s, uint64_t size, uint64_t *sum, sattn_err *e) {
     uint32_t h[TEACHER_HEADER_WORDS];
     if (size < sizeof h)
         return err_set(e, "%s: truncated: %llu bytes, the header alone is %zu", s->path,
@@ -512,8 +530,11 @@ static int read_header(teacher_shard *s, uint64_t size, sattn_err *e) {
     if (h[0] != TEACHER_MAGIC)
         return err_set(e, "%s: not a sattn teacher shard (magic 0x%08x, expected 0x%08x \"STCH\")",
                        s->path, h[0], TEACHER_MAGIC);
-    if (h[1] != TEACHER_VERSION)
-        return err_set(e, "%s: shard version %u, expected %d", s->path, h[1], TEACHER_VERSION);
+    if (h[1] != TEACHER_VERSION && h[1] != TEACHER_VERSION_V1)
+        return err_set(e, "%s: shard version %u, expected %d or %d", s->path, h[1],
+                       TEACHER_VERSION_V1, TEACHER_VERSION);
+    *sum = FNV1A64_INIT;
+    if (h[1] == TEACHER_VERSION && header_v2(s, h, sum, e)) return -1;
     for (int i = 2; i <= 11; i++)
         if (h[i] > (1u << 30))
             return err_set(e, "%s: header word %d = %u is out of range", s->path, i, h[i]);
@@ -569,8 +590,23 @@ static const char *check_row(const int32_t *idx, const float *p, int t, int K, i
     return NULL;
 }
 
+/* q, k, v, o of a record: a non-finite value would poison every head distilled on it. */
+static int check_vectors(const teacher_shard *s, const teacher_record *r, int seq, int pair,
+                         sattn_err *e) {
+    static const char *const names[4] = {"q", "k", "v", "o"};
+    size_t nh = (size_t)r->n * r->hs;
+    for (size_t i = 0; i < 4 * nh; i++)
+        if (!isfinite(r->q[i]))
+            return err_set(e, "%s: sequence %d, layer %d, head %d: %s[%zu][%zu] is %s, expected "
+                              "finite values", s->path, seq, s->info.pairs[pair].layer,
+                           s->info.pairs[pair].head, names[i / nh], i % nh / (size_t)r->hs,
+                           i % (size_t)r->hs, isnan(r->q[i]) ? "NaN" : "infinite");
+    return 0;
+}
+
 static int check_record(const teacher_shard *s, const teacher_record *r, int seq, int pair,
                         sattn_err *e) {
+    if (check_vectors(s, r, seq, pair, e)) return -1;
     for (int t = 0; t < r->n; t++) {
         int j;
         const int32_t *idx = r->top_idx + (size_t)t * r->kmax;
@@ -632,7 +668,7 @@ int teacher_shard_open(teacher_shard *s, const char *path, sattn_err *e) {
     s->path = xmalloc(strlen(path) + 1);
     strcpy(s->path, path);
     uint64_t sum = FNV1A64_INIT;
-    int rc = read_header(s, (uint64_t)size, e);
+    int rc = read_header(s, (uint64_t)size, &sum, e);
     if (!rc) rc = read_pairs(s, &sum, e);
     s->records_off = prefix_bytes(&s->info);
     s->rec_bytes = teacher_record_bytes(s->info.T, s->info.channels / (s->info.heads ? s->info.heads : 1),

@@ -4,10 +4,21 @@
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
+
+/* Tokens are held as uint16: 2 bytes per byte of a text corpus, at most the file's
+ * size for an llm.c token file; so twice the file size bounds what loading needs. */
+static int data_mem_check(const char *cmd, const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return 0; /* the loader says what is wrong */
+    char what[64 + 256];
+    snprintf(what, sizeof what, "loading %.255s", path);
+    return cli_mem_check(cmd, what, 2.0 * (double)sb.st_size, "2 bytes per byte of a text corpus");
+}
 
 typedef struct {
     int tty, every;
@@ -196,6 +207,7 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     sattn_err e;
     dataset d;
     if (a->threads > 0) omp_set_num_threads(a->threads);
+    if (data_mem_check(cmd, a->data)) return 1;
     if (dataset_load_as(&d, a->data, a->data_fmt, &e) != 0) return cli_fail(cmd, "%s", e.msg);
     gpt_model m;
     train_state st;
@@ -266,6 +278,7 @@ void cli_data_note(const char *path, const dataset *d) {
 int load_data_for_model(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
                         dataset *d) {
     sattn_err e;
+    if (data_mem_check(cmd, path)) return 1;
     if (dataset_load_as(d, path, fmt, &e) != 0) return cli_fail(cmd, "%s", e.msg);
     for (size_t i = 0; i < d->n_tokens; i++)
         if (d->tokens[i] >= m->cfg.vocab) {

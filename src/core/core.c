@@ -298,20 +298,27 @@ int mem_available(double *bytes, sattn_err *e) {
     return 0;
 }
 
+/* "12.3 GiB", "4.5 MiB" or "800 KiB": sizes from a few KiB (tests) to terabytes. */
+static void fmt_size(char *buf, size_t n, double bytes) {
+    const double k = 1024.0;
+    if (bytes >= k * k * k) snprintf(buf, n, "%.2f GiB", bytes / (k * k * k));
+    else if (bytes >= k * k) snprintf(buf, n, "%.1f MiB", bytes / (k * k));
+    else snprintf(buf, n, "%.0f KiB", bytes / k);
+}
+
 int mem_check(const char *what, double need, const char *detail, double limit_bytes, sattn_err *e) {
-    const double gib = 1024.0 * 1024.0 * 1024.0;
-    if (limit_bytes > 0) {
-        if (need <= limit_bytes) return 0;
-        return err_set(e, "%s needs an estimated %.2f GiB (%s), more than --max-mem %.2f GiB; "
-                          "expected a smaller configuration or a larger --max-mem",
-                       what, need / gib, detail, limit_bytes / gib);
-    }
-    double avail;
-    if (mem_available(&avail, e)) return -1;
+    double avail = limit_bytes;
+    if (limit_bytes <= 0 && mem_available(&avail, e)) return -1;
     if (need <= avail) return 0;
-    return err_set(e, "%s needs an estimated %.2f GiB (%s), more than the %.2f GiB this machine "
-                      "has available; expected a smaller configuration, or --max-mem GIB to try anyway",
-                   what, need / gib, detail, avail / gib);
+    char sn[32], sa[32];
+    fmt_size(sn, sizeof sn, need);
+    fmt_size(sa, sizeof sa, avail);
+    if (limit_bytes > 0)
+        return err_set(e, "%s needs an estimated %s (%s), more than --max-mem %s; expected a "
+                          "smaller configuration or a larger --max-mem", what, sn, detail, sa);
+    return err_set(e, "%s needs an estimated %s (%s), more than the %s this machine has "
+                      "available; expected a smaller configuration, or --max-mem GIB to try anyway",
+                   what, sn, detail, sa);
 }
 
 double time_now(void) {

@@ -144,11 +144,17 @@ int cli_mem_check(const char *cmd, const char *what, double need, const char *de
 int cli_mem_check_model(const char *cmd, const char *what, const gpt_config *c, int B, int T,
                         int training, double extra) {
     gpt_mem m = gpt_mem_estimate(c, B, T, training);
-    const double gib = 1024.0 * 1024.0 * 1024.0;
-    char detail[256];
-    snprintf(detail, sizeof detail, "parameters %.2f GiB, %s%.2f GiB, activations at B=%d T=%d "
-             "%.2f GiB, data %.2f GiB", m.params / gib, training ? "gradients and AdamW " : "optimizer ",
-             m.optim / gib, B, T, m.acts / gib, extra / gib);
+    char p[32], o[32], a[32], x[32], detail[256];
+    fmt_size(p, sizeof p, m.params);
+    fmt_size(o, sizeof o, m.optim);
+    fmt_size(a, sizeof a, m.acts);
+    fmt_size(x, sizeof x, extra);
+    if (training)
+        snprintf(detail, sizeof detail, "parameters %s, gradients and AdamW %s, activations at "
+                 "B=%d T=%d %s, data %s", p, o, B, T, a, x);
+    else
+        snprintf(detail, sizeof detail, "parameters %s, activations at B=%d T=%d %s, data %s", p,
+                 B, T, a, x);
     return cli_mem_check(cmd, what, m.params + m.optim + m.acts + extra, detail);
 }
 

@@ -72,6 +72,9 @@ int mem_available(double *bytes, sattn_err *e);
  * activations 12.1 GiB") and the memory that is available. */
 int mem_check(const char *what, double need, const char *detail, double limit_bytes, sattn_err *e);
 
+/* A byte count for people: "12.34 GiB", "4.5 MiB" or "800 KiB". */
+void fmt_size(char *buf, size_t n, double bytes);
+
 /* Monotonic wall-clock seconds. */
 double time_now(void);
 

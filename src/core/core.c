@@ -299,7 +299,7 @@ int mem_available(double *bytes, sattn_err *e) {
 }
 
 /* "12.3 GiB", "4.5 MiB" or "800 KiB": sizes from a few KiB (tests) to terabytes. */
-static void fmt_size(char *buf, size_t n, double bytes) {
+void fmt_size(char *buf, size_t n, double bytes) {
     const double k = 1024.0;
     if (bytes >= k * k * k) snprintf(buf, n, "%.2f GiB", bytes / (k * k * k));
     else if (bytes >= k * k) snprintf(buf, n, "%.1f MiB", bytes / (k * k));

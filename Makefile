@@ -103,6 +103,8 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := -std=c11 -O1 -g -march=native -fopenmp -Wall -Wextra -Wno-unused-parameter \
                 -Wno-pass-failed -Iinclude $(FUZZ_SAN) $(FUZZ_XCFLAGS)
 FUZZ_LIBOBJ  := $(SRC:%.c=$(FUZZ_BUILD)/%.o)
+# Rebuild everything when the flags change (e.g. FUZZ_XCFLAGS=-DSATTN_FUZZ_STRICT=1).
+FUZZ_STAMP   := $(FUZZ_BUILD)/.flags-$(shell echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' | cksum | cut -d' ' -f1)
 FUZZ_BINS    := $(FUZZ_READERS:%=$(FUZZ_BUILD)/fuzz_%)
 
 .PHONY: fuzz fuzz-build fuzz-seeds fuzz-clean
@@ -110,14 +112,20 @@ clean: fuzz-clean
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
 
-$(FUZZ_BUILD)/src/%.o: src/%.c
+$(FUZZ_STAMP):
+	@mkdir -p $(FUZZ_BUILD)
+	@rm -f $(FUZZ_BUILD)/.flags-*
+	@touch $@
+
+$(FUZZ_BUILD)/src/%.o: src/%.c $(FUZZ_STAMP)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_BUILD)/libsattn.a: $(FUZZ_LIBOBJ)
 	ar rcs $@ $^
 
-$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(wildcard include/sattn/*.h) $(FUZZ_BUILD)/libsattn.a
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(wildcard include/sattn/*.h) $(FUZZ_BUILD)/libsattn.a \
+                      $(FUZZ_STAMP)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libsattn.a -o $@ -ldnnl -lm
 
 fuzz-build: $(FUZZ_BINS)

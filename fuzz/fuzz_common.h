@@ -133,4 +133,16 @@ static inline uint8_t *fz_fix_checksum(const uint8_t *data, size_t n) {
     return NULL;
 }
 
+/* data resized to want bytes (cut, or zero-padded), malloc'd; NULL if want is 0 or over
+ * FZ_RESHAPE_MAX or already n. For the "reshape" tries: a header whose dimensions were
+ * mutated gets the file size they imply, so the checks after the size check run too. */
+#define FZ_RESHAPE_MAX (1u << 20)
+static inline uint8_t *fz_resize(const uint8_t *data, size_t n, uint64_t want) {
+    if (want == 0 || want > FZ_RESHAPE_MAX || want == n) return NULL;
+    uint8_t *c = calloc(1, (size_t)want);
+    FZ_CHECK(c, "out of memory");
+    memcpy(c, data, n < want ? n : (size_t)want);
+    return c;
+}
+
 #endif

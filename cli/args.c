@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "args.h"
 
 #include "sattn/core.h"
@@ -8,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 /* Control bytes from a file name, a flag value or a file's contents must not reach
@@ -95,5 +97,77 @@ int cli_check_out(const char *cmd, const char *flag, const char *path) {
         return cli_fail(cmd, "%s %s: is a directory, expected a file path", flag, path);
     if (afile_open(&f, path, &e) != 0) return cli_fail(cmd, "%s %s", flag, e.msg);
     afile_abort(&f);
+    return 0;
+}
+
+/* Same file: both exist and share device and inode; or, for outputs not yet
+ * created, the same path string. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
+}
+
+static int clash(const char *cmd, const cli_file *o, const cli_file *other, const char *what) {
+    return cli_fail(cmd, "%s %s is the same file as %s %s: %s, expected a different path",
+                    o->flag, o->path, other->flag, other->path, what);
+}
+
+int cli_check_outputs(const char *cmd, const cli_file *outs, const cli_file *ins) {
+    for (const cli_file *o = outs; o->flag; o++) {
+        if (!o->path) continue;
+        for (const cli_file *i = ins; i->flag; i++)
+            if (i->path && same_file(o->path, i->path))
+                return clash(cmd, o, i, "writing it would destroy an input");
+        for (const cli_file *p = outs; p != o; p++)
+            if (p->path && same_file(o->path, p->path))
+                return clash(cmd, o, p, "two outputs would overwrite each other");
+        if (cli_check_out(cmd, o->flag, o->path)) return 1;
+    }
+    return 0;
+}
+
+double cli_max_mem_bytes(void) {
+    const char *v = getenv("SATTN_MAX_MEM");
+    char *end;
+    double g = v ? strtod(v, &end) : 0.0;
+    return v && end != v && !*end && isfinite(g) && g > 0 ? g * 1024.0 * 1024.0 * 1024.0 : 0.0;
+}
+
+int cli_mem_check(const char *cmd, const char *what, double need, const char *detail) {
+    sattn_err e;
+    if (mem_check(what, need, detail, cli_max_mem_bytes(), &e)) return cli_fail(cmd, "%s", e.msg);
+    return 0;
+}
+
+int cli_mem_check_model(const char *cmd, const char *what, const gpt_config *c, int B, int T,
+                        int training, double extra) {
+    gpt_mem m = gpt_mem_estimate(c, B, T, training);
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    char detail[256];
+    snprintf(detail, sizeof detail, "parameters %.2f GiB, %s%.2f GiB, activations at B=%d T=%d "
+             "%.2f GiB, data %.2f GiB", m.params / gib, training ? "gradients and AdamW " : "optimizer ",
+             m.optim / gib, B, T, m.acts / gib, extra / gib);
+    return cli_mem_check(cmd, what, m.params + m.optim + m.acts + extra, detail);
+}
+
+int cli_take_max_mem(int *argc, char **argv) {
+    for (int i = 2; i < *argc; i++) {
+        int n = !strcmp(argv[i], "--max-mem") ? 2 : !strncmp(argv[i], "--max-mem=", 10) ? 1 : 0;
+        if (!strcmp(argv[i], "--")) break;
+        if (!n) continue;
+        if (n == 2 && i + 1 >= *argc)
+            return cli_fail(argv[1], "option '--max-mem' needs a value (GiB)");
+        float g;
+        if (arg_float(argv[1], "max-mem", n == 2 ? argv[i + 1] : argv[i] + 10, 0.0, 1, 1e9, &g))
+            return 1;
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.9g", (double)g);
+        setenv("SATTN_MAX_MEM", buf, 1);
+        memmove(argv + i, argv + i + n, (size_t)(*argc - i - n + 1) * sizeof *argv);
+        *argc -= n;
+        i--;
+    }
     return 0;
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sattn/model.h"
+
 int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);
 int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
 /* Accepts lo <= x <= hi (lo_open: lo < x). */
@@ -19,6 +21,32 @@ int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
  * directory, or a path whose temporary sibling cannot be opened (the probe leaves no
  * file). path NULL: nothing to check. Exit status (0 or 1). */
 int cli_check_out(const char *cmd, const char *flag, const char *path);
+
+/* A file a command reads or writes, named by its flag ("--out"); path NULL: not given. */
+typedef struct {
+    const char *flag, *path;
+} cli_file;
+
+/* The one rule for outputs, checked before any work: each output passes cli_check_out,
+ * and no output is the same file as an input (same device and inode, so a symlink, a
+ * hard link or "./x" vs "x" is caught, not only the same string) or as another output.
+ * outs and ins end with an entry whose flag is NULL. Exit status (0 or 1). */
+int cli_check_outputs(const char *cmd, const cli_file *outs, const cli_file *ins);
+
+/* The memory limit for cli_mem_check, in bytes: the --max-mem GIB that any command
+ * takes (main moves it into SATTN_MAX_MEM, GiB), 0 when none (then the machine's
+ * available memory is the limit). */
+double cli_max_mem_bytes(void);
+/* Refuses (one line, exit status 1) a run whose estimated memory exceeds the limit:
+ * need bytes, described by what and detail (see mem_check). */
+int cli_mem_check(const char *cmd, const char *what, double need, const char *detail);
+/* cli_mem_check for a model at (B, T), training or forward only, plus extra bytes
+ * already held (the corpus). */
+int cli_mem_check_model(const char *cmd, const char *what, const gpt_config *c, int B, int T,
+                        int training, double extra);
+/* Removes "--max-mem G" / "--max-mem=G" from argv[2..] (every command takes it) into
+ * SATTN_MAX_MEM. Exit status: 0, or 1 after a one-line error on a bad value. */
+int cli_take_max_mem(int *argc, char **argv);
 
 /* For getopt's '?' (unknown option) and ':' (missing value), run with opterr = 0 and
  * an optstring starting with ':'; any other c reports argv[optind] as a stray argument. */

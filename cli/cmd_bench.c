@@ -73,17 +73,22 @@ typedef struct {
     const char *json_out;
 } bt_args;
 
+/* A comma-separated list of config names; an empty list or an empty item ('', ',', 'B,,C')
+ * is an error, not a run that measures nothing. */
 static int parse_configs(bt_args *a, const char *s) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
     memset(a->use, 0, sizeof a->use);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    for (const char *p = s;; p++) {
+        size_t len = strcspn(p, ",");
         int found = 0;
         for (int i = 0; i < NCONFIGS; i++)
-            if (!strcmp(tok, CONFIGS[i].name)) a->use[i] = found = 1;
-        if (!found) return cli_fail("bench-train", "--configs: unknown config '%s' (expected B, C, 124M)", tok);
+            if (len == strlen(CONFIGS[i].name) && !strncmp(p, CONFIGS[i].name, len)) a->use[i] = found = 1;
+        if (!found && len == 0)
+            return cli_fail("bench-train", "--configs: expected a comma-separated list of B, C, 124M, got '%s'", s);
+        if (!found)
+            return cli_fail("bench-train", "--configs: unknown config '%.*s' (expected B, C, 124M)", (int)len, p);
+        p += len;
+        if (!*p) return 0;
     }
-    return 0;
 }
 
 static int bt_parse(bt_args *a, int argc, char **argv) {

@@ -194,8 +194,15 @@ static int collect_setup(const collect_args *a, collect_ctx *x) {
         rc = cli_fail("collect", "--%s", e.msg);
     else if (x->kmax > x->T)
         rc = cli_fail("collect", "--kmax %d: expected at most the model's context T = %d", x->kmax, x->T);
-    if (!rc) rc = cli_check_out("collect", "--out", a->out);
+    if (!rc) {
+        cli_file outs[] = {{"--out", a->out}, {NULL, NULL}};
+        cli_file ins[] = {{"--model", a->model}, {"--data", a->data}, {NULL, NULL}};
+        rc = cli_check_outputs("collect", outs, ins);
+    }
     if (!rc) rc = load_data_for_model("collect", a->data, &x->m, &x->d);
+    if (!rc && cli_mem_check_model("collect", "collecting from this model", &x->m.cfg, a->batch, x->T,
+                                   0, (double)x->d.n_tokens * 2))
+        rc = 1, dataset_free(&x->d);
     if (!rc) {
         size_t n;
         dataset_split_tokens(&x->d, a->split, &n);

@@ -97,6 +97,11 @@ int cmd_count(int argc, char **argv) {
     if (!OP_COUNT_ENABLED)
         return cli_fail("count", "this sattn was built without instrumented counts; build "
                         "build-count/sattn with `make count` and run that");
+    char what[96];
+    snprintf(what, sizeof what, "counting %s at C=%d T=%d", a.variant, a.C, a.T);
+    if (cli_mem_check("count", what, ab_count_bytes(a.v, a.decode, a.C, a.T, a.k,
+                      a.has_spec ? &a.spec : NULL), "attention inputs and buffers"))
+        return 1;
     op_count cnt = {0, 0};
     sattn_err e;
     if (ab_count(a.v, a.decode, a.C, a.T, a.k, a.has_spec ? &a.spec : NULL, a.seed, &cnt, &e))

@@ -364,7 +364,8 @@ static int demo_train(demo_ctx *x, gpt_model *m, const dataset *d, gpt_config c,
     train_state st = {0};
     rng_seed(&st.rng, x->a->seed ^ 0x5eedULL);
     double t0 = time_now();
-    r->train_loss = train_run(m, &st, d, tc, train_line, &x->tty);
+    if (train_run(m, &st, d, tc, train_line, &x->tty, &r->train_loss, &e))
+        return gpt_free(m), cli_fail("demo", "train: %s; no checkpoint was written", e.msg);
     r->tokens_per_s = (double)st.step * tc->batch * tc->seq / fmax(time_now() - t0, 1e-9);
     r->val_loss = eval_split_loss(m, d, SPLIT_VAL, tc->seq, tc->batch, 0, &r->val_tokens);
     r->wall_s = time_now() - t0;
@@ -465,7 +466,8 @@ static int variant_run_plan(demo_ctx *x, gpt_model *m, const dataset *d, const v
     for (int i = 0; i < c->layers * c->heads && !out->spec[0]; i++)
         if (out->sh.h[i].spec.sel != SEL_DENSE) head_spec_format(&out->sh.h[i].spec, out->spec, sizeof out->spec);
     double t0 = time_now();
-    distill_run(m, &out->sh, d, &dc, distill_line, &x->tty);
+    if (distill_run(m, &out->sh, d, &dc, distill_line, &x->tty, &e))
+        return sparse_heads_free(&out->sh), cli_fail("demo", "distill %s: %s", v->plan, e.msg);
     out->distill_s = time_now() - t0;
     char *path = path_join(x->a->out_dir, v->file);
     int rc = heads_save(path, &out->sh, c, &e) ? cli_fail("demo", "%s", e.msg) : 0;

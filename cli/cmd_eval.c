@@ -105,6 +105,9 @@ int cmd_eval(int argc, char **argv) {
     if (len_choose("eval", &a.len, &sh, m.cfg.channels, &lc)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     dataset d;
     if (load_data_for_model("eval", a.data, &m, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
+    if (cli_mem_check_model("eval", "evaluating this model", &m.cfg, a.batch, m.cfg.max_seq, 0,
+                            (double)d.n_tokens * 2))
+        return dataset_free(&d), sparse_heads_free(&sh), gpt_free(&m), 1;
     if (dataset_check_window(&d, a.split, m.cfg.max_seq, a.data, &e)) {
         r = cli_fail("eval", "%s", e.msg);
     } else {

@@ -115,11 +115,11 @@ static void ft_progress(const train_progress *p, void *user) {
 }
 
 /* The same fine-tune on the dense model (every head dense): extra training alone also
- * lowers the loss, so "hybrid after" is compared with this, not only with the teacher. */
-static double dense_control(const ft_args *a, const dataset *d) {
+ * lowers the loss, so "hybrid after" is compared with this, not only with the teacher.
+ * Not finite, with e, when it fails (a diverged run). */
+static double dense_control(const ft_args *a, const dataset *d, sattn_err *e) {
     gpt_model m;
-    sattn_err e;
-    if (ckpt_load(a->model, &m, NULL, &e) != 0) return NAN;
+    if (ckpt_load(a->model, &m, NULL, e) != 0) return NAN;
     free(m.m_mem), free(m.v_mem);
     m.m_mem = m.v_mem = NULL;
     const gpt_config *c = &m.cfg;
@@ -132,8 +132,11 @@ static double dense_control(const ft_args *a, const dataset *d) {
     train_state st = {0, 0, {a->seed ^ 0xf1e7ULL}};
     train_config tc = a->tc;
     tc.seq = c->max_seq;
-    finetune_run(&m, &sh, &st, d, &tc, NULL, NULL);
-    double loss = eval_split_loss(&m, d, SPLIT_VAL, c->max_seq, tc.batch, 0, NULL);
+    double loss = NAN;
+    if (finetune_run(&m, &sh, &st, d, &tc, NULL, NULL, NULL, e) == 0) {
+        loss = eval_split_loss(&m, d, SPLIT_VAL, c->max_seq, tc.batch, 0, NULL);
+        if (!isfinite(loss)) err_set(e, "the dense fine-tune's validation loss is not finite");
+    }
     sparse_heads_free(&sh);
     free(specs);
     gpt_free(&m);
@@ -145,6 +148,9 @@ static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d)
     if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("finetune", "%s", e.msg);
     if (heads_load(a->heads, sh, &m->cfg, &e) != 0) return gpt_free(m), cli_fail("finetune", "%s", e.msg);
     int rc = load_data_for_model("finetune", a->data, m, d);
+    if (!rc && cli_mem_check_model("finetune", "fine-tuning this model", &m->cfg, a->tc.batch,
+                                   m->cfg.max_seq, 1, (double)d->n_tokens * 2))
+        rc = 1, dataset_free(d);
     if (!rc && (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, a->data, &e) ||
                 dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, a->data, &e)))
         rc = cli_fail("finetune", "%s", e.msg), dataset_free(d);
@@ -161,7 +167,9 @@ int cmd_finetune(int argc, char **argv) {
     int r = ft_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
-    if (cli_check_out("finetune", "--out", a.out) || cli_check_out("finetune", "--heads-out", a.heads_out)) return 1;
+    cli_file outs[] = {{"--out", a.out}, {"--heads-out", a.heads_out}, {NULL, NULL}};
+    cli_file ins[] = {{"--model", a.model}, {"--heads", a.heads}, {"--data", a.data}, {NULL, NULL}};
+    if (cli_check_outputs("finetune", outs, ins)) return 1;
     gpt_model m;
     sparse_heads sh;
     dataset d;
@@ -173,11 +181,14 @@ int cmd_finetune(int argc, char **argv) {
     train_state st = {0, 0, {a.seed ^ 0xf1e7ULL}};
     int tty = isatty(2);
     double t0 = time_now();
-    float last = finetune_run(&m, &sh, &st, &d, &a.tc, ft_progress, &tty);
-    double wall = time_now() - t0, after = val_loss(&m, &sh, &d, 1, a.tc.batch);
-    double control = a.control ? dense_control(&a, &d) : NAN;
+    float last = NAN;
     sattn_err e;
-    r = ckpt_save(a.out, CKPT_SATTN, &m, NULL, &e) ? cli_fail("finetune", "%s", e.msg) : 0;
+    r = finetune_run(&m, &sh, &st, &d, &a.tc, ft_progress, &tty, &last, &e);
+    double wall = time_now() - t0, after = r ? NAN : val_loss(&m, &sh, &d, 1, a.tc.batch);
+    double control = a.control && !r ? dense_control(&a, &d, &e) : NAN;
+    if (r) r = cli_fail("finetune", "%s; nothing was written", e.msg);
+    else if (a.control && !isfinite(control)) r = cli_fail("finetune", "--control: %s; nothing was written", e.msg);
+    else r = ckpt_save(a.out, CKPT_SATTN, &m, NULL, &e) ? cli_fail("finetune", "%s", e.msg) : 0;
     if (!r && a.heads_out && heads_save(a.heads_out, &sh, &m.cfg, &e)) r = cli_fail("finetune", "%s", e.msg);
     if (!r && a.json)
         printf("{\"loss_dense_teacher\": %.6f, \"loss_hybrid_before\": %.6f, \"loss_hybrid_after\": %.6f, "

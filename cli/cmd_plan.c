@@ -244,6 +244,9 @@ static int plan_setup(const plan_args *a, gpt_model *m, dataset *d) {
     sattn_err e;
     if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("plan", "%s", e.msg);
     if (load_data_for_model("plan", a->data, m, d)) return gpt_free(m), 1;
+    if (cli_mem_check_model("plan", "planning with this model", &m->cfg, a->ac.dc.batch > a->ac.eval_batch ? a->ac.dc.batch : a->ac.eval_batch, m->cfg.max_seq, 0,
+                            (double)d->n_tokens * 2))
+        return dataset_free(d), gpt_free(m), 1;
     if (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, a->data, &e) ||
         dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, a->data, &e)) {
         dataset_free(d), gpt_free(m);
@@ -266,7 +269,11 @@ static int plan_write(const plan_args *a, const autoplan_result *r, const gpt_mo
 int cmd_plan(int argc, char **argv) {
     plan_args a = {.ac = autoplan_config_default(), .cands_text = DEFAULT_CANDIDATES};
     int r = plan_parse_args(&a, argc, argv);
-    if (!r) r = cli_check_out("plan", "--out", a.out) || cli_check_out("plan", "--heads-out", a.heads_out);
+    if (!r) {
+        cli_file outs[] = {{"--out", a.out}, {"--heads-out", a.heads_out}, {NULL, NULL}};
+        cli_file ins[] = {{"--model", a.model}, {"--data", a.data}, {NULL, NULL}};
+        r = cli_check_outputs("plan", outs, ins);
+    }
     if (r) return free(a.cands), r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
     gpt_model m;

@@ -20,6 +20,9 @@ static const char REPORT_HELP[] =
     "  --eval JSON  `sattn eval --json` output (repeatable): loss ratio vs attention FLOPs of the\n"
     "               plan (Pareto), and a per-head error heat map per file; needs --model-shape\n"
     "  --model-shape L,H,C,T  the evaluated model: layers, heads, d_model, context\n"
+    "The report is written into DIR.tmp.PID and renamed to DIR when complete: a failure\n"
+    "leaves nothing. An existing DIR is replaced whole if it holds only an earlier report\n"
+    "(report.md, *.png, *.gp, gnuplot.log); any other file in it is an error.\n"
     "The gnuplot program is $SATTN_GNUPLOT if set, else gnuplot from PATH.\n";
 
 enum { R_OUT = 256, R_BENCH, R_EVAL, R_SHAPE, R_DIM, R_HEADS, R_K, R_HELP };

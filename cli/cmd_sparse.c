@@ -89,6 +89,9 @@ static int distill_setup(const distill_args *a, gpt_model *m, dataset *d, sparse
     head_spec *specs = xmalloc((size_t)c->layers * c->heads * sizeof *specs);
     int rc = plan_load(a->plan, c->layers, c->heads, specs, &e) ? cli_fail("distill", "--plan %s", e.msg) : 0;
     if (!rc) rc = load_data_for_model("distill", a->data, m, d);
+    if (!rc && cli_mem_check_model("distill", "distilling with this model", c, a->dc.batch,
+                                   a->dc.seq > 0 ? a->dc.seq : c->max_seq, 0, (double)d->n_tokens * 2))
+        rc = 1, dataset_free(d);
     if (!rc && dataset_check_window(d, SPLIT_TRAIN, c->max_seq, a->data, &e))
         rc = cli_fail("distill", "%s", e.msg), dataset_free(d);
     if (!rc) {
@@ -110,7 +113,10 @@ int cmd_distill(int argc, char **argv) {
     int r = distill_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
-    if (cli_check_out("distill", "--out", a.out)) return 1;
+    /* --plan may be inline text; same_file only matches it when it names a file. */
+    cli_file outs[] = {{"--out", a.out}, {NULL, NULL}};
+    cli_file ins[] = {{"--model", a.model}, {"--data", a.data}, {"--plan", a.plan}, {NULL, NULL}};
+    if (cli_check_outputs("distill", outs, ins)) return 1;
     sattn_err e;
     gpt_model m;
     dataset d;
@@ -118,9 +124,10 @@ int cmd_distill(int argc, char **argv) {
     if ((r = distill_setup(&a, &m, &d, &sh)) != 0) return r;
     int tty = isatty(2);
     double t0 = time_now();
-    distill_run(&m, &sh, &d, &a.dc, distill_progress_line, &tty);
+    r = distill_run(&m, &sh, &d, &a.dc, distill_progress_line, &tty, &e);
     double dt = time_now() - t0;
-    r = heads_save(a.out, &sh, &m.cfg, &e) ? cli_fail("distill", "%s", e.msg) : 0;
+    if (r) r = cli_fail("distill", "%s; no heads file was written", e.msg);
+    else r = heads_save(a.out, &sh, &m.cfg, &e) ? cli_fail("distill", "%s", e.msg) : 0;
     if (!r && a.json)
         printf("{\"sparse_heads\": %d, \"steps\": %d, \"wall_s\": %.2f, \"out\": \"%s\"}\n",
                sparse_heads_count(&sh), a.dc.steps, dt, a.out);

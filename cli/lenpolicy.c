@@ -53,15 +53,29 @@ static void json_str(FILE *out, const char *s) {
     fputc('"', out);
 }
 
+/* `, "key": value` in fmt, or null where v is not finite: printf would write nan or inf,
+ * which is not JSON (sattn report refuses both). */
+static void json_num(FILE *out, const char *key, const char *fmt, double v) {
+    fprintf(out, ", \"%s\": ", key);
+    if (isfinite(v)) fprintf(out, fmt, v);
+    else fputs("null", out);
+}
+
 static void json_heads(FILE *out, const sparse_eval_result *r, const sparse_heads *sh) {
     fprintf(out, "{\"heads\": [");
     for (int j = 0; j < r->n_heads; j++) {
         const head_metrics *h = &r->heads[j];
         char spec[128];
         head_spec_format(&sh->h[h->layer * sh->heads + h->head].spec, spec, sizeof spec);
-        fprintf(out, "%s{\"layer\": %d, \"head\": %d, \"spec\": \"%s\", \"top1\": %.6f, \"hit\": %.6f, "
-                "\"recall\": %.6f, \"mass\": %.6f, \"keys\": %.3f, \"rel_err\": %.6f}",
-                j ? ", " : "", h->layer, h->head, spec, h->top1, h->hit, h->recall, h->mass, h->keys, h->rel_err);
+        fprintf(out, "%s{\"layer\": %d, \"head\": %d, \"spec\": ", j ? ", " : "", h->layer, h->head);
+        json_str(out, spec);
+        json_num(out, "top1", "%.6f", h->top1);
+        json_num(out, "hit", "%.6f", h->hit);
+        json_num(out, "recall", "%.6f", h->recall);
+        json_num(out, "mass", "%.6f", h->mass);
+        json_num(out, "keys", "%.3f", h->keys);
+        json_num(out, "rel_err", "%.6f", h->rel_err);
+        fputc('}', out);
     }
     fprintf(out, "]");
 }
@@ -70,13 +84,22 @@ void eval_json_print(FILE *out, const sparse_eval_result *r, const sparse_heads 
                      const len_choice *lc) {
     json_heads(out, r, sh);
     const char *unit = is_bytes ? "bits_per_byte" : "bits_per_token";
-    fprintf(out, ", \"mean_recall\": %.6f, \"mean_mass\": %.6f, \"mean_top1\": %.6f, \"median_rel_err\": %.6f, "
-            "\"logit_rel_err\": %.6f, \"windows\": %zu, \"loss_dense\": %.6f, \"loss_hybrid\": %.6f, "
-            "\"loss_ratio\": %.6f, \"loss_change\": %.6f, \"%s_dense\": %.6f, \"%s_hybrid\": %.6f, "
-            "\"tokens\": %zu",
-            r->mean_recall, r->mean_mass, r->mean_top1, r->median_rel_err, r->logit_rel_err, r->windows,
-            r->loss_dense, r->loss_hybrid, r->loss_hybrid / r->loss_dense, r->loss_hybrid - r->loss_dense,
-            unit, r->loss_dense / log(2.0), unit, r->loss_hybrid / log(2.0), r->tokens);
+    char k_dense[32], k_hybrid[32];
+    snprintf(k_dense, sizeof k_dense, "%s_dense", unit);
+    snprintf(k_hybrid, sizeof k_hybrid, "%s_hybrid", unit);
+    json_num(out, "mean_recall", "%.6f", r->mean_recall);
+    json_num(out, "mean_mass", "%.6f", r->mean_mass);
+    json_num(out, "mean_top1", "%.6f", r->mean_top1);
+    json_num(out, "median_rel_err", "%.6f", r->median_rel_err);
+    json_num(out, "logit_rel_err", "%.6f", r->logit_rel_err);
+    fprintf(out, ", \"windows\": %zu", r->windows);
+    json_num(out, "loss_dense", "%.6f", r->loss_dense);
+    json_num(out, "loss_hybrid", "%.6f", r->loss_hybrid);
+    json_num(out, "loss_ratio", "%.6f", r->loss_hybrid / r->loss_dense);
+    json_num(out, "loss_change", "%.6f", r->loss_hybrid - r->loss_dense);
+    json_num(out, k_dense, "%.6f", r->loss_dense / log(2.0));
+    json_num(out, k_hybrid, "%.6f", r->loss_hybrid / log(2.0));
+    fprintf(out, ", \"tokens\": %zu", r->tokens);
     if (lc->dense_below == XO_NEVER) fprintf(out, ", \"dense_below\": null");
     else fprintf(out, ", \"dense_below\": %d", lc->dense_below);
     fprintf(out, ", \"dense_below_from\": ");

@@ -83,6 +83,9 @@ int cmd_loss(int argc, char **argv) {
     if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("loss", "%s", e.msg);
     dataset d;
     if (load_data_for_model("loss", a.data, &m, &d)) return gpt_free(&m), 1;
+    if (cli_mem_check_model("loss", "evaluating this model", &m.cfg, a.batch, m.cfg.max_seq, 0,
+                            (double)d.n_tokens * 2))
+        return dataset_free(&d), gpt_free(&m), 1;
     size_t n;
     dataset_split_tokens(&d, a.split, &n);
     if (n < 2) {
@@ -120,6 +123,7 @@ int main(int argc, char **argv) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
+    if (cli_take_max_mem(&argc, argv)) return 1;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     fputs("sattn: unknown command '", stderr);

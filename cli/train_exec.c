@@ -11,6 +11,7 @@
 typedef struct {
     int tty, every;
     int save_every, save_failed; /* --save-every: checkpoint to out every N steps */
+    int saved_step;              /* the step of the last periodic checkpoint (0: none) */
     const train_args *args;
     gpt_model *m;
     train_state *st;
@@ -26,10 +27,22 @@ static void save_periodic(progress_ctx *pc, int step) {
     if (pc->save_every <= 0 || step % pc->save_every != 0 || pc->save_failed) return;
     sattn_err e;
     const train_state *st = pc->args->format == CKPT_SATTN ? pc->st : NULL;
-    if (ckpt_save(pc->args->out, pc->args->format, pc->m, st, &e) != 0) {
+    if (gpt_check_finite(pc->m, &e) != 0 || ckpt_save(pc->args->out, pc->args->format, pc->m, st, &e) != 0) {
         cli_fail("train", "%s", e.msg);
         pc->save_failed = 1;
+    } else {
+        pc->saved_step = step;
     }
+}
+
+/* The error line of a diverged run, saying what it leaves at --out. */
+static int diverged_fail(const progress_ctx *pc, const char *cmd, const char *msg) {
+    const char *out = pc->args->out;
+    if (pc->saved_step > 0)
+        return cli_fail(cmd, "%s; the last good checkpoint (step %d) is left in place at %s", msg,
+                        pc->saved_step, out);
+    if (access(out, F_OK) == 0) return cli_fail(cmd, "%s; %s is left as it was", msg, out);
+    return cli_fail(cmd, "%s; no checkpoint was written", msg);
 }
 
 static void on_progress(const train_progress *p, void *user) {
@@ -70,6 +83,9 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
             return gpt_free(m), 1;
         }
         if (!st->has_optim) st->step = 0, rng_seed(&st->rng, a->seed ^ 0x5eedULL);
+        if (cli_mem_check_model(cmd, "training this model", c, a->tc.batch, a->tc.seq, 1,
+                                (double)d->n_tokens * sizeof *d->tokens))
+            return gpt_free(m), 1;
         return 0;
     }
     gpt_config c = a->cfg;
@@ -77,6 +93,9 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
     c.vocab = d->vocab;
     c.padded_vocab = gpt_padded_vocab(d->vocab);
     if (gpt_config_check(&c, &e) != 0) return cli_fail(cmd, "model: %s", e.msg);
+    if (cli_mem_check_model(cmd, "training this model", &c, a->tc.batch, a->tc.seq, 1,
+                            (double)d->n_tokens * sizeof *d->tokens))
+        return 1;
     gpt_create(m, &c);
     rng_t init;
     rng_seed(&init, a->seed);
@@ -103,6 +122,16 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
            bpb, r->tokens_per_s, r->wall_s);
 }
 
+/* The whole validation split after the run, and the checks that keep a non-finite
+ * model from being written: 0, or -1 with e. */
+static int final_val_loss(gpt_model *m, const dataset *d, const train_args *a, int step, train_result *res,
+                          sattn_err *e) {
+    res->val_loss = eval_split_loss(m, d, SPLIT_VAL, a->tc.seq, a->tc.batch, 0, &res->val_tokens);
+    if (!isfinite(res->val_loss))
+        return err_set(e, "diverged: validation loss %s after step %d", isnan(res->val_loss) ? "nan" : "inf", step);
+    return gpt_check_finite(m, e);
+}
+
 int train_execute_result(const train_args *a, const char *cmd, train_result *res) {
     sattn_err e;
     dataset d;
@@ -113,22 +142,29 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     int rc = dataset_check_window(&d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
              dataset_check_window(&d, SPLIT_VAL, a->tc.seq, a->data, &e);
     if (rc) rc = cli_fail(cmd, "%s", e.msg);
-    if (!rc) rc = cli_check_out(cmd, "--out", a->out);
+    if (!rc) {
+        cli_file outs[] = {{"--out", a->out}, {NULL, NULL}};
+        cli_file ins[] = {{"--data", a->data}, {NULL, NULL}};
+        rc = cli_check_outputs(cmd, outs, ins);
+    }
     if (!rc) rc = setup_model(a, &d, cmd, &m, &st);
     if (rc) return dataset_free(&d), rc;
-    progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0,
+    progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0, 0,
                        a, &m, &st};
     int first = st.step;
     double t0 = time_now();
-    res->train_loss = train_run(&m, &st, &d, &a->tc, on_progress, &pc);
+    float train_loss;
+    rc = train_run(&m, &st, &d, &a->tc, on_progress, &pc, &train_loss, &e);
+    res->train_loss = train_loss;
     double train_s = time_now() - t0;
     res->steps_done = st.step;
     res->tokens_per_s = (double)(st.step - first) * a->tc.batch * a->tc.seq / (train_s > 0 ? train_s : 1);
-    res->val_loss = eval_split_loss(&m, &d, SPLIT_VAL, a->tc.seq, a->tc.batch, 0, &res->val_tokens);
+    if (!rc) rc = final_val_loss(&m, &d, a, st.step, res, &e);
     res->wall_s = time_now() - t0;
     res->is_bytes = d.is_bytes;
     train_state *save_st = a->format == CKPT_SATTN ? &st : NULL;
-    rc = ckpt_save(a->out, a->format, &m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : 0;
+    if (rc) rc = diverged_fail(&pc, cmd, e.msg);
+    else rc = ckpt_save(a->out, a->format, &m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : 0;
     if (!rc) print_summary(a, &m, res);
     gpt_free(&m);
     dataset_free(&d);

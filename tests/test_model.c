@@ -17,9 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "ref.h"
+#include "sattn/distill.h"
+#include "sattn/finetune.h"
 #include "sattn/model.h"
 #include "sattn/rng.h"
+#include "sattn/train.h"
 
 static const char *const tensor_names[GPT_NUM_TENSORS] = {
     "wte",  "wpe",  "ln1w", "ln1b",     "qkvw",     "qkvb",    "attprojw", "attprojb",
@@ -444,4 +448,153 @@ Test(model, backward_without_targets_dies, .signal = SIGABRT) {
     int inp[7] = {0, 1, 2, 3, 4, 5, 6};
     gpt_forward(&m, inp, NULL, 1, 7);
     gpt_backward(&m);
+}
+
+/* ------------------------------------------------------------------ divergence (issue 9)
+ * A run that diverges stops at the first non-finite loss or gradient norm, before the
+ * update, with "diverged at step N: ..."; no non-finite value reaches the parameters
+ * unnoticed. Before: the loop ran on with NaN and the caller saved a NaN model. */
+
+/* A 1-layer byte model (C 16, context 16) and 20 KB of generated text. */
+static void div_setup(gpt_model *m, dataset *d) {
+    gpt_config c = {.max_seq = 16, .vocab = 256, .padded_vocab = 256, .layers = 1, .heads = 2,
+                    .channels = 16};
+    gpt_create(m, &c);
+    rng_t r;
+    rng_seed(&r, 5);
+    gpt_init_random(m, &r);
+    char *t = cli_make_text(20000);
+    dataset_from_bytes(d, (const uint8_t *)t, 20000);
+    free(t);
+}
+
+/* lr 10, weight decay 1, no clip, no warmup: the decay term alone scales every weight
+ * matrix by 1 - 10 = -9 per step, so the logits overflow within a few dozen steps. */
+static train_config div_config(void) {
+    train_config tc = train_config_default();
+    tc.batch = 4, tc.seq = 16, tc.steps = 200, tc.warmup = 0, tc.lr = 10.0f, tc.clip = 0.0f;
+    tc.opt.weight_decay = 1.0f, tc.eval_every = 0;
+    return tc;
+}
+
+typedef struct {
+    int calls, finite, last_step;
+} div_rec;
+
+static void div_record(const train_progress *p, void *user) {
+    div_rec *r = user;
+    r->calls++;
+    r->finite &= isfinite(p->loss) && isfinite(p->grad_norm);
+    r->last_step = p->step;
+}
+
+Test(diverge, train_stops_at_first_nonfinite_step, .timeout = 60) {
+    gpt_model m;
+    dataset d;
+    div_setup(&m, &d);
+    train_config tc = div_config();
+    train_state st = {0};
+    rng_seed(&st.rng, 9);
+    div_rec rec = {0, 1, 0};
+    sattn_err e;
+    float last = 0;
+    cr_assert_eq(train_run(&m, &st, &d, &tc, div_record, &rec, &last, &e), -1, "a lr-10 wd-1 run did not diverge");
+    int n = 0;
+    cr_assert(sscanf(e.msg, "diverged at step %d:", &n) == 1 && n > 1, "message: %s", e.msg);
+    cr_assert(strstr(e.msg, "nan") || strstr(e.msg, "inf"), "message names no non-finite value: %s", e.msg);
+    cr_assert(!strstr(e.msg, "-nan"), "message: %s", e.msg);
+    /* the diverged step is neither counted nor reported as progress; the steps before are */
+    cr_assert(st.step == n - 1 && rec.calls == n - 1 && rec.last_step == n - 1 && rec.finite,
+              "step %d, progress calls %d (last %d, finite %d), diverged at %d", st.step, rec.calls,
+              rec.last_step, rec.finite, n);
+    cr_assert(isfinite(last), "last loss %g is that of the last good step", last);
+    sattn_err e2;
+    if (!strstr(e.msg, "the update left"))
+        cr_assert_eq(gpt_check_finite(&m, &e2), 0, "model after the last good step: %s", e2.msg);
+    gpt_free(&m);
+    dataset_free(&d);
+}
+
+/* A model that is non-finite from the start (a NaN weight): step 1 diverges and the
+ * parameters are not touched. */
+Test(diverge, nan_model_is_not_updated, .timeout = 60) {
+    gpt_model m;
+    dataset d;
+    div_setup(&m, &d);
+    m.params.qkvw[5] = NAN;
+    float *before = malloc(m.num_params * sizeof(float));
+    memcpy(before, m.params_mem, m.num_params * sizeof(float));
+    train_config tc = div_config();
+    tc.lr = 1e-3f, tc.clip = 1.0f;
+    train_state st = {0};
+    rng_seed(&st.rng, 9);
+    sattn_err e;
+    cr_assert_eq(train_run(&m, &st, &d, &tc, NULL, NULL, NULL, &e), -1);
+    cr_assert_str_eq(e.msg, "diverged at step 1: loss nan (gradient norm nan)");
+    cr_assert(st.step == 0 && !st.has_optim, "step %d has_optim %d", st.step, st.has_optim);
+    cr_assert(memcmp(before, m.params_mem, m.num_params * sizeof(float)) == 0, "parameters changed");
+    free(before);
+    gpt_free(&m);
+    dataset_free(&d);
+}
+
+/* Finite gradients can still overflow the update: g = 1e30 makes v = (1 - b2) g^2 = inf.
+ * gpt_update names the tensor; gpt_check_finite the element. */
+Test(diverge, update_overflow_and_check_finite) {
+    gpt_model m;
+    dataset d;
+    div_setup(&m, &d);
+    int tok[4] = {1, 2, 3, 4};
+    gpt_forward(&m, tok, tok + 1, 1, 3);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    adamw_config opt = {0.9f, 0.99f, 1e-8f, 0.1f};
+    sattn_err e;
+    cr_assert_eq(gpt_update(&m, 1e-3f, &opt, 1, 1.0f), -1, "a healthy update was flagged");
+    cr_assert_eq(gpt_check_finite(&m, &e), 0, "%s", e.msg);
+    m.grads.fcw[3] = 1e30f;
+    cr_assert_eq(gpt_update(&m, 1e-3f, &opt, 2, 1.0f), 10, "the overflow is in fcw (tensor 10)");
+    cr_assert_eq(gpt_check_finite(&m, &e), -1);
+    cr_assert_str_eq(e.msg, "AdamW second moment of fcw[3] is inf");
+    m.params.lnfb[1] = -INFINITY;
+    cr_assert_eq(gpt_check_finite(&m, &e), -1);
+    cr_assert_str_eq(e.msg, "parameter lnfb[1] is -inf");
+    m.params.wte[7] = NAN;
+    cr_assert_eq(gpt_check_finite(&m, &e), -1);
+    cr_assert_str_eq(e.msg, "parameter wte[7] is nan");
+    cr_assert_str_eq(gpt_param_name(4), "qkvw");
+    gpt_free(&m);
+    dataset_free(&d);
+}
+
+/* Fine-tuning the hybrid model and distilling heads follow the same rule. */
+Test(diverge, finetune_and_distill_stop, .timeout = 60) {
+    gpt_model m;
+    dataset d;
+    div_setup(&m, &d);
+    m.params.qkvw[0] = NAN; /* in head 0's q: the teacher's attention of layer 0 is NaN too */
+    head_spec specs[2] = {test_spec_of("index+mlp:k=4,r=2,j=1"), test_spec_of("block+softmax:b=4,n=2")};
+    sparse_heads sh;
+    rng_t r;
+    rng_seed(&r, 3);
+    sparse_heads_create(&sh, 1, 2, 8, 16, specs, &r);
+    size_t np = sh.h[0].n_sel + sh.h[0].n_fn;
+    float *before = malloc(np * sizeof(float));
+    memcpy(before, sh.h[0].params, np * sizeof(float));
+    train_config tc = div_config();
+    train_state st = {0};
+    rng_seed(&st.rng, 9);
+    sattn_err e;
+    cr_assert_eq(finetune_run(&m, &sh, &st, &d, &tc, NULL, NULL, NULL, &e), -1);
+    cr_assert_str_eq(e.msg, "diverged at step 1: loss nan (gradient norm nan)");
+    cr_assert_eq(st.step, 0);
+    distill_config dc = distill_config_default();
+    dc.steps = 5, dc.batch = 2, dc.seq = 16;
+    cr_assert_eq(distill_run(&m, &sh, &d, &dc, NULL, NULL, &e), -1);
+    cr_assert(!strncmp(e.msg, "diverged at step 1: head L0H0: loss nan", 39), "message: %s", e.msg);
+    cr_assert(memcmp(before, sh.h[0].params, np * sizeof(float)) == 0, "a diverged head was updated");
+    free(before);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+    dataset_free(&d);
 }

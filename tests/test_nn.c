@@ -16,6 +16,7 @@
  *   for legitimate float error while any real bug (a wrong index, a missing term, a wrong
  *   scale) shows up as an O(1e-2..1) relative error. */
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "ref.h"
 #include "sattn/nn.h"
 #include "sattn/rng.h"
+#include "../src/nn/fastmath.h" /* internal to src/nn: its helpers are tested directly */
 
 #define FD_EPS 1e-5
 #define FD_TOL 1e-6
@@ -728,6 +730,113 @@ Test(nn, gelu_extreme) {
         cr_assert(isfinite(di[i]) && fabs(di[i] - did[i]) <= FAST_TOL * fmax(1, fabs(did[i])),
                   "gelu'(%g): fast %.9g ref %.9g", xs[i], di[i], did[i]);
     }
+}
+
+/* ------------------------------------------------------------ fastmath.h */
+
+/* Inputs every helper must define (a NaN checkpoint or a diverging run feeds them):
+ * NaN, +-inf, +-FLT_MAX, huge, the edges of e^x's float range (ln FLT_MAX = 88.7228,
+ * ln FLT_MIN = -87.3365, and the floats either side), the subnormal range of e^x,
+ * subnormal and zero inputs, and ordinary values. */
+static const float SPECIAL[] = {NAN, -NAN, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, 1e30f, -1e30f,
+                                1e20f, -1e20f, 1e6f, -1e6f, 89.0f, 88.72283935546875f,
+                                88.72283172607422f, 88.5f, 88.0f, -87.0f, -87.33654022216797f,
+                                -87.3365478515625f, -87.5f, -90.0f, -100.0f, -103.9f, -104.0f,
+                                -110.0f, 1e-40f, -1e-40f, FLT_MIN, -FLT_MIN, 0.0f, -0.0f, 1e-4f,
+                                -1e-4f, 0.5f, -0.5f, 1.0f, -1.0f, 3.0f, -3.0f, 20.0f, -20.0f};
+#define N_SPECIAL (sizeof SPECIAL / sizeof SPECIAL[0])
+
+/* fast_expf against libm in double: NaN -> NaN; +inf where e^x exceeds FLT_MAX; where e^x
+ * is below FLT_MIN (subnormal or 0 in float) flushed, so within FLT_MIN of it; elsewhere
+ * relative error 3e-7 (Cephes' polynomial: ~1e-7 measured over [-87.3, 88.7] in steps of 1e-3). */
+static void check_expf(float x, float y) {
+    double ref = exp((double)x);
+    if (isnan(x)) cr_assert(isnan(y), "fast_expf(nan) = %g, expected nan", y);
+    else if (ref > FLT_MAX) cr_assert(y == INFINITY, "fast_expf(%.9g) = %g, expected inf", x, y);
+    else if (ref < FLT_MIN)
+        cr_assert(y >= 0.0f && fabs(y - ref) < FLT_MIN, "fast_expf(%.9g) = %g, libm %g", x, y, ref);
+    else cr_assert(fabs(y - ref) <= 3e-7 * ref, "fast_expf(%.9g) = %.9g, libm %.9g", x, y, ref);
+}
+
+/* fast_tanhf: absolute error 3e-7 (measured 1.8e-7 over [-20, 20]), exactly +-1 at +-inf,
+ * never beyond +-1, NaN -> NaN. */
+static void check_tanhf(float u, float y) {
+    double ref = tanh((double)u);
+    if (isnan(u)) cr_assert(isnan(y), "fast_tanhf(nan) = %g, expected nan", y);
+    else cr_assert(fabs(y - ref) <= 3e-7 && fabs(y) <= 1.0f, "fast_tanhf(%.9g) = %.9g, libm %.9g", u, y, ref);
+    if (isinf(u)) cr_assert(y == (u > 0 ? 1.0f : -1.0f), "fast_tanhf(%g) = %.9g", u, y);
+}
+
+Test(fastmath, expf_special_and_range) {
+    for (size_t i = 0; i < N_SPECIAL; i++) check_expf(SPECIAL[i], fast_expf(SPECIAL[i]));
+    for (int i = -90 * 256; i <= 90 * 256; i++) check_expf((float)i / 256, fast_expf((float)i / 256));
+    cr_assert(fast_expf(INFINITY) == INFINITY && fast_expf(-INFINITY) == 0.0f);
+}
+
+Test(fastmath, tanhf_special_and_range) {
+    for (size_t i = 0; i < N_SPECIAL; i++) check_tanhf(SPECIAL[i], fast_tanhf(SPECIAL[i]));
+    for (int i = -20 * 1024; i <= 20 * 1024; i++) check_tanhf((float)i / 1024, fast_tanhf((float)i / 1024));
+}
+
+/* The kernels call the vector variants (omp declare simd): they must agree with the scalar
+ * ones bit for bit, special inputs included, in every lane position. */
+Test(fastmath, simd_matches_scalar) {
+    enum { N = 3 * N_SPECIAL };
+    float x[N], e[N], t[N];
+    for (size_t i = 0; i < N; i++) x[i] = SPECIAL[(i * 7) % N_SPECIAL];
+#pragma omp simd
+    for (size_t i = 0; i < N; i++) {
+        e[i] = fast_expf(x[i]);
+        t[i] = fast_tanhf(x[i]);
+    }
+    for (size_t i = 0; i < N; i++) {
+        float es = fast_expf(x[i]), ts = fast_tanhf(x[i]);
+        cr_assert(memcmp(&e[i], &es, 4) == 0 && memcmp(&t[i], &ts, 4) == 0,
+                  "x = %g: simd exp %g tanh %g, scalar %g %g", x[i], e[i], t[i], es, ts);
+    }
+}
+
+/* GELU on the special inputs: the double reference where it is finite (it is at every
+ * finite x), the limits at +-inf (gelu: +inf and 0, gelu': 1 and 0; the formula itself
+ * gives -inf * 0 = NaN there), NaN -> NaN. Relative to max(1, |ref|). */
+Test(fastmath, gelu_nonfinite) {
+    float out[N_SPECIAL], di[N_SPECIAL] = {0}, ones[N_SPECIAL];
+    double xd[N_SPECIAL], outd[N_SPECIAL], did[N_SPECIAL] = {0}, onesd[N_SPECIAL];
+    for (size_t i = 0; i < N_SPECIAL; i++) ones[i] = 1.0f, onesd[i] = 1.0, xd[i] = SPECIAL[i];
+    gelu_forward(out, SPECIAL, N_SPECIAL);
+    gelu_backward(di, SPECIAL, ones, N_SPECIAL);
+    ref_gelu_forward(outd, xd, N_SPECIAL);
+    ref_gelu_backward(did, xd, onesd, N_SPECIAL);
+    for (size_t i = 0; i < N_SPECIAL; i++) {
+        float x = SPECIAL[i];
+        if (isnan(x)) {
+            cr_assert(isnan(out[i]) && isnan(di[i]), "gelu(nan) = %g, gelu'(nan) = %g", out[i], di[i]);
+            continue;
+        }
+        if (isinf(x)) outd[i] = x > 0 ? INFINITY : 0.0, did[i] = x > 0 ? 1.0 : 0.0;
+        int same = outd[i] == out[i] || fabs(out[i] - outd[i]) <= FAST_TOL * fmax(1, fabs(outd[i]));
+        cr_assert(same, "gelu(%g): fast %.9g ref %.9g", x, out[i], outd[i]);
+        cr_assert(fabs(di[i] - did[i]) <= FAST_TOL * fmax(1, fabs(did[i])), "gelu'(%g): fast %.9g ref %.9g",
+                  x, di[i], did[i]);
+    }
+}
+
+/* Softmax + cross-entropy rows with a -inf logit (probability exactly 0, the loss of the
+ * other targets unchanged), a huge finite one (1e30: a one-hot row, finite losses), and
+ * a NaN or +inf one (NaN loss: the caller's divergence check sees it, nothing undefined). */
+Test(fastmath, crossentropy_nonfinite) {
+    enum { V = 5 };
+    float logits[4 * V] = {0.5f, -INFINITY, 1.0f, -1.0f, 0.0f, 1e30f, 0.0f, 1.0f, -2.0f, 0.0f,
+                           0.5f, NAN, 1.0f, -1.0f, 0.0f, 0.5f, INFINITY, 1.0f, -1.0f, 0.0f};
+    int tg[4] = {2, 1, 2, 2};
+    float probs[4 * V], losses[4];
+    crossentropy_softmax_forward(probs, losses, logits, tg, 4, V, V);
+    double z = exp(0.5) + exp(1.0) + exp(-1.0) + exp(0.0);
+    cr_assert(probs[1] == 0.0f, "p(-inf logit) = %g, expected 0", probs[1]);
+    cr_assert(fabs(losses[0] - (log(z) - 1.0)) < 1e-6, "loss %g, expected %g", losses[0], log(z) - 1.0);
+    cr_assert(probs[V] == 1.0f && probs[V + 1] == 0.0f && losses[1] == 1e30f,
+              "one-hot row: p %g %g, loss %g", probs[V], probs[V + 1], losses[1]);
+    cr_assert(isnan(losses[2]) && isnan(losses[3]), "nan/inf logit: losses %g %g", losses[2], losses[3]);
 }
 
 Test(nn, residual) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli_util.h"
@@ -153,7 +155,7 @@ static void json_bad(const char *text, const char *needle) {
 }
 
 Test(report, eval_json_malformed) {
-    json_bad("{\"heads\": [{\"layer\": 0, \"head\": 1,\n \"spec\": \"block+softmax\", \"top1\": }]}", ":2: expected a number");
+    json_bad("{\"heads\": [{\"layer\": 0, \"head\": 1,\n \"spec\": \"block+softmax\", \"top1\": }]}", ":2: field 'top1': expected a number, got '}'");
     json_bad("{\"heads\": [], \"loss_dense\": 1.0, \"loss_hybrid\": 1.1}", "loss_ratio");
     json_bad("{\"heads\": [{\"layer\": 0}], \"loss_dense\": 1, \"loss_hybrid\": 1, \"loss_ratio\": 1}", "without layer, head or spec");
     json_bad("[1, 2]", ":1: expected '{'");
@@ -280,8 +282,9 @@ Test(report, bad_flags) {
     }
     const char *no_out[] = {"report", NULL};
     cli_expect_fail(no_out, "--out", 0);
-    /* nothing but possibly the empty directory */
-    cr_assert(!cli_file_exists(out) || cli_dir_entries(out) == 0);
+    /* nothing: no directory, no temporary one beside it */
+    cr_assert_not(cli_file_exists(out));
+    cli_assert_no_output(t.dir, "rep");
     cli_tdir_close(&t);
 }
 
@@ -294,5 +297,325 @@ Test(report, gnuplot_missing) {
     cli_expect_fail(argv, "gnuplot-nox", 0);
     unsetenv("SATTN_GNUPLOT");
     cr_assert_not(cli_file_exists(out));
+    cli_tdir_close(&t);
+}
+
+/* ------------------------------------------------------------ hostile input ---- */
+
+/* The CSV reader refuses values no plot can show, each a one-line error with the value. */
+Test(report, csv_bad_values) {
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,nan,80,1,100,0.5\n", "2:", "'median_s': 'nan' is not a finite decimal number");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,inf,80,1,100,0.5\n", "2:", "'median_s': 'inf' is not a finite");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,1e999,80,1,100,0.5\n", "2:", "'median_s': '1e999' is not a finite");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,-1e-3,80,1,100,0.5\n", "2:", "'median_s': '-1e-3' is out of range");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,0,80,1,100,0.5\n", "2:", "'median_s': '0' is out of range");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,1e-3,-80,1,100,0.5\n", "2:", "'gflops': '-80' is out of range");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,1e-3,80,-2,100,0.5\n", "2:", "'speedup_vs_flash': '-2' is out");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,1e-3,80,1,1e30,0.5\n", "2:", "'peak_bytes': '1e30' is out");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,1e-3,80,1,100,101\n", "2:", "'cpu_pressure_avg10': '101' is out");
+    csv_bad(HEADER "dense-flash,prefill,512,8,0,0,1e-3,80,1,100,0.5\n", "2:", "'T': '0' is out of range");
+    csv_bad(HEADER "dense-flash,prefill,512,8,4294967296,0,1e-3,80,1,100,0.5\n", "2:", "'T': '4294967296' is out");
+    csv_bad(HEADER "dense-flash,prefill,0,8,64,0,1e-3,80,1,100,0.5\n", "2:", "'C': '0' is out of range");
+    csv_bad(HEADER "dense-flash,prefill,512,8,64,0,0x10,80,1,100,0.5\n", "2:", "'median_s': '0x10' is not a finite decimal number");
+    /* what `sattn bench` writes for "not available" still reads */
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *p = cli_tpath(&t, "na.csv");
+    cli_spew_str(p, HEADER "block+softmax,prefill,512,8,64,32,1e-3,80,-1.0000,100,-1.00\n");
+    bench_table bt;
+    sattn_err e;
+    cr_assert_eq(bench_csv_read(p, &bt, &e), 0, "%s", e.msg);
+    cr_assert_eq(bt.rows[0].speedup_vs_flash, -1.0);
+    cr_assert_eq(bt.rows[0].cpu_pressure, -1.0);
+    bench_table_free(&bt);
+    cli_tdir_close(&t);
+}
+
+/* Names that reach gnuplot are refused unless every byte is one sattn's names use. */
+Test(report, csv_bad_variant_names) {
+    csv_bad(HEADER "x'.system(\"touch PWNED\").',prefill,512,8,64,32,1e-3,80,1,100,0.5\n", "2:",
+            "column 'variant': byte 2 is ''' (0x27)");
+    csv_bad(HEADER "`touch PWNED`,prefill,512,8,64,32,1e-3,80,1,100,0.5\n", "2:", "byte 1 is '`' (0x60)");
+    csv_bad(HEADER "a@b,prefill,512,8,64,32,1e-3,80,1,100,0.5\n", "2:", "byte 2 is '@' (0x40)");
+    csv_bad(HEADER "a\rb,prefill,512,8,64,32,1e-3,80,1,100,0.5\n", "2:", "byte 2 is '?' (0x0d)");
+    csv_bad(HEADER "a b,prefill,512,8,64,32,1e-3,80,1,100,0.5\n", "2:", "byte 2 is ' ' (0x20)");
+    csv_bad(HEADER "a\"b,prefill,512,8,64,32,1e-3,80,1,100,0.5\n", "2:", "byte 2 is '\"' (0x22)");
+    /* a newline inside a name ends the row: its first part has too few fields */
+    csv_bad(HEADER "x\n' . system(\"touch PWNED\") . ',prefill,512,8,64,32,1e-3,80,1,100,0.5\n", "2:",
+            "1 fields, expected 11");
+}
+
+/* A CSV with text in it after a NUL byte, an overlong line, a file of empty lines, too
+ * many rows, a file over the size limit. */
+Test(report, csv_hostile_files) {
+    static const char nul[] = HEADER "dense-flash,prefill,512,8,64,0,1e-3,80,1,100,0.5\nx\0y\n";
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *p = cli_tpath(&t, "h.csv");
+    bench_table bt;
+    sattn_err e;
+    cli_spew(p, nul, sizeof nul - 1);
+    cr_assert_eq(bench_csv_read(p, &bt, &e), -1);
+    cr_assert(strstr(e.msg, "h.csv:3: a NUL byte (offset "), "%s", e.msg);
+    /* a 1 MB variant name */
+    size_t big = 1 << 20;
+    char *line = malloc(strlen(HEADER) + big + 64);
+    memset(line, 'a', strlen(HEADER) + big);
+    memcpy(line, HEADER, strlen(HEADER));
+    strcpy(line + strlen(HEADER) + big, ",prefill,512,8,64,0,1e-3,80,1,100,0.5\n");
+    cli_spew_str(p, line);
+    free(line);
+    cr_assert_eq(bench_csv_read(p, &bt, &e), -1);
+    cr_assert(strstr(e.msg, "h.csv:2: column 'variant': empty or longer than 95"), "%s", e.msg);
+    /* 4 MB of empty lines: no rows, and no row array the size of the line count */
+    char *empty = malloc(4 << 20);
+    memcpy(empty, HEADER, strlen(HEADER));
+    memset(empty + strlen(HEADER), '\n', (4 << 20) - strlen(HEADER));
+    cli_spew(p, empty, 4 << 20);
+    free(empty);
+    cr_assert_eq(bench_csv_read(p, &bt, &e), -1);
+    cr_assert(strstr(e.msg, "h.csv:1: no data rows"), "%s", e.msg);
+    /* one row more than the 262144 allowed */
+    FILE *f = fopen(p, "w");
+    fputs(HEADER, f);
+    for (int i = 0; i <= 1 << 18; i++) fputs("a,prefill,1,1,1,0,1,0,0,0,0\n", f);
+    fclose(f);
+    cr_assert_eq(bench_csv_read(p, &bt, &e), -1);
+    cr_assert(strstr(e.msg, "h.csv:262146: more than 262144 rows"), "%s", e.msg);
+    /* 65 MiB (sparse): refused before it is read */
+    cr_assert_eq(truncate(p, 65 << 20), 0);
+    cr_assert_eq(bench_csv_read(p, &bt, &e), -1);
+    cr_assert(strstr(e.msg, "h.csv: 68157440 bytes, expected at most 64 MiB"), "%s", e.msg);
+    cli_tdir_close(&t);
+}
+
+/* 100,000 nested arrays, and objects, inside a valid top-level object: a one-line
+ * error at the depth limit, not a stack overflow. */
+Test(report, eval_json_deep_nesting) {
+    static const char *const open_[2] = {"[", "{\"a\":"}, *const close_[2] = {"]", "}"};
+    for (int kind = 0; kind < 2; kind++) {
+        sbuf b = {0};
+        sb_printf(&b, "{\"heads\": [], \"x\": ");
+        for (int i = 0; i < 100000; i++) sb_printf(&b, "%s", open_[kind]);
+        sb_printf(&b, kind ? "1" : "");
+        for (int i = 0; i < 100000; i++) sb_printf(&b, "%s", close_[kind]);
+        sb_printf(&b, "}\n");
+        json_bad(b.s, kind ? ":1: field 'a': nested deeper than 32 levels" : ":1: field 'x': nested deeper than 32 levels");
+        /* as the top level */
+        json_bad(b.s + strlen("{\"heads\": [], \"x\": "), kind ? ":1: field 'a': nested deeper than 32" : ":1: expected '{'");
+        sb_free(&b);
+    }
+    /* through the command */
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *json = cli_tpath(&t, "deep.json"), *out = cli_tpath(&t, "rep");
+    sbuf b = {0};
+    sb_printf(&b, "{\"loss_dense\": ");
+    for (int i = 0; i < 100000; i++) sb_printf(&b, "[");
+    cli_spew_str(json, b.s);
+    sb_free(&b);
+    const char *argv[] = {"report", "--out", out, "--eval", json, "--model-shape", "2,2,64,256", NULL};
+    cli_expect_fail(argv, "deep.json:1: field 'loss_dense': expected a number, got '[[[[", 0);
+    cli_tdir_close(&t);
+}
+
+Test(report, eval_json_bad_values) {
+#define TOP(h, rest) "{\"heads\": [" h "], \"loss_dense\": 1.9, \"loss_hybrid\": 2, " rest "}"
+#define HEAD(x) "{\"layer\": 0, \"head\": 0, \"spec\": \"block+softmax\", " x "}"
+    json_bad(TOP("", "\"loss_ratio\": NaN"), ":1: field 'loss_ratio': expected a number, got 'NaN'");
+    json_bad(TOP("", "\"loss_ratio\": nan"), "field 'loss_ratio': expected a number, got 'nan'");
+    json_bad(TOP("", "\"loss_ratio\": -Infinity"), "field 'loss_ratio': expected a number, got '-Infinity'");
+    json_bad(TOP("", "\"loss_ratio\": 1e999"), "field 'loss_ratio': '1e999' is not a finite number");
+    json_bad(TOP("", "\"loss_ratio\": 0x10"), "field 'loss_ratio': expected a number, got '0x10'");
+    json_bad(TOP("", "\"loss_ratio\": -1"), "field 'loss_ratio': -1 is out of range, expected 1e-12 .. 1e+06");
+    json_bad(TOP("", "\"loss_ratio\": 1, \"logit_rel_err\": -0.5"), "field 'logit_rel_err': -0.5 is out of range");
+    json_bad(TOP("", "\"loss_ratio\": 1, \"windows\": nan"), "field 'windows': expected a number, got 'nan'");
+    json_bad(TOP(HEAD("\"mass\": 1.5"), "\"loss_ratio\": 1"), "field 'mass': 1.5 is out of range, expected 0 .. 1");
+    json_bad(TOP(HEAD("\"rel_err\": -0.1"), "\"loss_ratio\": 1"), "field 'rel_err': -0.1 is out of range");
+    json_bad(TOP(HEAD("\"rel_err\": null"), "\"loss_ratio\": 1"), "field 'rel_err': expected a number, got 'null'");
+    json_bad("{\"heads\": [], \"loss_dense\": 0, \"loss_hybrid\": 1, \"loss_ratio\": 1}", "field 'loss_dense': 0 is out");
+    json_bad("{\"heads\": [{\"layer\": 0, \"head\": 0, \"spec\": \"block\nsoftmax\"}]}", ":1: field 'spec': a control byte");
+    json_bad("{\"heads\": [{\"layer\": 0, \"head\": 0, \"spec\": \"block+softmax:b=16,n=4,"
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}]}",
+             "field 'spec': string too long");
+    static const char nul[] = "{\"heads\": [], \"loss_dense\": 1, \"loss_hybrid\": 1, \"loss_ratio\": 1}\n\0junk";
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *p = cli_tpath(&t, "n.json");
+    cli_spew(p, nul, sizeof nul - 1);
+    eval_file f;
+    sattn_err e;
+    cr_assert_eq(eval_json_read(p, &f, &e), -1);
+    cr_assert(strstr(e.msg, "n.json:2: a NUL byte (offset 66)"), "%s", e.msg);
+    /* a head listed twice would count twice in the FLOPs */
+    cli_spew_str(p, TOP(HEAD("\"rel_err\": 0.1") ", " HEAD("\"rel_err\": 0.2"), "\"loss_ratio\": 1"));
+    cr_assert_eq(eval_json_read(p, &f, &e), 0, "%s", e.msg);
+    report_model m = {2, 2, 64, 256};
+    double rel;
+    cr_assert_eq(eval_relative_flops(&f, &m, &rel, &e), -1);
+    cr_assert_str_eq(e.msg, "n: head L0H0 is listed twice, expected each sparse head once");
+    eval_file_free(&f);
+    cli_tdir_close(&t);
+#undef TOP
+#undef HEAD
+}
+
+/* ----------------------------------------------------- gnuplot and the folder ---- */
+
+static void skip_without_gnuplot(void) {
+    if (!has_gnuplot()) cr_skip_test("gnuplot is not installed (scripts/deps.sh installs gnuplot-nox)");
+}
+
+/* A CSV whose variant name would run a command inside gnuplot (a quote breaking out of
+ * title '...', backquotes, a macro) is refused before gnuplot runs, and the command does
+ * not run: before the fix, report exited 0 and the file appeared. */
+Test(report, csv_command_injection_refused) {
+    skip_without_gnuplot();
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char csv[256], out[256], pwned[256], text[1024];
+    snprintf(csv, sizeof csv, "%s", cli_tpath(&t, "evil.csv"));
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "rep"));
+    snprintf(pwned, sizeof pwned, "%s", cli_tpath(&t, "PWNED"));
+    const char *names[] = {"x'.system(\"touch %s\").'", "`touch %s`", "x' . system(\"touch %s\") . '\nz"};
+    for (int i = 0; i < 3; i++) {
+        char name[512];
+        snprintf(name, sizeof name, names[i], pwned);
+        snprintf(text, sizeof text, HEADER "%s,prefill,512,8,64,32,1e-3,80,1,100,0.5\n", name);
+        cli_spew_str(csv, text);
+        const char *argv[] = {"report", "--out", out, "--bench", csv, NULL};
+        cli_expect_fail(argv, i < 2 ? "evil.csv:2: column 'variant': byte " : "evil.csv:2: 1 fields, expected 11", 0);
+        cr_assert_not(cli_file_exists(pwned), "the CSV ran a command: %s", name);
+        cr_assert_not(cli_file_exists(out));
+    }
+    cr_assert_not(cli_file_exists("PWNED"));
+    cli_tdir_close(&t);
+}
+
+/* Names that are not refused draw safely: an eval file and an output folder whose names
+ * hold quotes, backquotes and a macro (the eval name is cleaned, the folder never
+ * reaches a script: gnuplot runs inside it). The command would create PWNED in
+ * gnuplot's working directory: the test's before the fix, the report folder after. */
+Test(report, hostile_paths_draw_safely) {
+    skip_without_gnuplot();
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char json[256], out[256], path[400];
+    snprintf(json, sizeof json, "%s", cli_tpath(&t, "e'`touch PWNED`@x.json"));
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "r'`touch PWNED`'"));
+    cli_spew_str(json, EVAL_JSON);
+    const char *argv[] = {"report", "--out", out, "--eval", json, "--model-shape", "2,2,64,256", NULL};
+    free(cli_expect_ok(argv));
+    snprintf(path, sizeof path, "%s/heatmap_e__touch_PWNED__x.png", out);
+    cr_assert(png_magic(path), "no heat map named after the cleaned eval name: %s", path);
+    snprintf(path, sizeof path, "%s/PWNED", out);
+    cr_assert_not(cli_file_exists(path));
+    cr_assert_not(cli_file_exists("PWNED"));
+    cr_assert_not(cli_file_exists(cli_tpath(&t, "PWNED")));
+    cli_tdir_close(&t);
+}
+
+/* A fake gnuplot first in PATH: it fails on the n-th call (n in the file "fail_at"). */
+static void fake_gnuplot(cli_tdir *t, int fail_at) {
+    char bin[256], script[1024];
+    snprintf(bin, sizeof bin, "%s", cli_tpath(t, "bin"));
+    cr_assert_eq(mkdir(bin, 0755), 0);
+    snprintf(script, sizeof script,
+             "#!/bin/sh\nn=$(cat %s/calls 2>/dev/null || echo 0); n=$((n + 1)); echo $n > %s/calls\n"
+             "if [ $n -ge %d ]; then echo \"fake gnuplot: broken on $1\" >&2; exit 1; fi\nexec %s \"$@\"\n",
+             t->dir, t->dir, fail_at, "/usr/bin/gnuplot");
+    char path[300];
+    snprintf(path, sizeof path, "%s/gnuplot", bin);
+    cli_spew_str(path, script);
+    cr_assert_eq(chmod(path, 0755), 0);
+    char env[4096];
+    snprintf(env, sizeof env, "%s:%s", bin, getenv("PATH"));
+    setenv("PATH", env, 1);
+    unsetenv("SATTN_GNUPLOT");
+}
+
+/* gnuplot failing on the first plot or a later one leaves neither the report folder
+ * nor its temporary folder, and an earlier report in place stays as it was. */
+Test(report, gnuplot_failure_leaves_nothing) {
+    skip_without_gnuplot();
+    for (int fail_at = 1; fail_at <= 3; fail_at += 2) {
+        cli_tdir t;
+        cli_tdir_open(&t);
+        fake_gnuplot(&t, fail_at);
+        const char *out = cli_tpath(&t, "rep");
+        const char *argv[] = {"report", "--out", out, NULL};
+        cli_expect_fail(argv, fail_at == 1 ? "failed on flops.gp (exit status 1): fake gnuplot: broken on flops.gp"
+                                           : "failed on speedup.gp (exit status 1): fake gnuplot: broken on speedup.gp", 0);
+        cr_assert_not(cli_file_exists(out));
+        cli_assert_no_output(t.dir, "rep");
+        cli_tdir_close(&t);
+    }
+    /* over an earlier report */
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *out = cli_tpath(&t, "rep");
+    cr_assert_eq(mkdir(out, 0755), 0);
+    char md[300];
+    snprintf(md, sizeof md, "%s/report.md", out);
+    cli_spew_str(md, "earlier\n");
+    fake_gnuplot(&t, 2);
+    const char *argv[] = {"report", "--out", out, NULL};
+    cli_expect_fail(argv, "memory.gp (exit status 1)", 0);
+    char *text = cli_slurp(md, NULL);
+    cr_assert_str_eq(text, "earlier\n");
+    free(text);
+    cr_assert_eq(cli_dir_entries(out), 1);
+    cli_assert_no_output(t.dir, "rep.");
+    cli_tdir_close(&t);
+}
+
+/* NaN in the CSV: one line naming file, line, column and value; nothing written. */
+Test(report, nan_in_csv_writes_nothing) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *csv = cli_tpath(&t, "b.csv"), *out = cli_tpath(&t, "rep");
+    cli_spew_str(csv, HEADER "dense-flash,prefill,512,8,64,0,1e-3,80,1,100,0.5\n"
+                             "block+softmax,prefill,512,8,64,32,NaN,80,1,100,0.5\n");
+    const char *argv[] = {"report", "--out", out, "--bench", csv, NULL};
+    cli_expect_fail(argv, "b.csv:3: column 'median_s': 'NaN' is not a finite decimal number, expected seconds", 0);
+    cr_assert_not(cli_file_exists(out));
+    cli_assert_no_output(t.dir, "rep");
+    cli_tdir_close(&t);
+}
+
+/* Writing over an earlier report replaces it whole: its files not written again (an
+ * old heat map) are gone. A folder holding anything else, ".", or a file is refused. */
+Test(report, output_folder_replaced_or_refused) {
+    skip_without_gnuplot();
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char out[256], json[256], path[400];
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "rep"));
+    snprintf(json, sizeof json, "%s", cli_tpath(&t, "blk.json"));
+    cli_spew_str(json, EVAL_JSON);
+    const char *with_eval[] = {"report", "--out", out, "--eval", json, "--model-shape", "2,2,64,256", NULL};
+    free(cli_expect_ok(with_eval));
+    snprintf(path, sizeof path, "%s/heatmap_blk.png", out);
+    cr_assert(png_magic(path));
+    char slash[300];
+    snprintf(slash, sizeof slash, "%s/", out); /* a trailing slash names the same folder */
+    const char *plain[] = {"report", "--out", slash, NULL};
+    free(cli_expect_ok(plain));
+    cr_assert_not(cli_file_exists(path));
+    snprintf(path, sizeof path, "%s/flops.png", out);
+    cr_assert(png_magic(path));
+    cli_assert_no_output(t.dir, "rep.");
+    /* a folder with a file report does not write */
+    snprintf(path, sizeof path, "%s/notes.txt", out);
+    cli_spew_str(path, "mine\n");
+    int before = cli_dir_entries(out);
+    const char *again[] = {"report", "--out", out, NULL};
+    cli_expect_fail(again, "rep: exists and holds 'notes.txt', which is not a report file", 0);
+    cr_assert_eq(cli_dir_entries(out), before);
+    cli_assert_no_output(t.dir, "rep.");
+    const char *dot[] = {"report", "--out", ".", NULL};
+    cli_expect_fail(dot, ".: not a directory name the report can be renamed to", 0);
+    const char *file[] = {"report", "--out", json, NULL};
+    cli_expect_fail(file, "blk.json: exists and is not a directory", 0);
     cli_tdir_close(&t);
 }

@@ -107,6 +107,9 @@ int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap);
  * variants run spec (any selector and head function for prefill; index or block with
  * softmax for decode), or the standard spec at k when spec is NULL. -1 and a message
  * for a combination the grid does not run. */
+/* Bytes ab_count allocates for the same arguments (the shared inputs and what the
+ * variant adds), for a memory check before running it. */
+double ab_count_bytes(ab_variant v, int decode, int C, int T, int k, const head_spec *spec);
 int ab_count(ab_variant v, int decode, int C, int T, int k, const head_spec *spec, uint64_t seed,
              op_count *cnt, sattn_err *e);
 

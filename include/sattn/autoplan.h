@@ -126,7 +126,8 @@ typedef struct {
 /* Runs the planner on teacher m (left with dense attention, m->attn = NULL) and data d.
  * Errors (nothing allocated in r): no candidates, a dense or invalid candidate, budget
  * outside (0, 1], windows or eval_batch < 1, a training or validation split shorter
- * than one window of T+1 tokens, data tokens outside the model's vocabulary. */
+ * than one window of T+1 tokens, data tokens outside the model's vocabulary, a candidate
+ * whose distillation diverged (distill_run). */
 int autoplan_run(gpt_model *m, const dataset *d, const autoplan_config *c, autoplan_result *r,
                  autoplan_fn fn, void *user, sattn_err *e);
 void autoplan_free(autoplan_result *r);

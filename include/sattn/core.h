@@ -63,6 +63,15 @@ int file_read_all(const char *path, uint8_t **data, size_t *len, sattn_err *e);
 uint64_t fnv1a64(const void *data, size_t n, uint64_t h);
 #define FNV1A64_INIT 0xcbf29ce484222325ULL
 
+/* Memory this process can still get, in bytes: /proc/meminfo's MemAvailable, capped
+ * by a cgroup v2 limit (memory.max - memory.current) when there is one. -1 on error. */
+int mem_available(double *bytes, sattn_err *e);
+/* Refuses an allocation plan that would not fit, before anything is allocated:
+ * need > limit (limit_bytes > 0, the user's override) or need > mem_available.
+ * The error gives what, the estimate and its parts (detail, e.g. "parameters 0.5 GiB,
+ * activations 12.1 GiB") and the memory that is available. */
+int mem_check(const char *what, double need, const char *detail, double limit_bytes, sattn_err *e);
+
 /* Monotonic wall-clock seconds. */
 double time_now(void);
 

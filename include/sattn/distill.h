@@ -31,8 +31,12 @@ typedef struct {
 
 typedef void (*distill_progress_fn)(const distill_progress *p, void *user);
 
-/* Trains the parameters of every non-dense head of sh in place. */
-void distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const distill_config *dc,
-                 distill_progress_fn fn, void *user);
+/* Trains the parameters of every non-dense head of sh in place. Divergence: a head whose
+ * loss or gradient is not finite is not updated, and the run stops after that step (also
+ * when a head's update leaves a non-finite parameter) with -1 and e naming the first such
+ * head ("diverged at step 7: head L0H1: loss nan (gradient norm inf)"); sh is then not to
+ * be saved. Else 0. */
+int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const distill_config *dc,
+                distill_progress_fn fn, void *user, sattn_err *e);
 
 #endif

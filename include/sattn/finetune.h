@@ -11,9 +11,12 @@
 #include "sattn/train.h"
 
 /* Runs tc->steps steps (from st->step) on train batches; the AdamW state of the model
- * lives in m (as in train_run), the heads' in an internal buffer. Returns the last
- * step's training loss. */
-float finetune_run(gpt_model *m, sparse_heads *sh, train_state *st, const dataset *d,
-                   const train_config *tc, train_progress_fn fn, void *user);
+ * lives in m (as in train_run), the heads' in an internal buffer. *last_loss (if
+ * non-NULL) gets the last step's training loss. Divergence as in train_run (the
+ * gradient norm covers the heads' gradients, and their updates are checked too):
+ * -1 with e ("diverged at step N: ..."), and neither m nor sh is to be saved. Else 0. */
+int finetune_run(gpt_model *m, sparse_heads *sh, train_state *st, const dataset *d,
+                 const train_config *tc, train_progress_fn fn, void *user, float *last_loss,
+                 sattn_err *e);
 
 #endif

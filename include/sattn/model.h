@@ -137,8 +137,23 @@ float gpt_clip_scale(float norm, float clip);
 /* gpt_grad_norm, then scales the grads in place by gpt_clip_scale; returns the norm before. */
 float gpt_clip_grad_norm(gpt_model *m, float clip);
 /* One AdamW step (t counts from 1) on grad_scale * grads; weight decay only on 2-D weights.
- * Training passes the clip factor here instead of rescaling the grads in a separate pass. */
-void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale);
+ * Training passes the clip factor here instead of rescaling the grads in a separate pass.
+ * Returns -1, or the first tensor (index as in gpt_params) that the step left with a
+ * non-finite parameter or AdamW moment: the run has diverged. */
+int gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale);
+/* llm.c's name of tensor i ("wte", "wpe", "ln1w", ... "lnfb"); "?" outside 0..15. */
+const char *gpt_param_name(int i);
+/* 0 if every parameter and AdamW moment (where allocated) is finite; else -1 and an error
+ * naming the first bad element: "parameter qkvw[17] is nan". Run before every save. */
+int gpt_check_finite(const gpt_model *m, sattn_err *e);
+
+/* Bytes a model needs (estimate, before allocating): parameters; gradients and AdamW
+ * moments when training; activations and the backward's buffers at (B, T), which
+ * are allocated even for a forward only. */
+typedef struct {
+    double params, optim, acts;
+} gpt_mem;
+gpt_mem gpt_mem_estimate(const gpt_config *c, int B, int T, int training);
 
 /* Forward FLOPs per token at sequence length T (matrix products and causal
  * attention; 2 per multiply-add), for reporting GFLOP/s. Training is about 3x. */

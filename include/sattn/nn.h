@@ -104,8 +104,10 @@ void crossentropy_softmax_backward(float *dlogits, const float *probs, const int
 typedef struct {
     float beta1, beta2, eps, weight_decay;
 } adamw_config;
-void adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
-                  const adamw_config *cfg, int decay, int t, float grad_scale);
+/* Returns -1 when an updated parameter or second moment is not finite (a diverging run:
+ * the caller stops before anything is saved), else 0. */
+int adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
+                 const adamw_config *cfg, int decay, int t, float grad_scale);
 
 /* nanoGPT's schedule, step counting from 0:
  *   step < warmup:            lr * (step + 1) / (warmup + 1)

@@ -32,11 +32,25 @@ typedef void (*train_progress_fn)(const train_progress *p, void *user);
 
 /* Runs optimizer steps st->step .. tc->steps-1 (or up to tc->stop_at) on random
  * batches drawn with st->rng; fn (if non-NULL) is called after every step.
- * Continuing from a saved (model, state) gives bitwise the same result as not stopping. */
-/* Returns the training loss of the last step (NAN if no step ran): m->mean_loss may
- * since have been overwritten by a periodic validation forward. */
-float train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
-                train_progress_fn fn, void *user);
+ * Continuing from a saved (model, state) gives bitwise the same result as not stopping.
+ * *last_loss (if non-NULL) gets the training loss of the last step (NAN if no step ran):
+ * m->mean_loss may since have been overwritten by a periodic validation forward.
+ * Divergence: the run stops at the first step whose training loss or gradient norm is
+ * not finite (before its update), whose update leaves a non-finite parameter or AdamW
+ * moment, or whose periodic validation loss is not finite; it returns -1 with e saying
+ * so (train_diverged), st->step counting only the steps before (fn is not called for
+ * that step). The model is then not to be saved. Else 0. */
+int train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
+              train_progress_fn fn, void *user, float *last_loss, sattn_err *e);
+
+/* Whether a step may update the parameters: its loss and gradient norm are finite. */
+int train_step_finite(float loss, float grad_norm);
+
+/* The divergence error for 1-based step `step`, into e; returns -1:
+ *   "diverged at step 15: loss nan (gradient norm inf)" (who, if non-NULL, before
+ *   "loss": "head L0H1: loss nan ..."), or with bad (what the update left non-finite):
+ *   "diverged at step 15: the update left qkvw non-finite (loss 7.1, gradient norm 3.2e+12)". */
+int train_diverged(sattn_err *e, int step, const char *who, float loss, float grad_norm, const char *bad);
 
 /* Mean next-token loss over a split (or its first max_tokens if > 0), in
  * non-overlapping windows of T (the last may be shorter), batched B windows at a

@@ -516,6 +516,15 @@ static int measure_row(const ab_config *cfg, const bench_data *d, ab_variant v, 
     return 1;
 }
 
+double ab_count_bytes(ab_variant v, int decode, int C, int T, int k, const head_spec *spec) {
+    head_spec hs = spec ? *spec : variant_at(v, k).spec;
+    bench_data d;
+    memset(&d, 0, sizeof d);
+    d.C = C, d.H = C / HEAD_DIM, d.T = T, d.d = HEAD_DIM;
+    double tc = (double)T * C, shared = 4.0 * (6.0 * tc + (double)d.H * T);
+    return shared + row_bytes(&d, v, decode, &hs);
+}
+
 int ab_count(ab_variant v, int decode, int C, int T, int k, const head_spec *spec, uint64_t seed,
              op_count *cnt, sattn_err *e) {
     head_spec hs = spec ? *spec : variant_at(v, k).spec;

@@ -6,7 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
+#include <dirent.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,6 @@
 #include "sattn/crossover.h"
 #include "sattn/plan.h"
 
-extern char **environ;
-
 /* ------------------------------------------------------------ string buffer ---- */
 
 /* 1234567 -> "1.23M" */
@@ -33,12 +32,77 @@ static const char *si(double x, char *buf) {
     return buf;
 }
 
+/* ------------------------------------------------------------ input text ---- */
+
+/* Limits for hostile input: far above anything sattn bench or eval writes (a full
+ * bench grid is a few hundred rows; an eval JSON nests 3 levels), low enough that a
+ * crafted file cannot exhaust memory or the stack. */
+#define REPORT_MAX_INPUT ((size_t)64 << 20)
+#define BENCH_MAX_ROWS (1 << 18)
+#define JSON_MAX_DEPTH 32
+
+static int line_at(const char *s, size_t off) {
+    int line = 1;
+    for (size_t i = 0; i < off; i++) line += s[i] == '\n';
+    return line;
+}
+
+/* path's whole text, NUL-terminated: a regular file of at most REPORT_MAX_INPUT bytes
+ * without a NUL byte (a NUL would silently end the text the parsers see). */
+static int read_text(const char *path, char **text, size_t *len, sattn_err *e) {
+    size_t size = 0, got = 0;
+    FILE *f = file_open_regular(path, &size, e);
+    if (!f) return -1;
+    if (size > REPORT_MAX_INPUT)
+        return fclose(f), err_set(e, "%s: %zu bytes, expected at most %zu MiB (a sattn bench CSV or eval JSON)", path,
+                                  size, REPORT_MAX_INPUT >> 20);
+    size_t cap = size < REPORT_MAX_INPUT ? size + 1 : REPORT_MAX_INPUT + 1;
+    char *buf = xmalloc(cap + 1);
+    for (;;) { /* to EOF: st_size is a hint (a file may grow while read) */
+        got += fread(buf + got, 1, cap - got, f);
+        if (got < cap || ferror(f) || got > REPORT_MAX_INPUT) break;
+        cap = cap * 2 < REPORT_MAX_INPUT + 1 ? cap * 2 : REPORT_MAX_INPUT + 1;
+        buf = xrealloc(buf, cap + 1);
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    const char *nul = got <= REPORT_MAX_INPUT ? memchr(buf, 0, got) : NULL;
+    int rc = rerr ? err_set(e, "%s: read failed after %zu bytes", path, got)
+             : got > REPORT_MAX_INPUT ? err_set(e, "%s: more than %zu MiB, expected at most %zu MiB (a sattn bench CSV or eval JSON)",
+                                                path, REPORT_MAX_INPUT >> 20, REPORT_MAX_INPUT >> 20)
+             : nul ? err_set(e, "%s:%d: a NUL byte (offset %zu), expected text", path, line_at(buf, (size_t)(nul - buf)),
+                             (size_t)(nul - buf))
+                   : 0;
+    if (rc) return free(buf), -1;
+    buf[got] = 0;
+    *text = buf, *len = got;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- bench CSV ---- */
 
 static const char *const BENCH_COLS[] = {"variant", "phase", "C", "H", "T", "k", "median_s",
                                          "gflops", "speedup_vs_flash", "peak_bytes",
                                          "cpu_pressure_avg10"};
 #define BENCH_NCOLS 11
+
+/* The accepted range of each numeric column (2..10); na: a value outside that the
+ * bench writes for "not available" (-1), or 0 for none. Anything else is refused
+ * before plotting: a negative time or an absurd size makes no plot, only a broken one. */
+static const struct {
+    double lo, hi, na;
+    const char *what;
+} BENCH_RANGE[BENCH_NCOLS] = {
+    [2] = {1, 1 << 20, 0, "an integer in 1 .. 1048576"},
+    [3] = {1, 1 << 20, 0, "an integer in 1 .. 1048576"},
+    [4] = {1, 1 << 30, 0, "an integer in 1 .. 2^30"},
+    [5] = {0, 1 << 30, 0, "an integer in 0 .. 2^30"},
+    [6] = {1e-12, 1e6, 0, "seconds in 1e-12 .. 1e6"},
+    [7] = {0, 1e9, 0, "GFLOP/s in 0 .. 1e9"},
+    [8] = {0, 1e9, -1, "a ratio in 0 .. 1e9, or -1 (no dense-flash row)"},
+    [9] = {0, 1e18, 0, "bytes in 0 .. 1e18"},
+    [10] = {0, 100, -1, "a percentage in 0 .. 100, or -1 (not available)"},
+};
 
 /* Splits line (modified in place) at commas; returns the field count (at most max). */
 static int split_commas(char *line, char **f, int max) {
@@ -61,7 +125,7 @@ static int check_header(char *line, const char *path, sattn_err *e) {
     for (int i = 0; i < BENCH_NCOLS; i++) {
         if (i >= n) return err_set(e, "%s:1: header: missing column '%s'", path, BENCH_COLS[i]);
         if (strcmp(f[i], BENCH_COLS[i]))
-            return err_set(e, "%s:1: header: column %d is '%s', expected '%s'", path, i + 1, f[i],
+            return err_set(e, "%s:1: header: column %d is '%.40s', expected '%s'", path, i + 1, f[i],
                            BENCH_COLS[i]);
     }
     if (n > BENCH_NCOLS)
@@ -70,11 +134,39 @@ static int check_header(char *line, const char *path, sattn_err *e) {
     return 0;
 }
 
-static int parse_num(const char *s, double *out) {
+/* The characters a variant name may hold: those of sattn's variant names and head
+ * specs. Names reach gnuplot titles and report.md, so anything that could quote,
+ * escape, substitute (`, @, $) or break a line is refused here, at the source. */
+static int name_char_ok(char c) {
+    return c && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("+-_.:=", c));
+}
+
+static int check_variant(const char *v, const char *path, int ln, sattn_err *e) {
+    if (!*v || strlen(v) >= REPORT_NAME_LEN)
+        return err_set(e, "%s:%d: column 'variant': empty or longer than %d", path, ln, REPORT_NAME_LEN - 1);
+    for (size_t i = 0; v[i]; i++)
+        if (!name_char_ok(v[i]))
+            return err_set(e, "%s:%d: column 'variant': byte %zu is '%c' (0x%02x), expected letters, digits and + - _ . : =",
+                           path, ln, i + 1, (unsigned char)v[i] >= 0x20 && (unsigned char)v[i] < 0x7f ? v[i] : '?',
+                           (unsigned char)v[i]);
+    return 0;
+}
+
+/* Column i's text as a number inside BENCH_RANGE[i] (integral for C, H, T, k). */
+static int parse_col(const char *s, int i, double *out, const char *path, int ln, sattn_err *e) {
     char *end;
     errno = 0;
     *out = strtod(s, &end);
-    return end == s || *end || errno || !isfinite(*out) ? -1 : 0;
+    int decimal = s[strspn(s, "0123456789+-.eE")] == 0; /* strtod would also take hex */
+    if (!decimal || end == s || *end || !isfinite(*out) || (errno && fabs(*out) > 1))
+        return err_set(e, "%s:%d: column '%s': '%.40s' is not a finite decimal number, expected %s", path, ln,
+                       BENCH_COLS[i], s, BENCH_RANGE[i].what);
+    double x = *out;
+    int in = (x >= BENCH_RANGE[i].lo && x <= BENCH_RANGE[i].hi) || (BENCH_RANGE[i].na && x == BENCH_RANGE[i].na);
+    if (!in || (i <= 5 && x != floor(x)))
+        return err_set(e, "%s:%d: column '%s': '%.40s' is out of range, expected %s", path, ln, BENCH_COLS[i], s,
+                       BENCH_RANGE[i].what);
+    return 0;
 }
 
 static int parse_row(char *line, bench_row *r, const char *path, int ln, sattn_err *e) {
@@ -82,40 +174,39 @@ static int parse_row(char *line, bench_row *r, const char *path, int ln, sattn_e
     int n = split_commas(line, f, BENCH_NCOLS + 1);
     if (n != BENCH_NCOLS)
         return err_set(e, "%s:%d: %d fields, expected %d", path, ln, n, BENCH_NCOLS);
-    if (!*f[0] || strlen(f[0]) >= REPORT_NAME_LEN)
-        return err_set(e, "%s:%d: column 'variant': empty or longer than %d", path, ln, REPORT_NAME_LEN - 1);
+    if (check_variant(f[0], path, ln, e)) return -1;
     snprintf(r->variant, sizeof r->variant, "%s", f[0]);
     static const char *const PH[3] = {"prefill", "decode", "backward"};
     r->decode = -1;
     for (int p = 0; p < 3; p++)
         if (!strcmp(f[1], PH[p])) r->decode = p;
     if (r->decode < 0)
-        return err_set(e, "%s:%d: column 'phase': '%s', expected 'prefill', 'decode' or 'backward'", path, ln, f[1]);
+        return err_set(e, "%s:%d: column 'phase': '%.40s', expected 'prefill', 'decode' or 'backward'", path, ln, f[1]);
     double v[BENCH_NCOLS];
     for (int i = 2; i < BENCH_NCOLS; i++)
-        if (parse_num(f[i], &v[i]) || (i <= 5 && (v[i] != floor(v[i]) || v[i] < 0 || v[i] > 1 << 30)))
-            return err_set(e, "%s:%d: column '%s': '%s' is not a %s", path, ln, BENCH_COLS[i], f[i],
-                           i <= 5 ? "non-negative integer" : "number");
+        if (parse_col(f[i], i, &v[i], path, ln, e)) return -1;
     r->C = (int)v[2], r->H = (int)v[3], r->T = (int)v[4], r->k = (int)v[5];
     r->median_s = v[6], r->gflops = v[7], r->speedup_vs_flash = v[8], r->peak_bytes = v[9];
     r->cpu_pressure = v[10];
     return 0;
 }
 
+/* A free row slot in t (grown as rows come: a file of empty lines costs nothing). */
+static bench_row *next_row(bench_table *t, int *cap) {
+    if (t->n == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        t->rows = xrealloc(t->rows, sizeof(bench_row) * (size_t)*cap);
+    }
+    return &t->rows[t->n];
+}
+
 int bench_csv_read(const char *path, bench_table *t, sattn_err *e) {
-    uint8_t *data;
+    char *text;
     size_t len;
     t->n = 0, t->rows = NULL;
-    if (file_read_all(path, &data, &len, e)) return -1;
-    if (!len) return free(data), err_set(e, "%s:1: empty file, expected the header", path);
-    char *text = xmalloc(len + 1);
-    memcpy(text, data, len);
-    text[len] = 0;
-    free(data);
-    int lines = 1;
-    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
-    t->rows = xmalloc(sizeof(bench_row) * (size_t)lines);
-    int ln = 0, rc = 0;
+    if (read_text(path, &text, &len, e)) return -1;
+    if (!len) return free(text), err_set(e, "%s:1: empty file, expected the header", path);
+    int ln = 0, rc = 0, cap = 0;
     for (char *p = text, *nl; p && !rc; p = nl ? nl + 1 : NULL) {
         nl = strchr(p, '\n');
         if (nl) *nl = 0;
@@ -123,7 +214,9 @@ int bench_csv_read(const char *path, bench_table *t, sattn_err *e) {
         if (l && p[l - 1] == '\r') p[--l] = 0;
         ln++;
         if (ln == 1) rc = check_header(p, path, e);
-        else if (l) rc = parse_row(p, &t->rows[t->n++], path, ln, e);
+        else if (l && t->n == BENCH_MAX_ROWS)
+            rc = err_set(e, "%s:%d: more than %d rows, expected a sattn bench CSV", path, ln, BENCH_MAX_ROWS);
+        else if (l && !(rc = parse_row(p, next_row(t, &cap), path, ln, e))) t->n++;
     }
     if (!rc && t->n == 0) rc = err_set(e, "%s:1: no data rows after the header", path);
     free(text);
@@ -139,15 +232,20 @@ void bench_table_free(bench_table *t) {
 /* ---------------------------------------------------------------- eval JSON ---- */
 
 /* A minimal reader for the JSON `sattn eval --json` prints: objects, arrays, strings,
- * numbers, literals; errors carry the line. */
+ * numbers, literals; errors carry the line and the field being read. Hostile input is
+ * bounded: nesting deeper than JSON_MAX_DEPTH is an error (the parser recurses), numbers
+ * follow JSON's grammar (strtod alone would take nan, inf and hex), and a string longer
+ * than its buffer is an error, not a silent cut. */
 typedef struct {
     const char *s, *p, *path;
     sattn_err *e;
+    int depth;
+    char key[64]; /* the member being read, for messages */
 } jp;
 
 static int jp_fail(jp *j, const char *what) {
-    int line = 1;
-    for (const char *q = j->s; q < j->p; q++) line += *q == '\n';
+    int line = line_at(j->s, (size_t)(j->p - j->s));
+    if (j->key[0]) return err_set(j->e, "%s:%d: field '%s': %s", j->path, line, j->key, what);
     return err_set(j->e, "%s:%d: %s", j->path, line, what);
 }
 
@@ -166,45 +264,104 @@ static int jp_lit(jp *j, char c) {
     return 0;
 }
 
+/* One level deeper (an object or array opens); jp_leave on its close. */
+static int jp_enter(jp *j) {
+    if (++j->depth <= JSON_MAX_DEPTH) return 0;
+    char msg[96];
+    snprintf(msg, sizeof msg, "nested deeper than %d levels, expected `sattn eval --json` output", JSON_MAX_DEPTH);
+    return jp_fail(j, msg);
+}
+
+static int jp_leave(jp *j) { return j->p++, j->depth--, 0; }
+
+/* A string into buf (n bytes; n == 0: read and discard). */
 static int jp_string(jp *j, char *buf, size_t n) {
     if (jp_lit(j, '"')) return -1;
     size_t o = 0;
     while (*j->p && *j->p != '"') {
         char c = *j->p++;
+        if ((unsigned char)c < 0x20) return j->p--, jp_fail(j, "a control byte inside a string");
         if (c == '\\') {
             if (!*j->p) break;
             c = *j->p++;
             if (c == 'n') c = '\n';
             else if (c == 't') c = '\t';
-            else if (c == 'u') c = '?', j->p += strnlen(j->p, 4) < 4 ? strnlen(j->p, 4) : 4;
+            else if (c == 'u') c = '?', j->p += strnlen(j->p, 4);
         }
-        if (o + 1 < n) buf[o++] = c;
+        if (n && o + 1 >= n) return jp_fail(j, "string too long");
+        if (n) buf[o++] = c;
     }
     if (n) buf[o] = 0;
     return *j->p == '"' ? (j->p++, 0) : jp_fail(j, "unterminated string");
 }
 
+/* The length of the JSON number at s, 0 if none: -?digits(.digits)?([eE][+-]?digits)? */
+static size_t json_number_len(const char *s) {
+    const char *p = s;
+#define DIGITS(q) ((unsigned)(*(q) - '0') < 10)
+    p += *p == '-';
+    if (!DIGITS(p)) return 0;
+    while (DIGITS(p)) p++;
+    if (*p == '.') {
+        if (!DIGITS(++p)) return 0;
+        while (DIGITS(p)) p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        p += *p == '+' || *p == '-';
+        if (!DIGITS(p)) return 0;
+        while (DIGITS(p)) p++;
+    }
+#undef DIGITS
+    return (size_t)(p - s);
+}
+
 static int jp_number(jp *j, double *x) {
     jp_ws(j);
-    char *end;
-    *x = strtod(j->p, &end);
-    if (end == j->p) return jp_fail(j, "expected a number");
-    j->p = end;
+    size_t l = json_number_len(j->p);
+    char msg[96], *end;
+    char next = j->p[l]; /* "0x10", "1.5.3", "12abc": not a number, not a number and text */
+    if (!l || next == '.' || (next >= '0' && next <= '9') || ((next | 32) >= 'a' && (next | 32) <= 'z')) {
+        size_t t = strcspn(j->p, ",}] \t\r\n");
+        if (!t && *j->p) t = 1; /* show the delimiter that came instead */
+        if (!*j->p) snprintf(msg, sizeof msg, "expected a number, got the end of the file");
+        else snprintf(msg, sizeof msg, "expected a number, got '%.*s'", (int)(t < 24 ? t : 24), j->p);
+        return jp_fail(j, msg);
+    }
+    *x = strtod(j->p, &end); /* JSON's grammar is a part of strtod's: both stop at l */
+    if (!isfinite(*x) || end != j->p + l) {
+        snprintf(msg, sizeof msg, "'%.*s' is not a finite number", (int)(l < 40 ? l : 40), j->p);
+        return jp_fail(j, msg);
+    }
+    j->p += l;
     return 0;
+}
+
+/* A number in [lo, hi]: an eval's metrics are fractions, errors and losses, so NaN, a
+ * negative error or an absurd loss is a broken file, refused before plotting. */
+static int jp_number_in(jp *j, double lo, double hi, double *x) {
+    if (jp_number(j, x)) return -1;
+    if (*x >= lo && *x <= hi) return 0;
+    char msg[128];
+    snprintf(msg, sizeof msg, "%g is out of range, expected %g .. %g", *x, lo, hi);
+    return jp_fail(j, msg);
 }
 
 static int jp_skip(jp *j);
 
 /* Calls field(j, key, u) for each member; field parses the value. */
 static int jp_object(jp *j, int (*field)(jp *, const char *, void *), void *u) {
-    if (jp_lit(j, '{')) return -1;
+    if (jp_lit(j, '{') || jp_enter(j)) return -1;
     jp_ws(j);
-    if (*j->p == '}') return j->p++, 0;
+    if (*j->p == '}') return jp_leave(j);
     for (;;) {
-        char key[64];
-        if (jp_string(j, key, sizeof key) || jp_lit(j, ':') || field(j, key, u)) return -1;
+        char key[256]; /* longer than any key read: an unknown long key is skipped, not cut */
+        j->key[0] = 0;
+        if (jp_string(j, key, sizeof key) || jp_lit(j, ':')) return -1;
+        snprintf(j->key, sizeof j->key, "%.63s", key);
+        if (field(j, key, u)) return -1;
         jp_ws(j);
-        if (*j->p == '}') return j->p++, 0;
+        if (*j->p == '}') return jp_leave(j);
         if (jp_lit(j, ',')) return -1;
     }
 }
@@ -212,13 +369,13 @@ static int jp_object(jp *j, int (*field)(jp *, const char *, void *), void *u) {
 static int skip_field(jp *j, const char *key, void *u) { return jp_skip(j); }
 
 static int jp_array(jp *j, int (*item)(jp *, void *), void *u) {
-    if (jp_lit(j, '[')) return -1;
+    if (jp_lit(j, '[') || jp_enter(j)) return -1;
     jp_ws(j);
-    if (*j->p == ']') return j->p++, 0;
+    if (*j->p == ']') return jp_leave(j);
     for (;;) {
         if (item(j, u)) return -1;
         jp_ws(j);
-        if (*j->p == ']') return j->p++, 0;
+        if (*j->p == ']') return jp_leave(j);
         if (jp_lit(j, ',')) return -1;
     }
 }
@@ -230,10 +387,7 @@ static int jp_skip(jp *j) {
     char c = *j->p;
     if (c == '{') return jp_object(j, skip_field, NULL);
     if (c == '[') return jp_array(j, skip_item, NULL);
-    if (c == '"') {
-        char tmp[8];
-        return jp_string(j, tmp, sizeof tmp);
-    }
+    if (c == '"') return jp_string(j, NULL, 0);
     static const char *const lits[] = {"true", "false", "null"};
     for (int i = 0; i < 3; i++)
         if (!strncmp(j->p, lits[i], strlen(lits[i]))) return j->p += strlen(lits[i]), 0;
@@ -246,17 +400,27 @@ typedef struct {
     int cap, seen; /* seen: bit mask of the required fields */
 } eval_ctx;
 
+/* The numeric fields read, with their accepted ranges. */
+typedef struct {
+    const char *name;
+    double lo, hi;
+} json_range;
+
+static const json_range HEAD_NUMS[] = {{"top1", 0, 1}, {"hit", 0, 1},        {"recall", 0, 1},
+                                       {"mass", 0, 1}, {"keys", 0, 1 << 30}, {"rel_err", 0, 1e6}};
+static const json_range TOP_NUMS[] = {
+    {"loss_dense", 1e-12, 1e6}, {"loss_hybrid", 0, 1e6}, {"loss_ratio", 1e-12, 1e6}, {"logit_rel_err", 0, 1e6}};
+
 static int head_field(jp *j, const char *key, void *u) {
     eval_head *h = u;
-    static const char *const names[] = {"top1", "hit", "recall", "mass", "keys", "rel_err"};
     double *dst[] = {&h->top1, &h->hit, &h->recall, &h->mass, &h->keys, &h->rel_err};
     if (!strcmp(key, "spec")) return jp_string(j, h->spec, sizeof h->spec);
     for (int i = 0; i < 6; i++)
-        if (!strcmp(key, names[i])) return jp_number(j, dst[i]);
+        if (!strcmp(key, HEAD_NUMS[i].name)) return jp_number_in(j, HEAD_NUMS[i].lo, HEAD_NUMS[i].hi, dst[i]);
     if (strcmp(key, "layer") && strcmp(key, "head")) return jp_skip(j);
     double x;
     if (jp_number(j, &x)) return -1;
-    if (x < 0 || x > 1 << 20 || x != floor(x)) return jp_fail(j, "layer/head: not a small non-negative integer");
+    if (x < 0 || x > 1 << 20 || x != floor(x)) return jp_fail(j, "not a small non-negative integer");
     *(!strcmp(key, "layer") ? &h->layer : &h->head) = (int)x;
     return 0;
 }
@@ -271,6 +435,7 @@ static int head_item(jp *j, void *u) {
     memset(h, 0, sizeof *h);
     h->layer = h->head = -1;
     if (jp_object(j, head_field, h)) return -1;
+    snprintf(j->key, sizeof j->key, "heads");
     if (h->layer < 0 || h->head < 0 || !h->spec[0]) return jp_fail(j, "a head without layer, head or spec");
     c->f->n_heads++;
     return 0;
@@ -278,11 +443,11 @@ static int head_item(jp *j, void *u) {
 
 static int top_field(jp *j, const char *key, void *u) {
     eval_ctx *c = u;
-    static const char *const names[] = {"loss_dense", "loss_hybrid", "loss_ratio", "logit_rel_err"};
     double *dst[] = {&c->f->loss_dense, &c->f->loss_hybrid, &c->f->loss_ratio, &c->f->logit_rel_err};
     if (!strcmp(key, "heads")) return c->seen |= 16, jp_array(j, head_item, c);
     for (int i = 0; i < 4; i++)
-        if (!strcmp(key, names[i])) return c->seen |= 1 << i, jp_number(j, dst[i]);
+        if (!strcmp(key, TOP_NUMS[i].name))
+            return c->seen |= 1 << i, jp_number_in(j, TOP_NUMS[i].lo, TOP_NUMS[i].hi, dst[i]);
     return jp_skip(j);
 }
 
@@ -299,20 +464,18 @@ static void eval_name(const char *path, char *name, size_t n) {
         name[i] = ok ? c : '_'; /* the name becomes a file name and a gnuplot label */
     }
     name[l] = 0;
+    if (!l) snprintf(name, n, "eval"); /* ".json": a label must not be empty */
 }
 
 int eval_json_read(const char *path, eval_file *f, sattn_err *e) {
     memset(f, 0, sizeof *f);
-    uint8_t *data;
+    char *text;
     size_t len;
-    if (file_read_all(path, &data, &len, e)) return -1;
-    char *text = xmalloc(len + 1);
-    memcpy(text, data, len);
-    text[len] = 0;
-    free(data);
-    jp j = {text, text, path, e};
+    if (read_text(path, &text, &len, e)) return -1;
+    jp j = {.s = text, .p = text, .path = path, .e = e};
     eval_ctx c = {f, 0, 0};
     int rc = jp_object(&j, top_field, &c);
+    j.key[0] = 0;
     if (!rc) {
         jp_ws(&j);
         if (*j.p) rc = jp_fail(&j, "trailing text after the JSON object");
@@ -337,17 +500,31 @@ static int spec_of(const char *text, head_spec *s, sattn_err *e) {
     return plan_parse(plan, NULL, 1, 1, s, e);
 }
 
+/* Each listed head inside the model and listed once (a repeat would count twice). */
+static int check_heads(const eval_file *f, const report_model *m, sattn_err *e) {
+    unsigned char *seen = xcalloc((size_t)m->L * (size_t)m->H, 1);
+    int rc = 0;
+    for (int i = 0; i < f->n_heads && !rc; i++) {
+        const eval_head *h = &f->heads[i];
+        if (h->layer >= m->L || h->head >= m->H)
+            rc = err_set(e, "%s: head L%dH%d is outside the model (%d layers, %d heads; see --model-shape)", f->name,
+                         h->layer, h->head, m->L, m->H);
+        else if (seen[(size_t)h->layer * m->H + h->head]++)
+            rc = err_set(e, "%s: head L%dH%d is listed twice, expected each sparse head once", f->name, h->layer,
+                         h->head);
+    }
+    free(seen);
+    return rc;
+}
+
 int eval_relative_flops(const eval_file *f, const report_model *m, double *rel, sattn_err *e) {
     int d = m->C / m->H;
     head_spec dense = head_spec_default();
     double one = head_attention_flops(&dense, d, m->T), total = one * m->L * m->H;
+    if (check_heads(f, m, e)) return -1;
     for (int i = 0; i < f->n_heads; i++) {
-        const eval_head *h = &f->heads[i];
         head_spec s;
-        if (h->layer >= m->L || h->head >= m->H)
-            return err_set(e, "%s: head L%dH%d is outside the model (%d layers, %d heads; see --model-shape)", f->name,
-                           h->layer, h->head, m->L, m->H);
-        if (spec_of(h->spec, &s, e)) return -1;
+        if (spec_of(f->heads[i].spec, &s, e)) return -1;
         total += head_attention_flops(&s, d, m->T) - one;
     }
     *rel = total / (one * m->L * m->H);
@@ -356,15 +533,26 @@ int eval_relative_flops(const eval_file *f, const report_model *m, double *rel, 
 
 /* ------------------------------------------------------------------- gnuplot ---- */
 
-/* The gnuplot program as a path (absolute, or found in PATH) into buf; -1 if none. */
+/* p as an absolute path into buf if it names an executable: gnuplot runs in the report
+ * folder, so a relative SATTN_GNUPLOT or PATH entry must not change meaning there. */
+static int exe_path(const char *p, char *buf, size_t n) {
+    char cwd[PATH_MAX];
+    if (access(p, X_OK)) return -1;
+    if (*p == '/') return snprintf(buf, n, "%s", p) < (int)n ? 0 : -1;
+    if (!getcwd(cwd, sizeof cwd)) return -1;
+    return snprintf(buf, n, "%s/%s", cwd, p) < (int)n ? 0 : -1;
+}
+
+/* The gnuplot program (a path, or a name looked up in PATH) into buf; -1 if none. */
 static int find_gnuplot(const char *prog, char *buf, size_t n) {
-    if (strchr(prog, '/')) return snprintf(buf, n, "%s", prog), access(buf, X_OK) ? -1 : 0;
+    if (strchr(prog, '/')) return exe_path(prog, buf, n);
     const char *path = getenv("PATH");
     if (!path) path = "/usr/bin:/bin";
     while (*path) {
         size_t l = strcspn(path, ":");
-        snprintf(buf, n, "%.*s/%s", (int)l, path, prog);
-        if (l && access(buf, X_OK) == 0) return 0;
+        char cand[PATH_MAX];
+        snprintf(cand, sizeof cand, "%.*s/%s", (int)l, path, prog);
+        if (l && exe_path(cand, buf, n) == 0) return 0;
         path += l + (path[l] == ':');
     }
     return -1;
@@ -372,17 +560,18 @@ static int find_gnuplot(const char *prog, char *buf, size_t n) {
 
 typedef struct {
     const report_config *c;
-    char gnuplot[1024];
-    sbuf md;    /* report.md */
-    int plots;  /* PNGs written */
+    char gnuplot[PATH_MAX];
+    char dir[PATH_MAX]; /* the temporary folder the whole report is written into */
+    sbuf md;            /* report.md */
+    int plots;          /* PNGs written */
 } report_ctx;
 
 static void out_path(const report_ctx *r, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s", r->c->out_dir, name);
+    snprintf(buf, n, "%s/%s", r->dir, name);
 }
 
 static int write_file(const report_ctx *r, const char *name, const sbuf *b, sattn_err *e) {
-    char path[2048];
+    char path[PATH_MAX + 128];
     out_path(r, name, path, sizeof path);
     afile a;
     if (afile_open(&a, path, e)) return -1;
@@ -390,46 +579,100 @@ static int write_file(const report_ctx *r, const char *name, const sbuf *b, satt
     return afile_commit(&a, e);
 }
 
-/* The script's first lines: terminal, output (a hidden temp name), title, axes; logscale
- * "x" or "xy" (SI-prefixed tick labels; yfmt: the y tick format then) or NULL. */
-static void plot_begin(const report_ctx *r, sbuf *g, const char *name, const char *title,
-                       const char *xlabel, const char *ylabel, const char *logscale, const char *yfmt) {
-    sb_printf(g, "# sattn report: %s.png (run: gnuplot %s.gp from this directory's parent)\n", name, name);
-    sb_printf(g, "set terminal pngcairo size 960,640 noenhanced font 'DejaVu Sans,11'\n");
-    sb_printf(g, "set output '%s/.%s.png.tmp'\n", r->c->out_dir, name);
-    sb_printf(g, "set title '%s'\nset xlabel '%s'\nset ylabel '%s'\n", title, xlabel, ylabel);
-    sb_printf(g, "set grid\nset key outside right top box\nset datafile missing 'NaN'\n");
-    if (logscale) sb_printf(g, "set logscale %s\nset format x '%%.0s%%c'\n", logscale);
-    if (yfmt) sb_printf(g, "set format y '%s'\n", yfmt);
+/* s as a gnuplot single-quoted string. Inside single quotes gnuplot substitutes nothing
+ * (no `backquotes`, no @macros, no backslash escapes) and '' is a quote, so doubling
+ * quotes and replacing bytes that could end the line makes any text inert. Every text
+ * put into a script goes through here; names from files are also whitelisted when read
+ * (check_variant, eval_name), so this is the second of two locks. */
+static void gp_str(sbuf *g, const char *s) {
+    sb_printf(g, "'");
+    for (; *s; s++) {
+        if (*s == '\'') sb_printf(g, "''");
+        else sb_printf(g, "%c", (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+    }
+    sb_printf(g, "'");
 }
 
-/* Writes out_dir/name.gp, runs gnuplot on it (stderr to out_dir/gnuplot.log), renames the
- * PNG into place. */
-static int plot_render(report_ctx *r, const char *name, const sbuf *g, sattn_err *e) {
-    char base[REPORT_NAME_LEN + 32], gp[2048], tmp[2048], png[2048], log[2048];
-    snprintf(base, sizeof base, "%s.gp", name);
-    if (write_file(r, base, g, e)) return -1;
-    out_path(r, base, gp, sizeof gp);
-    snprintf(tmp, sizeof tmp, "%s/.%s.png.tmp", r->c->out_dir, name);
-    snprintf(png, sizeof png, "%s/%s.png", r->c->out_dir, name);
-    out_path(r, "gnuplot.log", log, sizeof log);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    char *argv[] = {r->gnuplot, gp, NULL};
-    pid_t pid;
-    int st = 0, rc = posix_spawn(&pid, r->gnuplot, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc) return err_set(e, "%s: cannot run (%s)", r->gnuplot, strerror(rc));
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-        remove(tmp);
-        return err_set(e, "gnuplot failed on %s (its messages are in %s)", gp, log);
+/* "KEYWORD 'text'\n" */
+static void gp_set(sbuf *g, const char *keyword, const char *text) {
+    sb_printf(g, "%s ", keyword);
+    gp_str(g, text);
+    sb_printf(g, "\n");
+}
+
+/* The script's first lines: terminal, output NAME.png (relative: gnuplot runs in the
+ * report folder, so no path reaches the script), title, axes; logscale "x" or "xy"
+ * (SI-prefixed tick labels; yfmt: the y tick format then) or NULL. */
+static void plot_begin(sbuf *g, const char *name, const char *title, const char *xlabel, const char *ylabel,
+                       const char *logscale, const char *yfmt) {
+    char png[REPORT_NAME_LEN + 32];
+    snprintf(png, sizeof png, "%s.png", name);
+    sb_printf(g, "# sattn report: %s (redraw: gnuplot %s.gp, run inside this folder)\n", png, name);
+    sb_printf(g, "set terminal pngcairo size 960,640 noenhanced font 'DejaVu Sans,11'\n");
+    gp_set(g, "set output", png);
+    gp_set(g, "set title", title);
+    gp_set(g, "set xlabel", xlabel);
+    gp_set(g, "set ylabel", ylabel);
+    sb_printf(g, "set grid\nset key outside right top box\nset datafile missing 'NaN'\n");
+    if (logscale) sb_printf(g, "set logscale %s\nset format x '%%.0s%%c'\n", logscale);
+    if (yfmt) gp_set(g, "set format y", yfmt);
+}
+
+/* Runs gnuplot on script (a name in r->dir) with r->dir as its working directory,
+ * stdout and stderr appended to gnuplot.log there; *st gets the wait status. */
+static int run_gnuplot(const report_ctx *r, const char *script, int *st) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) { /* only async-signal-safe calls until exec */
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        int log = chdir(r->dir) ? -1 : open("gnuplot.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (in < 0 || log < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) _exit(126);
+        char *argv[] = {(char *)r->gnuplot, (char *)script, NULL};
+        execv(r->gnuplot, argv);
+        _exit(127);
     }
-    if (rename(tmp, png)) return err_set(e, "%s: cannot rename to %s (%s)", tmp, png, strerror(errno));
-    r->plots++;
+    while (waitpid(pid, st, 0) < 0)
+        if (errno != EINTR) return -1;
     return 0;
+}
+
+/* The last non-empty line gnuplot logged from byte `from` on (its error), into buf. */
+static void log_tail(const report_ctx *r, size_t from, char *buf, size_t n) {
+    char path[PATH_MAX + 32];
+    uint8_t *d;
+    size_t len;
+    sattn_err ignored;
+    snprintf(buf, n, "no message");
+    out_path(r, "gnuplot.log", path, sizeof path);
+    if (file_read_all(path, &d, &len, &ignored)) return;
+    while (len > from && (d[len - 1] == '\n' || d[len - 1] == '\r' || d[len - 1] == ' ')) len--;
+    size_t b = len;
+    while (b > from && d[b - 1] != '\n') b--;
+    if (len > b) snprintf(buf, n, "%.*s", (int)(len - b), (const char *)d + b);
+    free(d);
+}
+
+static size_t file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) ? 0 : (size_t)st.st_size;
+}
+
+/* Writes NAME.gp into the report folder and runs gnuplot on it, which writes NAME.png.
+ * A failure names the script and gnuplot's last message (its log is removed with the
+ * temporary folder). */
+static int plot_render(report_ctx *r, const char *name, const sbuf *g, sattn_err *e) {
+    char script[REPORT_NAME_LEN + 32], log[PATH_MAX + 32], msg[200];
+    snprintf(script, sizeof script, "%s.gp", name);
+    if (write_file(r, script, g, e)) return -1;
+    out_path(r, "gnuplot.log", log, sizeof log);
+    size_t from = file_size(log);
+    int st = 0;
+    if (run_gnuplot(r, script, &st)) return err_set(e, "%s: cannot run (%s)", r->gnuplot, strerror(errno));
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return r->plots++, 0;
+    log_tail(r, from, msg, sizeof msg);
+    if (WIFEXITED(st))
+        return err_set(e, "%s failed on %s (exit status %d): %s", r->gnuplot, script, WEXITSTATUS(st), msg);
+    return err_set(e, "%s failed on %s (signal %d): %s", r->gnuplot, script, WTERMSIG(st), msg);
 }
 
 /* A gnuplot colour and dash type per variant name, so the same variant looks the same
@@ -489,7 +732,8 @@ static void plot_variants(sbuf *g, const cm_variant *v, const int *use, int n, c
         style_of(v[i].name, st, sizeof st);
         short_name(v[i].name, nm, sizeof nm);
         if (i == 1 && flash_label) snprintf(nm, sizeof nm, "%s", flash_label);
-        sb_printf(g, "%s$v%d using 1:2 with lines %s title '%s'", first ? "" : ", \\\n     ", i, st, nm);
+        sb_printf(g, "%s$v%d using 1:2 with lines %s title ", first ? "" : ", \\\n     ", i, st);
+        gp_str(g, nm);
         first = 0;
     }
     if (extra) sb_printf(g, ", \\\n     %s", extra);
@@ -502,7 +746,7 @@ static int analytic_flops_plot(report_ctx *r, const cm_variant *v, int n, const 
     char title[256];
     snprintf(title, sizeof title, "Attention FLOPs of one layer, prefill (analytic; C=%d, H=%d, d=%d, k=%d)",
              c->C, c->H, c->C / c->H, c->k);
-    plot_begin(r, &g, "flops", title, "sequence length T (tokens)", "attention FLOPs per layer (FLOP)", "xy", "%.0s%c");
+    plot_begin(&g, "flops", title, "sequence length T (tokens)", "attention FLOPs per layer (FLOP)", "xy", "%.0s%c");
     int use[8];
     for (int i = 0; i < n; i++) {
         use[i] = i != 0; /* naive has flash's FLOPs: one dense curve */
@@ -534,7 +778,7 @@ static int analytic_simple_plot(report_ctx *r, const cm_variant *v, int n, int w
     else
         snprintf(title, sizeof title, "FLOP speedup over dense-flash, projections included (analytic; C=%d, H=%d, k=%d)",
                  c->C, c->H, c->k);
-    plot_begin(r, &g, name, title, "sequence length T (tokens)",
+    plot_begin(&g, name, title, "sequence length T (tokens)",
                what == 1 ? "peak activation memory (bytes)" : "dense-flash FLOPs / variant FLOPs (x)", "xy",
                what == 1 ? "%.0s%cB" : "%g");
     int use[8];
@@ -620,10 +864,12 @@ static int variant_of(const char *name, int k, cm_variant *v) {
     return 0;
 }
 
+#define MAX_SHOWN 32 /* variants in one plot: more would be an unreadable legend */
+
 typedef struct {
     const bench_row **rows; /* the rows shown: C == shown C, k == c->k (dense: any k) */
     int n, C, H;
-    char names[32][REPORT_NAME_LEN];
+    char names[MAX_SHOWN][REPORT_NAME_LEN];
     int n_names;
 } bench_view;
 
@@ -632,7 +878,8 @@ static int row_cmp(const void *a, const void *b) {
     return x->T - y->T;
 }
 
-static void bench_select(const report_config *c, const bench_table *t, bench_view *bv) {
+/* The rows shown into bv (which owns bv->rows from then on, even on error). */
+static int bench_select(const report_config *c, const bench_table *t, bench_view *bv, sattn_err *e) {
     bv->C = t->rows[0].C;
     for (int i = 0; i < t->n; i++)
         if (t->rows[i].C == c->C) bv->C = c->C;
@@ -645,9 +892,14 @@ static void bench_select(const report_config *c, const bench_table *t, bench_vie
         bv->H = w->H;
         int j = 0;
         while (j < bv->n_names && strcmp(bv->names[j], w->variant)) j++;
-        if (j == bv->n_names && j < 32) snprintf(bv->names[bv->n_names++], REPORT_NAME_LEN, "%s", w->variant);
+        if (j < bv->n_names) continue;
+        if (j == MAX_SHOWN)
+            return err_set(e, "%s: more than %d variants at C = %d, expected at most %d", c->bench, MAX_SHOWN, bv->C,
+                           MAX_SHOWN);
+        snprintf(bv->names[bv->n_names++], REPORT_NAME_LEN, "%s", w->variant);
     }
     qsort(bv->rows, (size_t)bv->n, sizeof *bv->rows, row_cmp);
+    return 0;
 }
 
 /* Datablock $b<i> of (T, y) for variant i in phase decode; returns its row count. */
@@ -709,9 +961,9 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speed
              speedup ? "Speedup over dense-flash" : "Wall time of one attention layer",
              WHAT[decode], bv->C, bv->H, r->c->k);
     sbuf g = {0};
-    plot_begin(r, &g, name, title, "sequence length T (tokens)",
+    plot_begin(&g, name, title, "sequence length T (tokens)",
                speedup ? "dense-flash time / variant time (x)" : "median wall time (s)", "xy", "%g");
-    int have[32] = {0}, any = 0;
+    int have[MAX_SHOWN] = {0}, any = 0;
     for (int i = 0; i < bv->n_names; i++)
         have[i] = (!speedup || !is_dense_name(bv->names[i])) && bench_block(&g, bv, i, decode, speedup) > 0;
     int marks = crossover_marks(&g, bv, decode, speedup); /* datablocks precede the plot command */
@@ -721,7 +973,8 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int decode, int speed
         char st[96], nm[REPORT_NAME_LEN];
         style_of(bv->names[i], st, sizeof st);
         short_name(bv->names[i], nm, sizeof nm);
-        sb_printf(&g, "%s$b%d using 1:2 with linespoints pt 7 ps 0.8 %s title '%s'", any ? ", \\\n     " : "", i, st, nm);
+        sb_printf(&g, "%s$b%d using 1:2 with linespoints pt 7 ps 0.8 %s title ", any ? ", \\\n     " : "", i, st);
+        gp_str(&g, nm);
         any = 1;
     }
     if (any && marks)
@@ -766,11 +1019,14 @@ static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) 
             if (ta > 0 && tm > 0) {
                 char nm[REPORT_NAME_LEN];
                 short_name(bv->names[i], nm, sizeof nm);
-                char st[96];
+                char st[96], title[REPORT_NAME_LEN + 16];
                 style_of(bv->names[i], st, sizeof st);
+                snprintf(title, sizeof title, "%s, %s", nm, dec ? "decode" : "prefill");
                 sb_printf(&pts, "%d %d\n", ta, tm);
-                sb_printf(&series, "$c every ::%d::%d using 1:2 with points pt %d ps 1.8 %s title '%s, %s', ",
-                          npts, npts, dec ? 5 : 7, st, nm, dec ? "decode" : "prefill");
+                sb_printf(&series, "$c every ::%d::%d using 1:2 with points pt %d ps 1.8 %s title ", npts, npts,
+                          dec ? 5 : 7, st);
+                gp_str(&series, title);
+                sb_printf(&series, ", ");
                 npts++;
                 lo = fmin(lo, fmin(ta, tm)), hi = fmax(hi, fmax(ta, tm));
             }
@@ -782,7 +1038,7 @@ static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) 
     int rc = 0;
     if (pts.n) {
         sbuf g = {0};
-        plot_begin(r, &g, "crossover", "Crossover T*: analytic (FLOPs) vs measured (wall time)",
+        plot_begin(&g, "crossover", "Crossover T*: analytic (FLOPs) vs measured (wall time)",
                    "analytic T* (tokens)", "measured T* (tokens)", "xy", "%g");
         sb_printf(&g, "$c << EOD\n%sEOD\nset xrange [%g:%g]\nset yrange [%g:%g]\nset size ratio -1\n", pts.s,
                   lo / 3, hi * 3, lo / 3, hi * 3);
@@ -817,7 +1073,7 @@ static void bench_table_md(report_ctx *r, const bench_view *bv) {
 
 static int bench_section(report_ctx *r, const bench_table *t, sattn_err *e) {
     bench_view bv;
-    bench_select(r->c, t, &bv);
+    if (bench_select(r->c, t, &bv, e)) return free(bv.rows), -1;
     sb_printf(&r->md, "## Measured (`%s`)\n\nRows at C = %d%s, k = %d (dense rows at any k); %d of %d rows.\n\n",
               r->c->bench, bv.C, bv.C != r->c->C ? " (no rows at --dim; the file's first C)" : "", r->c->k, bv.n, t->n);
     int rc = 0;
@@ -839,20 +1095,22 @@ static int heatmap_plot(report_ctx *r, const eval_file *f, sattn_err *e) {
     snprintf(title, sizeof title, "Head-output error per head: %s (%d of %d heads sparse)", f->name, f->n_heads,
              m->L * m->H);
     sbuf g = {0};
-    plot_begin(r, &g, name, title, "head", "layer", NULL, NULL);
+    plot_begin(&g, name, title, "head", "layer", NULL, NULL);
     sb_printf(&g, "set xrange [-0.5:%g]\nset yrange [-0.5:%g]\nset xtics 1\nset ytics 1\nset grid front noxtics noytics\n",
               m->H - 0.5, m->L - 0.5);
     sb_printf(&g, "set cblabel 'relative head-output error ||o - o_hat|| / ||o|| (ratio)'\nset cbrange [0:*]\n"
                   "set palette defined (0 '#fff7ec', 0.5 '#fc8d59', 1 '#7f0000')\nset key off\n");
+    double *err = xmalloc(sizeof(double) * (size_t)m->L * (size_t)m->H); /* NaN: dense */
+    for (int i = 0; i < m->L * m->H; i++) err[i] = NAN;
+    for (int i = 0; i < f->n_heads; i++) err[f->heads[i].layer * m->H + f->heads[i].head] = f->heads[i].rel_err;
     sb_printf(&g, "$h << EOD\n");
     for (int l = 0; l < m->L; l++)
         for (int h = 0; h < m->H; h++) {
-            double v = NAN;
-            for (int i = 0; i < f->n_heads; i++)
-                if (f->heads[i].layer == l && f->heads[i].head == h) v = f->heads[i].rel_err;
+            double v = err[l * m->H + h];
             if (isnan(v)) sb_printf(&g, "%d %d NaN dense\n", h, l);
             else sb_printf(&g, "%d %d %.6g %.3f\n", h, l, v, v);
         }
+    free(err);
     sb_printf(&g, "EOD\nplot $h using 1:2:3 with image notitle, $h using 1:2:4 with labels font ',10' notitle\n");
     int rc = plot_render(r, name, &g, e);
     sb_free(&g);
@@ -889,7 +1147,7 @@ static int pareto_plot(report_ctx *r, const eval_file *f, const double *rel, int
     snprintf(title, sizeof title, "Quality vs attention FLOPs, one plan per eval file (L=%d, H=%d, C=%d, T=%d)",
              m->L, m->H, m->C, m->T);
     sbuf g = {0};
-    plot_begin(r, &g, "pareto", title, "attention FLOPs of the plan / dense attention FLOPs (x)",
+    plot_begin(&g, "pareto", title, "attention FLOPs of the plan / dense attention FLOPs (x)",
                "validation loss increase over dense (%)", logy ? "xy" : "x", "%g");
     sb_printf(&g, "set format x '%%g'\nset key outside right top box\nset offsets graph 0.02, graph 0.25, graph 0.1, graph 0.1\n$p << EOD\n");
     for (int i = 0; i < n; i++) sb_printf(&g, "%.6g %.6g %s\n", rel[i], 100.0 * (f[i].loss_ratio - 1.0), f[i].name);
@@ -944,23 +1202,128 @@ static int eval_section(report_ctx *r, const eval_file *f, int n, sattn_err *e) 
 
 /* ------------------------------------------------------------------ driver ---- */
 
+#define MAX_EVAL_HEADS 65536 /* L x H of the eval model: one heat map cell each */
+
 static int check_config(const report_config *c, sattn_err *e) {
     if (!c->out_dir || !*c->out_dir) return err_set(e, "no output directory");
-    if (strchr(c->out_dir, '\'') || strchr(c->out_dir, '\n'))
-        return err_set(e, "%s: the output directory's name may not contain a quote or newline", c->out_dir);
     if (c->C < 1 || c->H < 1 || c->C % c->H || c->k < 1)
         return err_set(e, "C %d must be a positive multiple of H %d, k %d positive", c->C, c->H, c->k);
     const report_model *m = &c->model;
     if (c->n_evals && (m->L < 1 || m->H < 1 || m->C < 1 || m->T < 1 || m->C % m->H))
         return err_set(e, "the eval model shape L=%d H=%d C=%d T=%d is invalid (C a multiple of H)", m->L,
                        m->H, m->C, m->T);
+    if (c->n_evals && (long)m->L * m->H > MAX_EVAL_HEADS)
+        return err_set(e, "the eval model has %ld heads (L=%d x H=%d), expected at most %d", (long)m->L * m->H, m->L,
+                       m->H, MAX_EVAL_HEADS);
     return 0;
 }
 
-static int make_dir(const char *dir, sattn_err *e) {
+/* ------------------------------------------------------------ output folder ---- */
+
+/* The whole report is written into a new folder beside the target, "OUT.tmp.PID", and
+ * renamed into place only when every file is written; any failure removes that folder.
+ * An existing OUT is replaced whole (never mixed with this run's files), but only if it
+ * holds nothing sattn report does not write: `--out .` or `--out ~` is refused, not
+ * emptied. */
+
+/* out without trailing slashes into buf; "/", "." and ".." (as the last component)
+ * cannot be renamed into place. */
+static int target_of(const char *out, char *buf, size_t n, sattn_err *e) {
+    size_t l = strlen(out);
+    while (l > 1 && out[l - 1] == '/') l--;
+    if (l >= n - 32) return err_set(e, "%.64s...: the output directory's name is too long", out);
+    snprintf(buf, n, "%.*s", (int)l, out);
+    const char *base = strrchr(buf, '/');
+    base = base ? base + 1 : buf;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+        return err_set(e, "%s: not a directory name the report can be renamed to, expected e.g. DIR/report", out);
+    return 0;
+}
+
+/* A file name sattn report writes (or a temporary name of an interrupted write). */
+static int report_file_name(const char *name) {
+    size_t l = strlen(name);
+    return !strcmp(name, "report.md") || !strcmp(name, "gnuplot.log") || (l > 4 && !strcmp(name + l - 4, ".png")) ||
+           (l > 3 && !strcmp(name + l - 3, ".gp")) || strstr(name, ".tmp.") || (l > 4 && !strcmp(name + l - 4, ".tmp"));
+}
+
+/* Whether target exists (*exists), and if so that it is a directory holding only
+ * regular files with report_file_name names. */
+static int check_target(const char *target, int *exists, sattn_err *e) {
     struct stat st;
-    if (stat(dir, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : err_set(e, "%s: exists and is not a directory", dir);
-    if (mkdir(dir, 0755)) return err_set(e, "%s: cannot create directory (%s)", dir, strerror(errno));
+    *exists = lstat(target, &st) == 0;
+    if (!*exists) return errno == ENOENT ? 0 : err_set(e, "%s: cannot stat (%s)", target, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return err_set(e, "%s: exists and is not a directory, expected a directory to replace or a new name", target);
+    DIR *d = opendir(target);
+    if (!d) return err_set(e, "%s: cannot read (%s)", target, strerror(errno));
+    int rc = 0;
+    for (struct dirent *de; !rc && (de = readdir(d));) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode) ||
+            !report_file_name(de->d_name))
+            rc = err_set(e, "%s: exists and holds '%s', which is not a report file; expected a new, empty or "
+                            "earlier report directory (it is replaced whole)", target, de->d_name);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Removes dir and its regular files (all of them, or only report_file_name ones). */
+static int remove_dir(const char *dir, int only_report_files) {
+    for (int pass = 0; pass < 2; pass++) { /* a second pass for entries readdir skipped */
+        DIR *d = opendir(dir);
+        if (!d) return -1;
+        for (struct dirent *de; (de = readdir(d));)
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+                (!only_report_files || report_file_name(de->d_name)))
+                unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+        if (rmdir(dir) == 0) return 0;
+    }
+    return -1;
+}
+
+/* A new empty folder "target.tmp.PID" (".N" added while that name is taken) into buf. */
+static int make_temp_dir(const char *target, char *buf, size_t n, sattn_err *e) {
+    for (int i = 0; i < 100; i++) {
+        int w = i ? snprintf(buf, n, "%s.tmp.%ld.%d", target, (long)getpid(), i)
+                  : snprintf(buf, n, "%s.tmp.%ld", target, (long)getpid());
+        if (w < 0 || (size_t)w >= n) return err_set(e, "%s: the name is too long", target);
+        if (mkdir(buf, 0755) == 0) return 0;
+        if (errno != EEXIST) return err_set(e, "%s: cannot create directory (%s)", buf, strerror(errno));
+    }
+    return err_set(e, "%s: cannot create a temporary directory beside it (100 names taken)", target);
+}
+
+/* Puts tmp at target, which exists: exchanged atomically (renameat2 RENAME_EXCHANGE:
+ * target always holds one whole report), or where the file system cannot exchange,
+ * target renamed aside first. *old gets where the earlier report now is. */
+static int swap_in(const char *tmp, const char *target, char *old, size_t n) {
+    snprintf(old, n, "%s", tmp);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, target, RENAME_EXCHANGE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -1;
+    snprintf(old, n, "%s.old", tmp);
+    if (rename(target, old)) return -1;
+    if (rename(tmp, target) == 0) return 0;
+    int err = errno;
+    rename(old, target); /* put the earlier report back */
+    errno = err;
+    return -1;
+}
+
+/* Moves the finished folder tmp to target (replacing an earlier report there, which is
+ * then removed); on failure tmp is removed and target is as it was. */
+static int install_dir(const char *tmp, const char *target, int exists, sattn_err *e) {
+    char old[PATH_MAX + 64];
+    if (exists ? swap_in(tmp, target, old, sizeof old) : rename(tmp, target)) {
+        int err = errno;
+        remove_dir(tmp, 0);
+        return err_set(e, "%s: cannot move the finished report into place (%s)", target, strerror(err));
+    }
+    if (exists && remove_dir(old, 1))
+        return err_set(e, "%s: the new report is in place, but the earlier one is left in %s (%s)", target, old,
+                       strerror(errno));
     return 0;
 }
 
@@ -1000,7 +1363,8 @@ static int write_sections(report_ctx *r, const bench_table *bt, const eval_file 
 }
 
 int report_write(const report_config *c, sattn_err *e) {
-    if (check_config(c, e)) return -1;
+    char target[PATH_MAX];
+    if (check_config(c, e) || target_of(c->out_dir, target, sizeof target, e)) return -1;
     report_ctx r = {.c = c};
     if (find_gnuplot(c->gnuplot ? c->gnuplot : "gnuplot", r.gnuplot, sizeof r.gnuplot))
         return err_set(e, "gnuplot not found ('%s'): install it with `apt-get install gnuplot-nox` "
@@ -1008,8 +1372,12 @@ int report_write(const report_config *c, sattn_err *e) {
     bench_table bt;
     eval_file *ev = xcalloc((size_t)(c->n_evals ? c->n_evals : 1), sizeof(eval_file));
     if (read_inputs(c, &bt, ev, e)) return free(ev), -1;
-    int rc = make_dir(c->out_dir, e);
-    if (!rc) rc = write_sections(&r, &bt, ev, e);
+    int exists = 0, rc = check_target(target, &exists, e);
+    if (!rc) rc = make_temp_dir(target, r.dir, sizeof r.dir, e);
+    if (!rc) {
+        if (write_sections(&r, &bt, ev, e)) rc = -1, remove_dir(r.dir, 0);
+        else rc = install_dir(r.dir, target, exists, e);
+    }
     sb_free(&r.md);
     for (int i = 0; i < c->n_evals; i++) eval_file_free(&ev[i]);
     free(ev);

@@ -2,11 +2,13 @@
 #define _DEFAULT_SOURCE /* madvise */
 #include "sattn/core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -70,13 +72,95 @@ static char *xstrdup_printf(const char *a, const char *b, long n) {
     return s;
 }
 
+/* Temp files of writes in progress, for the signal handler: a SIGINT, SIGTERM or
+ * SIGHUP during a save removes them before the process dies. This table is the one
+ * piece of process-wide mutable state in sattn: a signal handler cannot be given a
+ * context. Slots are claimed and released atomically; the handler only reads them
+ * and calls unlink, which is async-signal-safe. A full table only loses the cleanup. */
+#define AFILE_LIVE_SLOTS 64
+static char *afile_live[AFILE_LIVE_SLOTS];
+static int afile_handlers_set;
+
+static void afile_on_signal(int sig) {
+    for (int i = 0; i < AFILE_LIVE_SLOTS; i++) {
+        char *p = __atomic_load_n(&afile_live[i], __ATOMIC_SEQ_CST);
+        if (p) unlink(p);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Installs the handler for signals still at their default action (a caller that
+ * ignores or handles SIGINT itself keeps its choice). */
+static void afile_install_handlers(void) {
+    if (__atomic_exchange_n(&afile_handlers_set, 1, __ATOMIC_SEQ_CST)) return;
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = afile_on_signal;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+            sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+static void afile_register(char *tmp) {
+    for (int i = 0; i < AFILE_LIVE_SLOTS; i++) {
+        char *expect = NULL;
+        if (__atomic_compare_exchange_n(&afile_live[i], &expect, tmp, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            return;
+    }
+}
+
+static void afile_unregister(const char *tmp) {
+    for (int i = 0; i < AFILE_LIVE_SLOTS; i++) {
+        char *expect = (char *)tmp;
+        __atomic_compare_exchange_n(&afile_live[i], &expect, NULL, 0, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST);
+    }
+}
+
+/* A SIGKILL (or a crash) cannot be caught, so the next write to the same output
+ * removes "<name>.tmp.<pid>" siblings whose process no longer exists. A pid that
+ * was reused by a live process keeps its file: never remove what may be in use. */
+static void afile_remove_stale(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0, blen = strlen(base);
+    char *dir = xmalloc(dlen + 2);
+    memcpy(dir, slash ? path : "./", slash ? dlen : 2);
+    dir[slash ? dlen : 2] = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        const char *n = de->d_name, *num = n + blen + 5;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0) continue;
+        char *end;
+        long pid = strtol(num, &end, 10);
+        if (end == num || *end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char *full = xmalloc(strlen(dir) + strlen(n) + 1);
+        strcpy(full, dir);
+        strcat(full, n);
+        unlink(full);
+        free(full);
+    }
+    if (d) closedir(d);
+    free(dir);
+}
+
 int afile_open(afile *a, const char *path, sattn_err *e) {
+    afile_install_handlers();
+    afile_remove_stale(path);
     a->path = xmalloc(strlen(path) + 1);
     strcpy(a->path, path);
     a->tmp = xstrdup_printf(path, ".tmp.", (long)getpid());
+    afile_register(a->tmp);
     a->f = fopen(a->tmp, "wb");
     if (!a->f) {
         int r = err_set(e, "%s: cannot create (%s)", path, strerror(errno));
+        afile_unregister(a->tmp);
         free(a->path);
         free(a->tmp);
         a->path = a->tmp = NULL;
@@ -92,6 +176,7 @@ int afile_write(afile *a, const void *data, size_t n, sattn_err *e) {
 }
 
 static void afile_release(afile *a) {
+    if (a->tmp) afile_unregister(a->tmp);
     free(a->path);
     free(a->tmp);
     a->path = a->tmp = NULL;
@@ -180,6 +265,53 @@ uint64_t fnv1a64(const void *data, size_t n, uint64_t h) {
         h *= 0x100000001b3ULL;
     }
     return h;
+}
+
+/* The number after "key" in a /proc or /sys text, scaled; -1 if absent. */
+static double text_field(const char *text, const char *key, double scale) {
+    const char *p = strstr(text, key);
+    if (!p) return -1.0;
+    char *end;
+    double v = strtod(p + strlen(key), &end);
+    return end == p + strlen(key) ? -1.0 : v * scale;
+}
+
+static double file_number(const char *path, const char *key, double scale) {
+    uint8_t *data;
+    size_t len;
+    if (file_read_all(path, &data, &len, NULL)) return -1.0;
+    data = xrealloc(data, len + 1);
+    data[len] = 0;
+    double v = text_field((const char *)data, key, scale);
+    free(data);
+    return v;
+}
+
+int mem_available(double *bytes, sattn_err *e) {
+    double avail = file_number("/proc/meminfo", "MemAvailable:", 1024.0);
+    if (avail < 0) return err_set(e, "/proc/meminfo: no MemAvailable line, cannot tell free memory");
+    /* "max" parses as no number: no cgroup limit. */
+    double lim = file_number("/sys/fs/cgroup/memory.max", "", 1.0);
+    double cur = file_number("/sys/fs/cgroup/memory.current", "", 1.0);
+    if (lim > 0 && cur >= 0 && lim - cur < avail) avail = lim - cur > 0 ? lim - cur : 0;
+    *bytes = avail;
+    return 0;
+}
+
+int mem_check(const char *what, double need, const char *detail, double limit_bytes, sattn_err *e) {
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    if (limit_bytes > 0) {
+        if (need <= limit_bytes) return 0;
+        return err_set(e, "%s needs an estimated %.2f GiB (%s), more than --max-mem %.2f GiB; "
+                          "expected a smaller configuration or a larger --max-mem",
+                       what, need / gib, detail, limit_bytes / gib);
+    }
+    double avail;
+    if (mem_available(&avail, e)) return -1;
+    if (need <= avail) return 0;
+    return err_set(e, "%s needs an estimated %.2f GiB (%s), more than the %.2f GiB this machine "
+                      "has available; expected a smaller configuration, or --max-mem GIB to try anyway",
+                   what, need / gib, detail, avail / gib);
 }
 
 double time_now(void) {

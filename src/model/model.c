@@ -40,6 +40,40 @@ void gpt_param_sizes(const gpt_config *c, size_t s[GPT_NUM_TENSORS]) {
 
 int gpt_param_is_matrix(int i) { return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12; }
 
+const char *gpt_param_name(int i) {
+    static const char *const names[GPT_NUM_TENSORS] = {
+        "wte",  "wpe", "ln1w", "ln1b", "qkvw",    "qkvb",    "attprojw", "attprojb",
+        "ln2w", "ln2b", "fcw", "fcb",  "fcprojw", "fcprojb", "lnfw",     "lnfb"};
+    return i >= 0 && i < GPT_NUM_TENSORS ? names[i] : "?";
+}
+
+/* The first non-finite element of x[0..n), or n. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+/* Which block of the model is checked, for the error: parameters or an AdamW moment. */
+static int block_finite(const gpt_model *m, const float *mem, const char *what, sattn_err *e) {
+    size_t off = 0;
+    for (int t = 0; t < GPT_NUM_TENSORS; t++) {
+        size_t n = m->param_sizes[t], i = first_nonfinite(mem + off, n);
+        if (i < n)
+            return err_set(e, "%s%s[%zu] is %s", what, gpt_param_name(t), i,
+                           isnan(mem[off + i]) ? "nan" : mem[off + i] > 0 ? "inf" : "-inf");
+        off += n;
+    }
+    return 0;
+}
+
+int gpt_check_finite(const gpt_model *m, sattn_err *e) {
+    if (block_finite(m, m->params_mem, "parameter ", e)) return -1;
+    if (m->m_mem && block_finite(m, m->m_mem, "AdamW first moment of ", e)) return -1;
+    if (m->v_mem && block_finite(m, m->v_mem, "AdamW second moment of ", e)) return -1;
+    return 0;
+}
+
 /* Points the 16 tensor pointers (in gpt_params' field order) into one block. */
 static void params_point(gpt_params *p, float *mem, const size_t sizes[GPT_NUM_TENSORS]) {
     float **ptrs[GPT_NUM_TENSORS] = {&p->wte,  &p->wpe,      &p->ln1w,     &p->ln1b,
@@ -113,29 +147,68 @@ static float *carve(float **ptrs[], const size_t sizes[], int n) {
     return mem;
 }
 
-static void acts_alloc(gpt_model *m, int B, int T) {
-    const gpt_config *c = &m->cfg;
+#define GPT_NUM_ACTS 22
+#define GPT_NUM_GRAD_ACTS 8
+
+/* Float counts of the activation buffers, in gpt_acts' field order. */
+static void act_sizes(const gpt_config *c, int B, int T, size_t as[GPT_NUM_ACTS]) {
     size_t L = (size_t)c->layers, C = (size_t)c->channels, BT = (size_t)B * T;
     size_t H = (size_t)c->heads, Vp = (size_t)c->padded_vocab;
+    const size_t v[GPT_NUM_ACTS] = {
+        BT * C,     L * BT * C, L * BT,     L * BT,     L * BT * 3 * C,
+        L * BT * C, L * B * H * T * T, L * BT * C, L * BT * C, L * BT * C,
+        L * BT,     L * BT,     L * BT * 4 * C, L * BT * 4 * C, L * BT * C,
+        L * BT * C, BT * C,     BT,         BT,         BT * Vp,
+        BT * Vp,    BT};
+    memcpy(as, v, sizeof v);
+}
+
+/* Float counts of the backward's buffers, in gpt_grad_acts' field order. */
+static void grad_act_sizes(const gpt_config *c, int B, int T, size_t gs[GPT_NUM_GRAD_ACTS]) {
+    size_t C = (size_t)c->channels, BT = (size_t)B * T, Vp = (size_t)c->padded_vocab;
+    const size_t v[GPT_NUM_GRAD_ACTS] = {BT * C,     BT * C,     BT * C,  BT * 3 * C,
+                                         BT * 4 * C, BT * 4 * C, BT * Vp,
+                                         attention_scratch_floats(B, T, c->heads)};
+    memcpy(gs, v, sizeof v);
+}
+
+static double floats_bytes(const size_t *n, int k) {
+    double total = 0.0;
+    for (int i = 0; i < k; i++) total += 4.0 * (double)((n[i] + 15) / 16 * 16);
+    return total;
+}
+
+gpt_mem gpt_mem_estimate(const gpt_config *c, int B, int T, int training) {
+    size_t ps[GPT_NUM_TENSORS], as[GPT_NUM_ACTS], gs[GPT_NUM_GRAD_ACTS];
+    gpt_param_sizes(c, ps);
+    act_sizes(c, B, T, as);
+    grad_act_sizes(c, B, T, gs);
+    gpt_mem m = {0, 0, 0};
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) m.params += 4.0 * (double)ps[i];
+    m.optim = training ? 3.0 * m.params : 0.0; /* gradients and two AdamW moments */
+    m.acts = floats_bytes(as, GPT_NUM_ACTS) + floats_bytes(gs, GPT_NUM_GRAD_ACTS) +
+             2.0 * sizeof(int) * (double)B * T;
+    return m;
+}
+
+static void acts_alloc(gpt_model *m, int B, int T) {
+    size_t BT = (size_t)B * T;
     gpt_acts *a = &m->acts;
-    float **ap[] = {&a->encoded,  &a->ln1,       &a->ln1_mean, &a->ln1_rstd, &a->qkv,
-                    &a->atty,     &a->att,       &a->attproj,  &a->residual2, &a->ln2,
-                    &a->ln2_mean, &a->ln2_rstd,  &a->fch,      &a->fch_gelu, &a->fcproj,
-                    &a->residual3, &a->lnf,      &a->lnf_mean, &a->lnf_rstd, &a->logits,
-                    &a->probs,    &a->losses};
-    size_t as[] = {BT * C,     L * BT * C, L * BT,     L * BT,     L * BT * 3 * C,
-                   L * BT * C, L * B * H * T * T, L * BT * C, L * BT * C, L * BT * C,
-                   L * BT,     L * BT,     L * BT * 4 * C, L * BT * 4 * C, L * BT * C,
-                   L * BT * C, BT * C,     BT,         BT,         BT * Vp,
-                   BT * Vp,    BT};
+    float **ap[GPT_NUM_ACTS] = {
+        &a->encoded,  &a->ln1,       &a->ln1_mean, &a->ln1_rstd, &a->qkv,
+        &a->atty,     &a->att,       &a->attproj,  &a->residual2, &a->ln2,
+        &a->ln2_mean, &a->ln2_rstd,  &a->fch,      &a->fch_gelu, &a->fcproj,
+        &a->residual3, &a->lnf,      &a->lnf_mean, &a->lnf_rstd, &a->logits,
+        &a->probs,    &a->losses};
+    size_t as[GPT_NUM_ACTS], gs[GPT_NUM_GRAD_ACTS];
+    act_sizes(&m->cfg, B, T, as);
+    grad_act_sizes(&m->cfg, B, T, gs);
     acts_free(m);
-    m->acts_mem = carve(ap, as, (int)(sizeof as / sizeof as[0]));
+    m->acts_mem = carve(ap, as, GPT_NUM_ACTS);
     gpt_grad_acts *g = &m->grad_acts;
-    float **gp[] = {&g->dresidual, &g->dbuf_c,   &g->dbuf_c2,  &g->dqkv,
-                    &g->dfch,      &g->dfch_gelu, &g->dlogits, &g->att_scratch};
-    size_t gs[] = {BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT * 4 * C, BT * Vp,
-                   attention_scratch_floats(B, T, c->heads)};
-    m->grad_acts_mem = carve(gp, gs, (int)(sizeof gs / sizeof gs[0]));
+    float **gp[GPT_NUM_GRAD_ACTS] = {&g->dresidual, &g->dbuf_c,   &g->dbuf_c2,  &g->dqkv,
+                                     &g->dfch,      &g->dfch_gelu, &g->dlogits, &g->att_scratch};
+    m->grad_acts_mem = carve(gp, gs, GPT_NUM_GRAD_ACTS);
     m->inputs = xmalloc(BT * sizeof(int));
     m->targets = xmalloc(BT * sizeof(int));
     m->B = B;
@@ -301,7 +374,7 @@ float gpt_clip_grad_norm(gpt_model *m, float clip) {
     return norm;
 }
 
-void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale) {
+int gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float grad_scale) {
     if (!m->m_mem) {
         m->m_mem = xmalloc_aligned(m->num_params * sizeof(float));
         m->v_mem = xmalloc_aligned(m->num_params * sizeof(float));
@@ -309,11 +382,15 @@ void gpt_update(gpt_model *m, float lr, const adamw_config *opt, int t, float gr
         memset(m->v_mem, 0, m->num_params * sizeof(float));
     }
     size_t off = 0;
+    int bad = -1;
     for (int i = 0; i < GPT_NUM_TENSORS; i++) {
-        adamw_update(m->params_mem + off, m->grads_mem + off, m->m_mem + off, m->v_mem + off,
-                     m->param_sizes[i], lr, opt, gpt_param_is_matrix(i), t, grad_scale);
+        if (adamw_update(m->params_mem + off, m->grads_mem + off, m->m_mem + off, m->v_mem + off,
+                         m->param_sizes[i], lr, opt, gpt_param_is_matrix(i), t, grad_scale) &&
+            bad < 0)
+            bad = i;
         off += m->param_sizes[i];
     }
+    return bad;
 }
 
 /* Forward FLOPs (2 per multiply-add) per token at sequence length T:

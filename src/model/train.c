@@ -2,6 +2,7 @@
 #include "sattn/train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,38 +13,77 @@ train_config train_config_default(void) {
     return tc;
 }
 
-float train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
-                train_progress_fn fn, void *user) {
+int train_step_finite(float loss, float grad_norm) { return isfinite(loss) && isfinite(grad_norm); }
+
+/* "nan" for any NaN (printf would say "-nan" for some), else the value. */
+static const char *num_text(float x, char buf[32]) {
+    if (isnan(x)) return "nan";
+    snprintf(buf, 32, "%.4g", x);
+    return buf;
+}
+
+int train_diverged(sattn_err *e, int step, const char *who, float loss, float grad_norm, const char *bad) {
+    char l[32], g[32];
+    if (bad)
+        return err_set(e, "diverged at step %d: the update left %s non-finite (loss %s, gradient norm %s)",
+                       step, bad, num_text(loss, l), num_text(grad_norm, g));
+    return err_set(e, "diverged at step %d: %s%sloss %s (gradient norm %s)", step, who ? who : "",
+                   who ? ": " : "", num_text(loss, l), num_text(grad_norm, g));
+}
+
+/* One optimizer step (the st->step+1-th) on a fresh batch, not counted in st->step;
+ * *p gets the numbers for the progress line. 0, or -1 with e when it diverged: a
+ * non-finite loss or gradient norm never reaches the parameters, and an update that
+ * leaves one non-finite (finite gradients can still overflow) stops the run too. */
+static int train_step(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
+                      int *inputs, int *targets, train_progress *p, sattn_err *e) {
+    int step = st->step + 1;
+    dataset_batch(d, SPLIT_TRAIN, tc->batch, tc->seq, &st->rng, inputs, targets);
+    gpt_forward(m, inputs, targets, tc->batch, tc->seq);
+    gpt_zero_grad(m);
+    gpt_backward(m);
+    p->loss = m->mean_loss;
+    p->grad_norm = gpt_grad_norm(m);
+    p->lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
+    if (!train_step_finite(p->loss, p->grad_norm))
+        return train_diverged(e, step, NULL, p->loss, p->grad_norm, NULL);
+    int bad = gpt_update(m, p->lr, &tc->opt, step, gpt_clip_scale(p->grad_norm, tc->clip));
+    if (bad >= 0) return train_diverged(e, step, NULL, p->loss, p->grad_norm, gpt_param_name(bad));
+    return 0;
+}
+
+int train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
+              train_progress_fn fn, void *user, float *last_loss, sattn_err *e) {
     int B = tc->batch, T = tc->seq;
     int *inputs = xmalloc((size_t)B * T * sizeof(int)), *targets = xmalloc((size_t)B * T * sizeof(int));
     double t0 = time_now();
-    float last_loss = NAN;
-    int first = st->step, end = tc->stop_at > 0 && tc->stop_at < tc->steps ? tc->stop_at : tc->steps;
+    int rc = 0, first = st->step, end = tc->stop_at > 0 && tc->stop_at < tc->steps ? tc->stop_at : tc->steps;
+    if (last_loss) *last_loss = NAN;
     while (st->step < end) {
-        dataset_batch(d, SPLIT_TRAIN, B, T, &st->rng, inputs, targets);
-        gpt_forward(m, inputs, targets, B, T);
-        gpt_zero_grad(m);
-        gpt_backward(m);
-        float norm = gpt_grad_norm(m);
-        float lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
-        gpt_update(m, lr, &tc->opt, st->step + 1, gpt_clip_scale(norm, tc->clip));
+        train_progress p = {.steps = tc->steps, .val_loss = -1.0f};
+        if ((rc = train_step(m, st, d, tc, inputs, targets, &p, e)) != 0) break;
+        if (last_loss) *last_loss = p.loss;
+        p.step = st->step + 1;
+        if (fn && tc->eval_every > 0 && (p.step % tc->eval_every == 0 || p.step == end)) {
+            p.val_loss = (float)eval_split_loss(m, d, SPLIT_VAL, T, B, (size_t)tc->eval_tokens, NULL);
+            if (!isfinite(p.val_loss)) {
+                char v[32];
+                rc = err_set(e, "diverged at step %d: validation loss %s", p.step, num_text(p.val_loss, v));
+                break;
+            }
+        }
         st->step++;
         st->has_optim = 1;
-        last_loss = m->mean_loss;
         if (!fn) continue;
         double dt = time_now() - t0;
         int done = st->step - first;
-        train_progress p = {.step = st->step, .steps = tc->steps, .loss = m->mean_loss, .lr = lr,
-                            .grad_norm = norm, .tokens_per_s = (double)done * B * T / dt,
-                            .eta_s = dt / done * (tc->steps - st->step), .val_loss = -1.0f};
-        int last = st->step == end;
-        if (tc->eval_every > 0 && (st->step % tc->eval_every == 0 || last))
-            p.val_loss = (float)eval_split_loss(m, d, SPLIT_VAL, T, B, (size_t)tc->eval_tokens, NULL);
+        p.tokens_per_s = (double)done * B * T / dt;
+        p.eta_s = dt / done * (tc->steps - st->step);
         fn(&p, user);
     }
     free(inputs);
     free(targets);
-    return last_loss;
+    return rc;
 }
 
 /* Forward-only loss of nb windows of len tokens starting at x[off], x[off+len], ... */

@@ -2,6 +2,7 @@
  * elementwise and row-wise ops are OpenMP loops over rows. */
 #include "sattn/nn.h"
 
+#include <float.h>
 #include <math.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
@@ -249,20 +250,28 @@ void attention_backward_skip(float *dqkv, float *scratch, const float *dout, con
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_SAT 10.0f /* |x| beyond which tanh(k (x + 0.044715 x^3)) rounds to +-1 */
 
 void gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        float x = inp[i], th = fast_tanhf(GELU_K * (x + 0.044715f * x * x * x));
+        /* below -10, 1 + th is 0 in float and gelu is -0 already; the select also gives
+         * gelu(-inf) = -0, not -inf * 0 = NaN (NaN still gives NaN) */
+        out[i] = x < -GELU_SAT ? -0.0f : 0.5f * x * (1.0f + th);
     }
 }
 
-/* d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx,  u = k (x + 0.044715 x^3) */
+/* d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx,  u = k (x + 0.044715 x^3).
+ * For |x| >= GELU_SAT tanh u is exactly +-1 in float, so the second term is 0 and x is
+ * clamped to +-GELU_SAT: the same numbers, without 0 * inf = NaN once x^2 overflows
+ * (|x| > 1.8e19) or x is infinite (gelu'(+inf) = 1, gelu'(-inf) = 0; NaN stays NaN). */
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i], u = GELU_K * (x + 0.044715f * x * x * x), th = fast_tanhf(u);
+        float x = inp[i] < -GELU_SAT ? -GELU_SAT : inp[i];
+        x = x > GELU_SAT ? GELU_SAT : x;
+        float u = GELU_K * (x + 0.044715f * x * x * x), th = fast_tanhf(u);
         float du = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] += dout[i] * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du);
     }
@@ -313,19 +322,25 @@ void crossentropy_softmax_backward(float *dlogits, const float *probs, const int
     }
 }
 
-void adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
-                  const adamw_config *cfg, int decay, int t, float grad_scale) {
+int adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
+                 const adamw_config *cfg, int decay, int t, float grad_scale) {
     float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps;
     float inv_c1 = 1.0f / (1.0f - powf(b1, (float)t)), inv_c2 = 1.0f / (1.0f - powf(b2, (float)t));
     float wd = decay ? cfg->weight_decay : 0.0f;
-#pragma omp parallel for simd
+    int bad = 0;
+    /* p and v are checked in the same pass (in registers, no extra sweep over memory):
+     * a finite g can still overflow g^2 into v = inf, and m is finite whenever v is */
+#pragma omp parallel for simd reduction(| : bad)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i] * grad_scale;
         float mi = b1 * m[i] + (1.0f - b1) * g, vi = b2 * v[i] + (1.0f - b2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        p[i] -= lr * (mi * inv_c1 / (sqrtf(vi * inv_c2) + eps) + wd * p[i]);
+        float pi = p[i] - lr * (mi * inv_c1 / (sqrtf(vi * inv_c2) + eps) + wd * p[i]);
+        p[i] = pi;
+        bad |= !(fabsf(pi) <= FLT_MAX) | !(vi <= FLT_MAX);
     }
+    return bad ? -1 : 0;
 }
 
 /* nanoGPT's get_lr: warmup lr*(step+1)/(warmup+1), then cosine to min_lr at `total`. */

@@ -178,7 +178,8 @@ static void view_set(planner *p, int i, int cand) {
     else p->view.h[i] = p->cand[cand].h[i];
 }
 
-static void distill_candidates(planner *p) {
+/* 0, or -1 with e when a candidate's distillation diverged (the planner cannot rank it). */
+static int distill_candidates(planner *p, sattn_err *e) {
     const gpt_config *g = &p->m->cfg;
     head_spec *specs = xmalloc((size_t)p->nh * sizeof *specs);
     for (int c = 0; c < p->c->n_candidates; c++) {
@@ -196,9 +197,16 @@ static void distill_candidates(planner *p) {
         distill_config dc = p->c->dc;
         distill_relay relay = {p, c};
         p->m->attn = NULL;
-        distill_run(p->m, &p->cand[c], p->d, &dc, relay_distill, &relay);
+        if (distill_run(p->m, &p->cand[c], p->d, &dc, relay_distill, &relay, e)) {
+            char spec[128], why[SATTN_ERR_LEN];
+            head_spec_format(&p->c->candidates[c], spec, sizeof spec);
+            snprintf(why, sizeof why, "%s", e->msg);
+            free(specs);
+            return err_set(e, "candidate %s: distillation %s", spec, why);
+        }
     }
     free(specs);
+    return 0;
 }
 
 /* Candidate (delta, saved) beats the incumbent (d0, s0): the least loss per FLOP saved.
@@ -324,19 +332,21 @@ int autoplan_run(gpt_model *m, const dataset *d, const autoplan_config *c, autop
     p.view = (sparse_heads){g->layers, g->heads, p.hs, p.T, xcalloc((size_t)p.nh, sizeof(sparse_head))};
     for (int i = 0; i < p.nh; i++) view_set(&p, i, -1);
 
-    distill_candidates(&p);
-    r->baseline = view_loss(&p, &r->tokens);
-    emit(&p, (autoplan_event){.stage = AUTOPLAN_BASELINE, .loss = r->baseline});
-    score_heads(&p, r);
-    greedy_order(r);
-    greedy(&p, r);
-    finish(&p, r);
-
+    int rc = distill_candidates(&p, e);
+    if (!rc) {
+        r->baseline = view_loss(&p, &r->tokens);
+        emit(&p, (autoplan_event){.stage = AUTOPLAN_BASELINE, .loss = r->baseline});
+        score_heads(&p, r);
+        greedy_order(r);
+        greedy(&p, r);
+        finish(&p, r);
+    }
     m->attn = NULL;
     free(p.view.h);
     for (int k = 0; k < c->n_candidates; k++) sparse_heads_free(&p.cand[k]);
     free(p.cand);
     free(p.saved);
+    if (rc) return autoplan_free(r), -1; /* errors leave nothing allocated in r */
     r->wall_s = time_now() - t0;
     return 0;
 }

@@ -1,10 +1,13 @@
 /* distill: online distillation of sparse heads from the dense teacher (distill.h). */
 #include "sattn/distill.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sattn/nn.h"
+#include "sattn/train.h"
 
 distill_config distill_config_default(void) {
     return (distill_config){.steps = 300, .batch = 8, .seq = 0, .warmup = 20, .lr = 3e-3f,
@@ -17,6 +20,9 @@ typedef struct {
     float *dp, *m, *v;    /* gradient and AdamW moments of its params */
     float *dout;
     head_scratch s;
+    int bad;              /* 1: non-finite loss or gradient (not applied); 2: the update left a
+                           * non-finite parameter or moment; else 0 */
+    float loss, gnorm;    /* of the diverged step, for the error */
 } head_trainer;
 
 static void trainer_init(head_trainer *ht, const sparse_heads *sh, int i, int T) {
@@ -72,14 +78,35 @@ static void head_step(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, f
         if (sp->spec.fn == HFN_MLP) fl += mlp_step(sp, ht, hs, sh->max_seq, q, C, T, o, C, scale);
     }
     for (size_t i = 0; i < sp->n_sel; i++) ht->dp[i] *= (float)scale;
-    adamw_config opt = {0.9f, 0.99f, 1e-8f, 0.0f};
-    adamw_update(sp->params, ht->dp, ht->m, ht->v, n, lr, &opt, 0, t, 1.0f);
     *sel_loss = sl * scale;
     *fn_loss = fl * scale;
+    double g2 = 0.0;
+    for (size_t i = 0; i < n; i++) g2 += (double)ht->dp[i] * ht->dp[i];
+    ht->loss = (float)(*sel_loss + *fn_loss), ht->gnorm = (float)sqrt(g2);
+    /* a non-finite loss or gradient never reaches the parameters (train_run's rule) */
+    if (!train_step_finite(ht->loss, ht->gnorm)) {
+        ht->bad = 1;
+        return;
+    }
+    adamw_config opt = {0.9f, 0.99f, 1e-8f, 0.0f};
+    if (adamw_update(sp->params, ht->dp, ht->m, ht->v, n, lr, &opt, 0, t, 1.0f)) ht->bad = 2;
 }
 
-void distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const distill_config *dc,
-                 distill_progress_fn fn, void *user) {
+/* The first diverged head (in head order, so the message does not depend on threads). */
+static int distill_diverged(const sparse_heads *sh, const head_trainer *tr, int nh, int step, sattn_err *e) {
+    for (int j = 0; j < nh; j++) {
+        if (!tr[j].bad) continue;
+        char who[32], what[64];
+        snprintf(who, sizeof who, "head L%dH%d", tr[j].i / sh->heads, tr[j].i % sh->heads);
+        snprintf(what, sizeof what, "the parameters of %s", who);
+        if (tr[j].bad == 2) return train_diverged(e, step, NULL, tr[j].loss, tr[j].gnorm, what);
+        return train_diverged(e, step, who, tr[j].loss, tr[j].gnorm, NULL);
+    }
+    return 0;
+}
+
+int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const distill_config *dc,
+                distill_progress_fn fn, void *user, sattn_err *e) {
     int B = dc->batch, T = dc->seq > 0 ? dc->seq : teacher->cfg.max_seq, nh = sparse_heads_count(sh);
     head_trainer *tr = xcalloc((size_t)nh + 1, sizeof *tr);
     for (int i = 0, j = 0; i < sh->layers * sh->heads; i++)
@@ -91,13 +118,14 @@ void distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const d
     const gpt_attn_hook *saved = teacher->attn;
     teacher->attn = NULL; /* the teacher is always the dense model */
     double t0 = time_now();
-    for (int step = 0; step < dc->steps; step++) {
+    int rc = 0;
+    for (int step = 0; step < dc->steps && !rc; step++) {
         dataset_batch(d, SPLIT_TRAIN, B, T, &rng, in, tg);
         gpt_forward(teacher, in, NULL, B, T);
         float lr = lr_schedule(step, dc->steps, dc->warmup, dc->lr, dc->min_lr);
 #pragma omp parallel for schedule(dynamic)
         for (int j = 0; j < nh; j++) head_step(teacher, sh, &tr[j], lr, step + 1, &sl[j], &fl[j]);
-        if (!fn) continue;
+        if ((rc = distill_diverged(sh, tr, nh, step + 1, e)) != 0 || !fn) continue;
         distill_progress p = {step + 1, dc->steps, 0, 0, 0, 0};
         int nsel = 0, nfn = 0;
         for (int j = 0; j < nh; j++) {
@@ -115,4 +143,5 @@ void distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const d
     teacher->attn = saved;
     for (int j = 0; j < nh; j++) trainer_free(&tr[j]);
     free(tr), free(in), free(tg), free(sl), free(fl);
+    return rc;
 }

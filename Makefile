@@ -88,5 +88,61 @@ clean:
 
 -include $(OBJ:.o=.d) $(TESTOBJ:.o=.d) $(CLIOBJ:.o=.d)
 
+# ---------------------------------------------------------------------- fuzzing (issue 9)
+# `make fuzz`: every file reader under libFuzzer + ASan + UBSan (fuzz/README.md). The library
+# is rebuilt with clang in build-fuzz (coverage-instrumented, -fsanitize=fuzzer-no-link), each
+# fuzz/fuzz_X.c links against it; fuzz/run.sh replays fuzz/regress/X and fuzz/corpus/X, then
+# fuzzes each reader for FUZZ_SECONDS and fails on any crash, hang (-timeout), leak or
+# sanitizer report. `make fuzz-seeds` regenerates the seed corpora with the real writers.
+# The gcc build above is untouched.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_READERS := ckpt tokens shard heads plan bench_csv eval_json
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -O1 -g -march=native -fopenmp -Wall -Wextra -Wno-unused-parameter \
+                -Wno-pass-failed -Iinclude $(FUZZ_SAN) $(FUZZ_XCFLAGS)
+FUZZ_LIBOBJ  := $(SRC:%.c=$(FUZZ_BUILD)/%.o)
+# Rebuild everything when the flags change (e.g. FUZZ_XCFLAGS=-DSATTN_FUZZ_STRICT=1).
+FUZZ_STAMP   := $(FUZZ_BUILD)/.flags-$(shell echo '$(FUZZ_CC) $(FUZZ_CFLAGS)' | cksum | cut -d' ' -f1)
+FUZZ_BINS    := $(FUZZ_READERS:%=$(FUZZ_BUILD)/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-seeds fuzz-clean
+clean: fuzz-clean
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+
+$(FUZZ_STAMP):
+	@mkdir -p $(FUZZ_BUILD)
+	@rm -f $(FUZZ_BUILD)/.flags-*
+	@touch $@
+
+$(FUZZ_BUILD)/src/%.o: src/%.c $(FUZZ_STAMP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libsattn.a: $(FUZZ_LIBOBJ)
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(wildcard include/sattn/*.h) $(FUZZ_BUILD)/libsattn.a \
+                      $(FUZZ_STAMP)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libsattn.a -o $@ -ldnnl -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	$(MAKE) fuzz-build
+	bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_READERS)
+
+# The seed generator is built by gcc against the normal library (the real writers);
+# `sattn eval --json` writes the eval seed.
+$(BUILD)/fuzz-gen-seeds: fuzz/gen_seeds.c $(BUILD)/libsattn.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+fuzz-seeds: $(BUILD)/fuzz-gen-seeds $(BUILD)/sattn
+	bash fuzz/make_seeds.sh $(BUILD)
+
+-include $(FUZZ_LIBOBJ:.o=.d)
+
 # CUDA (issue 5): make cuda, make cuda-emu, make cuda-parity — see cuda.mk and docs/cuda.md
 include cuda.mk

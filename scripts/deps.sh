@@ -11,6 +11,10 @@ pkgs=(
   libcriterion-dev    # the test framework
   bible-kjv           # the default corpus (King James Bible)
   gnuplot-nox         # `sattn report` draws its PNG plots with gnuplot (pngcairo, no X11)
+  clang               # `make fuzz`: libFuzzer harnesses of every reader (-fsanitize=fuzzer,address,undefined)
+  libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang 14 (only Recommended by clang-14,
+                      # so --no-install-recommends would leave -fsanitize=fuzzer unable to link)
+  libomp-14-dev       # clang's OpenMP runtime (libomp): the fuzz build compiles the library with -fopenmp
 )
 missing=()
 for p in "${pkgs[@]}"; do

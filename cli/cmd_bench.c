@@ -127,7 +127,10 @@ int cmd_bench_train(int argc, char **argv) {
     char json[8192];
     size_t jl = (size_t)snprintf(json, sizeof json, "{\"threads\": %d, \"runs\": %d, \"configs\": [",
                                  omp_get_max_threads(), a.runs);
-    printf("threads %d, median of %d runs x %d steps\n", omp_get_max_threads(), a.runs, a.per_run);
+    const char *wp = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    printf("threads %d, median of %d runs x %d steps, OpenMP wait policy %s%s%s\n",
+           omp_get_max_threads(), a.runs, a.per_run, wp ? wp : "(runtime default)",
+           spin ? ", GOMP_SPINCOUNT " : "", spin ? spin : "");
     printf("%-5s %10s %9s %12s %8s   runs (tok/s)\n", "cfg", "tok/s", "GFLOP/s", "llm.c tok/s", "ratio");
     for (int i = 0; i < NCONFIGS; i++) {
         if (!a.use[i]) continue;

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* setenv, execv */
 /* sattn: command-line front end. Each subcommand parses flags and calls the library. */
 #include <getopt.h>
 #include <math.h>
@@ -5,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
@@ -111,7 +113,22 @@ int cmd_loss(int argc, char **argv) {
     return 0;
 }
 
+/* OpenMP threads that wait for work spin by default (libgomp: 300,000 spins), which is
+ * fastest on an idle machine and collapses on a busy one: with one other busy process on
+ * 2 cores, bench-train config B fell to 0.38 of its quiet speed, against 0.53 with passive
+ * waits, which cost about 5 % when quiet (docs/reliability.md, "Under load"). A user's
+ * machine is rarely idle, so passive is sattn's default. libgomp reads the policy from the
+ * environment when it loads, before main, so setting it means executing once more; a
+ * user who set OMP_WAIT_POLICY or GOMP_SPINCOUNT keeps that choice. */
+static void default_wait_policy(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* no /proc: run on with the runtime's default (the variable now set stops a loop) */
+}
+
 int main(int argc, char **argv) {
+    default_wait_policy(argv);
     static const struct {
         const char *name;
         int (*fn)(int, char **);

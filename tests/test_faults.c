@@ -60,6 +60,8 @@ Test(faults, fifo_inputs_are_errors_not_hangs, .timeout = 60) {
         {"eval", "--model", model, "--heads", fifo, "--data", data, NULL},
         {"report", "--bench", fifo, "--out", cli_tpath(&t, "rep"), NULL},
         {"collect", "--read", fifo, NULL},
+        {"distill", "--model", model, "--data", data, "--plan", fifo, "--out",
+         cli_tpath(&t, "h.sp"), NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *msg = cli_expect_fail_msg(cases[i], "fifo", 0);
@@ -286,5 +288,69 @@ Test(faults, full_disk_is_one_line_and_no_file, .timeout = 60) {
     int left = cli_dir_entries(mnt);
     umount(mnt);
     cr_assert_eq(left, 0, "the full disk holds %d files after the failed save", left);
+    cli_tdir_close(&t);
+}
+
+/* ------------------------------------------------ OpenMP wait policy ---- */
+
+/* Runs `sattn argv...` with OMP_WAIT_POLICY and GOMP_SPINCOUNT removed from the
+ * environment (cli_run would set passive itself), stdout into path; exit status. */
+static int run_without_wait_policy(const char *const *argv, const char *path) {
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        unsetenv("OMP_WAIT_POLICY");
+        unsetenv("GOMP_SPINCOUNT");
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600), null = open("/dev/null", O_WRONLY);
+        dup2(fd, 1), dup2(null, 2);
+        execv(cli_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* With nothing set, sattn waits passively (docs/reliability.md, "Under load"). */
+Test(faults, default_wait_policy_is_passive, .timeout = 120) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *out = cli_tpath(&t, "out.txt");
+    const char *argv[] = {cli_bin(), "bench-train", "--configs", "B", "--runs", "1",
+                          "--steps-per-run", "1", "--threads", "2", NULL};
+    cr_assert_eq(run_without_wait_policy(argv, out), 0);
+    char *text = cli_slurp(out, NULL);
+    cr_assert(strstr(text, "OpenMP wait policy passive\n"), "%s", text);
+    free(text);
+    /* the user's choice is kept */
+    const char *flops[] = {"bench-train", "--configs", "B", "--runs", "1", "--steps-per-run", "1",
+                           "--threads", "2", NULL};
+    setenv("OMP_WAIT_POLICY", "active", 1);
+    char *o = cli_expect_ok(flops);
+    cr_assert(strstr(o, "OpenMP wait policy active\n"), "%s", o);
+    free(o);
+    cli_tdir_close(&t);
+}
+
+/* A report killed by SIGKILL (or SIGINT: the folder is not a single temp file) leaves
+ * "OUT.tmp.PID"; the next report to OUT removes it when that process is gone. */
+Test(faults, killed_report_folder_removed_by_next_report, .timeout = 60) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char stale[300], live[300];
+    snprintf(stale, sizeof stale, "%s", cli_tpath(&t, "rep.tmp.999999999"));
+    snprintf(live, sizeof live, "%s.tmp.%d", cli_tpath(&t, "rep"), (int)getppid());
+    cr_assert_eq(mkdir(stale, 0700), 0);
+    cr_assert_eq(mkdir(live, 0700), 0);
+    char f[400];
+    snprintf(f, sizeof f, "%s/report.md", stale);
+    cli_spew_str(f, "partial");
+    const char *argv[] = {"report", "--out", cli_tpath(&t, "rep"), "--bench",
+                          "fuzz/corpus/bench_csv/bench.csv", NULL};
+    free(cli_expect_ok(argv));
+    struct stat st;
+    cr_assert(stat(stale, &st) != 0, "the dead report's folder survived");
+    cr_assert(stat(live, &st) == 0, "a live process's folder was removed");
+    rmdir(live);
     cli_tdir_close(&t);
 }

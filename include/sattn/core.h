@@ -45,6 +45,12 @@ typedef struct {
 } afile;
 
 int afile_open(afile *a, const char *path, sattn_err *e);
+/* Whether name (an entry beside the output "base") is "base.tmp.PID" or "base.tmp.PID.N"
+ * of a process that no longer exists: a write that was killed (SIGKILL cannot be caught). */
+int stale_temp_name(const char *base, const char *name);
+/* Calls remove_fn(full path) for every stale temporary sibling of path (afile_open
+ * does this with unlink; sattn report with its folder removal). */
+void stale_temps_remove(const char *path, void (*remove_fn)(const char *full));
 int afile_write(afile *a, const void *data, size_t n, sattn_err *e);
 int afile_commit(afile *a, sattn_err *e);
 void afile_abort(afile *a);

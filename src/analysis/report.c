@@ -1290,8 +1290,13 @@ static int remove_dir(const char *dir, int only_report_files) {
     return -1;
 }
 
-/* A new empty folder "target.tmp.PID" (".N" added while that name is taken) into buf. */
+/* A killed report's folder: only report files are removed, so rmdir keeps anything else. */
+static void remove_stale_dir(const char *dir) { remove_dir(dir, 1); }
+
+/* A new empty folder "target.tmp.PID" (".N" added while that name is taken) into buf,
+ * after removing those of killed reports (dead PIDs) to the same target. */
 static int make_temp_dir(const char *target, char *buf, size_t n, sattn_err *e) {
+    stale_temps_remove(target, remove_stale_dir);
     for (int i = 0; i < 100; i++) {
         int w = i ? snprintf(buf, n, "%s.tmp.%ld.%d", target, (long)getpid(), i)
                   : snprintf(buf, n, "%s.tmp.%ld", target, (long)getpid());

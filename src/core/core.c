@@ -125,30 +125,45 @@ static void afile_unregister(const char *tmp) {
 /* A SIGKILL (or a crash) cannot be caught, so the next write to the same output
  * removes "<name>.tmp.<pid>" siblings whose process no longer exists. A pid that
  * was reused by a live process keeps its file: never remove what may be in use. */
-static void afile_remove_stale(const char *path) {
+int stale_temp_name(const char *base, const char *name) {
+    size_t blen = strlen(base);
+    if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0) return 0;
+    const char *num = name + blen + 5;
+    char *end;
+    long pid = strtol(num, &end, 10);
+    if (end == num || pid <= 0 || pid == (long)getpid()) return 0;
+    if (*end == '.') { /* ".N": a second temporary name of the same process */
+        const char *n2 = end + 1;
+        strtol(n2, &end, 10);
+        if (end == n2) return 0;
+    }
+    if (*end) return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+void stale_temps_remove(const char *path, void (*remove_fn)(const char *full)) {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0, blen = strlen(base);
-    char *dir = xmalloc(dlen + 2);
-    memcpy(dir, slash ? path : "./", slash ? dlen : 2);
-    dir[slash ? dlen : 2] = 0;
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 2;
+    char *dir = xmalloc(dlen + 1);
+    memcpy(dir, slash ? path : "./", dlen);
+    dir[dlen] = 0;
     DIR *d = opendir(dir);
     for (struct dirent *de; d && (de = readdir(d));) {
-        const char *n = de->d_name, *num = n + blen + 5;
-        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0) continue;
-        char *end;
-        long pid = strtol(num, &end, 10);
-        if (end == num || *end || pid <= 0 || pid == (long)getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char *full = xmalloc(strlen(dir) + strlen(n) + 1);
-        strcpy(full, dir);
-        strcat(full, n);
-        unlink(full);
+        if (!stale_temp_name(base, de->d_name)) continue;
+        char *full = xmalloc(dlen + strlen(de->d_name) + 1);
+        memcpy(full, dir, dlen);
+        strcpy(full + dlen, de->d_name);
+        remove_fn(full);
         free(full);
     }
     if (d) closedir(d);
     free(dir);
 }
+
+static void unlink_file(const char *full) { unlink(full); }
+
+static void afile_remove_stale(const char *path) { stale_temps_remove(path, unlink_file); }
 
 int afile_open(afile *a, const char *path, sattn_err *e) {
     afile_install_handlers();

@@ -31,6 +31,17 @@ static void train_tiny(const char *data, const char *out) {
     free(cli_expect_ok(argv));
 }
 
+/* A per-test directory with generated text (d.txt, 4000 bytes) and, when model is not
+ * NULL, a tiny model trained on it (m.ckpt). */
+static void setup_data_model(cli_tdir *t, char data[256], char *model) {
+    cli_tdir_open(t);
+    snprintf(data, 256, "%s", cli_tpath(t, "d.txt"));
+    cli_write_text(data, 4000);
+    if (!model) return;
+    snprintf(model, 256, "%s", cli_tpath(t, "m.ckpt"));
+    train_tiny(data, model);
+}
+
 /* The number of entries in dir whose name contains ".tmp.". */
 static int count_temps(const char *dir) {
     DIR *d = opendir(dir);
@@ -45,13 +56,9 @@ static int count_temps(const char *dir) {
 
 Test(faults, fifo_inputs_are_errors_not_hangs, .timeout = 60) {
     cli_tdir t;
-    cli_tdir_open(&t);
     char data[256], model[256], fifo[256];
-    snprintf(data, sizeof data, "%s", cli_tpath(&t, "d.txt"));
-    snprintf(model, sizeof model, "%s", cli_tpath(&t, "m.ckpt"));
+    setup_data_model(&t, data, model);
     snprintf(fifo, sizeof fifo, "%s", cli_tpath(&t, "fifo"));
-    cli_write_text(data, 4000);
-    train_tiny(data, model);
     cr_assert_eq(mkfifo(fifo, 0600), 0);
     const char *cases[][12] = {
         {"loss", "--model", fifo, "--data", data, NULL},
@@ -74,12 +81,8 @@ Test(faults, fifo_inputs_are_errors_not_hangs, .timeout = 60) {
 /* /proc files report size 0 but have content: read to EOF, not "empty file". */
 Test(faults, proc_file_is_read_to_eof, .timeout = 60) {
     cli_tdir t;
-    cli_tdir_open(&t);
     char data[256], model[256];
-    snprintf(data, sizeof data, "%s", cli_tpath(&t, "d.txt"));
-    snprintf(model, sizeof model, "%s", cli_tpath(&t, "m.ckpt"));
-    cli_write_text(data, 4000);
-    train_tiny(data, model);
+    setup_data_model(&t, data, model);
     const char *argv[] = {"loss", "--model", model, "--data", "/proc/self/status", "--json", NULL};
     char *out = cli_expect_ok(argv);
     cr_assert_gt(cli_json_num(out, "tokens"), 10, "%s: %s", cli_cmd, out);

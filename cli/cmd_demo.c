@@ -146,7 +146,8 @@ static const char *const PRESETS[] = {"default", "seed", NULL};
 
 static int demo_parse(demo_args *a, int argc, char **argv) {
     opt_spec o[] = {
-        opt_enum("preset", &a->preset, PRESETS, NULL, "the chain on a corpus, or the original project's experiment"),
+        opt_enum("preset", &a->preset, PRESETS, NULL,
+                 "default: the chain on a corpus; seed: the original project's experiment"),
         cli_opt_data(&a->data, "default preset: the corpus (default " DEFAULT_DATA ")"),
         opt_str("out", &a->out, "PATH", "the model checkpoint instead of DIR/model.ckpt"),
         opt_str("out-dir", &a->out_dir, "DIR",

@@ -2,9 +2,8 @@
 #include "args.h"
 
 #include "sattn/core.h"
+#include "sattn/optparse.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,52 +39,6 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
     fputc('\n', stderr);
     free(msg);
     return 1;
-}
-
-int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        cli_fail(cmd, "--%s: expected an integer in [%ld, %ld], got '%s'", flag, lo, hi, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || *s == '-') {
-        cli_fail(cmd, "--%s: expected a non-negative integer, got '%s'", flag, s);
-        return -1;
-    }
-    *out = (uint64_t)v;
-    return 0;
-}
-
-int arg_float(const char *cmd, const char *flag, const char *s, double lo, int lo_open, double hi,
-              float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    int bad = errno || end == s || *end || !isfinite(v) || v > hi || v < lo || (lo_open && v == lo);
-    if (bad) {
-        cli_fail(cmd, "--%s: expected a number %s %g and <= %g, got '%s'", flag, lo_open ? ">" : ">=",
-                 lo, hi, s);
-        return -1;
-    }
-    *out = (float)v;
-    return 0;
-}
-
-int cli_usage_error(const char *cmd, int c, int argc, char **argv) {
-    const char *bad = optind - 1 < argc ? argv[optind - 1] : "?";
-    if (c == ':') return cli_fail(cmd, "option '%s' needs a value (see sattn %s --help)", bad, cmd);
-    if (c == '?') return cli_fail(cmd, "unknown option '%s' (see sattn %s --help)", bad, cmd);
-    return cli_fail(cmd, "unexpected argument '%s' (see sattn %s --help)", argv[optind], cmd);
 }
 
 int cli_check_out(const char *cmd, const char *flag, const char *path) {
@@ -166,8 +119,9 @@ int cli_take_max_mem(int *argc, char **argv) {
         if (n == 2 && i + 1 >= *argc)
             return cli_fail(argv[1], "option '--max-mem' needs a value (GiB)");
         float g;
-        if (arg_float(argv[1], "max-mem", n == 2 ? argv[i + 1] : argv[i] + 10, 0.0, 1, 1e9, &g))
-            return 1;
+        sattn_err e;
+        opt_spec o = opt_float("max-mem", &g, 0.0, 1, 1e9, "GIB", NULL);
+        if (opt_value(&o, n == 2 ? argv[i + 1] : argv[i] + 10, &e)) return cli_fail(argv[1], "%s", e.msg);
         char buf[64];
         snprintf(buf, sizeof buf, "%.9g", (double)g);
         setenv("SATTN_MAX_MEM", buf, 1);

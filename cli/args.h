@@ -1,5 +1,5 @@
-/* Flag parsing helpers for the CLI: every error is one line naming the
- * subcommand, the flag, what was expected and what was given. */
+/* Helpers of every command: one-line errors ("sattn CMD: ..."), the checks of output
+ * paths, the memory limit. The option tables are in opts.h. */
 #ifndef SATTN_CLI_ARGS_H
 #define SATTN_CLI_ARGS_H
 
@@ -8,11 +8,6 @@
 
 #include "sattn/model.h"
 
-int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out);
-int arg_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
-/* Accepts lo <= x <= hi (lo_open: lo < x). */
-int arg_float(const char *cmd, const char *flag, const char *s, double lo, int lo_open, double hi,
-              float *out);
 /* Prints s with control bytes as \xNN and a backslash as \\ (input reaches error lines). */
 void cli_fput_escaped(const char *s, FILE *f);
 /* Prints "sattn CMD: message" to stderr, escaped as above; returns 1 (the exit status). */
@@ -47,9 +42,5 @@ int cli_mem_check_model(const char *cmd, const char *what, const gpt_config *c, 
 /* Removes "--max-mem G" / "--max-mem=G" from argv[2..] (every command takes it) into
  * SATTN_MAX_MEM. Exit status: 0, or 1 after a one-line error on a bad value. */
 int cli_take_max_mem(int *argc, char **argv);
-
-/* For getopt's '?' (unknown option) and ':' (missing value), run with opterr = 0 and
- * an optstring starting with ':'; any other c reports argv[optind] as a stray argument. */
-int cli_usage_error(const char *cmd, int c, int argc, char **argv);
 
 #endif

@@ -37,14 +37,17 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
  * only line). */
 int load_data_for_model(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
                         dataset *d);
-/* --data-format's value: auto, bytes or tokens. Exit status (1 after a one-line error). */
-int cli_data_format(const char *cmd, const char *value, data_format *fmt);
 /* One stderr line saying which format a --data file was read as, e.g.
  * "data: corpus.txt read as bytes (4.1 MB, vocab 256)": the run's first line. */
 void cli_data_note(const char *path, const dataset *d);
-#define CLI_DATA_FORMAT_HELP \
-    "  --data-format F   how to read --data: auto (default: an llm.c token file if it\n" \
-    "                    starts like one, else bytes), bytes, or tokens\n"
+/* The standard training configs of bench-train and bench-gemm (cmd_bench_train.c). */
+typedef struct {
+    const char *name;
+    int L, H, C, T, B, V;
+    double llmc_tok_s; /* llm.c train_gpt2.c on this kind of machine, 2 threads, quiet */
+} bench_cfg;
+#define BENCH_NCONFIGS 3
+extern const bench_cfg BENCH_CONFIGS[BENCH_NCONFIGS];
 
 int cmd_train(int argc, char **argv);
 int cmd_loss(int argc, char **argv);
@@ -58,7 +61,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
-int cmd_bench_attn(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_count(int argc, char **argv);
 

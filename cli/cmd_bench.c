@@ -1,6 +1,5 @@
 /* sattn bench: measured time of one attention layer per variant, prefill and decode,
  * with the measured crossover beside the analytic one (sattn/attnbench.h, docs/bench.md). */
-#include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,146 +7,110 @@
 
 #include "args.h"
 #include "cli.h"
+#include "opts.h"
 #include "sattn/attnbench.h"
 #include "sattn/cuda_attn.h"
 
-static const char BENCH_HELP[] =
-    "usage: sattn bench [--quick] [--dims 128,256,512,1024] [--seqs 64,128,...,32768]\n"
-    "                   [--ks 8,16,32,64,128,256] [--variants naive,flash,index,block]\n"
-    "                   [--phases prefill,decode,backward] [--runs N] [--threads N]\n"
-    "                   [--max-run SEC] [--max-gib G] [--seed S] [--csv PATH] [--json]\n"
-    "                   [--device cpu|cuda] [--index-rank R] [--index-heads J]\n"
+static const cli_cmd BENCH = {
+    "bench", NULL,
     "Wall time of ONE attention layer (attention only, batch 1, H = C/64 heads of dim 64,\n"
     "random q, k, v): prefill (T queries), one decode step (KV cache of T keys) and the\n"
     "prefill's backward (d qkv from d out; the sparse heads' selection has no backward),\n"
     "for dense-naive, dense-flash, index+softmax and block+softmax at each k. One warm-up,\n"
-    "then the median of --runs runs (default 5); CPU pressure (/proc/pressure/cpu some\n"
-    "avg10, -1 if missing) is logged per row. Rows predicted to take more than --max-run\n"
-    "seconds per call (default 2), or needing more than --max-gib GiB of buffers (default 2),\n"
-    "are skipped.\n"
-    "  --quick   C {256,512}, T {256,1024,4096}, k {32}, prefill and decode, 3 runs (lists\n"
-    "            given override it)\n"
-    "  --csv     write the rows to PATH: variant,phase,C,H,T,k,median_s,gflops,\n"
-    "            speedup_vs_flash,peak_bytes,cpu_pressure_avg10 (-1: not available)\n"
-    "  --json    one JSON object {\"rows\": [...], \"crossovers\": [...]} instead of the table\n"
+    "then the median of --runs runs; CPU pressure (/proc/pressure/cpu some avg10, -1 if\n"
+    "missing) is logged per row. Rows predicted to take more than --max-run seconds per\n"
+    "call, or needing more than --max-gib GiB of buffers, are skipped.",
     "Then the measured crossover T* per (variant, phase, C, k): the smallest measured T\n"
     "from which the variant is faster than dense-flash at every larger measured T (-1:\n"
-    "none), beside costmodel's analytic T* (total FLOPs; -1 for backward: no model).\n"
-    "  --device cuda  the grid's prefill and decode on the GPU (needs a `make cuda` build,\n"
-    "            build-cuda/sattn): dense-flash, index+softmax, block+softmax as CUDA\n"
-    "            kernels, rows named <variant>-cuda, speedups against dense-flash-cuda\n"
-    "            (docs/cuda.md); --index-rank R, --index-heads J: the indexer timed (16, 4)\n";
-
-enum { B_QUICK = 256, B_DIMS, B_SEQS, B_KS, B_VARIANTS, B_RUNS, B_THREADS, B_MAXRUN, B_SEED,
-       B_CSV, B_JSON, B_HELP, B_PHASES, B_DEVICE, B_IRANK, B_IHEADS, B_MAXGIB };
-static const struct option BENCH_OPTS[] = {
-    {"quick", 0, 0, B_QUICK},     {"dims", 1, 0, B_DIMS},     {"seqs", 1, 0, B_SEQS},
-    {"ks", 1, 0, B_KS},           {"variants", 1, 0, B_VARIANTS}, {"runs", 1, 0, B_RUNS},
-    {"threads", 1, 0, B_THREADS}, {"max-run", 1, 0, B_MAXRUN}, {"seed", 1, 0, B_SEED},
-    {"csv", 1, 0, B_CSV},         {"json", 0, 0, B_JSON},     {"help", 0, 0, B_HELP},
-    {"device", 1, 0, B_DEVICE},   {"index-rank", 1, 0, B_IRANK}, {"index-heads", 1, 0, B_IHEADS},
-    {"phases", 1, 0, B_PHASES},   {"max-gib", 1, 0, B_MAXGIB}, {0, 0, 0, 0}};
+    "none), beside costmodel's analytic T* (total FLOPs; -1 for backward: no model)."};
 
 typedef struct {
     ab_config cfg;
-    const char *dims, *seqs, *ks, *variants, *csv, *phases;
+    ab_config lists; /* --dims, --seqs, --ks, --variants, --phases as given (0: not given) */
+    const char *csv;
     int quick, runs, threads, json;
     int cuda, index_rank, index_heads; /* --device cuda; 0: the standard indexer */
     float max_run, max_gib;
     uint64_t seed;
-    int seed_given;
 } bench_args;
 
-/* A comma-separated list of integers in [lo, hi] (at most AB_MAX_LIST, no repeats). */
-static int parse_list(const char *flag, const char *text, long lo, long hi, int *out, int *n) {
+/* A comma-separated list of names into a bit mask (o->target, an unsigned); parse maps a
+ * name to its bit (-1: unknown); expected says what the names may be. */
+static int parse_names(const opt_spec *o, const char *text, int (*parse)(const char *),
+                       const char *expected, sattn_err *e) {
     char buf[512], *save = NULL;
-    if (strlen(text) >= sizeof buf) return cli_fail("bench", "--%s: list too long", flag);
-    strcpy(buf, text);
-    *n = 0;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*n == AB_MAX_LIST) return cli_fail("bench", "--%s: at most %d values", flag, AB_MAX_LIST);
-        if (arg_int("bench", flag, tok, lo, hi, &out[*n])) return 1;
-        for (int i = 0; i < *n; i++)
-            if (out[i] == out[*n]) return cli_fail("bench", "--%s: %d given twice", flag, out[i]);
-        (*n)++;
-    }
-    if (!*n) return cli_fail("bench", "--%s: expected a comma-separated list, got '%s'", flag, text);
-    return 0;
-}
-
-/* A comma-separated list of names into a bit mask; parse maps a name to its bit (-1:
- * unknown); expected says what the names may be. */
-static int parse_names(const char *flag, const char *text, int (*parse)(const char *),
-                       const char *expected, unsigned *mask) {
-    char buf[512], *save = NULL;
-    if (strlen(text) >= sizeof buf) return cli_fail("bench", "--%s: list too long", flag);
+    unsigned *mask = o->target;
+    if (strlen(text) >= sizeof buf) return err_set(e, "--%s: list too long", o->name);
     strcpy(buf, text);
     *mask = 0;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int v = parse(tok);
-        if (v < 0) return cli_fail("bench", "--%s: expected %s, got '%s'", flag, expected, tok);
+        if (v < 0) return err_set(e, "--%s: expected %s, got '%s'", o->name, expected, tok);
         *mask |= 1u << v;
     }
-    if (!*mask) return cli_fail("bench", "--%s: expected a comma-separated list, got '%s'", flag, text);
+    if (!*mask) return err_set(e, "--%s: expected a comma-separated list, got '%s'", o->name, text);
     return 0;
 }
 
-static int bench_getopt(bench_args *a, int argc, char **argv) {
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", BENCH_OPTS, NULL)) != -1) {
-        switch (c) {
-        case B_HELP: fputs(BENCH_HELP, stdout); return 2;
-        case B_QUICK: a->quick = 1; break;
-        case B_DIMS: a->dims = optarg; break;
-        case B_SEQS: a->seqs = optarg; break;
-        case B_KS: a->ks = optarg; break;
-        case B_VARIANTS: a->variants = optarg; break;
-        case B_PHASES: a->phases = optarg; break;
-        case B_CSV: a->csv = optarg; break;
-        case B_JSON: a->json = 1; break;
-        case B_RUNS: bad = arg_int("bench", "runs", optarg, 1, 1000, &a->runs); break;
-        case B_THREADS: bad = arg_int("bench", "threads", optarg, 1, 1024, &a->threads); break;
-        case B_MAXRUN: bad = arg_float("bench", "max-run", optarg, 0.0, 1, 3600.0, &a->max_run); break;
-        case B_MAXGIB: bad = arg_float("bench", "max-gib", optarg, 0.0, 1, 4096.0, &a->max_gib); break;
-        case B_SEED: bad = arg_u64("bench", "seed", optarg, &a->seed), a->seed_given = 1; break;
-        case B_DEVICE:
-            if (!strcmp(optarg, "cuda")) a->cuda = 1;
-            else if (!strcmp(optarg, "cpu")) a->cuda = 0;
-            else bad = cli_fail("bench", "--device: expected cpu or cuda, got '%s'", optarg);
-            break;
-        case B_IRANK: bad = arg_int("bench", "index-rank", optarg, 1, 32, &a->index_rank); break;
-        case B_IHEADS: bad = arg_int("bench", "index-heads", optarg, 1, 8, &a->index_heads); break;
-        default: return cli_usage_error("bench", c, argc, argv);
-        }
-    }
-    if (bad) return 1;
-    if (optind < argc) return cli_usage_error("bench", 0, argc, argv);
-    return 0;
+static int parse_variants(const opt_spec *o, const char *text, sattn_err *e) {
+    return parse_names(o, text, ab_variant_parse, "naive, flash, index or block", e);
 }
 
-/* Flags over the (quick or full) defaults. */
+static int parse_phases(const opt_spec *o, const char *text, sattn_err *e) {
+    return parse_names(o, text, ab_phase_parse, "prefill, decode or backward", e);
+}
+
+static const char *const DEVICES[] = {"cpu", "cuda", NULL};
+
+static int bench_scan(bench_args *a, int argc, char **argv) {
+    ab_config *l = &a->lists;
+    opt_spec o[] = {
+        opt_flag("quick", &a->quick,
+                 "C {256,512}, T {256,1024,4096}, k {32}, prefill and decode, 3 runs (lists\n"
+                 "given override it)"),
+        opt_list("dims", l->dims, &l->ndims, AB_MAX_LIST, 64, 8192, "LIST", "d_model values, multiples of 64 (default 128,256,512,1024)"),
+        opt_list("seqs", l->seqs, &l->nseqs, AB_MAX_LIST, 1, 1 << 20, "LIST", "sequence lengths (default 64,128,...,32768)"),
+        opt_list("ks", l->ks, &l->nks, AB_MAX_LIST, 1, 4096, "LIST", "keys per query (default 8,16,32,64,128,256)"),
+        opt_call("variants", &l->variants, parse_variants, "LIST", "of naive, flash, index, block (default all)"),
+        opt_call("phases", &l->phases, parse_phases, "LIST", "of prefill, decode, backward (default all)"),
+        opt_int("runs", &a->runs, 1, 1000, "N", "timed runs per row (default 5; --quick 3)"),
+        cli_opt_threads(&a->threads),
+        opt_float("max-run", &a->max_run, 0.0, 1, 3600.0, "SEC", "skip rows predicted to take longer per call"),
+        opt_float("max-gib", &a->max_gib, 0.0, 1, 4096.0, "G", "skip rows needing more GiB of buffers"),
+        cli_opt_seed(&a->seed, "seed of the random inputs"),
+        opt_str("csv", &a->csv, "PATH",
+                "write the rows to PATH: variant,phase,C,H,T,k,median_s,gflops,\n"
+                "speedup_vs_flash,peak_bytes,cpu_pressure_avg10 (-1: not available)"),
+        cli_opt_json(&a->json, "one JSON object {\"rows\": [...], \"crossovers\": [...]} instead of the table"),
+        opt_enum("device", &a->cuda, DEVICES, NULL,
+                 "cuda: the grid's prefill and decode on the GPU (needs a `make cuda`\n"
+                 "build, build-cuda/sattn): dense-flash, index+softmax, block+softmax as\n"
+                 "CUDA kernels, rows named <variant>-cuda, speedups against\n"
+                 "dense-flash-cuda (docs/cuda.md); default cpu"),
+        opt_int("index-rank", &a->index_rank, 1, 32, "R", "--device cuda: the indexer's rank (default 16)"),
+        opt_int("index-heads", &a->index_heads, 1, 8, "J", "--device cuda: the indexer's heads (default 4)"),
+    };
+    return cli_parse(&BENCH, o, CLI_N(o), argc, argv);
+}
+
+/* Flags over the (quick or full) grid. */
 static int bench_parse(bench_args *a, int argc, char **argv) {
-    int r = bench_getopt(a, argc, argv);
+    int r = bench_scan(a, argc, argv);
     if (r) return r;
-    ab_config *c = &a->cfg;
+    ab_config *c = &a->cfg, *l = &a->lists;
     *c = ab_config_default(a->quick);
-    if (a->dims && parse_list("dims", a->dims, 64, 8192, c->dims, &c->ndims)) return 1;
+    if (l->ndims) memcpy(c->dims, l->dims, sizeof c->dims), c->ndims = l->ndims;
     for (int i = 0; i < c->ndims; i++)
         if (c->dims[i] % 64)
             return cli_fail("bench", "--dims: %d is not a multiple of 64 (the head dim)", c->dims[i]);
-    if (a->seqs && parse_list("seqs", a->seqs, 1, 1 << 20, c->seqs, &c->nseqs)) return 1;
-    if (a->ks && parse_list("ks", a->ks, 1, 4096, c->ks, &c->nks)) return 1;
-    if (a->variants && parse_names("variants", a->variants, ab_variant_parse, "naive, flash, index or block",
-                                   &c->variants))
-        return 1;
-    if (a->phases && parse_names("phases", a->phases, ab_phase_parse, "prefill, decode or backward", &c->phases))
-        return 1;
+    if (l->nseqs) memcpy(c->seqs, l->seqs, sizeof c->seqs), c->nseqs = l->nseqs;
+    if (l->nks) memcpy(c->ks, l->ks, sizeof c->ks), c->nks = l->nks;
+    if (l->variants) c->variants = l->variants;
+    if (l->phases) c->phases = l->phases;
     if (a->runs) c->runs = a->runs;
-    if (a->max_run > 0) c->max_run_s = a->max_run;
-    if (a->max_gib > 0) c->max_bytes = a->max_gib * 1024.0 * 1024.0 * 1024.0;
-    if (a->seed_given) c->seed = a->seed;
+    c->max_run_s = a->max_run;
+    c->max_bytes = a->max_gib * 1024.0 * 1024.0 * 1024.0;
+    c->seed = a->seed;
     if (!a->cuda && (a->index_rank || a->index_heads))
         return cli_fail("bench", "--index-rank and --index-heads go with --device cuda");
     if (a->cuda && a->json) return cli_fail("bench", "--json is not available with --device cuda (use --csv)");
@@ -218,9 +181,12 @@ static int bench_cuda(const bench_args *a) {
     return rc;
 }
 
-int cmd_bench_attn(int argc, char **argv) {
+int cmd_bench(int argc, char **argv) {
     bench_args a;
     memset(&a, 0, sizeof a);
+    ab_config grid = ab_config_default(0); /* the defaults --help shows */
+    a.max_run = (float)grid.max_run_s, a.max_gib = (float)(grid.max_bytes / (1024.0 * 1024.0 * 1024.0));
+    a.seed = grid.seed;
     int r = bench_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.cuda) {

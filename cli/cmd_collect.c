@@ -1,6 +1,5 @@
 /* sattn collect: teacher signals of a trained model (see sattn/teacher.h), and
  * `collect --read` to validate and inspect a shard. */
-#include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,84 +7,60 @@
 
 #include "args.h"
 #include "cli.h"
+#include "opts.h"
 #include "sattn/teacher.h"
 
-static const char COLLECT_HELP[] =
-    "usage: sattn collect --model PATH --data PATH --out PATH [--layers all|0,2] [--heads all|0,1]\n"
-    "                     [--seqs N] [--kmax K] [--split train|val] [--batch B] [--threads N] [--json]\n"
-    "       sattn collect --read PATH [--json]\n"
-    "Runs the model (full attention) on the first N (default 64) non-overlapping windows of its\n"
-    "context from the split (default val) and writes a teacher shard: for each chosen head and\n"
-    "position q, k, v, the head output and the top-K (default min(32, T)) keys with their\n"
+static const cli_cmd COLLECT = {
+    "collect",
+    "--model PATH --data PATH --out PATH [options]\n"
+    "       sattn collect --read PATH [--json] [--threads N]",
+    "Runs the model (full attention) on the first N non-overlapping windows of its\n"
+    "context from the split and writes a teacher shard: for each chosen head and\n"
+    "position q, k, v, the head output and the top-K keys with their\n"
     "probabilities, plus per-head statistics, which it prints: entropy (nats), argmax distance,\n"
     "self and sink (position 0) fractions of the argmax, and mass@k (teacher mass in the top k keys).\n"
-    "--layers/--heads take 'all', indices and ranges (0,2 or 1-3). --read validates a shard and\n"
-    "prints its header and statistics. Format: include/sattn/teacher.h, docs/teacher.md.\n"
-    CLI_DATA_FORMAT_HELP;
-
-enum { C_MODEL = 256, C_DATA, C_OUT, C_LAYERS, C_HEADS, C_SEQS, C_KMAX, C_SPLIT, C_BATCH,
-       C_THREADS, C_JSON, C_READ, C_DFMT, C_HELP };
-static const struct option COLLECT_OPTS[] = {
-    {"model", 1, 0, C_MODEL}, {"data", 1, 0, C_DATA},     {"out", 1, 0, C_OUT},
-    {"layers", 1, 0, C_LAYERS}, {"heads", 1, 0, C_HEADS}, {"seqs", 1, 0, C_SEQS},
-    {"kmax", 1, 0, C_KMAX},   {"split", 1, 0, C_SPLIT},   {"batch", 1, 0, C_BATCH},
-    {"threads", 1, 0, C_THREADS}, {"json", 0, 0, C_JSON}, {"read", 1, 0, C_READ},
-    {"data-format", 1, 0, C_DFMT}, {"help", 0, 0, C_HELP}, {0, 0, 0, 0}};
+    "Format: include/sattn/teacher.h, docs/teacher.md.",
+    NULL};
 
 typedef struct {
     const char *model, *data, *out, *layers, *heads, *read;
-    const char *run_flag; /* the first flag given that only a collection run takes */
     int seqs, kmax, batch, threads, json;
     data_split split;
     data_format data_fmt;
 } collect_args;
 
-static int parse_split(const char *s, data_split *out) {
-    if (!strcmp(s, "val")) *out = SPLIT_VAL;
-    else if (!strcmp(s, "train")) *out = SPLIT_TRAIN;
-    else return cli_fail("collect", "--split: expected 'val' or 'train', got '%s'", s);
-    return 0;
-}
-
-/* One option; returns 0, 1 (error) or 2 (help printed). */
-static int parse_opt(collect_args *a, int c, int argc, char **argv) {
-    switch (c) {
-    case C_HELP: fputs(COLLECT_HELP, stdout); return 2;
-    case C_JSON: a->json = 1; return 0;
-    case C_READ: a->read = optarg; return 0;
-    case C_THREADS: return arg_int("collect", "threads", optarg, 1, 1024, &a->threads) ? 1 : 0;
-    }
-    int bad = 0;
-    switch (c) {
-    case C_MODEL: a->model = optarg; break;
-    case C_DATA: a->data = optarg; break;
-    case C_OUT: a->out = optarg; break;
-    case C_LAYERS: a->layers = optarg; break;
-    case C_HEADS: a->heads = optarg; break;
-    case C_SEQS: bad = arg_int("collect", "seqs", optarg, 1, 1 << 30, &a->seqs); break;
-    case C_KMAX: bad = arg_int("collect", "kmax", optarg, 1, 1 << 20, &a->kmax); break;
-    case C_BATCH: bad = arg_int("collect", "batch", optarg, 1, 1 << 16, &a->batch); break;
-    case C_SPLIT: bad = parse_split(optarg, &a->split); break;
-    case C_DFMT: bad = cli_data_format("collect", optarg, &a->data_fmt); break;
-    default: return cli_usage_error("collect", c, argc, argv);
-    }
-    for (const struct option *o = COLLECT_OPTS; !a->run_flag && o->name; o++)
-        if (o->val == c) a->run_flag = o->name;
-    return bad ? 1 : 0;
+/* The first option given (in argv's order) of those only a collection run takes. */
+static const char *first_run_flag(const opt_spec *o, int n) {
+    const opt_spec *first = NULL;
+    for (int i = 0; i < n; i++)
+        if (o[i].seen && strcmp(o[i].name, "json") && strcmp(o[i].name, "threads") &&
+            strcmp(o[i].name, "read") && (!first || o[i].seen < first->seen))
+            first = &o[i];
+    return first ? first->name : NULL;
 }
 
 static int collect_parse(collect_args *a, int argc, char **argv) {
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", COLLECT_OPTS, NULL)) != -1) {
-        int r = parse_opt(a, c, argc, argv);
-        if (r) return r;
-    }
-    if (optind < argc) return cli_usage_error("collect", 0, argc, argv);
-    if (a->read && a->run_flag)
+    opt_spec o[] = {
+        opt_str("model", &a->model, "PATH", "the teacher: a sattn or llm.c checkpoint"),
+        cli_opt_data(&a->data, NULL),
+        opt_str("out", &a->out, "PATH", "the teacher shard to write"),
+        opt_str("layers", &a->layers, "LIST", "layers: 'all' (default), indices and ranges (0,2 or 1-3)"),
+        opt_str("heads", &a->heads, "LIST", "heads of each chosen layer: the same form (default all)"),
+        opt_int("seqs", &a->seqs, 1, 1 << 30, "N", "windows of the model's context"),
+        opt_int("kmax", &a->kmax, 1, 1 << 20, "K", "top keys kept per position (default min(32, T))"),
+        cli_opt_split(&a->split),
+        opt_int("batch", &a->batch, 1, 1 << 16, "B", "windows per forward"),
+        cli_opt_threads(&a->threads),
+        cli_opt_json(&a->json, "print the result as one JSON object"),
+        opt_str("read", &a->read, "PATH", "validate a shard and print its header and statistics"),
+        cli_opt_data_format(&a->data_fmt),
+    };
+    int r = cli_parse(&COLLECT, o, CLI_N(o), argc, argv);
+    if (r) return r;
+    const char *run_flag = first_run_flag(o, CLI_N(o));
+    if (a->read && run_flag)
         return cli_fail("collect", "--read inspects a shard and takes only --json and --threads, not --%s",
-                        a->run_flag);
+                        run_flag);
     if (a->read) return 0;
     if (!a->model) return cli_fail("collect", "--model PATH is required (or --read PATH)");
     if (!a->data) return cli_fail("collect", "--data PATH is required");

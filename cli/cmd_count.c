@@ -1,18 +1,18 @@
 /* sattn count: instrumented counts of one attention layer's kernels beside the analytic
  * model (sattn/core.h op_count, costmodel.h cm_kernel_macs, docs/costmodel.md "Counted").
  * Only a SATTN_COUNT build (`make count`, build-count/sattn) counts. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "args.h"
 #include "cli.h"
+#include "opts.h"
 #include "sattn/attnbench.h"
 #include "sattn/costmodel.h"
 #include "sattn/plan.h"
 
-static const char COUNT_HELP[] =
-    "usage: sattn count [--dim C] [--seq T] [--k K] [--variant V] [--decode] [--seed S] [--json]\n"
+static const cli_cmd COUNT = {
+    "count", NULL,
     "Runs ONE call of what `sattn bench` times (one attention layer, batch 1, heads of dim 64,\n"
     "random inputs) with the kernels counting the multiply-adds of every matrix product\n"
     "and the bytes its operands span, and prints them beside the analytic model:\n"
@@ -20,18 +20,8 @@ static const char COUNT_HELP[] =
     "  useful_macs  attn_flops / 2: the work any causal kernel needs\n"
     "  model_bytes  costmodel's idealised attention bytes (a different definition: each\n"
     "               operand once per tile, not per product; shown for scale)\n"
-    "Needs the instrumented build: make count (build-count/sattn).\n"
-    "  --dim C      d_model, a multiple of 64 (default 512)   --seq T  length (default 1024)\n"
-    "  --k K        keys per query of the standard sparse specs (default 32)\n"
-    "  --variant V  naive, flash, index, block (standard spec at K) or a head spec like\n"
-    "               pos+mlp:k=16 (default flash)\n"
-    "  --decode     one decode step against a KV cache of T (flash, index, block)\n";
-
-enum { K_DIM = 256, K_SEQ, K_K, K_VARIANT, K_DECODE, K_SEED, K_JSON, K_HELP };
-static const struct option COUNT_OPTS[] = {
-    {"dim", 1, 0, K_DIM},   {"seq", 1, 0, K_SEQ},       {"k", 1, 0, K_K},
-    {"variant", 1, 0, K_VARIANT}, {"decode", 0, 0, K_DECODE}, {"seed", 1, 0, K_SEED},
-    {"json", 0, 0, K_JSON}, {"help", 0, 0, K_HELP},    {0, 0, 0, 0}};
+    "Needs the instrumented build: make count (build-count/sattn).",
+    NULL};
 
 typedef struct {
     int C, T, k, decode, json;
@@ -43,24 +33,19 @@ typedef struct {
 } count_args;
 
 static int count_parse(count_args *a, int argc, char **argv) {
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", COUNT_OPTS, NULL)) != -1) {
-        switch (c) {
-        case K_HELP: fputs(COUNT_HELP, stdout); return 2;
-        case K_DIM: bad = arg_int("count", "dim", optarg, 64, 1 << 14, &a->C); break;
-        case K_SEQ: bad = arg_int("count", "seq", optarg, 1, 1 << 16, &a->T); break;
-        case K_K: bad = arg_int("count", "k", optarg, 1, 1 << 16, &a->k); break;
-        case K_VARIANT: a->variant = optarg; break;
-        case K_DECODE: a->decode = 1; break;
-        case K_SEED: bad = arg_u64("count", "seed", optarg, &a->seed); break;
-        case K_JSON: a->json = 1; break;
-        default: return cli_usage_error("count", c, argc, argv);
-        }
-    }
-    if (bad) return 1;
-    if (optind < argc) return cli_usage_error("count", 0, argc, argv);
+    opt_spec o[] = {
+        opt_int("dim", &a->C, 64, 1 << 14, "C", "d_model, a multiple of 64"),
+        opt_int("seq", &a->T, 1, 1 << 16, "T", "length"),
+        opt_int("k", &a->k, 1, 1 << 16, "K", "keys per query of the standard sparse specs"),
+        opt_str("variant", &a->variant, "V",
+                "naive, flash, index, block (standard spec at K) or a head spec like\n"
+                "pos+mlp:k=16 (default flash)"),
+        opt_flag("decode", &a->decode, "one decode step against a KV cache of T (flash, index, block)"),
+        cli_opt_seed(&a->seed, "seed of the random inputs"),
+        cli_opt_json(&a->json, "print the counts as one JSON object"),
+    };
+    int r = cli_parse(&COUNT, o, CLI_N(o), argc, argv);
+    if (r) return r;
     if (a->C % 64) return cli_fail("count", "--dim %d: expected a multiple of 64 (heads of dim 64)", a->C);
     return 0;
 }

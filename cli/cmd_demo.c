@@ -8,7 +8,6 @@
  * Everything printed also goes into OUT_DIR/metrics.json (printed instead as one object with
  * --json); the model and heads files are written beside it, each atomically. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include "args.h"
 #include "cli.h"
 #include "lenpolicy.h"
+#include "opts.h"
 #include "sattn/attnbench.h"
 #include "sattn/crossover.h"
 #include "sattn/distill.h"
@@ -31,10 +31,8 @@
 #include "sattn/sparse_eval.h"
 #include "sattn/teacher.h"
 
-static const char DEMO_HELP[] =
-    "usage: sattn demo [--preset default|seed] [--data PATH] [--out-dir DIR] [--out PATH]\n"
-    "                  [--steps N] [--distill-steps N] [--tokens N] [--seed S] [--threads N] [--json]\n"
-    "                  [--no-bench | --bench-csv CSV] [--dense-below T]\n"
+static const cli_cmd DEMO = {
+    "demo", NULL,
     "default: the whole chain on the default corpus (data/kjv.txt, made by `make data`): train\n"
     "  L4 H4 C128 T128 (batch 16, 1500 steps), teacher statistics per head (32 validation windows),\n"
     "  distill every head with 'all:index+softmax:k=16' (300 steps, batch 8), evaluate the hybrid\n"
@@ -44,33 +42,10 @@ static const char DEMO_HELP[] =
     "--preset seed: the original project's experiment on random tokens (vocabulary 64, L2 H2\n"
     "  C128 T64, 400 steps): layer 0 head 0 replaced by pos+mlp (k=3), and beside it, on the same\n"
     "  model, index+softmax (k=3, k=16) and block+softmax (b=16, n=4); one table of the metrics\n"
-    "  next to the numbers the original project reported. About half a minute.\n"
-    "  --out-dir DIR       model.ckpt, the heads file(s) and metrics.json (default data/demo,\n"
-    "                      data/demo-seed for the seed preset)\n"
-    "  --out PATH          the model checkpoint instead of DIR/model.ckpt\n"
-    "  --steps N           training steps of the teacher (default 1500; seed 400)\n"
-    "  --distill-steps N   distillation steps per plan (default 300)\n"
-    "  --tokens N          seed preset: random tokens generated (default 200000)\n"
-    "  --seed S            data, initialisation and batch seed (default 1337)\n"
-    "  --json              print everything as one JSON object (progress stays on stderr)\n"
-    "  --no-bench          default preset: no attention benchmark (the report then has no\n"
-    "                      measured section; the threshold is --dense-below's, else none)\n"
-    "  --bench-csv CSV     default preset: use this `sattn bench --csv` file instead of timing\n"
-    "  --dense-below T     default preset: hybrid-by-length threshold instead of the crossover\n"
-    "                      (0 = sparse at every length)\n"
-    CLI_DATA_FORMAT_HELP;
+    "  next to the numbers the original project reported. About half a minute.",
+    NULL};
 
 enum { PRESET_DEFAULT = 0, PRESET_SEED = 1 };
-enum { D_PRESET = 256, D_DATA, D_OUT, D_OUT_DIR, D_STEPS, D_DSTEPS, D_TOKENS, D_SEED, D_THREADS,
-       D_JSON, D_NO_BENCH, D_BENCH_CSV, D_DENSE_BELOW, D_DFMT, D_HELP };
-static const struct option DEMO_OPTS[] = {
-    {"preset", 1, 0, D_PRESET}, {"data", 1, 0, D_DATA},     {"out", 1, 0, D_OUT},
-    {"out-dir", 1, 0, D_OUT_DIR}, {"steps", 1, 0, D_STEPS}, {"distill-steps", 1, 0, D_DSTEPS},
-    {"tokens", 1, 0, D_TOKENS}, {"seed", 1, 0, D_SEED},     {"threads", 1, 0, D_THREADS},
-    {"json", 0, 0, D_JSON},     {"no-bench", 0, 0, D_NO_BENCH}, {"bench-csv", 1, 0, D_BENCH_CSV},
-    {"dense-below", 1, 0, D_DENSE_BELOW}, {"help", 0, 0, D_HELP}, {"data-format", 1, 0, D_DFMT},
-    {0, 0, 0, 0}};
-
 #define DEFAULT_DATA "data/kjv.txt"
 #define TEACHER_WINDOWS 32    /* validation windows behind the teacher statistics */
 #define DEFAULT_EVAL_WINDOWS 256 /* per-head metrics of the default demo (losses: whole split) */
@@ -95,37 +70,6 @@ typedef struct {
     int dense_below;       /* --dense-below; -1 when not given */
     data_format data_fmt;  /* --data-format */
 } demo_args;
-
-static int parse_preset(const char *s, int *out) {
-    if (!strcmp(s, "default")) *out = PRESET_DEFAULT;
-    else if (!strcmp(s, "seed")) *out = PRESET_SEED;
-    else return cli_fail("demo", "--preset: expected 'default' or 'seed', got '%s'", s);
-    return 0;
-}
-
-/* One option; 0, 1 (error) or 2 (help printed). */
-static int demo_opt(demo_args *a, int c, int argc, char **argv) {
-    switch (c) {
-    case D_HELP: fputs(DEMO_HELP, stdout); return 2;
-    case D_PRESET: return parse_preset(optarg, &a->preset);
-    case D_DATA: a->data = optarg, a->data_given = 1; return 0;
-    case D_OUT: a->out = optarg; return 0;
-    case D_OUT_DIR: a->out_dir = optarg; return 0;
-    case D_JSON: a->json = 1; return 0;
-    case D_STEPS: return arg_int("demo", "steps", optarg, 1, 1 << 30, &a->steps) ? 1 : 0;
-    case D_DSTEPS: return arg_int("demo", "distill-steps", optarg, 1, 1 << 30, &a->distill_steps) ? 1 : 0;
-    case D_TOKENS:
-        a->tokens_given = 1;
-        return arg_int("demo", "tokens", optarg, 2000, 1 << 30, &a->tokens) ? 1 : 0;
-    case D_SEED: return arg_u64("demo", "seed", optarg, &a->seed) ? 1 : 0;
-    case D_THREADS: return arg_int("demo", "threads", optarg, 1, 1024, &a->threads) ? 1 : 0;
-    case D_NO_BENCH: a->no_bench = 1; return 0;
-    case D_BENCH_CSV: a->bench_csv = optarg; return 0;
-    case D_DFMT: return cli_data_format("demo", optarg, &a->data_fmt);
-    case D_DENSE_BELOW: return arg_int("demo", "dense-below", optarg, 0, 1 << 30, &a->dense_below) ? 1 : 0;
-    default: return cli_usage_error("demo", c, argc, argv);
-    }
-}
 
 /* The length threshold for sh at the model's C: --dense-below, else the crossover in csv
  * (NULL: none, so sparse at every length). Errors name --bench-csv when it is the user's. */
@@ -181,15 +125,8 @@ static int bench_flags_check(const demo_args *a, int seed) {
     return check_bench_csv(a);
 }
 
-static int demo_parse(demo_args *a, int argc, char **argv) {
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", DEMO_OPTS, NULL)) != -1) {
-        int r = demo_opt(a, c, argc, argv);
-        if (r) return r;
-    }
-    if (optind < argc) return cli_usage_error("demo", 0, argc, argv);
+/* The flags that belong to one preset, and the preset's defaults for what was not given. */
+static int demo_check(demo_args *a) {
     int seed = a->preset == PRESET_SEED;
     if (seed && a->data_given)
         return cli_fail("demo", "--data: the seed preset trains on generated random tokens, not a file");
@@ -203,6 +140,37 @@ static int demo_parse(demo_args *a, int argc, char **argv) {
     if (!a->tokens) a->tokens = 200000;
     if (!a->seed) a->seed = 1337;
     return 0;
+}
+
+static const char *const PRESETS[] = {"default", "seed", NULL};
+
+static int demo_parse(demo_args *a, int argc, char **argv) {
+    opt_spec o[] = {
+        opt_enum("preset", &a->preset, PRESETS, NULL,
+                 "default: the chain on a corpus; seed: the original project's experiment"),
+        cli_opt_data(&a->data, "default preset: the corpus (default " DEFAULT_DATA ")"),
+        opt_str("out", &a->out, "PATH", "the model checkpoint instead of DIR/model.ckpt"),
+        opt_str("out-dir", &a->out_dir, "DIR",
+                "model.ckpt, the heads file(s) and metrics.json (default data/demo,\n"
+                "data/demo-seed for the seed preset)"),
+        opt_int("steps", &a->steps, 1, 1 << 30, "N", "training steps of the teacher (default 1500; seed 400)"),
+        opt_int("distill-steps", &a->distill_steps, 1, 1 << 30, "N", "distillation steps per plan (default 300)"),
+        opt_int("tokens", &a->tokens, 2000, 1 << 30, "N", "seed preset: random tokens generated (default 200000)"),
+        cli_opt_seed(&a->seed, "data, initialisation and batch seed (default 1337)"),
+        cli_opt_threads(&a->threads),
+        cli_opt_json(&a->json, "print everything as one JSON object (progress stays on stderr)"),
+        opt_flag("no-bench", &a->no_bench,
+                 "default preset: no attention benchmark (the report then has no\n"
+                 "measured section; the threshold is --dense-below's, else none)"),
+        opt_str("bench-csv", &a->bench_csv, "CSV", "default preset: use this `sattn bench --csv` file instead of timing"),
+        cli_opt_dense_below(&a->dense_below),
+        cli_opt_data_format(&a->data_fmt),
+    };
+    int r = cli_parse(&DEMO, o, CLI_N(o), argc, argv);
+    if (r) return r;
+    a->data_given = opts_seen(o, CLI_N(o), "data") > 0;
+    a->tokens_given = opts_seen(o, CLI_N(o), "tokens") > 0;
+    return demo_check(a);
 }
 
 /* ---- the metrics JSON is built once (an sbuf, core.h), then printed and/or written ---- */

@@ -1,5 +1,4 @@
-/* sattn distill and sattn eval: sparse heads from a plan, and their quality. */
-#include <getopt.h>
+/* sattn distill: sparse heads for a plan, trained against the teacher. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -9,33 +8,17 @@
 
 #include "args.h"
 #include "cli.h"
+#include "opts.h"
 #include "sattn/distill.h"
 #include "sattn/heads.h"
 #include "sattn/plan.h"
 #include "sattn/sparse_eval.h"
 
-static const char DISTILL_HELP[] =
-    "usage: sattn distill --model PATH --data PATH --plan PLAN --out HEADS [options]\n"
+static const cli_cmd DISTILL = {
+    "distill", NULL,
     "Trains the sparse heads a plan asks for against the model (the teacher), online:\n"
-    "every step runs the dense teacher on a fresh training batch.\n"
-    "  --plan PLAN   a plan file or an inline plan, e.g. 'all:index+softmax:k=16' or\n"
-    "                'L0H1:block+softmax:b=16,n=4; *:dense' (docs/plans.md)\n"
-    "  --steps N     optimisation steps (default 300)\n"
-    "  --batch B     sequences per step (default 8)\n"
-    "  --lr X        peak learning rate, cosine to X/10 (default 3e-3)\n"
-    "  --seed S      initialisation and batch seed (default 1337)\n"
-    "  --threads N   OpenMP threads\n"
-    "  --json        print the summary as one JSON object\n"
-    CLI_DATA_FORMAT_HELP;
-
-enum { D_MODEL = 256, D_DATA, D_PLAN, D_OUT, D_STEPS, D_BATCH, D_LR, D_SEED, D_THREADS, D_JSON, D_DFMT,
-       D_HELP };
-static const struct option DISTILL_OPTS[] = {
-    {"model", 1, 0, D_MODEL}, {"data", 1, 0, D_DATA},   {"plan", 1, 0, D_PLAN},
-    {"out", 1, 0, D_OUT},     {"steps", 1, 0, D_STEPS}, {"batch", 1, 0, D_BATCH},
-    {"lr", 1, 0, D_LR},       {"seed", 1, 0, D_SEED},   {"threads", 1, 0, D_THREADS},
-    {"json", 0, 0, D_JSON},   {"help", 0, 0, D_HELP},   {"data-format", 1, 0, D_DFMT},
-    {0, 0, 0, 0}};
+    "every step runs the dense teacher on a fresh training batch.",
+    NULL};
 
 typedef struct {
     const char *model, *data, *plan, *out;
@@ -45,32 +28,23 @@ typedef struct {
 } distill_args;
 
 static int distill_parse(distill_args *a, int argc, char **argv) {
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", DISTILL_OPTS, NULL)) != -1) {
-        switch (c) {
-        case D_HELP: fputs(DISTILL_HELP, stdout); return 2;
-        case D_MODEL: a->model = optarg; break;
-        case D_DATA: a->data = optarg; break;
-        case D_PLAN: a->plan = optarg; break;
-        case D_OUT: a->out = optarg; break;
-        case D_JSON: a->json = 1; break;
-        case D_DFMT: bad = cli_data_format("distill", optarg, &a->data_fmt); break;
-        case D_STEPS: bad = arg_int("distill", "steps", optarg, 1, 1 << 30, &a->dc.steps); break;
-        case D_BATCH: bad = arg_int("distill", "batch", optarg, 1, 1 << 16, &a->dc.batch); break;
-        case D_LR: bad = arg_float("distill", "lr", optarg, 0, 1, 10, &a->dc.lr); break;
-        case D_SEED: bad = arg_u64("distill", "seed", optarg, &a->dc.seed); break;
-        case D_THREADS: bad = arg_int("distill", "threads", optarg, 1, 1024, &a->threads); break;
-        default: return cli_usage_error("distill", c, argc, argv);
-        }
-    }
-    if (bad) return 1;
-    if (optind < argc) return cli_usage_error("distill", 0, argc, argv);
-    const char *need[][2] = {{a->model, "--model PATH"}, {a->data, "--data PATH"},
-                             {a->plan, "--plan PLAN"}, {a->out, "--out HEADS"}};
-    for (int i = 0; i < 4; i++)
-        if (!need[i][0]) return cli_fail("distill", "%s is required", need[i][1]);
+    opt_spec o[] = {
+        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint"),
+        opt_required(cli_opt_data(&a->data, NULL)),
+        opt_required(opt_str("plan", &a->plan, "PLAN",
+                             "a plan file or an inline plan, e.g. 'all:index+softmax:k=16' or\n"
+                             "'L0H1:block+softmax:b=16,n=4; *:dense' (docs/plans.md)")),
+        cli_opt_out(&a->out, "HEADS", "the heads file to write"),
+        opt_int("steps", &a->dc.steps, 1, 1 << 30, "N", "optimisation steps"),
+        opt_int("batch", &a->dc.batch, 1, 1 << 16, "B", "sequences per step"),
+        opt_float("lr", &a->dc.lr, 0, 1, 10, "X", "peak learning rate, cosine to X/10"),
+        cli_opt_seed(&a->dc.seed, NULL),
+        cli_opt_threads(&a->threads),
+        cli_opt_json(&a->json, "print the summary as one JSON object"),
+        cli_opt_data_format(&a->data_fmt),
+    };
+    int r = cli_parse(&DISTILL, o, CLI_N(o), argc, argv);
+    if (r) return r;
     if (!strcmp(a->out, a->model) || !strcmp(a->out, a->data))
         return cli_fail("distill", "--out %s would overwrite the %s", a->out,
                         !strcmp(a->out, a->model) ? "--model checkpoint" : "--data file");

@@ -1,5 +1,4 @@
 /* sattn eval: the hybrid model (sparse heads swapped in) against the dense teacher. */
-#include <getopt.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -8,28 +7,20 @@
 #include "args.h"
 #include "cli.h"
 #include "lenpolicy.h"
+#include "opts.h"
 #include "sattn/crossover.h"
 #include "sattn/heads.h"
 #include "sattn/sparse_eval.h"
 
-static const char EVAL_HELP[] =
-    "usage: sattn eval --model PATH --heads HEADS --data PATH [--split val|train] [--windows N]\n"
-    "                  [--batch B] [--threads N] [--dense-below T | --crossover-from CSV] [--json]\n"
+static const cli_cmd EVAL = {
+    "eval", NULL,
     "Per sparse head (on the teacher's own activations): selector top-1 accuracy, argmax hit rate,\n"
     "recall@k of the teacher's top-k, teacher mass captured, keys per query, relative head-output\n"
     "error; whole model: relative logit error against the teacher (first N windows, default all)\n"
     "and the loss over the WHOLE split, dense and hybrid. T for hybrid by length is the window\n"
     "length (the model's context; the split's last window may be shorter); the per-head metrics\n"
-    "are always the sparse heads' own.\n" LEN_POLICY_HELP CLI_DATA_FORMAT_HELP;
-
-enum { E_MODEL = 256, E_HEADS, E_DATA, E_SPLIT, E_WINDOWS, E_BATCH, E_THREADS, E_JSON, E_DENSE_BELOW,
-       E_CROSSOVER, E_DFMT, E_HELP };
-static const struct option EVAL_OPTS[] = {
-    {"model", 1, 0, E_MODEL},     {"heads", 1, 0, E_HEADS}, {"data", 1, 0, E_DATA},
-    {"split", 1, 0, E_SPLIT},     {"windows", 1, 0, E_WINDOWS}, {"batch", 1, 0, E_BATCH},
-    {"threads", 1, 0, E_THREADS}, {"json", 0, 0, E_JSON},   {"dense-below", 1, 0, E_DENSE_BELOW},
-    {"crossover-from", 1, 0, E_CROSSOVER}, {"data-format", 1, 0, E_DFMT},
-    {"help", 0, 0, E_HELP},       {0, 0, 0, 0}};
+    "are always the sparse heads' own.",
+    NULL};
 
 typedef struct {
     const char *model, *heads, *data;
@@ -40,36 +31,22 @@ typedef struct {
 } eval_args;
 
 static int eval_parse(eval_args *a, int argc, char **argv) {
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", EVAL_OPTS, NULL)) != -1) {
-        switch (c) {
-        case E_HELP: fputs(EVAL_HELP, stdout); return 2;
-        case E_MODEL: a->model = optarg; break;
-        case E_HEADS: a->heads = optarg; break;
-        case E_DATA: a->data = optarg; break;
-        case E_JSON: a->json = 1; break;
-        case E_WINDOWS: bad = arg_int("eval", "windows", optarg, 0, 1 << 30, &a->windows); break;
-        case E_BATCH: bad = arg_int("eval", "batch", optarg, 1, 1 << 16, &a->batch); break;
-        case E_THREADS: bad = arg_int("eval", "threads", optarg, 1, 1024, &a->threads); break;
-        case E_DENSE_BELOW: bad = len_flag_dense_below("eval", optarg, &a->len); break;
-        case E_CROSSOVER: a->len.crossover_from = optarg; break;
-        case E_DFMT: bad = cli_data_format("eval", optarg, &a->data_fmt); break;
-        case E_SPLIT:
-            if (!strcmp(optarg, "val")) a->split = SPLIT_VAL;
-            else if (!strcmp(optarg, "train")) a->split = SPLIT_TRAIN;
-            else return cli_fail("eval", "--split: expected 'val' or 'train', got '%s'", optarg);
-            break;
-        default: return cli_usage_error("eval", c, argc, argv);
-        }
-    }
-    if (bad) return 1;
-    if (optind < argc) return cli_usage_error("eval", 0, argc, argv);
-    const char *need[][2] = {{a->model, "--model PATH"}, {a->heads, "--heads HEADS"}, {a->data, "--data PATH"}};
-    for (int i = 0; i < 3; i++)
-        if (!need[i][0]) return cli_fail("eval", "%s is required", need[i][1]);
-    return len_flags_check("eval", &a->len);
+    opt_spec o[] = {
+        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint"),
+        opt_required(opt_str("heads", &a->heads, "HEADS", "the sparse heads (sattn distill --out)")),
+        opt_required(cli_opt_data(&a->data, NULL)),
+        cli_opt_split(&a->split),
+        opt_int("windows", &a->windows, 0, 1 << 30, "N",
+                "windows behind the per-head metrics and the logit error (default 0: all)"),
+        opt_int("batch", &a->batch, 1, 1 << 16, "B", "windows per forward"),
+        cli_opt_threads(&a->threads),
+        cli_opt_dense_below(&a->len.dense_below),
+        cli_opt_crossover_from(&a->len.crossover_from),
+        cli_opt_json(&a->json, "print the result as one JSON object (sattn report --eval reads it)"),
+        cli_opt_data_format(&a->data_fmt),
+    };
+    int r = cli_parse(&EVAL, o, CLI_N(o), argc, argv);
+    return r ? r : len_flags_check("eval", &a->len);
 }
 
 static void print_table(const sparse_eval_result *r, const sparse_heads *sh, const len_choice *lc) {

@@ -1,5 +1,4 @@
 /* sattn finetune: recovery fine-tuning of the hybrid model on the LM loss. */
-#include <getopt.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -9,84 +8,54 @@
 
 #include "args.h"
 #include "cli.h"
+#include "opts.h"
 #include "sattn/finetune.h"
 #include "sattn/heads.h"
 #include "sattn/hybrid.h"
 
-static const char FT_HELP[] =
-    "usage: sattn finetune --model PATH --heads HEADS --data PATH --out PATH [options]\n"
+static const cli_cmd FINETUNE = {
+    "finetune", NULL,
     "Trains the model with its sparse heads swapped in, end to end on the language-modelling\n"
     "loss, to win back the quality the sparse heads cost. Prints the validation loss (whole\n"
     "split) of the dense teacher, the hybrid before, and the hybrid after. The sparse heads run at\n"
     "every length here: hybrid by length (eval/sample --dense-below) is an inference choice, and\n"
-    "training with it would leave windows below the threshold nothing sparse to train.\n"
-    "  --out PATH        fine-tuned model checkpoint\n"
-    "  --heads-out PATH  fine-tuned heads (required when the plan has mlp heads: they train too)\n"
-    "  --steps N         steps (default 300)     --batch B   sequences per step (default 8)\n"
-    "  --lr X            peak learning rate (default 1e-4), cosine to --min-lr (default lr/10)\n"
-    "  --warmup N        warmup steps (default 20)  --seed S  batch seed (default 1337)\n"
-    "  --threads N       OpenMP threads             --json    one JSON object\n"
-    "  --control         also fine-tune the DENSE model the same way (same steps, schedule and\n"
-    "                    batches) and report its loss: the fair baseline for 'after'\n"
-    CLI_DATA_FORMAT_HELP;
-
-enum { F_MODEL = 256, F_HEADS, F_DATA, F_OUT, F_HOUT, F_STEPS, F_BATCH, F_LR, F_MINLR, F_WARM,
-       F_SEED, F_THREADS, F_JSON, F_CONTROL, F_DFMT, F_HELP };
-static const struct option FT_OPTS[] = {
-    {"model", 1, 0, F_MODEL}, {"heads", 1, 0, F_HEADS},   {"data", 1, 0, F_DATA},
-    {"out", 1, 0, F_OUT},     {"heads-out", 1, 0, F_HOUT}, {"steps", 1, 0, F_STEPS},
-    {"batch", 1, 0, F_BATCH}, {"lr", 1, 0, F_LR},         {"min-lr", 1, 0, F_MINLR},
-    {"warmup", 1, 0, F_WARM}, {"seed", 1, 0, F_SEED},     {"threads", 1, 0, F_THREADS},
-    {"json", 0, 0, F_JSON},   {"control", 0, 0, F_CONTROL}, {"help", 0, 0, F_HELP},
-    {"data-format", 1, 0, F_DFMT}, {0, 0, 0, 0}};
+    "training with it would leave windows below the threshold nothing sparse to train.",
+    NULL};
 
 typedef struct {
     const char *model, *heads, *data, *out, *heads_out;
     train_config tc;
     uint64_t seed;
-    int threads, json, min_lr_given, control;
+    int threads, json, control;
     data_format data_fmt;
 } ft_args;
 
-static int ft_parse_one(ft_args *a, int c, const char *v) {
-    const char *cmd = "finetune";
-    switch (c) {
-    case F_MODEL: a->model = v; return 0;
-    case F_HEADS: a->heads = v; return 0;
-    case F_DATA: a->data = v; return 0;
-    case F_OUT: a->out = v; return 0;
-    case F_HOUT: a->heads_out = v; return 0;
-    case F_JSON: a->json = 1; return 0;
-    case F_CONTROL: a->control = 1; return 0;
-    case F_DFMT: return cli_data_format(cmd, v, &a->data_fmt);
-    case F_STEPS: return arg_int(cmd, "steps", v, 1, 1 << 30, &a->tc.steps);
-    case F_BATCH: return arg_int(cmd, "batch", v, 1, 1 << 16, &a->tc.batch);
-    case F_WARM: return arg_int(cmd, "warmup", v, 0, 1 << 30, &a->tc.warmup);
-    case F_THREADS: return arg_int(cmd, "threads", v, 1, 1024, &a->threads);
-    case F_LR: return arg_float(cmd, "lr", v, 0, 1, 10, &a->tc.lr);
-    case F_MINLR: a->min_lr_given = 1; return arg_float(cmd, "min-lr", v, 0, 0, 10, &a->tc.min_lr);
-    case F_SEED: return arg_u64(cmd, "seed", v, &a->seed);
-    }
-    return cli_fail(cmd, "internal: unhandled option"), -1;
-}
-
 static int ft_parse(ft_args *a, int argc, char **argv) {
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", FT_OPTS, NULL)) != -1) {
-        if (c == F_HELP) return fputs(FT_HELP, stdout), 2;
-        if (c == '?' || c == ':') return cli_usage_error("finetune", c, argc, argv);
-        if (ft_parse_one(a, c, optarg)) return 1;
-    }
-    if (optind < argc) return cli_usage_error("finetune", 0, argc, argv);
-    const char *need[][2] = {{a->model, "--model PATH"}, {a->heads, "--heads HEADS"},
-                             {a->data, "--data PATH"}, {a->out, "--out PATH"}};
-    for (int i = 0; i < 4; i++)
-        if (!need[i][0]) return cli_fail("finetune", "%s is required", need[i][1]);
+    opt_spec o[] = {
+        cli_opt_model(&a->model, NULL),
+        opt_required(opt_str("heads", &a->heads, "HEADS", "the sparse heads (sattn distill --out)")),
+        opt_required(cli_opt_data(&a->data, NULL)),
+        cli_opt_out(&a->out, "PATH", "fine-tuned model checkpoint"),
+        opt_str("heads-out", &a->heads_out, "PATH",
+                "fine-tuned heads (required when the plan has mlp heads: they train too)"),
+        opt_int("steps", &a->tc.steps, 1, 1 << 30, "N", "steps"),
+        opt_int("batch", &a->tc.batch, 1, 1 << 16, "B", "sequences per step"),
+        opt_float("lr", &a->tc.lr, 0, 1, 10, "X", "peak learning rate, cosine to --min-lr"),
+        opt_float("min-lr", &a->tc.min_lr, 0, 0, 10, "X", "final learning rate (default: --lr/10)"),
+        opt_int("warmup", &a->tc.warmup, 0, 1 << 30, "N", "warmup steps"),
+        cli_opt_seed(&a->seed, "batch seed"),
+        cli_opt_threads(&a->threads),
+        cli_opt_json(&a->json, "print the result as one JSON object"),
+        opt_flag("control", &a->control,
+                 "also fine-tune the DENSE model the same way (same steps, schedule and\n"
+                 "batches) and report its loss: the fair baseline for 'after'"),
+        cli_opt_data_format(&a->data_fmt),
+    };
+    int r = cli_parse(&FINETUNE, o, CLI_N(o), argc, argv);
+    if (r) return r;
     if (a->heads_out && !strcmp(a->heads_out, a->out))
         return cli_fail("finetune", "--heads-out %s is the same file as --out", a->heads_out);
-    if (!a->min_lr_given) a->tc.min_lr = a->tc.lr / 10;
+    if (!opts_seen(o, CLI_N(o), "min-lr")) a->tc.min_lr = a->tc.lr / 10;
     if (a->tc.min_lr > a->tc.lr)
         return cli_fail("finetune", "--min-lr %g is larger than --lr %g", a->tc.min_lr, a->tc.lr);
     return 0;

@@ -1,36 +1,21 @@
 /* sattn flops: the analytic cost model of one attention layer (sattn/costmodel.h,
  * docs/costmodel.md). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "cli.h"
+#include "opts.h"
 #include "sattn/costmodel.h"
 #include "sattn/plan.h"
 
-static const char FLOPS_HELP[] =
-    "usage: sattn flops [--dim C] [--heads H] [--seq T] [--k K] [--variant V] [--tile Br]\n"
-    "                   [--sweep | --original] [--json | --csv]\n"
+static const cli_cmd FLOPS = {
+    "flops", NULL,
     "Analytic FLOPs (2 per multiply-add), bytes moved (float32) and peak activation memory of\n"
-    "ONE attention layer, batch 1, for prefill (T queries) and one decode step (KV cache of T).\n"
-    "  --dim C      d_model (default 512)          --heads H   heads, head dim C/H (default 8)\n"
-    "  --seq T      sequence length (default 1024)  --k K       keys per query (default 32)\n"
-    "  --variant V  only V: dense-naive, dense-flash or a head spec like index+softmax:k=16\n"
-    "  --tile Br    flash query tile (default 64)\n"
-    "  --sweep      C in {128,256,512,1024} x T in {64..32768} x k in {8..256}, crossover T*\n"
-    "  --original   the original project's formula beside ours\n"
-    "  --json/--csv machine-readable output (one JSON object per line / CSV with a header)\n"
+    "ONE attention layer, batch 1, for prefill (T queries) and one decode step (KV cache of T).",
     "T*: the smallest T at which the variant's total FLOPs (projections included) are below\n"
-    "full attention's; '-' when there is none up to 2^20.\n";
-
-enum { F_DIM = 256, F_HEADS, F_SEQ, F_K, F_VARIANT, F_TILE, F_SWEEP, F_ORIG, F_JSON, F_CSV, F_HELP };
-static const struct option FLOPS_OPTS[] = {
-    {"dim", 1, 0, F_DIM},     {"heads", 1, 0, F_HEADS},  {"seq", 1, 0, F_SEQ},
-    {"k", 1, 0, F_K},         {"variant", 1, 0, F_VARIANT}, {"tile", 1, 0, F_TILE},
-    {"sweep", 0, 0, F_SWEEP}, {"original", 0, 0, F_ORIG}, {"json", 0, 0, F_JSON},
-    {"csv", 0, 0, F_CSV},     {"help", 0, 0, F_HELP},    {0, 0, 0, 0}};
+    "full attention's; '-' when there is none up to 2^20."};
 
 #define TMAX (1 << 20)
 #define MAXV 8
@@ -41,27 +26,20 @@ typedef struct {
 } flops_args;
 
 static int flops_parse(flops_args *a, int argc, char **argv) {
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", FLOPS_OPTS, NULL)) != -1) {
-        switch (c) {
-        case F_HELP: fputs(FLOPS_HELP, stdout); return 2;
-        case F_DIM: bad = arg_int("flops", "dim", optarg, 1, 1 << 16, &a->C); break;
-        case F_HEADS: bad = arg_int("flops", "heads", optarg, 1, 1 << 12, &a->H); break;
-        case F_SEQ: bad = arg_int("flops", "seq", optarg, 1, TMAX, &a->T); break;
-        case F_K: bad = arg_int("flops", "k", optarg, 1, 1 << 16, &a->k); break;
-        case F_TILE: bad = arg_int("flops", "tile", optarg, 1, 1 << 16, &a->Br); break;
-        case F_VARIANT: a->variant = optarg; break;
-        case F_SWEEP: a->sweep = 1; break;
-        case F_ORIG: a->original = 1; break;
-        case F_JSON: a->json = 1; break;
-        case F_CSV: a->csv = 1; break;
-        default: return cli_usage_error("flops", c, argc, argv);
-        }
-    }
-    if (bad) return 1;
-    if (optind < argc) return cli_usage_error("flops", 0, argc, argv);
+    opt_spec o[] = {
+        opt_int("dim", &a->C, 1, 1 << 16, "C", "d_model"),
+        opt_int("heads", &a->H, 1, 1 << 12, "H", "heads, head dim C/H"),
+        opt_int("seq", &a->T, 1, TMAX, "T", "sequence length"),
+        opt_int("k", &a->k, 1, 1 << 16, "K", "keys per query"),
+        opt_str("variant", &a->variant, "V", "only V: dense-naive, dense-flash or a head spec like index+softmax:k=16"),
+        opt_int("tile", &a->Br, 1, 1 << 16, "Br", "flash query tile"),
+        opt_flag("sweep", &a->sweep, "C in {128,256,512,1024} x T in {64..32768} x k in {8..256}, crossover T*"),
+        opt_flag("original", &a->original, "the original project's formula beside ours"),
+        cli_opt_json(&a->json, "machine-readable: one JSON object"),
+        opt_flag("csv", &a->csv, "machine-readable: CSV with a header"),
+    };
+    int r = cli_parse(&FLOPS, o, CLI_N(o), argc, argv);
+    if (r) return r;
     if (a->json && a->csv) return cli_fail("flops", "--json and --csv exclude each other");
     if (a->sweep && a->original) return cli_fail("flops", "--sweep and --original exclude each other");
     if (a->variant && (a->sweep || a->original))

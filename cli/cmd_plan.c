@@ -1,7 +1,6 @@
 /* sattn plan: an automatic plan — heads replaced in the order of least validation
  * loss per attention FLOP saved, until a loss budget is spent (docs/autoplan.md). */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -11,37 +10,19 @@
 
 #include "args.h"
 #include "cli.h"
+#include "opts.h"
 #include "sattn/autoplan.h"
 #include "sattn/heads.h"
 #include "sattn/plan.h"
 
 #define DEFAULT_CANDIDATES "index+softmax:k=8,r=8,j=1;block+softmax:b=8,n=2"
 
-static const char PLAN_HELP[] =
-    "usage: sattn plan --model PATH --data PATH --budget B --out PLAN [options]\n"
+static const cli_cmd PLAN = {
+    "plan", NULL,
     "Builds a plan automatically: distills every candidate for every head, measures each head's\n"
     "validation loss alone per attention FLOP saved, then adds heads greedily (least loss per FLOP\n"
-    "first), dropping any that would push the loss past the budget.\n"
-    "  --budget B         allowed loss increase: a percentage like 1% or a fraction like 0.01, in (0, 1]\n"
-    "  --out PLAN         the plan file to write (sattn distill --plan / docs/plans.md)\n"
-    "  --candidates LIST  ';'-separated specs (default '" DEFAULT_CANDIDATES "')\n"
-    "  --steps N          distillation steps per candidate (default 300)\n"
-    "  --windows W        validation windows of the model's context per loss (default 64)\n"
-    "  --batch B          windows per forward of the loss evaluations (default 8)\n"
-    "  --seed S           initialisation and batch seed (default 1337)\n"
-    "  --heads-out PATH   also save the chosen heads' trained parameters (sattn eval --heads)\n"
-    "  --threads N        OpenMP threads\n"
-    "  --json             print the result as one JSON object\n"
-    CLI_DATA_FORMAT_HELP;
-
-enum { P_MODEL = 256, P_DATA, P_BUDGET, P_OUT, P_CANDS, P_STEPS, P_WINDOWS, P_BATCH, P_SEED,
-       P_HEADS_OUT, P_THREADS, P_JSON, P_DFMT, P_HELP };
-static const struct option PLAN_OPTS[] = {
-    {"model", 1, 0, P_MODEL},     {"data", 1, 0, P_DATA},           {"budget", 1, 0, P_BUDGET},
-    {"out", 1, 0, P_OUT},         {"candidates", 1, 0, P_CANDS},    {"steps", 1, 0, P_STEPS},
-    {"windows", 1, 0, P_WINDOWS}, {"batch", 1, 0, P_BATCH},         {"seed", 1, 0, P_SEED},
-    {"heads-out", 1, 0, P_HEADS_OUT}, {"threads", 1, 0, P_THREADS}, {"json", 0, 0, P_JSON},
-    {"data-format", 1, 0, P_DFMT}, {"help", 0, 0, P_HELP},      {0, 0, 0, 0}};
+    "first), dropping any that would push the loss past the budget.",
+    NULL};
 
 typedef struct {
     const char *model, *data, *out, *heads_out, *cands_text, *budget_text;
@@ -65,11 +46,8 @@ static int parse_budget(const char *s, double *out) {
     return 0;
 }
 
-static int plan_required(plan_args *a) {
-    const char *need[][2] = {{a->model, "--model PATH"}, {a->data, "--data PATH"},
-                             {a->budget_text, "--budget B"}, {a->out, "--out PLAN"}};
-    for (int i = 0; i < 4; i++)
-        if (!need[i][0]) return cli_fail("plan", "%s is required", need[i][1]);
+/* The values checked after the scan: --heads-out, --budget, --candidates. */
+static int plan_values(plan_args *a) {
     if (a->heads_out && !strcmp(a->heads_out, a->out))
         return cli_fail("plan", "--heads-out %s: the same path as --out", a->heads_out);
     if (parse_budget(a->budget_text, &a->ac.budget)) return 1;
@@ -81,32 +59,26 @@ static int plan_required(plan_args *a) {
 }
 
 static int plan_parse_args(plan_args *a, int argc, char **argv) {
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", PLAN_OPTS, NULL)) != -1) {
-        switch (c) {
-        case P_HELP: fputs(PLAN_HELP, stdout); return 2;
-        case P_MODEL: a->model = optarg; break;
-        case P_DATA: a->data = optarg; break;
-        case P_BUDGET: a->budget_text = optarg; break;
-        case P_OUT: a->out = optarg; break;
-        case P_CANDS: a->cands_text = optarg; break;
-        case P_HEADS_OUT: a->heads_out = optarg; break;
-        case P_DFMT: bad = cli_data_format("plan", optarg, &a->data_fmt); break;
-        case P_JSON: a->json = 1; break;
-        case P_STEPS: bad = arg_int("plan", "steps", optarg, 1, 1 << 30, &a->ac.dc.steps); break;
-        case P_WINDOWS: bad = arg_int("plan", "windows", optarg, 1, 1 << 30, &a->ac.windows); break;
-        case P_BATCH: bad = arg_int("plan", "batch", optarg, 1, 1 << 16, &a->ac.eval_batch); break;
-        case P_SEED: bad = arg_u64("plan", "seed", optarg, &a->ac.seed); break;
-        case P_THREADS: bad = arg_int("plan", "threads", optarg, 1, 1024, &a->threads); break;
-        default: return cli_usage_error("plan", c, argc, argv);
-        }
-    }
-    if (bad) return 1;
-    if (optind < argc) return cli_usage_error("plan", 0, argc, argv);
+    opt_spec o[] = {
+        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint"),
+        opt_required(cli_opt_data(&a->data, NULL)),
+        opt_required(opt_str("budget", &a->budget_text, "B",
+                             "allowed loss increase: a percentage like 1% or a fraction like 0.01, in (0, 1]")),
+        cli_opt_out(&a->out, "PLAN", "the plan file to write (sattn distill --plan / docs/plans.md)"),
+        opt_str("candidates", &a->cands_text, "LIST", "';'-separated specs (default '" DEFAULT_CANDIDATES "')"),
+        opt_int("steps", &a->ac.dc.steps, 1, 1 << 30, "N", "distillation steps per candidate"),
+        opt_int("windows", &a->ac.windows, 1, 1 << 30, "W", "validation windows of the model's context per loss"),
+        opt_int("batch", &a->ac.eval_batch, 1, 1 << 16, "B", "windows per forward of the loss evaluations"),
+        cli_opt_seed(&a->ac.seed, NULL),
+        opt_str("heads-out", &a->heads_out, "PATH", "also save the chosen heads' trained parameters (sattn eval --heads)"),
+        cli_opt_threads(&a->threads),
+        cli_opt_json(&a->json, "print the result as one JSON object"),
+        cli_opt_data_format(&a->data_fmt),
+    };
+    int r = cli_parse(&PLAN, o, CLI_N(o), argc, argv);
+    if (r) return r;
     a->ac.dc.seed = a->ac.seed;
-    return plan_required(a);
+    return plan_values(a);
 }
 
 /* ---- progress (stderr) ---- */

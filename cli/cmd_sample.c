@@ -1,5 +1,4 @@
 /* sattn sample (sattn demo lives in cmd_demo.c). */
-#include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,25 +7,15 @@
 #include "args.h"
 #include "cli.h"
 #include "lenpolicy.h"
+#include "opts.h"
 #include "sattn/heads.h"
 #include "sattn/hybrid.h"
 
-static const char SAMPLE_HELP[] =
-    "usage: sattn sample --model PATH [--prompt TEXT] [--tokens N] [--temperature X] [--seed S] [--threads N]\n"
-    "                    [--heads HEADS [--dense-below T | --crossover-from CSV]]\n"
-    "Generates N tokens (default 200) after the prompt (default a newline) at temperature X\n"
-    "(default 0.8; 0 = greedy). Byte-level models print text; other models print token ids.\n"
-    "  --heads HEADS       sample from the hybrid model (these sparse heads swapped in); T for\n"
-    "                      hybrid by length is the current context (prompt + generated, at most\n"
-    "                      the model's context), so a forward switches to sparse as it grows\n" LEN_POLICY_HELP;
-
-enum { S_MODEL = 256, S_PROMPT, S_TOKENS, S_TEMP, S_SEED, S_THREADS, S_HEADS, S_DENSE_BELOW, S_CROSSOVER,
-       S_HELP };
-static const struct option SAMPLE_OPTS[] = {
-    {"model", 1, 0, S_MODEL}, {"prompt", 1, 0, S_PROMPT}, {"tokens", 1, 0, S_TOKENS},
-    {"temperature", 1, 0, S_TEMP}, {"seed", 1, 0, S_SEED}, {"threads", 1, 0, S_THREADS},
-    {"heads", 1, 0, S_HEADS}, {"dense-below", 1, 0, S_DENSE_BELOW}, {"crossover-from", 1, 0, S_CROSSOVER},
-    {"help", 0, 0, S_HELP}, {0, 0, 0, 0}};
+static const cli_cmd SAMPLE = {
+    "sample", NULL,
+    "Generates N tokens after the prompt at temperature X. Byte-level models print text;\n"
+    "other models print token ids.",
+    NULL};
 
 typedef struct {
     const char *model, *prompt, *heads;
@@ -37,27 +26,22 @@ typedef struct {
 } sample_args;
 
 static int sample_parse(sample_args *a, int argc, char **argv) {
-    int c, bad = 0;
-    optind = 1;
-    opterr = 0;
-    while (!bad && (c = getopt_long(argc, argv, ":", SAMPLE_OPTS, NULL)) != -1) {
-        switch (c) {
-        case S_HELP: fputs(SAMPLE_HELP, stdout); return 2;
-        case S_MODEL: a->model = optarg; break;
-        case S_PROMPT: a->prompt = optarg; break;
-        case S_TOKENS: bad = arg_int("sample", "tokens", optarg, 1, 1 << 20, &a->tokens); break;
-        case S_TEMP: bad = arg_float("sample", "temperature", optarg, 0, 0, 100, &a->temperature); break;
-        case S_SEED: bad = arg_u64("sample", "seed", optarg, &a->seed); break;
-        case S_THREADS: bad = arg_int("sample", "threads", optarg, 1, 1024, &a->threads); break;
-        case S_HEADS: a->heads = optarg; break;
-        case S_DENSE_BELOW: bad = len_flag_dense_below("sample", optarg, &a->len); break;
-        case S_CROSSOVER: a->len.crossover_from = optarg; break;
-        default: return cli_usage_error("sample", c, argc, argv);
-        }
-    }
-    if (bad) return 1;
-    if (optind < argc) return cli_usage_error("sample", 0, argc, argv);
-    if (!a->model) return cli_fail("sample", "--model PATH is required");
+    opt_spec o[] = {
+        cli_opt_model(&a->model, NULL),
+        opt_str("prompt", &a->prompt, "TEXT", "the text to continue (default: a newline)"),
+        opt_int("tokens", &a->tokens, 1, 1 << 20, "N", "tokens to generate"),
+        opt_float("temperature", &a->temperature, 0, 0, 100, "X", "sampling temperature; 0 = greedy"),
+        cli_opt_seed(&a->seed, "sampling seed"),
+        cli_opt_threads(&a->threads),
+        opt_str("heads", &a->heads, "HEADS",
+                "sample from the hybrid model (these sparse heads swapped in); T for\n"
+                "hybrid by length is the current context (prompt + generated, at most\n"
+                "the model's context), so a forward switches to sparse as it grows"),
+        cli_opt_dense_below(&a->len.dense_below),
+        cli_opt_crossover_from(&a->len.crossover_from),
+    };
+    int r = cli_parse(&SAMPLE, o, CLI_N(o), argc, argv);
+    if (r) return r;
     if (a->prompt && !*a->prompt) return cli_fail("sample", "--prompt: expected non-empty text");
     if (!a->heads && (a->len.dense_below >= 0 || a->len.crossover_from))
         return cli_fail("sample", "%s: applies to the hybrid model only; give --heads HEADS",

@@ -7,10 +7,6 @@
 #include "args.h"
 #include "sattn/crossover.h"
 
-int len_flag_dense_below(const char *cmd, const char *v, len_flags *f) {
-    return arg_int(cmd, "dense-below", v, 0, 1 << 30, &f->dense_below) ? 1 : 0;
-}
-
 int len_flags_check(const char *cmd, const len_flags *f) {
     if (f->dense_below >= 0 && f->crossover_from)
         return cli_fail(cmd, "--dense-below and --crossover-from %s: give one threshold source, not both",

@@ -1,5 +1,6 @@
 /* Hybrid by length on the command line (docs/hybrid_length.md): the --dense-below and
- * --crossover-from flags shared by `sattn eval`, `sattn sample` and `sattn demo`, the
+ * --crossover-from flags shared by `sattn eval`, `sattn sample` and `sattn demo` (declared
+ * in opts.c), the
  * threshold they choose, and the eval JSON (also written by the demo for the report). */
 #ifndef SATTN_CLI_LENPOLICY_H
 #define SATTN_CLI_LENPOLICY_H
@@ -8,12 +9,6 @@
 
 #include "sattn/sparse.h"
 #include "sattn/sparse_eval.h"
-
-#define LEN_POLICY_HELP                                                                      \
-    "  --dense-below T     hybrid by length: forwards shorter than T tokens run every head\n" \
-    "                      dense (the dense model exactly); 0 = sparse at every length\n"    \
-    "  --crossover-from CSV  the same, T = the measured prefill crossover in a `sattn bench\n" \
-    "                      --csv` file for the plan's variant(s), nearest C and k\n"
 
 typedef struct {
     int dense_below;            /* --dense-below; -1 when not given */
@@ -28,8 +23,6 @@ typedef struct {
     char desc[1536];
 } len_choice;
 
-/* Parses the value of --dense-below (a non-negative integer). Exit status. */
-int len_flag_dense_below(const char *cmd, const char *v, len_flags *f);
 /* Both flags given is an error. Exit status. */
 int len_flags_check(const char *cmd, const len_flags *f);
 /* Chooses the threshold for sh at the model's C: the flag, else the CSV's crossover,

@@ -252,11 +252,6 @@ int train_execute(const train_args *a, const char *cmd) {
     return train_execute_result(a, cmd, &r);
 }
 
-int cli_data_format(const char *cmd, const char *value, data_format *fmt) {
-    if (data_format_parse(value, fmt) == 0) return 0;
-    return cli_fail(cmd, "--data-format: expected 'auto', 'bytes' or 'tokens', got '%s'", value);
-}
-
 /* Sizes for people: 4.1 MB, 812.3 kB, 120 bytes. */
 static void fmt_bytes(char *buf, size_t n, double b) {
     if (b >= 1e9) snprintf(buf, n, "%.1f GB", b / 1e9);

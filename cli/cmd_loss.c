@@ -1,0 +1,69 @@
+/* sattn loss: the mean next-token loss of a model over a whole data split. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+
+#include "args.h"
+#include "cli.h"
+#include "opts.h"
+
+static const cli_cmd LOSS = {
+    "loss", NULL,
+    "Mean next-token loss over the WHOLE split, in non-overlapping windows of the model's\n"
+    "context (deterministic). Prints loss (nats) and bits_per_byte (bits_per_token for token files).",
+    NULL};
+
+typedef struct {
+    const char *model, *data;
+    data_split split;
+    int batch, threads, json;
+    data_format data_fmt;
+} loss_args;
+
+static int loss_parse(loss_args *a, int argc, char **argv) {
+    opt_spec o[] = {
+        cli_opt_model(&a->model, NULL),
+        opt_required(cli_opt_data(&a->data, NULL)),
+        cli_opt_split(&a->split),
+        opt_int("batch", &a->batch, 1, 1 << 16, "B", "windows per forward"),
+        cli_opt_threads(&a->threads),
+        cli_opt_json(&a->json, "print {\"loss\", \"bits_per_byte\", \"tokens\", \"split\"} on one line"),
+        cli_opt_data_format(&a->data_fmt),
+    };
+    return cli_parse(&LOSS, o, CLI_N(o), argc, argv);
+}
+
+int cmd_loss(int argc, char **argv) {
+    loss_args a = {.split = SPLIT_VAL, .batch = 8};
+    int r = loss_parse(&a, argc, argv);
+    if (r) return r == 2 ? 0 : 1;
+    if (a.threads) omp_set_num_threads(a.threads);
+    sattn_err e;
+    gpt_model m;
+    if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("loss", "%s", e.msg);
+    dataset d;
+    if (load_data_for_model("loss", a.data, a.data_fmt, &m, &d)) return gpt_free(&m), 1;
+    if (cli_mem_check_model("loss", "evaluating this model", &m.cfg, a.batch, m.cfg.max_seq, 0,
+                            (double)d.n_tokens * 2))
+        return dataset_free(&d), gpt_free(&m), 1;
+    size_t n;
+    dataset_split_tokens(&d, a.split, &n);
+    if (n < 2) {
+        gpt_free(&m);
+        dataset_free(&d);
+        return cli_fail("loss", "%s: the %s split has %zu tokens, need at least 2", a.data,
+                        a.split == SPLIT_VAL ? "val" : "train", n);
+    }
+    cli_data_note(a.data, &d);
+    size_t tokens;
+    double loss = eval_split_loss(&m, &d, a.split, m.cfg.max_seq, a.batch, 0, &tokens);
+    const char *unit = d.is_bytes ? "bits_per_byte" : "bits_per_token";
+    if (a.json)
+        printf("{\"loss\": %.6f, \"%s\": %.6f, \"tokens\": %zu, \"split\": \"%s\"}\n", loss, unit,
+               loss / log(2.0), tokens, a.split == SPLIT_VAL ? "val" : "train");
+    else
+        printf("loss %.6f\n%s %.6f\ntokens %zu\n", loss, unit, loss / log(2.0), tokens);
+    gpt_free(&m);
+    dataset_free(&d);
+    return 0;
+}

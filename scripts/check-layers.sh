@@ -14,7 +14,10 @@
 # A source file's module is its src/ folder (src/cuda/*bench*: cudabench, the rest of src/cuda:
 # cuda; cli/: cli). A public header include/sattn/X.h belongs to the module whose src/ folder
 # implements it (src/*/X.c or X.cu), or to HEADER_MODULE below when no file has its name.
-# Components (for cycles) are module/basename: report.h and report.c are one component.
+# Components (for cycles) are module/basename: report.h and report.c are one component. A
+# component depends on another when one of its .c/.cu/.cc files includes, directly or through
+# other headers, a header of the other; a cycle of such dependencies is a violation (a header
+# of its own, e.g. a module's private x_impl.h that includes x.h, is no cycle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,7 +96,7 @@ for f in "${FILES[@]}"; do
         fi
         tm=${MOD[$t]} tc=${COMP[$t]}
         [ "$tm" = "?" ] && continue
-        [ "$tc" != "${COMP[$f]}" ] && echo "${COMP[$f]} $tc $f:$line" >> "$EDGES"
+        echo "E $f $t $line" >> "$EDGES"
         if [[ " ${ALLOW[$m]} " != *" $tm "* ]]; then
             violation "$f:$line: includes \"$inc\" ($tm): $m may include only ${ALLOW[$m]// /, }"
         elif [ -n "${NARROW[${COMP[$f]}]:-}" ] && [[ " ${NARROW[${COMP[$f]}]} " != *" $tc "* ]]; then
@@ -103,20 +106,36 @@ for f in "${FILES[@]}"; do
              | sed 's/^\([0-9]*\):[^"]*"\([^"]*\)".*/\1:\2/' || true)
 done
 
-# Include cycles between components: the transitive closure of the edges; every set of
-# mutually reachable components is printed once with the includes that close it.
+# Include cycles between components: the file graph's transitive closure gives every
+# header a unit (.c, .cu, .cc) reaches; each set of mutually dependent components is printed
+# once with the includes that make each dependency.
+for f in "${FILES[@]}"; do echo "C $f ${COMP[$f]}"; done >> "$EDGES"
 cycles=$(awk '
-    { if (!(($1, $2) in e)) { e[$1, $2] = $3; n[$1]; n[$2] } else e[$1, $2] = e[$1, $2] ", " $3 }
+    $1 == "C" { comp[$2] = $3; next }
+    { e[$2, $3] = 1; line[$2, $3] = $4; out[$2] = out[$2] " " $3; files[$2]; files[$3] }
     END {
-        for (a in n) for (b in n) r[a, b] = ((a, b) in e)
-        for (k in n) for (a in n) if (r[a, k]) for (b in n) if (r[k, b]) r[a, b] = 1
-        for (a in n) {
-            if (done[a] || !r[a, a]) continue
+        for (a in files) for (b in files) r[a, b] = ((a, b) in e)
+        for (k in files) for (a in files) if (r[a, k]) for (b in files) if (r[k, b]) r[a, b] = 1
+        for (u in files) {
+            if (u ~ /\.h$/) continue
+            n = split(out[u], ds, " ")
+            for (h in files) {
+                if (!r[u, h] || comp[h] == comp[u]) continue
+                cu = comp[u]; ch = comp[h]
+                for (i = 1; i <= n; i++) if (ds[i] == h || r[ds[i], h]) break
+                why = u ":" line[u, ds[i]] (ds[i] == h ? "" : " (" h " via " ds[i] ")")
+                if (!((cu, ch) in dep)) { dep[cu, ch] = why; node[cu]; node[ch] }
+            }
+        }
+        for (a in node) for (b in node) R[a, b] = ((a, b) in dep)
+        for (k in node) for (a in node) if (R[a, k]) for (b in node) if (R[k, b]) R[a, b] = 1
+        for (a in node) {
+            if (done[a] || !R[a, a]) continue
             members = a; done[a] = 1
-            for (b in n) if (b != a && r[a, b] && r[b, a]) { members = members " " b; done[b] = 1 }
-            split(members, ms, " "); how = ""
-            for (i in ms) for (j in ms) if ((ms[i], ms[j]) in e)
-                how = how "\n    " ms[i] " -> " ms[j] ": " e[ms[i], ms[j]]
+            for (b in node) if (b != a && R[a, b] && R[b, a]) { members = members " " b; done[b] = 1 }
+            m = split(members, ms, " "); how = ""
+            for (i = 1; i <= m; i++) for (j = 1; j <= m; j++) if ((ms[i], ms[j]) in dep)
+                how = how "\n    " ms[i] " -> " ms[j] ": " dep[ms[i], ms[j]]
             print "include cycle between " members ":" how
         }
     }' "$EDGES")

@@ -4,6 +4,7 @@
 # between components; and, as a warning only, functions longer than MAX_FUNC_LINES lines.
 #
 # usage: scripts/check-layers.sh [--no-length]      (run from anywhere; `make check-layers`)
+#        MAX_FUNC_LINES=N (default 60): the length warning's limit; --no-length: no warnings
 # exit 0: no violation; 1: violations (each printed as file:line and the rule it breaks).
 # Needs only bash, find, grep, sed, awk (a fresh Debian 12).
 #

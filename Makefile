@@ -12,7 +12,7 @@ OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTSRC := $(wildcard tests/*.c)
 TESTOBJ := $(TESTSRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test check valgrind demo bench deps data clean count
+.PHONY: all test check valgrind demo bench deps data clean count check-layers
 all: $(BUILD)/sattn
 
 $(BUILD)/%.o: %.c
@@ -51,6 +51,11 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 check:
 	$(MAKE) BUILD=build-san OPT="-O1 -g -march=native $(SANFLAGS)" \
 	  LDLIBS="$(LDLIBS) $(SANFLAGS)" test
+
+# The layer check (docs/architecture.md "Layers"): every #include points to its own module
+# or one below it, no include cycle; long functions are printed as warnings.
+check-layers:
+	bash scripts/check-layers.sh
 
 # The CLI's main paths under valgrind memcheck (an AVX2 build: valgrind lacks AVX-512).
 valgrind:

@@ -13,13 +13,35 @@
 #include "sattn/attnbench.h"
 #include "sattn/rng.h"
 
-/* One head's q, k, v rows (T, 3d), N(0,1), with a few tied keys to exercise ties. */
-static float *random_qkv(int T, int d, uint64_t seed) {
+/* One head's q, k, v rows (T, 3d), N(0,1), with exactly tied keys: the key rows of every
+ * odd run of `run` rows repeat the run before them (key rows [b, 2b) = [0, b), [3b, 4b) =
+ * [2b, 3b), ...). With run = the block size, twin blocks have the same summaries, so the same
+ * block scores; with run = 1, twin keys have the same selector scores. */
+static float *random_qkv(int T, int d, int run, uint64_t seed) {
     float *x = malloc((size_t)T * 3 * d * sizeof(float));
     rng_t r;
     rng_seed(&r, seed);
     for (size_t i = 0; i < (size_t)T * 3 * d; i++) x[i] = rng_normal(&r);
+    for (int t = 0; t < T; t++)
+        if (t / run % 2)
+            memcpy(x + (size_t)t * 3 * d + d, x + (size_t)(t - run) * 3 * d + d, d * sizeof(float));
     return x;
+}
+
+/* Selected units (blocks of `run` keys, or keys) whose tied twin (unit ^ 1) was a candidate,
+ * before unit `limit`, but not selected: a tie across the selection's cut. Each must be the
+ * earlier of the two (ties go to the earlier key). Returns how many there were. */
+static int ties_across_cut(const int *keys, int n, int run, int limit, const char *what) {
+    int ties = 0;
+    for (int j = 0; j < n; j++) {
+        int u = keys[j] / run, twin = u ^ 1, chosen = 0;
+        if (u >= limit || twin >= limit) continue;
+        for (int i = 0; i < n; i++) chosen |= keys[i] / run == twin;
+        if (chosen) continue;
+        cr_assert_lt(u, twin, "%s: tie between units %d and %d went to the later one", what, u, twin);
+        ties++;
+    }
+    return ties / run; /* a block's keys each counted it */
 }
 
 /* The prefill's last row: selector_select + headfn_forward over all T queries. */
@@ -54,6 +76,7 @@ static head_spec block_spec(int b, int n, int bounds) {
 }
 
 Test(attnbench, block_decode_is_prefill_last_row) {
+    int ties = 0;
     static const int Ts[] = {1, 5, 16, 17, 63, 100, 257};
     static const int ds[] = {5, 64};
     static const int cfg[][3] = {{16, 2, 0}, {4, 3, 0}, {7, 5, 1}, {16, 1, 0}};
@@ -62,7 +85,7 @@ Test(attnbench, block_decode_is_prefill_last_row) {
             for (size_t ci = 0; ci < 4; ci++) {
                 int T = Ts[ti], d = ds[di];
                 head_spec s = block_spec(cfg[ci][0], cfg[ci][1], cfg[ci][2]);
-                float *qkv = random_qkv(T, d, 100 + ti * 7 + di * 3 + ci);
+                float *qkv = random_qkv(T, d, s.block, 100 + ti * 7 + di * 3 + ci);
                 int kmax = selector_kmax(&s, T), ld = 3 * d;
                 int *ia = malloc((size_t)kmax * sizeof(int)), *ib = malloc((size_t)kmax * sizeof(int));
                 float *oa = malloc((size_t)d * sizeof(float)), *ob = malloc((size_t)d * sizeof(float));
@@ -75,11 +98,16 @@ Test(attnbench, block_decode_is_prefill_last_row) {
                 cr_assert_eq(ca, cb, "T %d d %d cfg %zu: count %d vs %d", T, d, ci, ca, cb);
                 for (int j = 0; j < ca; j++) cr_assert_eq(ia[j], ib[j], "T %d d %d cfg %zu slot %d", T, d, ci, j);
                 assert_close(ob, oa, d, 1e-5f, "block output");
+                /* twin blocks before the query's own block (the complete ones) tie exactly */
+                ties += ties_across_cut(ib, cb, s.block, (T - 1) / s.block, "block decode");
                 free(qkv), free(ia), free(ib), free(oa), free(ob), free(sum), free(work);
             }
+    fprintf(stderr, "block decode: %d ties across the cut\n", ties);
+    cr_assert_gt(ties, 0, "no tie across a selection's cut: the tied blocks test nothing");
 }
 
 Test(attnbench, index_decode_is_prefill_last_row) {
+    int ties = 0;
     static const int Ts[] = {1, 3, 33, 100, 301};
     static const int ds[] = {5, 64};
     static const int cfg[][3] = {{8, 16, 4}, {3, 5, 2}, {32, 8, 1}}; /* k, r, J */
@@ -93,7 +121,7 @@ Test(attnbench, index_decode_is_prefill_last_row) {
                 rng_t r;
                 rng_seed(&r, 7 + ci);
                 selector_init(&s, d, T, params, &r);
-                float *qkv = random_qkv(T, d, 200 + ti * 7 + di * 3 + ci);
+                float *qkv = random_qkv(T, d, 1, 200 + ti * 7 + di * 3 + ci);
                 int kmax = selector_kmax(&s, T);
                 int *ia = malloc((size_t)kmax * sizeof(int)), *ib = malloc((size_t)kmax * sizeof(int));
                 float *oa = malloc((size_t)d * sizeof(float)), *ob = malloc((size_t)d * sizeof(float));
@@ -110,8 +138,11 @@ Test(attnbench, index_decode_is_prefill_last_row) {
                 qsort(ib, (size_t)cb, sizeof(int), cmp_int);
                 for (int j = 0; j < ca; j++) cr_assert_eq(ia[j], ib[j], "T %d d %d cfg %zu key %d", T, d, ci, j);
                 assert_close(ob, oa, d, 1e-5f, "index output");
+                ties += ties_across_cut(ib, cb, 1, T, "index decode");
                 free(params), free(qkv), free(ia), free(ib), free(oa), free(ob), free(kt), free(work);
             }
+    fprintf(stderr, "index decode: %d ties across the cut\n", ties);
+    cr_assert_gt(ties, 0, "no tie across a selection's cut: the tied keys test nothing");
 }
 
 Test(attnbench, crossovers_and_csv_row) {

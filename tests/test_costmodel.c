@@ -83,17 +83,36 @@ Test(costmodel, dense_decode) {
 
 /* ----------------------------------------------------------- sparse ---- */
 
-/* Prefill attention FLOPs are head_attention_flops times H, for every variant. */
-Test(costmodel, sparse_flops_match_autoplan) {
-    const char *specs[] = {"pos+softmax:k=8,hidden=32", "pos+mlp:k=8,hidden=32", "index+softmax:k=16",
-                           "index+mlp:k=4,r=4,j=2,hidden=16", "block+softmax:b=8,n=4",
-                           "block+mlp:b=4,n=2,bounds=1,hidden=8"};
-    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++)
-        for (int T = 1; T <= 300; T += 37) {
-            head_spec s = test_spec_of(specs[i]);
-            cm_cost c = cost(96, 3, T, 64, 0, cm_sparse(&s));
-            cr_assert_eq(c.attn_flops, 3 * head_attention_flops(&s, 32, T), "%s T %d", specs[i], T);
-        }
+/* Prefill attention FLOPs of every sparse kind, worked by hand (autoplan.h's per-head
+ * formulas), H 3 heads of d 2 (C 6), T 5: P = 15 causal pairs.
+ * |S_t| for k 2: min(2, t+1) = 1,2,2,2,2, keys 9. Block b 2, n 2: nb(t) = t/2 = 0,0,1,1,2
+ * (cands 4), |S_t| = t%2 + 1 + 2*min(1, nb) = 1,2,3,4,3 (keys 13), kmax = b*n = 4.
+ *   pos (hidden 4):   2*(4*2 + 4*5)*5 + P = 280 + 15                           = 295
+ *   index (r 1, J 1): 2*(1*1*2 + 1*2 + 1*2)*5 + (2*1*1 + 1)*P + P = 60 + 45 + 15  = 120
+ *   block:            d*T + 2*d*cands + cands = 10 + 16 + 4                      =  30
+ *   block, bounds:    2*d*T + 2*2*d*cands + cands = 20 + 32 + 4                  =  56
+ *   softmax:          4*d*keys: k 2 4*2*9 = 72; block 4*2*13                     = 104
+ *   mlp (hidden 4, q and logits): D = kmax*d + d + kmax, 2*(4*D + 2*4)*T + 2*d*keys:
+ *     k 2: D 8, 2*40*5 + 2*2*9 = 400 + 36 = 436; block: D 14, 2*64*5 + 2*2*13 = 640 + 52 = 692
+ * and one at the default index shape, d 32, T 300 (P 45150, k 16: keys 136 + 284*16 = 4680):
+ *   2*(4*16*32 + 16*32 + 4*32)*300 + (2*4*16 + 4 + 1)*P + 4*32*4680
+ *   = 1612800 + 6004950 + 599040 = 8216790 per head. */
+Test(costmodel, sparse_flops_by_hand) {
+    static const struct {
+        const char *spec;
+        double per_head;
+    } cases[] = {{"pos+softmax:k=2,hidden=4", 295 + 72},
+                 {"pos+mlp:k=2,hidden=4", 295 + 436},
+                 {"index+softmax:k=2,r=1,j=1", 120 + 72},
+                 {"index+mlp:k=2,r=1,j=1,hidden=4", 120 + 436},
+                 {"block+softmax:b=2,n=2", 30 + 104},
+                 {"block+mlp:b=2,n=2,bounds=1,hidden=4", 56 + 692}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        double got = cost(6, 3, 5, 64, 0, sp(cases[i].spec)).attn_flops;
+        cr_assert_eq(got, 3 * cases[i].per_head, "%s: %.0f FLOPs, expected 3 x %.0f", cases[i].spec,
+                     got, cases[i].per_head);
+    }
+    cr_assert_eq(cost(96, 3, 300, 64, 0, sp("index+softmax:k=16")).attn_flops, 3 * 8216790.0);
     /* block b=2, n=2, d=1, T=5 (autoplan's hand case, 69 per head) */
     cr_assert_eq(cost(2, 2, 5, 64, 0, sp("block+softmax:b=2,n=2")).attn_flops, 2 * 69);
 }

@@ -25,7 +25,27 @@ int gpt_config_check(const gpt_config *c, sattn_err *e);
 /* Vp for a given V: V rounded up to a multiple of 128 when V > 256, else V. */
 int gpt_padded_vocab(int vocab);
 
-#define GPT_NUM_TENSORS 16
+/* The 16 parameter tensors by name, in llm.c's order: gpt_params' field order, the order
+ * of the parameter block and of both checkpoint formats. Indices into param_sizes. */
+enum {
+    GPT_WTE,      /* token embedding, tied with the output head */
+    GPT_WPE,      /* position embedding */
+    GPT_LN1W,     /* per layer: LayerNorm before attention, weight and bias */
+    GPT_LN1B,
+    GPT_QKVW,     /* per layer: attention's q, k, v projection */
+    GPT_QKVB,
+    GPT_ATTPROJW, /* per layer: attention's output projection */
+    GPT_ATTPROJB,
+    GPT_LN2W,     /* per layer: LayerNorm before the MLP */
+    GPT_LN2B,
+    GPT_FCW,      /* per layer: MLP up projection (C -> 4C) */
+    GPT_FCB,
+    GPT_FCPROJW,  /* per layer: MLP down projection (4C -> C) */
+    GPT_FCPROJB,
+    GPT_LNFW,     /* final LayerNorm */
+    GPT_LNFB,
+    GPT_NUM_TENSORS
+};
 typedef struct {
     float *wte;      /* (Vp, C) */
     float *wpe;      /* (maxT, C) */
@@ -45,9 +65,10 @@ typedef struct {
     float *lnfb;     /* (C) */
 } gpt_params;
 
-/* Element counts of the 16 tensors, in the order above (llm.c's order). */
+/* Element counts of the 16 tensors, indexed by the names above (llm.c's order). */
 void gpt_param_sizes(const gpt_config *c, size_t sizes[GPT_NUM_TENSORS]);
-/* Whether tensor i is a 2-D weight (gets weight decay): wte, wpe, qkvw, attprojw, fcw, fcprojw. */
+/* Whether tensor i (GPT_WTE ...) is a 2-D weight (gets weight decay): wte, wpe, qkvw, attprojw,
+ * fcw, fcprojw. */
 int gpt_param_is_matrix(int i);
 
 typedef struct {

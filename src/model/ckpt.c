@@ -43,11 +43,6 @@ typedef struct {
     size_t header_bytes;
 } ckpt_header;
 
-/* The 16 tensors in llm.c order (gpt_params), for errors that name one. */
-static const char *const TENSOR_NAMES[GPT_NUM_TENSORS] = {
-    "wte",  "wpe", "ln1w", "ln1b",    "qkvw",  "qkvb", "attprojw", "attprojb",
-    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw",    "lnfb"};
-
 /* ---------------------------------------------------------------- save */
 
 /* Continues hash h over the parameters (and the AdamW moments). */
@@ -300,12 +295,12 @@ static int check_finite(const char *path, const gpt_model *m, const float *block
         if (i < n) {
             float x = block[off + i];
             const char *kind = isnan(x) ? "NaN" : x > 0 ? "+Inf" : "-Inf";
-            int per_layer = t >= 2 && t < GPT_NUM_TENSORS - 2;
+            int per_layer = t >= GPT_LN1W && t <= GPT_FCPROJB;
             size_t per = per_layer ? n / (size_t)m->cfg.layers : n;
             char layer[32] = "";
             if (per_layer) snprintf(layer, sizeof layer, " (layer %zu)", i / per);
             return err_set(e, "%s: %stensor %s%s holds %s at element %zu, expected finite %s",
-                           path, what, TENSOR_NAMES[t], layer, kind, i % per,
+                           path, what, gpt_param_name(t), layer, kind, i % per,
                            *what ? "values" : "parameters");
         }
         off += n;

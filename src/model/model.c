@@ -32,18 +32,38 @@ int gpt_padded_vocab(int vocab) { return vocab <= 256 ? vocab : (vocab + 127) / 
 
 void gpt_param_sizes(const gpt_config *c, size_t s[GPT_NUM_TENSORS]) {
     size_t C = (size_t)c->channels, L = (size_t)c->layers;
-    size_t v[GPT_NUM_TENSORS] = {(size_t)c->padded_vocab * C, (size_t)c->max_seq * C, L * C, L * C,
-                                 L * 3 * C * C, L * 3 * C, L * C * C, L * C, L * C, L * C,
-                                 L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C};
-    memcpy(s, v, sizeof v);
+    size_t Vp = (size_t)c->padded_vocab, maxT = (size_t)c->max_seq;
+    s[GPT_WTE] = Vp * C;             /* wte      (Vp, C) */
+    s[GPT_WPE] = maxT * C;           /* wpe      (maxT, C) */
+    s[GPT_LN1W] = L * C;             /* ln1w     (L, C) */
+    s[GPT_LN1B] = L * C;             /* ln1b     (L, C) */
+    s[GPT_QKVW] = L * 3 * C * C;     /* qkvw     (L, 3C, C) */
+    s[GPT_QKVB] = L * 3 * C;         /* qkvb     (L, 3C) */
+    s[GPT_ATTPROJW] = L * C * C;     /* attprojw (L, C, C) */
+    s[GPT_ATTPROJB] = L * C;         /* attprojb (L, C) */
+    s[GPT_LN2W] = L * C;             /* ln2w     (L, C) */
+    s[GPT_LN2B] = L * C;             /* ln2b     (L, C) */
+    s[GPT_FCW] = L * 4 * C * C;      /* fcw      (L, 4C, C) */
+    s[GPT_FCB] = L * 4 * C;          /* fcb      (L, 4C) */
+    s[GPT_FCPROJW] = L * C * 4 * C;  /* fcprojw  (L, C, 4C) */
+    s[GPT_FCPROJB] = L * C;          /* fcprojb  (L, C) */
+    s[GPT_LNFW] = C;                 /* lnfw     (C) */
+    s[GPT_LNFB] = C;                 /* lnfb     (C) */
 }
 
-int gpt_param_is_matrix(int i) { return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12; }
+int gpt_param_is_matrix(int i) {
+    return i == GPT_WTE || i == GPT_WPE || i == GPT_QKVW || i == GPT_ATTPROJW || i == GPT_FCW ||
+           i == GPT_FCPROJW;
+}
 
 const char *gpt_param_name(int i) {
     static const char *const names[GPT_NUM_TENSORS] = {
-        "wte",  "wpe", "ln1w", "ln1b", "qkvw",    "qkvb",    "attprojw", "attprojb",
-        "ln2w", "ln2b", "fcw", "fcb",  "fcprojw", "fcprojb", "lnfw",     "lnfb"};
+        [GPT_WTE] = "wte",           [GPT_WPE] = "wpe",         [GPT_LN1W] = "ln1w",
+        [GPT_LN1B] = "ln1b",         [GPT_QKVW] = "qkvw",       [GPT_QKVB] = "qkvb",
+        [GPT_ATTPROJW] = "attprojw", [GPT_ATTPROJB] = "attprojb", [GPT_LN2W] = "ln2w",
+        [GPT_LN2B] = "ln2b",         [GPT_FCW] = "fcw",         [GPT_FCB] = "fcb",
+        [GPT_FCPROJW] = "fcprojw",   [GPT_FCPROJB] = "fcprojb", [GPT_LNFW] = "lnfw",
+        [GPT_LNFB] = "lnfb"};
     return i >= 0 && i < GPT_NUM_TENSORS ? names[i] : "?";
 }
 
@@ -74,12 +94,15 @@ int gpt_check_finite(const gpt_model *m, sattn_err *e) {
     return 0;
 }
 
-/* Points the 16 tensor pointers (in gpt_params' field order) into one block. */
+/* Points the 16 tensor pointers into one block, in llm.c's order. */
 static void params_point(gpt_params *p, float *mem, const size_t sizes[GPT_NUM_TENSORS]) {
-    float **ptrs[GPT_NUM_TENSORS] = {&p->wte,  &p->wpe,      &p->ln1w,     &p->ln1b,
-                                     &p->qkvw, &p->qkvb,     &p->attprojw, &p->attprojb,
-                                     &p->ln2w, &p->ln2b,     &p->fcw,      &p->fcb,
-                                     &p->fcprojw, &p->fcprojb, &p->lnfw,   &p->lnfb};
+    float **ptrs[GPT_NUM_TENSORS] = {
+        [GPT_WTE] = &p->wte,           [GPT_WPE] = &p->wpe,           [GPT_LN1W] = &p->ln1w,
+        [GPT_LN1B] = &p->ln1b,         [GPT_QKVW] = &p->qkvw,         [GPT_QKVB] = &p->qkvb,
+        [GPT_ATTPROJW] = &p->attprojw, [GPT_ATTPROJB] = &p->attprojb, [GPT_LN2W] = &p->ln2w,
+        [GPT_LN2B] = &p->ln2b,         [GPT_FCW] = &p->fcw,           [GPT_FCB] = &p->fcb,
+        [GPT_FCPROJW] = &p->fcprojw,   [GPT_FCPROJB] = &p->fcprojb,   [GPT_LNFW] = &p->lnfw,
+        [GPT_LNFB] = &p->lnfb};
     for (int i = 0; i < GPT_NUM_TENSORS; i++) {
         *ptrs[i] = mem;
         mem += sizes[i];
@@ -147,29 +170,55 @@ static float *carve(float **ptrs[], const size_t sizes[], int n) {
     return mem;
 }
 
-#define GPT_NUM_ACTS 22
-#define GPT_NUM_GRAD_ACTS 8
+/* The activation buffers by name, in gpt_acts' field order (the order of the block). */
+enum {
+    A_ENCODED, A_LN1, A_LN1_MEAN, A_LN1_RSTD, A_QKV, A_ATTY, A_ATT, A_ATTPROJ, A_RESIDUAL2, A_LN2,
+    A_LN2_MEAN, A_LN2_RSTD, A_FCH, A_FCH_GELU, A_FCPROJ, A_RESIDUAL3, A_LNF, A_LNF_MEAN, A_LNF_RSTD,
+    A_LOGITS, A_PROBS, A_LOSSES, GPT_NUM_ACTS
+};
+/* The backward's buffers by name, in gpt_grad_acts' field order. */
+enum { G_DRESIDUAL, G_DBUF_C, G_DBUF_C2, G_DQKV, G_DFCH, G_DFCH_GELU, G_DLOGITS, G_ATT_SCRATCH,
+       GPT_NUM_GRAD_ACTS };
 
-/* Float counts of the activation buffers, in gpt_acts' field order. */
+/* Float counts of the activation buffers. */
 static void act_sizes(const gpt_config *c, int B, int T, size_t as[GPT_NUM_ACTS]) {
     size_t L = (size_t)c->layers, C = (size_t)c->channels, BT = (size_t)B * T;
     size_t H = (size_t)c->heads, Vp = (size_t)c->padded_vocab;
-    const size_t v[GPT_NUM_ACTS] = {
-        BT * C,     L * BT * C, L * BT,     L * BT,     L * BT * 3 * C,
-        L * BT * C, L * B * H * T * T, L * BT * C, L * BT * C, L * BT * C,
-        L * BT,     L * BT,     L * BT * 4 * C, L * BT * 4 * C, L * BT * C,
-        L * BT * C, BT * C,     BT,         BT,         BT * Vp,
-        BT * Vp,    BT};
-    memcpy(as, v, sizeof v);
+    as[A_ENCODED] = BT * C;              /* encoded   (B,T,C) */
+    as[A_LN1] = L * BT * C;              /* ln1       (L,B,T,C) */
+    as[A_LN1_MEAN] = L * BT;             /* ln1_mean  (L,B,T) */
+    as[A_LN1_RSTD] = L * BT;             /* ln1_rstd  (L,B,T) */
+    as[A_QKV] = L * BT * 3 * C;          /* qkv       (L,B,T,3C) */
+    as[A_ATTY] = L * BT * C;             /* atty      (L,B,T,C) */
+    as[A_ATT] = L * B * H * T * T;       /* att       (L,B,H,T,T) */
+    as[A_ATTPROJ] = L * BT * C;          /* attproj   (L,B,T,C) */
+    as[A_RESIDUAL2] = L * BT * C;        /* residual2 (L,B,T,C) */
+    as[A_LN2] = L * BT * C;              /* ln2       (L,B,T,C) */
+    as[A_LN2_MEAN] = L * BT;             /* ln2_mean  (L,B,T) */
+    as[A_LN2_RSTD] = L * BT;             /* ln2_rstd  (L,B,T) */
+    as[A_FCH] = L * BT * 4 * C;          /* fch       (L,B,T,4C) */
+    as[A_FCH_GELU] = L * BT * 4 * C;     /* fch_gelu  (L,B,T,4C) */
+    as[A_FCPROJ] = L * BT * C;           /* fcproj    (L,B,T,C) */
+    as[A_RESIDUAL3] = L * BT * C;        /* residual3 (L,B,T,C) */
+    as[A_LNF] = BT * C;                  /* lnf       (B,T,C) */
+    as[A_LNF_MEAN] = BT;                 /* lnf_mean  (B,T) */
+    as[A_LNF_RSTD] = BT;                 /* lnf_rstd  (B,T) */
+    as[A_LOGITS] = BT * Vp;              /* logits    (B,T,Vp) */
+    as[A_PROBS] = BT * Vp;               /* probs     (B,T,Vp) */
+    as[A_LOSSES] = BT;                   /* losses    (B,T) */
 }
 
-/* Float counts of the backward's buffers, in gpt_grad_acts' field order. */
+/* Float counts of the backward's buffers (one layer's worth, reused layer by layer). */
 static void grad_act_sizes(const gpt_config *c, int B, int T, size_t gs[GPT_NUM_GRAD_ACTS]) {
     size_t C = (size_t)c->channels, BT = (size_t)B * T, Vp = (size_t)c->padded_vocab;
-    const size_t v[GPT_NUM_GRAD_ACTS] = {BT * C,     BT * C,     BT * C,  BT * 3 * C,
-                                         BT * 4 * C, BT * 4 * C, BT * Vp,
-                                         attention_scratch_floats(B, T, c->heads)};
-    memcpy(gs, v, sizeof v);
+    gs[G_DRESIDUAL] = BT * C;                                   /* dresidual (B,T,C) */
+    gs[G_DBUF_C] = BT * C;                                      /* dbuf_c    (B,T,C) */
+    gs[G_DBUF_C2] = BT * C;                                     /* dbuf_c2   (B,T,C) */
+    gs[G_DQKV] = BT * 3 * C;                                    /* dqkv      (B,T,3C) */
+    gs[G_DFCH] = BT * 4 * C;                                    /* dfch      (B,T,4C) */
+    gs[G_DFCH_GELU] = BT * 4 * C;                               /* dfch_gelu (B,T,4C) */
+    gs[G_DLOGITS] = BT * Vp;                                    /* dlogits   (B,T,Vp) */
+    gs[G_ATT_SCRATCH] = attention_scratch_floats(B, T, c->heads); /* att_scratch */
 }
 
 static double floats_bytes(const size_t *n, int k) {
@@ -195,19 +244,24 @@ static void acts_alloc(gpt_model *m, int B, int T) {
     size_t BT = (size_t)B * T;
     gpt_acts *a = &m->acts;
     float **ap[GPT_NUM_ACTS] = {
-        &a->encoded,  &a->ln1,       &a->ln1_mean, &a->ln1_rstd, &a->qkv,
-        &a->atty,     &a->att,       &a->attproj,  &a->residual2, &a->ln2,
-        &a->ln2_mean, &a->ln2_rstd,  &a->fch,      &a->fch_gelu, &a->fcproj,
-        &a->residual3, &a->lnf,      &a->lnf_mean, &a->lnf_rstd, &a->logits,
-        &a->probs,    &a->losses};
+        [A_ENCODED] = &a->encoded,     [A_LN1] = &a->ln1,             [A_LN1_MEAN] = &a->ln1_mean,
+        [A_LN1_RSTD] = &a->ln1_rstd,   [A_QKV] = &a->qkv,             [A_ATTY] = &a->atty,
+        [A_ATT] = &a->att,             [A_ATTPROJ] = &a->attproj,     [A_RESIDUAL2] = &a->residual2,
+        [A_LN2] = &a->ln2,             [A_LN2_MEAN] = &a->ln2_mean,   [A_LN2_RSTD] = &a->ln2_rstd,
+        [A_FCH] = &a->fch,             [A_FCH_GELU] = &a->fch_gelu,   [A_FCPROJ] = &a->fcproj,
+        [A_RESIDUAL3] = &a->residual3, [A_LNF] = &a->lnf,             [A_LNF_MEAN] = &a->lnf_mean,
+        [A_LNF_RSTD] = &a->lnf_rstd,   [A_LOGITS] = &a->logits,       [A_PROBS] = &a->probs,
+        [A_LOSSES] = &a->losses};
     size_t as[GPT_NUM_ACTS], gs[GPT_NUM_GRAD_ACTS];
     act_sizes(&m->cfg, B, T, as);
     grad_act_sizes(&m->cfg, B, T, gs);
     acts_free(m);
     m->acts_mem = carve(ap, as, GPT_NUM_ACTS);
     gpt_grad_acts *g = &m->grad_acts;
-    float **gp[GPT_NUM_GRAD_ACTS] = {&g->dresidual, &g->dbuf_c,   &g->dbuf_c2,  &g->dqkv,
-                                     &g->dfch,      &g->dfch_gelu, &g->dlogits, &g->att_scratch};
+    float **gp[GPT_NUM_GRAD_ACTS] = {
+        [G_DRESIDUAL] = &g->dresidual, [G_DBUF_C] = &g->dbuf_c,       [G_DBUF_C2] = &g->dbuf_c2,
+        [G_DQKV] = &g->dqkv,           [G_DFCH] = &g->dfch,           [G_DFCH_GELU] = &g->dfch_gelu,
+        [G_DLOGITS] = &g->dlogits,     [G_ATT_SCRATCH] = &g->att_scratch};
     m->grad_acts_mem = carve(gp, gs, GPT_NUM_GRAD_ACTS);
     m->inputs = xmalloc(BT * sizeof(int));
     m->targets = xmalloc(BT * sizeof(int));

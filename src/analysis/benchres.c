@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,43 +60,53 @@ static const bench_col COLS[] = {
 #undef F
 #define NCOLS ((int)(sizeof COLS / sizeof COLS[0]))
 
-/* Column c of r as text (numbers in the column's format) at buf + *len; quote: JSON. */
-static void col_text(const bench_row *r, int c, int quote, char *buf, size_t n, size_t *len) {
-    const bench_col *k = &COLS[c];
-    const char *base = (const char *)r + k->off;
-    const char *q = quote ? "\"" : "";
-    size_t at = *len < n ? *len : n, room = n - at;
-    int w;
-    if (k->kind == COL_NAME) w = snprintf(buf + at, room, "%s%s%s", q, base, q);
-    else if (k->kind == COL_PHASE) w = snprintf(buf + at, room, "%s%s%s", q, bench_phase_name(*(const int *)base), q);
-    else if (k->kind == COL_INT) w = snprintf(buf + at, room, k->fmt, *(const int *)base);
-    else w = snprintf(buf + at, room, k->fmt, *(const double *)base);
+/* Appends fmt's text at buf + *len (n bytes in all; the text is cut where it is full). */
+__attribute__((format(printf, 4, 5))) static void append(char *buf, size_t n, size_t *len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t at = *len < n ? *len : n;
+    int w = vsnprintf(buf + at, n - at, fmt, ap);
+    va_end(ap);
     *len += w > 0 ? (size_t)w : 0;
 }
 
+/* Column c of r appended as text (numbers in the column's format; quote: JSON). */
+static void col_text(const bench_row *r, int c, int quote, char *buf, size_t n, size_t *len) {
+    const bench_col *k = &COLS[c];
+    const char *field = (const char *)r + k->off, *q = quote ? "\"" : "";
+    if (k->kind == COL_NAME) append(buf, n, len, "%s%s%s", q, field, q);
+    else if (k->kind == COL_PHASE) append(buf, n, len, "%s%s%s", q, bench_phase_name(*(const int *)field), q);
+    else if (k->kind == COL_INT) append(buf, n, len, k->fmt, *(const int *)field);
+    else append(buf, n, len, k->fmt, *(const double *)field);
+}
+
+/* The column names joined (every call writes the same bytes, so calls may overlap). */
 const char *bench_csv_header(void) {
-    return "variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10\n";
+    static char header[256];
+    size_t len = 0;
+    for (int c = 0; c < NCOLS; c++) append(header, sizeof header, &len, "%s%s", c ? "," : "", COLS[c].name);
+    append(header, sizeof header, &len, "\n");
+    return header;
 }
 
 void bench_csv_line(const bench_row *r, char *buf, size_t n) {
     size_t len = 0;
     if (n) buf[0] = 0;
     for (int c = 0; c < NCOLS; c++) {
-        if (c) len += (size_t)snprintf(buf + (len < n ? len : n), len < n ? n - len : 0, ",");
+        if (c) append(buf, n, &len, ",");
         col_text(r, c, 0, buf, n, &len);
     }
-    snprintf(buf + (len < n ? len : n), len < n ? n - len : 0, "\n");
+    append(buf, n, &len, "\n");
 }
 
 void bench_json_object(const bench_row *r, char *buf, size_t n) {
     size_t len = 0;
     if (n) buf[0] = 0;
     for (int c = 0; c < NCOLS; c++) {
-        len += (size_t)snprintf(buf + (len < n ? len : n), len < n ? n - len : 0, "%s\"%s\": ", c ? ", " : "{",
-                                COLS[c].name);
+        append(buf, n, &len, "%s\"%s\": ", c ? ", " : "{", COLS[c].name);
         col_text(r, c, 1, buf, n, &len);
     }
-    snprintf(buf + (len < n ? len : n), len < n ? n - len : 0, "}");
+    append(buf, n, &len, "}");
 }
 
 int bench_csv_write(const char *path, const bench_row *rows, int n, sattn_err *e) {

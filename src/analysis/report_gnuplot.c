@@ -76,7 +76,7 @@ static void gp_set(sbuf *g, const char *keyword, const char *text) {
  * report folder, so no path reaches the script), title, axes; logscale "x" or "xy"
  * (SI-prefixed tick labels; yfmt: the y tick format then) or NULL. */
 void rp_plot_begin(sbuf *g, const char *name, const char *title, const char *xlabel, const char *ylabel,
-                       const char *logscale, const char *yfmt) {
+                   const char *logscale, const char *yfmt) {
     char png[REPORT_NAME_LEN + 32];
     snprintf(png, sizeof png, "%s.png", name);
     sb_printf(g, "# sattn report: %s (redraw: gnuplot %s.gp, run inside this folder)\n", png, name);

@@ -104,8 +104,8 @@ static int analytic_simple_plot(report_ctx *r, const cm_variant *v, int n, int w
         snprintf(title, sizeof title, "FLOP speedup over dense-flash, projections included (analytic; C=%d, H=%d, k=%d)",
                  c->C, c->H, c->k);
     rp_plot_begin(&g, name, title, "sequence length T (tokens)",
-               what == 1 ? "peak activation memory (bytes)" : "dense-flash FLOPs / variant FLOPs (x)", "xy",
-               what == 1 ? "%.0s%cB" : "%g");
+                  what == 1 ? "peak activation memory (bytes)" : "dense-flash FLOPs / variant FLOPs (x)", "xy",
+                  what == 1 ? "%.0s%cB" : "%g");
     int use[8];
     for (int i = 0; i < n; i++) {
         use[i] = what == 1 || i >= 2; /* flash over itself is the break-even line */
@@ -285,7 +285,7 @@ static int bench_plot(report_ctx *r, const bench_view *bv, int phase, int speedu
              WHAT[phase], bv->C, bv->H, r->c->k);
     sbuf g = {0};
     rp_plot_begin(&g, name, title, "sequence length T (tokens)",
-               speedup ? "dense-flash time / variant time (x)" : "median wall time (s)", "xy", "%g");
+                  speedup ? "dense-flash time / variant time (x)" : "median wall time (s)", "xy", "%g");
     int have[MAX_SHOWN] = {0}, any = 0;
     for (int i = 0; i < bv->n_names; i++)
         have[i] = (!speedup || !is_dense_name(bv->names[i])) && bench_block(&g, bv, i, phase, speedup) > 0;
@@ -362,7 +362,7 @@ static int crossover_section(report_ctx *r, const bench_view *bv, sattn_err *e) 
     if (pts.n) {
         sbuf g = {0};
         rp_plot_begin(&g, "crossover", "Crossover T*: analytic (FLOPs) vs measured (wall time)",
-                   "analytic T* (tokens)", "measured T* (tokens)", "xy", "%g");
+                      "analytic T* (tokens)", "measured T* (tokens)", "xy", "%g");
         sb_printf(&g, "$c << EOD\n%sEOD\nset xrange [%g:%g]\nset yrange [%g:%g]\nset size ratio -1\n", pts.s,
                   lo / 3, hi * 3, lo / 3, hi * 3);
         sb_printf(&g, "plot %sx with lines lw 2 lc rgb '#888888' dt 3 title 'measured = analytic'\n", series.s);
@@ -471,7 +471,7 @@ static int pareto_plot(report_ctx *r, const eval_file *f, const double *rel, int
              m->L, m->H, m->C, m->T);
     sbuf g = {0};
     rp_plot_begin(&g, "pareto", title, "attention FLOPs of the plan / dense attention FLOPs (x)",
-               "validation loss increase over dense (%)", logy ? "xy" : "x", "%g");
+                  "validation loss increase over dense (%)", logy ? "xy" : "x", "%g");
     sb_printf(&g, "set format x '%%g'\nset key outside right top box\nset offsets graph 0.02, graph 0.25, graph 0.1, graph 0.1\n$p << EOD\n");
     for (int i = 0; i < n; i++) sb_printf(&g, "%.6g %.6g %s\n", rel[i], 100.0 * (f[i].loss_ratio - 1.0), f[i].name);
     sb_printf(&g, "EOD\n$f << EOD\n");

@@ -16,7 +16,10 @@ CUDA_ARCH ?= -gencode arch=compute_90,code=[sm_90,compute_90]
 NVCCFLAGS ?= -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Wno-unused-parameter
 CXX ?= g++
 CUSRC := $(wildcard src/cuda/*.cu)
-CUDEPS := src/cuda/sa_cuda.h src/cuda/emu/emu.h include/sattn/cuda_attn.h include/sattn/core.h include/sattn/sparse.h
+# Every header a .cu file may include, directly or not: an edit to any of them rebuilds the
+# CUDA objects (nvcc's own dependency output is not used; the list is short). The C files
+# of a CUDA build get theirs from -MMD like every other object.
+CUDEPS := $(wildcard src/cuda/*.h src/cuda/emu/*.h include/sattn/*.h)
 
 ifeq ($(SATTN_CUDA),1)
 CFLAGS += -DSATTN_CUDA

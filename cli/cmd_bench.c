@@ -10,6 +10,7 @@
 #include "opts.h"
 #include "sattn/attnbench.h"
 #include "sattn/cuda_attn.h"
+#include "sattn/cuda_bench.h"
 
 static const cli_cmd BENCH = {
     "bench", NULL,
@@ -57,7 +58,7 @@ static int parse_variants(const opt_spec *o, const char *text, sattn_err *e) {
 }
 
 static int parse_phases(const opt_spec *o, const char *text, sattn_err *e) {
-    return parse_names(o, text, ab_phase_parse, "prefill, decode or backward", e);
+    return parse_names(o, text, bench_phase_parse, "prefill, decode or backward", e);
 }
 
 static const char *const DEVICES[] = {"cpu", "cuda", NULL};
@@ -117,11 +118,11 @@ static int bench_parse(bench_args *a, int argc, char **argv) {
     return 0;
 }
 
-static void print_row(const ab_row *r, void *ctx) {
+static void print_row(const bench_row *r, void *ctx) {
     (void)ctx;
-    printf("%-14s %-8s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f %6.2f\n", ab_variant_name(r->v),
-           ab_phase_name(r->decode), r->C, r->H, r->T, r->k, r->median_s, r->gflops,
-           r->speedup, r->peak_bytes / 1e6, r->pressure);
+    printf("%-14s %-8s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f %6.2f\n", r->variant,
+           bench_phase_name(r->phase), r->C, r->H, r->T, r->k, r->median_s, r->gflops,
+           r->speedup_vs_flash, r->peak_bytes / 1e6, r->cpu_pressure);
     fflush(stdout);
 }
 
@@ -130,33 +131,29 @@ static void print_cross_text(const ab_cross *x, int n) {
     printf("%-14s %-7s %5s %4s %10s %10s\n", "variant", "phase", "C", "k", "measured", "analytic");
     for (int i = 0; i < n; i++)
         printf("%-14s %-7s %5d %4d %10d %10d\n", ab_variant_name(x[i].v),
-               ab_phase_name(x[i].decode), x[i].C, x[i].k, x[i].measured, x[i].analytic);
+               bench_phase_name(x[i].phase), x[i].C, x[i].k, x[i].measured, x[i].analytic);
 }
 
-static void print_json(const ab_row *rows, int n, const ab_cross *x, int nx) {
+static void print_json(const bench_row *rows, int n, const ab_cross *x, int nx) {
     printf("{\"rows\": [");
     for (int i = 0; i < n; i++) {
-        const ab_row *r = &rows[i];
-        printf("%s{\"variant\": \"%s\", \"phase\": \"%s\", \"C\": %d, \"H\": %d, \"T\": %d, \"k\": %d, "
-               "\"median_s\": %.6e, \"gflops\": %.4f, \"speedup_vs_flash\": %.4f, \"peak_bytes\": %.0f, "
-               "\"cpu_pressure_avg10\": %.2f}", i ? ", " : "", ab_variant_name(r->v),
-               ab_phase_name(r->decode), r->C, r->H, r->T, r->k, r->median_s, r->gflops,
-               r->speedup, r->peak_bytes, r->pressure);
+        char obj[640];
+        bench_json_object(&rows[i], obj, sizeof obj);
+        printf("%s%s", i ? ", " : "", obj);
     }
     printf("], \"crossovers\": [");
     for (int i = 0; i < nx; i++)
         printf("%s{\"variant\": \"%s\", \"phase\": \"%s\", \"C\": %d, \"k\": %d, \"measured_T\": %d, "
                "\"analytic_T\": %d}", i ? ", " : "", ab_variant_name(x[i].v),
-               ab_phase_name(x[i].decode), x[i].C, x[i].k, x[i].measured, x[i].analytic);
+               bench_phase_name(x[i].phase), x[i].C, x[i].k, x[i].measured, x[i].analytic);
     printf("]}\n");
 }
 
-static void print_cuda_row(const sa_cuda_row *r, void *ctx) {
+static void print_cuda_row(const bench_row *r, void *ctx) {
     (void)ctx;
     if (!r) return;
-    printf("%-25s %-7s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f\n", r->name, r->row.decode ? "decode" : "prefill",
-           r->row.C, r->row.H, r->row.T, r->row.k, r->row.median_s, r->row.gflops, r->row.speedup,
-           r->row.peak_bytes / 1e6);
+    printf("%-25s %-7s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f\n", r->variant, bench_phase_name(r->phase),
+           r->C, r->H, r->T, r->k, r->median_s, r->gflops, r->speedup_vs_flash, r->peak_bytes / 1e6);
     fflush(stdout);
 }
 
@@ -165,7 +162,7 @@ static int bench_cuda(const bench_args *a) {
     sattn_err e;
     if (!sa_cuda_built())
         return cli_fail("bench", "--device cuda: built without CUDA: run make cuda (needs nvcc) and use build-cuda/sattn");
-    sa_cuda_row *rows;
+    bench_row *rows;
     int n;
     char dev[256] = "";
     printf("device cuda, median of %d runs; time per call; x_flash = dense-flash-cuda time / ours\n", a->cfg.runs);
@@ -176,7 +173,7 @@ static int bench_cuda(const bench_args *a) {
         return cli_fail("bench", "--device cuda: %s", e.msg);
     printf("device: %s\n", dev);
     int rc = 0;
-    if (a->csv && sa_cuda_bench_csv_write(a->csv, rows, n, &e)) rc = cli_fail("bench", "%s", e.msg);
+    if (a->csv && bench_csv_write(a->csv, rows, n, &e)) rc = cli_fail("bench", "%s", e.msg);
     free(rows);
     return rc;
 }
@@ -202,7 +199,7 @@ int cmd_bench(int argc, char **argv) {
         printf("%-14s %-7s %5s %3s %6s %4s %12s %9s %8s %10s %6s\n", "variant", "phase", "C", "H", "T",
                "k", "median_s", "GFLOP/s", "x_flash", "peak_MB", "psi10");
     }
-    ab_row *rows;
+    bench_row *rows;
     int n;
     ab_run(&a.cfg, &rows, &n, a.json ? NULL : print_row, NULL);
     int cap = 2 * AB_MAX_LIST * AB_MAX_LIST * 2, nx;
@@ -211,7 +208,7 @@ int cmd_bench(int argc, char **argv) {
     if (a.json) print_json(rows, n, x, nx);
     else print_cross_text(x, nx);
     int rc = 0;
-    if (a.csv && ab_csv_write(a.csv, rows, n, &e)) rc = cli_fail("bench", "%s", e.msg);
+    if (a.csv && bench_csv_write(a.csv, rows, n, &e)) rc = cli_fail("bench", "%s", e.msg);
     free(rows);
     free(x);
     return rc;

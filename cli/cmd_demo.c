@@ -24,6 +24,7 @@
 #include "sattn/attnbench.h"
 #include "sattn/crossover.h"
 #include "sattn/distill.h"
+#include "sattn/eval_json.h"
 #include "sattn/heads.h"
 #include "sattn/hybrid.h"
 #include "sattn/plan.h"
@@ -559,10 +560,10 @@ static void list_text(const int *v, int n, char *buf, size_t cap) {
 }
 
 /* A progress line on a terminal (each row replaces the last), nothing in a log. */
-static void bench_progress(const ab_row *r, void *user) {
+static void bench_progress(const bench_row *r, void *user) {
     const demo_ctx *x = user;
     if (!x->tty) return;
-    fprintf(stderr, "\rbench: %s %s C=%d T=%d k=%d   ", ab_variant_name(r->v), r->decode ? "decode" : "prefill",
+    fprintf(stderr, "\rbench: %s %s C=%d T=%d k=%d   ", r->variant, r->phase ? "decode" : "prefill",
             r->C, r->T, r->k);
 }
 
@@ -574,13 +575,13 @@ static int demo_bench(demo_ctx *x, const gpt_config *c) {
     list_text(b.seqs, b.nseqs, seqs, sizeof seqs);
     say(x, "\n[5/6] attention benchmark (sattn bench's quick grid + the model's shape): C %s, T %s, k %d, "
            "median of %d runs\n", dims, seqs, DEFAULT_K, b.runs);
-    ab_row *rows;
+    bench_row *rows;
     int n = 0;
     double t0 = time_now();
     ab_run(&b, &rows, &n, bench_progress, x);
     if (x->tty) fputc('\n', stderr);
     sattn_err e;
-    int rc = ab_csv_write(x->bench_path, rows, n, &e) ? cli_fail("demo", "%s", e.msg) : 0;
+    int rc = bench_csv_write(x->bench_path, rows, n, &e) ? cli_fail("demo", "%s", e.msg) : 0;
     free(rows);
     double wall = time_now() - t0;
     if (!rc) say(x, "%d rows in %.0f s -> %s\n", n, wall, x->bench_path);
@@ -633,7 +634,7 @@ static int write_eval_json(demo_ctx *x, const variant_run *r, int is_bytes) {
     afile f;
     sattn_err e;
     if (afile_open(&f, x->eval_path, &e)) return cli_fail("demo", "%s", e.msg);
-    eval_json_print(f.f, &r->ev, &r->sh, is_bytes, &every);
+    eval_json_write(f.f, &r->ev, &r->sh, is_bytes, every.dense_below, every.source);
     if (ferror(f.f)) return afile_abort(&f), cli_fail("demo", "%s: write failed", x->eval_path);
     return afile_commit(&f, &e) ? cli_fail("demo", "%s", e.msg) : 0;
 }

@@ -9,6 +9,7 @@
 #include "lenpolicy.h"
 #include "opts.h"
 #include "sattn/crossover.h"
+#include "sattn/eval_json.h"
 #include "sattn/heads.h"
 #include "sattn/sparse_eval.h"
 
@@ -95,7 +96,7 @@ int cmd_eval(int argc, char **argv) {
         if (strcmp(lc.source, "default")) fprintf(stderr, "hybrid by length: %s\n", lc.desc);
         sparse_eval_result res;
         sparse_eval_len(&m, &sh, &d, a.split, a.windows, a.batch, lc.dense_below, &res);
-        if (a.json) eval_json_print(stdout, &res, &sh, d.is_bytes, &lc);
+        if (a.json) eval_json_write(stdout, &res, &sh, d.is_bytes, lc.dense_below, lc.source);
         else print_table(&res, &sh, &lc);
         sparse_eval_free(&res);
     }

@@ -1,7 +1,6 @@
 /* Hybrid by length on the command line (docs/hybrid_length.md): the --dense-below and
  * --crossover-from flags shared by `sattn eval`, `sattn sample` and `sattn demo` (declared
- * in opts.c), the
- * threshold they choose, and the eval JSON (also written by the demo for the report). */
+ * in opts.c) and the threshold they choose (the eval JSON they go into: eval_json.h). */
 #ifndef SATTN_CLI_LENPOLICY_H
 #define SATTN_CLI_LENPOLICY_H
 
@@ -29,9 +28,5 @@ int len_flags_check(const char *cmd, const len_flags *f);
  * else 0 (sparse at every length). A CSV that does not read, or lacks rows for the
  * plan's variants, is a one-line error naming the file. Exit status. */
 int len_choose(const char *cmd, const len_flags *f, const sparse_heads *sh, int C, len_choice *c);
-
-/* `sattn eval --json`'s object (one line), with the length policy's fields. */
-void eval_json_print(FILE *out, const sparse_eval_result *r, const sparse_heads *sh, int is_bytes,
-                     const len_choice *lc);
 
 #endif

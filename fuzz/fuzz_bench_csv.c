@@ -1,9 +1,9 @@
-/* libFuzzer harness: bench_csv_read (src/analysis/report.c), the CSV of `sattn bench`. */
+/* libFuzzer harness: bench_csv_read (src/analysis/benchres.c), the CSV of `sattn bench`. */
 #include "fuzz_common.h"
 
 #include <math.h>
 
-#include "sattn/report.h"
+#include "sattn/benchres.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     const char *path = fz_write("bench_csv", data, n);
@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         const bench_row *r = &t.rows[i];
         size_t vl = strnlen(r->variant, sizeof r->variant);
         FZ_CHECK(vl > 0 && vl < sizeof r->variant, "row %d: variant of length %zu", i, vl);
-        FZ_CHECK(r->decode >= 0 && r->decode <= 2, "row %d: phase %d", i, r->decode);
+        FZ_CHECK(r->phase >= 0 && r->phase <= 2, "row %d: phase %d", i, r->phase);
         FZ_CHECK(r->C >= 0 && r->H >= 0 && r->T >= 0 && r->k >= 0, "row %d: negative dimension", i);
         FZ_CHECK(isfinite(r->median_s) && isfinite(r->gflops) && isfinite(r->speedup_vs_flash) &&
                      isfinite(r->peak_bytes) && isfinite(r->cpu_pressure),

@@ -1,4 +1,4 @@
-/* libFuzzer harness: eval_json_read (src/analysis/report.c), the JSON of `sattn eval
+/* libFuzzer harness: eval_json_read (src/sparse/eval_json.c), the JSON of `sattn eval
  * --json`. What it accepts goes through eval_relative_flops, as `sattn report` does. */
 #include "fuzz_common.h"
 #include "sattn/report.h"

@@ -1,6 +1,6 @@
 /* gen_seeds: writes the valid seed files of fuzz/corpus/ with sattn's own writers
  * (ckpt_save, llmc_tokens_save, heads_save, the teacher shard writer, plan_save,
- * ab_csv_write), for tiny models so that each seed stays small (a few KiB).
+ * bench_csv_write), for tiny models so that each seed stays small (a few KiB).
  *
  *   gen_seeds CORPUS_DIR EVAL_DIR
  *
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sattn/attnbench.h"
+#include "sattn/benchres.h"
 #include "sattn/ckpt.h"
 #include "sattn/data.h"
 #include "sattn/heads.h"
@@ -161,18 +161,18 @@ static void plans(const char *dir) {
 
 static void bench_csv(const char *dir) {
     sattn_err e;
-    ab_row rows[] = {
-        {AB_FLASH, AB_PREFILL, 256, 4, 256, 0, 1.5e-4, 12.5, 1.0, 1.2e6, 0.1},
-        {AB_NAIVE, AB_PREFILL, 256, 4, 256, 0, 3.0e-4, 6.2, 0.5, 4.5e6, 0.1},
-        {AB_INDEX, AB_PREFILL, 256, 4, 256, 32, 2.0e-4, 3.0, 0.75, 1.0e6, -1},
-        {AB_BLOCK, AB_PREFILL, 256, 4, 1024, 32, 1.0e-3, 9.1, 2.5, 3.3e6, 0.25},
-        {AB_FLASH, AB_DECODE, 256, 4, 1024, 0, 4.0e-6, 2.0, 1.0, 5.0e5, 0},
-        {AB_BLOCK, AB_DECODE, 256, 4, 1024, 32, 2.0e-6, 1.0, 2.0, 2.0e5, 0},
-        {AB_FLASH, AB_BACKWARD, 512, 8, 256, 0, 8.0e-4, 20.0, 1.0, 9.0e6, 0.5},
-        {AB_INDEX, AB_BACKWARD, 512, 8, 256, 32, 9.0e-4, 4.0, 0.9, 8.0e6, 0.5},
+    bench_row rows[] = {
+        {"dense-flash", BENCH_PREFILL, 256, 4, 256, 0, 1.5e-4, 12.5, 1.0, 1.2e6, 0.1},
+        {"dense-naive", BENCH_PREFILL, 256, 4, 256, 0, 3.0e-4, 6.2, 0.5, 4.5e6, 0.1},
+        {"index+softmax", BENCH_PREFILL, 256, 4, 256, 32, 2.0e-4, 3.0, 0.75, 1.0e6, -1},
+        {"block+softmax", BENCH_PREFILL, 256, 4, 1024, 32, 1.0e-3, 9.1, 2.5, 3.3e6, 0.25},
+        {"dense-flash", BENCH_DECODE, 256, 4, 1024, 0, 4.0e-6, 2.0, 1.0, 5.0e5, 0},
+        {"block+softmax", BENCH_DECODE, 256, 4, 1024, 32, 2.0e-6, 1.0, 2.0, 2.0e5, 0},
+        {"dense-flash", BENCH_BACKWARD, 512, 8, 256, 0, 8.0e-4, 20.0, 1.0, 9.0e6, 0.5},
+        {"index+softmax", BENCH_BACKWARD, 512, 8, 256, 32, 9.0e-4, 4.0, 0.9, 8.0e6, 0.5},
     };
-    ok(ab_csv_write(at(dir, "bench_csv/bench.csv"), rows, (int)(sizeof rows / sizeof rows[0]), &e), &e);
-    ok(ab_csv_write(at(dir, "bench_csv/one-row.csv"), rows + 3, 1, &e), &e);
+    ok(bench_csv_write(at(dir, "bench_csv/bench.csv"), rows, (int)(sizeof rows / sizeof rows[0]), &e), &e);
+    ok(bench_csv_write(at(dir, "bench_csv/one-row.csv"), rows + 3, 1, &e), &e);
 }
 
 /* Inputs for `sattn eval --json`: a bytes-vocabulary model and heads for it. */

@@ -11,6 +11,7 @@
 
 #include "cli_util.h"
 #include "sattn/attnbench.h"
+#include "sattn/sparse_decode.h"
 #include "sattn/rng.h"
 
 /* One head's q, k, v rows (T, 3d), N(0,1), with exactly tied keys: the key rows of every
@@ -90,11 +91,11 @@ Test(attnbench, block_decode_is_prefill_last_row) {
                 int *ia = malloc((size_t)kmax * sizeof(int)), *ib = malloc((size_t)kmax * sizeof(int));
                 float *oa = malloc((size_t)d * sizeof(float)), *ob = malloc((size_t)d * sizeof(float));
                 float *sum = malloc(((size_t)2 * (T / s.block + 1) * d) * sizeof(float));
-                float *work = malloc(ab_block_decode_work(&s, T) * sizeof(float));
+                float *work = malloc(sparse_decode_block_work(&s, T) * sizeof(float));
                 int ca = prefill_last(&s, NULL, d, qkv, T, ia, oa);
-                ab_block_summaries(&s, d, qkv + d, ld, T, sum);
-                int cb = ab_block_decode(&s, d, qkv + (size_t)(T - 1) * ld, qkv + d, qkv + 2 * d, ld, T,
-                                         sum, ob, ib, work);
+                sparse_decode_block_side(&s, d, qkv + d, ld, T, sum);
+                int cb = sparse_decode_block(&s, d, qkv + (size_t)(T - 1) * ld, qkv + d, qkv + 2 * d, ld, T,
+                                             sum, ob, ib, work);
                 cr_assert_eq(ca, cb, "T %d d %d cfg %zu: count %d vs %d", T, d, ci, ca, cb);
                 for (int j = 0; j < ca; j++) cr_assert_eq(ia[j], ib[j], "T %d d %d cfg %zu slot %d", T, d, ci, j);
                 assert_close(ob, oa, d, 1e-5f, "block output");
@@ -126,11 +127,11 @@ Test(attnbench, index_decode_is_prefill_last_row) {
                 int *ia = malloc((size_t)kmax * sizeof(int)), *ib = malloc((size_t)kmax * sizeof(int));
                 float *oa = malloc((size_t)d * sizeof(float)), *ob = malloc((size_t)d * sizeof(float));
                 float *kt = malloc((size_t)T * s.rank * sizeof(float));
-                float *work = malloc(ab_index_decode_work(&s, T) * sizeof(float));
+                float *work = malloc(sparse_decode_index_work(&s, T) * sizeof(float));
                 int ca = prefill_last(&s, params, d, qkv, T, ia, oa);
-                ab_index_keys(&s, params, d, qkv + d, ld, T, kt);
-                int cb = ab_index_decode(&s, params, d, qkv + (size_t)(T - 1) * ld, qkv + d, qkv + 2 * d,
-                                         ld, T, kt, ob, ib, work);
+                sparse_decode_index_side(&s, params, d, qkv + d, ld, T, kt);
+                int cb = sparse_decode_index(&s, params, d, qkv + (size_t)(T - 1) * ld, qkv + d, qkv + 2 * d,
+                                             ld, T, kt, ob, ib, work);
                 cr_assert_eq(ca, cb, "T %d d %d cfg %zu: count %d vs %d", T, d, ci, ca, cb);
                 /* the one-query products may round differently from the T-row ones, so
                  * compare the selected sets, and the outputs to float tolerance */
@@ -146,12 +147,12 @@ Test(attnbench, index_decode_is_prefill_last_row) {
 }
 
 Test(attnbench, crossovers_and_csv_row) {
-    ab_row rows[] = {
-        {AB_FLASH, 0, 512, 8, 256, 0, 1.0, 1, 1.0, 1, 0.5},
-        {AB_BLOCK, 0, 512, 8, 256, 32, 2.0, 1, 0.5, 1, 0.5},
-        {AB_FLASH, 0, 512, 8, 1024, 0, 4.0, 1, 1.0, 1, 0.5},
-        {AB_BLOCK, 0, 512, 8, 1024, 32, 2.0, 1, 2.0, 1, 0.5},
-        {AB_INDEX, 1, 512, 8, 1024, 32, 2.0, 1, 0.9, 1, -1},
+    bench_row rows[] = {
+        {"dense-flash", 0, 512, 8, 256, 0, 1.0, 1, 1.0, 1, 0.5},
+        {"block+softmax", 0, 512, 8, 256, 32, 2.0, 1, 0.5, 1, 0.5},
+        {"dense-flash", 0, 512, 8, 1024, 0, 4.0, 1, 1.0, 1, 0.5},
+        {"block+softmax", 0, 512, 8, 1024, 32, 2.0, 1, 2.0, 1, 0.5},
+        {"index+softmax", 1, 512, 8, 1024, 32, 2.0, 1, 0.9, 1, -1},
     };
     ab_cross x[4];
     int n = ab_crossovers(rows, 5, x, 4);
@@ -161,7 +162,7 @@ Test(attnbench, crossovers_and_csv_row) {
     cr_assert_gt(x[0].analytic, 0);
     cr_assert_eq(x[1].measured, -1);
     char line[256];
-    ab_csv_row(&rows[4], line, sizeof line);
+    bench_csv_line(&rows[4], line, sizeof line);
     cr_assert_str_eq(line, "index+softmax,decode,512,8,1024,32,2.000000e+00,1.0000,0.9000,1,-1.00\n");
     cr_assert_eq(ab_variant_parse("block"), AB_BLOCK);
     cr_assert_eq(ab_variant_parse("dense-naive"), AB_NAIVE);
@@ -172,14 +173,14 @@ Test(attnbench, crossovers_and_csv_row) {
  * row without a dense-flash reference is ignored, and a series whose largest T loses
  * has none. */
 Test(attnbench, crossover_from_then_on) {
-    ab_row rows[] = {
-        {AB_BLOCK, 0, 512, 8, 256, 32, 1.0, 1, 1.3, 1, 0.5},
-        {AB_BLOCK, 0, 512, 8, 1024, 32, 1.0, 1, 0.8, 1, 0.5},
-        {AB_BLOCK, 0, 512, 8, 2048, 32, 1.0, 1, -1.0, 1, 0.5},
-        {AB_BLOCK, 0, 512, 8, 4096, 32, 1.0, 1, 1.5, 1, 0.5},
-        {AB_BLOCK, 0, 512, 8, 8192, 32, 1.0, 1, 2.5, 1, 0.5},
-        {AB_INDEX, 0, 512, 8, 256, 32, 1.0, 1, 1.2, 1, 0.5},
-        {AB_INDEX, 0, 512, 8, 1024, 32, 1.0, 1, 0.7, 1, 0.5},
+    bench_row rows[] = {
+        {"block+softmax", 0, 512, 8, 256, 32, 1.0, 1, 1.3, 1, 0.5},
+        {"block+softmax", 0, 512, 8, 1024, 32, 1.0, 1, 0.8, 1, 0.5},
+        {"block+softmax", 0, 512, 8, 2048, 32, 1.0, 1, -1.0, 1, 0.5},
+        {"block+softmax", 0, 512, 8, 4096, 32, 1.0, 1, 1.5, 1, 0.5},
+        {"block+softmax", 0, 512, 8, 8192, 32, 1.0, 1, 2.5, 1, 0.5},
+        {"index+softmax", 0, 512, 8, 256, 32, 1.0, 1, 1.2, 1, 0.5},
+        {"index+softmax", 0, 512, 8, 1024, 32, 1.0, 1, 0.7, 1, 0.5},
     };
     ab_cross x[4];
     int n = ab_crossovers(rows, 7, x, 4);
@@ -200,7 +201,7 @@ static void check_csv_line(char *line) {
     for (char *tok = strtok_r(line, ",", &save); tok && n < 12; tok = strtok_r(NULL, ",", &save)) f[n++] = tok;
     cr_assert_eq(n, 11, "fields: %d", n);
     cr_assert_geq(ab_variant_parse(f[0]), 0, "variant %s", f[0]);
-    cr_assert_geq(ab_phase_parse(f[1]), 0, "phase %s", f[1]);
+    cr_assert_geq(bench_phase_parse(f[1]), 0, "phase %s", f[1]);
     for (int i = 2; i < 11; i++) {
         char *end;
         double v = strtod(f[i], &end);

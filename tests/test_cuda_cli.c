@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "cli_util.h"
+#include "sattn/benchres.h"
 #include "sattn/cuda_attn.h"
-#include "sattn/report.h"
 
 Test(cuda_cli, device_flag_errors) {
     static const cli_bad_case bad[] = {
@@ -57,25 +57,24 @@ Test(cuda_cli, csv_rows_read_by_report) {
     cli_tdir t;
     cli_tdir_open(&t);
     const char *csv = cli_tpath(&t, "cuda.csv");
-    sa_cuda_row rows[3];
+    bench_row rows[3];
     memset(rows, 0, sizeof rows);
     const char *names[3] = {"dense-flash-cuda", "index+softmax-cuda-r16-j1", "block+softmax-cuda"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(rows[i].name, sizeof rows[i].name, "%s", names[i]);
-        rows[i].row = (ab_row){i == 0 ? AB_FLASH : i == 1 ? AB_INDEX : AB_BLOCK, AB_DECODE, 512, 8, 65536,
-                               i ? 2048 : 0, 1e-4 * (i + 1), 100.0, 1.0 / (i + 1), 1e6, -1.0};
-    }
+    for (int i = 0; i < 3; i++)
+        rows[i] = (bench_row){"", BENCH_DECODE, 512, 8, 65536, i ? 2048 : 0, 1e-4 * (i + 1), 100.0, 1.0 / (i + 1),
+                              1e6, -1.0};
+    for (int i = 0; i < 3; i++) snprintf(rows[i].variant, sizeof rows[i].variant, "%s", names[i]);
     char line[256];
-    sa_cuda_bench_csv_row(&rows[1], line, sizeof line);
+    bench_csv_line(&rows[1], line, sizeof line);
     cr_assert_eq(cli_count_char(line, ','), 10, "%s", line);
     cr_assert(!strncmp(line, "index+softmax-cuda-r16-j1,decode,512,8,65536,2048,", 50), "%s", line);
     sattn_err e;
-    cr_assert_eq(sa_cuda_bench_csv_write(csv, rows, 3, &e), 0, "%s", e.msg);
+    cr_assert_eq(bench_csv_write(csv, rows, 3, &e), 0, "%s", e.msg);
     bench_table bt;
     cr_assert_eq(bench_csv_read(csv, &bt, &e), 0, "%s", e.msg);
     cr_assert_eq(bt.n, 3);
     cr_assert_str_eq(bt.rows[1].variant, "index+softmax-cuda-r16-j1");
-    cr_assert(bt.rows[2].decode && bt.rows[2].T == 65536 && bt.rows[2].k == 2048);
+    cr_assert(bt.rows[2].phase && bt.rows[2].T == 65536 && bt.rows[2].k == 2048);
     bench_table_free(&bt);
     cli_tdir_close(&t);
 }

@@ -69,7 +69,7 @@ Test(report, csv_good) {
     cr_assert_eq(bench_csv_read(p, &bt, &e), 0, "%s", e.msg);
     cr_assert_eq(bt.n, 4 * 4 + 4 * 3 + 4 * 2 + 1);
     cr_assert_str_eq(bt.rows[0].variant, "dense-naive");
-    cr_assert_eq(bt.rows[0].decode, 0);
+    cr_assert_eq(bt.rows[0].phase, 0);
     cr_assert_eq(bt.rows[0].C, 512);
     cr_assert_eq(bt.rows[0].T, 64);
     cr_assert_float_eq(bt.rows[0].median_s, 2 * 1e-9 * 64 * 64, 1e-12);

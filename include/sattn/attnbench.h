@@ -6,10 +6,10 @@
  *   prefill (T queries, causal)              decode (one query, KV cache of T keys)
  *   dense-naive   attention_forward (nn.h)   -
  *   dense-flash   flash_attention_forward    attention_decode_step (flash.h)
- *   index+softmax selector_select +          ab_index_decode: the indexer scores all T
- *                 headfn_forward per head      cached keys for the one query, top-k,
- *                 (parallel over heads)        gathered softmax
- *   block+softmax the same                   ab_block_decode: scores the T/b block
+ *   index+softmax selector_select +          sparse_decode_index (sparse_decode.h): the
+ *                 headfn_forward per head      indexer scores all T cached keys for the
+ *                 (parallel over heads)        one query, top-k, gathered softmax
+ *   block+softmax the same                   sparse_decode_block: scores the T/b block
  *                                              summaries, top n-1 + the local block,
  *                                              gathered softmax
  * The sparse specs are costmodel.h's standard ones at k (cm_standard_variants):
@@ -25,24 +25,31 @@
  * the file is missing). A row is skipped when its buffers exceed max_bytes or when
  * its time, predicted from the same series' previous T scaled by costmodel's FLOPs,
  * exceeds max_run_s (a series' first row: costmodel's FLOPs at 100 GFLOP/s dense,
- * 5 GFLOP/s sparse, about what this machine's kernels reach). */
+ * 5 GFLOP/s sparse, about what this machine's kernels reach).
+ *
+ * The rows are benchres.h's bench_row (the CSV is written and read there). The grid
+ * driver (ab_grid_run, src/analysis/benchgrid.c) is shared with the GPU: a backend
+ * gives the setup, run and teardown of a row and the timer; the CPU's is ab_run's
+ * (src/analysis/attnbench.c), the GPU's sa_cuda_bench's (cuda_bench.h). */
 #ifndef SATTN_ATTNBENCH_H
 #define SATTN_ATTNBENCH_H
 
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sattn/benchres.h"
 #include "sattn/core.h"
+#include "sattn/costmodel.h"
 #include "sattn/sparse.h"
 
 typedef enum { AB_NAIVE = 0, AB_FLASH = 1, AB_INDEX = 2, AB_BLOCK = 3, AB_NVAR = 4 } ab_variant;
 
-/* Phases. backward: d qkv from d out for the prefill of T (the forward runs once,
- * untimed, first): naive attention_backward, flash_attention_backward, and for the
- * sparse variants headfn_backward over the forward's selection (the selector is
- * discrete and has no backward). Its GFLOP/s count 4 products a causal pair (dense) or
- * a selected key (sparse, the forward's own counts); no analytic T* (-1). */
-enum { AB_PREFILL = 0, AB_DECODE = 1, AB_BACKWARD = 2, AB_NPHASE = 3 };
+/* The phases are benchres.h's BENCH_PREFILL, BENCH_DECODE and BENCH_BACKWARD. backward:
+ * d qkv from d out for the prefill of T (the forward runs once, untimed, first): naive
+ * attention_backward, flash_attention_backward, and for the sparse variants
+ * headfn_backward over the forward's selection (the selector is discrete and has no
+ * backward). Its GFLOP/s count 4 products a causal pair (dense) or a selected key
+ * (sparse, the forward's own counts); no analytic T* (-1). */
 
 #define AB_MAX_LIST 32
 
@@ -51,7 +58,7 @@ typedef struct {
     int seqs[AB_MAX_LIST], nseqs;
     int ks[AB_MAX_LIST], nks;
     unsigned variants;  /* bit v set: run variant v */
-    unsigned phases;    /* bit p set: run phase p (AB_PREFILL, AB_DECODE, AB_BACKWARD) */
+    unsigned phases;    /* bit p set: run phase p (BENCH_PREFILL, BENCH_DECODE, BENCH_BACKWARD) */
     int runs;           /* timed runs per row (median) */
     double max_run_s;   /* skip a row predicted to take longer per call */
     double max_bytes;   /* skip a row whose buffers exceed this */
@@ -60,17 +67,7 @@ typedef struct {
 
 typedef struct {
     ab_variant v;
-    int decode;                 /* the phase: AB_PREFILL, AB_DECODE or AB_BACKWARD */
-    int C, H, T, k;             /* k = 0 for the dense variants */
-    double median_s, gflops;    /* gflops: costmodel's attention FLOPs / median */
-    double speedup;             /* dense-flash's median at (phase, C, T) / ours; -1: none */
-    double peak_bytes;          /* costmodel's peak activation memory */
-    double pressure;            /* /proc/pressure/cpu some avg10 before the row; -1: none */
-} ab_row;
-
-typedef struct {
-    ab_variant v;
-    int decode, C, k;
+    int phase, C, k;
     int measured;   /* smallest measured T from which the variant beats dense-flash at
                      * every larger measured T (speedup > 1), or -1 when the largest
                      * measured T does not win: report.md's and crossover.h's T* */
@@ -87,19 +84,59 @@ ab_config ab_config_default(int quick);
 const char *ab_variant_name(ab_variant v);
 /* Accepts the names above and the short forms naive, flash, index, block; -1 if none. */
 int ab_variant_parse(const char *s);
-/* "prefill", "decode", "backward"; ab_phase_parse: their phase, or -1. */
-const char *ab_phase_name(int phase);
-int ab_phase_parse(const char *s);
+/* What variant v runs at k: cm_dense, or costmodel.h's standard spec at k for index and
+ * block (cm_standard_variants), so the analytic numbers describe exactly what runs. */
+cm_variant ab_variant_at(ab_variant v, int k);
 
-/* Runs the grid (C outer, then T, then phase, then variant: dense-flash first, so
- * every later row of the group has its speedup). on_row (may be NULL) sees each row
- * as it is made, e.g. to print progress. *rows (malloc'd) and *nrows get them all. */
-void ab_run(const ab_config *cfg, ab_row **rows, int *nrows,
-            void (*on_row)(const ab_row *r, void *ctx), void *ctx);
+/* Runs the grid on the CPU (C outer, then T, then phase, then variant: dense-flash
+ * first, so every later row of the group has its speedup). on_row (may be NULL) sees
+ * each row as it is made, e.g. to print progress. *rows (malloc'd) and *nrows get them
+ * all; rows are named after their variant (ab_variant_name). */
+void ab_run(const ab_config *cfg, bench_row **rows, int *nrows,
+            void (*on_row)(const bench_row *r, void *ctx), void *ctx);
 
-/* Measured and analytic crossovers per (sparse variant, phase, C, k) present in rows,
- * into out (capacity cap); returns the count. */
-int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap);
+/* ---- the grid driver and its backends ----
+ * Per C, per T (ascending): data_make (the random inputs), then per phase and variant
+ * and k: costmodel's cost at the row's spec, the time predicted from the series'
+ * previous row (or its first row's FLOPs at first_flops[dense or sparse]; a backward
+ * costs 3x its forward then), a skip when above max_run_s, setup (NULL: skipped, e.g.
+ * for memory), pressure (if any), `warmups` untimed runs, a timed warm-up run that sizes
+ * the repetitions (a run of >= 5 ms, at most max_reps calls), the median over cfg->runs
+ * runs of the time per call, the row's FLOPs, teardown; data_free. */
+typedef struct {
+    const char *suffix;       /* added to the variant names, e.g. "-cuda" */
+    unsigned variants;        /* the variants (bits) and phases (bits) the backend runs */
+    unsigned phases;
+    int index_rank, index_heads; /* 0: the standard indexer; else that rank and J, and the
+                                  * index rows are named "...-rR-jJ" when they differ */
+    double first_flops[2];    /* FLOP/s assumed for a series' first row: dense, sparse */
+    int warmups, max_reps;
+    void *ctx;                /* the backend's own state, passed to every call */
+    void *(*data_make)(void *ctx, int C, int T, const ab_config *cfg);
+    void (*data_free)(void *ctx, void *data);
+    /* The state of one row (variant v in phase at its spec cv), or NULL to skip it;
+     * *extra_bytes: memory beyond costmodel's peak it allocates (added to peak_bytes). */
+    void *(*setup)(void *ctx, void *data, ab_variant v, int phase, const cm_variant *cv, const ab_config *cfg,
+                   double *extra_bytes);
+    void (*run)(void *row);
+    double (*backward_flops)(void *row); /* a backward row's FLOPs (NULL: no backward) */
+    void (*teardown)(void *row);
+    void (*timer_start)(void *ctx);
+    double (*timer_stop)(void *ctx);     /* seconds since timer_start */
+    double (*pressure)(void);            /* the row's cpu_pressure; NULL: -1 */
+} ab_backend;
+
+void ab_grid_run(const ab_config *cfg, const ab_backend *be, bench_row **rows, int *nrows,
+                 void (*on_row)(const bench_row *r, void *ctx), void *ctx);
+
+/* The grid's random inputs at (C, T): qkv (T, 3C) uniform with unit variance from seed,
+ * the same on every backend. */
+void ab_random_qkv(float *qkv, int C, int T, uint64_t seed);
+
+/* Measured and analytic crossovers per (sparse variant, phase, C, k) present in rows
+ * (named by ab_variant_name; other names are left out), into out (capacity cap);
+ * returns the count. */
+int ab_crossovers(const bench_row *rows, int n, ab_cross *out, int cap);
 
 /* Instrumented counts: runs ONE call of what a row of the grid times, variant v at
  * (phase, C, T), with random inputs, and adds the matrix products it executes to cnt
@@ -109,44 +146,11 @@ int ab_crossovers(const ab_row *rows, int n, ab_cross *out, int cap);
  * for a combination the grid does not run. */
 /* Bytes ab_count allocates for the same arguments (the shared inputs and what the
  * variant adds), for a memory check before running it. */
-double ab_count_bytes(ab_variant v, int decode, int C, int T, int k, const head_spec *spec);
-int ab_count(ab_variant v, int decode, int C, int T, int k, const head_spec *spec, uint64_t seed,
+double ab_count_bytes(ab_variant v, int phase, int C, int T, int k, const head_spec *spec);
+int ab_count(ab_variant v, int phase, int C, int T, int k, const head_spec *spec, uint64_t seed,
              op_count *cnt, sattn_err *e);
-
-/* The CSV header line (with '\n') and one row (with '\n') into buf. */
-const char *ab_csv_header(void);
-void ab_csv_row(const ab_row *r, char *buf, size_t n);
-/* The same with the variant column given (GPU rows name their own variants). */
-void ab_csv_row_named(const char *name, const ab_row *r, char *buf, size_t n);
-/* Header and rows written atomically to path. */
-int ab_csv_write(const char *path, const ab_row *rows, int n, sattn_err *e);
-/* Header and n lines, line(i, ctx, ...) writing the i-th (with '\n'), atomically to path. */
-int ab_csv_write_with(const char *path, int n, void (*line)(int i, const void *ctx, char *buf, size_t len),
-                      const void *ctx, sattn_err *e);
 
 /* /proc/pressure/cpu "some avg10", or -1 when it cannot be read. */
 double ab_cpu_pressure(void);
-
-/* ---- single-query decode paths (exported for the tests) ----
- * One head: q (d), cached keys/values at k + s*ld, v + s*ld for s = 0..T-1, the
- * newest being T-1. Output o (d); idx (kmax) gets the selected keys in the order the
- * prefill selector lists them for its last query; returns their count. */
-
-/* Block summaries of the nb = floor(T/b) complete blocks: per block 2*d floats (mean
- * key, or [lo | hi] with bounds), the same values selector_select computes. */
-void ab_block_summaries(const head_spec *s, int d, const float *k, int ld, int T, float *sum);
-/* work: T/b + 1 floats + T/b + 1 ints' worth (2*(T/b + 1) floats) + kmax floats. */
-size_t ab_block_decode_work(const head_spec *s, int T);
-int ab_block_decode(const head_spec *s, int d, const float *q, const float *k, const float *v,
-                    int ld, int T, const float *sum, float *o, int *idx, float *work);
-
-/* kt (T, r) = k Wk^T: the indexer's projected keys, kept with the cache. */
-void ab_index_keys(const head_spec *s, const float *params, int d, const float *k, int ld, int T,
-                   float *kt);
-/* work: J*r + J + 2*T + kmax floats. */
-size_t ab_index_decode_work(const head_spec *s, int T);
-int ab_index_decode(const head_spec *s, const float *params, int d, const float *q,
-                    const float *k, const float *v, int ld, int T, const float *kt, float *o,
-                    int *idx, float *work);
 
 #endif

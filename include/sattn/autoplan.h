@@ -1,32 +1,7 @@
 /* autoplan: an automatic plan — replace the heads that lose the least validation
  * loss per attention FLOP saved, until a loss budget is spent (docs/autoplan.md).
  *
- * Analytic attention FLOPs of ONE head over one sequence of T queries (t = 0..T-1,
- * keys s <= t), 2 FLOPs per multiply-add, d = head dim, P = T(T+1)/2 causal pairs,
- * |S_t| = keys the selector keeps for query t, kmax = selector_kmax(s, T):
- *   dense:    q.k scores and p.v sums over s <= t            2 * 2 * d * P
- *   selector
- *     index:  projections (Wq, Wk, Ww) per position          2 * (J*r*d + r*d + J*d) * T
- *             indexer scores per pair, + J for the weighting (2*J*r + J) * P
- *             top-k, 1 per candidate key                     P
- *             |S_t| = min(kmax, t+1)
- *     pos:    MLP per query; its output layer spans all T    2 * (hidden*d + hidden*T) * T
- *             positions, so it is quadratic in T
- *             top-k, 1 per candidate key                     P
- *             |S_t| = min(kmax, t+1)
- *     block:  summaries (mean key; bounds: min and max)      d*T   (bounds: 2*d*T)
- *             scores of the nb(t) = floor(t/b) complete      sum_t 2*d*nb(t)   (bounds: 2*2*d*nb(t))
- *             blocks before t's own block
- *             top-(n-1) of them, 1 per candidate block       sum_t nb(t)
- *             |S_t| = (t mod b) + 1 + b * min(n-1, nb(t))    (own block up to t, n-1 whole blocks)
- *   head function
- *     softmax: q.k and p.v over S_t                          sum_t 2 * 2 * d * |S_t|
- *     mlp:    per query, input D = kmax*d + d*[q] + kmax*[logits] (zero-padded to kmax)
- *                                                            2 * (hidden*D + d*hidden) * T
- *             the selected logits q.k (with logits=1)        sum_t 2 * d * |S_t|
- * With dynamic k (tau > 0) |S_t| is its upper bound min(kmax, t+1). Softmax
- * exponentials, normalisations and activation functions are not counted (they are
- * O(pairs) or O(hidden) with a small constant for every variant alike).
+ * The FLOPs of a head are the cost model's head_attention_flops (costmodel.h).
  *
  * The planner:
  *   1. per candidate c: sparse heads for the plan "all:c", distilled jointly against
@@ -50,14 +25,11 @@
 #include <stdint.h>
 
 #include "sattn/core.h"
+#include "sattn/costmodel.h"
 #include "sattn/data.h"
 #include "sattn/distill.h"
 #include "sattn/model.h"
 #include "sattn/sparse.h"
-
-/* Attention FLOPs of one head with spec s (dense when s->sel == SEL_DENSE) for a
- * sequence of T queries, head dim d; the formulas above. */
-double head_attention_flops(const head_spec *s, int d, int T);
 
 /* Parses ';'-separated candidate specs ("index+softmax:k=16;block+softmax:b=16,n=4"),
  * each checked as the plan "all:<candidate>"; empty items are skipped. Errors: a

@@ -65,6 +65,16 @@ FILE *file_open_regular(const char *path, size_t *size, sattn_err *e);
  * buffer (*data, *len). Errors name the path. */
 int file_read_all(const char *path, uint8_t **data, size_t *len, sattn_err *e);
 
+/* Reads path's whole text for a parser of hostile input (src/core/text.c): a regular
+ * file of at most max bytes without a NUL byte (a NUL would silently end the text the
+ * parser sees), read to EOF, NUL-terminated into a malloc'd *text of *len bytes.
+ * Errors name the path (and line, for a NUL); `expected` ends the size errors, e.g.
+ * "a sattn bench CSV or eval JSON". */
+int file_read_text(const char *path, size_t max, const char *expected, char **text, size_t *len,
+                   sattn_err *e);
+/* The 1-based line of byte off in s (for "path:line" messages). */
+int text_line_at(const char *s, size_t off);
+
 /* FNV-1a 64-bit hash, used as a checksum of file payloads. */
 uint64_t fnv1a64(const void *data, size_t n, uint64_t h);
 #define FNV1A64_INIT 0xcbf29ce484222325ULL

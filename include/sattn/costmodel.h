@@ -8,8 +8,34 @@
  * Projections (qkv and output), per layer:
  *   prefill FLOPs  2*T*C*3C + 2*T*C*C = 8*T*C^2          decode: T = 1
  *   bytes          4*(read x TC + W 3C^2 + write qkv 3TC + read y TC + Wo C^2 + write TC)
- * Attention FLOPs per head, prefill: head_attention_flops (autoplan.h), so the planner
- * and this model never disagree. Decode: the same per-query terms for query T-1:
+ * Attention FLOPs of ONE head, prefill (head_attention_flops; the planner, autoplan.h,
+ * and the report use it too), over one sequence of T queries (t = 0..T-1, keys s <= t),
+ * 2 FLOPs per multiply-add, d = head dim, P = T(T+1)/2 causal pairs,
+ * |S_t| = keys the selector keeps for query t, kmax = selector_kmax(s, T):
+ *   dense:    q.k scores and p.v sums over s <= t            2 * 2 * d * P
+ *   selector
+ *     index:  projections (Wq, Wk, Ww) per position          2 * (J*r*d + r*d + J*d) * T
+ *             indexer scores per pair, + J for the weighting (2*J*r + J) * P
+ *             top-k, 1 per candidate key                     P
+ *             |S_t| = min(kmax, t+1)
+ *     pos:    MLP per query; its output layer spans all T    2 * (hidden*d + hidden*T) * T
+ *             positions, so it is quadratic in T
+ *             top-k, 1 per candidate key                     P
+ *             |S_t| = min(kmax, t+1)
+ *     block:  summaries (mean key; bounds: min and max)      d*T   (bounds: 2*d*T)
+ *             scores of the nb(t) = floor(t/b) complete      sum_t 2*d*nb(t)   (bounds: 2*2*d*nb(t))
+ *             blocks before t's own block
+ *             top-(n-1) of them, 1 per candidate block       sum_t nb(t)
+ *             |S_t| = (t mod b) + 1 + b * min(n-1, nb(t))    (own block up to t, n-1 whole blocks)
+ *   head function
+ *     softmax: q.k and p.v over S_t                          sum_t 2 * 2 * d * |S_t|
+ *     mlp:    per query, input D = kmax*d + d*[q] + kmax*[logits] (zero-padded to kmax)
+ *                                                            2 * (hidden*D + d*hidden) * T
+ *             the selected logits q.k (with logits=1)        sum_t 2 * d * |S_t|
+ * With dynamic k (tau > 0) |S_t| is its upper bound min(kmax, t+1). Softmax
+ * exponentials, normalisations and activation functions are not counted (they are
+ * O(pairs) or O(hidden) with a small constant for every variant alike).
+ * Decode: the same per-query terms for query T-1:
  *   dense 4dT; index 2(Jrd+rd+Jd) + (2Jr+J+1)T; pos 2(hd+hT) + T;
  *   block w*d (its block's summary) + w*2d*nb + nb, nb = floor((T-1)/b), w = 1 (+1 bounds);
  *   softmax 4d|S|; mlp 2(hD + dh) + 2d|S|*[logits].
@@ -60,6 +86,9 @@ typedef struct {
 
 /* {C, H, T, 64, 0}. */
 cm_shape cm_shape_make(int C, int H, int T);
+/* Attention FLOPs of one head with spec s (dense when s->sel == SEL_DENSE) for a
+ * sequence of T queries, head dim d: the prefill formulas above. */
+double head_attention_flops(const head_spec *s, int d, int T);
 /* 2*T*C*3C + 2*T*C*C (T = 1 for decode). */
 double cm_proj_flops(const cm_shape *s);
 void cm_cost_of(const cm_shape *s, const cm_variant *v, cm_cost *out);

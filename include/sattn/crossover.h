@@ -1,5 +1,5 @@
 /* crossover: the measured sequence length from which sparse attention beats dense-flash,
- * read from a `sattn bench --csv` table (report.h's bench_csv_read), and the threshold of
+ * read from a `sattn bench --csv` table (benchres.h's bench_csv_read), and the threshold of
  * hybrid by length derived from it for a plan (docs/hybrid_length.md). Issue 4, item 6.
  *
  * Crossover of one series (variant, prefill, C, k): the smallest measured T from which
@@ -15,14 +15,14 @@
 
 #include <limits.h>
 
-#include "sattn/report.h"
+#include "sattn/benchres.h"
 #include "sattn/sparse.h"
 
 #define XO_NEVER INT_MAX  /* no crossover: the variant never beats dense-flash from some T on */
 #define XO_MAX_FAMILIES 8
 
 typedef struct {
-    char variant[REPORT_NAME_LEN]; /* bench variant name, e.g. "index+softmax" */
+    char variant[BENCH_NAME_LEN]; /* bench variant name, e.g. "index+softmax" */
     int want_C, want_k;            /* asked for: the model's C, the plan's k */
     int C, k;                      /* the bench rows used: nearest C, then nearest k */
     int T;                         /* the crossover, or XO_NEVER */

@@ -17,7 +17,9 @@
  * All pointers passed to the kernels are DEVICE pointers (sa_cuda_alloc). Every call
  * is asynchronous on the context's stream; sa_cuda_sync waits. No global mutable
  * state: everything lives in the sa_cuda context. A CUDA error anywhere aborts with
- * the file, line and CUDA's message (the kernels are not meant to fail softly). */
+ * the file, line and CUDA's message (the kernels are not meant to fail softly).
+ * `sattn bench --device cuda` is cuda_bench.h (it sits above analysis; this header
+ * depends on core and sparse only). */
 #ifndef SATTN_CUDA_ATTN_H
 #define SATTN_CUDA_ATTN_H
 
@@ -27,7 +29,6 @@
 extern "C" { /* core.h and sparse.h are C headers without their own guards */
 #endif
 
-#include "sattn/attnbench.h"
 #include "sattn/core.h"
 #include "sattn/sparse.h"
 
@@ -82,40 +83,17 @@ void sa_cuda_sparse_forward(sa_cuda *ctx, const head_spec *s, const float *sel_p
 
 /* ---- sparse decode (one query at position T-1 against caches of T keys) ---- */
 /* The cache-side state, built once per token in a real cache (untimed in the bench):
- * side = block summaries (H, T/b, 2d) as ab_block_summaries, or the indexer's projected
- * keys (H, T, r) as ab_index_keys. */
+ * side = block summaries (H, T/b, 2d) as sparse_decode_block_side, or the indexer's
+ * projected keys (H, T, r) as sparse_decode_index_side (sparse_decode.h). */
 size_t sa_cuda_side_floats(const head_spec *s, int T, int C, int H);
 void sa_cuda_decode_side(sa_cuda *ctx, const head_spec *s, const float *sel_params, const float *kc,
                          int T, int C, int H, float *side);
-/* ab_block_decode / ab_index_decode (+ the mlp head) for every head: out (C), idx (H,kmax),
+/* sparse_decode_block / sparse_decode_index (+ the mlp head) for every head: out (C), idx (H,kmax),
  * score (H,kmax), count (H). */
 void sa_cuda_decode_sparse(sa_cuda *ctx, const head_spec *s, const float *sel_params,
                            const float *fn_params, const float *q, const float *kc, const float *vc,
                            int T, int C, int H, const float *side, float *out, int *idx, float *score,
                            int *count);
-
-/* ---- sattn bench --device cuda (src/cuda/cuda_bench.c) ----
- * attnbench's grid on the GPU: dense-flash (sa_cuda_flash_forward; decode
- * sa_cuda_decode_dense), index+softmax and block+softmax at costmodel's standard specs
- * (index with rank index_rank and index_heads indexer heads) through sa_cuda_sparse_forward
- * and sa_cuda_decode_sparse. Same method as ab_run (median of cfg->runs, each run >= 5 ms,
- * timed with cudaEvents after two warm-up calls; the decode side state is built untimed;
- * rows predicted to exceed cfg->max_run_s skipped). Rows are named "<variant>-cuda" (index
- * with a non-default rank or J: "index+softmax-cuda-rR-jJ"; no commas or colons, so
- * report.c parses the CSV and labels the plots), speedup is against
- * dense-flash-cuda, pressure is -1. on_row sees NULL once the device is open, then each
- * row; device gets the GPU's name. -1 with e when there is no GPU or no CUDA build. */
-typedef struct {
-    char name[64];
-    ab_row row; /* row.v: AB_FLASH, AB_INDEX or AB_BLOCK */
-} sa_cuda_row;
-
-int sa_cuda_bench(const ab_config *cfg, int index_rank, int index_heads, sa_cuda_row **rows, int *nrows,
-                  void (*on_row)(const sa_cuda_row *r, void *ctx), void *ctx, char *device, size_t ndevice,
-                  sattn_err *e);
-/* One CSV line (attnbench's columns, ab_csv_header) with the row's own name. */
-const char *sa_cuda_bench_csv_row(const sa_cuda_row *r, char *buf, size_t n);
-int sa_cuda_bench_csv_write(const char *path, const sa_cuda_row *rows, int n, sattn_err *e);
 
 #ifdef __cplusplus
 }

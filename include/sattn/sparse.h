@@ -66,6 +66,13 @@ void selector_select_counted(const head_spec *s, const float *params, int hs, in
 /* The k best of row[0..n) (k capped at n) into sc, ix, best first: a higher score, or an
  * equal score and an earlier key (ties go to the earlier key). Returns the count. */
 int selector_topk(const float *row, int n, int k, float *sc, int *ix);
+/* The block selector's summaries of the nb complete blocks of keys k (row u at k + u*ld):
+ * per block 2*hs floats at sum + j*2*hs, the mean key (first hs), or with bounds the
+ * per-dimension [lo | hi]; and a query's score against one block's summary m: q . mean,
+ * or the upper bound sum_i max(q_i lo_i, q_i hi_i) of q . k over the block. Shared with
+ * the decode step (sparse_decode.h). */
+void selector_block_summaries(const head_spec *s, int hs, const float *k, int ld, int nb, float *sum);
+float selector_block_score(const head_spec *s, const float *q, const float *m, int hs);
 /* Queries per tile of the index selector's streamed scores (index: keys [0, t0+n) of
  * the tile [t0, t0+n)) and of the block selector's score GEMM. costmodel.h's
  * executed-MAC count follows the same tiles. */

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sattn/autoplan.h"
 #include "sattn/flash.h"
 #include "sattn/nn.h"
 
@@ -55,11 +54,38 @@ static void key_sums(const cm_shape *s, const head_spec *p, double *keys, double
 
 /* ---- attention FLOPs per head ---- */
 
-static double headfn_flops_1(const head_spec *p, double d, int T, double keys) {
-    if (p->fn == HFN_SOFTMAX) return 4 * d * keys;
+/* Selector FLOPs of the prefill of T queries (the formulas in costmodel.h); *keys gets
+ * sum_t |S_t|. */
+static double selector_flops(const head_spec *p, double d, int T, double *keys) {
+    cm_shape s = cm_shape_make(0, 1, T);
+    double t = T, P = t * (t + 1) / 2, cands;
+    key_sums(&s, p, keys, &cands);
+    if (p->sel == SEL_BLOCK) {
+        double w = p->bounds ? 2 : 1;
+        return w * d * t + w * 2 * d * cands + cands;
+    }
+    if (p->sel == SEL_INDEX) {
+        double J = p->iheads, r = p->rank;
+        return 2 * (J * r * d + r * d + J * d) * t + (2 * J * r + J) * P + P;
+    }
+    double h = p->hidden; /* SEL_POS */
+    return 2 * (h * d + h * t) * t + P;
+}
+
+/* Head function FLOPs of `queries` queries selecting `keys` keys in all. */
+static double headfn_flops(const head_spec *p, double d, int T, double keys, double queries) {
+    if (p->fn == HFN_SOFTMAX) return 2 * 2 * d * keys;
     double kmax = selector_kmax(p, T), h = p->hidden;
     double D = kmax * d + (p->mlp_q ? d : 0) + (p->mlp_logits ? kmax : 0);
-    return 2 * (h * D + d * h) + (p->mlp_logits ? 2 * d * keys : 0);
+    return 2 * (h * D + d * h) * queries + (p->mlp_logits ? 2 * d * keys : 0);
+}
+
+double head_attention_flops(const head_spec *s, int d, int T) {
+    double t = T;
+    if (s->sel == SEL_DENSE) return 2 * 2 * (double)d * t * (t + 1) / 2;
+    double keys;
+    double sel = selector_flops(s, d, T, &keys);
+    return sel + headfn_flops(s, d, T, keys, T);
 }
 
 /* One decode step: the per-query terms of head_attention_flops for query T-1. */
@@ -78,7 +104,7 @@ static double decode_flops(const cm_shape *s, const cm_variant *v, double d) {
         double w = p->bounds ? 2 : 1;
         sel = w * d + w * 2 * d * nb + nb;
     }
-    return sel + headfn_flops_1(p, d, s->T, keys);
+    return sel + headfn_flops(p, d, s->T, keys, 1);
 }
 
 static double attn_flops_head(const cm_shape *s, const cm_variant *v, int d) {

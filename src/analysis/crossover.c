@@ -8,7 +8,7 @@
 
 /* A prefill row of variant with a known comparison against dense-flash. */
 static int usable(const bench_row *r, const char *variant) {
-    return !r->decode && !strcmp(r->variant, variant) && r->speedup_vs_flash > 0;
+    return r->phase == BENCH_PREFILL && !strcmp(r->variant, variant) && r->speedup_vs_flash > 0;
 }
 
 /* Among the usable rows of variant (by_k: only those at C == fixed_C), the C (or k) value
@@ -55,7 +55,7 @@ static void series_crossover(const bench_table *t, xover *x) {
 
 static int has_variant(const bench_table *t, const char *variant, int any_speedup) {
     for (int i = 0; i < t->n; i++)
-        if (!t->rows[i].decode && !strcmp(t->rows[i].variant, variant) &&
+        if (t->rows[i].phase == BENCH_PREFILL && !strcmp(t->rows[i].variant, variant) &&
             (any_speedup || t->rows[i].speedup_vs_flash > 0))
             return 1;
     return 0;
@@ -93,14 +93,14 @@ static int families(const sparse_heads *sh, xover *fam, sattn_err *e) {
     for (int i = 0; i < sh->layers * sh->heads; i++) {
         const head_spec *s = &sh->h[i].spec;
         if (s->sel == SEL_DENSE) continue;
-        char name[REPORT_NAME_LEN];
+        char name[BENCH_NAME_LEN];
         xover_variant_name(s, name, sizeof name);
         int j = 0, k = selector_kmax(s, INT_MAX);
         while (j < n && strcmp(fam[j].variant, name)) j++;
         if (j == n) {
             if (n == XO_MAX_FAMILIES) return err_set(e, "more than %d head families in the plan", n);
             memset(&fam[n], 0, sizeof fam[n]);
-            snprintf(fam[n++].variant, REPORT_NAME_LEN, "%s", name);
+            snprintf(fam[n++].variant, BENCH_NAME_LEN, "%s", name);
         }
         if (k > fam[j].want_k) fam[j].want_k = k;
     }

@@ -64,7 +64,9 @@ __device__ __forceinline__ float key2f(unsigned k) {
  * the key columns tx + 16j (j < 4), for the output the dims 64m + 4tx .. +3.
  * Shared: Q (pre-scaled by log2(e)/sqrt(d)), K, V tiles [64][DM+4] and P [64][68];
  * the +4 keeps float4 rows 16-byte aligned and spreads rows over banks.
- * Online softmax in base 2 (exp2f); tiles are visited up to the diagonal only. */
+ * Online softmax in base 2 (exp2f); tiles are visited up to the diagonal only.
+ * (long: one fused kernel, load / score / online softmax / accumulate per tile, whose
+ * shared-memory stages must stay in one scope to be synchronised.) */
 #define FL_T 64
 #define FL_PS 68
 template <int DM>
@@ -171,7 +173,8 @@ static size_t flash_smem(int DM) { return (size_t)(3 * FL_T * (DM + 4) + FL_T * 
  * subtiles in turn. A warp stages its 32 K rows in shared memory (coalesced), each
  * lane scores one key, the warp keeps one online-softmax state (m, l) and each lane
  * accumulates the output dims lane + 32e, reading V rows coalesced. The block merges
- * its warps into part = [m, l, acc(d)]; k_decode_merge merges the splits. */
+ * its warps into part = [m, l, acc(d)]; k_decode_merge merges the splits.
+ * (long: the warp loop and the block merge share registers and shared memory.) */
 #define DEC_CHUNK 512
 template <int DM>
 __global__ void __launch_bounds__(128) k_decode_split(float *part, const float *q, const float *kc,
@@ -299,7 +302,8 @@ __global__ void __launch_bounds__(128) k_summaries(float *sum, const float *k, i
  *   BMEAN  S = q . mean_c                               (A = q rows, B = summaries)
  *   BBOUND S = sum_i max(q_i lo_ci, q_i hi_ci)
  * Columns past a row's causal length are computed for whole tiles but never read;
- * tiles wholly past the longest row are skipped. S (H, nrows_alloc, ldS). */
+ * tiles wholly past the longest row are skipped. S (H, nrows_alloc, ldS).
+ * (long: three scoring modes share the tile loads; split, each would reload them.) */
 enum { SC_INDEX = 0, SC_BMEAN = 1, SC_BBOUND = 2 };
 #define SC_KC 32
 template <int MODE>
@@ -437,7 +441,8 @@ __global__ void __launch_bounds__(256) k_block_decode_scores(float *S, int ldS, 
  * (~key << 32 | column) in shared memory gives the CPU's order.
  * INDEX: len = pos + 1, the row is the selection. BLOCK: len = pos / b complete blocks
  * before the query's own, kk = min(nblocks - 1, len); the selection is the local block
- * (keys floor(pos/b)*b .. pos, score FLT_MAX) then the chosen blocks' keys, up to kmax. */
+ * (keys floor(pos/b)*b .. pos, score FLT_MAX) then the chosen blocks' keys, up to kmax.
+ * (long: the radix passes, the collection and the sort share one shared-memory layout.) */
 enum { TK_INDEX = 0, TK_BLOCK = 1 };
 #define TK_THREADS 512
 #define TK_SORTCAP 4096
@@ -701,7 +706,8 @@ __global__ void __launch_bounds__(128) k_gather_softmax_split(float *part, const
 /* A block (128 threads) per 16 queries of one head: the logits q.k_j/sqrt(d) into shared
  * memory, then H = W1 x + b1 with x gathered 32 columns at a time straight from the
  * value rows / q / logits (x never exists in global memory), thread t owning hidden
- * units t and t + 128 for all 16 queries; GELU (tanh form, as nn.c); o = W2 g + b2. */
+ * units t and t + 128 for all 16 queries; GELU (tanh form, as nn.c); o = W2 g + b2.
+ * (long: both layers run out of one shared-memory tile of hidden units.) */
 #define MLP_Q 16
 __global__ void __launch_bounds__(128) k_mlp(float *out, int ldo, const float *q, int ldq, const float *k,
                                              const float *v, int ldk, int d, int nq, int kmax,
@@ -958,6 +964,9 @@ static void headfn_run(sa_cuda *c, const head_spec *s, const float *fn_params, c
     CK_LAUNCH();
 }
 
+/* Selection for one sparse head on the device: scores (index, block mean or bounds), then
+ * the radix top-k, per query tile. (long: the launch sequence per selector mode reads
+ * best in one place; each branch is a few launches.) */
 extern "C" void sa_cuda_select(sa_cuda *c, const head_spec *s, const float *sp, const float *qkv, int T,
                                int C, int H, int *idx, float *score, int *count) {
     const int d = C / H, kmax = selector_kmax(s, T), ld = 3 * C;

@@ -344,7 +344,7 @@ static void pos_backward(const head_spec *s, float *dparams, int hs, int max_seq
 /* ---- block ---- */
 
 /* Summaries of the complete blocks: mean key, or per-dimension [lo, hi] bounds. */
-static void block_summaries(const head_spec *s, int hs, const float *k, int ld, int nb, float *sum) {
+void selector_block_summaries(const head_spec *s, int hs, const float *k, int ld, int nb, float *sum) {
     int b = s->block;
     for (int j = 0; j < nb; j++) {
         float *m = sum + (size_t)j * 2 * hs, *hi = m + hs;
@@ -360,7 +360,7 @@ static void block_summaries(const head_spec *s, int hs, const float *k, int ld, 
 }
 
 /* q . mean key, or the upper bound sum_i max(q_i lo_i, q_i hi_i) of q . k over the block. */
-static float block_score(const head_spec *s, const float *q, const float *m, int hs) {
+float selector_block_score(const head_spec *s, const float *q, const float *m, int hs) {
     float acc = 0.0f;
     for (int i = 0; i < hs; i++) {
         if (!s->bounds) acc += q[i] * m[i];
@@ -390,7 +390,7 @@ static void block_scores_tile(const head_spec *s, int hs, const float *q, int ld
     for (int i = 0; i < n; i++) {
         int local = (t0 + i) / s->block;
         for (int j = 0; j < local; j++)
-            bs[(size_t)i * nb + j] = block_score(s, q + (size_t)(t0 + i) * ld, sum + (size_t)j * 2 * hs, hs);
+            bs[(size_t)i * nb + j] = selector_block_score(s, q + (size_t)(t0 + i) * ld, sum + (size_t)j * 2 * hs, hs);
         op_count_add(cnt, 2 * (uint64_t)hs * local, 4 * (uint64_t)hs * (1 + 2 * (uint64_t)local));
     }
 }
@@ -400,7 +400,7 @@ static void block_select(const head_spec *s, int hs, const float *q, const float
     int b = s->block, nb = T / b, kmax = selector_kmax(s, T);
     float *sum = work, *top = sum + (size_t)2 * (nb + 1) * hs, *bs = top + nb + 1;
     int *order = xmalloc((size_t)(nb + 1) * sizeof(int));
-    block_summaries(s, hs, k, ld, nb, sum);
+    selector_block_summaries(s, hs, k, ld, nb, sum);
     for (int t0 = 0; t0 < T; t0 += BLOCK_QTILE) {
         int n_q = T - t0 < BLOCK_QTILE ? T - t0 : BLOCK_QTILE;
         block_scores_tile(s, hs, q, ld, t0, n_q, nb, sum, bs, cnt);

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sattn/attnbench.h"
+#include "sattn/sparse_decode.h"
 #include "sattn/core.h"
 #include "sattn/cuda_attn.h"
 #include "sattn/flash.h"
@@ -369,24 +369,24 @@ static void test_decode_sparse(ctx *c, head_spec s, int T, int C, int H) {
         selector_init(&s, d, T, sp + h * np, &c->rng);
         headfn_init(&s, d, kmax, fp + h * nf, &c->rng);
     }
-    /* CPU: ab_*_decode for the selection (and the softmax output) */
+    /* CPU: sparse_decode_* for the selection (and the softmax output) */
     int *ci = xmalloc(((size_t)kmax * H + 1) * sizeof(int)), *cc = xmalloc((size_t)H * sizeof(int));
     float *co = xmalloc((size_t)C * 4), *cog = xmalloc((size_t)C * 4);
     size_t nside = s.sel == SEL_BLOCK ? (size_t)2 * (T / s.block + 1) * d : (size_t)T * s.rank;
-    size_t nw = s.sel == SEL_BLOCK ? ab_block_decode_work(&s, T) : ab_index_decode_work(&s, T);
+    size_t nw = s.sel == SEL_BLOCK ? sparse_decode_block_work(&s, T) : sparse_decode_index_work(&s, T);
     float *side = xmalloc((nside + 1) * 4), *work = xmalloc((nw + 1) * 4);
     float *cache = xmalloc((headfn_cache_floats(&s, d, kmax, 1) + 1) * 4);
     for (int h = 0; h < H; h++) {
         const float *kh = kc + (size_t)h * d, *vh = vc + (size_t)h * d, *qh = q + (size_t)h * d;
         int *ix = ci + (size_t)h * kmax;
         if (s.sel == SEL_BLOCK) {
-            ab_block_summaries(&s, d, kh, C, T, side);
-            cc[h] = ab_block_decode(&s, d, qh, kh, vh, C, T, side, co + (size_t)h * d, ix, work);
+            sparse_decode_block_side(&s, d, kh, C, T, side);
+            cc[h] = sparse_decode_block(&s, d, qh, kh, vh, C, T, side, co + (size_t)h * d, ix, work);
         } else {
-            ab_index_keys(&s, sp + h * np, d, kh, C, T, side);
-            cc[h] = ab_index_decode(&s, sp + h * np, d, qh, kh, vh, C, T, side, co + (size_t)h * d, ix, work);
+            sparse_decode_index_side(&s, sp + h * np, d, kh, C, T, side);
+            cc[h] = sparse_decode_index(&s, sp + h * np, d, qh, kh, vh, C, T, side, co + (size_t)h * d, ix, work);
         }
-        if (s.fn == HFN_MLP) /* ab_* decode is softmax only: the CPU mlp on the CPU selection */
+        if (s.fn == HFN_MLP) /* sparse_decode_* is softmax only: the CPU mlp on the CPU selection */
             headfn_forward(&s, fp + h * nf, d, kmax, qh, kh, vh, C, 1, ix, &cc[h], co + (size_t)h * d, C, cache);
     }
     /* GPU */
@@ -425,7 +425,7 @@ static void test_decode_sparse(ctx *c, head_spec s, int T, int C, int H) {
         snprintf(name, sizeof name, "decode head   %s T=%d (GPU selection)", spec, T);
         check_close(c, name, go, cog, (size_t)C);
         if (all_same) {
-            snprintf(name, sizeof name, "decode layer  %s T=%d (vs ab_*_decode)", spec, T);
+            snprintf(name, sizeof name, "decode layer  %s T=%d (vs sparse_decode_*)", spec, T);
             check_close(c, name, go, co, (size_t)C);
         }
     }

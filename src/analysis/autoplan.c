@@ -1,5 +1,5 @@
-/* autoplan: analytic attention FLOPs per head and the greedy loss-per-FLOP planner
- * (see sattn/autoplan.h for the formulas and the algorithm). */
+/* autoplan: the greedy loss-per-FLOP planner (see sattn/autoplan.h for the algorithm;
+ * the FLOPs per head are the cost model's head_attention_flops, costmodel.h). */
 #include "sattn/autoplan.h"
 
 #include <math.h>
@@ -9,56 +9,6 @@
 #include "sattn/hybrid.h"
 #include "sattn/plan.h"
 #include "sattn/train.h"
-
-/* ---- FLOPs ---- */
-
-/* sum_t min(k, t+1) for t = 0..T-1 */
-static double sum_min_k(double k, double T) {
-    if (k >= T) return T * (T + 1) / 2;
-    return k * (k + 1) / 2 + (T - k) * k;
-}
-
-/* Keys kept and complete blocks scored, summed over t, for the block selector. */
-static void block_sums(int b, int n, int T, double *keys, double *cands) {
-    *keys = 0, *cands = 0;
-    for (int t = 0; t < T; t++) {
-        int nb = t / b, kept = nb < n - 1 ? nb : n - 1;
-        *keys += (double)(t % b) + 1 + (double)b * kept;
-        *cands += nb;
-    }
-}
-
-/* Selector FLOPs; *keys gets sum_t |S_t|. */
-static double selector_flops(const head_spec *s, double d, int T, double *keys) {
-    double t = T, P = t * (t + 1) / 2;
-    if (s->sel == SEL_BLOCK) {
-        double cands, w = s->bounds ? 2 : 1;
-        block_sums(s->block, s->nblocks, T, keys, &cands);
-        return w * d * t + w * 2 * d * cands + cands;
-    }
-    *keys = sum_min_k(selector_kmax(s, T), t);
-    if (s->sel == SEL_INDEX) {
-        double J = s->iheads, r = s->rank;
-        return 2 * (J * r * d + r * d + J * d) * t + (2 * J * r + J) * P + P;
-    }
-    double h = s->hidden; /* SEL_POS */
-    return 2 * (h * d + h * t) * t + P;
-}
-
-static double headfn_flops(const head_spec *s, double d, int T, double keys) {
-    if (s->fn == HFN_SOFTMAX) return 2 * 2 * d * keys;
-    double kmax = selector_kmax(s, T), h = s->hidden;
-    double D = kmax * d + (s->mlp_q ? d : 0) + (s->mlp_logits ? kmax : 0);
-    return 2 * (h * D + d * h) * T + (s->mlp_logits ? 2 * d * keys : 0);
-}
-
-double head_attention_flops(const head_spec *s, int d, int T) {
-    double t = T;
-    if (s->sel == SEL_DENSE) return 2 * 2 * (double)d * t * (t + 1) / 2;
-    double keys;
-    double sel = selector_flops(s, d, T, &keys);
-    return sel + headfn_flops(s, d, T, keys);
-}
 
 /* ---- candidates ---- */
 

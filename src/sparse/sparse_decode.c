@@ -1,0 +1,94 @@
+/* sparse_decode: single-query decode steps of the index and block selectors with the
+ * softmax head (sparse_decode.h). The scoring is selector.c's (its block summaries and
+ * block score are shared), the softmax headfn.c's, so a decode step selects what the
+ * prefill selects for its last query. */
+#include "sattn/sparse_decode.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "sattn/nn.h"
+
+/* o = sum_j softmax_j(q . k_{idx_j} / sqrt(d)) v_{idx_j} over the c selected keys: the
+ * softmax head function for one query (a: c floats of scratch). */
+static void gathered_softmax(const head_spec *s, int d, const float *q, const float *k, const float *v, int ld,
+                             const int *idx, int c, float *o, float *a, op_count *cnt) {
+    head_spec sm = *s;
+    sm.fn = HFN_SOFTMAX;
+    headfn_forward_counted(&sm, NULL, d, c, q, k, v, ld, 1, idx, &c, o, d, a, cnt);
+}
+
+void sparse_decode_block_side(const head_spec *s, int d, const float *k, int ld, int T, float *sum) {
+    selector_block_summaries(s, d, k, ld, T / s->block, sum);
+}
+
+size_t sparse_decode_block_work(const head_spec *s, int T) {
+    return 3 * ((size_t)T / (size_t)s->block + 1) + (size_t)selector_kmax(s, T);
+}
+
+int sparse_decode_block_counted(const head_spec *s, int d, const float *q, const float *k, const float *v,
+                                int ld, int T, const float *sum, float *o, int *idx, float *work, op_count *cnt) {
+    int b = s->block, t = T - 1, local = t / b, kmax = selector_kmax(s, T), c = 0;
+    float *bsc = work, *top = bsc + local + 1, *a = top + local + 1;
+    int *order = (int *)(a + kmax); /* ints live in the float scratch: same size */
+    for (int u = local * b; u <= t; u++) idx[c++] = u;
+    for (int j = 0; j < local; j++) bsc[j] = selector_block_score(s, q, sum + (size_t)j * 2 * d, d);
+    uint64_t w = s->bounds ? 2 : 1;
+    op_count_add(cnt, w * d * local, 4 * ((uint64_t)d + w * d * local));
+    int n = selector_topk(bsc, local, s->nblocks - 1, top, order);
+    for (int j = 0; j < n; j++)
+        for (int u = order[j] * b; u < (order[j] + 1) * b && c < kmax; u++) idx[c++] = u;
+    gathered_softmax(s, d, q, k, v, ld, idx, c, o, a, cnt);
+    return c;
+}
+
+int sparse_decode_block(const head_spec *s, int d, const float *q, const float *k, const float *v, int ld,
+                        int T, const float *sum, float *o, int *idx, float *work) {
+    return sparse_decode_block_counted(s, d, q, k, v, ld, T, sum, o, idx, work, NULL);
+}
+
+void sparse_decode_index_side(const head_spec *s, const float *params, int d, const float *k, int ld, int T,
+                              float *kt) {
+    const float *Wk = params + (size_t)s->iheads * s->rank * d;
+    nn_sgemm(0, 1, T, s->rank, d, 1.0f, k, ld, Wk, d, 0.0f, kt, s->rank);
+}
+
+size_t sparse_decode_index_work(const head_spec *s, int T) {
+    return (size_t)s->iheads * s->rank + (size_t)s->iheads + 3 * (size_t)T + 2 * (size_t)s->k;
+}
+
+/* The indexer's score row for the one query, as selector.c's index_scores computes
+ * row T-1: S_u = sum_j w_j relu(qt_j . kt_u / sqrt(r)). */
+static void index_row(const head_spec *s, const float *params, int d, const float *q, int T, const float *kt,
+                      float *qt, float *w, float *arow, float *S, op_count *cnt) {
+    int J = s->iheads, r = s->rank;
+    const float *Wq = params, *Ww = Wq + (size_t)(J + 1) * r * d, *bw = Ww + (size_t)J * d;
+    nn_sgemm(0, 1, 1, J * r, d, 1.0f, q, d, Wq, d, 0.0f, qt, J * r);
+    nn_sgemm(0, 1, 1, J, d, 1.0f, q, d, Ww, d, 0.0f, w, J);
+    op_count_gemm(cnt, 1, J * r, d, 0);
+    op_count_gemm(cnt, 1, J, d, 0);
+    memset(S, 0, (size_t)T * sizeof(float));
+    for (int j = 0; j < J; j++) {
+        float wj = w[j] + bw[j];
+        nn_sgemm(0, 1, 1, T, r, 1.0f / sqrtf((float)r), qt + j * r, J * r, kt, r, 0.0f, arow, T);
+        op_count_gemm(cnt, 1, T, r, 0);
+        vec_relu_axpy(S, wj, arow, T);
+    }
+}
+
+int sparse_decode_index_counted(const head_spec *s, const float *params, int d, const float *q,
+                                const float *k, const float *v, int ld, int T, const float *kt, float *o,
+                                int *idx, float *work, op_count *cnt) {
+    int J = s->iheads, r = s->rank;
+    float *qt = work, *w = qt + J * r, *arow = w + J, *S = arow + T, *top = S + T;
+    float *a = top + s->k;
+    index_row(s, params, d, q, T, kt, qt, w, arow, S, cnt);
+    int c = selector_topk(S, T, s->k, top, idx);
+    gathered_softmax(s, d, q, k, v, ld, idx, c, o, a, cnt);
+    return c;
+}
+
+int sparse_decode_index(const head_spec *s, const float *params, int d, const float *q, const float *k,
+                        const float *v, int ld, int T, const float *kt, float *o, int *idx, float *work) {
+    return sparse_decode_index_counted(s, params, d, q, k, v, ld, T, kt, o, idx, work, NULL);
+}

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* PATH_MAX (report_impl.h) under -std=c11 */
 /* report: `sattn report`'s driver (sattn/report.h, docs/report.md): the inputs read
  * (bench CSV: benchres.h; eval JSON: eval_json.h), the plans' relative FLOPs, and
  * report.md with its plots written into a temporary folder and renamed into place.

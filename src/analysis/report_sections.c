@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* PATH_MAX (report_impl.h) under -std=c11 */
 /* report_sections: the sections of report.md and their plots (report_impl.h): the
  * analytic cost model, the measured benchmark with its crossovers, the quality of the
  * eval files. */

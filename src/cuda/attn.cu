@@ -583,6 +583,46 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
 
 /* ------------------------------------------------------- head: gathered softmax ---- */
 
+/* The two steps of a gathered softmax row that k_gather_softmax and k_gather_softmax_split
+ * share. gs_row_init: the query, scaled, in registers (zero past d), and the accumulator
+ * zeroed. gs_row_key: one selected key, online: dot = q.k, then m, l and acc rescaled by
+ * alpha = e^{m - m'} and p v added (p = e^{dot - m'}). vec4_k / vec4_v: key / value rows
+ * read as float4 (d % 4 == 0, rows 16-byte aligned). */
+template <int DM>
+__device__ __forceinline__ void gs_row_init(float *qr, float *acc, const float *qh, int d, float scale) {
+    for (int i = 0; i < DM; i++) qr[i] = i < d ? qh[i] * scale : 0.0f, acc[i] = 0.0f;
+}
+
+template <int DM>
+__device__ __forceinline__ void gs_row_key(const float *qr, const float *kr, const float *vr, int d, int vec4_k,
+                                           int vec4_v, float &m, float &l, float *acc) {
+    float dot = 0.0f;
+    if (vec4_k) {
+        for (int i = 0; i < DM; i += 4)
+            if (i < d) {
+                float4 x = ld4(kr + i);
+                dot = fmaf(qr[i], x.x, fmaf(qr[i + 1], x.y, fmaf(qr[i + 2], x.z, fmaf(qr[i + 3], x.w, dot))));
+            }
+    } else {
+        for (int i = 0; i < DM; i++)
+            if (i < d) dot = fmaf(qr[i], kr[i], dot);
+    }
+    const float mnew = fmaxf(m, dot), alpha = expf(m - mnew), p = expf(dot - mnew);
+    l = l * alpha + p;
+    m = mnew;
+    if (vec4_v) {
+        for (int i = 0; i < DM; i += 4)
+            if (i < d) {
+                float4 x = ld4(vr + i);
+                acc[i] = fmaf(p, x.x, acc[i] * alpha), acc[i + 1] = fmaf(p, x.y, acc[i + 1] * alpha);
+                acc[i + 2] = fmaf(p, x.z, acc[i + 2] * alpha), acc[i + 3] = fmaf(p, x.w, acc[i + 3] * alpha);
+            }
+    } else {
+        for (int i = 0; i < DM; i++)
+            if (i < d) acc[i] = fmaf(p, vr[i], acc[i] * alpha);
+    }
+}
+
 /* One warp per (query, head): lane j takes the selected keys j, j+32, ..., keeps its
  * own online softmax (m, l, acc(DM)), then the warp merges the 32 states. q is held
  * scaled in registers; K and V rows are read straight from the qkv / cache buffer
@@ -598,37 +638,12 @@ __global__ void __launch_bounds__(128) k_gather_softmax(float *out, int ldo, con
     const float *qh = q + (size_t)h * d + (size_t)qi * ldq;
     const float *kh = k + (size_t)h * d, *vh = v + (size_t)h * d;
     float qr[DM], acc[DM], m = NEG_INF, l = 0.0f;
-    for (int i = 0; i < DM; i++) qr[i] = i < d ? qh[i] * scale : 0.0f, acc[i] = 0.0f;
+    gs_row_init<DM>(qr, acc, qh, d, scale);
     const int c = count[(size_t)h * nq + qi];
     const int *ix = idx + ((size_t)h * nq + qi) * kmax;
     for (int j = lane; j < c; j += 32) {
         const size_t s = (size_t)ix[j];
-        const float *kr = kh + s * ldk, *vr = vh + s * ldk;
-        float dot = 0.0f;
-        if (vec4) {
-            for (int i = 0; i < DM; i += 4)
-                if (i < d) {
-                    float4 x = ld4(kr + i);
-                    dot = fmaf(qr[i], x.x, fmaf(qr[i + 1], x.y, fmaf(qr[i + 2], x.z, fmaf(qr[i + 3], x.w, dot))));
-                }
-        } else {
-            for (int i = 0; i < DM; i++)
-                if (i < d) dot = fmaf(qr[i], kr[i], dot);
-        }
-        const float mnew = fmaxf(m, dot), alpha = expf(m - mnew), p = expf(dot - mnew);
-        l = l * alpha + p;
-        m = mnew;
-        if (vec4) {
-            for (int i = 0; i < DM; i += 4)
-                if (i < d) {
-                    float4 x = ld4(vr + i);
-                    acc[i] = fmaf(p, x.x, acc[i] * alpha), acc[i + 1] = fmaf(p, x.y, acc[i + 1] * alpha);
-                    acc[i + 2] = fmaf(p, x.z, acc[i + 2] * alpha), acc[i + 3] = fmaf(p, x.w, acc[i + 3] * alpha);
-                }
-        } else {
-            for (int i = 0; i < DM; i++)
-                if (i < d) acc[i] = fmaf(p, vr[i], acc[i] * alpha);
-        }
+        gs_row_key<DM>(qr, kh + s * ldk, vh + s * ldk, d, vec4, vec4, m, l, acc);
     }
     const float M = warp_max32(m), f = m == NEG_INF ? 0.0f : expf(m - M);
     const float L = warp_sum32(l * f);
@@ -652,29 +667,13 @@ __global__ void __launch_bounds__(128) k_gather_softmax_split(float *part, const
     const int nsplit = gridDim.x, tid = threadIdx.x;
     const float *qh = q + (size_t)h * d, *kh = k + (size_t)h * d, *vh = v + (size_t)h * d;
     float qr[DM], acc[DM], m = NEG_INF, l = 0.0f;
-    for (int i = 0; i < DM; i++) qr[i] = i < d ? qh[i] * scale : 0.0f, acc[i] = 0.0f;
+    gs_row_init<DM>(qr, acc, qh, d, scale);
     const int c = count[h];
     const int *ix = idx + (size_t)h * kmax;
     const int j0 = split * GS_CHUNK + warp * 64, j1 = min(c, j0 + 64);
     for (int j = j0 + lane; j < j1; j += 32) {
         const size_t s = (size_t)ix[j];
-        const float *kr = kh + s * ldk, *vr = vh + s * ldk;
-        float dot = 0.0f;
-        if (vec4) {
-            for (int i = 0; i < DM; i += 4)
-                if (i < d) {
-                    float4 x = ld4(kr + i);
-                    dot = fmaf(qr[i], x.x, fmaf(qr[i + 1], x.y, fmaf(qr[i + 2], x.z, fmaf(qr[i + 3], x.w, dot))));
-                }
-        } else {
-            for (int i = 0; i < DM; i++)
-                if (i < d) dot = fmaf(qr[i], kr[i], dot);
-        }
-        const float mnew = fmaxf(m, dot), alpha = expf(m - mnew), p = expf(dot - mnew);
-        l = l * alpha + p;
-        m = mnew;
-        for (int i = 0; i < DM; i++)
-            if (i < d) acc[i] = fmaf(p, vr[i], acc[i] * alpha);
+        gs_row_key<DM>(qr, kh + s * ldk, vh + s * ldk, d, vec4, 0, m, l, acc); /* v read scalar here */
     }
     const float M = warp_max32(m), f = m == NEG_INF ? 0.0f : expf(m - M);
     const float L = warp_sum32(l * f);

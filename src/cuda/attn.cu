@@ -28,20 +28,16 @@ struct sa_cuda {
 
 /* ------------------------------------------------------------ device helpers ---- */
 
-__device__ __forceinline__ float warp_max16(float v) {
-    for (int o = 8; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+/* Max / sum of v over each group of W lanes (W = 16 or 32), butterfly: every lane of the
+ * group gets the result. */
+template <int W>
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = W / 2; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
     return v;
 }
-__device__ __forceinline__ float warp_sum16(float v) {
-    for (int o = 8; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max32(float v) {
-    for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-    return v;
-}
-__device__ __forceinline__ float warp_sum32(float v) {
-    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+template <int W>
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = W / 2; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
     return v;
 }
 __device__ __forceinline__ float4 ld4(const float *p) { return *(const float4 *)p; }
@@ -120,7 +116,7 @@ __global__ void __launch_bounds__(128) k_flash_fwd(float *out, float *lse, const
                 if (col > row || col >= T) s[i][j] = NEG_INF;
                 mx = fmaxf(mx, s[i][j]);
             }
-            mx = warp_max16(mx);
+            mx = warp_max<16>(mx);
             const float mnew = fmaxf(m[i], mx);
             const float alpha = mnew == NEG_INF ? 1.0f : exp2f(m[i] - mnew);
             float ps = 0.0f;
@@ -151,7 +147,7 @@ __global__ void __launch_bounds__(128) k_flash_fwd(float *out, float *lse, const
         }
     }
     for (int i = 0; i < 8; i++) {
-        const float L = warp_sum16(l[i]);
+        const float L = warp_sum<16>(l[i]);
         const int row = q0 + ty * 8 + i;
         if (row >= T) continue;
         const float inv = 1.0f / L;
@@ -168,6 +164,29 @@ __global__ void __launch_bounds__(128) k_flash_fwd(float *out, float *lse, const
 static size_t flash_smem(int DM) { return (size_t)(3 * FL_T * (DM + 4) + FL_T * FL_PS) * sizeof(float); }
 
 /* ------------------------------------------------------------ dense decode ---- */
+
+/* The end of the split kernels (k_decode_split, k_gather_softmax_split), after a
+ * __syncthreads: the block's 4 warp states (wm[w] and wl[w] warp w's max and sum, wacc +
+ * w * DM its accumulator) merged under the block's max into the block's partial
+ * pp = [M, L, acc(d)], which k_decode_merge combines over the splits. */
+template <int DM>
+__device__ __forceinline__ void block_partial(float *pp, const float *wm, const float *wl, const float *wacc,
+                                              int d, int tid) {
+    float M = NEG_INF;
+    for (int w = 0; w < 4; w++) M = fmaxf(M, wm[w]);
+    for (int c = tid; c < d; c += 128) {
+        float o = 0.0f;
+        for (int w = 0; w < 4; w++)
+            if (wm[w] != NEG_INF) o += expf(wm[w] - M) * wacc[w * DM + c];
+        pp[2 + c] = o;
+    }
+    if (tid == 0) {
+        float Ls = 0.0f;
+        for (int w = 0; w < 4; w++)
+            if (wm[w] != NEG_INF) Ls += expf(wm[w] - M) * wl[w];
+        pp[0] = M, pp[1] = Ls;
+    }
+}
 
 /* Split-K: block (split, h) takes keys [split*512, +512), 4 warps taking 32-key
  * subtiles in turn. A warp stages its 32 K rows in shared memory (coalesced), each
@@ -202,7 +221,7 @@ __global__ void __launch_bounds__(128) k_decode_split(float *part, const float *
         float sc = 0.0f;
         for (int i = 0; i < DM; i++) sc = fmaf(qr[i], Kt[lane * KP + i], sc);
         if (s0 + lane >= s_end) sc = NEG_INF;
-        const float mnew = fmaxf(m, warp_max32(sc)); /* finite: lane 0's key exists */
+        const float mnew = fmaxf(m, warp_max<32>(sc)); /* finite: lane 0's key exists */
         const float alpha = expf(m - mnew), p = expf(sc - mnew);
         lp = lp * alpha + p;
         m = mnew;
@@ -218,25 +237,11 @@ __global__ void __launch_bounds__(128) k_decode_split(float *part, const float *
         }
         __syncwarp();
     }
-    const float L = warp_sum32(lp);
+    const float L = warp_sum<32>(lp);
     if (lane == 0) wm[warp] = m, wl[warp] = L;
     for (int e = 0; e < NE; e++) wacc[warp * DM + lane + 32 * e] = acc[e];
     __syncthreads();
-    float M = NEG_INF;
-    for (int w = 0; w < 4; w++) M = fmaxf(M, wm[w]);
-    float *pp = part + ((size_t)h * nsplit + split) * (d + 2);
-    for (int c = tid; c < d; c += 128) {
-        float o = 0.0f;
-        for (int w = 0; w < 4; w++)
-            if (wm[w] != NEG_INF) o += expf(wm[w] - M) * wacc[w * DM + c];
-        pp[2 + c] = o;
-    }
-    if (tid == 0) {
-        float Ls = 0.0f;
-        for (int w = 0; w < 4; w++)
-            if (wm[w] != NEG_INF) Ls += expf(wm[w] - M) * wl[w];
-        pp[0] = M, pp[1] = Ls;
-    }
+    block_partial<DM>(part + ((size_t)h * nsplit + split) * (d + 2), wm, wl, wacc, d, tid);
 }
 
 __global__ void __launch_bounds__(128) k_decode_merge(float *out, const float *part, int nsplit, int d) {
@@ -645,10 +650,10 @@ __global__ void __launch_bounds__(128) k_gather_softmax(float *out, int ldo, con
         const size_t s = (size_t)ix[j];
         gs_row_key<DM>(qr, kh + s * ldk, vh + s * ldk, d, vec4, vec4, m, l, acc);
     }
-    const float M = warp_max32(m), f = m == NEG_INF ? 0.0f : expf(m - M);
-    const float L = warp_sum32(l * f);
+    const float M = warp_max<32>(m), f = m == NEG_INF ? 0.0f : expf(m - M);
+    const float L = warp_sum<32>(l * f);
     for (int i = 0; i < DM; i++) {
-        float a = warp_sum32(acc[i] * f);
+        float a = warp_sum<32>(acc[i] * f);
         if ((i & 31) == lane && i < d) out[(size_t)qi * ldo + (size_t)h * d + i] = a / L;
     }
 }
@@ -675,29 +680,15 @@ __global__ void __launch_bounds__(128) k_gather_softmax_split(float *part, const
         const size_t s = (size_t)ix[j];
         gs_row_key<DM>(qr, kh + s * ldk, vh + s * ldk, d, vec4, 0, m, l, acc); /* v read scalar here */
     }
-    const float M = warp_max32(m), f = m == NEG_INF ? 0.0f : expf(m - M);
-    const float L = warp_sum32(l * f);
+    const float M = warp_max<32>(m), f = m == NEG_INF ? 0.0f : expf(m - M);
+    const float L = warp_sum<32>(l * f);
     if (lane == 0) wm[warp] = M, wl[warp] = L;
     for (int i = 0; i < DM; i++) {
-        float a = warp_sum32(acc[i] * f);
+        float a = warp_sum<32>(acc[i] * f);
         if ((i & 31) == lane) wacc[warp][i] = a;
     }
     __syncthreads();
-    float Mb = NEG_INF;
-    for (int w = 0; w < 4; w++) Mb = fmaxf(Mb, wm[w]);
-    float *pp = part + ((size_t)h * nsplit + split) * (d + 2);
-    for (int i = tid; i < d; i += 128) {
-        float o = 0.0f;
-        for (int w = 0; w < 4; w++)
-            if (wm[w] != NEG_INF) o += expf(wm[w] - Mb) * wacc[w][i];
-        pp[2 + i] = o;
-    }
-    if (tid == 0) {
-        float Ls = 0.0f;
-        for (int w = 0; w < 4; w++)
-            if (wm[w] != NEG_INF) Ls += expf(wm[w] - Mb) * wl[w];
-        pp[0] = Mb, pp[1] = Ls;
-    }
+    block_partial<DM>(part + ((size_t)h * nsplit + split) * (d + 2), wm, wl, &wacc[0][0], d, tid);
 }
 
 /* ----------------------------------------------------------- head: mlp ---- */

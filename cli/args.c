@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include "args.h"
 
+#include "sattn/ckpt.h"
 #include "sattn/core.h"
 #include "sattn/optparse.h"
 
@@ -39,6 +40,23 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
     fputc('\n', stderr);
     free(msg);
     return 1;
+}
+
+void cli_json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
+int cli_load_model(const char *cmd, const char *path, gpt_model *m) {
+    sattn_err e;
+    if (ckpt_load(path, m, NULL, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+    return 0;
 }
 
 int cli_check_out(const char *cmd, const char *flag, const char *path) {

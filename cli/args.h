@@ -12,6 +12,12 @@
 void cli_fput_escaped(const char *s, FILE *f);
 /* Prints "sattn CMD: message" to stderr, escaped as above; returns 1 (the exit status). */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints s to stdout as a JSON string: quotes, backslashes and control bytes escaped
+ * (paths in the one-line JSON summaries may hold any of them); other bytes as they are. */
+void cli_json_str(const char *s);
+/* Loads the checkpoint at path into m; on failure prints "sattn CMD: <why>" and returns 1
+ * (the exit status), else 0. */
+int cli_load_model(const char *cmd, const char *path, gpt_model *m);
 /* Fails early (before any work) when an output file cannot be created: an existing
  * directory, or a path whose temporary sibling cannot be opened (the probe leaves no
  * file). path NULL: nothing to check. Exit status (0 or 1). */

@@ -70,17 +70,6 @@ static int collect_parse(collect_args *a, int argc, char **argv) {
 
 /* ---- output ---- */
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
-    }
-    putchar('"');
-}
-
 static void print_table(const teacher_pair *pairs, const teacher_head_stats *st, int n_pairs,
                         const int *ks, int n_ks) {
     printf("%5s %4s %7s %7s %6s %6s", "layer", "head", "entropy", "dist", "self", "sink");
@@ -133,7 +122,7 @@ static int collect_read(const collect_args *a) {
     unsigned long long bytes = teacher_shard_bytes(in);
     if (a->json) {
         printf("{\"file\": ");
-        json_str(a->read);
+        cli_json_str(a->read);
         printf(", \"version\": %d, \"checksum\": \"%016llx\", ", TEACHER_VERSION,
                (unsigned long long)in->checksum);
         print_info_json(in, bytes);
@@ -163,7 +152,7 @@ typedef struct {
 /* Model, heads, kmax, output and data, each checked before any work. */
 static int collect_setup(const collect_args *a, collect_ctx *x) {
     sattn_err e;
-    if (ckpt_load(a->model, &x->m, NULL, &e) != 0) return cli_fail("collect", "%s", e.msg);
+    if (cli_load_model("collect", a->model, &x->m)) return 1;
     x->T = x->m.cfg.max_seq;
     x->kmax = a->kmax ? a->kmax : (x->T < 32 ? x->T : 32);
     int rc = 0;
@@ -235,7 +224,7 @@ static void collect_print(const collect_args *a, const collect_ctx *x, const tea
         return;
     }
     printf("{\"out\": ");
-    json_str(a->out);
+    cli_json_str(a->out);
     printf(", \"split\": \"%s\", ", split);
     print_info_json(&in, bytes);
     print_json_stats(x->pairs, st->head, x->n_pairs, st->ks, st->n_ks);

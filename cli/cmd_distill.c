@@ -63,7 +63,7 @@ static void distill_progress_line(const distill_progress *p, void *user) {
 /* Loads the teacher, the data and the plan into sparse heads. Exit status. */
 static int distill_setup(const distill_args *a, gpt_model *m, dataset *d, sparse_heads *sh) {
     sattn_err e;
-    if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("distill", "%s", e.msg);
+    if (cli_load_model("distill", a->model, m)) return 1;
     const gpt_config *c = &m->cfg;
     head_spec *specs = xmalloc((size_t)c->layers * c->heads * sizeof *specs);
     int rc = plan_load(a->plan, c->layers, c->heads, specs, &e) ? cli_fail("distill", "--plan %s", e.msg) : 0;

@@ -79,16 +79,13 @@ int cmd_eval(int argc, char **argv) {
     if (a.threads) omp_set_num_threads(a.threads);
     sattn_err e;
     gpt_model m;
-    if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("eval", "%s", e.msg);
+    if (cli_load_model("eval", a.model, &m)) return 1;
     sparse_heads sh;
     if (heads_load(a.heads, &sh, &m.cfg, &e) != 0) return gpt_free(&m), cli_fail("eval", "%s", e.msg);
     len_choice lc;
     if (len_choose("eval", &a.len, &sh, m.cfg.channels, &lc)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     dataset d;
-    if (load_data_for_model("eval", a.data, a.data_fmt, &m, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
-    if (cli_mem_check_model("eval", "evaluating this model", &m.cfg, a.batch, m.cfg.max_seq, 0,
-                            (double)d.n_tokens * 2))
-        return dataset_free(&d), sparse_heads_free(&sh), gpt_free(&m), 1;
+    if (load_eval_data("eval", a.data, a.data_fmt, &m, a.batch, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     if (dataset_check_window(&d, a.split, m.cfg.max_seq, a.data, &e)) {
         r = cli_fail("eval", "%s", e.msg);
     } else {

@@ -117,7 +117,7 @@ static double dense_control(const ft_args *a, const dataset *d, sattn_err *e) {
 
 static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d) {
     sattn_err e;
-    if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("finetune", "%s", e.msg);
+    if (cli_load_model("finetune", a->model, m)) return 1;
     if (heads_load(a->heads, sh, &m->cfg, &e) != 0) return gpt_free(m), cli_fail("finetune", "%s", e.msg);
     int rc = load_data_for_model("finetune", a->data, a->data_fmt, m, d);
     if (!rc && cli_mem_check_model("finetune", "fine-tuning this model", &m->cfg, a->tc.batch,

@@ -38,14 +38,10 @@ int cmd_loss(int argc, char **argv) {
     int r = loss_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
-    sattn_err e;
     gpt_model m;
-    if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("loss", "%s", e.msg);
+    if (cli_load_model("loss", a.model, &m)) return 1;
     dataset d;
-    if (load_data_for_model("loss", a.data, a.data_fmt, &m, &d)) return gpt_free(&m), 1;
-    if (cli_mem_check_model("loss", "evaluating this model", &m.cfg, a.batch, m.cfg.max_seq, 0,
-                            (double)d.n_tokens * 2))
-        return dataset_free(&d), gpt_free(&m), 1;
+    if (load_eval_data("loss", a.data, a.data_fmt, &m, a.batch, &d)) return gpt_free(&m), 1;
     size_t n;
     dataset_split_tokens(&d, a.split, &n);
     if (n < 2) {

@@ -162,18 +162,6 @@ static void print_summary(const plan_args *a, const autoplan_result *r) {
            a->heads_out ? a->heads_out : "", r->wall_s);
 }
 
-/* A JSON string (paths may hold quotes or backslashes). */
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
-    }
-    putchar('"');
-}
-
 static void json_head(const plan_args *a, const autoplan_result *r, int i) {
     const autoplan_head *h = &r->ph[i];
     char spec[128], cand[128];
@@ -205,9 +193,9 @@ static void print_json(const plan_args *a, const autoplan_result *r) {
            a->ac.budget, r->baseline, r->loss, r->loss - r->baseline, 100 * (r->loss / r->baseline - 1),
            r->flops_dense, r->flops_plan, saved, 100 * saved / r->flops_dense, r->replaced,
            r->layers * r->heads, r->T, r->windows, r->tokens, a->ac.dc.steps, r->wall_s);
-    json_str(a->out);
+    cli_json_str(a->out);
     printf(", \"heads_out\": ");
-    if (a->heads_out) json_str(a->heads_out);
+    if (a->heads_out) cli_json_str(a->heads_out);
     else printf("null");
     printf("}\n");
 }
@@ -217,7 +205,7 @@ static void print_json(const plan_args *a, const autoplan_result *r) {
 /* Loads the teacher and the data and checks both splits hold a window. Exit status. */
 static int plan_setup(const plan_args *a, gpt_model *m, dataset *d) {
     sattn_err e;
-    if (ckpt_load(a->model, m, NULL, &e) != 0) return cli_fail("plan", "%s", e.msg);
+    if (cli_load_model("plan", a->model, m)) return 1;
     if (load_data_for_model("plan", a->data, a->data_fmt, m, d)) return gpt_free(m), 1;
     if (cli_mem_check_model("plan", "planning with this model", &m->cfg, a->ac.dc.batch > a->ac.eval_batch ? a->ac.dc.batch : a->ac.eval_batch, m->cfg.max_seq, 0,
                             (double)d->n_tokens * 2))

@@ -98,9 +98,8 @@ int cmd_sample(int argc, char **argv) {
     int r = sample_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
-    sattn_err e;
     gpt_model m;
-    if (ckpt_load(a.model, &m, NULL, &e) != 0) return cli_fail("sample", "%s", e.msg);
+    if (cli_load_model("sample", a.model, &m)) return 1;
     r = a.heads ? sample_hybrid(&m, &a) : sample_print(&m, a.prompt, a.tokens, a.temperature, a.seed);
     gpt_free(&m);
     return r;

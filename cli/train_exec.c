@@ -284,3 +284,12 @@ int load_data_for_model(const char *cmd, const char *path, data_format fmt, cons
         }
     return 0;
 }
+
+int load_eval_data(const char *cmd, const char *path, data_format fmt, const gpt_model *m, int batch,
+                   dataset *d) {
+    if (load_data_for_model(cmd, path, fmt, m, d)) return 1;
+    if (cli_mem_check_model(cmd, "evaluating this model", &m->cfg, batch, m->cfg.max_seq, 0,
+                            (double)d->n_tokens * 2))
+        return dataset_free(d), 1;
+    return 0;
+}

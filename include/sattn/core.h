@@ -78,6 +78,10 @@ int text_line_at(const char *s, size_t off);
 /* FNV-1a 64-bit hash, used as a checksum of file payloads. */
 uint64_t fnv1a64(const void *data, size_t n, uint64_t h);
 #define FNV1A64_INIT 0xcbf29ce484222325ULL
+/* fnv1a64 from FNV1A64_INIT over a file header of n bytes, read as if its 8 bytes at off
+ * (the checksum field the hash is stored in) were 0: what the header's writer hashed before
+ * it filled the field in. */
+uint64_t fnv1a64_header(const void *hdr, size_t n, size_t off);
 
 /* Memory this process can still get, in bytes: /proc/meminfo's MemAvailable, capped
  * by a cgroup v2 limit (memory.max - memory.current) when there is one. -1 on error. */

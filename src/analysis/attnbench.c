@@ -101,24 +101,44 @@ static void run_flash_decode(const bench_ctx *b) {
     attention_decode_step_counted(d->out, d->q, d->kc, d->vc, d->T, d->C, d->H, b->cnt);
 }
 
-/* As hybrid.c runs a sparse head: selector then head function, parallel over heads. */
-static void run_sparse_prefill(const bench_ctx *b) {
+/* Head h's share of a sparse prefill's state (forward and backward): its q in qkv (k and
+ * v follow at +C and +2C), head-function parameters (NULL: none), selection and its
+ * scores (T x kmax), counts (T) and head-function cache. */
+typedef struct {
+    const float *q, *fp;
+    int *idx, *count;
+    float *score, *cache;
+} head_state;
+
+static head_state head_state_of(const bench_ctx *b, int h) {
     const bench_data *d = b->in;
-    int C = d->C, T = d->T, hs = d->d;
-    size_t tk = (size_t)T * b->kmax;
+    size_t tk = (size_t)d->T * b->kmax;
+    return (head_state){d->qkv + (size_t)h * d->d, b->fparams ? b->fparams + h * b->np_fn : NULL,
+                        b->idx + h * tk, b->count + (size_t)h * d->T, b->score + h * tk,
+                        b->cache + h * b->ncache};
+}
+
+/* Runs one(b, h, head h's state) for every head h, in parallel. */
+static void over_heads(const bench_ctx *b, void (*one)(const bench_ctx *, int, const head_state *)) {
 #pragma omp parallel for schedule(dynamic)
-    for (int h = 0; h < d->H; h++) {
-        const float *q = d->qkv + (size_t)h * hs;
-        float *w = b->work + (size_t)omp_get_thread_num() * b->nwork;
-        const float *fp = b->fparams ? b->fparams + h * b->np_fn : NULL;
-        selector_select_counted(&b->spec, b->params + h * b->np, hs, T, q, q + C, 3 * C, T,
-                                b->idx + h * tk, b->score + h * tk, b->count + (size_t)h * T, w,
-                                b->cnt);
-        headfn_forward_counted(&b->spec, fp, hs, b->kmax, q, q + C, q + 2 * C, 3 * C, T,
-                               b->idx + h * tk, b->count + (size_t)h * T, d->out + (size_t)h * hs, C,
-                               b->cache + h * b->ncache, b->cnt);
+    for (int h = 0; h < b->in->H; h++) {
+        head_state s = head_state_of(b, h);
+        one(b, h, &s);
     }
 }
+
+/* As hybrid.c runs a sparse head: selector then head function. */
+static void prefill_head(const bench_ctx *b, int h, const head_state *s) {
+    const bench_data *d = b->in;
+    int C = d->C, T = d->T, hs = d->d;
+    float *w = b->work + (size_t)omp_get_thread_num() * b->nwork;
+    selector_select_counted(&b->spec, b->params + h * b->np, hs, T, s->q, s->q + C, 3 * C, T, s->idx,
+                            s->score, s->count, w, b->cnt);
+    headfn_forward_counted(&b->spec, s->fp, hs, b->kmax, s->q, s->q + C, s->q + 2 * C, 3 * C, T, s->idx,
+                           s->count, d->out + (size_t)h * hs, C, s->cache, b->cnt);
+}
+
+static void run_sparse_prefill(const bench_ctx *b) { over_heads(b, prefill_head); }
 
 /* Threads only pay off above some work per call (as attention_decode_step decides). */
 static int decode_parallel(const bench_ctx *b) {
@@ -161,20 +181,15 @@ static void run_flash_backward(const bench_ctx *b) {
     flash_attention_backward(d->dqkv, d->dout, d->qkv, d->out, d->lse, 1, d->T, d->C, d->H, b->bscratch);
 }
 
-static void run_sparse_backward(const bench_ctx *b) {
+static void backward_head(const bench_ctx *b, int h, const head_state *s) {
     const bench_data *d = b->in;
     int C = d->C, T = d->T, hs = d->d;
-    size_t tk = (size_t)T * b->kmax;
-#pragma omp parallel for schedule(dynamic)
-    for (int h = 0; h < d->H; h++) {
-        const float *q = d->qkv + (size_t)h * hs;
-        float *dq = d->dqkv + (size_t)h * hs;
-        const float *fp = b->fparams ? b->fparams + h * b->np_fn : NULL;
-        headfn_backward(&b->spec, fp, NULL, hs, b->kmax, q, q + C, q + 2 * C, 3 * C, dq, dq + C,
-                        dq + 2 * C, T, b->idx + h * tk, b->count + (size_t)h * T,
-                        d->dout + (size_t)h * hs, C, b->cache + h * b->ncache);
-    }
+    float *dq = d->dqkv + (size_t)h * hs;
+    headfn_backward(&b->spec, s->fp, NULL, hs, b->kmax, s->q, s->q + C, s->q + 2 * C, 3 * C, dq, dq + C,
+                    dq + 2 * C, T, s->idx, s->count, d->dout + (size_t)h * hs, C, s->cache);
 }
+
+static void run_sparse_backward(const bench_ctx *b) { over_heads(b, backward_head); }
 
 /* Backward FLOPs (2 a multiply-add): dense 4 products a causal pair (dP, dQ, dK, dV),
  * twice the forward's 2; softmax heads 4 d-long products a selected key, the counts

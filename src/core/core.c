@@ -282,6 +282,14 @@ uint64_t fnv1a64(const void *data, size_t n, uint64_t h) {
     return h;
 }
 
+uint64_t fnv1a64_header(const void *hdr, size_t n, size_t off) {
+    static const uint8_t zero[8];
+    const uint8_t *p = hdr;
+    uint64_t h = fnv1a64(p, off, FNV1A64_INIT);
+    h = fnv1a64(zero, sizeof zero, h);
+    return fnv1a64(p + off + 8, n - off - 8, h);
+}
+
 /* The number after "key" in a /proc or /sys text, scaled; -1 if absent. */
 static double text_field(const char *text, const char *key, double scale) {
     const char *p = strstr(text, key);

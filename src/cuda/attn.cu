@@ -28,20 +28,16 @@ struct sa_cuda {
 
 /* ------------------------------------------------------------ device helpers ---- */
 
-__device__ __forceinline__ float warp_max16(float v) {
-    for (int o = 8; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+/* Max / sum of v over each group of W lanes (W = 16 or 32), butterfly: every lane of the
+ * group gets the result. */
+template <int W>
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = W / 2; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
     return v;
 }
-__device__ __forceinline__ float warp_sum16(float v) {
-    for (int o = 8; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max32(float v) {
-    for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-    return v;
-}
-__device__ __forceinline__ float warp_sum32(float v) {
-    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+template <int W>
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = W / 2; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
     return v;
 }
 __device__ __forceinline__ float4 ld4(const float *p) { return *(const float4 *)p; }
@@ -120,7 +116,7 @@ __global__ void __launch_bounds__(128) k_flash_fwd(float *out, float *lse, const
                 if (col > row || col >= T) s[i][j] = NEG_INF;
                 mx = fmaxf(mx, s[i][j]);
             }
-            mx = warp_max16(mx);
+            mx = warp_max<16>(mx);
             const float mnew = fmaxf(m[i], mx);
             const float alpha = mnew == NEG_INF ? 1.0f : exp2f(m[i] - mnew);
             float ps = 0.0f;
@@ -151,7 +147,7 @@ __global__ void __launch_bounds__(128) k_flash_fwd(float *out, float *lse, const
         }
     }
     for (int i = 0; i < 8; i++) {
-        const float L = warp_sum16(l[i]);
+        const float L = warp_sum<16>(l[i]);
         const int row = q0 + ty * 8 + i;
         if (row >= T) continue;
         const float inv = 1.0f / L;
@@ -168,6 +164,29 @@ __global__ void __launch_bounds__(128) k_flash_fwd(float *out, float *lse, const
 static size_t flash_smem(int DM) { return (size_t)(3 * FL_T * (DM + 4) + FL_T * FL_PS) * sizeof(float); }
 
 /* ------------------------------------------------------------ dense decode ---- */
+
+/* The end of the split kernels (k_decode_split, k_gather_softmax_split), after a
+ * __syncthreads: the block's 4 warp states (wm[w] and wl[w] warp w's max and sum, wacc +
+ * w * DM its accumulator) merged under the block's max into the block's partial
+ * pp = [M, L, acc(d)], which k_decode_merge combines over the splits. */
+template <int DM>
+__device__ __forceinline__ void block_partial(float *pp, const float *wm, const float *wl, const float *wacc,
+                                              int d, int tid) {
+    float M = NEG_INF;
+    for (int w = 0; w < 4; w++) M = fmaxf(M, wm[w]);
+    for (int c = tid; c < d; c += 128) {
+        float o = 0.0f;
+        for (int w = 0; w < 4; w++)
+            if (wm[w] != NEG_INF) o += expf(wm[w] - M) * wacc[w * DM + c];
+        pp[2 + c] = o;
+    }
+    if (tid == 0) {
+        float Ls = 0.0f;
+        for (int w = 0; w < 4; w++)
+            if (wm[w] != NEG_INF) Ls += expf(wm[w] - M) * wl[w];
+        pp[0] = M, pp[1] = Ls;
+    }
+}
 
 /* Split-K: block (split, h) takes keys [split*512, +512), 4 warps taking 32-key
  * subtiles in turn. A warp stages its 32 K rows in shared memory (coalesced), each
@@ -202,7 +221,7 @@ __global__ void __launch_bounds__(128) k_decode_split(float *part, const float *
         float sc = 0.0f;
         for (int i = 0; i < DM; i++) sc = fmaf(qr[i], Kt[lane * KP + i], sc);
         if (s0 + lane >= s_end) sc = NEG_INF;
-        const float mnew = fmaxf(m, warp_max32(sc)); /* finite: lane 0's key exists */
+        const float mnew = fmaxf(m, warp_max<32>(sc)); /* finite: lane 0's key exists */
         const float alpha = expf(m - mnew), p = expf(sc - mnew);
         lp = lp * alpha + p;
         m = mnew;
@@ -218,25 +237,11 @@ __global__ void __launch_bounds__(128) k_decode_split(float *part, const float *
         }
         __syncwarp();
     }
-    const float L = warp_sum32(lp);
+    const float L = warp_sum<32>(lp);
     if (lane == 0) wm[warp] = m, wl[warp] = L;
     for (int e = 0; e < NE; e++) wacc[warp * DM + lane + 32 * e] = acc[e];
     __syncthreads();
-    float M = NEG_INF;
-    for (int w = 0; w < 4; w++) M = fmaxf(M, wm[w]);
-    float *pp = part + ((size_t)h * nsplit + split) * (d + 2);
-    for (int c = tid; c < d; c += 128) {
-        float o = 0.0f;
-        for (int w = 0; w < 4; w++)
-            if (wm[w] != NEG_INF) o += expf(wm[w] - M) * wacc[w * DM + c];
-        pp[2 + c] = o;
-    }
-    if (tid == 0) {
-        float Ls = 0.0f;
-        for (int w = 0; w < 4; w++)
-            if (wm[w] != NEG_INF) Ls += expf(wm[w] - M) * wl[w];
-        pp[0] = M, pp[1] = Ls;
-    }
+    block_partial<DM>(part + ((size_t)h * nsplit + split) * (d + 2), wm, wl, wacc, d, tid);
 }
 
 __global__ void __launch_bounds__(128) k_decode_merge(float *out, const float *part, int nsplit, int d) {
@@ -583,6 +588,46 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
 
 /* ------------------------------------------------------- head: gathered softmax ---- */
 
+/* The two steps of a gathered softmax row that k_gather_softmax and k_gather_softmax_split
+ * share. gs_row_init: the query, scaled, in registers (zero past d), and the accumulator
+ * zeroed. gs_row_key: one selected key, online: dot = q.k, then m, l and acc rescaled by
+ * alpha = e^{m - m'} and p v added (p = e^{dot - m'}). vec4_k / vec4_v: key / value rows
+ * read as float4 (d % 4 == 0, rows 16-byte aligned). */
+template <int DM>
+__device__ __forceinline__ void gs_row_init(float *qr, float *acc, const float *qh, int d, float scale) {
+    for (int i = 0; i < DM; i++) qr[i] = i < d ? qh[i] * scale : 0.0f, acc[i] = 0.0f;
+}
+
+template <int DM>
+__device__ __forceinline__ void gs_row_key(const float *qr, const float *kr, const float *vr, int d, int vec4_k,
+                                           int vec4_v, float &m, float &l, float *acc) {
+    float dot = 0.0f;
+    if (vec4_k) {
+        for (int i = 0; i < DM; i += 4)
+            if (i < d) {
+                float4 x = ld4(kr + i);
+                dot = fmaf(qr[i], x.x, fmaf(qr[i + 1], x.y, fmaf(qr[i + 2], x.z, fmaf(qr[i + 3], x.w, dot))));
+            }
+    } else {
+        for (int i = 0; i < DM; i++)
+            if (i < d) dot = fmaf(qr[i], kr[i], dot);
+    }
+    const float mnew = fmaxf(m, dot), alpha = expf(m - mnew), p = expf(dot - mnew);
+    l = l * alpha + p;
+    m = mnew;
+    if (vec4_v) {
+        for (int i = 0; i < DM; i += 4)
+            if (i < d) {
+                float4 x = ld4(vr + i);
+                acc[i] = fmaf(p, x.x, acc[i] * alpha), acc[i + 1] = fmaf(p, x.y, acc[i + 1] * alpha);
+                acc[i + 2] = fmaf(p, x.z, acc[i + 2] * alpha), acc[i + 3] = fmaf(p, x.w, acc[i + 3] * alpha);
+            }
+    } else {
+        for (int i = 0; i < DM; i++)
+            if (i < d) acc[i] = fmaf(p, vr[i], acc[i] * alpha);
+    }
+}
+
 /* One warp per (query, head): lane j takes the selected keys j, j+32, ..., keeps its
  * own online softmax (m, l, acc(DM)), then the warp merges the 32 states. q is held
  * scaled in registers; K and V rows are read straight from the qkv / cache buffer
@@ -598,42 +643,17 @@ __global__ void __launch_bounds__(128) k_gather_softmax(float *out, int ldo, con
     const float *qh = q + (size_t)h * d + (size_t)qi * ldq;
     const float *kh = k + (size_t)h * d, *vh = v + (size_t)h * d;
     float qr[DM], acc[DM], m = NEG_INF, l = 0.0f;
-    for (int i = 0; i < DM; i++) qr[i] = i < d ? qh[i] * scale : 0.0f, acc[i] = 0.0f;
+    gs_row_init<DM>(qr, acc, qh, d, scale);
     const int c = count[(size_t)h * nq + qi];
     const int *ix = idx + ((size_t)h * nq + qi) * kmax;
     for (int j = lane; j < c; j += 32) {
         const size_t s = (size_t)ix[j];
-        const float *kr = kh + s * ldk, *vr = vh + s * ldk;
-        float dot = 0.0f;
-        if (vec4) {
-            for (int i = 0; i < DM; i += 4)
-                if (i < d) {
-                    float4 x = ld4(kr + i);
-                    dot = fmaf(qr[i], x.x, fmaf(qr[i + 1], x.y, fmaf(qr[i + 2], x.z, fmaf(qr[i + 3], x.w, dot))));
-                }
-        } else {
-            for (int i = 0; i < DM; i++)
-                if (i < d) dot = fmaf(qr[i], kr[i], dot);
-        }
-        const float mnew = fmaxf(m, dot), alpha = expf(m - mnew), p = expf(dot - mnew);
-        l = l * alpha + p;
-        m = mnew;
-        if (vec4) {
-            for (int i = 0; i < DM; i += 4)
-                if (i < d) {
-                    float4 x = ld4(vr + i);
-                    acc[i] = fmaf(p, x.x, acc[i] * alpha), acc[i + 1] = fmaf(p, x.y, acc[i + 1] * alpha);
-                    acc[i + 2] = fmaf(p, x.z, acc[i + 2] * alpha), acc[i + 3] = fmaf(p, x.w, acc[i + 3] * alpha);
-                }
-        } else {
-            for (int i = 0; i < DM; i++)
-                if (i < d) acc[i] = fmaf(p, vr[i], acc[i] * alpha);
-        }
+        gs_row_key<DM>(qr, kh + s * ldk, vh + s * ldk, d, vec4, vec4, m, l, acc);
     }
-    const float M = warp_max32(m), f = m == NEG_INF ? 0.0f : expf(m - M);
-    const float L = warp_sum32(l * f);
+    const float M = warp_max<32>(m), f = m == NEG_INF ? 0.0f : expf(m - M);
+    const float L = warp_sum<32>(l * f);
     for (int i = 0; i < DM; i++) {
-        float a = warp_sum32(acc[i] * f);
+        float a = warp_sum<32>(acc[i] * f);
         if ((i & 31) == lane && i < d) out[(size_t)qi * ldo + (size_t)h * d + i] = a / L;
     }
 }
@@ -652,53 +672,23 @@ __global__ void __launch_bounds__(128) k_gather_softmax_split(float *part, const
     const int nsplit = gridDim.x, tid = threadIdx.x;
     const float *qh = q + (size_t)h * d, *kh = k + (size_t)h * d, *vh = v + (size_t)h * d;
     float qr[DM], acc[DM], m = NEG_INF, l = 0.0f;
-    for (int i = 0; i < DM; i++) qr[i] = i < d ? qh[i] * scale : 0.0f, acc[i] = 0.0f;
+    gs_row_init<DM>(qr, acc, qh, d, scale);
     const int c = count[h];
     const int *ix = idx + (size_t)h * kmax;
     const int j0 = split * GS_CHUNK + warp * 64, j1 = min(c, j0 + 64);
     for (int j = j0 + lane; j < j1; j += 32) {
         const size_t s = (size_t)ix[j];
-        const float *kr = kh + s * ldk, *vr = vh + s * ldk;
-        float dot = 0.0f;
-        if (vec4) {
-            for (int i = 0; i < DM; i += 4)
-                if (i < d) {
-                    float4 x = ld4(kr + i);
-                    dot = fmaf(qr[i], x.x, fmaf(qr[i + 1], x.y, fmaf(qr[i + 2], x.z, fmaf(qr[i + 3], x.w, dot))));
-                }
-        } else {
-            for (int i = 0; i < DM; i++)
-                if (i < d) dot = fmaf(qr[i], kr[i], dot);
-        }
-        const float mnew = fmaxf(m, dot), alpha = expf(m - mnew), p = expf(dot - mnew);
-        l = l * alpha + p;
-        m = mnew;
-        for (int i = 0; i < DM; i++)
-            if (i < d) acc[i] = fmaf(p, vr[i], acc[i] * alpha);
+        gs_row_key<DM>(qr, kh + s * ldk, vh + s * ldk, d, vec4, 0, m, l, acc); /* v read scalar here */
     }
-    const float M = warp_max32(m), f = m == NEG_INF ? 0.0f : expf(m - M);
-    const float L = warp_sum32(l * f);
+    const float M = warp_max<32>(m), f = m == NEG_INF ? 0.0f : expf(m - M);
+    const float L = warp_sum<32>(l * f);
     if (lane == 0) wm[warp] = M, wl[warp] = L;
     for (int i = 0; i < DM; i++) {
-        float a = warp_sum32(acc[i] * f);
+        float a = warp_sum<32>(acc[i] * f);
         if ((i & 31) == lane) wacc[warp][i] = a;
     }
     __syncthreads();
-    float Mb = NEG_INF;
-    for (int w = 0; w < 4; w++) Mb = fmaxf(Mb, wm[w]);
-    float *pp = part + ((size_t)h * nsplit + split) * (d + 2);
-    for (int i = tid; i < d; i += 128) {
-        float o = 0.0f;
-        for (int w = 0; w < 4; w++)
-            if (wm[w] != NEG_INF) o += expf(wm[w] - Mb) * wacc[w][i];
-        pp[2 + i] = o;
-    }
-    if (tid == 0) {
-        float Ls = 0.0f;
-        for (int w = 0; w < 4; w++)
-            if (wm[w] != NEG_INF) Ls += expf(wm[w] - Mb) * wl[w];
-        pp[0] = Mb, pp[1] = Ls;
-    }
+    block_partial<DM>(part + ((size_t)h * nsplit + split) * (d + 2), wm, wl, &wacc[0][0], d, tid);
 }
 
 /* ----------------------------------------------------------- head: mlp ---- */

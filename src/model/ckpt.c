@@ -191,10 +191,7 @@ static int parse_v2_words(const char *path, const uint8_t *b, ckpt_header *h, sa
                            rd32(b, w), w < W_SCHED_END ? "no schedule is stored" : "reserved");
     h->has_schedule = (int)has;
     if (has) h->sched = schedule_from_words(b);
-    uint8_t z[NATIVE_HEADER_WORDS * 4];
-    memcpy(z, b, sizeof z);
-    memset(z + 4 * W_CHECKSUM, 0, 8);
-    h->head_hash = fnv1a64(z, sizeof z, FNV1A64_INIT);
+    h->head_hash = fnv1a64_header(b, NATIVE_HEADER_WORDS * 4, 4 * W_CHECKSUM);
     return 0;
 }
 

@@ -65,4 +65,26 @@ static inline float fast_expf(float x) {
 #pragma omp declare simd notinbranch
 static inline float fast_tanhf(float u) { return 1.0f - 2.0f / (1.0f + fast_expf(2.0f * u)); }
 
+/* The two passes of a softmax row that every softmax here shares. Forced inline, so that
+ * each caller's loops compile exactly as they did when each caller held its own copy (the
+ * same vectorised max and sum, so the same float results). */
+
+/* The larger of mx (a running max; -INFINITY for a row on its own) and max_j z[j], j < n. */
+__attribute__((always_inline)) static inline float row_max(const float *z, int n, float mx) {
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < n; j++) mx = z[j] > mx ? z[j] : mx;
+    return mx;
+}
+
+/* p[j] = e^{z[j] - mx} for j < n (p may be z); returns sum_j p[j]. */
+__attribute__((always_inline)) static inline float exp_sum(float *p, const float *z, int n, float mx) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < n; j++) {
+        p[j] = fast_expf(z[j] - mx);
+        sum += p[j];
+    }
+    return sum;
+}
+
 #endif

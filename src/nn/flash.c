@@ -41,14 +41,7 @@ static int imin(int a, int b) { return a < b ? a : b; }
  *   m' = max(m, max_j s_j);  p_j = exp(s_j - m') (0 if masked);  l' = l e^{m-m'} + sum_j p_j;
  *   acc *= e^{m-m'}  (the caller then adds P V).  s is overwritten by p. */
 static void online_softmax_row(float *s, int nv, int nk, float *m, float *l, float *acc, int hs) {
-    float mx = *m, sum = 0.0f;
-#pragma omp simd reduction(max : mx)
-    for (int j = 0; j < nv; j++) mx = s[j] > mx ? s[j] : mx;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < nv; j++) {
-        s[j] = fast_expf(s[j] - mx);
-        sum += s[j];
-    }
+    float mx = row_max(s, nv, *m), sum = exp_sum(s, s, nv, mx);
     for (int j = nv < 0 ? 0 : nv; j < nk; j++) s[j] = 0.0f;
     if (nv <= 0) return;
     float alpha = *m == -INFINITY ? 0.0f : fast_expf(*m - mx);

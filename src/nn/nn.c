@@ -295,14 +295,8 @@ void crossentropy_softmax_forward(float *probs, float *losses, const float *logi
 #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         const float *z = logits + (size_t)i * Vp;
-        float *p = probs + (size_t)i * Vp, mx = -INFINITY, sum = 0.0f;
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < V; j++) {
-            p[j] = fast_expf(z[j] - mx);
-            sum += p[j];
-        }
+        float *p = probs + (size_t)i * Vp, mx = row_max(z, V, -INFINITY);
+        float sum = exp_sum(p, z, V, mx);
         float inv = 1.0f / sum;
         for (int j = 0; j < V; j++) p[j] *= inv;
         for (int j = V; j < Vp; j++) p[j] = 0.0f;

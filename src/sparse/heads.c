@@ -190,10 +190,7 @@ static int header_v2(const char *path, const uint8_t *b, heads_header *h, sattn_
         if (rd32(b, w))
             return err_set(e, "%s: header word %zu = 0x%08" PRIx32 ", expected 0 (reserved)", path,
                            w, rd32(b, w));
-    uint8_t z[HEADER_BYTES];
-    memcpy(z, b, sizeof z);
-    memset(z + 4 * W_CHECKSUM, 0, 8);
-    h->sum_start = fnv1a64(z, sizeof z, FNV1A64_INIT);
+    h->sum_start = fnv1a64_header(b, HEADER_BYTES, 4 * W_CHECKSUM);
     return 0;
 }
 

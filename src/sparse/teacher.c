@@ -512,10 +512,7 @@ static int header_v2(teacher_shard *s, const uint32_t *h, uint64_t *sum, sattn_e
         if (h[i])
             return err_set(e, "%s: header word %d = 0x%08x, expected 0 (reserved)", s->path, i,
                            h[i]);
-    uint32_t z[TEACHER_HEADER_WORDS];
-    memcpy(z, h, sizeof z);
-    z[W_CHECKSUM] = z[W_CHECKSUM + 1] = 0;
-    *sum = fnv1a64(z, sizeof z, FNV1A64_INIT);
+    *sum = fnv1a64_header(h, TEACHER_HEADER_WORDS * sizeof *h, W_CHECKSUM * sizeof *h);
     return 0;
 }
 

@@ -124,7 +124,8 @@ static void afile_unregister(const char *tmp) {
 
 /* A SIGKILL (or a crash) cannot be caught, so the next write to the same output
  * removes "<name>.tmp.<pid>" siblings whose process no longer exists. A pid that
- * was reused by a live process keeps its file: never remove what may be in use. */
+ * was reused by a live process keeps its file: never remove what may be in use. (A writer
+ * in another PID namespace sharing the folder would look dead; sattn does not handle that.) */
 int stale_temp_name(const char *base, const char *name) {
     size_t blen = strlen(base);
     if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0) return 0;

@@ -16,7 +16,7 @@ static const cli_cmd LOSS = {
 typedef struct {
     const char *model, *data;
     data_split split;
-    int batch, threads, json;
+    int batch, threads, json, attn;
     data_format data_fmt;
 } loss_args;
 
@@ -27,6 +27,7 @@ static int loss_parse(loss_args *a, int argc, char **argv) {
         cli_opt_split(&a->split),
         opt_int("batch", &a->batch, 1, 1 << 16, "B", "windows per forward"),
         cli_opt_threads(&a->threads),
+        cli_opt_attn(&a->attn),
         cli_opt_json(&a->json, "print {\"loss\", \"bits_per_byte\", \"tokens\", \"split\"} on one line"),
         cli_opt_data_format(&a->data_fmt),
     };
@@ -40,6 +41,7 @@ int cmd_loss(int argc, char **argv) {
     if (a.threads) omp_set_num_threads(a.threads);
     gpt_model m;
     if (cli_load_model("loss", a.model, &m)) return 1;
+    m.cfg.attn = a.attn;
     dataset d;
     if (load_eval_data("loss", a.data, a.data_fmt, &m, a.batch, &d)) return gpt_free(&m), 1;
     size_t n;

@@ -43,6 +43,7 @@ static int train_parse(train_args *a, int argc, char **argv) {
         opt_float("beta2", &a->tc.opt.beta2, 0, 0, 0.999999, "X", "AdamW beta2"),
         opt_float("clip", &a->tc.clip, 0, 0, 1e9, "X", "gradient-norm clip, 0 = off"),
         cli_opt_seed(&a->seed, NULL),
+        cli_opt_attn(&a->cfg.attn),
         cli_opt_threads(&a->threads),
         opt_int("eval-every", &a->tc.eval_every, 0, 1 << 30, "N",
                 "validation estimate every N steps on --eval-tokens tokens\n(default: --steps/10; 0 = none)"),

@@ -61,6 +61,14 @@ opt_spec cli_opt_split(data_split *target) {
     return opt_enum("split", (int *)target, names, values, "the split: validation (last 10%) or train");
 }
 
+opt_spec cli_opt_attn(int *target) {
+    static const char *const names[] = {"naive", "flash", NULL};
+    static const int values[] = {GPT_ATTN_NAIVE, GPT_ATTN_FLASH};
+    return opt_enum("attn", target, names, values,
+                    "dense attention kernel: naive (default; keeps every head's T x T softmax)\n"
+                    "or flash (tiled, keeps only the log-sum-exp: memory linear in T)");
+}
+
 opt_spec cli_opt_threads(int *target) {
     return opt_int("threads", target, 1, 1024, "N", "OpenMP threads (default: OMP_NUM_THREADS, else all cores)");
 }

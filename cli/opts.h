@@ -36,6 +36,8 @@ opt_spec cli_opt_data(const char **target, const char *help);
 opt_spec cli_opt_data_format(data_format *target);
 /* --split val|train. */
 opt_spec cli_opt_split(data_split *target);
+/* --attn naive|flash into a gpt_config.attn (GPT_ATTN_NAIVE / GPT_ATTN_FLASH). */
+opt_spec cli_opt_attn(int *target);
 /* --threads N: OpenMP threads, 1..1024 (0 in the target: all cores). */
 opt_spec cli_opt_threads(int *target);
 /* --json: help says what is printed. */

@@ -142,6 +142,7 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
     sattn_err e;
     if (a->resume) {
         if (ckpt_load(a->resume, m, st, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+        m->cfg.attn = a->cfg.attn; /* a run setting, not saved in the checkpoint */
         const gpt_config *c = &m->cfg;
         int clash = a->shape_given && (c->layers != a->cfg.layers || c->heads != a->cfg.heads ||
                                        c->channels != a->cfg.channels);

@@ -111,6 +111,7 @@ Test(cli, loss_bad_flags, .timeout = 30) {
         {{"--batch", "0"}, "--batch"},   {{"--batch", "-3"}, "--batch"},
         {{"--batch", "abc"}, "--batch"}, {{"--threads", "0"}, "--threads"},
         {{"--json", "x"}, "'x'"},        {{"stray"}, "stray"},
+        {{"--attn", "bogus"}, "--attn"}, {{"--attn"}, "--attn"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cli_args a = {0};
@@ -893,5 +894,31 @@ Test(cli, damaged_token_file_needs_data_format_bytes, .timeout = 60) {
     cli_assert_json_line(o);
     free(o);
     free(err);
+    cli_tdir_close(&t);
+}
+
+/* --attn (issue 11): train and loss run with flash attention; the flash loss of a model equals
+ * its naive loss to float rounding; a bad --attn on train is a one-line error. */
+static double loss_of(const char *out) {
+    const char *p = strstr(out, "loss ");
+    cr_assert_not_null(p, "no loss line in: %s", out);
+    return strtod(p + 5, NULL);
+}
+
+Test(cli, attn_flash_train_and_loss, .timeout = 60) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *data = cli_tpath(&t, "d.txt"), *model = cli_tpath(&t, "m.ckpt");
+    cli_write_text(data, 20000);
+    static const char *const flash[] = {"--attn", "flash", NULL};
+    train_tiny(data, model, "4", flash);
+    const char *ln[] = {"loss", "--model", model, "--data", data, "--threads", "2", NULL};
+    const char *lf[] = {"loss", "--model", model, "--data", data, "--threads", "2", "--attn", "flash", NULL};
+    char *on = cli_expect_ok(ln), *of = cli_expect_ok(lf);
+    double n = loss_of(on), f = loss_of(of);
+    cr_assert(fabs(n - f) <= 1e-5 * fabs(n), "loss naive %.8g, flash %.8g", n, f);
+    free(on), free(of);
+    const char *bad[] = {"train", "--data", data, "--out", model, TINY, "--steps", "1", "--attn", "bogus", NULL};
+    cli_expect_fail(bad, "--attn", 0);
     cli_tdir_close(&t);
 }

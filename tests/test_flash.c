@@ -13,6 +13,7 @@
  * holds no (T,T) buffer (checked on the scratch size: the forward takes none at all). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,13 +165,47 @@ Test(flash, decode_equals_last_row) {
 }
 
 /* No (T,T) buffer: the forward takes only out and lse (B,H,T); the backward's scratch is
- * O(B H T) plus two fixed tiles per head — at T = 4096 under 1/100 of the (B,H,T,T)
- * probabilities nn.h's attention keeps, and growing linearly in T. */
+ * D (B,H,T) plus FLASH_BWD_GROUPS partial dQ (B,T,C): at T = 4096 under 1/10 of the (B,H,T,T)
+ * probabilities nn.h's attention keeps, and growing exactly linearly in T. */
 Test(flash, no_tt_buffer) {
-    size_t B = 1, H = 8, T = 4096;
-    size_t s = flash_scratch_floats((int)B, (int)T, 512, (int)H);
-    cr_assert(s <= B * H * (T + 2 * 128 * 256), "scratch %zu floats", s);
-    cr_assert(s * 100 < B * H * T * T, "scratch %zu floats is not O(T)", s);
-    size_t s2 = flash_scratch_floats((int)B, (int)(2 * T), 512, (int)H);
-    cr_assert(s2 - s == B * H * T, "scratch grows by %zu floats from T to 2T, not B H T", s2 - s);
+    size_t B = 1, H = 8, T = 4096, C = 512;
+    size_t s = flash_scratch_floats((int)B, (int)T, (int)C, (int)H);
+    cr_assert(s <= B * T * (H + FLASH_BWD_GROUPS * C), "scratch %zu floats", s);
+    cr_assert(s * 10 < B * H * T * T, "scratch %zu floats is not O(T)", s);
+    size_t s2 = flash_scratch_floats((int)B, (int)(2 * T), (int)C, (int)H);
+    cr_assert(s2 - s == B * T * (H + FLASH_BWD_GROUPS * C), "scratch grows by %zu floats from T to 2T", s2 - s);
+}
+
+/* More key tiles than backward groups (T = 1100: 5 key tiles, 4 groups, so group 0 owns tiles
+ * 0 and 4), H = 3, B = 1. */
+Test(flash, backward_more_key_tiles_than_groups) {
+    rng_t r;
+    rng_seed(&r, 404);
+    flash_case(1, 1100, 8, 3, 1.0f, &r);
+    flash_case(2, 1025, 5, 1, 1.0f, &r);
+}
+
+/* The backward is parallel over (b, h, key-tile group) with a fixed-order dQ reduction: the
+ * same input gives bit-identical gradients with 1, 2 and 3 threads. */
+Test(flash, backward_deterministic_across_threads) {
+    rng_t r;
+    rng_seed(&r, 405);
+    int B = 1, T = 777, H = 4, hs = 8, C = H * hs;
+    size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
+    float *qkv = rand_f(nq, 1.0f, &r), *dout = rand_f(no, 1.0f, &r), *out = ref_falloc(no);
+    float *lse = ref_falloc((size_t)B * H * T);
+    float *scratch = nan_f(flash_scratch_floats(B, T, C, H));
+    float *d[3];
+    flash_attention_forward(out, lse, qkv, B, T, C, H);
+    int saved = omp_get_max_threads();
+    for (int i = 0; i < 3; i++) {
+        omp_set_num_threads(i + 1);
+        d[i] = ref_falloc(nq);
+        memset(d[i], 0, nq * sizeof(float));
+        flash_attention_backward(d[i], dout, qkv, out, lse, B, T, C, H, scratch);
+    }
+    omp_set_num_threads(saved);
+    cr_assert(memcmp(d[0], d[1], nq * sizeof(float)) == 0, "1 and 2 threads differ");
+    cr_assert(memcmp(d[0], d[2], nq * sizeof(float)) == 0, "1 and 3 threads differ");
+    free(qkv), free(dout), free(out), free(lse), free(scratch), free(d[0]), free(d[1]), free(d[2]);
 }

@@ -598,3 +598,119 @@ Test(diverge, finetune_and_distill_stop, .timeout = 60) {
     gpt_free(&m);
     dataset_free(&d);
 }
+
+/* ------------------------------------------------------------------ flash attention (issue 11)
+ * gpt_config.attn = GPT_ATTN_FLASH runs every head through flash.h's kernels. The model's
+ * attention outputs (every layer), logits, loss and every parameter's gradient equal the
+ * naive model's to float rounding: max|flash - naive| / max|naive| per tensor <= 1e-4
+ * (measured ~1e-6). Sizes: H = 3, T = 1, T = 300 (two key tiles, not a multiple of the
+ * 128-row tile), T = 1100 (more key tiles than backward groups). */
+static double rel_err_tensor(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d != d) d = INFINITY;
+        if (d > num) num = d;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return num / (den > 0 ? den : 1);
+}
+
+static void flash_vs_naive(int L, int H, int hs, int T, int B, unsigned seed) {
+    gpt_config c = {.max_seq = T, .vocab = 23, .padded_vocab = 32, .layers = L, .heads = H,
+                    .channels = H * hs};
+    gpt_model n, f;
+    gpt_create(&n, &c);
+    rng_t r;
+    rng_seed(&r, seed);
+    gpt_init_random(&n, &r);
+    perturb_params(&n, &r);
+    c.attn = GPT_ATTN_FLASH;
+    gpt_create(&f, &c);
+    memcpy(f.params_mem, n.params_mem, n.num_params * sizeof(float));
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    float ln, lf;
+    float *gn = grads_of(&n, inp, tgt, B, T, &ln), *gf = grads_of(&f, inp, tgt, B, T, &lf);
+    cr_assert_null(f.acts.att, "flash allocates the (T,T) buffer");
+    cr_assert_not_null(f.acts.lse);
+    cr_assert_null(n.acts.lse);
+    size_t BTC = (size_t)B * T * c.channels;
+    double e = rel_err_tensor(f.acts.atty, n.acts.atty, (size_t)L * BTC);
+    cr_assert(e <= 1e-5, "T=%d H=%d: attention output rel err %.3g", T, H, e);
+    e = rel_err_tensor(f.acts.logits, n.acts.logits, (size_t)B * T * c.padded_vocab);
+    cr_assert(e <= 1e-5, "T=%d H=%d: logits rel err %.3g", T, H, e);
+    cr_assert(fabsf(lf - ln) <= 1e-5f * fabsf(ln), "T=%d: loss %.8g vs %.8g", T, lf, ln);
+    size_t off = 0;
+    for (int i = 0; i < GPT_NUM_TENSORS; i++) {
+        size_t k = n.param_sizes[i];
+        e = rel_err_tensor(gf + off, gn + off, k);
+        cr_assert(e <= 1e-4, "T=%d H=%d: gradient of %s rel err %.3g", T, H, tensor_names[i], e);
+        off += k;
+    }
+    free(gn), free(gf), free(inp), free(tgt);
+    gpt_free(&n);
+    gpt_free(&f);
+}
+
+Test(model_flash, gradients_equal_naive, .timeout = 120) {
+    flash_vs_naive(2, 3, 5, 1, 2, 31);    /* T = 1 */
+    flash_vs_naive(2, 3, 5, 7, 2, 32);    /* one partial tile */
+    flash_vs_naive(2, 3, 8, 300, 2, 33);  /* two key tiles, T not a multiple of 128 */
+    flash_vs_naive(1, 4, 4, 1100, 1, 34); /* 5 key tiles > 4 backward groups, B = 1 */
+}
+
+/* Switching cfg.attn on a model that already has activations re-sizes them at the next forward. */
+Test(model_flash, switch_mode_reallocates) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 35);
+    gpt_init_random(&m, &r);
+    int inp[7] = {0, 1, 2, 3, 4, 5, 6}, tgt[7] = {1, 2, 3, 4, 5, 6, 7};
+    gpt_forward(&m, inp, tgt, 1, 7);
+    float naive = m.mean_loss;
+    cr_assert_not_null(m.acts.att);
+    m.cfg.attn = GPT_ATTN_FLASH;
+    gpt_forward(&m, inp, tgt, 1, 7);
+    cr_assert_null(m.acts.att);
+    cr_assert(fabsf(m.mean_loss - naive) <= 1e-5f * naive);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    gpt_free(&m);
+}
+
+static void dummy_fwd(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T) {
+    (void)ctx, (void)layer, (void)out, (void)att, (void)qkv, (void)B, (void)T;
+}
+static void dummy_bwd(void *ctx, int layer, float *dqkv, float *scratch, const float *dout,
+                      const float *qkv, const float *att, int B, int T) {
+    (void)ctx, (void)layer, (void)dqkv, (void)scratch, (void)dout, (void)qkv, (void)att, (void)B, (void)T;
+}
+
+/* The sparse-head hook is handed the (T,T) buffer: with flash the forward refuses it. */
+Test(model_flash, hook_refuses_flash, .signal = SIGABRT) {
+    gpt_config c = tiny_config();
+    c.attn = GPT_ATTN_FLASH;
+    gpt_model m;
+    gpt_create(&m, &c);
+    gpt_attn_hook hk = {dummy_fwd, dummy_bwd, NULL};
+    m.attn = &hk;
+    int inp[7] = {0, 1, 2, 3, 4, 5, 6};
+    gpt_forward(&m, inp, NULL, 1, 7);
+}
+
+/* The memory estimate: at T = 16384, L4 H4 C256 B1 naive attention keeps L*H*T*T*4 bytes
+ * = 17.2 GB of probabilities; flash's whole training estimate is under 4 GB. */
+Test(model_flash, mem_estimate_linear) {
+    gpt_config c = {.max_seq = 16384, .vocab = 256, .padded_vocab = 256, .layers = 4, .heads = 4,
+                    .channels = 256};
+    gpt_mem nv = gpt_mem_estimate(&c, 1, 16384, 1);
+    c.attn = GPT_ATTN_FLASH;
+    gpt_mem fl = gpt_mem_estimate(&c, 1, 16384, 1);
+    cr_assert(nv.acts >= 4.0 * 4 * 4 * 16384.0 * 16384.0, "naive acts %.3g", nv.acts);
+    cr_assert(fl.params + fl.optim + fl.acts < 4e9, "flash needs %.3g bytes", fl.params + fl.optim + fl.acts);
+    gpt_mem f2 = gpt_mem_estimate(&c, 1, 8192, 1);
+    cr_assert(f2.acts * 1.9 < fl.acts && fl.acts < f2.acts * 2.1, "flash acts not linear: %.3g, %.3g",
+              f2.acts, fl.acts);
+}

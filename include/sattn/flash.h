@@ -19,6 +19,9 @@
 /* Query rows x keys per forward tile, and keys per decode chunk (why these sizes:
  * flash.c). costmodel.h's executed-MAC count follows the same tiles. */
 enum { FLASH_BR = 128, FLASH_BC = 256, FLASH_DEC_CHUNK = 256 };
+/* The backward's key-tile groups: parallel over (b, h, group), deterministic for any thread
+ * count (flash.c explains the split). */
+enum { FLASH_BWD_GROUPS = 4 };
 
 /* out (B,T,C) is overwritten; lse (B,H,T): lse[b,h,t] = log sum_{s<=t} exp(q_t.k_s/sqrt(hs)). */
 void flash_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H);
@@ -26,7 +29,8 @@ void flash_attention_forward(float *out, float *lse, const float *qkv, int B, in
 void flash_attention_forward_counted(float *out, float *lse, const float *qkv, int B, int T, int C,
                                      int H, op_count *cnt);
 
-/* Floats of scratch flash_attention_backward needs: B*H*(T + 2*128*256), O(T) per head. */
+/* Floats of scratch flash_attention_backward needs: B*T*(H + FLASH_BWD_GROUPS*C), linear in T
+ * (D_t per head, and one partial dQ (B,T,C) per key-tile group). */
 size_t flash_scratch_floats(int B, int T, int C, int H);
 
 /* dqkv (B,T,3C) += d loss / d qkv, given dout (B,T,C) and the forward's out and lse.

@@ -18,7 +18,18 @@ typedef struct {
     int layers;       /* L */
     int heads;        /* H, divides channels */
     int channels;     /* C */
+    int attn;         /* GPT_ATTN_NAIVE (0, the default) or GPT_ATTN_FLASH; not saved in checkpoints */
 } gpt_config;
+
+/* How the dense model runs attention (gpt_config.attn).
+ * NAIVE: nn.h's attention_forward/backward, keeping every head's (T,T) softmax in acts.att
+ *   (L*B*H*T*T floats). Needed by everything that reads the probabilities: teacher
+ *   collection, distillation, sparse_eval's attention statistics, and the sparse-head hook
+ *   (gpt_attn_hook), so those refuse a flash model (die with a message).
+ * FLASH: flash.h's tiled kernels: only the log-sum-exp acts.lse (L,B,H,T) is kept and the
+ *   backward recomputes the probabilities; acts.att is NULL. Activation memory is linear in T.
+ *   The result equals NAIVE to float rounding (not bit for bit). */
+enum { GPT_ATTN_NAIVE = 0, GPT_ATTN_FLASH = 1 };
 
 /* Checks every dimension (positive, H divides C, Vp >= V, sizes that fit); error names the field. */
 int gpt_config_check(const gpt_config *c, sattn_err *e);
@@ -78,7 +89,8 @@ typedef struct {
     float *ln1_rstd; /* (L,B,T) */
     float *qkv;      /* (L,B,T,3C) */
     float *atty;     /* (L,B,T,C) */
-    float *att;      /* (L,B,H,T,T) softmax probabilities */
+    float *att;      /* (L,B,H,T,T) softmax probabilities; NULL with GPT_ATTN_FLASH */
+    float *lse;      /* (L,B,H,T) log-sum-exp of the scaled logits; NULL with GPT_ATTN_NAIVE */
     float *attproj;  /* (L,B,T,C) */
     float *residual2;/* (L,B,T,C) */
     float *ln2;      /* (L,B,T,C) */
@@ -105,12 +117,13 @@ typedef struct {
     float *dfch;      /* (B,T,4C) */
     float *dfch_gelu; /* (B,T,4C) */
     float *dlogits;   /* (B,T,Vp) */
-    float *att_scratch;
+    float *att_scratch; /* attention_scratch_floats or, with flash, flash_scratch_floats */
 } gpt_grad_acts;
 
 struct gpt_model;
 /* Replaces a layer's attention (see nn.h for out/att/qkv layouts): how the hybrid
- * model swaps sparse heads in without the model knowing about them. */
+ * model swaps sparse heads in without the model knowing about them. Only with
+ * GPT_ATTN_NAIVE (it is handed the (T,T) buffer); gpt_forward dies on a flash model. */
 typedef struct {
     void (*forward)(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T);
     void (*backward)(void *ctx, int layer, float *dqkv, float *scratch, const float *dout,
@@ -129,6 +142,7 @@ typedef struct gpt_model {
     gpt_params grads;
     float *m_mem, *v_mem; /* AdamW moments, allocated on first update (or by a checkpoint) */
     int B, T;             /* batch and sequence length the activations are sized for */
+    int acts_attn;        /* the cfg.attn they are sized for */
     float *acts_mem;
     gpt_acts acts;
     float *grad_acts_mem;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sattn/flash.h"
+
 /* Limits that keep every index inside int/size_t arithmetic with room to spare. */
 #define GPT_MAX_DIM (1 << 20)
 
@@ -21,6 +23,8 @@ int gpt_config_check(const gpt_config *c, sattn_err *e) {
     if (c->padded_vocab < c->vocab)
         return err_set(e, "padded_vocab = %d is smaller than vocab = %d", c->padded_vocab,
                        c->vocab);
+    if (c->attn != GPT_ATTN_NAIVE && c->attn != GPT_ATTN_FLASH)
+        return err_set(e, "attn = %d: expected 0 (naive) or 1 (flash)", c->attn);
     if (c->vocab > 65536) return err_set(e, "vocab = %d: expected at most 65536", c->vocab);
     double params = 12.0 * c->layers * (double)c->channels * c->channels +
                     ((double)c->padded_vocab + c->max_seq) * c->channels;
@@ -172,7 +176,7 @@ static float *carve(float **ptrs[], const size_t sizes[], int n) {
 
 /* The activation buffers by name, in gpt_acts' field order (the order of the block). */
 enum {
-    A_ENCODED, A_LN1, A_LN1_MEAN, A_LN1_RSTD, A_QKV, A_ATTY, A_ATT, A_ATTPROJ, A_RESIDUAL2, A_LN2,
+    A_ENCODED, A_LN1, A_LN1_MEAN, A_LN1_RSTD, A_QKV, A_ATTY, A_ATT, A_LSE, A_ATTPROJ, A_RESIDUAL2, A_LN2,
     A_LN2_MEAN, A_LN2_RSTD, A_FCH, A_FCH_GELU, A_FCPROJ, A_RESIDUAL3, A_LNF, A_LNF_MEAN, A_LNF_RSTD,
     A_LOGITS, A_PROBS, A_LOSSES, GPT_NUM_ACTS
 };
@@ -190,7 +194,9 @@ static void act_sizes(const gpt_config *c, int B, int T, size_t as[GPT_NUM_ACTS]
     as[A_LN1_RSTD] = L * BT;             /* ln1_rstd  (L,B,T) */
     as[A_QKV] = L * BT * 3 * C;          /* qkv       (L,B,T,3C) */
     as[A_ATTY] = L * BT * C;             /* atty      (L,B,T,C) */
-    as[A_ATT] = L * B * H * T * T;       /* att       (L,B,H,T,T) */
+    int flash = c->attn == GPT_ATTN_FLASH;
+    as[A_ATT] = flash ? 0 : L * B * H * T * T; /* att (L,B,H,T,T), naive only */
+    as[A_LSE] = flash ? L * B * H * T : 0;     /* lse (L,B,H,T), flash only */
     as[A_ATTPROJ] = L * BT * C;          /* attproj   (L,B,T,C) */
     as[A_RESIDUAL2] = L * BT * C;        /* residual2 (L,B,T,C) */
     as[A_LN2] = L * BT * C;              /* ln2       (L,B,T,C) */
@@ -218,7 +224,9 @@ static void grad_act_sizes(const gpt_config *c, int B, int T, size_t gs[GPT_NUM_
     gs[G_DFCH] = BT * 4 * C;                                    /* dfch      (B,T,4C) */
     gs[G_DFCH_GELU] = BT * 4 * C;                               /* dfch_gelu (B,T,4C) */
     gs[G_DLOGITS] = BT * Vp;                                    /* dlogits   (B,T,Vp) */
-    gs[G_ATT_SCRATCH] = attention_scratch_floats(B, T, c->heads); /* att_scratch */
+    gs[G_ATT_SCRATCH] = c->attn == GPT_ATTN_FLASH /* att_scratch */
+                            ? flash_scratch_floats(B, T, c->channels, c->heads)
+                            : attention_scratch_floats(B, T, c->heads);
 }
 
 static double floats_bytes(const size_t *n, int k) {
@@ -246,7 +254,7 @@ static void acts_alloc(gpt_model *m, int B, int T) {
     float **ap[GPT_NUM_ACTS] = {
         [A_ENCODED] = &a->encoded,     [A_LN1] = &a->ln1,             [A_LN1_MEAN] = &a->ln1_mean,
         [A_LN1_RSTD] = &a->ln1_rstd,   [A_QKV] = &a->qkv,             [A_ATTY] = &a->atty,
-        [A_ATT] = &a->att,             [A_ATTPROJ] = &a->attproj,     [A_RESIDUAL2] = &a->residual2,
+        [A_ATT] = &a->att,             [A_LSE] = &a->lse,             [A_ATTPROJ] = &a->attproj,     [A_RESIDUAL2] = &a->residual2,
         [A_LN2] = &a->ln2,             [A_LN2_MEAN] = &a->ln2_mean,   [A_LN2_RSTD] = &a->ln2_rstd,
         [A_FCH] = &a->fch,             [A_FCH_GELU] = &a->fch_gelu,   [A_FCPROJ] = &a->fcproj,
         [A_RESIDUAL3] = &a->residual3, [A_LNF] = &a->lnf,             [A_LNF_MEAN] = &a->lnf_mean,
@@ -257,6 +265,9 @@ static void acts_alloc(gpt_model *m, int B, int T) {
     grad_act_sizes(&m->cfg, B, T, gs);
     acts_free(m);
     m->acts_mem = carve(ap, as, GPT_NUM_ACTS);
+    if (!as[A_ATT]) a->att = NULL; /* flash: no (T,T) buffer; readers of att must check */
+    if (!as[A_LSE]) a->lse = NULL;
+    m->acts_attn = m->cfg.attn;
     gpt_grad_acts *g = &m->grad_acts;
     float **gp[GPT_NUM_GRAD_ACTS] = {
         [G_DRESIDUAL] = &g->dresidual, [G_DBUF_C] = &g->dbuf_c,       [G_DBUF_C2] = &g->dbuf_c2,
@@ -281,9 +292,13 @@ static void block_forward(gpt_model *m, int l, const float *x, int B, int T) {
     layernorm_forward(ln1, a->ln1_mean + lr, a->ln1_rstd + lr, x, p->ln1w + l * C, p->ln1b + l * C,
                       BT, C);
     matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C);
-    float *att = a->att + (size_t)l * B * c->heads * T * T;
-    if (m->attn) m->attn->forward(m->attn->ctx, l, atty, att, qkv, B, T);
-    else attention_forward(atty, att, qkv, B, T, C, c->heads);
+    if (c->attn == GPT_ATTN_FLASH) {
+        flash_attention_forward(atty, a->lse + (size_t)l * B * c->heads * T, qkv, B, T, C, c->heads);
+    } else {
+        float *att = a->att + (size_t)l * B * c->heads * T * T;
+        if (m->attn) m->attn->forward(m->attn->ctx, l, atty, att, qkv, B, T);
+        else attention_forward(atty, att, qkv, B, T, C, c->heads);
+    }
     matmul_forward(a->attproj + lc, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT,
                    C, C);
     residual_forward(a->residual2 + lc, x, a->attproj + lc, (size_t)BT * C);
@@ -303,7 +318,9 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
     for (int i = 0; i < B * T; i++)
         if (inputs[i] < 0 || inputs[i] >= c->vocab || (targets && (targets[i] < 0 || targets[i] >= c->vocab)))
             die_at(__FILE__, __LINE__, "gpt_forward: token out of range [0, %d)", c->vocab);
-    if (!m->acts_mem || B != m->B || T != m->T) acts_alloc(m, B, T);
+    if (c->attn == GPT_ATTN_FLASH && m->attn)
+        die_at(__FILE__, __LINE__, "gpt_forward: the sparse-head hook needs naive attention, not flash");
+    if (!m->acts_mem || B != m->B || T != m->T || m->acts_attn != c->attn) acts_alloc(m, B, T);
     int C = c->channels, BT = B * T, L = c->layers;
     memcpy(m->inputs, inputs, (size_t)BT * sizeof(int));
     m->has_targets = targets != NULL;
@@ -359,11 +376,17 @@ static void block_backward(gpt_model *m, int l, const float *x) {
     matmul_backward(g->dbuf_c, gr->attprojw + (size_t)l * C * C, gr->attprojb + l * C,
                     g->dresidual, a->atty + lc, p->attprojw + (size_t)l * C * C, BT, C, C);
     zero(g->dqkv, 3 * n);
-    const float *att = a->att + (size_t)l * B * c->heads * T * T;
-    if (m->attn)
-        m->attn->backward(m->attn->ctx, l, g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc, att, B, T);
-    else
-        attention_backward(g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc, att, B, T, C, c->heads);
+    if (c->attn == GPT_ATTN_FLASH) {
+        flash_attention_backward(g->dqkv, g->dbuf_c, a->qkv + 3 * lc, a->atty + lc,
+                                 a->lse + (size_t)l * B * c->heads * T, B, T, C, c->heads,
+                                 g->att_scratch);
+    } else {
+        const float *att = a->att + (size_t)l * B * c->heads * T * T;
+        if (m->attn)
+            m->attn->backward(m->attn->ctx, l, g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc, att, B, T);
+        else
+            attention_backward(g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc, att, B, T, C, c->heads);
+    }
     zero(g->dbuf_c2, n);
     matmul_backward(g->dbuf_c2, gr->qkvw + (size_t)l * 3 * C * C, gr->qkvb + l * 3 * C, g->dqkv,
                     a->ln1 + lc, p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
@@ -374,6 +397,8 @@ static void block_backward(gpt_model *m, int l, const float *x) {
 void gpt_backward(gpt_model *m) {
     if (!m->acts_mem || !m->has_targets)
         die_at(__FILE__, __LINE__, "gpt_backward without a forward with targets");
+    if (m->acts_attn != m->cfg.attn)
+        die_at(__FILE__, __LINE__, "gpt_backward: cfg.attn changed since the forward");
     if (!m->grads_mem) gpt_zero_grad(m);
     const gpt_config *c = &m->cfg;
     const gpt_acts *a = &m->acts;

@@ -106,30 +106,39 @@ void flash_attention_forward_counted(float *out, float *lse, const float *qkv, i
 
 /* ----------------------------------------------------------------- backward */
 
+/* How the backward is split, and why (issue 11: at B = 1 and 4 heads, 2 threads must both be
+ * busy, and the result must not depend on the thread count).
+ * dK_j and dV_j (key tile j) are sums over the query tiles that see j; dQ_i is a sum over the
+ * key tiles that i sees. Splitting over query tiles would make dK/dV partial per query tile
+ * (T/Br partials of T x hs each: O(T^2) memory); splitting over single key tiles would do the
+ * same to dQ. So the split is key-tile-major in FLASH_BWD_GROUPS fixed groups: task (b, h, g)
+ * owns the key tiles j = g, g + G, g + 2G, ... (round robin: tile j costs ~ T - j Bc, so the
+ * groups get about equal work) and writes their dK_j, dV_j straight into dqkv, since nobody
+ * else touches them. Its dQ contributions go to its own partial buffer dQ_g (B, T, C); at the
+ * end dQ += dQ_0 + dQ_1 + ... in that fixed order. G = min(key tiles, FLASH_BWD_GROUPS) depends
+ * only on T, never on the threads: the numbers are the same for any thread count, and the extra
+ * memory is G B T C floats, linear in T. Each S, dP tile is computed once, as before (5 sgemms
+ * per tile; a separate dQ pass would need 7). */
 size_t flash_scratch_floats(int B, int T, int C, int H) {
-    return (size_t)B * H * ((size_t)T + 2 * (size_t)FL_BR * FL_BC);
+    return (size_t)B * T * ((size_t)H + (size_t)FLASH_BWD_GROUPS * C);
 }
 
-/* One (b, h), FlashAttention-2 with D_t = dO_t . O_t. For each key tile j, for each query
- * tile i that sees it (q0 + nq > k0):
+/* Task (b, h, g): key tiles j = g, g+G, ... of one head. For each, for each query tile i that
+ * sees it (q0 + nq > k0):
  *   P = exp(scale Q_i K_j^T - lse_i) (0 above the diagonal)
  *   dV_j += P^T dO_i;   dP = dO_i V_j^T;   dS = P * (dP - D_i)
- *   dQ_i += scale dS K_j;   dK_j += scale dS^T Q_i
- * All accumulate straight into dqkv: one thread owns a (b, h), so no races. */
-static void flash_bwd_head(float *dq, const float *dout, const float *q, const float *o,
-                           const float *lse, int T, int C, int hs, float *Dv, float *S, float *dP) {
+ *   dQ_g,i += scale dS K_j;   dK_j += scale dS^T Q_i
+ * dq points at the head's dQ columns of dqkv (row stride 3C), dqp at its columns of dQ_g
+ * (row stride C); rows t >= g Bc of dQ_g are zeroed here first. */
+static void flash_bwd_group(float *dq, float *dqp, const float *dout, const float *q,
+                            const float *lse, const float *Dv, int T, int C, int hs, int g, int G,
+                            float *S, float *dP) {
     const float *k = q + C, *v = q + 2 * C;
     float *dk = dq + C, *dv = dq + 2 * C;
     size_t ld = (size_t)3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    for (int t = 0; t < T; t++) {
-        const float *a = dout + (size_t)t * C, *b = o + (size_t)t * C;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int d = 0; d < hs; d++) dot += a[d] * b[d];
-        Dv[t] = dot;
-    }
-    for (int k0 = 0; k0 < T; k0 += FL_BC) {
+    for (int t = g * FL_BC; t < T; t++) memset(dqp + (size_t)t * C, 0, (size_t)hs * sizeof(float));
+    for (int k0 = g * FL_BC; k0 < T; k0 += G * FL_BC) {
         int nk = imin(FL_BC, T - k0);
         for (int q0 = k0 / FL_BR * FL_BR; q0 < T; q0 += FL_BR) {
             int nq = imin(FL_BR, T - q0), nke = imin(nk, q0 + nq - k0);
@@ -148,26 +157,58 @@ static void flash_bwd_head(float *dq, const float *dout, const float *q, const f
                 }
             }
             nn_sgemm(1, 0, nke, hs, nq, 1.0f, S, FL_BC, dO, C, 1.0f, dv + k0 * ld, (int)ld);
-            nn_sgemm(0, 0, nq, hs, nke, scale, dP, FL_BC, k + k0 * ld, (int)ld, 1.0f, dq + q0 * ld, (int)ld);
+            nn_sgemm(0, 0, nq, hs, nke, scale, dP, FL_BC, k + k0 * ld, (int)ld, 1.0f, dqp + (size_t)q0 * C, C);
             nn_sgemm(1, 0, nke, hs, nq, scale, dP, FL_BC, Q, (int)ld, 1.0f, dk + k0 * ld, (int)ld);
         }
     }
 }
 
-/* Parallel over (b, h): each head's dQ, dK, dV slices belong to one thread. */
+/* D_t = dO_t . O_t per (b, h); then the (b, h, key-tile group) tasks (see above); then the
+ * fixed-order dQ reduction, parallel over rows. Each thread owns its S and dP tiles. */
 void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                               const float *lse, int B, int T, int C, int H, float *scratch) {
-    int hs = C / H;
-    size_t per = (size_t)T + 2 * (size_t)FL_BR * FL_BC;
-#pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            size_t bh = (size_t)b * H + h, row = (size_t)b * T * 3 * C + h * hs;
-            size_t orow = (size_t)b * T * C + h * hs;
-            float *Dv = scratch + bh * per, *S = Dv + T, *dP = S + (size_t)FL_BR * FL_BC;
-            flash_bwd_head(dqkv + row, dout + orow, qkv + row, out + orow, lse + bh * T, T, C, hs,
-                           Dv, S, dP);
-        }
+    int hs = C / H, nkt = (T + FL_BC - 1) / FL_BC, G = imin(nkt, FLASH_BWD_GROUPS);
+    float *Dall = scratch, *dqp = scratch + (size_t)B * H * T;
+    size_t gstride = (size_t)B * T * C;
+#pragma omp parallel
+    {
+        float *S = xmalloc(sizeof(float) * 2 * (size_t)FL_BR * FL_BC), *dP = S + (size_t)FL_BR * FL_BC;
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++) {
+                float *Dv = Dall + ((size_t)b * H + h) * T;
+                for (int t = 0; t < T; t++) {
+                    const float *x = dout + ((size_t)b * T + t) * C + h * hs;
+                    const float *y = out + ((size_t)b * T + t) * C + h * hs;
+                    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                    for (int d = 0; d < hs; d++) dot += x[d] * y[d];
+                    Dv[t] = dot;
+                }
+            }
+#pragma omp for collapse(3) schedule(dynamic)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++)
+                for (int g = 0; g < G; g++) {
+                    size_t bh = (size_t)b * H + h, row = (size_t)b * T * 3 * C + h * hs;
+                    size_t orow = (size_t)b * T * C + h * hs;
+                    flash_bwd_group(dqkv + row, dqp + g * gstride + orow, dout + orow, qkv + row,
+                                    lse + bh * T, Dall + bh * T, T, C, hs, g, G, S, dP);
+                }
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                float *dst = dqkv + ((size_t)b * T + t) * 3 * C;
+                const float *p0 = dqp + ((size_t)b * T + t) * C;
+                int ng = imin(G, t / FL_BC + 1); /* dQ_g has rows t >= g Bc only */
+                for (int c = 0; c < C; c++) {
+                    float sum = p0[c];
+                    for (int g = 1; g < ng; g++) sum += p0[g * gstride + c];
+                    dst[c] += sum;
+                }
+            }
+        free(S);
+    }
 }
 
 /* ------------------------------------------------------------------- decode */

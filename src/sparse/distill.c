@@ -69,6 +69,7 @@ static void head_step(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, f
     int l = ht->i / c->heads, h = ht->i % c->heads, B = tm->B, T = tm->T, C = c->channels, hs = sh->hs;
     size_t n = sp->n_sel + sp->n_fn;
     double scale = 1.0 / ((double)B * T), sl = 0.0, fl = 0.0;
+    if (!tm->acts.att) die_at(__FILE__, __LINE__, "distillation needs the teacher's naive attention, not flash");
     memset(ht->dp, 0, n * sizeof(float));
     for (int b = 0; b < B; b++) {
         const float *q = tm->acts.qkv + ((size_t)l * B + b) * T * 3 * C + h * hs;

@@ -89,6 +89,7 @@ static void acc_sequence(head_acc *a, const gpt_model *m, const sparse_heads *sh
     const sparse_head *sp = &sh->h[a->i];
     int l = a->i / c->heads, h = a->i % c->heads, B = m->B, T = m->T, C = c->channels, hs = sh->hs;
     const float *q = m->acts.qkv + ((size_t)l * B + b) * T * 3 * C + h * hs;
+    if (!m->acts.att) die_at(__FILE__, __LINE__, "sparse eval needs the model's naive attention, not flash");
     const float *P = m->acts.att + (((size_t)l * B + b) * c->heads + h) * T * T;
     const float *o = m->acts.atty + ((size_t)l * B + b) * T * C + h * hs;
     selector_select(&sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T, a->s.idx, a->s.score,

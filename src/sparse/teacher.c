@@ -223,6 +223,7 @@ void teacher_stats_init(teacher_stats *s, const teacher_pair *pairs, int n_pairs
 /* Row t of head (l, h), sequence b, in the (L,B,H,T,T) attention buffer. */
 static const float *att_row(const gpt_model *m, int B, int T, teacher_pair pr, int b, int t) {
     size_t H = (size_t)m->cfg.heads;
+    if (!m->acts.att) die_at(__FILE__, __LINE__, "teacher collection needs naive attention, not flash");
     size_t off = ((((size_t)pr.layer * B + b) * H + pr.head) * T + t) * T;
     return m->acts.att + off;
 }

@@ -2,7 +2,7 @@
 # `make check` runs them under AddressSanitizer + UndefinedBehaviorSanitizer.
 CC      ?= gcc
 OPT     ?= -O2 -march=native
-CFLAGS  := -std=c11 $(OPT) $(XCFLAGS) -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -MMD -MP
+CFLAGS  := -std=c11 $(OPT) -fno-math-errno $(XCFLAGS) -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -MMD -MP
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 LDLIBS  := -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
 BUILD   ?= build

@@ -12,18 +12,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Control bytes from a file name, a flag value or a file's contents must not reach
- * the terminal raw (escape sequences, or a newline forging a second error line):
- * they are printed as \xNN, and a backslash as \\. */
 void cli_fput_escaped(const char *s, FILE *f) {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\x%02x", *p);
-        else if (*p == '\\')
-            fputs("\\\\", f);
-        else
-            fputc(*p, f);
-    }
+    sbuf b = {0};
+    sb_escaped(&b, s);
+    if (b.s) fputs(b.s, f);
+    sb_free(&b);
 }
 
 int cli_fail(const char *cmd, const char *fmt, ...) {

@@ -37,11 +37,11 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
  * only line). */
 int load_data_for_model(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
                         dataset *d);
-/* load_data_for_model, then the memory check for scoring m on it, forward only, in
- * batches of `batch` windows of the model's context ("evaluating this model"; loss, eval).
- * Exit status; d is freed when the check fails. */
-int load_eval_data(const char *cmd, const char *path, data_format fmt, const gpt_model *m, int batch,
-                   dataset *d);
+/* load_data_for_model, then the memory check (cli_mem_check_model) for running m at
+ * (B, T) on it, training or forward only, with the corpus counted; what names the run
+ * in the error ("evaluating this model"). The dataset is freed on failure. Exit status. */
+int load_data_checked(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
+                      const char *what, int B, int T, int training, dataset *d);
 /* One stderr line saying which format a --data file was read as, e.g.
  * "data: corpus.txt read as bytes (4.1 MB, vocab 256)": the run's first line. */
 void cli_data_note(const char *path, const dataset *d);

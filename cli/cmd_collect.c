@@ -166,10 +166,8 @@ static int collect_setup(const collect_args *a, collect_ctx *x) {
         cli_file ins[] = {{"--model", a->model}, {"--data", a->data}, {NULL, NULL}};
         rc = cli_check_outputs("collect", outs, ins);
     }
-    if (!rc) rc = load_data_for_model("collect", a->data, a->data_fmt, &x->m, &x->d);
-    if (!rc && cli_mem_check_model("collect", "collecting from this model", &x->m.cfg, a->batch, x->T,
-                                   0, (double)x->d.n_tokens * 2))
-        rc = 1, dataset_free(&x->d);
+    if (!rc) rc = load_data_checked("collect", a->data, a->data_fmt, &x->m, "collecting from this model",
+                                    a->batch, x->T, 0, &x->d);
     if (!rc) {
         size_t n;
         dataset_split_tokens(&x->d, a->split, &n);

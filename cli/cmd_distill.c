@@ -67,10 +67,8 @@ static int distill_setup(const distill_args *a, gpt_model *m, dataset *d, sparse
     const gpt_config *c = &m->cfg;
     head_spec *specs = xmalloc((size_t)c->layers * c->heads * sizeof *specs);
     int rc = plan_load(a->plan, c->layers, c->heads, specs, &e) ? cli_fail("distill", "--plan %s", e.msg) : 0;
-    if (!rc) rc = load_data_for_model("distill", a->data, a->data_fmt, m, d);
-    if (!rc && cli_mem_check_model("distill", "distilling with this model", c, a->dc.batch,
-                                   a->dc.seq > 0 ? a->dc.seq : c->max_seq, 0, (double)d->n_tokens * 2))
-        rc = 1, dataset_free(d);
+    if (!rc) rc = load_data_checked("distill", a->data, a->data_fmt, m, "distilling with this model",
+                                    a->dc.batch, a->dc.seq > 0 ? a->dc.seq : c->max_seq, 0, d);
     if (!rc && dataset_check_window(d, SPLIT_TRAIN, c->max_seq, a->data, &e))
         rc = cli_fail("distill", "%s", e.msg), dataset_free(d);
     if (!rc) {

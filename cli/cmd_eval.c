@@ -85,7 +85,8 @@ int cmd_eval(int argc, char **argv) {
     len_choice lc;
     if (len_choose("eval", &a.len, &sh, m.cfg.channels, &lc)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     dataset d;
-    if (load_eval_data("eval", a.data, a.data_fmt, &m, a.batch, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
+    if (load_data_checked("eval", a.data, a.data_fmt, &m, "evaluating this model", a.batch,
+                          m.cfg.max_seq, 0, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     if (dataset_check_window(&d, a.split, m.cfg.max_seq, a.data, &e)) {
         r = cli_fail("eval", "%s", e.msg);
     } else {

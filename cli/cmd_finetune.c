@@ -119,10 +119,8 @@ static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d)
     sattn_err e;
     if (cli_load_model("finetune", a->model, m)) return 1;
     if (heads_load(a->heads, sh, &m->cfg, &e) != 0) return gpt_free(m), cli_fail("finetune", "%s", e.msg);
-    int rc = load_data_for_model("finetune", a->data, a->data_fmt, m, d);
-    if (!rc && cli_mem_check_model("finetune", "fine-tuning this model", &m->cfg, a->tc.batch,
-                                   m->cfg.max_seq, 1, (double)d->n_tokens * 2))
-        rc = 1, dataset_free(d);
+    int rc = load_data_checked("finetune", a->data, a->data_fmt, m, "fine-tuning this model", a->tc.batch,
+                               m->cfg.max_seq, 1, d);
     if (!rc && (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, a->data, &e) ||
                 dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, a->data, &e)))
         rc = cli_fail("finetune", "%s", e.msg), dataset_free(d);

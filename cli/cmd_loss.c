@@ -43,7 +43,8 @@ int cmd_loss(int argc, char **argv) {
     if (cli_load_model("loss", a.model, &m)) return 1;
     m.cfg.attn = a.attn;
     dataset d;
-    if (load_eval_data("loss", a.data, a.data_fmt, &m, a.batch, &d)) return gpt_free(&m), 1;
+    if (load_data_checked("loss", a.data, a.data_fmt, &m, "evaluating this model", a.batch,
+                          m.cfg.max_seq, 0, &d)) return gpt_free(&m), 1;
     size_t n;
     dataset_split_tokens(&d, a.split, &n);
     if (n < 2) {

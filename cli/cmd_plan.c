@@ -206,10 +206,9 @@ static void print_json(const plan_args *a, const autoplan_result *r) {
 static int plan_setup(const plan_args *a, gpt_model *m, dataset *d) {
     sattn_err e;
     if (cli_load_model("plan", a->model, m)) return 1;
-    if (load_data_for_model("plan", a->data, a->data_fmt, m, d)) return gpt_free(m), 1;
-    if (cli_mem_check_model("plan", "planning with this model", &m->cfg, a->ac.dc.batch > a->ac.eval_batch ? a->ac.dc.batch : a->ac.eval_batch, m->cfg.max_seq, 0,
-                            (double)d->n_tokens * 2))
-        return dataset_free(d), gpt_free(m), 1;
+    int B = a->ac.dc.batch > a->ac.eval_batch ? a->ac.dc.batch : a->ac.eval_batch;
+    if (load_data_checked("plan", a->data, a->data_fmt, m, "planning with this model", B, m->cfg.max_seq, 0, d))
+        return gpt_free(m), 1;
     if (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, a->data, &e) ||
         dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, a->data, &e)) {
         dataset_free(d), gpt_free(m);

@@ -286,11 +286,10 @@ int load_data_for_model(const char *cmd, const char *path, data_format fmt, cons
     return 0;
 }
 
-int load_eval_data(const char *cmd, const char *path, data_format fmt, const gpt_model *m, int batch,
-                   dataset *d) {
+int load_data_checked(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
+                      const char *what, int B, int T, int training, dataset *d) {
     if (load_data_for_model(cmd, path, fmt, m, d)) return 1;
-    if (cli_mem_check_model(cmd, "evaluating this model", &m->cfg, batch, m->cfg.max_seq, 0,
-                            (double)d->n_tokens * 2))
+    if (cli_mem_check_model(cmd, what, &m->cfg, B, T, training, (double)d->n_tokens * sizeof *d->tokens))
         return dataset_free(d), 1;
     return 0;
 }

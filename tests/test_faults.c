@@ -188,6 +188,10 @@ Test(faults, memory_estimate_refuses_giant_runs, .timeout = 60) {
     free(cli_expect_fail_msg(dist, "--max-mem 10.2 MiB", 0));
     const char *bad[] = {"loss", "--model", model, "--data", data, "--max-mem", "-1", NULL};
     free(cli_expect_fail_msg(bad, "--max-mem", 0));
+    const char *word[] = {"loss", "--model", model, "--data", data, "--max-mem", "lots", NULL};
+    free(cli_expect_fail_msg(word, "'lots'", 0));
+    const char *none[] = {"loss", "--model", model, "--data", data, "--max-mem", NULL};
+    free(cli_expect_fail_msg(none, "needs a value", 0));
     cli_tdir_close(&t);
 }
 

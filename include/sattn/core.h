@@ -106,6 +106,10 @@ typedef struct {
 } sbuf;
 void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_free(sbuf *b);
+/* Appends s with control bytes as \xNN and a backslash as \\: text from a file or the
+ * command line that goes into a one-line message (no forged second line, no terminal
+ * escape sequences). */
+void sb_escaped(sbuf *b, const char *s);
 
 /* qsort comparators, ascending. */
 int cmp_int_asc(const void *a, const void *b);

@@ -384,6 +384,14 @@ void sb_printf(sbuf *b, const char *fmt, ...) {
     b->n += (size_t)k;
 }
 
+void sb_escaped(sbuf *b, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) sb_printf(b, "\\x%02x", *p);
+        else if (*p == '\\') sb_printf(b, "\\\\");
+        else sb_printf(b, "%c", *p);
+    }
+}
+
 void sb_free(sbuf *b) {
     free(b->s);
     b->s = NULL, b->n = b->cap = 0;

@@ -95,14 +95,13 @@ typedef struct {
 
 static int jp_fail(jp *j, const char *what) {
     int line = text_line_at(j->s, (size_t)(j->p - j->s));
+    if (!j->key[0]) return err_set(j->e, "%s:%d: %s", j->path, line, what);
     /* the key came from the file: its control bytes (a decoded "\n") must not split the line */
-    char key[sizeof j->key * 4];
-    size_t n = 0;
-    for (const unsigned char *k = (const unsigned char *)j->key; *k && n + 5 < sizeof key; k++)
-        n += (size_t)snprintf(key + n, sizeof key - n, *k < 0x20 || *k == 0x7f ? "\\x%02x" : "%c", *k);
-    key[n] = 0;
-    if (j->key[0]) return err_set(j->e, "%s:%d: field '%s': %s", j->path, line, key, what);
-    return err_set(j->e, "%s:%d: %s", j->path, line, what);
+    sbuf key = {0};
+    sb_escaped(&key, j->key);
+    err_set(j->e, "%s:%d: field '%s': %s", j->path, line, key.s, what);
+    sb_free(&key);
+    return -1;
 }
 
 static void jp_ws(jp *j) {

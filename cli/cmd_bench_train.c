@@ -25,7 +25,7 @@ static void bench_step(gpt_model *m, const int *in, const int *tg, int B, int T,
  * least 3 steps and 5 seconds: on this VM the first steps fault in fresh memory
  * and run up to 2x slower, which is not the steady state a training run sees. */
 static double bench_config(const bench_cfg *b, int runs, int per_run, double *out_runs) {
-    gpt_config c = {b->T, b->V, gpt_padded_vocab(b->V), b->L, b->H, b->C, GPT_ATTN_NAIVE};
+    gpt_config c = {b->T, b->V, gpt_padded_vocab(b->V), b->L, b->H, b->C, GPT_ATTN_NAIVE, GPT_POS_LEARNED, 0, 0};
     gpt_model m;
     gpt_create(&m, &c);
     rng_t rng;
@@ -115,7 +115,7 @@ int cmd_bench_train(int argc, char **argv) {
         if (!a.use[i]) continue;
         const bench_cfg *b = &BENCH_CONFIGS[i];
         double runs[64], tps = bench_config(b, a.runs, a.per_run, runs);
-        gpt_config c = {b->T, b->V, gpt_padded_vocab(b->V), b->L, b->H, b->C, GPT_ATTN_NAIVE};
+        gpt_config c = {b->T, b->V, gpt_padded_vocab(b->V), b->L, b->H, b->C, GPT_ATTN_NAIVE, GPT_POS_LEARNED, 0, 0};
         double gf = 3.0 * gpt_flops_per_token(&c, b->T) * tps / 1e9;
         printf("%-5s %10.0f %9.1f %12.0f %7.2fx  ", b->name, tps, gf, b->llmc_tok_s, tps / b->llmc_tok_s);
         for (int k = 0; k < a.runs; k++) printf(" %.0f", runs[k]);

@@ -34,17 +34,24 @@ static void try_load(const uint8_t *data, size_t n) {
 
 /* The file size the header implies (0: not a header we can reshape); *np: its
  * parameter count. native: words 2..7 = maxT, V, Vp, L, NH, C; 8 has_optim; 12..13
- * num_params. llm.c: words 2..7 = maxT, V, L, NH, C, Vp. */
+ * num_params; version 3: 30 pos, 31..32 rope base and scale (a RoPE model has no wpe).
+ * llm.c: words 2..7 = maxT, V, L, NH, C, Vp. */
 static uint64_t implied_size(const uint8_t *d, size_t n, int *native, uint64_t *np) {
-    if (n < 64) return 0;
+    if (n < 256) return 0;
     uint32_t magic = fz_rd32(d, 0), version = fz_rd32(d, 1);
-    *native = magic == CKPT_MAGIC && version == CKPT_VERSION;
+    *native = magic == CKPT_MAGIC && (version == CKPT_VERSION_V2 || version == CKPT_VERSION_V3);
     if (!*native && !(magic == LLMC_CKPT_MAGIC && version == LLMC_CKPT_VERSION)) return 0;
     int32_t w[8];
     for (int i = 2; i < 8; i++) w[i] = (int32_t)fz_rd32(d, (size_t)i);
     gpt_config c = {.max_seq = w[2], .vocab = w[3], .padded_vocab = *native ? w[4] : w[7],
                     .layers = *native ? w[5] : w[4], .heads = *native ? w[6] : w[5],
                     .channels = *native ? w[7] : w[6]};
+    if (*native && version == CKPT_VERSION_V3) {
+        uint32_t b = fz_rd32(d, 31), s = fz_rd32(d, 32);
+        c.pos = (int)fz_rd32(d, 30);
+        memcpy(&c.rope_base, &b, sizeof b);
+        memcpy(&c.rope_scale, &s, sizeof s);
+    }
     sattn_err e;
     if (gpt_config_check(&c, &e)) return 0;
     size_t sz[GPT_NUM_TENSORS];

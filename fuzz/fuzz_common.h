@@ -113,6 +113,8 @@ static const fz_sum_rule FZ_SUMS[] = {
     {"sattn checkpoint", 0x4e545453u, 2, 256, 14, 1},
     {"sparse heads", 0x53444853u, 2, 256, 9, 1},
     {"teacher shard", 0x48435453u, 2, 256, 12, 1},
+    /* sattn checkpoint version 3 (positions in words 30..32): the same scope as version 2 */
+    {"sattn checkpoint", 0x4e545453u, 3, 256, 14, 1},
 };
 
 /* If data is a checksummed format FZ_SUMS knows, a malloc'd copy with the checksum

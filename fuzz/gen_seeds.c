@@ -58,6 +58,15 @@ static void checkpoints(const char *dir) {
     model(&m, 2, 2, 4, 5, 4, 2); /* two layers, odd vocabulary */
     ok(ckpt_save(at(dir, "ckpt/sattn-L2H2C4V5T4.bin"), CKPT_SATTN, &m, NULL, &e), &e);
     gpt_free(&m);
+    /* version 3 with RoPE positions (no wpe) and position interpolation recorded */
+    gpt_config c = {.max_seq = 8, .vocab = 16, .padded_vocab = 16, .layers = 1, .heads = 2,
+                    .channels = 8, .pos = GPT_POS_ROPE, .rope_base = 10000.0f, .rope_scale = 0.5f};
+    rng_t r;
+    rng_seed(&r, 3);
+    gpt_create(&m, &c);
+    gpt_init_random(&m, &r);
+    ok(ckpt_save(at(dir, "ckpt/sattn-rope-L1H2C8V16T8.bin"), CKPT_SATTN, &m, NULL, &e), &e);
+    gpt_free(&m);
 }
 
 static void tokens(const char *dir) {

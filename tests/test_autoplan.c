@@ -185,7 +185,7 @@ static void tiny_data(dataset *d, size_t n);
 /* The tiny model, trained briefly on the test text so that its heads matter: at
  * random init sparse heads LOWER the loss and no budget would ever bind. */
 static void tiny_model(gpt_model *m) {
-    gpt_config c = {NT, NV, NV, NL, NH, NC, GPT_ATTN_NAIVE};
+    gpt_config c = {NT, NV, NV, NL, NH, NC, GPT_ATTN_NAIVE, GPT_POS_LEARNED, 0, 0};
     gpt_create(m, &c);
     rng_t r;
     rng_seed(&r, 11);

@@ -24,7 +24,7 @@
 #define B 2
 
 static void make_model(gpt_model *m, rng_t *r) {
-    gpt_config c = {T, V, V, L, H, C, GPT_ATTN_NAIVE};
+    gpt_config c = {T, V, V, L, H, C, GPT_ATTN_NAIVE, GPT_POS_LEARNED, 0, 0};
     gpt_create(m, &c);
     gpt_init_random(m, r);
     /* larger weights than GPT-2's init so attention is far from uniform */

@@ -1,23 +1,27 @@
 /* ckpt: model checkpoints in two formats, chosen on write, detected on read.
  *
- * sattn native (little-endian), version 2 (written):
+ * sattn native (little-endian), version 3 (written):
  *   header, 64 x int32/uint32:
- *     [0] magic 0x4e545453 ("STTN")  [1] version 2
+ *     [0] magic 0x4e545453 ("STTN")  [1] version 3
  *     [2] max_seq [3] vocab [4] padded_vocab [5] layers [6] heads [7] channels
  *     [8] has_optim (0/1)  [9] step  [10..11] rng state (uint64, low word first)
  *     [12..13] num_params (uint64)  [14..15] FNV-1a 64 checksum (below)
  *     [16] has_schedule (0/1), then the schedule the run was started with (0 when absent):
  *     [17] batch [18] seq [19] steps [20] warmup [21] lr [22] min_lr [23] clip
  *     [24] weight_decay [25] beta1 [26] beta2 [27] eps (float32 bits) [28..29] seed (uint64)
- *     [30..63] reserved, must be 0
+ *     [30] pos (0 learned, 1 RoPE) [31] rope_base [32] rope_scale (float32 bits; both 0 with
+ *          learned positions, finite and > 0 with RoPE)
+ *     [33..63] reserved, must be 0
  *   float32 params[num_params] (llm.c tensor order)
  *   if has_optim: float32 m[num_params], float32 v[num_params]
  *   The checksum covers the whole file: the header with words 14..15 read as 0, then
  *   everything after it, so no header field can change unnoticed.
+ * Version 2 (still read): version 3 without words 30..32 (reserved, 0): learned positions.
  * Version 1 (still read): the same words 0..15, the checksum covers only what follows the
  *   header, words 16..63 are ignored, and there is no schedule.
  * llm.c GPT-2 (version 3): int32 header[256] = {20240326, 3, maxT, V, L, NH, C, Vp, 0...},
- *   then float32 params in the same order; no optimizer state.
+ *   then float32 params in the same order; no optimizer state, learned positions only
+ *   (saving a RoPE model in it is an error; one loads as learned).
  *
  * Writes are atomic (temp + rename). Reads validate magic, version, every
  * dimension, the exact file size, (native) the checksum and reserved words, and
@@ -33,8 +37,10 @@
 #include "sattn/rng.h"
 
 #define CKPT_MAGIC 0x4e545453u
-#define CKPT_VERSION 2    /* written; the header is covered by the checksum */
-#define CKPT_VERSION_V1 1 /* still read */
+#define CKPT_VERSION 3    /* written; the header is covered by the checksum; records positions */
+#define CKPT_VERSION_V3 3
+#define CKPT_VERSION_V2 2 /* still read (learned positions) */
+#define CKPT_VERSION_V1 1 /* still read (learned positions) */
 #define LLMC_CKPT_MAGIC 20240326
 #define LLMC_CKPT_VERSION 3
 
@@ -58,7 +64,8 @@ typedef struct {
 } train_state;
 
 /* Saves m (and, for CKPT_SATTN with st && st->has_optim, the AdamW moments, step, rng).
- * CKPT_LLMC with optimizer state is an error (the format has no place for it). */
+ * CKPT_LLMC with optimizer state or with RoPE is an error (the format has no place for
+ * either). */
 int ckpt_save(const char *path, ckpt_format fmt, const gpt_model *m, const train_state *st,
               sattn_err *e);
 /* Loads either format into a fresh model (gpt_create'd here; caller gpt_free's it on

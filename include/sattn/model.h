@@ -1,4 +1,4 @@
-/* model: GPT-2 (pre-LayerNorm, learned positions, tied embedding/head, biases,
+/* model: GPT-2 (pre-LayerNorm, learned positions or RoPE, tied embedding/head, biases,
  * tanh GELU), float32. Parameters live in ONE block in llm.c's tensor order,
  * so llm.c checkpoints are a straight copy; gradients, AdamW moments and
  * activations are likewise single blocks allocated once. */
@@ -12,14 +12,30 @@
 #include "sattn/rng.h"
 
 typedef struct {
-    int max_seq;      /* T_max: positions in wpe */
+    int max_seq;      /* T_max: the context; learned positions: the rows of wpe */
     int vocab;        /* V: real tokens */
     int padded_vocab; /* Vp >= V: rows of wte (llm.c pads 50257 to 50304) */
     int layers;       /* L */
     int heads;        /* H, divides channels */
     int channels;     /* C */
     int attn;         /* GPT_ATTN_NAIVE (0, the default) or GPT_ATTN_FLASH; not saved in checkpoints */
+    int pos;          /* GPT_POS_LEARNED (0, the default) or GPT_POS_ROPE */
+    float rope_base;  /* RoPE only: base of the frequencies (10000 in RoFormer); 0 with learned */
+    float rope_scale; /* RoPE only: position interpolation factor (1: none); 0 with learned */
 } gpt_config;
+
+/* Positions (gpt_config.pos).
+ * LEARNED: GPT-2's wpe (max_seq, C) added to the token embedding; exactly llm.c's layout,
+ *   the only kind llm.c's checkpoint format holds; no forward past max_seq.
+ * ROPE: no position embedding. The wpe tensor has 0 elements (the parameter count, the
+ *   layout and every other tensor's offset are independent of max_seq, so running or
+ *   fine-tuning at a longer context is a change of cfg.max_seq only: gpt_set_context).
+ *   rope.h rotates q and k of every head after the qkv projection, position p = t *
+ *   rope_scale, base rope_base; acts.qkv holds the rotated q, k, so every reader of it
+ *   (naive, flash, the sparse-head hook, teacher statistics) sees what attention saw.
+ *   The head dim C/H must be even. See docs/rope.md. */
+enum { GPT_POS_LEARNED = 0, GPT_POS_ROPE = 1 };
+#define GPT_ROPE_BASE_DEFAULT 10000.0f
 
 /* How the dense model runs attention (gpt_config.attn).
  * NAIVE: nn.h's attention_forward/backward, keeping every head's (T,T) softmax in acts.att
@@ -31,7 +47,9 @@ typedef struct {
  *   The result equals NAIVE to float rounding (not bit for bit). */
 enum { GPT_ATTN_NAIVE = 0, GPT_ATTN_FLASH = 1 };
 
-/* Checks every dimension (positive, H divides C, Vp >= V, sizes that fit); error names the field. */
+/* Checks every dimension (positive, H divides C, Vp >= V, sizes that fit) and the positions
+ * (pos known; RoPE: even head dim, finite base and scale > 0; learned: both 0); error names
+ * the field. */
 int gpt_config_check(const gpt_config *c, sattn_err *e);
 /* Vp for a given V: V rounded up to a multiple of 128 when V > 256, else V. */
 int gpt_padded_vocab(int vocab);
@@ -59,7 +77,7 @@ enum {
 };
 typedef struct {
     float *wte;      /* (Vp, C) */
-    float *wpe;      /* (maxT, C) */
+    float *wpe;      /* (maxT, C); 0 elements with GPT_POS_ROPE */
     float *ln1w;     /* (L, C) */
     float *ln1b;     /* (L, C) */
     float *qkvw;     /* (L, 3C, C) */
@@ -158,6 +176,11 @@ void gpt_create(gpt_model *m, const gpt_config *c);
  * (attproj, fcproj) N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weights 1; padded wte rows 0. */
 void gpt_init_random(gpt_model *m, rng_t *rng);
 void gpt_free(gpt_model *m);
+
+/* Lets m run at context T: 0 when T <= max_seq; a RoPE model beyond it gets max_seq = T (no
+ * parameter depends on it); a learned-position model has no rows for positions >= max_seq:
+ * -1 with e. The RoPE scale stays as configured (set cfg.rope_scale to interpolate). */
+int gpt_set_context(gpt_model *m, int T, sattn_err *e);
 
 /* Forward on inputs (B,T) with 1 <= T <= max_seq; with targets it also computes
  * m->mean_loss. Activations are (re)allocated when B*T grows. Tokens must be < V. */

@@ -21,7 +21,8 @@
 void nn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* out(B,T,C) = wte[inp[b,t]] + wpe[t] */
+/* out(B,T,C) = wte[inp[b,t]] + wpe[t]; wpe NULL: wte[inp[b,t]] (RoPE models have no wpe).
+ * The backward skips dwpe when it is NULL. */
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
                      int C);
 void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,

@@ -25,7 +25,8 @@
 #define LLMC_HEADER_BYTES (LLMC_HEADER_WORDS * 4)
 
 /* Native header words (see sattn/ckpt.h). */
-enum { W_CHECKSUM = 14, W_HAS_SCHED = 16, W_SCHED_END = 30 };
+enum { W_CHECKSUM = 14, W_HAS_SCHED = 16, W_SCHED_END = 30, W_POS = 30, W_ROPE_BASE = 31,
+       W_ROPE_SCALE = 32, W_POS_END = 33 };
 
 /* What a header says, in either format. */
 typedef struct {
@@ -77,7 +78,7 @@ static void schedule_to_words(const ckpt_schedule *s, uint32_t *h) {
     memcpy(h + W_HAS_SCHED, w, sizeof w);
 }
 
-/* The version-2 header with the checksum words still 0. */
+/* The version-3 header with the checksum words still 0. */
 static void native_header(const gpt_model *m, const train_state *st,
                           uint32_t h[NATIVE_HEADER_WORDS]) {
     int optim = st && st->has_optim;
@@ -90,6 +91,9 @@ static void native_header(const gpt_model *m, const train_state *st,
     memset(h, 0, NATIVE_HEADER_WORDS * 4);
     memcpy(h, w, sizeof w);
     if (st && st->has_schedule) schedule_to_words(&st->sched, h);
+    h[W_POS] = (uint32_t)c->pos; /* learned: base and scale are 0 (gpt_config_check) */
+    h[W_ROPE_BASE] = float_bits(c->rope_base);
+    h[W_ROPE_SCALE] = float_bits(c->rope_scale);
 }
 
 static int write_native(afile *a, const gpt_model *m, const train_state *st, sattn_err *e) {
@@ -121,6 +125,9 @@ static int check_save_args(const char *path, ckpt_format fmt, const gpt_model *m
     if (fmt != CKPT_SATTN && fmt != CKPT_LLMC)
         return err_set(e, "%s: unknown checkpoint format %d, expected sattn or llm.c", path,
                        (int)fmt);
+    if (fmt == CKPT_LLMC && m->cfg.pos != GPT_POS_LEARNED)
+        return err_set(e, "%s: the llm.c format holds only learned positions and this model uses "
+                          "RoPE, expected the sattn format", path);
     if (fmt == CKPT_LLMC && optim)
         return err_set(e, "%s: the llm.c format has no place for optimizer state, "
                           "expected the sattn format for a resumable checkpoint", path);
@@ -179,16 +186,39 @@ static ckpt_schedule schedule_from_words(const uint8_t *b) {
     return s;
 }
 
-/* Version 2's words after the checksum: the schedule flag, a schedule only when the flag
- * says so, reserved words 0; and the hash of the header the checksum starts from. */
+/* Version 3's position words: pos 0 (learned, base and scale words 0) or 1 (RoPE, base and
+ * scale finite and > 0). The odd head dim of a RoPE model is left to gpt_config_check. */
+static int parse_pos_words(const char *path, const uint8_t *b, ckpt_header *h, sattn_err *e) {
+    uint32_t pos = rd32(b, W_POS), wb = rd32(b, W_ROPE_BASE), ws = rd32(b, W_ROPE_SCALE);
+    if (pos != GPT_POS_LEARNED && pos != GPT_POS_ROPE)
+        return err_set(e, "%s: pos = %" PRIu32 ", expected 0 (learned) or 1 (rope)", path, pos);
+    if (pos == GPT_POS_LEARNED && (wb || ws))
+        return err_set(e, "%s: rope base/scale words 0x%08" PRIx32 "/0x%08" PRIx32 " in a learned-"
+                          "position checkpoint, expected 0", path, wb, ws);
+    float base = bits_float(wb), scale = bits_float(ws);
+    if (pos == GPT_POS_ROPE && !(isfinite(base) && base > 0.0f))
+        return err_set(e, "%s: rope base %g, expected a finite number > 0", path, (double)base);
+    if (pos == GPT_POS_ROPE && !(isfinite(scale) && scale > 0.0f))
+        return err_set(e, "%s: rope scale %g, expected a finite number > 0", path, (double)scale);
+    h->cfg.pos = (int)pos;
+    h->cfg.rope_base = base;
+    h->cfg.rope_scale = scale;
+    return 0;
+}
+
+/* Version 2 and 3's words after the checksum: the schedule flag, a schedule only when the
+ * flag says so, (version 3) the positions, reserved words 0; and the hash of the header
+ * the checksum starts from. */
 static int parse_v2_words(const char *path, const uint8_t *b, ckpt_header *h, sattn_err *e) {
     uint32_t has = rd32(b, W_HAS_SCHED);
     if (has > 1)
         return err_set(e, "%s: has_schedule = %" PRIu32 ", expected 0 or 1", path, has);
+    int reserved = h->version >= CKPT_VERSION_V3 ? W_POS_END : W_SCHED_END;
     for (int w = has ? W_SCHED_END : W_HAS_SCHED + 1; w < NATIVE_HEADER_WORDS; w++)
-        if (rd32(b, w))
+        if (rd32(b, w) && (w < W_SCHED_END || w >= reserved))
             return err_set(e, "%s: header word %d = 0x%08" PRIx32 ", expected 0 (%s)", path, w,
                            rd32(b, w), w < W_SCHED_END ? "no schedule is stored" : "reserved");
+    if (h->version >= CKPT_VERSION_V3 && parse_pos_words(path, b, h, e)) return -1;
     h->has_schedule = (int)has;
     if (has) h->sched = schedule_from_words(b);
     h->head_hash = fnv1a64_header(b, NATIVE_HEADER_WORDS * 4, 4 * W_CHECKSUM);
@@ -201,9 +231,9 @@ static int parse_native(const char *path, const uint8_t *b, size_t got, ckpt_hea
         return err_set(e, "%s: truncated header: %zu bytes, expected %d", path, got,
                        NATIVE_HEADER_WORDS * 4);
     uint32_t version = rd32(b, 1);
-    if (version != CKPT_VERSION && version != CKPT_VERSION_V1)
-        return err_set(e, "%s: sattn checkpoint version %" PRIu32 ", expected version %d or %d",
-                       path, version, CKPT_VERSION_V1, CKPT_VERSION);
+    if (version != CKPT_VERSION_V3 && version != CKPT_VERSION_V2 && version != CKPT_VERSION_V1)
+        return err_set(e, "%s: sattn checkpoint version %" PRIu32 ", expected version %d, %d or %d",
+                       path, version, CKPT_VERSION_V1, CKPT_VERSION_V2, CKPT_VERSION_V3);
     h->native = 1;
     h->version = (int)version;
     h->header_bytes = NATIVE_HEADER_WORDS * 4;
@@ -218,7 +248,7 @@ static int parse_native(const char *path, const uint8_t *b, size_t got, ckpt_hea
     if (h->has_optim != 0 && h->has_optim != 1)
         return err_set(e, "%s: has_optim = %d, expected 0 or 1", path, h->has_optim);
     if (h->step < 0) return err_set(e, "%s: step = %d, expected >= 0", path, h->step);
-    return version == CKPT_VERSION ? parse_v2_words(path, b, h, e) : 0;
+    return version >= CKPT_VERSION_V2 ? parse_v2_words(path, b, h, e) : 0; /* v1, v2: learned */
 }
 
 static int parse_llmc(const char *path, const uint8_t *b, size_t got, ckpt_header *h,

@@ -7,9 +7,31 @@
 #include <string.h>
 
 #include "sattn/flash.h"
+#include "sattn/rope.h"
 
 /* Limits that keep every index inside int/size_t arithmetic with room to spare. */
 #define GPT_MAX_DIM (1 << 20)
+
+/* The position fields: RoPE needs an even head dim (it rotates pairs) and a usable base and
+ * scale; learned positions carry no RoPE numbers (0), so a config has one meaning. */
+static int pos_check(const gpt_config *c, sattn_err *e) {
+    if (c->pos != GPT_POS_LEARNED && c->pos != GPT_POS_ROPE)
+        return err_set(e, "pos = %d: expected 0 (learned) or 1 (rope)", c->pos);
+    if (c->pos == GPT_POS_LEARNED) {
+        if (c->rope_base != 0.0f || c->rope_scale != 0.0f)
+            return err_set(e, "rope_base = %g, rope_scale = %g with learned positions: expected 0",
+                           (double)c->rope_base, (double)c->rope_scale);
+        return 0;
+    }
+    if (!isfinite(c->rope_base) || !(c->rope_base > 0.0f))
+        return err_set(e, "rope_base = %g: expected a finite number > 0", (double)c->rope_base);
+    if (!isfinite(c->rope_scale) || !(c->rope_scale > 0.0f))
+        return err_set(e, "rope_scale = %g: expected a finite number > 0", (double)c->rope_scale);
+    if ((c->channels / c->heads) % 2 != 0)
+        return err_set(e, "head dim %d (channels %d / heads %d) is odd: RoPE rotates pairs, expected "
+                          "an even head dim", c->channels / c->heads, c->channels, c->heads);
+    return 0;
+}
 
 int gpt_config_check(const gpt_config *c, sattn_err *e) {
     const struct { const char *name; int v; } f[] = {
@@ -26,8 +48,9 @@ int gpt_config_check(const gpt_config *c, sattn_err *e) {
     if (c->attn != GPT_ATTN_NAIVE && c->attn != GPT_ATTN_FLASH)
         return err_set(e, "attn = %d: expected 0 (naive) or 1 (flash)", c->attn);
     if (c->vocab > 65536) return err_set(e, "vocab = %d: expected at most 65536", c->vocab);
+    if (pos_check(c, e)) return -1;
     double params = 12.0 * c->layers * (double)c->channels * c->channels +
-                    ((double)c->padded_vocab + c->max_seq) * c->channels;
+                    ((double)c->padded_vocab + (c->pos == GPT_POS_ROPE ? 0 : c->max_seq)) * c->channels;
     if (params > 4e9) return err_set(e, "model too large: %.3g parameters", params);
     return 0;
 }
@@ -38,7 +61,7 @@ void gpt_param_sizes(const gpt_config *c, size_t s[GPT_NUM_TENSORS]) {
     size_t C = (size_t)c->channels, L = (size_t)c->layers;
     size_t Vp = (size_t)c->padded_vocab, maxT = (size_t)c->max_seq;
     s[GPT_WTE] = Vp * C;             /* wte      (Vp, C) */
-    s[GPT_WPE] = maxT * C;           /* wpe      (maxT, C) */
+    s[GPT_WPE] = c->pos == GPT_POS_ROPE ? 0 : maxT * C; /* wpe (maxT, C); none with RoPE */
     s[GPT_LN1W] = L * C;             /* ln1w     (L, C) */
     s[GPT_LN1B] = L * C;             /* ln1b     (L, C) */
     s[GPT_QKVW] = L * 3 * C * C;     /* qkvw     (L, 3C, C) */
@@ -134,7 +157,7 @@ void gpt_init_random(gpt_model *m, rng_t *rng) {
     float std = 0.02f, res_std = 0.02f / sqrtf(2.0f * (float)c->layers);
     memset(m->params_mem, 0, m->num_params * sizeof(float));
     fill_normal(p->wte, (size_t)c->vocab * C, std, rng); /* padded rows stay 0 */
-    fill_normal(p->wpe, (size_t)c->max_seq * C, std, rng);
+    fill_normal(p->wpe, m->param_sizes[GPT_WPE], std, rng); /* 0 with RoPE: no draws */
     fill_normal(p->qkvw, L * 3 * C * C, std, rng);
     fill_normal(p->attprojw, L * C * C, res_std, rng);
     fill_normal(p->fcw, L * 4 * C * C, std, rng);
@@ -292,6 +315,7 @@ static void block_forward(gpt_model *m, int l, const float *x, int B, int T) {
     layernorm_forward(ln1, a->ln1_mean + lr, a->ln1_rstd + lr, x, p->ln1w + l * C, p->ln1b + l * C,
                       BT, C);
     matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C);
+    if (c->pos == GPT_POS_ROPE) rope_forward(qkv, B, T, C, c->heads, 0, c->rope_base, c->rope_scale);
     if (c->attn == GPT_ATTN_FLASH) {
         flash_attention_forward(atty, a->lse + (size_t)l * B * c->heads * T, qkv, B, T, C, c->heads);
     } else {
@@ -311,6 +335,18 @@ static void block_forward(gpt_model *m, int l, const float *x, int B, int T) {
     residual_forward(a->residual3 + lc, a->residual2 + lc, a->fcproj + lc, (size_t)BT * C);
 }
 
+int gpt_set_context(gpt_model *m, int T, sattn_err *e) {
+    const gpt_config *c = &m->cfg;
+    if (T < 1 || T > GPT_MAX_DIM) return err_set(e, "context %d: expected 1..%d", T, GPT_MAX_DIM);
+    if (T <= c->max_seq) return 0;
+    if (c->pos != GPT_POS_ROPE)
+        return err_set(e, "context %d is longer than the model's %d: learned positions have no "
+                          "embedding for position %d and beyond (only a RoPE model runs longer)",
+                       T, c->max_seq, c->max_seq);
+    m->cfg.max_seq = T;
+    return 0;
+}
+
 void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int T) {
     const gpt_config *c = &m->cfg;
     if (B < 1 || T < 1 || T > c->max_seq)
@@ -326,7 +362,8 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
     m->has_targets = targets != NULL;
     if (targets) memcpy(m->targets, targets, (size_t)BT * sizeof(int));
     gpt_acts *a = &m->acts;
-    encoder_forward(a->encoded, inputs, m->params.wte, m->params.wpe, B, T, C);
+    const float *wpe = c->pos == GPT_POS_ROPE ? NULL : m->params.wpe; /* RoPE: no wpe rows */
+    encoder_forward(a->encoded, inputs, m->params.wte, wpe, B, T, C);
     for (int l = 0; l < L; l++)
         block_forward(m, l, l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * BT * C, B, T);
     const float *last = a->residual3 + (size_t)(L - 1) * BT * C;
@@ -387,6 +424,8 @@ static void block_backward(gpt_model *m, int l, const float *x) {
         else
             attention_backward(g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc, att, B, T, C, c->heads);
     }
+    /* dqkv is the gradient at the rotated q, k: rotate it back to the projection's output */
+    if (c->pos == GPT_POS_ROPE) rope_backward(g->dqkv, B, T, C, c->heads, 0, c->rope_base, c->rope_scale);
     zero(g->dbuf_c2, n);
     matmul_backward(g->dbuf_c2, gr->qkvw + (size_t)l * 3 * C * C, gr->qkvb + l * 3 * C, g->dqkv,
                     a->ln1 + lc, p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C);
@@ -417,7 +456,8 @@ void gpt_backward(gpt_model *m) {
                        BT, C);
     for (int l = L - 1; l >= 0; l--)
         block_backward(m, l, l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * n);
-    encoder_backward(m->grads.wte, m->grads.wpe, g->dresidual, m->inputs, m->B, m->T, C);
+    float *dwpe = c->pos == GPT_POS_ROPE ? NULL : m->grads.wpe;
+    encoder_backward(m->grads.wte, dwpe, g->dresidual, m->inputs, m->B, m->T, C);
 }
 
 /* Sum of squares in fixed chunks reduced in a fixed order: the same result for

@@ -24,8 +24,13 @@ void encoder_forward(float *out, const int *inp, const float *wte, const float *
                      int C) {
 #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
-        const float *e = wte + (size_t)inp[bt] * C, *p = wpe + (size_t)(bt % T) * C;
+        const float *e = wte + (size_t)inp[bt] * C;
         float *o = out + (size_t)bt * C;
+        if (!wpe) { /* no position embedding (RoPE models) */
+            for (int i = 0; i < C; i++) o[i] = e[i];
+            continue;
+        }
+        const float *p = wpe + (size_t)(bt % T) * C;
         for (int i = 0; i < C; i++) o[i] = e[i] + p[i];
     }
 }
@@ -35,11 +40,11 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *in
                       int C) {
     for (int bt = 0; bt < B * T; bt++) {
         const float *d = dout + (size_t)bt * C;
-        float *de = dwte + (size_t)inp[bt] * C, *dp = dwpe + (size_t)(bt % T) * C;
-        for (int i = 0; i < C; i++) {
-            de[i] += d[i];
-            dp[i] += d[i];
-        }
+        float *de = dwte + (size_t)inp[bt] * C;
+        for (int i = 0; i < C; i++) de[i] += d[i];
+        if (!dwpe) continue; /* no position embedding (RoPE models) */
+        float *dp = dwpe + (size_t)(bt % T) * C;
+        for (int i = 0; i < C; i++) dp[i] += d[i];
     }
 }
 

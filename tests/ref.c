@@ -109,8 +109,29 @@ void ref_encoder_forward(double *out, const int *inp, const double *wte, const d
         for (int t = 0; t < T; t++) {
             int tok = inp[b * T + t];
             for (int c = 0; c < C; c++)
-                out[((size_t)b * T + t) * C + c] = wte[(size_t)tok * C + c] + wpe[(size_t)t * C + c];
+                out[((size_t)b * T + t) * C + c] =
+                    wte[(size_t)tok * C + c] + (wpe ? wpe[(size_t)t * C + c] : 0.0);
         }
+}
+
+/* ---------------------------------------------------------------- RoPE */
+
+/* The rotation of rope.h written out directly: for every row, q and k of every head, the
+ * pair (x[i], x[i+hs/2]) turned by theta = (pos0+t) * scale * base^(-2i/hs), in double. */
+void ref_rope_forward(double *qkv, int B, int T, int C, int H, int pos0, double base,
+                      double scale) {
+    int hs = C / H, half = hs / 2;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int v = 0; v < 2 * H; v++) {
+                double *x = qkv + ((size_t)b * T + t) * 3 * C + (size_t)v * hs;
+                for (int i = 0; i < half; i++) {
+                    double th = (pos0 + t) * scale * pow(base, -2.0 * i / hs);
+                    double x0 = x[i], x1 = x[i + half];
+                    x[i] = x0 * cos(th) - x1 * sin(th);
+                    x[i + half] = x0 * sin(th) + x1 * cos(th);
+                }
+            }
 }
 
 void ref_encoder_backward(double *dwte, double *dwpe, const double *dout, const int *inp, int B,
@@ -388,7 +409,7 @@ void ref_gpt_param_sizes(const gpt_config *c, size_t s[GPT_NUM_TENSORS]) {
     size_t Vp = (size_t)c->padded_vocab, C = (size_t)c->channels, L = (size_t)c->layers;
     size_t maxT = (size_t)c->max_seq;
     s[0] = Vp * C;        /* wte */
-    s[1] = maxT * C;      /* wpe */
+    s[1] = c->pos == GPT_POS_ROPE ? 0 : maxT * C; /* wpe: none with RoPE */
     s[2] = L * C;         /* ln1w */
     s[3] = L * C;         /* ln1b */
     s[4] = L * 3 * C * C; /* qkvw */
@@ -436,11 +457,13 @@ double ref_gpt_loss(const gpt_config *cfg, const double *params, const int *inpu
     double *logits = ref_dalloc((size_t)N * Vp), *probs = ref_dalloc((size_t)N * Vp);
     double *losses = ref_dalloc((size_t)N);
 
-    ref_encoder_forward(x, inputs, wte, wpe, B, T, C);
+    int rope = cfg->pos == GPT_POS_ROPE;
+    ref_encoder_forward(x, inputs, wte, rope ? NULL : wpe, B, T, C);
     for (int l = 0; l < L; l++) {
         size_t lc = (size_t)l * C;
         ref_layernorm_forward(ln, NULL, NULL, x, ln1w + lc, ln1b + lc, N, C);
         ref_matmul_forward(qkv, ln, qkvw + lc * 3 * C, qkvb + lc * 3, N, C, 3 * C);
+        if (rope) ref_rope_forward(qkv, B, T, C, H, 0, cfg->rope_base, cfg->rope_scale);
         ref_attention_forward(atty, NULL, qkv, B, T, C, H);
         ref_matmul_forward(proj, atty, attprojw + lc * C, attprojb + lc, N, C, C);
         ref_residual_forward(x, x, proj, NC);

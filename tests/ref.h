@@ -36,8 +36,12 @@ size_t ref_argmax_err(const float *a, const double *b, size_t n);
 void ref_gemm(int trans_a, int trans_b, int M, int N, int K, double alpha, const double *A,
               int lda, const double *B, int ldb, double beta, double *C, int ldc);
 
+/* wpe NULL: no position embedding (RoPE) */
 void ref_encoder_forward(double *out, const int *inp, const double *wte, const double *wpe,
                          int B, int T, int C);
+/* rope.h's rotation of q and k in place, in double (angle, cos, sin and products). */
+void ref_rope_forward(double *qkv, int B, int T, int C, int H, int pos0, double base,
+                      double scale);
 void ref_encoder_backward(double *dwte, double *dwpe, const double *dout, const int *inp, int B,
                           int T, int C);
 
@@ -88,6 +92,7 @@ size_t ref_gpt_num_params(const gpt_config *c);
 
 /* params: all 16 tensors back to back in gpt_params order (as gpt_model.params_mem).
  * Pre-LN GPT-2: x = wte[inp] + wpe; per layer x += attproj(attn(qkv(ln1(x))));
+ * with cfg->pos == GPT_POS_ROPE: x = wte[inp] and q, k rotated (ref_rope_forward) before attn;
  * x += fcproj(gelu(fc(ln2(x)))); logits = lnf(x) @ wte^T.
  * Returns the mean cross-entropy over B*T positions (0 if targets is NULL);
  * logits (B,T,Vp), if non-NULL, receives the logits. */

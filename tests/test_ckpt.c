@@ -276,7 +276,7 @@ Test(ckpt, wrong_version) {
         patch_u32(t.path, 4, 7);
         expect_load_error(&VARIANTS[i], t.path,
                           VARIANTS[i].fmt == CKPT_LLMC ? "expected version 3"
-                                                       : "expected version 1 or 2");
+                                                       : "expected version 1, 2 or 3");
         tmp_close(&t);
     }
 }
@@ -329,7 +329,7 @@ Test(ckpt, native_header_edits_fail_checksum) {
 }
 
 Test(ckpt, native_reserved_words_must_be_zero) {
-    for (int w = 30; w < 64; w += 11) {
+    for (int w = 33; w < 64; w += 10) { /* version 3: words 30..32 hold the positions */
         tmp_place t;
         tmp_open(&t, "m.ckpt");
         save_variant(&VARIANTS[1], t.path);
@@ -381,7 +381,7 @@ Test(ckpt, native_schedule_round_trip) {
     uint32_t want[] = {1, 12, 64, 2000, 100, fbits(1e-3f), fbits(1e-4f), fbits(1.0f),
                        fbits(0.1f), fbits(0.9f), fbits(0.99f), fbits(1e-8f), 0x55667788u,
                        0x11223344u};
-    cr_assert_eq(word_at(raw, 1), 2u);
+    cr_assert_eq(word_at(raw, 1), 3u);
     for (int w = 0; w < 14; w++) cr_assert_eq(word_at(raw, 16 + w), want[w], "word %d", 16 + w);
     for (int w = 30; w < 64; w++) cr_assert_eq(word_at(raw, w), 0u, "word %d", w);
     free(raw);
@@ -589,4 +589,153 @@ Test(ckpt, failed_write_leaves_nothing) {
     cr_assert_eq(cli_dir_entries(t.dir), 1);
     gpt_free(&m);
     tmp_close(&t);
+}
+
+/* ------------------------------------------------------------------ version 3: positions */
+
+static const gpt_config ROPE = {.max_seq = 16, .vocab = 256, .padded_vocab = 256, .layers = 2,
+                                .heads = 2, .channels = 8, .pos = GPT_POS_ROPE,
+                                .rope_base = 500.0f, .rope_scale = 0.25f};
+
+static void make_rope_model(gpt_model *m, uint64_t seed) {
+    rng_t r;
+    rng_seed(&r, seed);
+    gpt_create(m, &ROPE);
+    fill(m->params_mem, m->num_params, &r);
+}
+
+/* Recomputes a native file's whole-file checksum (words 14..15 read as 0) after an edit, so
+ * the check behind it is what fails. */
+static void refix_checksum(const char *path) {
+    size_t len;
+    uint8_t *raw = (uint8_t *)cli_slurp(path, &len);
+    memset(raw + 56, 0, 8);
+    uint64_t h = fnv1a64(raw, len, FNV1A64_INIT);
+    free(raw);
+    patch_u32(path, 56, (uint32_t)h);
+    patch_u32(path, 60, (uint32_t)(h >> 32));
+}
+
+/* A RoPE model: version 3, pos/base/scale in words 30..32, no wpe (the payload is 16 x 8
+ * floats shorter than the learned model's), loads back exactly and saves byte-identically. */
+Test(ckpt, v3_rope_round_trip) {
+    tmp_place t, t2;
+    tmp_open(&t, "r.ckpt");
+    tmp_open(&t2, "r2.ckpt");
+    gpt_model a, b, l;
+    make_rope_model(&a, 21);
+    gpt_create(&l, &SMALL);
+    cr_assert_eq(a.num_params + 16 * 8, l.num_params);
+    gpt_free(&l);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &a, NULL, &e), 0, "%s", e.msg);
+    size_t len;
+    uint8_t *raw = (uint8_t *)cli_slurp(t.path, &len);
+    cr_assert_eq(word_at(raw, 1), 3u);
+    cr_assert_eq(word_at(raw, 30), 1u);
+    cr_assert_eq(word_at(raw, 31), fbits(500.0f));
+    cr_assert_eq(word_at(raw, 32), fbits(0.25f));
+    cr_assert_eq(len, 256 + a.num_params * 4);
+    free(raw);
+    cr_assert_eq(ckpt_load(t.path, &b, NULL, &e), 0, "%s", e.msg);
+    assert_same_config(&a.cfg, &b.cfg);
+    cr_assert_eq(b.cfg.pos, GPT_POS_ROPE);
+    cr_assert_eq(b.cfg.rope_base, 500.0f);
+    cr_assert_eq(b.cfg.rope_scale, 0.25f);
+    cr_assert_arr_eq(b.params_mem, a.params_mem, a.num_params * sizeof(float));
+    cr_assert_eq(ckpt_save(t2.path, CKPT_SATTN, &b, NULL, &e), 0, "%s", e.msg);
+    cr_assert(cli_files_equal(t.path, t2.path));
+    gpt_free(&a);
+    gpt_free(&b);
+    tmp_close(&t);
+    tmp_close(&t2);
+}
+
+/* A learned model in version 3 has words 30..32 zero and loads as learned with base and
+ * scale 0; the same file relabelled version 2 (what earlier sattn wrote) loads the same. */
+Test(ckpt, v2_still_loads_as_learned) {
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    save_variant(&VARIANTS[1], t.path);
+    patch_u32(t.path, 4, 2);
+    refix_checksum(t.path);
+    gpt_model a, b;
+    make_model(&a, 11, 1);
+    train_state st;
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_load(t.path, &b, &st, &e), 0, "%s", e.msg);
+    cr_assert_eq(b.cfg.pos, GPT_POS_LEARNED);
+    cr_assert_eq(b.cfg.rope_base, 0.0f);
+    cr_assert_eq(b.cfg.rope_scale, 0.0f);
+    cr_assert_eq(st.step, 3);
+    cr_assert_arr_eq(b.params_mem, a.params_mem, a.num_params * sizeof(float));
+    gpt_free(&b);
+    /* version 2 has no position words: word 30 is reserved there */
+    patch_u32(t.path, 4 * 30, 1);
+    refix_checksum(t.path);
+    expect_load_error(&VARIANTS[1], t.path, "header word 30 = 0x00000001, expected 0 (reserved)");
+    gpt_free(&a);
+    tmp_close(&t);
+}
+
+/* Each bad position field of a version-3 header (checksum made valid) is a one-line error. */
+Test(ckpt, v3_bad_position_fields) {
+    const struct { int rope; int word; uint32_t v; const char *needle; } bad[] = {
+        {1, 30, 2, "pos = 2, expected 0 (learned) or 1 (rope)"},
+        {1, 31, 0, "rope base 0, expected a finite number > 0"},
+        {1, 31, 0x7fc00000u, "rope base nan"},
+        {1, 31, 0xc0000000u, "rope base -2"},
+        {1, 32, 0x7f800000u, "rope scale inf"},
+        {1, 32, 0, "rope scale 0"},
+        {0, 31, 0x3f800000u, "in a learned-position checkpoint, expected 0"},
+        {0, 30, 1, "rope base 0"}, /* learned file marked RoPE: no base */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tmp_place t;
+        tmp_open(&t, "m.ckpt");
+        if (bad[i].rope) {
+            gpt_model a;
+            make_rope_model(&a, 22);
+            sattn_err e = {{0}};
+            cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &a, NULL, &e), 0, "%s", e.msg);
+            gpt_free(&a);
+        } else {
+            save_variant(&VARIANTS[0], t.path);
+        }
+        patch_u32(t.path, 4L * bad[i].word, bad[i].v);
+        refix_checksum(t.path);
+        expect_load_error(&VARIANTS[0], t.path, bad[i].needle);
+        tmp_close(&t);
+    }
+}
+
+/* A RoPE model whose head dim is odd cannot be written (gpt_config_check refuses it first),
+ * but a header that says so is refused on load. */
+Test(ckpt, v3_rope_odd_head_dim_refused) {
+    tmp_place t;
+    tmp_open(&t, "m.ckpt");
+    gpt_model a;
+    make_rope_model(&a, 23);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &a, NULL, &e), 0, "%s", e.msg);
+    gpt_free(&a);
+    patch_u32(t.path, 4 * 6, 8); /* heads 2 -> 8: head dim 1 */
+    refix_checksum(t.path);
+    expect_load_error(&VARIANTS[0], t.path, "odd");
+    tmp_close(&t);
+}
+
+/* llm.c's format holds only learned positions: saving a RoPE model there is one line and
+ * creates nothing. */
+Test(ckpt, llmc_refuses_rope) {
+    tmp_place t;
+    tmp_open(&t, "m.bin");
+    gpt_model a;
+    make_rope_model(&a, 24);
+    sattn_err e = {{0}};
+    cr_assert_eq(ckpt_save(t.path, CKPT_LLMC, &a, NULL, &e), -1);
+    assert_msg_has(&e, t.path, "holds only learned positions");
+    cr_assert(!cli_file_exists(t.path));
+    gpt_free(&a);
+    tmp_close(&t); /* fails on any leftover (temporary) file */
 }

@@ -84,6 +84,7 @@ static void check_gradients(gpt_model *m, const int *inp, const int *tgt, int B,
     size_t off = 0;
     for (int k = 0; k < GPT_NUM_TENSORS; k++) {
         size_t n = m->param_sizes[k];
+        if (n == 0) continue; /* wpe of a RoPE model */
         const float *g = m->grads_mem + off;
         double e = ref_rel_err(g, fd + off, n), scale = ref_max_abs(fd + off, n);
         size_t w = ref_argmax_err(g, fd + off, n);
@@ -103,7 +104,7 @@ static void check_gradients(gpt_model *m, const int *inp, const int *tgt, int B,
     for (size_t i = (size_t)V * C; i < (size_t)Vp * C; i++)
         cr_assert(m->grads.wte[i] == 0.0f, "%s: padded wte row %zu has gradient %g", tag, i / C,
                   m->grads.wte[i]);
-    for (size_t i = (size_t)T * C; i < (size_t)c->max_seq * C; i++)
+    for (size_t i = (size_t)T * C; i < m->param_sizes[GPT_WPE]; i++)
         cr_assert(m->grads.wpe[i] == 0.0f, "%s: wpe row %zu >= T has gradient %g", tag, i / C,
                   m->grads.wpe[i]);
     free(pd);
@@ -616,9 +617,8 @@ static double rel_err_tensor(const float *a, const float *b, size_t n) {
     return num / (den > 0 ? den : 1);
 }
 
-static void flash_vs_naive(int L, int H, int hs, int T, int B, unsigned seed) {
-    gpt_config c = {.max_seq = T, .vocab = 23, .padded_vocab = 32, .layers = L, .heads = H,
-                    .channels = H * hs};
+static void flash_vs_naive_cfg(gpt_config c, int T, int B, unsigned seed) {
+    int L = c.layers, H = c.heads;
     gpt_model n, f;
     gpt_create(&n, &c);
     rng_t r;
@@ -650,6 +650,12 @@ static void flash_vs_naive(int L, int H, int hs, int T, int B, unsigned seed) {
     free(gn), free(gf), free(inp), free(tgt);
     gpt_free(&n);
     gpt_free(&f);
+}
+
+static void flash_vs_naive(int L, int H, int hs, int T, int B, unsigned seed) {
+    gpt_config c = {.max_seq = T, .vocab = 23, .padded_vocab = 32, .layers = L, .heads = H,
+                    .channels = H * hs};
+    flash_vs_naive_cfg(c, T, B, seed);
 }
 
 Test(model_flash, gradients_equal_naive, .timeout = 120) {
@@ -713,4 +719,157 @@ Test(model_flash, mem_estimate_linear) {
     gpt_mem f2 = gpt_mem_estimate(&c, 1, 8192, 1);
     cr_assert(f2.acts * 1.9 < fl.acts && fl.acts < f2.acts * 2.1, "flash acts not linear: %.3g, %.3g",
               f2.acts, fl.acts);
+}
+
+/* ------------------------------------------------------------------ RoPE (issue 11 item 2)
+ * gpt_config.pos = GPT_POS_ROPE: no wpe (0 elements), q and k of every head rotated after
+ * the qkv projection. The reference loss (tests/ref.c) applies ref_rope_forward at the same
+ * place, so check_gradients compares every parameter's float gradient with double finite
+ * differences exactly as for learned positions, for naive and flash attention. */
+static gpt_config rope_config(float base, float scale, int attn) {
+    gpt_config c = tiny_config(); /* H = 2, hs = 6: three pairs per head */
+    c.pos = GPT_POS_ROPE;
+    c.rope_base = base;
+    c.rope_scale = scale;
+    c.attn = attn;
+    return c;
+}
+
+static void rope_gradients(gpt_config c, int B, int T, unsigned seed, const char *tag) {
+    gpt_model m;
+    gpt_create(&m, &c);
+    cr_assert_eq(m.param_sizes[GPT_WPE], 0u, "%s: a RoPE model has wpe elements", tag);
+    rng_t r;
+    rng_seed(&r, seed);
+    gpt_init_random(&m, &r);
+    perturb_params(&m, &r);
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    check_gradients(&m, inp, tgt, B, T, tag);
+    free(inp), free(tgt);
+    gpt_free(&m);
+}
+
+Test(model_rope, gradients_naive, .timeout = 120) {
+    rope_gradients(rope_config(10000.0f, 1.0f, GPT_ATTN_NAIVE), 2, 7, 41, "rope naive");
+    /* a small base and interpolation: angles of several radians on every pair */
+    rope_gradients(rope_config(7.0f, 0.75f, GPT_ATTN_NAIVE), 2, 8, 42, "rope naive b7 s0.75");
+}
+
+Test(model_rope, gradients_flash, .timeout = 120) {
+    rope_gradients(rope_config(10000.0f, 1.0f, GPT_ATTN_FLASH), 2, 7, 43, "rope flash");
+    rope_gradients(rope_config(7.0f, 0.75f, GPT_ATTN_FLASH), 1, 8, 44, "rope flash b7 s0.75");
+}
+
+Test(model_rope, gradients_odd_heads) {
+    /* H = 3, hs = 2 (one pair per head), L = 1, B = 3, T = max_seq = 5, no vocab padding */
+    gpt_config c = {.max_seq = 5, .vocab = 19, .padded_vocab = 19, .layers = 1, .heads = 3,
+                    .channels = 6, .pos = GPT_POS_ROPE, .rope_base = 3.0f, .rope_scale = 1.0f};
+    rope_gradients(c, 3, 5, 45, "rope hs2");
+}
+
+/* flash = naive with RoPE: outputs, loss and every gradient to float rounding. */
+Test(model_rope, flash_equals_naive, .timeout = 120) {
+    gpt_config c = {.max_seq = 300, .vocab = 23, .padded_vocab = 32, .layers = 2, .heads = 3,
+                    .channels = 24, .pos = GPT_POS_ROPE, .rope_base = 10000.0f, .rope_scale = 1.0f};
+    flash_vs_naive_cfg(c, 300, 2, 46);
+    c.max_seq = 1;
+    c.rope_scale = 0.5f;
+    flash_vs_naive_cfg(c, 1, 2, 47);
+}
+
+static void copy_fwd(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T) {
+    const gpt_config *c = ctx;
+    (void)layer;
+    attention_forward(out, att, qkv, B, T, c->channels, c->heads);
+}
+static void copy_bwd(void *ctx, int layer, float *dqkv, float *scratch, const float *dout,
+                     const float *qkv, const float *att, int B, int T) {
+    const gpt_config *c = ctx;
+    (void)layer;
+    attention_backward(dqkv, scratch, dout, qkv, att, B, T, c->channels, c->heads);
+}
+
+/* The sparse-head hook is handed acts.qkv with q and k already rotated: a hook that runs
+ * the dense kernel gives the hook-less model's loss and gradients bit for bit. */
+Test(model_rope, hook_sees_rotated_qkv) {
+    gpt_config c = rope_config(10000.0f, 1.0f, GPT_ATTN_NAIVE);
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 48);
+    gpt_init_random(&m, &r);
+    perturb_params(&m, &r);
+    int *inp = rand_tokens(14, c.vocab, &r), *tgt = rand_tokens(14, c.vocab, &r);
+    float l0, l1;
+    float *g0 = grads_of(&m, inp, tgt, 2, 7, &l0);
+    gpt_attn_hook hk = {copy_fwd, copy_bwd, &m.cfg};
+    m.attn = &hk;
+    float *g1 = grads_of(&m, inp, tgt, 2, 7, &l1);
+    cr_assert_eq(l0, l1);
+    cr_assert_arr_eq(g0, g1, m.num_params * sizeof(float));
+    free(g0), free(g1), free(inp), free(tgt);
+    gpt_free(&m);
+}
+
+/* gpt_set_context: a RoPE model runs past its training context with the same parameters
+ * (and its first T positions give the same logits as before: causal, no wpe); a learned
+ * model refuses; the parameter count does not depend on max_seq. */
+Test(model_rope, longer_context) {
+    gpt_config c = rope_config(10000.0f, 1.0f, GPT_ATTN_NAIVE);
+    gpt_model m, l;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 49);
+    gpt_init_random(&m, &r);
+    size_t np = m.num_params;
+    int *inp = rand_tokens(20, c.vocab, &r);
+    gpt_forward(&m, inp, NULL, 1, 8);
+    float *first = ref_falloc(8 * (size_t)c.padded_vocab);
+    memcpy(first, m.acts.logits, 8 * (size_t)c.padded_vocab * sizeof(float));
+    sattn_err e;
+    cr_assert_eq(gpt_set_context(&m, 20, &e), 0, "%s", e.msg);
+    cr_assert_eq(m.cfg.max_seq, 20);
+    gpt_config c20 = m.cfg;
+    gpt_create(&l, &c20);
+    cr_assert_eq(l.num_params, np, "parameters depend on max_seq with RoPE");
+    gpt_free(&l);
+    gpt_forward(&m, inp, NULL, 1, 20);
+    double *fd = ref_f2d(first, 8 * (size_t)c.padded_vocab);
+    cr_assert(ref_rel_err(m.acts.logits, fd, 8 * (size_t)c.padded_vocab) <= 1e-6);
+    c = tiny_config();
+    gpt_create(&l, &c);
+    cr_assert_eq(gpt_set_context(&l, 8, &e), 0);
+    cr_assert_eq(gpt_set_context(&l, 9, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "learned positions"), "%s", e.msg);
+    cr_assert_eq(l.cfg.max_seq, 8);
+    gpt_free(&l);
+    free(inp), free(first), free(fd);
+    gpt_free(&m);
+}
+
+/* The config check: unknown pos, RoPE numbers on a learned model, bad base or scale, odd
+ * head dim; each error names the field. */
+Test(model_rope, config_check) {
+    const struct { int pos; float base, scale; int heads; const char *needle; } bad[] = {
+        {2, 0, 0, 2, "pos = 2"},
+        {GPT_POS_LEARNED, 10000.0f, 0, 2, "rope_base"},
+        {GPT_POS_ROPE, 0, 1, 2, "rope_base = 0"},
+        {GPT_POS_ROPE, -5, 1, 2, "rope_base = -5"},
+        {GPT_POS_ROPE, NAN, 1, 2, "rope_base = nan"},
+        {GPT_POS_ROPE, 10000.0f, 0, 2, "rope_scale = 0"},
+        {GPT_POS_ROPE, 10000.0f, INFINITY, 2, "rope_scale = inf"},
+        {GPT_POS_ROPE, 10000.0f, 1, 4, "head dim 3"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gpt_config c = tiny_config();
+        c.pos = bad[i].pos, c.rope_base = bad[i].base, c.rope_scale = bad[i].scale;
+        c.heads = bad[i].heads;
+        sattn_err e;
+        cr_assert_eq(gpt_config_check(&c, &e), -1, "case %zu accepted", i);
+        cr_assert_not_null(strstr(e.msg, bad[i].needle), "case %zu: '%s' lacks '%s'", i, e.msg,
+                           bad[i].needle);
+    }
+    gpt_config ok = rope_config(10000.0f, 1.0f, 0);
+    sattn_err e;
+    cr_assert_eq(gpt_config_check(&ok, &e), 0, "%s", e.msg);
 }

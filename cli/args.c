@@ -142,3 +142,16 @@ int cli_take_max_mem(int *argc, char **argv) {
     }
     return 0;
 }
+
+int cli_model_context(const char *cmd, gpt_model *m, int seq, float rope_scale, float rope_base) {
+    sattn_err e;
+    int rope = m->cfg.pos == GPT_POS_ROPE;
+    if (!rope && (rope_scale > 0.0f || rope_base > 0.0f))
+        return cli_fail(cmd, "%s %g: the model has learned positions, expected a RoPE model",
+                        rope_scale > 0.0f ? "--rope-scale" : "--rope-base",
+                        (double)(rope_scale > 0.0f ? rope_scale : rope_base));
+    if (seq > 0 && gpt_set_context(m, seq, &e)) return cli_fail(cmd, "--seq %d: %s", seq, e.msg);
+    if (rope_scale > 0.0f) m->cfg.rope_scale = rope_scale;
+    if (rope_base > 0.0f) m->cfg.rope_base = rope_base;
+    return 0;
+}

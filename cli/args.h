@@ -45,6 +45,10 @@ int cli_mem_check(const char *cmd, const char *what, double need, const char *de
  * already held (the corpus). */
 int cli_mem_check_model(const char *cmd, const char *what, const gpt_config *c, int B, int T,
                         int training, double extra);
+/* Sets up m to run at context seq (0: its own) with the RoPE scale and base overridden where
+ * given (> 0): gpt_set_context, then the overrides; a learned-position model refuses a
+ * longer context and either override. Exit status (0 or 1, after a one-line error). */
+int cli_model_context(const char *cmd, gpt_model *m, int seq, float rope_scale, float rope_base);
 /* Removes "--max-mem G" / "--max-mem=G" from argv[2..] (every command takes it) into
  * SATTN_MAX_MEM. Exit status: 0, or 1 after a one-line error on a bad value. */
 int cli_take_max_mem(int *argc, char **argv);

@@ -18,7 +18,15 @@ typedef struct {
     int save_every; /* checkpoint every N steps (0: only at the end) */
     data_format data_fmt;  /* --data-format */
     int override_schedule; /* --override-schedule: --resume may change the schedule */
+    /* positions (docs/rope.md): --pos goes into cfg.pos; these are applied by train_pos.c */
+    const char *init_from;       /* --init-from: weights only, fresh optimizer and schedule */
+    float rope_base, rope_scale; /* --rope-base, --rope-scale */
+    int rope_extend;             /* --rope-extend: TRAIN_EXTEND_PI (default), _NTK, _NONE */
+    int pos_given, rope_base_given, rope_scale_given, rope_extend_given;
 } train_args;
+
+/* How --init-from continues a RoPE model at a longer --seq (train_pos.c, docs/rope.md). */
+enum { TRAIN_EXTEND_PI = 0, TRAIN_EXTEND_NTK = 1, TRAIN_EXTEND_NONE = 2 };
 
 typedef struct {
     double val_loss, train_loss, tokens_per_s, wall_s;

@@ -10,7 +10,7 @@
 static const cli_cmd LOSS = {
     "loss", NULL,
     "Mean next-token loss over the WHOLE split, in non-overlapping windows of the model's\n"
-    "context (deterministic). Prints loss (nats) and bits_per_byte (bits_per_token for token files).",
+    "context or --seq (deterministic). Prints loss (nats) and bits_per_byte (bits_per_token for token files).",
     NULL};
 
 typedef struct {
@@ -18,6 +18,7 @@ typedef struct {
     data_split split;
     int batch, threads, json, attn;
     data_format data_fmt;
+    cli_ctx ctx; /* --seq, --rope-scale, --rope-base */
 } loss_args;
 
 static int loss_parse(loss_args *a, int argc, char **argv) {
@@ -30,6 +31,9 @@ static int loss_parse(loss_args *a, int argc, char **argv) {
         cli_opt_attn(&a->attn),
         cli_opt_json(&a->json, "print {\"loss\", \"bits_per_byte\", \"tokens\", \"split\"} on one line"),
         cli_opt_data_format(&a->data_fmt),
+        cli_opt_ctx_seq(&a->ctx),
+        cli_opt_ctx_rope_scale(&a->ctx),
+        cli_opt_ctx_rope_base(&a->ctx),
     };
     return cli_parse(&LOSS, o, CLI_N(o), argc, argv);
 }
@@ -42,9 +46,12 @@ int cmd_loss(int argc, char **argv) {
     gpt_model m;
     if (cli_load_model("loss", a.model, &m)) return 1;
     m.cfg.attn = a.attn;
+    if (cli_model_context("loss", &m, a.ctx.seq, a.ctx.rope_scale, a.ctx.rope_base))
+        return gpt_free(&m), 1;
+    int T = a.ctx.seq > 0 ? a.ctx.seq : m.cfg.max_seq;
     dataset d;
     if (load_data_checked("loss", a.data, a.data_fmt, &m, "evaluating this model", a.batch,
-                          m.cfg.max_seq, 0, &d)) return gpt_free(&m), 1;
+                          T, 0, &d)) return gpt_free(&m), 1;
     size_t n;
     dataset_split_tokens(&d, a.split, &n);
     if (n < 2) {
@@ -55,7 +62,7 @@ int cmd_loss(int argc, char **argv) {
     }
     cli_data_note(a.data, &d);
     size_t tokens;
-    double loss = eval_split_loss(&m, &d, a.split, m.cfg.max_seq, a.batch, 0, &tokens);
+    double loss = eval_split_loss(&m, &d, a.split, T, a.batch, 0, &tokens);
     const char *unit = d.is_bytes ? "bits_per_byte" : "bits_per_token";
     if (a.json)
         printf("{\"loss\": %.6f, \"%s\": %.6f, \"tokens\": %zu, \"split\": \"%s\"}\n", loss, unit,

@@ -23,6 +23,7 @@ typedef struct {
     len_flags len;
     float temperature;
     uint64_t seed;
+    cli_ctx ctx; /* --seq, --rope-scale, --rope-base */
 } sample_args;
 
 static int sample_parse(sample_args *a, int argc, char **argv) {
@@ -39,6 +40,9 @@ static int sample_parse(sample_args *a, int argc, char **argv) {
                 "the model's context), so a forward switches to sparse as it grows"),
         cli_opt_dense_below(&a->len.dense_below),
         cli_opt_crossover_from(&a->len.crossover_from),
+        cli_opt_ctx_seq(&a->ctx),
+        cli_opt_ctx_rope_scale(&a->ctx),
+        cli_opt_ctx_rope_base(&a->ctx),
     };
     int r = cli_parse(&SAMPLE, o, CLI_N(o), argc, argv);
     if (r) return r;
@@ -100,6 +104,15 @@ int cmd_sample(int argc, char **argv) {
     if (a.threads) omp_set_num_threads(a.threads);
     gpt_model m;
     if (cli_load_model("sample", a.model, &m)) return 1;
+    /* the window slides at the model's context; a RoPE model may be given a longer one */
+    if (a.ctx.seq > 0 && a.ctx.seq < m.cfg.max_seq) {
+        int ctx = m.cfg.max_seq;
+        gpt_free(&m);
+        return cli_fail("sample", "--seq %d: shorter than the model's context %d (expected a "
+                        "longer window, for a RoPE model)", a.ctx.seq, ctx);
+    }
+    if (cli_model_context("sample", &m, a.ctx.seq, a.ctx.rope_scale, a.ctx.rope_base))
+        return gpt_free(&m), 1;
     r = a.heads ? sample_hybrid(&m, &a) : sample_print(&m, a.prompt, a.tokens, a.temperature, a.seed);
     gpt_free(&m);
     return r;

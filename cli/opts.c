@@ -97,3 +97,22 @@ opt_spec cli_opt_crossover_from(const char **target) {
                    "the same, T = the measured prefill crossover in a `sattn bench\n"
                    "--csv` file for the plan's variant(s), nearest C and k");
 }
+
+opt_spec cli_opt_ctx_seq(cli_ctx *target) {
+    return opt_int("seq", &target->seq, 1, 1 << 20, "T",
+                   "context to run at (default: the model's; longer than its training\n"
+                   "context only for a RoPE model)");
+}
+
+opt_spec cli_opt_ctx_rope_scale(cli_ctx *target) {
+    return opt_float("rope-scale", &target->rope_scale, 0, 1, 1e6, "X",
+                     "RoPE position interpolation factor for this run: position t is\n"
+                     "rotated as t*X (default: the checkpoint's; --seq 2T with X 0.5\n"
+                     "interpolates a model trained at T)");
+}
+
+opt_spec cli_opt_ctx_rope_base(cli_ctx *target) {
+    return opt_float("rope-base", &target->rope_base, 0, 1, 1e12, "X",
+                     "RoPE base for this run (default: the checkpoint's; a larger base\n"
+                     "is NTK-aware scaling)");
+}

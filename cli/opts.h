@@ -50,4 +50,15 @@ opt_spec cli_opt_seed(uint64_t *target, const char *help);
 opt_spec cli_opt_dense_below(int *target);
 opt_spec cli_opt_crossover_from(const char **target);
 
+/* Running a checkpoint at another context (loss, sample; see cli_model_context in args.h):
+ * --seq T (0 in the target: the model's context), --rope-scale X and --rope-base X (0: the
+ * checkpoint's; RoPE models only). */
+typedef struct {
+    int seq;
+    float rope_scale, rope_base;
+} cli_ctx;
+opt_spec cli_opt_ctx_seq(cli_ctx *target);
+opt_spec cli_opt_ctx_rope_scale(cli_ctx *target);
+opt_spec cli_opt_ctx_rope_base(cli_ctx *target);
+
 #endif

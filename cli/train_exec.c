@@ -9,6 +9,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "train_pos.h"
 
 /* Tokens are held as uint16: 2 bytes per byte of a text corpus, at most the file's
  * size for an llm.c token file; so twice the file size bounds what loading needs. */
@@ -140,6 +141,7 @@ static void say_fresh_optimizer(const char *cmd, const char *resume) {
 static int setup_model(const train_args *a, const dataset *d, const char *cmd, gpt_model *m,
                        train_state *st) {
     sattn_err e;
+    if (a->init_from) return train_init_from(a, d, cmd, m, st);
     if (a->resume) {
         if (ckpt_load(a->resume, m, st, &e) != 0) return cli_fail(cmd, "%s", e.msg);
         m->cfg.attn = a->cfg.attn; /* a run setting, not saved in the checkpoint */
@@ -154,6 +156,7 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
                      c->layers, c->heads, c->channels, c->max_seq, c->vocab, why);
             return gpt_free(m), 1;
         }
+        if (train_pos_resumed(a, cmd, m)) return gpt_free(m), 1;
         if (check_resume(a, cmd, m, st)) return 1;
         if (cli_mem_check_model(cmd, "training this model", c, a->tc.batch, a->tc.seq, 1,
                                 (double)d->n_tokens * sizeof *d->tokens))
@@ -164,6 +167,7 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
     c.max_seq = a->tc.seq;
     c.vocab = d->vocab;
     c.padded_vocab = gpt_padded_vocab(d->vocab);
+    train_pos_fresh(a, &c);
     if (gpt_config_check(&c, &e) != 0) return cli_fail(cmd, "model: %s", e.msg);
     if (cli_mem_check_model(cmd, "training this model", &c, a->tc.batch, a->tc.seq, 1,
                             (double)d->n_tokens * sizeof *d->tokens))

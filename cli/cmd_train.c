@@ -13,10 +13,6 @@ static const cli_cmd TRAIN = {
     "At the end the loss over the WHOLE validation split is printed."};
 
 static const char *const FORMATS[] = {"sattn", "llmc", NULL};
-static const char *const POS_NAMES[] = {"learned", "rope", NULL};
-static const int POS_VALUES[] = {GPT_POS_LEARNED, GPT_POS_ROPE};
-static const char *const EXTEND_NAMES[] = {"pi", "ntk", "none", NULL};
-static const int EXTEND_VALUES[] = {TRAIN_EXTEND_PI, TRAIN_EXTEND_NTK, TRAIN_EXTEND_NONE};
 static const int FORMAT_VALUES[] = {CKPT_SATTN, CKPT_LLMC};
 _Static_assert(sizeof(ckpt_format) == sizeof(int), "ckpt_format is not an int");
 
@@ -70,35 +66,18 @@ static int train_parse(train_args *a, int argc, char **argv) {
                  "checkpoint format: sattn (keeps optimizer state for --resume) or llmc"),
         cli_opt_json(&a->json, "print the final summary as one JSON object"),
         cli_opt_data_format(&a->data_fmt),
-        opt_enum("pos", &a->cfg.pos, POS_NAMES, POS_VALUES,
-                 "positions: learned (GPT-2's wpe; the only kind llm.c's format holds)\n"
-                 "or rope (rotary, on q and k; runs past the training context)"),
-        opt_float("rope-base", &a->rope_base, 0, 1, 1e12, "X", "RoPE base (with --pos rope)"),
-        opt_float("rope-scale", &a->rope_scale, 0, 1, 1e6, "X",
-                  "RoPE position interpolation factor: position t is rotated as t*X\n"
-                  "(with --pos rope; with --init-from it replaces --rope-extend's factor)"),
-        opt_str("init-from", &a->init_from, "PATH",
-                "start from a sattn or llm.c checkpoint's weights (model shape from it;\n"
-                "fresh AdamW and schedule); --seq may exceed its context for a RoPE model"),
-        opt_enum("rope-extend", &a->rope_extend, EXTEND_NAMES, EXTEND_VALUES,
-                 "with --init-from at a longer --seq than the checkpoint's context T0:\n"
-                 "pi (default: rope scale times T0/T, position interpolation), ntk\n"
-                 "(base times (T/T0)^(hs/(hs-2))), or none (plain extrapolation)"),
+        TRAIN_POS_OPTIONS(a),
     };
     int r = cli_parse(&TRAIN, o, CLI_N(o), argc, argv);
     if (r) return r;
     a->shape_given = opts_seen(o, CLI_N(o), "layers") || opts_seen(o, CLI_N(o), "heads") ||
                      opts_seen(o, CLI_N(o), "dim");
-    a->pos_given = opts_seen(o, CLI_N(o), "pos");
-    a->rope_base_given = opts_seen(o, CLI_N(o), "rope-base");
-    a->rope_scale_given = opts_seen(o, CLI_N(o), "rope-scale");
-    a->rope_extend_given = opts_seen(o, CLI_N(o), "rope-extend");
     if (a->tc.eval_every < 0) a->tc.eval_every = a->tc.steps / 10;
     if (a->tc.stop_at > a->tc.steps)
         return cli_fail("train", "--stop-at %d is beyond --steps %d", a->tc.stop_at, a->tc.steps);
     if (a->tc.min_lr > a->tc.lr)
         return cli_fail("train", "--min-lr %g is larger than --lr %g", a->tc.min_lr, a->tc.lr);
-    return train_pos_check_flags(a, "train");
+    return train_pos_check_flags(a, o, CLI_N(o), "train");
 }
 
 int cmd_train(int argc, char **argv) {

@@ -7,9 +7,17 @@
 
 #include "args.h"
 
-static const char *const POS_NAME[] = {"learned", "rope"};
+const char *const TRAIN_POS_NAMES[] = {"learned", "rope", NULL};
+const int TRAIN_POS_VALUES[] = {GPT_POS_LEARNED, GPT_POS_ROPE};
+const char *const TRAIN_EXTEND_NAMES[] = {"pi", "ntk", "none", NULL};
+const int TRAIN_EXTEND_VALUES[] = {TRAIN_EXTEND_PI, TRAIN_EXTEND_NTK, TRAIN_EXTEND_NONE};
+static const char *const *const POS_NAME = TRAIN_POS_NAMES;
 
-int train_pos_check_flags(const train_args *a, const char *cmd) {
+int train_pos_check_flags(train_args *a, const opt_spec *o, int n, const char *cmd) {
+    a->pos_given = opts_seen(o, n, "pos");
+    a->rope_base_given = opts_seen(o, n, "rope-base");
+    a->rope_scale_given = opts_seen(o, n, "rope-scale");
+    a->rope_extend_given = opts_seen(o, n, "rope-extend");
     if (a->resume && a->init_from)
         return cli_fail(cmd, "--resume and --init-from: expected one of them (--resume continues "
                              "a run, --init-from starts a new one from a checkpoint's weights)");

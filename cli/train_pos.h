@@ -5,8 +5,31 @@
 
 #include "cli.h"
 
-/* The checks that need no file: one-line error and 1, or 0. */
-int train_pos_check_flags(const train_args *a, const char *cmd);
+#include "opts.h"
+
+/* train's option table entries for positions: --pos, --rope-base, --rope-scale, --init-from,
+ * --rope-extend (a macro so that they sit in the command's one table). */
+#define TRAIN_POS_OPTIONS(a)                                                                      \
+    opt_enum("pos", &(a)->cfg.pos, TRAIN_POS_NAMES, TRAIN_POS_VALUES,                             \
+             "positions: learned (GPT-2's wpe; the only kind llm.c's format holds)\n"            \
+             "or rope (rotary, on q and k; runs past the training context)"),                    \
+    opt_float("rope-base", &(a)->rope_base, 0, 1, 1e12, "X", "RoPE base (with --pos rope)"),    \
+    opt_float("rope-scale", &(a)->rope_scale, 0, 1, 1e6, "X",                                    \
+              "RoPE position interpolation factor: position t is rotated as t*X\n"               \
+              "(with --pos rope; with --init-from it replaces --rope-extend's factor)"),          \
+    opt_str("init-from", &(a)->init_from, "PATH",                                               \
+            "start from a sattn or llm.c checkpoint's weights (model shape from it;\n"           \
+            "fresh AdamW and schedule); --seq may exceed its context for a RoPE model"),         \
+    opt_enum("rope-extend", &(a)->rope_extend, TRAIN_EXTEND_NAMES, TRAIN_EXTEND_VALUES,          \
+             "with --init-from at a longer --seq than the checkpoint's context T0:\n"            \
+             "pi (default: rope scale times T0/T, position interpolation), ntk\n"               \
+             "(base times (T/T0)^(hs/(hs-2))), or none (plain extrapolation)")
+extern const char *const TRAIN_POS_NAMES[], *const TRAIN_EXTEND_NAMES[];
+extern const int TRAIN_POS_VALUES[], TRAIN_EXTEND_VALUES[];
+
+/* After parsing table o (n entries): records which position flags were given, then the
+ * checks that need no file: one-line error and 1, or 0. */
+int train_pos_check_flags(train_args *a, const opt_spec *o, int n, const char *cmd);
 /* A fresh model's position fields from the flags (learned: base and scale 0). */
 void train_pos_fresh(const train_args *a, gpt_config *c);
 /* --resume: the position flags given must agree with the checkpoint's model m (its

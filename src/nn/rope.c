@@ -11,15 +11,18 @@
  * fractional digits in float, and those digits are the rotation. */
 static void rope_table(float *cs, float *sn, int T, int hs, int pos0, float base, float pos_scale) {
     int half = hs / 2;
+    double *freq = xmalloc((size_t)half * sizeof(double));
+    for (int i = 0; i < half; i++) freq[i] = pow((double)base, -2.0 * i / hs);
 #pragma omp parallel for if ((long)T * half > 4096)
     for (int t = 0; t < T; t++) {
         double p = (double)(pos0 + (long)t) * (double)pos_scale;
         for (int i = 0; i < half; i++) {
-            double a = p * pow((double)base, -2.0 * i / hs);
+            double a = p * freq[i];
             cs[(size_t)t * half + i] = (float)cos(a);
             sn[(size_t)t * half + i] = (float)sin(a);
         }
     }
+    free(freq);
 }
 
 /* Rotates the 2H head vectors (q and k) of one row x (3C floats) by the angles of one

@@ -235,7 +235,7 @@ static int bg_run(const bg_args *a, gpt_model *m, const gb_plan *pl, int np) {
 int cmd_bench_generate(int argc, char **argv) {
     bg_args a = {.L = 4, .H = 4, .C = 256, .V = 256, .attn = GPT_ATTN_FLASH, .max_gib = 6.0f,
                  .cfg = {.contexts = {1024, 2048, 4096, 8192, 16384, 32768}, .n_contexts = 6, .runs = 3, .steps = 8,
-                         .recompute_max = 4096, .seed = 1}};
+                         .recompute_max = 4096, .prefill_repeat_s = 20.0, .seed = 1}};
     int r = bg_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     a.cfg.max_bytes = a.max_gib * 1024.0 * 1024.0 * 1024.0;

@@ -14,7 +14,8 @@
  *   C, H, T  the model's width and heads, the context; k: the largest kmax of the plan's
  *            sparse heads at T (0 dense);
  *   median_s the median over runs (decode: over runs x steps single-token steps at
- *            contexts T+1 .. T+steps);
+ *            contexts T+1 .. T+steps; prefill: over the runs whose prefill was repeated,
+ *            one where a prefill takes more than prefill_repeat_s);
  *   gflops   dense-equivalent model FLOPs / median_s (prefill and recompute:
  *            T gpt_flops_per_token(T); decode: L (24 C^2 + 4 C T) + 2 C Vp);
  *   speedup_vs_flash  -1 (the speedups against the recompute are gb_speedup's);
@@ -39,6 +40,8 @@ typedef struct {
     int runs;          /* medians of this many runs (>= 1) */
     int steps;         /* decode steps timed per run (>= 1); the model needs max_seq >= T + steps */
     int recompute_max; /* recompute rows at contexts up to this (0: none) */
+    double prefill_repeat_s; /* a prefill is repeated per run only while one takes at most this
+                                (else later runs rewind the cache: gen_rewind) */
     double max_bytes;  /* rows whose estimated memory is above this are skipped (a note says so) */
     uint64_t seed;     /* the random tokens */
 } gb_config;

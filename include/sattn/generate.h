@@ -77,6 +77,11 @@ const float *gen_prefill(gen_state *g, const int *tokens, int n);
 /* Appends token at position g->n (< cap) and returns the next token's probabilities. */
 const float *gen_decode(gen_state *g, int token);
 
+/* Forgets positions n.. (1 <= n <= g->n): the next decode appends at position n; the hook
+ * (prefilled) rebuilds its state from rows 0..n-1. Also makes a cache filled under one hook
+ * (or none) usable by another (set g->hook first), as the benchmark does. */
+void gen_rewind(gen_state *g, int n);
+
 /* The full-context rule (top): tokens kept when the window restarts, and the start of the
  * window for predicting the token after ctx[0..len) given the current start. */
 int gen_keep(int max_seq);

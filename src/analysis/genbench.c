@@ -28,6 +28,7 @@ typedef struct {
     const gb_sink *sink;
     int *tokens;      /* max context + steps random tokens */
     gen_state gen;    /* one cache for every variant (hook set per variant) */
+    int filled;       /* the context the cache was last prefilled at (0: none) */
     double *pre, *dec; /* runs, runs * steps samples */
     bench_row *rows;
     int n, cap;
@@ -98,7 +99,11 @@ static void time_decode(gb_ctx *g, int T, double *dec) {
     }
 }
 
-/* The dense cache at T: per run a timed prefill (the model's attention) and the steps. */
+/* Whether run r makes a new prefill: always the first; later ones only while a prefill
+ * is quick (else they rewind the cache to T: one prefill sample, every decode sample). */
+static int new_prefill(const gb_ctx *g, int r, double last) { return r == 0 || last <= g->c->prefill_repeat_s; }
+
+/* The dense cache at T: per run a prefill (the model's attention) and the steps. */
 static void run_dense(gb_ctx *g, int T) {
     const gpt_config *c = &g->m->cfg;
     double need = params_bytes(g->m) + cache_bytes(c, c->max_seq) + forward_bytes(c, c->attn, T);
@@ -107,39 +112,63 @@ static void run_dense(gb_ctx *g, int T) {
         return;
     }
     double p = ab_cpu_pressure();
+    int np = 0;
     g->gen.hook = NULL;
     for (int r = 0; r < g->c->runs; r++) {
-        double t0 = time_now();
-        gen_prefill(&g->gen, g->tokens, T);
-        g->pre[r] = time_now() - t0;
+        if (new_prefill(g, r, np ? g->pre[np - 1] : 0)) {
+            double t0 = time_now();
+            gen_prefill(&g->gen, g->tokens, T);
+            g->pre[np++] = time_now() - t0;
+        } else {
+            gen_rewind(&g->gen, T);
+        }
         time_decode(g, T, g->dec + (size_t)r * g->c->steps);
     }
-    emit(g, "gen-dense", BENCH_PREFILL, T, 0, median(g->pre, g->c->runs), forward_flops(c, T), need, p);
+    g->filled = T;
+    emit(g, "gen-dense", BENCH_PREFILL, T, 0, median(g->pre, np), forward_flops(c, T), need, p);
     emit(g, "gen-dense", BENCH_DECODE, T, 0, median(g->dec, g->c->runs * g->c->steps), decode_flops(c, T),
          params_bytes(g->m) + cache_bytes(c, T), p);
 }
 
-/* The cache filled for a plan's decode: the hybrid's own prefill (naive attention with the
- * sparse heads, timed) where its memory fits, else the dense flash prefill (untimed: the
- * decode's time does not depend on what the cached rows hold, and the hook still builds
- * its state from them). Returns the prefill's time, or -1 when it was not the hybrid's. */
-static double plan_prefill(gb_ctx *g, hybrid *hy, int T, int timed) {
+/* The hybrid's own prefill (naive attention with the sparse heads), timed. */
+static double hybrid_prefill(gb_ctx *g, hybrid *hy, int T) {
     gpt_model *m = g->m;
     int base = m->cfg.attn;
-    double t = -1.0;
-    if (timed) {
-        m->cfg.attn = GPT_ATTN_NAIVE;
-        hybrid_attach(hy, m);
-        double t0 = time_now();
-        gen_prefill(&g->gen, g->tokens, T);
-        t = time_now() - t0;
-        hybrid_detach(m);
-    } else {
-        m->cfg.attn = GPT_ATTN_FLASH;
-        gen_prefill(&g->gen, g->tokens, T);
-    }
+    m->cfg.attn = GPT_ATTN_NAIVE;
+    hybrid_attach(hy, m);
+    double t0 = time_now();
+    gen_prefill(&g->gen, g->tokens, T);
+    double t = time_now() - t0;
+    hybrid_detach(m);
     m->cfg.attn = base;
+    g->filled = T;
     return t;
+}
+
+/* The cache at T for a plan whose prefill is not timed: the rows already there (rewound to
+ * T; the hook rebuilds its state from them), else a dense flash prefill. The decode's time
+ * does not depend on what the cached rows hold. */
+static void plan_fill(gb_ctx *g, int T) {
+    if (g->filled == T && g->gen.n >= T) {
+        gen_rewind(&g->gen, T);
+        return;
+    }
+    int base = g->m->cfg.attn;
+    g->m->cfg.attn = GPT_ATTN_FLASH;
+    gen_prefill(&g->gen, g->tokens, T);
+    g->m->cfg.attn = base;
+    g->filled = T;
+}
+
+/* Per run: the hybrid's prefill where it fits and is quick, else the cache rewound. */
+static int plan_runs(gb_ctx *g, hybrid *hy, int T, int timed) {
+    int np = 0;
+    for (int r = 0; r < g->c->runs; r++) {
+        if (timed && new_prefill(g, r, np ? g->pre[np - 1] : 0)) g->pre[np] = hybrid_prefill(g, hy, T), np++;
+        else plan_fill(g, T);
+        time_decode(g, T, g->dec + (size_t)r * g->c->steps);
+    }
+    return np;
 }
 
 static void run_plan(gb_ctx *g, const gb_plan *pl, int T) {
@@ -149,26 +178,22 @@ static void run_plan(gb_ctx *g, const gb_plan *pl, int T) {
     double base = params_bytes(g->m) + cache_bytes(c, c->max_seq);
     double naive = base + forward_bytes(c, GPT_ATTN_NAIVE, T), flash = base + forward_bytes(c, GPT_ATTN_FLASH, T);
     int timed = naive <= g->c->max_bytes;
-    if (!timed && flash > g->c->max_bytes) {
+    if (!timed && g->filled != T && flash > g->c->max_bytes) {
         note(g, "%s at T=%d skipped: no prefill fits the limit (%.2f GB with flash)", name, T, flash / 1e9);
         return;
     }
     if (!timed)
         note(g, "%s prefill at T=%d not timed: the hybrid's naive prefill needs %.2f GB (its decode runs on a "
-                "dense flash prefill's cache)", name, T, naive / 1e9);
+                "dense prefill's cache)", name, T, naive / 1e9);
     hybrid hy;
     hybrid_init(&hy, pl->sh, c->channels, c->heads);
     hdec hd;
     hdec_init(&hd, &hy, g->gen.cap);
     double p = ab_cpu_pressure();
     g->gen.hook = &hd.hook;
-    for (int r = 0; r < g->c->runs; r++) {
-        g->pre[r] = plan_prefill(g, &hy, T, timed);
-        time_decode(g, T, g->dec + (size_t)r * g->c->steps);
-    }
+    int np = plan_runs(g, &hy, T, timed);
     g->gen.hook = NULL;
-    int k = plan_k(pl->sh, T);
-    if (timed) emit(g, name, BENCH_PREFILL, T, k, median(g->pre, g->c->runs), forward_flops(c, T), naive, p);
+    if (np) emit(g, name, BENCH_PREFILL, T, plan_k(pl->sh, T), median(g->pre, np), forward_flops(c, T), naive, p);
     emit(g, name, BENCH_DECODE, T, plan_k(pl->sh, T + 1), median(g->dec, g->c->runs * g->c->steps),
          decode_flops(c, T), params_bytes(g->m) + cache_bytes(c, T), p);
     hdec_free(&hd);

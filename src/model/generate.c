@@ -152,6 +152,15 @@ const float *gen_prefill(gen_state *g, const int *tokens, int n) {
     return g->probs;
 }
 
+void gen_rewind(gen_state *g, int n) {
+    if (n < 1 || n > g->n) die_at(__FILE__, __LINE__, "gen_rewind to %d of %d cached positions", n, g->n);
+    g->n = n;
+    if (!g->hook) return;
+    size_t C = (size_t)g->m->cfg.channels;
+    for (int l = 0; l < g->m->cfg.layers; l++)
+        g->hook->prefilled(g->hook->ctx, l, g->kc + (size_t)l * g->cap * C, g->vc + (size_t)l * g->cap * C, n);
+}
+
 int gen_keep(int max_seq) { return max_seq / 2 > 1 ? max_seq / 2 : 1; }
 
 int gen_window_start(int start, int len, int max_seq) {

@@ -77,5 +77,6 @@ int cmd_flops(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_count(int argc, char **argv);
+int cmd_bench_generate(int argc, char **argv);
 
 #endif

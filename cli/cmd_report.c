@@ -46,6 +46,9 @@ static int report_parse(report_config *c, int argc, char **argv) {
         opt_str("bench", &c->bench, "CSV",
                 "`sattn bench` output: measured time and speedup vs T (prefill, decode) and\n"
                 "the measured crossover beside the analytic one (rows at C and k)"),
+        opt_str("generate", &c->generate, "CSV",
+                "`sattn bench-generate --csv` output: decode time per token and prefill time vs\n"
+                "context, KV cache vs recompute, the fitted line per variant"),
         opt_call("eval", c, add_eval, "JSON",
                  "`sattn eval --json` output (repeatable): loss ratio vs attention FLOPs of the\n"
                  "plan (Pareto), and a per-head error heat map per file; needs --model-shape"),

@@ -10,6 +10,7 @@
 #include "opts.h"
 #include "sattn/heads.h"
 #include "sattn/hybrid.h"
+#include "sattn/hybrid_decode.h"
 
 static const cli_cmd SAMPLE = {
     "sample", NULL,
@@ -53,8 +54,10 @@ static int sample_parse(sample_args *a, int argc, char **argv) {
     return len_flags_check("sample", &a->len);
 }
 
-/* Generates after prompt and prints prompt + continuation (text for byte models). */
-static int sample_print(gpt_model *m, const char *prompt, int n, float temp, uint64_t seed) {
+/* Generates after prompt with the KV cache (hook: the sparse heads' decode side, or NULL)
+ * and prints prompt + continuation (text for byte models). */
+static int sample_print(gpt_model *m, const gen_decode_hook *hook, const char *prompt, int n, float temp,
+                        uint64_t seed) {
     int bytes = m->cfg.vocab == 256;
     if (prompt && !bytes)
         return cli_fail("sample", "--prompt needs a byte-level model (vocab 256); this one has %d",
@@ -65,7 +68,10 @@ static int sample_print(gpt_model *m, const char *prompt, int n, float temp, uin
         ctx[i] = prompt ? (unsigned char)prompt[i] : (bytes ? '\n' : (m->cfg.vocab > 50256 ? 50256 : 0));
     rng_t rng;
     rng_seed(&rng, seed);
-    sample_tokens(m, ctx, &len, n, temp, &rng);
+    gen_state g;
+    gen_init(&g, m, hook);
+    gen_sample(&g, ctx, &len, n, temp, &rng);
+    gen_free(&g);
     for (int i = 0; i < len; i++)
         if (bytes) putchar(ctx[i]);
         else printf("%d%c", ctx[i], i + 1 < len ? ' ' : '\n');
@@ -86,11 +92,17 @@ static int sample_hybrid(gpt_model *m, const sample_args *a) {
         hybrid_init(&hy, &sh, m->cfg.channels, m->cfg.heads);
         hybrid_set_dense_below(&hy, lc.dense_below);
         hybrid_attach(&hy, m);
-        r = sample_print(m, a->prompt, a->tokens, a->temperature, a->seed);
+        hdec hd;
+        hdec_init(&hd, &hy, m->cfg.max_seq);
+        r = sample_print(m, &hd.hook, a->prompt, a->tokens, a->temperature, a->seed);
         hybrid_detach(m);
         int L = m->cfg.layers;
-        fprintf(stderr, "hybrid by length: %s; %ld forwards with every head dense, %ld with the sparse heads\n",
-                lc.desc, hy.fwd_dense / L, hy.fwd_sparse / L);
+        /* a "forward" is one token's computation: a prefill or a cached decode step */
+        long fd = (hy.fwd_dense + hd.steps_dense) / L, fs = (hy.fwd_sparse + hd.steps_sparse) / L;
+        fprintf(stderr, "hybrid by length: %s; %ld forwards with every head dense, %ld with the sparse heads "
+                        "(%ld prefills, %ld cached decode steps)\n",
+                lc.desc, fd, fs, (hy.fwd_dense + hy.fwd_sparse) / L, (hd.steps_dense + hd.steps_sparse) / L);
+        hdec_free(&hd);
         hybrid_free(&hy);
     }
     sparse_heads_free(&sh);
@@ -113,7 +125,7 @@ int cmd_sample(int argc, char **argv) {
     }
     if (cli_model_context("sample", &m, a.ctx.seq, a.ctx.rope_scale, a.ctx.rope_base))
         return gpt_free(&m), 1;
-    r = a.heads ? sample_hybrid(&m, &a) : sample_print(&m, a.prompt, a.tokens, a.temperature, a.seed);
+    r = a.heads ? sample_hybrid(&m, &a) : sample_print(&m, NULL, a.prompt, a.tokens, a.temperature, a.seed);
     gpt_free(&m);
     return r;
 }

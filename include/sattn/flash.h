@@ -47,5 +47,9 @@ void attention_decode_step(float *out, const float *q, const float *kcache, cons
                            int T, int C, int H);
 void attention_decode_step_counted(float *out, const float *q, const float *kcache,
                                    const float *vcache, int T, int C, int H, op_count *cnt);
+/* The same for the heads h with skip[h] == 0 only (skip NULL = all heads; cnt may be NULL);
+ * skipped heads' slices of out are left untouched (a sparse head's decode fills them). */
+void attention_decode_step_skip(float *out, const float *q, const float *kcache, const float *vcache,
+                                int T, int C, int H, const unsigned char *skip, op_count *cnt);
 
 #endif

@@ -6,6 +6,9 @@
  *   - optionally a benchmark CSV (`sattn bench`, read by benchres.h's bench_csv_read):
  *     measured time and speedup vs T per phase, and the measured crossover beside the
  *     analytic one;
+ *   - optionally a generation CSV (`sattn bench-generate --csv`, bench rows named gen-...):
+ *     decode time per token and prefill time vs context, cached vs recompute, the fitted
+ *     line per variant (report_generate.c);
  *   - optionally eval JSONs (`sattn eval --json`, read by eval_json.h's eval_json_read):
  *     quality (loss ratio) vs attention FLOPs
  *     of the plan relative to dense (heads not listed are dense), and a per-head rel_err
@@ -34,6 +37,7 @@ typedef struct {
     const char *gnuplot;  /* the gnuplot program: a path, or a name looked up in PATH */
     int C, H, k;          /* analytic plots and the bench filter */
     const char *bench;    /* NULL: no benchmark section */
+    const char *generate; /* `sattn bench-generate --csv` rows; NULL: no generation section */
     const char **evals;   /* n_evals eval JSON paths */
     int n_evals;
     report_model model;   /* for the eval section */

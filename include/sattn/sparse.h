@@ -66,6 +66,10 @@ void selector_select_counted(const head_spec *s, const float *params, int hs, in
 /* The k best of row[0..n) (k capped at n) into sc, ix, best first: a higher score, or an
  * equal score and an earlier key (ties go to the earlier key). Returns the count. */
 int selector_topk(const float *row, int n, int k, float *sc, int *ix);
+/* Dynamic k (tau > 0): the smallest m in [k_min, count] whose share of softmax(row[0..n))
+ * mass, taken over sc[0..count) (the top scores, best first), reaches tau; else count.
+ * What selector_select keeps per row, for the decode steps (sparse_decode.h). */
+int selector_dynamic_k(const head_spec *s, const float *row, int n, const float *sc, int count);
 /* The block selector's summaries of the nb complete blocks of keys k (row u at k + u*ld):
  * per block 2*hs floats at sum + j*2*hs, the mean key (first hs), or with bounds the
  * per-dimension [lo | hi]; and a query's score against one block's summary m: q . mean,

@@ -36,6 +36,20 @@ size_t sparse_decode_index_work(const head_spec *s, int T);
 int sparse_decode_index(const head_spec *s, const float *params, int d, const float *q, const float *k,
                         const float *v, int ld, int T, const float *kt, float *o, int *idx, float *work);
 
+/* Selection only: what the two steps above select (into idx, returning the count),
+ * before their softmax; hybrid_decode.h runs any head function on it. Same work sizes;
+ * cnt may be NULL. The index step keeps selector_select's dynamic k when tau > 0. */
+int sparse_decode_block_select(const head_spec *s, int d, const float *q, int T, const float *sum, int *idx,
+                               float *work, op_count *cnt);
+int sparse_decode_index_select(const head_spec *s, const float *params, int d, const float *q, int T,
+                               const float *kt, int *idx, float *work, op_count *cnt);
+
+/* pos: the query's logits over positions 0..T-1 (selector.c's pos formula), top-k.
+ * work: hidden + T + k floats. */
+size_t sparse_decode_pos_work(const head_spec *s, int T);
+int sparse_decode_pos_select(const head_spec *s, const float *params, int d, int max_seq, const float *q, int T,
+                             int *idx, float *work);
+
 /* The same two steps, adding their matrix products to cnt (core.h; a SATTN_COUNT build). */
 int sparse_decode_block_counted(const head_spec *s, int d, const float *q, const float *k, const float *v,
                                 int ld, int T, const float *sum, float *o, int *idx, float *work, op_count *cnt);

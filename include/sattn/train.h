@@ -60,8 +60,13 @@ double eval_split_loss(gpt_model *m, const dataset *d, data_split s, int T, int 
                        size_t max_tokens, size_t *tokens);
 
 /* Appends n tokens to ctx (which holds *len tokens, capacity *len + n), sampling each
- * from softmax(logits / temperature) over the last max_seq tokens; temperature 0
- * takes the argmax. */
+ * from softmax(logits / temperature) over the current window of at most max_seq tokens
+ * (generate.h's full-context rule); temperature 0 takes the argmax. Runs on the KV
+ * cache (gen_sample); a model with m->attn set (a hybrid without its decode hook) runs
+ * the recompute. */
 void sample_tokens(gpt_model *m, int *ctx, int *len, int n, float temperature, rng_t *rng);
+/* The same by recomputing the whole window for every token (the reference for tests and
+ * `sattn bench-generate`'s baseline): same windows, same draws. */
+void sample_tokens_recompute(gpt_model *m, int *ctx, int *len, int n, float temperature, rng_t *rng);
 
 #endif

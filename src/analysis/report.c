@@ -64,36 +64,40 @@ static int check_config(const report_config *c, sattn_err *e) {
 }
 
 /* Reads every input before anything is written, so a bad input leaves no output. */
-static int read_inputs(const report_config *c, bench_table *bt, eval_file *ev, sattn_err *e) {
-    bt->n = 0, bt->rows = NULL;
+static int read_inputs(const report_config *c, bench_table *bt, bench_table *gt, eval_file *ev, sattn_err *e) {
+    bt->n = 0, bt->rows = NULL, gt->n = 0, gt->rows = NULL;
     if (c->bench && bench_csv_read(c->bench, bt, e)) return -1;
+    if (c->generate && bench_csv_read(c->generate, gt, e)) return bench_table_free(bt), -1;
     for (int i = 0; i < c->n_evals; i++) {
         double rel;
         if (eval_json_read(c->evals[i], &ev[i], e) || (eval_relative_flops(&ev[i], &c->model, &rel, e) &&
                                                        (eval_file_free(&ev[i]), 1))) {
             while (i--) eval_file_free(&ev[i]);
-            return bench_table_free(bt), -1;
+            return bench_table_free(bt), bench_table_free(gt), -1;
         }
         for (int j = 0; j < i; j++)
             if (!strcmp(ev[i].name, ev[j].name)) {
                 err_set(e, "%s: its name '%s' repeats %s's (the heat maps are named after it)", c->evals[i],
                         ev[i].name, c->evals[j]);
                 for (int k = 0; k <= i; k++) eval_file_free(&ev[k]);
-                return bench_table_free(bt), -1;
+                return bench_table_free(bt), bench_table_free(gt), -1;
             }
     }
     return 0;
 }
 
-static int write_sections(report_ctx *r, const bench_table *bt, const eval_file *ev, sattn_err *e) {
+static int write_sections(report_ctx *r, const bench_table *bt, const bench_table *gt, const eval_file *ev,
+                          sattn_err *e) {
     const report_config *c = r->c;
     sb_printf(&r->md, "# sattn report\n\nWritten by `sattn report` (docs/report.md). Inputs: the analytic "
                       "cost model at C = %d, H = %d, k = %d", c->C, c->H, c->k);
     if (c->bench) sb_printf(&r->md, "; benchmark `%s`", c->bench);
+    if (c->generate) sb_printf(&r->md, "; generation benchmark `%s`", c->generate);
     for (int i = 0; i < c->n_evals; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; eval ", c->evals[i]);
     sb_printf(&r->md, ". Each plot's gnuplot script (data included) is beside it as NAME.gp.\n\n");
     if (rp_analytic_section(r, e)) return -1;
     if (c->bench && rp_bench_section(r, bt, e)) return -1;
+    if (c->generate && rp_generate_section(r, gt, e)) return -1;
     if (c->n_evals && rp_eval_section(r, ev, c->n_evals, e)) return -1;
     return rp_write_file(r, "report.md", &r->md, e);
 }
@@ -105,18 +109,19 @@ int report_write(const report_config *c, sattn_err *e) {
     if (rp_find_gnuplot(c->gnuplot ? c->gnuplot : "gnuplot", r.gnuplot, sizeof r.gnuplot))
         return err_set(e, "gnuplot not found ('%s'): install it with `apt-get install gnuplot-nox` "
                           "(or run scripts/deps.sh)", c->gnuplot ? c->gnuplot : "gnuplot");
-    bench_table bt;
+    bench_table bt, gt;
     eval_file *ev = xcalloc((size_t)(c->n_evals ? c->n_evals : 1), sizeof(eval_file));
-    if (read_inputs(c, &bt, ev, e)) return free(ev), -1;
+    if (read_inputs(c, &bt, &gt, ev, e)) return free(ev), -1;
     int exists = 0, rc = rp_check_target(target, &exists, e);
     if (!rc) rc = rp_make_temp_dir(target, r.dir, sizeof r.dir, e);
     if (!rc) {
-        if (write_sections(&r, &bt, ev, e)) rc = -1, rp_remove_dir(r.dir, 0);
+        if (write_sections(&r, &bt, &gt, ev, e)) rc = -1, rp_remove_dir(r.dir, 0);
         else rc = rp_install_dir(r.dir, target, exists, e);
     }
     sb_free(&r.md);
     for (int i = 0; i < c->n_evals; i++) eval_file_free(&ev[i]);
     free(ev);
     bench_table_free(&bt);
+    bench_table_free(&gt);
     return rc;
 }

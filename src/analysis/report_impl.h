@@ -6,7 +6,8 @@
  *                      text quoted inert, gnuplot run inside the report folder
  *   report_dir.c       the atomic output folder: written beside the target, renamed into
  *                      place, an earlier report replaced whole
- *   report_sections.c  the sections of report.md: analytic, measured, quality */
+ *   report_sections.c  the sections of report.md: analytic, measured, quality
+ *   report_generate.c  the generation section (bench-generate's CSV) */
 #ifndef SATTN_REPORT_IMPL_H
 #define SATTN_REPORT_IMPL_H
 
@@ -61,6 +62,10 @@ int rp_remove_dir(const char *dir, int only_report_files);
 int rp_analytic_section(report_ctx *r, sattn_err *e);
 int rp_bench_section(report_ctx *r, const bench_table *t, sattn_err *e);
 int rp_eval_section(report_ctx *r, const eval_file *f, int n, sattn_err *e);
+
+/* ---- report_generate.c ---- */
+
+int rp_generate_section(report_ctx *r, const bench_table *t, sattn_err *e);
 
 /* ---- report.c ---- */
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sattn/generate.h"
+
 train_config train_config_default(void) {
     train_config tc = {.batch = 12, .seq = 64, .steps = 2000, .warmup = 100, .lr = 1e-3f,
                        .min_lr = 1e-4f, .clip = 1.0f, .eval_every = 0, .eval_tokens = 8192};
@@ -119,27 +121,30 @@ double eval_split_loss(gpt_model *m, const dataset *d, data_split s, int T, int 
     return preds ? sum / (double)preds : 0.0;
 }
 
-static int sample_from(const float *probs, int V, float temperature, rng_t *rng) {
-    int best = 0;
-    for (int j = 1; j < V; j++) best = probs[j] > probs[best] ? j : best;
-    if (temperature <= 0.0f) return best;
-    /* p^(1/temp) renormalised equals softmax(logits / temp) */
-    double total = 0.0;
-    for (int j = 0; j < V; j++) total += pow(probs[j], 1.0 / temperature);
-    double u = rng_uniform(rng) * total, acc = 0.0;
-    for (int j = 0; j < V; j++) {
-        acc += pow(probs[j], 1.0 / temperature);
-        if (u < acc) return j;
+/* With the KV cache (generate.h). A hybrid attached as m->attn has no decode side here,
+ * so it keeps the recompute (cmd_sample runs hybrids through gen_sample with
+ * hybrid_decode.h's hook). */
+void sample_tokens(gpt_model *m, int *ctx, int *len, int n, float temperature, rng_t *rng) {
+    if (m->attn) {
+        sample_tokens_recompute(m, ctx, len, n, temperature, rng);
+        return;
     }
-    return best;
+    gen_state g;
+    gen_init(&g, m, NULL);
+    gen_sample(&g, ctx, len, n, temperature, rng);
+    gen_free(&g);
 }
 
-void sample_tokens(gpt_model *m, int *ctx, int *len, int n, float temperature, rng_t *rng) {
+/* One full forward of the window per token: O(T^2) attention and O(T C^2) products per
+ * token. The windows are gen_sample's (gen_window_start), so both see the same context. */
+void sample_tokens_recompute(gpt_model *m, int *ctx, int *len, int n, float temperature, rng_t *rng) {
     const gpt_config *c = &m->cfg;
+    int start = gen_window_start(0, *len, c->max_seq);
     for (int i = 0; i < n; i++) {
-        int start = *len > c->max_seq ? *len - c->max_seq : 0, T = *len - start;
+        int T = *len - start;
         gpt_forward(m, ctx + start, NULL, 1, T);
         const float *p = m->acts.probs + (size_t)(T - 1) * c->padded_vocab;
-        ctx[(*len)++] = sample_from(p, c->vocab, temperature, rng);
+        ctx[(*len)++] = gen_sample_token(p, c->vocab, temperature, rng);
+        start = gen_window_start(start, *len, c->max_seq);
     }
 }

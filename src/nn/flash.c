@@ -256,14 +256,21 @@ void attention_decode_step(float *out, const float *q, const float *kcache, cons
 
 void attention_decode_step_counted(float *out, const float *q, const float *kcache,
                                    const float *vcache, int T, int C, int H, op_count *cnt) {
+    attention_decode_step_skip(out, q, kcache, vcache, T, C, H, NULL, cnt);
+}
+
+void attention_decode_step_skip(float *out, const float *q, const float *kcache, const float *vcache,
+                                int T, int C, int H, const unsigned char *skip, op_count *cnt) {
     int hs = C / H, nch = (T + DEC_CHUNK - 1) / DEC_CHUNK;
     size_t stride = (size_t)hs + 2;
     float *parts = xmalloc(sizeof(float) * (size_t)H * nch * stride);
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)H * T * hs > 32768)
     for (int h = 0; h < H; h++)
         for (int c = 0; c < nch; c++)
-            decode_chunk(parts + ((size_t)h * nch + c) * stride, q + h * hs, kcache + h * hs,
-                         vcache + h * hs, c * DEC_CHUNK, imin(T, (c + 1) * DEC_CHUNK), C, hs, cnt);
-    for (int h = 0; h < H; h++) decode_merge(out + h * hs, parts + (size_t)h * nch * stride, nch, hs);
+            if (!skip || !skip[h])
+                decode_chunk(parts + ((size_t)h * nch + c) * stride, q + h * hs, kcache + h * hs,
+                             vcache + h * hs, c * DEC_CHUNK, imin(T, (c + 1) * DEC_CHUNK), C, hs, cnt);
+    for (int h = 0; h < H; h++)
+        if (!skip || !skip[h]) decode_merge(out + h * hs, parts + (size_t)h * nch * stride, nch, hs);
     free(parts);
 }

@@ -137,6 +137,10 @@ static int dynamic_count(const float *row, int n, const float *sc, int count, co
     return count;
 }
 
+int selector_dynamic_k(const head_spec *s, const float *row, int n, const float *sc, int count) {
+    return dynamic_count(row, n, sc, count, s);
+}
+
 /* Top-k (or dynamic k) selection of query t from its score row (valid on s <= t). */
 static void select_row(const head_spec *s, const float *row, int t, int kmax, int *idx,
                        float *score, int *count) {

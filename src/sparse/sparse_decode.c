@@ -26,8 +26,8 @@ size_t sparse_decode_block_work(const head_spec *s, int T) {
     return 3 * ((size_t)T / (size_t)s->block + 1) + (size_t)selector_kmax(s, T);
 }
 
-int sparse_decode_block_counted(const head_spec *s, int d, const float *q, const float *k, const float *v,
-                                int ld, int T, const float *sum, float *o, int *idx, float *work, op_count *cnt) {
+int sparse_decode_block_select(const head_spec *s, int d, const float *q, int T, const float *sum, int *idx,
+                               float *work, op_count *cnt) {
     int b = s->block, t = T - 1, local = t / b, kmax = selector_kmax(s, T), c = 0;
     float *bsc = work, *top = bsc + local + 1, *a = top + local + 1;
     int *order = (int *)(a + kmax); /* ints live in the float scratch: same size */
@@ -38,6 +38,13 @@ int sparse_decode_block_counted(const head_spec *s, int d, const float *q, const
     int n = selector_topk(bsc, local, s->nblocks - 1, top, order);
     for (int j = 0; j < n; j++)
         for (int u = order[j] * b; u < (order[j] + 1) * b && c < kmax; u++) idx[c++] = u;
+    return c;
+}
+
+int sparse_decode_block_counted(const head_spec *s, int d, const float *q, const float *k, const float *v,
+                                int ld, int T, const float *sum, float *o, int *idx, float *work, op_count *cnt) {
+    int c = sparse_decode_block_select(s, d, q, T, sum, idx, work, cnt);
+    float *a = work + 2 * ((T - 1) / s->block + 1);
     gathered_softmax(s, d, q, k, v, ld, idx, c, o, a, cnt);
     return c;
 }
@@ -76,14 +83,21 @@ static void index_row(const head_spec *s, const float *params, int d, const floa
     }
 }
 
+int sparse_decode_index_select(const head_spec *s, const float *params, int d, const float *q, int T,
+                               const float *kt, int *idx, float *work, op_count *cnt) {
+    int J = s->iheads, r = s->rank;
+    float *qt = work, *w = qt + J * r, *arow = w + J, *S = arow + T, *top = S + T;
+    index_row(s, params, d, q, T, kt, qt, w, arow, S, cnt);
+    int c = selector_topk(S, T, s->k, top, idx);
+    /* dynamic k, as selector_select's rows */
+    return s->tau > 0.0f ? selector_dynamic_k(s, S, T, top, c) : c;
+}
+
 int sparse_decode_index_counted(const head_spec *s, const float *params, int d, const float *q,
                                 const float *k, const float *v, int ld, int T, const float *kt, float *o,
                                 int *idx, float *work, op_count *cnt) {
-    int J = s->iheads, r = s->rank;
-    float *qt = work, *w = qt + J * r, *arow = w + J, *S = arow + T, *top = S + T;
-    float *a = top + s->k;
-    index_row(s, params, d, q, T, kt, qt, w, arow, S, cnt);
-    int c = selector_topk(S, T, s->k, top, idx);
+    int c = sparse_decode_index_select(s, params, d, q, T, kt, idx, work, cnt);
+    float *a = work + (size_t)s->iheads * s->rank + s->iheads + 2 * (size_t)T + s->k;
     gathered_softmax(s, d, q, k, v, ld, idx, c, o, a, cnt);
     return c;
 }
@@ -91,4 +105,23 @@ int sparse_decode_index_counted(const head_spec *s, const float *params, int d, 
 int sparse_decode_index(const head_spec *s, const float *params, int d, const float *q, const float *k,
                         const float *v, int ld, int T, const float *kt, float *o, int *idx, float *work) {
     return sparse_decode_index_counted(s, params, d, q, k, v, ld, T, kt, o, idx, work, NULL);
+}
+
+size_t sparse_decode_pos_work(const head_spec *s, int T) {
+    return (size_t)s->hidden + (size_t)T + (size_t)s->k;
+}
+
+/* h = relu(W1 q + b1) (hidden), S_u = W2_u . h + b2_u for u < T (selector.c's pos_scores
+ * for row T-1), top-k (dynamic k with tau > 0). */
+int sparse_decode_pos_select(const head_spec *s, const float *params, int d, int max_seq, const float *q, int T,
+                             int *idx, float *work) {
+    int h = s->hidden;
+    const float *W1 = params, *b1 = W1 + (size_t)h * d, *W2 = b1 + h, *b2 = W2 + (size_t)max_seq * h;
+    float *H = work, *S = H + h, *top = S + T;
+    nn_sgemm(0, 1, 1, h, d, 1.0f, q, d, W1, d, 0.0f, H, h);
+    for (int i = 0; i < h; i++) H[i] = H[i] + b1[i] > 0.0f ? H[i] + b1[i] : 0.0f;
+    nn_sgemm(0, 1, 1, T, h, 1.0f, H, h, W2, h, 0.0f, S, T);
+    for (int u = 0; u < T; u++) S[u] += b2[u];
+    int c = selector_topk(S, T, s->k, top, idx);
+    return s->tau > 0.0f ? selector_dynamic_k(s, S, T, top, c) : c;
 }

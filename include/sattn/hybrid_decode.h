@@ -1,0 +1,57 @@
+/* hybrid_decode: the sparse heads' side of KV-cache generation: the decode hook
+ * (generate.h's gen_decode_hook) of a hybrid model (hybrid.h), so that a sparse head
+ * decodes one token from its own incremental state instead of a recompute.
+ *
+ * Per sparse head (layer l, head h) the state lives beside the generator's cache (rows
+ * of the layer's kc, vc; head h's columns h*hs .. h*hs+hs-1):
+ *   block: the summaries (mean key, or [lo | hi] bounds) of the complete blocks, one
+ *          more each time a block of b keys fills (selector_block_summaries);
+ *   index: the indexer's projected keys kt (cap, r) = k Wk^T, one row appended per token
+ *          (sparse_decode_index_side);
+ *   pos:   nothing (its logits depend on positions only).
+ * A decode step then runs sparse_decode.h's selection for the one query (the same
+ * kernels `sattn bench --phases decode` times: block scores over T/b summaries, or the
+ * indexer's row over T projected keys, top-k) and the head function (softmax, or the
+ * mlp head) on the selected cached keys and values. Dense heads of the layer run
+ * flash.h's decode step for their heads only (attention_decode_step_skip).
+ *
+ * Hybrid by length (--dense-below D): the decision is taken per token on the current
+ * window length T, as the recompute takes it per forward: T < D decodes every head dense
+ * (exactly the dense decode), T >= D the sparse heads. A cache made in one mode is not
+ * what the other computes (every cached row's k, v would differ), so when T crosses D
+ * the hook calls the cache stale and the generator re-prefills the window once in the
+ * new mode (a prefill of D tokens, once per crossing); the output then equals the
+ * recompute's. The sparse state is rebuilt at every prefill in sparse mode and caught up
+ * lazily otherwise.
+ *
+ * Known difference (from hybrid.c): an mlp head function's input width depends on kmax,
+ * which hybrid.c takes as selector_kmax(spec, T) for the window length T; the decode step
+ * uses the same for its query, so windows shorter than k read the mlp's parameters with a
+ * narrower layout in both (equal to the recompute only for windows of at least k). */
+#ifndef SATTN_HYBRID_DECODE_H
+#define SATTN_HYBRID_DECODE_H
+
+#include "sattn/generate.h"
+#include "sattn/hybrid.h"
+
+typedef struct {
+    const hybrid *hy;
+    int cap, max_seq;
+    gen_decode_hook hook;
+    size_t *off_side;      /* per (l, h): offset of its state in side */
+    int *nside;            /* per (l, h): blocks summarised (block) or rows projected (index) */
+    float *side;
+    float *work;           /* per thread: selection scratch, then the head function's cache */
+    size_t work_per_thread;
+    int *idx;              /* per thread: kmax */
+    int kmax_cap;
+    int mode;              /* 1: the cache was made with the sparse heads (T >= dense_below) */
+    long steps_dense, steps_sparse; /* layer decode steps all dense by length / with sparse heads */
+} hdec;
+
+/* The decode side of hy (its heads, skip table and dense_below, read at every step) for a
+ * cache of cap positions (the model's max_seq). */
+void hdec_init(hdec *d, const hybrid *hy, int cap);
+void hdec_free(hdec *d);
+
+#endif

@@ -1,0 +1,145 @@
+/* hybrid_decode: sparse heads decoding from incremental state (hybrid_decode.h). */
+#include "sattn/hybrid_decode.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sattn/flash.h"
+#include "sattn/sparse_decode.h"
+
+static void hdec_decode(void *ctx, int layer, float *out, const float *q, const float *kc, const float *vc, int T);
+static void hdec_prefilled(void *ctx, int layer, const float *kc, const float *vc, int T);
+static int hdec_stale(void *ctx, int T);
+
+/* Floats of one head's incremental state for a cache of cap rows. */
+static size_t side_floats(const head_spec *s, int hs, int cap) {
+    if (s->sel == SEL_BLOCK) return ((size_t)cap / (size_t)s->block + 1) * 2 * (size_t)hs;
+    if (s->sel == SEL_INDEX) return (size_t)cap * (size_t)s->rank;
+    return 0;
+}
+
+/* Scratch of one step at the longest window: the selection's work, then the head
+ * function's cache (softmax weights, or the mlp's input and hidden rows). */
+static size_t step_floats(const head_spec *s, int hs, int cap) {
+    size_t w = s->sel == SEL_BLOCK   ? sparse_decode_block_work(s, cap)
+               : s->sel == SEL_INDEX ? sparse_decode_index_work(s, cap)
+                                     : sparse_decode_pos_work(s, cap);
+    return w + headfn_cache_floats(s, hs, selector_kmax(s, cap), 1);
+}
+
+void hdec_init(hdec *d, const hybrid *hy, int cap) {
+    const sparse_heads *sh = hy->sh;
+    int n = sh->layers * sh->heads;
+    memset(d, 0, sizeof *d);
+    d->hy = hy, d->cap = cap, d->max_seq = sh->max_seq;
+    d->off_side = xcalloc((size_t)n, sizeof(size_t));
+    d->nside = xcalloc((size_t)n, sizeof(int));
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const head_spec *s = &sh->h[i].spec;
+        d->off_side[i] = total;
+        if (s->sel == SEL_DENSE) continue;
+        total += side_floats(s, sh->hs, cap);
+        size_t w = step_floats(s, sh->hs, cap);
+        d->work_per_thread = w > d->work_per_thread ? w : d->work_per_thread;
+        int km = selector_kmax(s, cap);
+        d->kmax_cap = km > d->kmax_cap ? km : d->kmax_cap;
+    }
+    int nt = omp_get_max_threads();
+    d->side = xmalloc_aligned((total + 1) * sizeof(float));
+    d->work = xmalloc_aligned(((size_t)nt * d->work_per_thread + 1) * sizeof(float));
+    d->idx = xmalloc(((size_t)nt * (size_t)d->kmax_cap + 1) * sizeof(int));
+    d->hook = (gen_decode_hook){hdec_decode, hdec_prefilled, hdec_stale, d};
+}
+
+void hdec_free(hdec *d) {
+    free(d->off_side), free(d->nside), free(d->side), free(d->work), free(d->idx);
+    memset(d, 0, sizeof *d);
+}
+
+/* Whether the window of T tokens runs the sparse heads (hybrid by length). */
+static int sparse_at(const hdec *d, int T) { return T >= d->hy->dense_below; }
+
+/* Brings head i's state up to the T cached keys k (its columns, row stride ld). */
+static void side_update(hdec *d, int i, const float *k, int ld, int T) {
+    const sparse_head *sp = &d->hy->sh->h[i];
+    const head_spec *s = &sp->spec;
+    int hs = d->hy->sh->hs, have = d->nside[i];
+    float *side = d->side + d->off_side[i];
+    if (s->sel == SEL_BLOCK && have < T / s->block) {
+        selector_block_summaries(s, hs, k + (size_t)have * s->block * ld, ld, T / s->block - have,
+                                 side + (size_t)have * 2 * hs);
+        d->nside[i] = T / s->block;
+    } else if (s->sel == SEL_INDEX && have < T) {
+        sparse_decode_index_side(s, sp->params, hs, k + (size_t)have * ld, ld, T - have,
+                                 side + (size_t)have * s->rank);
+        d->nside[i] = T;
+    }
+}
+
+/* Sparse head i's output o (hs) for the query q against the layer's cache (rows 0..T-1):
+ * the selection from its state, then its head function on the selected rows. */
+static void head_step(hdec *d, int i, float *o, const float *q, const float *k, const float *v, int ld, int T,
+                      float *w, int *idx) {
+    const sparse_head *sp = &d->hy->sh->h[i];
+    const head_spec *s = &sp->spec;
+    int hs = d->hy->sh->hs, c;
+    const float *side = d->side + d->off_side[i];
+    size_t wsel;
+    if (s->sel == SEL_BLOCK) {
+        c = sparse_decode_block_select(s, hs, q, T, side, idx, w, NULL);
+        wsel = sparse_decode_block_work(s, T);
+    } else if (s->sel == SEL_INDEX) {
+        c = sparse_decode_index_select(s, sp->params, hs, q, T, side, idx, w, NULL);
+        wsel = sparse_decode_index_work(s, T);
+    } else {
+        c = sparse_decode_pos_select(s, sp->params, hs, d->max_seq, q, T, idx, w);
+        wsel = sparse_decode_pos_work(s, T);
+    }
+    /* softmax: over the c selected keys, as sparse_decode's steps (kmax = c); mlp: the
+     * input width of the recompute's last row (hybrid.c's kmax for window T) */
+    int kmax = s->fn == HFN_MLP ? selector_kmax(s, T) : c;
+    headfn_forward(s, sp->params + sp->n_sel, hs, kmax, q, k, v, ld, 1, idx, &c, o, hs, w + wsel);
+}
+
+static void hdec_decode(void *ctx, int layer, float *out, const float *q, const float *kc, const float *vc, int T) {
+    hdec *d = ctx;
+    const hybrid *hy = d->hy;
+    int C = hy->C, H = hy->H, hs = hy->sh->hs;
+    if (!sparse_at(d, T)) {
+        attention_decode_step(out, q, kc, vc, T, C, H);
+        d->steps_dense++;
+        return;
+    }
+    d->steps_sparse++;
+    const unsigned char *skip = hy->skip + (size_t)layer * H;
+    attention_decode_step_skip(out, q, kc, vc, T, C, H, skip, NULL);
+    int nsparse = 0;
+    for (int h = 0; h < H; h++) nsparse += skip[h];
+#pragma omp parallel for schedule(dynamic) if ((size_t)nsparse * T * hs > 32768)
+    for (int h = 0; h < H; h++) {
+        if (!skip[h]) continue;
+        int i = layer * H + h, t = omp_get_thread_num();
+        side_update(d, i, kc + h * hs, C, T);
+        head_step(d, i, out + h * hs, q + h * hs, kc + h * hs, vc + h * hs, C, T,
+                  d->work + (size_t)t * d->work_per_thread, d->idx + (size_t)t * d->kmax_cap);
+    }
+}
+
+static void hdec_prefilled(void *ctx, int layer, const float *kc, const float *vc, int T) {
+    hdec *d = ctx;
+    const hybrid *hy = d->hy;
+    int H = hy->H, hs = hy->sh->hs;
+    d->mode = sparse_at(d, T);
+    for (int h = 0; h < H; h++) {
+        int i = layer * H + h;
+        d->nside[i] = 0;
+        if (hy->skip[i] && d->mode) side_update(d, i, kc + h * hs, hy->C, T);
+    }
+}
+
+static int hdec_stale(void *ctx, int T) {
+    const hdec *d = ctx;
+    return sparse_at(d, T) != d->mode;
+}

@@ -20,7 +20,7 @@ static const cli_cmd BENCH_GEN = {
     "dense (gen-dense) and with each --plan / --heads-file swapped in (gen-LABEL: sparse at\n"
     "every length), and the recompute baseline (one full forward of T tokens per token, what\n"
     "`sattn sample` did before the cache; naive and flash) at T <= --recompute-max. The model\n"
-    "is --model, or a random one of shape --layers, --heads, --dim (max_seq = the largest\n"
+    "is --model, or a random RoPE model of shape --layers, --heads, --dim (max_seq = the largest\n"
     "context + --steps), so no training is needed.",
     "Then per variant the least-squares line decode time = a + b T, and the recompute's time\n"
     "over the cache's at each T where both ran. A row needing more than --max-gib GiB (the\n"
@@ -97,7 +97,11 @@ static int bg_model(const bg_args *a, gpt_model *m) {
     }
     int maxT = 0;
     for (int i = 0; i < a->cfg.n_contexts; i++) maxT = a->cfg.contexts[i] > maxT ? a->cfg.contexts[i] : maxT;
-    gpt_config c = {maxT + a->cfg.steps, a->V, gpt_padded_vocab(a->V), a->L, a->H, a->C, a->attn};
+    /* RoPE, as the long-context models are: no position table to size, and the decode step
+     * pays for its rotation */
+    gpt_config c = {.max_seq = maxT + a->cfg.steps, .vocab = a->V, .padded_vocab = gpt_padded_vocab(a->V),
+                    .layers = a->L, .heads = a->H, .channels = a->C, .attn = a->attn,
+                    .pos = GPT_POS_ROPE, .rope_base = 10000.0f, .rope_scale = 1.0f};
     sattn_err e;
     if (gpt_config_check(&c, &e)) return cli_fail("bench-generate", "random model: %s", e.msg);
     rng_t r;

@@ -32,7 +32,7 @@
 #define NGEN 40
 
 static void make_model(gpt_model *m, int attn, uint64_t seed) {
-    gpt_config c = {MAXT, V, V, L, H, C, attn};
+    gpt_config c = {MAXT, V, V, L, H, C, attn, GPT_POS_LEARNED, 0, 0};
     rng_t r;
     rng_seed(&r, seed);
     gpt_create(m, &c);
@@ -102,6 +102,23 @@ static void dense_case(int attn) {
 }
 
 Test(generate, dense_naive_matches_recompute) { dense_case(GPT_ATTN_NAIVE); }
+
+/* RoPE: the decode step rotates the new token's q, k at its position, as gpt_forward does
+ * for that row of the window (also after the window restarts at position 0). */
+static void rope_case(int attn, float scale) {
+    gpt_model m;
+    gpt_config c = {MAXT, V, V, L, H, C, attn, GPT_POS_ROPE, 10000.0f, scale};
+    rng_t r;
+    rng_seed(&r, 21);
+    gpt_create(&m, &c);
+    gpt_init_random(&m, &r);
+    for (size_t i = 0; i < m.num_params; i++) m.params_mem[i] *= 4.0f;
+    greedy_matches(&m, NULL, 1, NGEN, 1e-4f);
+    cr_assert_eq(greedy_matches(&m, NULL, 9, NGEN, 1e-4f), 3);
+    gpt_free(&m);
+}
+Test(generate, rope_naive_matches_recompute) { rope_case(GPT_ATTN_NAIVE, 1.0f); }
+Test(generate, rope_flash_interpolated_matches_recompute) { rope_case(GPT_ATTN_FLASH, 0.5f); }
 Test(generate, dense_flash_matches_recompute) { dense_case(GPT_ATTN_FLASH); }
 
 /* The hybrid (plan) decoding with its sparse heads' incremental state, against the

@@ -18,6 +18,7 @@ typedef struct {
     int save_every; /* checkpoint every N steps (0: only at the end) */
     data_format data_fmt;  /* --data-format */
     int override_schedule; /* --override-schedule: --resume may change the schedule */
+    task_mix mix;          /* --mix: task samples in each batch (all 0: none) */
 } train_args;
 
 typedef struct {
@@ -69,5 +70,6 @@ int cmd_flops(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_count(int argc, char **argv);
+int cmd_task(int argc, char **argv);
 
 #endif

@@ -9,7 +9,12 @@
  *     [16] has_schedule (0/1), then the schedule the run was started with (0 when absent):
  *     [17] batch [18] seq [19] steps [20] warmup [21] lr [22] min_lr [23] clip
  *     [24] weight_decay [25] beta1 [26] beta2 [27] eps (float32 bits) [28..29] seed (uint64)
- *     [30..63] reserved, must be 0
+ *     [30..59] reserved, must be 0
+ *     [60..62] the training mix (`train --mix`): the fraction of each batch's sequences that
+ *     are passkey, needle and mqar samples (task.h's task_kind order; float32 bits, 0 to 1),
+ *     0 without a mix, so a run without one writes the same file as before; only with a
+ *     schedule. An older reader refuses a file with a mix (its reserved words are not 0).
+ *     [63] reserved, must be 0
  *   float32 params[num_params] (llm.c tensor order)
  *   if has_optim: float32 m[num_params], float32 v[num_params]
  *   The checksum covers the whole file: the header with words 14..15 read as 0, then
@@ -46,6 +51,7 @@ typedef struct {
     int batch, seq, steps, warmup;
     float lr, min_lr, clip, weight_decay, beta1, beta2, eps;
     uint64_t seed;
+    float mix[3]; /* `train --mix` fractions: passkey, needle, mqar (task.h order); 0 = none */
 } ckpt_schedule;
 
 /* Training state saved beside the weights so --resume continues exactly. */

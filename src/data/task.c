@@ -128,12 +128,13 @@ static void gen_passkey(const task_params *p, int n, rng_t *rng, task_sample *s)
     for (int i = 0; i < TASK_KEY_DIGITS; i++) s->ans[s->n_ans++] = s->n, s->tok[s->n++] = key[i];
 }
 
-/* k distinct values of base .. base+63 into out, in random order (a partial shuffle). */
-static void draw_distinct(rng_t *rng, int base, int k, int *out) {
+/* k distinct values of base .. base+range-1 (range <= 64) into out, in random order (a
+ * partial shuffle). */
+static void draw_distinct(rng_t *rng, int base, int range, int k, int *out) {
     int pool[64];
-    for (int i = 0; i < 64; i++) pool[i] = base + i;
+    for (int i = 0; i < range; i++) pool[i] = base + i;
     for (int i = 0; i < k; i++) {
-        int j = i + (int)rng_below(rng, (uint32_t)(64 - i)), t = pool[i];
+        int j = i + (int)rng_below(rng, (uint32_t)(range - i)), t = pool[i];
         pool[i] = pool[j], pool[j] = t;
         out[i] = pool[i];
     }
@@ -143,9 +144,9 @@ static void draw_distinct(rng_t *rng, int base, int k, int *out) {
  * N query items (key, value) and n - 4N pad bytes, chosen by selection sampling. */
 static void gen_mqar(const task_params *p, int n, rng_t *rng, task_sample *s) {
     int N = p->pairs, keys[64], vals[64], order[64];
-    draw_distinct(rng, TASK_MQAR_KEY0, N, keys);
-    draw_distinct(rng, TASK_MQAR_VALUE0, N, vals);
-    draw_distinct(rng, 0, N, order);
+    draw_distinct(rng, TASK_MQAR_KEY0, 64, N, keys);
+    draw_distinct(rng, TASK_MQAR_VALUE0, 64, N, vals);
+    draw_distinct(rng, 0, N, N, order); /* the order of the queries */
     s->n = 0, s->n_ans = 0, s->needle_at = -1, s->key = 0;
     for (int i = 0; i < N; i++) s->tok[s->n++] = keys[i], s->tok[s->n++] = vals[i];
     int items = n - 3 * N, q = 0; /* (n - 2N) positions: N items of 2, n - 4N of 1 */

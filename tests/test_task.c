@@ -397,7 +397,7 @@ Test(task, mix_batch_rows) {
                 if (t + 1 < T) cr_assert_eq(tg[r * T + t], in[r * T + t + 1]);
             }
             int is_mqar = r >= B - rows[TASK_MQAR]; /* task rows in task_kind order: passkey, then mqar */
-            cr_assert(is_mqar ? high >= 4 * task_mix_pairs(T) - 1 : high == 0, "row %d: %d high bytes", r, high);
+            cr_assert(is_mqar ? high >= 3 : high == 0, "row %d: %d high bytes", r, high); /* >= 1 pair */
         }
     }
     free(in), free(tg), free(ref), free(rt);

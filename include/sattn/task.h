@@ -112,7 +112,10 @@ void task_mix_format(const task_mix *m, char *buf, size_t n);
  * enough for every task in the mix, a byte corpus, for needle a split that holds the
  * filler). One-line error. */
 int task_mix_check(const task_mix *m, const dataset *d, int T, sattn_err *e);
-/* The MQAR pairs of mixed samples at context T: min(64, (T+1) / 4). */
+/* The most MQAR pairs of a mixed sample at context T: min(64, (T+1) / 4). Each mixed
+ * sample draws its pairs uniformly from 1 .. that: easy samples (few pairs) among hard
+ * ones, as Zoology trains on several pair counts; a fixed 64 pairs stayed on the loss
+ * plateau of a model that has not found the lookup (docs/tasks.md). */
 int task_mix_pairs(int T);
 
 /* Rows of the batch at step (0-based) that hold samples of each task: systematic
@@ -124,7 +127,8 @@ int task_mix_rows(const task_mix *m, int step, int B, int rows[TASK_KINDS]);
 /* A training batch (B rows of T inputs and targets) at step: the first B - (task rows)
  * rows are corpus windows drawn exactly as dataset_batch draws them with rng (so with no
  * task rows this IS dataset_batch), the rest are task samples of T+1 bytes drawn from
- * (m->seed, step, row), depths uniform in [0, 1], needle filler from the training split.
+ * (m->seed, step, row), depths uniform in [0, 1], MQAR pairs uniform in 1 .. task_mix_pairs(T),
+ * needle filler from the training split.
  * m NULL or all zero: dataset_batch. */
 void task_mix_batch(const task_mix *m, const dataset *d, int step, int B, int T, rng_t *rng,
                     int *inputs, int *targets);

@@ -293,6 +293,7 @@ void task_mix_batch(const task_mix *m, const dataset *d, int step, int B, int T,
             rng_t g = {task_seed(m->seed, (uint64_t)step, (uint64_t)r)};
             task_params p = mix_params((task_kind)k, d, T);
             p.depth = rng_uniform(&g);
+            p.pairs = 1 + (int)rng_below(&g, (uint32_t)p.pairs);
             task_generate(&p, T + 1, &g, &s);
             for (int t = 0; t < T; t++) {
                 inputs[(size_t)r * T + t] = s.tok[t];

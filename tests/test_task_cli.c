@@ -57,6 +57,18 @@ Test(task_cli, runs_and_writes_json, .timeout = 120) {
     cr_assert(strstr(json, "\"depth\": null") && strstr(json, "\"answers\": 16") && strstr(json, "\"pairs\": 8"),
               "%s", json);
     free(json);
+    /* the hybrid model: sparse heads swapped in */
+    char heads[256];
+    snprintf(heads, sizeof heads, "%s", cli_tpath(&t, "m.heads"));
+    const char *di[] = {"distill", "--model", model, "--data", data, "--plan", "all:block+softmax:b=16,n=2", "--out",
+                        heads, "--steps", "2", "--threads", "2", NULL};
+    free(cli_expect_ok(di));
+    const char *h[] = {"task", "--model", model, "--task", "passkey", "--heads", heads, "--depths", "2",
+                       "--samples", "2", "--json", j2, NULL};
+    free(cli_expect_ok(h));
+    json = cli_slurp(j2, NULL);
+    cr_assert(strstr(json, "\"heads\": \"") && strstr(json, "m.heads\""), "%s", json);
+    free(json);
     cli_tdir_close(&t);
 }
 

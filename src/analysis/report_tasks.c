@@ -65,8 +65,9 @@ static void tics(sbuf *g, const task_axes *a) {
 static int task_heatmap(report_ctx *r, const task_file *f, const task_axes *a, sattn_err *e) {
     char name[REPORT_NAME_LEN + 16], title[256];
     snprintf(name, sizeof name, "task_%s", f->name);
-    snprintf(title, sizeof title, "%s accuracy by context length and needle depth: %s", f->task, f->name);
     int mqar = !strcmp(f->task, "mqar");
+    snprintf(title, sizeof title, "%s accuracy by context length%s: %s", f->task, mqar ? "" : " and needle depth",
+             f->name);
     sbuf g = {0};
     rp_plot_begin(&g, name, title, mqar ? "(no depth: queries follow all pairs)" : "needle depth (0 = start, 1 = end)",
                   "context length T (tokens)", NULL, NULL);

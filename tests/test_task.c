@@ -365,6 +365,8 @@ Test(task, mix_rows_fraction) {
             cr_assert(fabs((double)sum[k] / ((double)steps * B) - m.frac[k]) < 0.02, "B %d task %d: fraction %g, want %g",
                       B, k, (double)sum[k] / ((double)steps * B), m.frac[k]);
     }
+    cr_assert_eq(task_mix_parse("passkey:0.7,mqar:0.3", &m, &e), 0); /* 0.7f + 0.3f is not 1 */
+    for (int s = 0; s < 200; s++) cr_assert_eq(task_mix_rows(&m, s, 7, (int[TASK_KINDS]){0}), 7);
     cr_assert_eq(task_mix_parse("mqar:1", &m, &e), 0);
     int rows[TASK_KINDS];
     cr_assert_eq(task_mix_rows(&m, 17, 8, rows), 8);

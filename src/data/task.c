@@ -268,7 +268,9 @@ int task_mix_rows(const task_mix *m, int step, int B, int rows[TASK_KINDS]) {
     if (!task_mix_any(m)) return 0;
     rng_t r = {task_seed(m->seed, (uint64_t)step, UINT64_MAX)};
     double u = (double)rng_u64(&r) / 18446744073709551616.0, cum[TASK_KINDS], c = 0.0;
-    for (int i = 0; i < TASK_KINDS; i++) cum[i] = c += m->frac[i];
+    int last = 0;
+    for (int i = 0; i < TASK_KINDS; i++) cum[i] = c += m->frac[i], last = m->frac[i] > 0.0f ? i : last;
+    if (c >= 1.0 - 1e-6) cum[last] = 2.0; /* fractions that sum to 1 in float: every row a task */
     int total = 0;
     for (int k = 0; k < B; k++) {
         double x = (k + u) / B;

@@ -23,6 +23,7 @@ typedef struct {
     float rope_base, rope_scale; /* --rope-base, --rope-scale */
     int rope_extend;             /* --rope-extend: TRAIN_EXTEND_PI (default), _NTK, _NONE */
     int pos_given, rope_base_given, rope_scale_given, rope_extend_given;
+    task_mix mix;          /* --mix: task samples in each batch (all 0: none) */
 } train_args;
 
 /* How --init-from continues a RoPE model at a longer --seq (train_pos.c, docs/rope.md). */
@@ -78,5 +79,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_count(int argc, char **argv);
 int cmd_bench_generate(int argc, char **argv);
+int cmd_task(int argc, char **argv);
 
 #endif

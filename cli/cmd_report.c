@@ -13,7 +13,7 @@ static const cli_cmd REPORT = {
     "report", NULL,
     "Writes DIR/report.md and PNG plots drawn by gnuplot (pngcairo; install gnuplot-nox); always\n"
     "analytic attention FLOPs, peak memory and FLOP speedup vs T at --dim, --heads and --k, with\n"
-    "each variant's crossover T*.",
+    "each variant's crossover T*; retrieval heat maps from --task files.",
     "The report is written into DIR.tmp.PID and renamed to DIR when complete: a failure\n"
     "leaves nothing. An existing DIR is replaced whole if it holds only an earlier report\n"
     "(report.md, *.png, *.gp, gnuplot.log); any other file in it is an error.\n"
@@ -40,6 +40,14 @@ static int add_eval(const opt_spec *o, const char *s, sattn_err *e) {
     return 0;
 }
 
+/* --task, repeatable: one more task JSON. */
+static int add_task(const opt_spec *o, const char *s, sattn_err *e) {
+    report_config *c = o->target;
+    if (c->n_tasks == MAX_EVALS) return err_set(e, "--task: at most %d files", MAX_EVALS);
+    c->tasks[c->n_tasks++] = s;
+    return 0;
+}
+
 static int report_parse(report_config *c, int argc, char **argv) {
     opt_spec o[] = {
         opt_required(opt_str("out", &c->out_dir, "DIR", "the report's directory")),
@@ -52,6 +60,9 @@ static int report_parse(report_config *c, int argc, char **argv) {
         opt_call("eval", c, add_eval, "JSON",
                  "`sattn eval --json` output (repeatable): loss ratio vs attention FLOPs of the\n"
                  "plan (Pareto), and a per-head error heat map per file; needs --model-shape"),
+        opt_call("task", c, add_task, "JSON",
+                 "`sattn task --json` output (repeatable): a length x depth heat map of\n"
+                 "retrieval accuracy and a table per file"),
         opt_call("model-shape", &c->model, parse_shape, "L,H,C,T", "the evaluated model: layers, heads, d_model, context"),
         opt_int("dim", &c->C, 1, 1 << 16, "C", "d_model of the analytic plots"),
         opt_int("heads", &c->H, 1, 1 << 12, "H", "heads of the analytic plots"),
@@ -67,8 +78,8 @@ static int report_parse(report_config *c, int argc, char **argv) {
 }
 
 int cmd_report(int argc, char **argv) {
-    const char *evals[MAX_EVALS];
-    report_config c = {.C = 512, .H = 8, .k = 32, .evals = evals, .gnuplot = getenv("SATTN_GNUPLOT")};
+    const char *evals[MAX_EVALS], *tasks[MAX_EVALS];
+    report_config c = {.C = 512, .H = 8, .k = 32, .evals = evals, .tasks = tasks, .gnuplot = getenv("SATTN_GNUPLOT")};
     int r = report_parse(&c, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     sattn_err e;

@@ -28,6 +28,14 @@ train_args train_args_default(void) {
     return a;
 }
 
+/* --mix SPEC into a task_mix. */
+static int parse_mix(const opt_spec *o, const char *s, sattn_err *e) {
+    char why[SATTN_ERR_LEN];
+    if (!task_mix_parse(s, o->target, e)) return 0;
+    snprintf(why, sizeof why, "%s", e->msg);
+    return err_set(e, "--mix: %s", why);
+}
+
 /* Returns 0 to go on, 1 on a bad flag, 2 after --help. */
 static int train_parse(train_args *a, int argc, char **argv) {
     opt_spec o[] = {
@@ -64,6 +72,11 @@ static int train_parse(train_args *a, int argc, char **argv) {
         opt_flag("override-schedule", &a->override_schedule, "let --resume continue with other schedule flags"),
         opt_enum("format", (int *)&a->format, FORMATS, FORMAT_VALUES,
                  "checkpoint format: sattn (keeps optimizer state for --resume) or llmc"),
+        opt_call("mix", &a->mix, parse_mix, "SPEC",
+                 "mix generated task samples of length T into each batch, e.g.\n"
+                 "passkey:0.1,mqar:0.05 (tasks passkey, needle, mqar; fractions of the\n"
+                 "batch's sequences, summing to at most 1; needle's filler is the training\n"
+                 "split; docs/tasks.md). Default: none, the corpus only"),
         cli_opt_json(&a->json, "print the final summary as one JSON object"),
         cli_opt_data_format(&a->data_fmt),
         TRAIN_POS_OPTIONS(a),

@@ -27,7 +27,9 @@ static const char MAIN_HELP[] =
     "  bench        measured time of one attention layer (prefill, decode); measured vs analytic T*\n"
     "  count        instrumented multiply-add counts of the kernels vs the analytic model (make count)\n"
     "  report       report.md and PNG plots (gnuplot): cost model, bench CSV, eval JSONs\n"
-    "  bench-generate  generation speed with the KV cache (prefill, decode ms/token) vs the recompute\n";
+    "  bench-generate  generation speed with the KV cache (prefill, decode ms/token) vs the recompute\n"
+
+    "  task         passkey, needle or MQAR retrieval accuracy over lengths x depths\n";
 
 /* OpenMP threads that wait for work spin by default (libgomp: 300,000 spins), which is
  * fastest on an idle machine and collapses on a busy one: with one other busy process on
@@ -56,7 +58,9 @@ int main(int argc, char **argv) {
                 {"eval", cmd_eval}, {"finetune", cmd_finetune},
                 {"flops", cmd_flops}, {"report", cmd_report},
                 {"bench", cmd_bench}, {"count", cmd_count},
-                {"bench-generate", cmd_bench_generate}};
+                {"bench-generate", cmd_bench_generate},
+
+                {"task", cmd_task}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

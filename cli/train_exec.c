@@ -72,11 +72,28 @@ static void on_progress(const train_progress *p, void *user) {
     if (pc->tty && p->step == p->steps) fputc('\n', stderr);
 }
 
+_Static_assert(TASK_KINDS == sizeof(((ckpt_schedule *)0)->mix) / sizeof(float),
+               "the checkpoint stores one mix fraction per task");
+
 /* The schedule this run trains with, as a checkpoint stores it. */
 static ckpt_schedule schedule_of(const train_args *a) {
     const train_config *t = &a->tc;
-    return (ckpt_schedule){t->batch, t->seq, t->steps, t->warmup, t->lr, t->min_lr, t->clip,
-                           t->opt.weight_decay, t->opt.beta1, t->opt.beta2, t->opt.eps, a->seed};
+    ckpt_schedule s = {t->batch, t->seq, t->steps, t->warmup, t->lr, t->min_lr, t->clip,
+                       t->opt.weight_decay, t->opt.beta1, t->opt.beta2, t->opt.eps, a->seed, {0}};
+    for (int i = 0; i < TASK_KINDS; i++) s.mix[i] = a->mix.frac[i];
+    return s;
+}
+
+/* A changed --mix: the batches differ from the run that was started. */
+static int check_mix(const train_args *a, const ckpt_schedule *was, const char *cmd) {
+    task_mix w = {.seed = 0};
+    for (int i = 0; i < TASK_KINDS; i++) w.frac[i] = was->mix[i];
+    if (!memcmp(w.frac, a->mix.frac, sizeof w.frac)) return 0;
+    char x[128], y[128];
+    task_mix_format(&w, x, sizeof x);
+    task_mix_format(&a->mix, y, sizeof y);
+    return cli_fail(cmd, "--resume %s: the checkpoint's run has --mix %s, this one %s (expected the "
+                         "same schedule, or --override-schedule)", a->resume, x, y);
 }
 
 /* %g, or %.9g where %g would print two different values alike. */
@@ -109,7 +126,7 @@ static int check_schedule(const train_args *a, const ckpt_schedule *was, const c
         return cli_fail(cmd, "--resume %s: the checkpoint's run has --seed %" PRIu64 ", this one "
                              "%" PRIu64 " (expected the same schedule, or --override-schedule)",
                         a->resume, was->seed, now.seed);
-    return 0;
+    return check_mix(a, was, cmd);
 }
 
 /* The checks of --resume past its shape: the schedule and the steps left. Without
@@ -184,18 +201,23 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
 
 static void print_summary(const train_args *a, const gpt_model *m, const train_result *r) {
     double bpb = r->val_loss / log(2.0);
+    char mix[128];
+    task_mix_format(&a->mix, mix, sizeof mix);
     if (a->json) {
         printf("{\"steps\": %d, \"params\": %zu, \"train_loss\": %.6f, \"val_loss\": %.6f, "
                "\"%s\": %.6f, \"val_tokens\": %zu, \"tokens_per_s\": %.1f, \"wall_s\": %.2f, "
-               "\"out\": \"%s\"}\n",
+               "\"out\": \"%s\"",
                r->steps_done, m->num_params, r->train_loss, r->val_loss,
                r->is_bytes ? "bits_per_byte" : "bits_per_token", bpb, r->val_tokens,
                r->tokens_per_s, r->wall_s, a->out);
+        if (task_mix_any(&a->mix)) printf(", \"mix\": \"%s\"", mix);
+        printf("}\n");
         return;
     }
     printf("steps %d\nparams %zu\ntrain_loss %.4f\nval_loss %.4f\n%s %.4f\ntokens_per_s %.0f\nwall_s %.1f\n",
            r->steps_done, m->num_params, r->train_loss, r->val_loss, r->is_bytes ? "bits_per_byte" : "bits_per_token",
            bpb, r->tokens_per_s, r->wall_s);
+    if (task_mix_any(&a->mix)) printf("mix %s\n", mix);
 }
 
 /* The whole validation split after the run, and the checks that keep a non-finite
@@ -219,6 +241,7 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     int rc = dataset_check_window(&d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
              dataset_check_window(&d, SPLIT_VAL, a->tc.seq, a->data, &e);
     if (rc) rc = cli_fail(cmd, "%s", e.msg);
+    if (!rc && task_mix_check(&a->mix, &d, a->tc.seq, &e)) rc = cli_fail(cmd, "--mix: %s", e.msg);
     if (!rc) {
         cli_file outs[] = {{"--out", a->out}, {NULL, NULL}};
         cli_file ins[] = {{"--data", a->data}, {NULL, NULL}};
@@ -235,7 +258,11 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     int first = st.step;
     double t0 = time_now();
     float train_loss;
-    rc = train_run(&m, &st, &d, &a->tc, on_progress, &pc, &train_loss, &e);
+    task_mix mix = a->mix;
+    mix.seed = a->seed;
+    train_config tc = a->tc;
+    tc.mix = task_mix_any(&mix) ? &mix : NULL;
+    rc = train_run(&m, &st, &d, &tc, on_progress, &pc, &train_loss, &e);
     res->train_loss = train_loss;
     double train_s = time_now() - t0;
     res->steps_done = st.step;

@@ -11,7 +11,10 @@
  *     [24] weight_decay [25] beta1 [26] beta2 [27] eps (float32 bits) [28..29] seed (uint64)
  *     [30] pos (0 learned, 1 RoPE) [31] rope_base [32] rope_scale (float32 bits; both 0 with
  *          learned positions, finite and > 0 with RoPE)
- *     [33..63] reserved, must be 0
+ *     [33..35] the training mix (`train --mix`, version 3 only): the fraction of each batch's
+ *     sequences that are passkey, needle and mqar samples (task.h's task_kind order; float32
+ *     bits, 0 to 1), 0 without a mix; only with a schedule.
+ *     [36..63] reserved, must be 0
  *   float32 params[num_params] (llm.c tensor order)
  *   if has_optim: float32 m[num_params], float32 v[num_params]
  *   The checksum covers the whole file: the header with words 14..15 read as 0, then
@@ -52,6 +55,7 @@ typedef struct {
     int batch, seq, steps, warmup;
     float lr, min_lr, clip, weight_decay, beta1, beta2, eps;
     uint64_t seed;
+    float mix[3]; /* `train --mix` fractions: passkey, needle, mqar (task.h order); 0 = none */
 } ckpt_schedule;
 
 /* Training state saved beside the weights so --resume continues exactly. */

@@ -13,6 +13,7 @@
 #include "sattn/core.h"
 #include "sattn/sparse.h"
 #include "sattn/sparse_eval.h"
+#include "sattn/taskeval.h"
 
 #define EVAL_NAME_LEN 96
 
@@ -44,5 +45,38 @@ typedef struct {
  * its field or with a control byte, a NUL byte, a file over 64 MiB. */
 int eval_json_read(const char *path, eval_file *f, sattn_err *e);
 void eval_file_free(eval_file *f);
+
+/* ---- the task JSON (`sattn task --json OUT`; docs/tasks.md), read by `sattn report --task` ----
+ * One object on one line:
+ *   {"task": "passkey", "model": PATH, "heads": PATH or null, "attn": "naive"|"flash",
+ *    "seed": S, "pairs": N or null (mqar only), "cells": [{"length": T, "depth": D or null
+ *    (mqar), "samples": N, "answers": N, "correct": N, "accuracy": X}, ...], "accuracy": X}
+ * accuracy = correct / answers: passkey and needle count samples whose key is right in full,
+ * mqar counts the values right (answers = samples * pairs); the top-level one pools the cells. */
+typedef struct {
+    const char *task, *model, *heads, *attn; /* heads NULL: the dense model */
+    int pairs;                               /* mqar; 0 otherwise (written as null) */
+    uint64_t seed;
+} task_json_info;
+
+/* Appends the object above (and a newline) to b. */
+void eval_json_task_format(sbuf *b, const task_json_info *info, const task_cell *cells, int n);
+
+#define TASK_JSON_MAX_CELLS 4096
+
+typedef struct {
+    char name[EVAL_NAME_LEN]; /* the file's base name without ".json", whitelisted as eval's */
+    char task[16];            /* passkey, needle or mqar */
+    int n_cells;
+    task_cell *cells;
+} task_file;
+
+/* Reads the task JSON with the eval reader's limits (64 MiB, nesting 32, JSON numbers only,
+ * strings within their field). Required: task (a known name), cells (1 to 4096), and in each
+ * cell length (1 .. 2^20), samples, answers (>= 1), correct (0 .. answers), accuracy (0 .. 1),
+ * depth (0 .. 1; null for mqar only). A (length, depth) given twice is an error. Unknown fields
+ * are skipped. Errors name "path:line" and the field. */
+int eval_json_task_read(const char *path, task_file *f, sattn_err *e);
+void eval_json_task_free(task_file *f);
 
 #endif

@@ -12,7 +12,9 @@
  *   - optionally eval JSONs (`sattn eval --json`, read by eval_json.h's eval_json_read):
  *     quality (loss ratio) vs attention FLOPs
  *     of the plan relative to dense (heads not listed are dense), and a per-head rel_err
- *     heat map per file.
+ *     heat map per file;
+ *   - optionally task JSONs (`sattn task --json`, read by eval_json.h's eval_json_task_read):
+ *     a length x depth heat map of retrieval accuracy and a table per file.
  * The whole report is written into a temporary folder beside the output directory and
  * renamed into place only when everything succeeded (report_write). */
 #ifndef SATTN_REPORT_H
@@ -41,6 +43,8 @@ typedef struct {
     const char **evals;   /* n_evals eval JSON paths */
     int n_evals;
     report_model model;   /* for the eval section */
+    const char **tasks;   /* n_tasks task JSON paths (`sattn task --json`) */
+    int n_tasks;
 } report_config;
 
 /* Writes out_dir/report.md and the PNGs. Fails before writing anything if gnuplot is

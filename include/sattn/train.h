@@ -7,6 +7,7 @@
 #include "sattn/ckpt.h"
 #include "sattn/data.h"
 #include "sattn/model.h"
+#include "sattn/task.h"
 
 typedef struct {
     int batch, seq, steps, warmup;
@@ -15,6 +16,7 @@ typedef struct {
     int eval_every;  /* validation loss every N steps (0: only at the end) */
     int eval_tokens; /* tokens of the validation split used by the periodic estimate */
     int stop_at;     /* stop after this step (0: at `steps`); the schedule still spans `steps` */
+    const task_mix *mix; /* task samples mixed into each batch (task_mix_batch); NULL: corpus only */
 } train_config;
 
 /* nanoGPT-like defaults: lr 1e-3 -> 1e-4, warmup 100, wd 0.1, betas (0.9, 0.99), clip 1. */

@@ -86,7 +86,24 @@ static int read_inputs(const report_config *c, bench_table *bt, bench_table *gt,
     return 0;
 }
 
+/* The task JSONs, read before anything is written; names must differ (they name the plots). */
+static int read_tasks(const report_config *c, task_file *tf, sattn_err *e) {
+    for (int i = 0; i < c->n_tasks; i++) {
+        int rc = eval_json_task_read(c->tasks[i], &tf[i], e);
+        for (int j = 0; j < i && !rc; j++)
+            if (!strcmp(tf[i].name, tf[j].name))
+                rc = err_set(e, "%s: its name '%s' repeats %s's (the heat maps are named after it)", c->tasks[i],
+                             tf[i].name, c->tasks[j]), eval_json_task_free(&tf[i]);
+        if (rc) {
+            while (i--) eval_json_task_free(&tf[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int write_sections(report_ctx *r, const bench_table *bt, const bench_table *gt, const eval_file *ev,
+                          const task_file *tf,
                           sattn_err *e) {
     const report_config *c = r->c;
     sb_printf(&r->md, "# sattn report\n\nWritten by `sattn report` (docs/report.md). Inputs: the analytic "
@@ -94,11 +111,13 @@ static int write_sections(report_ctx *r, const bench_table *bt, const bench_tabl
     if (c->bench) sb_printf(&r->md, "; benchmark `%s`", c->bench);
     if (c->generate) sb_printf(&r->md, "; generation benchmark `%s`", c->generate);
     for (int i = 0; i < c->n_evals; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; eval ", c->evals[i]);
+    for (int i = 0; i < c->n_tasks; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; task ", c->tasks[i]);
     sb_printf(&r->md, ". Each plot's gnuplot script (data included) is beside it as NAME.gp.\n\n");
     if (rp_analytic_section(r, e)) return -1;
     if (c->bench && rp_bench_section(r, bt, e)) return -1;
     if (c->generate && rp_generate_section(r, gt, e)) return -1;
     if (c->n_evals && rp_eval_section(r, ev, c->n_evals, e)) return -1;
+    if (c->n_tasks && rp_task_section(r, tf, c->n_tasks, e)) return -1;
     return rp_write_file(r, "report.md", &r->md, e);
 }
 
@@ -112,15 +131,18 @@ int report_write(const report_config *c, sattn_err *e) {
     bench_table bt, gt;
     eval_file *ev = xcalloc((size_t)(c->n_evals ? c->n_evals : 1), sizeof(eval_file));
     if (read_inputs(c, &bt, &gt, ev, e)) return free(ev), -1;
-    int exists = 0, rc = rp_check_target(target, &exists, e);
+    task_file *tf = xcalloc((size_t)(c->n_tasks ? c->n_tasks : 1), sizeof(task_file));
+    int exists = 0, rc = read_tasks(c, tf, e) ? -1 : rp_check_target(target, &exists, e);
     if (!rc) rc = rp_make_temp_dir(target, r.dir, sizeof r.dir, e);
     if (!rc) {
-        if (write_sections(&r, &bt, &gt, ev, e)) rc = -1, rp_remove_dir(r.dir, 0);
+        if (write_sections(&r, &bt, &gt, ev, tf, e)) rc = -1, rp_remove_dir(r.dir, 0);
         else rc = rp_install_dir(r.dir, target, exists, e);
     }
     sb_free(&r.md);
     for (int i = 0; i < c->n_evals; i++) eval_file_free(&ev[i]);
     free(ev);
+    for (int i = 0; i < c->n_tasks; i++) eval_json_task_free(&tf[i]); /* freed ones are empty */
+    free(tf);
     bench_table_free(&bt);
     bench_table_free(&gt);
     return rc;

@@ -7,7 +7,8 @@
  *   report_dir.c       the atomic output folder: written beside the target, renamed into
  *                      place, an earlier report replaced whole
  *   report_sections.c  the sections of report.md: analytic, measured, quality
- *   report_generate.c  the generation section (bench-generate's CSV) */
+ *   report_generate.c  the generation section (bench-generate's CSV)
+ *   report_tasks.c     the retrieval-task section (task JSONs: heat maps, tables) */
 #ifndef SATTN_REPORT_IMPL_H
 #define SATTN_REPORT_IMPL_H
 
@@ -66,6 +67,11 @@ int rp_eval_section(report_ctx *r, const eval_file *f, int n, sattn_err *e);
 /* ---- report_generate.c ---- */
 
 int rp_generate_section(report_ctx *r, const bench_table *t, sattn_err *e);
+
+/* ---- report_tasks.c ---- */
+
+/* The retrieval tasks: a length x depth heat map and table per task JSON. */
+int rp_task_section(report_ctx *r, const task_file *f, int n, sattn_err *e);
 
 /* ---- report.c ---- */
 

@@ -40,7 +40,7 @@ int train_diverged(sattn_err *e, int step, const char *who, float loss, float gr
 static int train_step(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
                       int *inputs, int *targets, train_progress *p, sattn_err *e) {
     int step = st->step + 1;
-    dataset_batch(d, SPLIT_TRAIN, tc->batch, tc->seq, &st->rng, inputs, targets);
+    task_mix_batch(tc->mix, d, st->step, tc->batch, tc->seq, &st->rng, inputs, targets);
     gpt_forward(m, inputs, targets, tc->batch, tc->seq);
     gpt_zero_grad(m);
     gpt_backward(m);

@@ -348,3 +348,147 @@ void eval_file_free(eval_file *f) {
     free(f->heads);
     f->heads = NULL, f->n_heads = 0;
 }
+
+/* ---- the task JSON ---- */
+
+static void sb_json_str(sbuf *b, const char *s) {
+    sb_printf(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == '"' || *p == '\\') sb_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f) sb_printf(b, "\\u%04x", *p);
+        else sb_printf(b, "%c", *p);
+    sb_printf(b, "\"");
+}
+
+void eval_json_task_format(sbuf *b, const task_json_info *info, const task_cell *cells, int n) {
+    sb_printf(b, "{\"task\": ");
+    sb_json_str(b, info->task);
+    sb_printf(b, ", \"model\": ");
+    sb_json_str(b, info->model);
+    sb_printf(b, ", \"heads\": ");
+    if (info->heads) sb_json_str(b, info->heads);
+    else sb_printf(b, "null");
+    sb_printf(b, ", \"attn\": ");
+    sb_json_str(b, info->attn);
+    sb_printf(b, ", \"seed\": %llu, \"pairs\": ", (unsigned long long)info->seed);
+    if (info->pairs > 0) sb_printf(b, "%d", info->pairs);
+    else sb_printf(b, "null");
+    long answers = 0, correct = 0;
+    sb_printf(b, ", \"cells\": [");
+    for (int i = 0; i < n; i++) {
+        const task_cell *c = &cells[i];
+        sb_printf(b, "%s{\"length\": %d, \"depth\": ", i ? ", " : "", c->length);
+        if (isfinite(c->depth)) sb_printf(b, "%.6f", c->depth);
+        else sb_printf(b, "null");
+        sb_printf(b, ", \"samples\": %d, \"answers\": %ld, \"correct\": %ld, \"accuracy\": %.6f}", c->samples,
+                  c->answers, c->correct, c->accuracy);
+        answers += c->answers, correct += c->correct;
+    }
+    sb_printf(b, "], \"accuracy\": %.6f}\n", answers ? (double)correct / (double)answers : 0.0);
+}
+
+typedef struct {
+    task_file *f;
+    int cap, seen; /* seen: 1 task, 2 cells */
+} task_ctx;
+
+/* A cell field that must be an integer in [lo, hi]. */
+static int jp_int_in(jp *j, double lo, double hi, long *out) {
+    double x;
+    if (jp_number_in(j, lo, hi, &x)) return -1;
+    if (x != floor(x)) return jp_fail(j, "expected an integer");
+    *out = (long)x;
+    return 0;
+}
+
+static int cell_field(jp *j, const char *key, void *u) {
+    task_cell *c = u;
+    long v = 0;
+    if (!strcmp(key, "depth")) {
+        jp_ws(j);
+        if (!strncmp(j->p, "null", 4)) return j->p += 4, c->depth = NAN, 0;
+        return jp_number_in(j, 0, 1, &c->depth);
+    }
+    if (!strcmp(key, "accuracy")) return jp_number_in(j, 0, 1, &c->accuracy);
+    long *dst = !strcmp(key, "answers") ? &c->answers : !strcmp(key, "correct") ? &c->correct : NULL;
+    if (dst) return jp_int_in(j, 0, 1e15, dst);
+    if (strcmp(key, "length") && strcmp(key, "samples")) return jp_skip(j);
+    if (jp_int_in(j, 1, 1 << 20, &v)) return -1;
+    *(!strcmp(key, "length") ? &c->length : &c->samples) = (int)v;
+    return 0;
+}
+
+/* The checks of one cell once read (depth against the task: after the whole file). */
+static int cell_done(jp *j, task_ctx *c, const task_cell *x) {
+    snprintf(j->key, sizeof j->key, "cells");
+    if (!x->length || !x->samples || x->answers < 1 || x->accuracy < 0)
+        return jp_fail(j, "a cell without length, samples, answers (>= 1) or accuracy");
+    if (x->correct < 0 || x->correct > x->answers) return jp_fail(j, "a cell whose correct is not 0 .. answers");
+    for (int i = 0; i < c->f->n_cells; i++) {
+        const task_cell *y = &c->f->cells[i];
+        if (y->length == x->length && (y->depth == x->depth || (isnan(y->depth) && isnan(x->depth))))
+            return jp_fail(j, "two cells of the same length and depth");
+    }
+    return 0;
+}
+
+static int cell_item(jp *j, void *u) {
+    task_ctx *c = u;
+    if (c->f->n_cells == TASK_JSON_MAX_CELLS) return jp_fail(j, "more than 4096 cells");
+    if (c->f->n_cells == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->f->cells = xrealloc(c->f->cells, sizeof(task_cell) * (size_t)c->cap);
+    }
+    task_cell x = {.depth = NAN, .accuracy = -1};
+    if (jp_object(j, cell_field, &x) || cell_done(j, c, &x)) return -1;
+    c->f->cells[c->f->n_cells++] = x;
+    return 0;
+}
+
+/* Every cell has a depth, except in mqar, where none has one. */
+static int check_depths(const char *path, const task_file *f, sattn_err *e) {
+    int mqar = !strcmp(f->task, "mqar");
+    for (int i = 0; i < f->n_cells; i++)
+        if (isnan(f->cells[i].depth) != mqar)
+            return err_set(e, "%s: cell %d (length %d): depth must be %s for %s", path, i + 1,
+                           f->cells[i].length, mqar ? "null (or absent)" : "a number from 0 to 1", f->task);
+    return 0;
+}
+
+static int task_top_field(jp *j, const char *key, void *u) {
+    task_ctx *c = u;
+    if (!strcmp(key, "cells")) return c->seen |= 2, jp_array(j, cell_item, c);
+    if (strcmp(key, "task")) return jp_skip(j);
+    task_kind k;
+    if (jp_string(j, c->f->task, sizeof c->f->task)) return -1;
+    if (task_kind_parse(c->f->task, &k)) return jp_fail(j, "expected passkey, needle or mqar");
+    return c->seen |= 1, 0;
+}
+
+int eval_json_task_read(const char *path, task_file *f, sattn_err *e) {
+    memset(f, 0, sizeof *f);
+    char *text;
+    size_t len;
+    if (file_read_text(path, EVAL_MAX_INPUT, "a sattn task JSON", &text, &len, e)) return -1;
+    jp j = {.s = text, .p = text, .path = path, .e = e};
+    task_ctx c = {f, 0, 0};
+    int rc = jp_object(&j, task_top_field, &c);
+    j.key[0] = 0;
+    if (!rc) {
+        jp_ws(&j);
+        if (*j.p) rc = jp_fail(&j, "trailing text after the JSON object");
+    }
+    if (!rc && (c.seen != 3 || !f->n_cells))
+        rc = err_set(e, "%s: missing field '%s' (expected `sattn task --json` output)", path,
+                     !(c.seen & 1) ? "task" : "cells");
+    if (!rc) rc = check_depths(path, f, e);
+    free(text);
+    if (rc) return eval_json_task_free(f), -1;
+    eval_name(path, f->name, sizeof f->name);
+    return 0;
+}
+
+void eval_json_task_free(task_file *f) {
+    free(f->cells);
+    f->cells = NULL, f->n_cells = 0;
+}

@@ -24,6 +24,7 @@ typedef struct {
     int rope_extend;             /* --rope-extend: TRAIN_EXTEND_PI (default), _NTK, _NONE */
     int pos_given, rope_base_given, rope_scale_given, rope_extend_given;
     task_mix mix;          /* --mix: task samples in each batch (all 0: none) */
+    int no_summary;        /* callers that print their own (demo --preset long): no summary */
 } train_args;
 
 /* How --init-from continues a RoPE model at a longer --seq (train_pos.c, docs/rope.md). */
@@ -62,6 +63,17 @@ typedef struct {
 } bench_cfg;
 #define BENCH_NCONFIGS 3
 extern const bench_cfg BENCH_CONFIGS[BENCH_NCONFIGS];
+
+/* demo --preset long (demo_long.c, docs/long.md). */
+typedef struct {
+    const char *data, *out_dir;
+    int seq, steps, extend_steps, task_samples, threads, json; /* seq: the long context */
+    uint64_t seed;
+    data_format data_fmt;
+} demo_long_args;
+int demo_long(const demo_long_args *a);
+/* mkdir -p for demo's --out-dir: 0, or 1 after a one-line error. */
+int demo_make_dirs(const char *dir);
 
 int cmd_train(int argc, char **argv);
 int cmd_loss(int argc, char **argv);

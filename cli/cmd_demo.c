@@ -43,10 +43,15 @@ static const cli_cmd DEMO = {
     "--preset seed: the original project's experiment on random tokens (vocabulary 64, L2 H2\n"
     "  C128 T64, 400 steps): layer 0 head 0 replaced by pos+mlp (k=3), and beside it, on the same\n"
     "  model, index+softmax (k=3, k=16) and block+softmax (b=16, n=4); one table of the metrics\n"
-    "  next to the numbers the original project reported. About half a minute.",
+    "  next to the numbers the original project reported. About half a minute.\n"
+    "--preset long: a byte-level long-context model (docs/long.md): L4 H4 C128 with RoPE and\n"
+    "  flash attention trained at T 512 with a passkey mix (--steps, default 1200), extended to\n"
+    "  T 4096 by position interpolation (--extend-steps, default 150), then its validation loss,\n"
+    "  the passkey accuracy over lengths 1K-4K x 10 depths, and the KV-cache generation speed\n"
+    "  against the recompute. About 20 minutes on 2 cores.",
     NULL};
 
-enum { PRESET_DEFAULT = 0, PRESET_SEED = 1 };
+enum { PRESET_DEFAULT = 0, PRESET_SEED = 1, PRESET_LONG = 2 };
 #define DEFAULT_DATA "data/kjv.txt"
 #define TEACHER_WINDOWS 32    /* validation windows behind the teacher statistics */
 #define DEFAULT_EVAL_WINDOWS 256 /* per-head metrics of the default demo (losses: whole split) */
@@ -64,7 +69,8 @@ typedef struct {
     int preset;
     const char *data, *out, *out_dir;
     int steps, distill_steps, tokens, threads, json;
-    int data_given, tokens_given;
+    int seq, extend_steps, task_samples; /* --preset long */
+    int data_given, tokens_given, distill_given, long_given;
     uint64_t seed;
     int no_bench;
     const char *bench_csv; /* --bench-csv: a bench CSV instead of timing */
@@ -128,27 +134,38 @@ static int bench_flags_check(const demo_args *a, int seed) {
 
 /* The flags that belong to one preset, and the preset's defaults for what was not given. */
 static int demo_check(demo_args *a) {
-    int seed = a->preset == PRESET_SEED;
+    int seed = a->preset == PRESET_SEED, lng = a->preset == PRESET_LONG;
+    if (!lng && a->long_given)
+        return cli_fail("demo", "--seq/--extend-steps/--task-samples: apply to --preset long only");
+    if (lng && (a->distill_given || a->no_bench || a->bench_csv || a->dense_below >= 0 || a->out))
+        return cli_fail("demo", "%s: does not apply to --preset long",
+                        a->distill_given ? "--distill-steps" : a->no_bench ? "--no-bench"
+                        : a->bench_csv ? "--bench-csv" : a->out ? "--out" : "--dense-below");
     if (seed && a->data_given)
         return cli_fail("demo", "--data: the seed preset trains on generated random tokens, not a file");
     if (!seed && a->tokens_given) return cli_fail("demo", "--tokens: applies to --preset seed only");
     if (bench_flags_check(a, seed)) return 1;
     if (!a->data) a->data = DEFAULT_DATA;
-    if (!a->out_dir) a->out_dir = seed ? "data/demo-seed" : "data/demo";
+    if (!a->out_dir) a->out_dir = seed ? "data/demo-seed" : lng ? "data/demo-long" : "data/demo";
     if (!*a->out_dir) return cli_fail("demo", "--out-dir: expected a directory path, got ''");
-    if (!a->steps) a->steps = seed ? 400 : 1500;
+    if (!a->steps) a->steps = seed ? 400 : lng ? 1200 : 1500;
+    if (!a->extend_steps) a->extend_steps = 150;
+    if (!a->seq) a->seq = 4096;
+    if (a->seq % 4) return cli_fail("demo", "--seq %d: expected a multiple of 4 (the grid tests T/4 and T/2)", a->seq);
+    if (!a->task_samples) a->task_samples = 10;
     if (!a->distill_steps) a->distill_steps = 300;
     if (!a->tokens) a->tokens = 200000;
     if (!a->seed) a->seed = 1337;
     return 0;
 }
 
-static const char *const PRESETS[] = {"default", "seed", NULL};
+static const char *const PRESETS[] = {"default", "seed", "long", NULL};
 
 static int demo_parse(demo_args *a, int argc, char **argv) {
     opt_spec o[] = {
         opt_enum("preset", &a->preset, PRESETS, NULL,
-                 "default: the chain on a corpus; seed: the original project's experiment"),
+                 "default: the chain on a corpus; seed: the original project's experiment;\n"
+                 "long: a long-context (T 4096) RoPE model with passkey retrieval"),
         cli_opt_data(&a->data, "default preset: the corpus (default " DEFAULT_DATA ")"),
         opt_str("out", &a->out, "PATH", "the model checkpoint instead of DIR/model.ckpt"),
         opt_str("out-dir", &a->out_dir, "DIR",
@@ -156,6 +173,9 @@ static int demo_parse(demo_args *a, int argc, char **argv) {
                 "data/demo-seed for the seed preset)"),
         opt_int("steps", &a->steps, 1, 1 << 30, "N", "training steps of the teacher (default 1500; seed 400)"),
         opt_int("distill-steps", &a->distill_steps, 1, 1 << 30, "N", "distillation steps per plan (default 300)"),
+        opt_int("seq", &a->seq, 512, 1 << 20, "T", "long preset: the long context, a multiple of 4 (default 4096)"),
+        opt_int("extend-steps", &a->extend_steps, 1, 1 << 30, "N", "long preset: training steps at T 4096 (default 150)"),
+        opt_int("task-samples", &a->task_samples, 1, 1000, "N", "long preset: passkey samples per cell (default 10)"),
         opt_int("tokens", &a->tokens, 2000, 1 << 30, "N", "seed preset: random tokens generated (default 200000)"),
         cli_opt_seed(&a->seed, "data, initialisation and batch seed (default 1337)"),
         cli_opt_threads(&a->threads),
@@ -171,6 +191,9 @@ static int demo_parse(demo_args *a, int argc, char **argv) {
     if (r) return r;
     a->data_given = opts_seen(o, CLI_N(o), "data") > 0;
     a->tokens_given = opts_seen(o, CLI_N(o), "tokens") > 0;
+    a->distill_given = opts_seen(o, CLI_N(o), "distill-steps") > 0;
+    a->long_given = opts_seen(o, CLI_N(o), "extend-steps") + opts_seen(o, CLI_N(o), "task-samples") +
+                    opts_seen(o, CLI_N(o), "seq") > 0;
     return demo_check(a);
 }
 
@@ -213,7 +236,7 @@ static char *path_join(const char *dir, const char *name) {
 }
 
 /* mkdir -p: every missing component of dir. */
-static int make_dirs(const char *dir) {
+int demo_make_dirs(const char *dir) {
     size_t n = strlen(dir);
     char *p = xmalloc(n + 1);
     memcpy(p, dir, n + 1);
@@ -238,7 +261,7 @@ static int ctx_open(demo_ctx *x, const demo_args *a) {
     x->a = a;
     x->tty = isatty(2);
     x->t0 = time_now();
-    if (make_dirs(a->out_dir)) return 1;
+    if (demo_make_dirs(a->out_dir)) return 1;
     x->model_path = a->out ? str_copy(a->out) : path_join(a->out_dir, "model.ckpt");
     x->metrics_path = path_join(a->out_dir, "metrics.json");
     if (cli_check_out("demo", a->out ? "--out" : "--out-dir", x->model_path) ||
@@ -881,5 +904,10 @@ int cmd_demo(int argc, char **argv) {
     int r = demo_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
+    if (a.preset == PRESET_LONG) {
+        demo_long_args la = {a.data, a.out_dir, a.seq, a.steps, a.extend_steps, a.task_samples, a.threads, a.json,
+                             a.seed, a.data_fmt};
+        return demo_long(&la);
+    }
     return a.preset == PRESET_SEED ? demo_seed(&a) : demo_default(&a);
 }

@@ -273,7 +273,7 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     train_state *save_st = a->format == CKPT_SATTN ? &st : NULL;
     if (rc) rc = diverged_fail(&pc, cmd, e.msg);
     else rc = ckpt_save(a->out, a->format, &m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : 0;
-    if (!rc) print_summary(a, &m, res);
+    if (!rc && !a->no_summary) print_summary(a, &m, res);
     gpt_free(&m);
     dataset_free(&d);
     return rc;

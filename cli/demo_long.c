@@ -1,0 +1,204 @@
+/* sattn demo --preset long (docs/long.md): a byte-level long-context model end to end.
+ *
+ *   1. short stage: a fresh RoPE model (flash attention) trained at T = 512 on the corpus
+ *      with a passkey mix, so that retrieval (an induction circuit) is learned where steps
+ *      are cheap;
+ *   2. extension: --init-from the short model at T = 4096 (RoPE position interpolation,
+ *      train_pos.c), trained on with the same mix;
+ *   3. the validation loss at 4096, the passkey grid (lengths x 10 depths, teacher-forced
+ *      exact match = greedy exact match, taskeval.h) and the generation speed with the KV
+ *      cache against the recompute (genbench.h) at contexts 1K, 2K and 4K.
+ * Everything goes through the same code as `sattn train`, `sattn task` and `sattn
+ * bench-generate`; the numbers are printed and written to DIR/metrics.json. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+#include "cli.h"
+#include "sattn/genbench.h"
+#include "sattn/taskeval.h"
+
+#define LONG_MIX "passkey:0.5"
+#define LONG_DEPTHS 10
+#define LONG_GEN_STEPS 8
+/* The passkey grid's lengths and the generation contexts: T/4, T/2 and T. */
+#define NLEN 3
+#define NGEN NLEN
+static void long_lengths(int T, int out[NLEN]) {
+    out[0] = T / 4, out[1] = T / 2, out[2] = T;
+}
+/* The short stage's context: 512, or T/2 for a shorter --seq. */
+static int short_seq(int T) {
+    return T / 2 < 512 ? T / 2 : 512;
+}
+
+/* The train args of one stage: L4 H4 C128, RoPE, flash, the passkey mix. */
+static int stage_args(const demo_long_args *a, train_args *t, const char *out, const char *init, int seq,
+                      int batch, int steps) {
+    *t = train_args_default();
+    t->data = a->data, t->out = out, t->init_from = init;
+    t->data_fmt = a->data_fmt;
+    t->seed = a->seed, t->threads = a->threads;
+    t->cfg.attn = GPT_ATTN_FLASH;
+    t->cfg.pos = GPT_POS_ROPE;
+    t->tc.seq = seq, t->tc.batch = batch, t->tc.steps = steps;
+    t->tc.lr = init ? 1e-3f : 2e-3f;
+    t->tc.warmup = steps / 10 > 0 ? steps / 10 : 1;
+    t->tc.eval_every = 0;
+    t->tc.eval_tokens = 8192;
+    t->no_summary = 1;
+    sattn_err e;
+    if (task_mix_parse(LONG_MIX, &t->mix, &e)) return cli_fail("demo", "%s", e.msg);
+    return 0;
+}
+
+static task_grid passkey_grid(const int lens[NLEN], int samples, uint64_t seed) {
+    return (task_grid){.kind = TASK_PASSKEY, .lengths = lens, .n_lengths = NLEN, .n_depths = LONG_DEPTHS,
+                       .samples = samples, .batch = 4, .seed = seed};
+}
+
+/* The passkey grid on m at lengths lens x LONG_DEPTHS; cells into c (NLEN * depths). */
+static double long_passkey(gpt_model *m, const int lens[NLEN], int samples, uint64_t seed, task_cell *c) {
+    task_grid g = passkey_grid(lens, samples, seed);
+    taskeval_grid(m, &g, c);
+    long right = 0, all = 0;
+    for (int i = 0; i < NLEN * LONG_DEPTHS; i++) right += c[i].correct, all += c[i].answers;
+    return all ? (double)right / (double)all : 0;
+}
+
+static void print_grid(const int lens[NLEN], const task_cell *c) {
+    printf("passkey accuracy (keys right / samples), RoPE + flash, greedy exact match\n%8s", "T \\ d");
+    for (int d = 0; d < LONG_DEPTHS; d++) printf(" %5.2f", c[d].depth);
+    printf("   mean\n");
+    for (int l = 0; l < NLEN; l++) {
+        long r = 0, n = 0;
+        printf("%8d", lens[l]);
+        for (int d = 0; d < LONG_DEPTHS; d++) {
+            const task_cell *x = &c[l * LONG_DEPTHS + d];
+            printf(" %5.2f", x->accuracy);
+            r += x->correct, n += x->answers;
+        }
+        printf("  %5.3f\n", n ? (double)r / (double)n : 0);
+    }
+}
+
+static void gen_row(const bench_row *r, void *user) {
+    (void)user;
+    fprintf(stderr, "  %-20s %-8s T=%-5d %.3f ms\n", r->variant, r->phase == BENCH_PREFILL ? "prefill" : "decode",
+            r->T, r->median_s * 1e3);
+}
+
+/* Decode ms/token with the cache and with the recompute at contexts lens. */
+static void long_generate(gpt_model *m, const int lens[NLEN], uint64_t seed, double dec[NGEN], double rec[NGEN], double pre[NGEN]) {
+    gb_config c = {.n_contexts = NGEN, .runs = 3, .steps = LONG_GEN_STEPS, .recompute_max = lens[NGEN - 1],
+                   .prefill_repeat_s = 0.5, .max_bytes = 8e9, .seed = seed};
+    for (int i = 0; i < NGEN; i++) c.contexts[i] = lens[i];
+    sattn_err e;
+    if (gpt_set_context(m, lens[NGEN - 1] + LONG_GEN_STEPS, &e)) die_at(__FILE__, __LINE__, "%s", e.msg);
+    gb_sink sink = {gen_row, NULL, NULL};
+    bench_row *rows;
+    int n;
+    gb_run(m, NULL, 0, &c, &sink, &rows, &n);
+    for (int i = 0; i < NGEN; i++) {
+        int T = lens[i];
+        dec[i] = gb_decode_at(rows, n, "gen-dense", T);
+        rec[i] = gb_decode_at(rows, n, "gen-recompute-flash", T);
+        pre[i] = -1;
+        for (int j = 0; j < n; j++)
+            if (rows[j].T == T && rows[j].phase == BENCH_PREFILL && !strcmp(rows[j].variant, "gen-dense"))
+                pre[i] = rows[j].median_s;
+    }
+    free(rows);
+}
+
+typedef struct {
+    int lens[NLEN]; /* the grid's lengths and the generation contexts */
+    train_result s1, s2;
+    task_cell cells[NLEN * LONG_DEPTHS];
+    double passkey, dec[NGEN], rec[NGEN], pre[NGEN], wall_s;
+} long_result;
+
+static int long_train(const demo_long_args *a, const char *short_ckpt, const char *model, long_result *r) {
+    train_args t;
+    fprintf(stderr, "demo --preset long: 1/3 train at T=%d (RoPE, flash, mix %s), %d steps\n", short_seq(a->seq),
+            LONG_MIX, a->steps);
+    if (stage_args(a, &t, short_ckpt, NULL, short_seq(a->seq), 8, a->steps) ||
+        train_execute_result(&t, "demo", &r->s1))
+        return 1;
+    fprintf(stderr, "demo --preset long: 2/3 extend to T=%d (position interpolation), %d steps\n", a->seq,
+            a->extend_steps);
+    if (stage_args(a, &t, model, short_ckpt, a->seq, 1, a->extend_steps) ||
+        train_execute_result(&t, "demo", &r->s2))
+        return 1;
+    return 0;
+}
+
+static int long_metrics(const demo_long_args *a, const char *path, const long_result *r, const gpt_config *c) {
+    sbuf j = {0};
+    sb_printf(&j, "{\"preset\": \"long\", \"model\": {\"layers\": %d, \"heads\": %d, \"channels\": %d, "
+              "\"seq\": %d, \"pos\": \"rope\", \"rope_scale\": %g, \"attn\": \"flash\"}, \"mix\": \"%s\"",
+              c->layers, c->heads, c->channels, a->seq, (double)c->rope_scale, LONG_MIX);
+    sb_printf(&j, ", \"short\": {\"seq\": %d, \"steps\": %d, \"val_loss\": %.6f, \"tokens_per_s\": %.1f, "
+              "\"wall_s\": %.1f}", short_seq(a->seq), a->steps, r->s1.val_loss, r->s1.tokens_per_s, r->s1.wall_s);
+    sb_printf(&j, ", \"long\": {\"seq\": %d, \"steps\": %d, \"val_loss\": %.6f, \"tokens_per_s\": %.1f, "
+              "\"wall_s\": %.1f}", a->seq, a->extend_steps, r->s2.val_loss, r->s2.tokens_per_s, r->s2.wall_s);
+    sb_printf(&j, ", \"passkey\": {\"accuracy\": %.4f, \"cells\": [", r->passkey);
+    for (int i = 0; i < NLEN * LONG_DEPTHS; i++)
+        sb_printf(&j, "%s{\"length\": %d, \"depth\": %.4f, \"samples\": %d, \"correct\": %ld}", i ? ", " : "",
+                  r->cells[i].length, r->cells[i].depth, r->cells[i].samples, r->cells[i].correct);
+    sb_printf(&j, "]}, \"generate\": [");
+    for (int i = 0; i < NGEN; i++)
+        sb_printf(&j, "%s{\"context\": %d, \"prefill_s\": %.6g, \"decode_ms\": %.6g, \"recompute_ms\": %.6g}",
+                  i ? ", " : "", r->lens[i], r->pre[i], r->dec[i] * 1e3, r->rec[i] * 1e3);
+    sb_printf(&j, "], \"wall_s\": %.1f}\n", r->wall_s);
+    afile f;
+    sattn_err e;
+    int rc = afile_open(&f, path, &e) || afile_write(&f, j.s, j.n, &e) || afile_commit(&f, &e);
+    if (a->json) fputs(j.s, stdout);
+    sb_free(&j);
+    return rc ? cli_fail("demo", "%s", e.msg) : 0;
+}
+
+static void long_print(const demo_long_args *a, const long_result *r, const char *model) {
+    printf("demo --preset long: %s (L4 H4 C128, RoPE, flash; %.1f min in all)\n", model, r->wall_s / 60);
+    printf("  short stage: T=%d, %d steps, val loss %.4f (%.0f tok/s)\n", short_seq(a->seq), a->steps,
+           r->s1.val_loss, r->s1.tokens_per_s);
+    printf("  long stage:  T=%d, %d steps, val loss %.4f (%.0f tok/s)\n", a->seq, a->extend_steps,
+           r->s2.val_loss, r->s2.tokens_per_s);
+    print_grid(r->lens, r->cells);
+    printf("generation (dense KV cache vs one flash forward per token):\n");
+    for (int i = 0; i < NGEN; i++)
+        printf("  context %5d: prefill %.3f s, decode %.2f ms/token, recompute %.1f ms/token (%.0fx)\n",
+               r->lens[i], r->pre[i], r->dec[i] * 1e3, r->rec[i] * 1e3,
+               r->dec[i] > 0 && r->rec[i] > 0 ? r->rec[i] / r->dec[i] : 0);
+}
+
+int demo_long(const demo_long_args *a) {
+    double t0 = time_now();
+    char short_ckpt[4096], model[4096], metrics[4096];
+    snprintf(short_ckpt, sizeof short_ckpt, "%s/short.ckpt", a->out_dir);
+    snprintf(model, sizeof model, "%s/model.ckpt", a->out_dir);
+    snprintf(metrics, sizeof metrics, "%s/metrics.json", a->out_dir);
+    if (demo_make_dirs(a->out_dir)) return 1;
+    long_result *r = xcalloc(1, sizeof *r);
+    long_lengths(a->seq, r->lens);
+    task_grid g = passkey_grid(r->lens, a->task_samples, a->seed);
+    sattn_err e;
+    if (taskeval_check(&g, a->seq, &e)) return free(r), cli_fail("demo", "--seq %d: %s", a->seq, e.msg);
+    if (long_train(a, short_ckpt, model, r)) return free(r), 1;
+    gpt_model m;
+    if (cli_load_model("demo", model, &m)) return free(r), 1;
+    m.cfg.attn = GPT_ATTN_FLASH;
+    fprintf(stderr, "demo --preset long: 3/3 passkey grid (%d samples per cell) and generation speed\n",
+            a->task_samples);
+    r->passkey = long_passkey(&m, r->lens, a->task_samples, a->seed, r->cells);
+    long_generate(&m, r->lens, a->seed, r->dec, r->rec, r->pre);
+    r->wall_s = time_now() - t0;
+    int rc = long_metrics(a, metrics, r, &m.cfg);
+    if (!rc && !a->json) long_print(a, r, model);
+    gpt_free(&m);
+    free(r);
+    return rc;
+}

@@ -18,7 +18,7 @@
 
 /* Query rows x keys per forward tile, and keys per decode chunk (why these sizes:
  * flash.c). costmodel.h's executed-MAC count follows the same tiles. */
-enum { FLASH_BR = 128, FLASH_BC = 256, FLASH_DEC_CHUNK = 256 };
+enum { FLASH_BR = 96, FLASH_BC = 96, FLASH_DEC_CHUNK = 256 };
 /* The backward's key-tile groups: parallel over (b, h, group), deterministic for any thread
  * count (flash.c explains the split). */
 enum { FLASH_BWD_GROUPS = 4 };

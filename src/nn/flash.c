@@ -1,13 +1,17 @@
 /* flash: tiled causal attention with the online softmax (no T x T buffer), its
  * FlashAttention-2 backward, and a KV-cache decode step. See include/sattn/flash.h.
  *
- * Tile products go through nn_sgemm (oneDNN, serial inside the OpenMP region). Measured
- * against `#pragma omp simd` dot-product loops on the same tiles (S_ij = q_i.k_j as a simd
- * reduction over hs, then acc_i += p_ij v_j vectorised over hs), forward only, T = 1024,
- * hs = 64, H = 8, B = 1, 2 threads, OMP_WAIT_POLICY=passive, median of 5, shared machine:
- *   sgemm tiles 64x64: 32 ms, simd loops: 238 ms (same run);
- *   sgemm tiles 128x256: 38 and 50 ms, simd loops: 361 and 466 ms (two runs, busier machine)
- * so the tiles use sgemm, 7-10x faster (docs/flash.md has the commands). */
+ * The tile products are register-blocked micro-kernels (flash_kern.h: 6 x 16 blocks, AVX2 +
+ * FMA through GCC vector extensions, a portable lowering elsewhere) on packed tiles:
+ *   Qt, dOt  (hs x Br)  queries contiguous, scaled Q (scale = 1/sqrt(hs) folded in);
+ *   Kp, Vp   (Bc x hsp) keys by rows, head dims padded with zeros to hsp (a multiple of 16);
+ *   Qn, dOn  (Br x hsp) the same for the queries;
+ *   St, dPt  (Bc x Br)  scores transposed: row j = key, queries contiguous, so the softmax
+ *                       statistics of 8 queries are one vector (max, exp, sums vectorise).
+ * So S^T = Kp Qt (fk_nt) and every other product is fk_acc with the right strides. Padding
+ * rows and columns are zeros and padded queries get lse = +inf in the backward, so they add
+ * exact zeros; padded keys sit above the diagonal and are masked.
+ * Measured before (nn_sgemm per tile, 128 x 256 tiles) and after: docs/flash.md. */
 #include "sattn/flash.h"
 
 #include <math.h>
@@ -15,92 +19,154 @@
 #include <string.h>
 
 #include "fastmath.h"
+#include "flash_kern.h"
 #include "sattn/core.h"
 #include "sattn/nn.h"
 
-/* Br query rows x Bc keys per tile (a 128 x 256 score tile is 128 KiB, L2-resident, and
- * the per-tile sgemm calls are big enough to amortise their overhead). Bc is a multiple of
- * Br and tiles start at multiples of their size, so a key tile never starts past the first
- * row of a query tile that visits it. A query tile [q0, q0+nq) visits the keys [k0, k0+nk)
- * with k0 < q0 + nq and nk clipped to q0 + nq - k0: nothing wholly above the diagonal is
- * computed, and only the last key tile of each query tile needs the causal mask.
- * Tile sizes measured at T = 1024, hs = 64, H = 8, B = 1, 2 threads: flash time / nn.h's
- * naive attention time in the same run, forward and backward separately (range over 3
- * interleaved repetitions, shared machine):
- *   Br x Bc   64x64   64x128  64x256  128x128  128x256
- *   forward   1.16-1.26  0.82-0.96  0.86-0.98  0.88-1.08  0.82-0.84
- *   backward  0.98-1.33  1.04-1.30  1.11-1.19  0.92-1.13  1.06-1.08 */
-enum { FL_BR = FLASH_BR, FL_BC = FLASH_BC, DEC_CHUNK = FLASH_DEC_CHUNK };
+/* Square tiles (Br = Bc), a multiple of both the 6-row and the 16-column block, so a tile is
+ * whole micro-blocks and a key tile never starts past the first row of a query tile that sees
+ * it: only the diagonal tile needs the causal mask. 96 keeps a tile's working set (K, V 24 KiB,
+ * S^T 36 KiB at hs = 64) in L2 and the diagonal's masked half small (docs/flash.md has the
+ * sizes measured). */
+enum { FL_T = FLASH_BR, DEC_CHUNK = FLASH_DEC_CHUNK };
+_Static_assert(FLASH_BR == FLASH_BC && FLASH_BR % 48 == 0, "flash tiles: square, whole 6 x 16 blocks");
 
 static int imin(int a, int b) { return a < b ? a : b; }
+static int round_up(int a, int m) { return (a + m - 1) / m * m; }
+
+/* dst (rows x ldd) = mul * src rows (stride lds), n of them, hs columns; zero padding up to
+ * rows and ldd columns. */
+static void pack_rows(float *dst, int ldd, int rows, const float *src, size_t lds, int n, int hs, float mul) {
+    for (int j = 0; j < rows; j++) {
+        float *d = dst + (size_t)j * ldd;
+        if (j < n) fk_copy(d, src + (size_t)j * lds, hs, mul);
+        else memset(d, 0, (size_t)hs * sizeof(float));
+        memset(d + hs, 0, (size_t)(ldd - hs) * sizeof(float));
+    }
+}
+
+/* dst (hs x FL_T) = mul * src^T: dst[d][i] = mul src[i][d] for i < n, zero for n <= i < FL_T.
+ * 8 x 8 blocks in registers, the edges one by one. */
+static void pack_cols(float *dst, const float *src, size_t lds, int n, int hs, float mul) {
+    int n8 = n / FK_W * FK_W, h8 = hs / FK_W * FK_W;
+    for (int d = 0; d < hs; d++) memset(dst + (size_t)d * FL_T + n8, 0, (size_t)(FL_T - n8) * sizeof(float));
+    for (int i = 0; i < n8; i += FK_W)
+        for (int d = 0; d < h8; d += FK_W) fk_transpose8(dst + (size_t)d * FL_T + i, FL_T, src + (size_t)i * lds + d, lds, mul);
+    for (int i = 0; i < n; i++)
+        for (int d = i < n8 ? h8 : 0; d < hs; d++) dst[(size_t)d * FL_T + i] = mul * src[(size_t)i * lds + d];
+}
+
+/* C (nj x ni, row stride FL_T) = X Yt: X (nj x hs, rows ldx), Yt (hs x FL_T); nj a multiple
+ * of 6, ni of 16. */
+static void tile_nt(float *C, const float *X, int ldx, const float *Yt, int hs, int nj, int ni) {
+    for (int i = 0; i < ni; i += FK_NR)
+        for (int j = 0; j < nj; j += FK_MR) fk_nt(C + (size_t)j * FL_T + i, FL_T, X + (size_t)j * ldx, ldx, Yt + i, FL_T, hs);
+}
+
+/* O (rows x hsp) = rs O + A Z over n terms: A(r, k) = A[r ars + k acs], Z (n x hsp, rows ldz); rows a
+ * multiple of 6, hsp of 16; rs (per row) NULL: no scaling. */
+static void tile_acc(float *O, int hsp, int rows, const float *rs, const float *A, int ars, int acs, const float *Z,
+                     int ldz, int n) {
+    for (int r = 0; r < rows; r += FK_MR)
+        for (int c = 0; c < hsp; c += FK_NR)
+            fk_acc(O + (size_t)r * hsp + c, hsp, rs ? rs + r : NULL, A + (size_t)r * ars, ars, acs, Z + c, ldz, n);
+}
+
+/* The diagonal tile (key k0 + j, query q0 + i, k0 <= q0): St[j][i] = -inf where key > query. */
+static void mask_diag(float *St, int nj, int ni, int k0, int q0) {
+    for (int j = 0; j < nj; j++)
+        for (int i = 0; i < ni && q0 + i < k0 + j; i++) St[(size_t)j * FL_T + i] = -INFINITY;
+}
 
 /* ------------------------------------------------------------------ forward */
 
-/* Online softmax, one row of a score tile. s[0..nk) are the scaled scores q_t.k_{k0+j},
- * of which the first nv (keys <= t) are valid. With m, l the running max and sum:
- *   m' = max(m, max_j s_j);  p_j = exp(s_j - m') (0 if masked);  l' = l e^{m-m'} + sum_j p_j;
- *   acc *= e^{m-m'}  (the caller then adds P V).  s is overwritten by p. */
-static void online_softmax_row(float *s, int nv, int nk, float *m, float *l, float *acc, int hs) {
-    float mx = row_max(s, nv, *m), sum = exp_sum(s, s, nv, mx);
-    for (int j = nv < 0 ? 0 : nv; j < nk; j++) s[j] = 0.0f;
-    if (nv <= 0) return;
-    float alpha = *m == -INFINITY ? 0.0f : fast_expf(*m - mx);
-#pragma omp simd
-    for (int d = 0; d < hs; d++) acc[d] *= alpha;
-    *l = *l * alpha + sum;
-    *m = mx;
+typedef struct {
+    float *Qt, *Kp, *Vp, *St, *O, *m, *l, *alpha;
+    int hs, hsp;
+} fwd_buf;
+
+static fwd_buf fwd_buf_make(int hs) {
+    fwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR)};
+    size_t t = FL_T, n = t * hs + 2 * t * b.hsp + t * t + t * b.hsp + 3 * t;
+    b.Qt = xmalloc_aligned(n * sizeof(float));
+    b.Kp = b.Qt + t * hs, b.Vp = b.Kp + t * b.hsp, b.St = b.Vp + t * b.hsp, b.O = b.St + t * t;
+    b.m = b.O + t * b.hsp, b.l = b.m + t, b.alpha = b.l + t;
+    return b;
 }
 
-/* One (b, h) query tile [q0, q0+nq): q, o, lse point at the head's row 0. For each key
- * tile [k0, k0+nk) with k0 < q0+nq:  S = scale Q_tile K_tile^T;  online softmax rows;
- * acc += P V_tile.  Finally o_t = acc_t / l_t and lse_t = m_t + log l_t. */
-static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq, int C, int hs,
-                           float *S, float *acc, float *m, float *l, op_count *cnt) {
+/* Online softmax over one score tile St (nj keys x ni queries, masked entries -inf), 8 queries
+ * at a time. With m, l the running max and sum of each query:
+ *   m' = max(m, max_j S_j);  P_j = exp(S_j - m');  l' = l e^{m-m'} + sum_j P_j;  alpha = e^{m-m'}
+ * St is overwritten by P; the caller scales its accumulator rows by alpha, then adds P V. */
+static void online_softmax(fwd_buf *b, int nj, int ni) {
+    for (int i = 0; i < ni; i += FK_W) {
+        fv8 m = fv_load(b->m + i), mx = m, sum = fv_set1(0.0f);
+        for (int j = 0; j < nj; j++) mx = fv_max(mx, fv_load(b->St + (size_t)j * FL_T + i));
+        for (int j = 0; j < nj; j++) {
+            float *s = b->St + (size_t)j * FL_T + i;
+            fv8 p = fv_exp(fv_load(s) - mx);
+            fv_store(s, p);
+            sum += p;
+        }
+        fv8 alpha = fv_exp(m - mx); /* m = -inf on the first tile: alpha = 0 */
+        fv_store(b->l + i, fv_load(b->l + i) * alpha + sum);
+        fv_store(b->m + i, mx);
+        fv_store(b->alpha + i, alpha);
+    }
+}
+
+/* One (b, h) query tile [q0, q0+nq): q, o, lse point at the head's row 0. For each key tile
+ * [k0, k0+nk) with k0 < q0+nq:  S^T = K_tile (scale Q_tile)^T;  online softmax per query;
+ * O = alpha O + P V_tile.  Finally o_t = O_t / l_t and lse_t = m_t + log l_t. */
+static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq, int C, fwd_buf *b, op_count *cnt) {
     const float *k = q + C, *v = q + 2 * C;
     size_t ld = (size_t)3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
-    memset(acc, 0, (size_t)nq * hs * sizeof(float));
-    for (int k0 = 0; k0 < q0 + nq; k0 += FL_BC) {
-        int nk = imin(FL_BC, q0 + nq - k0);
-        nn_sgemm(0, 1, nq, nk, hs, scale, q + q0 * ld, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
+    int hs = b->hs, hsp = b->hsp, nr = round_up(nq, FK_MR), ni = round_up(nr, FK_NR);
+    pack_cols(b->Qt, q + q0 * ld, ld, nq, hs, 1.0f / sqrtf((float)hs));
+    memset(b->O, 0, sizeof(float) * FL_T * hsp);
+    for (int i = 0; i < FL_T; i++) b->m[i] = -INFINITY, b->l[i] = 0.0f;
+    for (int k0 = 0; k0 < q0 + nq; k0 += FL_T) {
+        int nk = imin(FL_T, q0 + nq - k0), nj = round_up(nk, FK_MR);
+        /* K and V straight from qkv where the blocks need no padding, else packed */
+        const float *Kt = k + k0 * ld, *Vt = v + k0 * ld;
+        int ldk = (int)ld, ldv = (int)ld;
+        if (nj != nk) pack_rows(b->Kp, hsp, nj, Kt, ld, nk, hs, 1.0f), Kt = b->Kp, ldk = hsp;
+        if (hsp != hs) pack_rows(b->Vp, hsp, nk, Vt, ld, nk, hs, 1.0f), Vt = b->Vp, ldv = hsp;
+        tile_nt(b->St, Kt, ldk, b->Qt, hs, nj, ni);
         op_count_gemm(cnt, nq, nk, hs, 0);
-        for (int i = 0; i < nq; i++)
-            online_softmax_row(S + (size_t)i * FL_BC, imin(nk, q0 + i - k0 + 1), nk, &m[i], &l[i],
-                               acc + (size_t)i * hs, hs);
-        nn_sgemm(0, 0, nq, hs, nk, 1.0f, S, FL_BC, v + k0 * ld, (int)ld, 1.0f, acc, hs);
+        if (k0 == q0) mask_diag(b->St, nj, ni, k0, q0);
+        online_softmax(b, nj, ni);
+        tile_acc(b->O, hsp, nr, b->alpha, b->St, 1, FL_T, Vt, ldv, nk);
         op_count_gemm(cnt, nq, hs, nk, 1);
     }
     for (int i = 0; i < nq; i++) {
-        float inv = 1.0f / l[i], *orow = o + (size_t)(q0 + i) * C;
-        for (int d = 0; d < hs; d++) orow[d] = acc[(size_t)i * hs + d] * inv;
-        lse[q0 + i] = m[i] + logf(l[i]);
+        float inv = 1.0f / b->l[i], *orow = o + (size_t)(q0 + i) * C;
+        for (int d = 0; d < hs; d++) orow[d] = b->O[(size_t)i * hsp + d] * inv;
+        lse[q0 + i] = b->m[i] + logf(b->l[i]);
     }
 }
 
-/* Parallel over (b, h, query tile), dynamic: later tiles see more keys. Each thread owns
- * its tile buffers (S: Br x Bc, acc: Br x hs, m, l: Br). */
+/* Parallel over (b, h, query tile), dynamic: later tiles see more keys. Each thread owns its
+ * tile buffers. */
 void flash_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
     flash_attention_forward_counted(out, lse, qkv, B, T, C, H, NULL);
 }
 
 void flash_attention_forward_counted(float *out, float *lse, const float *qkv, int B, int T, int C,
                                      int H, op_count *cnt) {
-    int hs = C / H, ntiles = (T + FL_BR - 1) / FL_BR;
+    int hs = C / H, ntiles = (T + FL_T - 1) / FL_T;
 #pragma omp parallel
     {
-        float *S = xmalloc(sizeof(float) * ((size_t)FL_BR * FL_BC + (size_t)FL_BR * hs + 2 * FL_BR));
-        float *acc = S + (size_t)FL_BR * FL_BC, *m = acc + (size_t)FL_BR * hs, *l = m + FL_BR;
+        fwd_buf b = fwd_buf_make(hs);
 #pragma omp for collapse(3) schedule(dynamic)
-        for (int b = 0; b < B; b++)
+        for (int bb = 0; bb < B; bb++)
             for (int h = 0; h < H; h++)
-                for (int t = 0; t < ntiles; t++) {
-                    int q0 = t * FL_BR;
-                    flash_fwd_tile(out + (size_t)b * T * C + h * hs, lse + ((size_t)b * H + h) * T,
-                                   qkv + (size_t)b * T * 3 * C + h * hs, q0, imin(FL_BR, T - q0), C,
-                                   hs, S, acc, m, l, cnt);
+                for (int t = ntiles - 1; t >= 0; t--) { /* the largest tiles first */
+                    int q0 = t * FL_T;
+                    flash_fwd_tile(out + (size_t)bb * T * C + h * hs, lse + ((size_t)bb * H + h) * T,
+                                   qkv + (size_t)bb * T * 3 * C + h * hs, q0, imin(FL_T, T - q0), C, &b, cnt);
                 }
-        free(S);
+        free(b.Qt);
     }
 }
 
@@ -112,102 +178,194 @@ void flash_attention_forward_counted(float *out, float *lse, const float *qkv, i
  * key tiles that i sees. Splitting over query tiles would make dK/dV partial per query tile
  * (T/Br partials of T x hs each: O(T^2) memory); splitting over single key tiles would do the
  * same to dQ. So the split is key-tile-major in FLASH_BWD_GROUPS fixed groups: task (b, h, g)
- * owns the key tiles j = g, g + G, g + 2G, ... (round robin: tile j costs ~ T - j Bc, so the
- * groups get about equal work) and writes their dK_j, dV_j straight into dqkv, since nobody
- * else touches them. Its dQ contributions go to its own partial buffer dQ_g (B, T, C); at the
- * end dQ += dQ_0 + dQ_1 + ... in that fixed order. G = min(key tiles, FLASH_BWD_GROUPS) depends
- * only on T, never on the threads: the numbers are the same for any thread count, and the extra
- * memory is G B T C floats, linear in T. Each S, dP tile is computed once, as before (5 sgemms
- * per tile; a separate dQ pass would need 7). */
+ * owns key tiles dealt out as 0 1 2 3 3 2 1 0 0 1 2 ... (tile j costs ~ T - j Bc, so the snake
+ * order gives the groups about equal work; group g's first tile is g). It accumulates their dK,
+ * dV in its own buffers and adds them into dqkv at the end, since nobody else touches them. Its
+ * dQ contributions go to its own partial buffer dQ_g (B, T, C), rows t >= g Bc; at the end
+ * dQ += dQ_0 + dQ_1 + ... in that fixed order. G = min(key tiles, FLASH_BWD_GROUPS) depends
+ * only on T, never on the threads: the numbers are the same for any thread count, and the
+ * extra memory is G B T C floats, linear in T. Within a task the query tiles are the outer
+ * loop, so each is packed once; each S, dP tile is computed once (5 products per tile pair). */
 size_t flash_scratch_floats(int B, int T, int C, int H) {
     return (size_t)B * T * ((size_t)H + (size_t)FLASH_BWD_GROUPS * C);
 }
 
-/* Task (b, h, g): key tiles j = g, g+G, ... of one head. For each, for each query tile i that
- * sees it (q0 + nq > k0):
- *   P = exp(scale Q_i K_j^T - lse_i) (0 above the diagonal)
- *   dV_j += P^T dO_i;   dP = dO_i V_j^T;   dS = P * (dP - D_i)
- *   dQ_g,i += scale dS K_j;   dK_j += scale dS^T Q_i
- * dq points at the head's dQ columns of dqkv (row stride 3C), dqp at its columns of dQ_g
- * (row stride C); rows t >= g Bc of dQ_g are zeroed here first. */
-static void flash_bwd_group(float *dq, float *dqp, const float *dout, const float *q,
-                            const float *lse, const float *Dv, int T, int C, int hs, int g, int G,
-                            float *S, float *dP) {
-    const float *k = q + C, *v = q + 2 * C;
-    float *dk = dq + C, *dv = dq + 2 * C;
-    size_t ld = (size_t)3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int t = g * FL_BC; t < T; t++) memset(dqp + (size_t)t * C, 0, (size_t)hs * sizeof(float));
-    for (int k0 = g * FL_BC; k0 < T; k0 += G * FL_BC) {
-        int nk = imin(FL_BC, T - k0);
-        for (int q0 = k0 / FL_BR * FL_BR; q0 < T; q0 += FL_BR) {
-            int nq = imin(FL_BR, T - q0), nke = imin(nk, q0 + nq - k0);
-            const float *dO = dout + (size_t)q0 * C, *Q = q + q0 * ld;
-            nn_sgemm(0, 1, nq, nke, hs, scale, Q, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
-            nn_sgemm(0, 1, nq, nke, hs, 1.0f, dO, C, v + k0 * ld, (int)ld, 0.0f, dP, FL_BC);
-            for (int i = 0; i < nq; i++) {
-                float *p = S + (size_t)i * FL_BC, *dp = dP + (size_t)i * FL_BC;
-                float L = lse[q0 + i], Dt = Dv[q0 + i];
-                int nv = imin(nke, q0 + i - k0 + 1);
-#pragma omp simd
-                for (int j = 0; j < nke; j++) {
-                    float pj = j < nv ? fast_expf(p[j] - L) : 0.0f;
-                    p[j] = pj;
-                    dp[j] = pj * (dp[j] - Dt);
-                }
-            }
-            nn_sgemm(1, 0, nke, hs, nq, 1.0f, S, FL_BC, dO, C, 1.0f, dv + k0 * ld, (int)ld);
-            nn_sgemm(0, 0, nq, hs, nke, scale, dP, FL_BC, k + k0 * ld, (int)ld, 1.0f, dqp + (size_t)q0 * C, C);
-            nn_sgemm(1, 0, nke, hs, nq, scale, dP, FL_BC, Q, (int)ld, 1.0f, dk + k0 * ld, (int)ld);
+/* Group of key tile j among G (the snake order above). */
+static int bwd_group(int j, int G) {
+    int r = j % (2 * G);
+    return r < G ? r : 2 * G - 1 - r;
+}
+
+typedef struct {
+    float *Kp, *Vp, *dK, *dV;           /* the owned key tiles, FL_T x hsp each, in order */
+    float *Qt, *dOt, *Qn, *dOn, *dQ;    /* the current query tile */
+    float *St, *dPt, *L, *D;            /* scores, dP; lse and D of the query tile */
+    const float *Qr, *dOr;              /* Q, dO rows of the query tile (Qn, dOn, or in place) */
+    int hs, hsp, maxown, ldq, ldo;
+} bwd_buf;
+
+static bwd_buf bwd_buf_make(int hs, int T, int G) {
+    bwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR)};
+    int nkt = (T + FL_T - 1) / FL_T;
+    b.maxown = (nkt + G - 1) / G + 1;
+    size_t t = FL_T, own = (size_t)b.maxown * t * b.hsp;
+    size_t n = 4 * own + 2 * t * hs + 3 * t * b.hsp + 2 * t * t + 2 * t;
+    b.Kp = xmalloc_aligned(n * sizeof(float));
+    b.Vp = b.Kp + own, b.dK = b.Vp + own, b.dV = b.dK + own;
+    b.Qt = b.dV + own, b.dOt = b.Qt + t * hs, b.Qn = b.dOt + t * hs, b.dOn = b.Qn + t * b.hsp;
+    b.dQ = b.dOn + t * b.hsp, b.St = b.dQ + t * b.hsp, b.dPt = b.St + t * t, b.L = b.dPt + t * t;
+    b.D = b.L + t;
+    return b;
+}
+
+/* Views of one head: q (row stride 3C; k, v at +C, +2C), dout (stride C), lse and D (stride 1). */
+typedef struct {
+    const float *q, *dout, *lse, *D;
+    float *dq, *dqp; /* the head's dQ columns of dqkv (stride 3C), of dQ_g (stride C) */
+    int T, C;
+} bwd_head;
+
+/* Packs query tile [q0, q0+nq): scale Q^T, dO^T, and Q, dO padded to hsp columns where hs is
+ * not a multiple of 16; lse (+inf past nq, so P = 0 there) and D (0 past nq); zeroes its dQ. */
+static void bwd_pack_query(bwd_buf *b, const bwd_head *hd, int q0, int nq) {
+    size_t ld = (size_t)3 * hd->C;
+    float scale = 1.0f / sqrtf((float)b->hs);
+    const float *Q = hd->q + q0 * ld, *dO = hd->dout + (size_t)q0 * hd->C;
+    pack_cols(b->Qt, Q, ld, nq, b->hs, scale);
+    pack_cols(b->dOt, dO, hd->C, nq, b->hs, 1.0f);
+    if (b->hsp == b->hs) { /* Q and dO rows straight from their buffers (dK is scaled when stored) */
+        b->Qr = Q, b->dOr = dO, b->ldq = (int)ld, b->ldo = hd->C;
+    } else {
+        pack_rows(b->Qn, b->hsp, nq, Q, ld, nq, b->hs, 1.0f);
+        pack_rows(b->dOn, b->hsp, nq, dO, hd->C, nq, b->hs, 1.0f);
+        b->Qr = b->Qn, b->dOr = b->dOn, b->ldq = b->ldo = b->hsp;
+    }
+    for (int i = 0; i < FL_T; i++) {
+        b->L[i] = i < nq ? hd->lse[q0 + i] : INFINITY;
+        b->D[i] = i < nq ? hd->D[q0 + i] : 0.0f;
+    }
+    memset(b->dQ, 0, sizeof(float) * FL_T * b->hsp);
+}
+
+/* P = exp(S - lse) and dS = P (dP - D) over nj keys x ni queries (8 queries a vector). */
+static void bwd_softmax(bwd_buf *b, int nj, int ni) {
+    for (int i = 0; i < ni; i += FK_W) {
+        fv8 L = fv_load(b->L + i), D = fv_load(b->D + i);
+        for (int j = 0; j < nj; j++) {
+            float *s = b->St + (size_t)j * FL_T + i, *dp = b->dPt + (size_t)j * FL_T + i;
+            fv8 p = fv_exp(fv_load(s) - L);
+            fv_store(s, p);
+            fv_store(dp, p * (fv_load(dp) - D));
         }
     }
 }
 
-/* D_t = dO_t . O_t per (b, h); then the (b, h, key-tile group) tasks (see above); then the
- * fixed-order dQ reduction, parallel over rows. Each thread owns its S and dP tiles. */
+/* One tile pair: owned key tile o (keys [k0, k0+nk)) against the packed query tile [q0, q0+nq):
+ *   S^T = K (scale Q)^T;  dP^T = V dO^T;  P = exp(S - lse) (0 above the diagonal);
+ *   dS = P (dP - D);  dV += P^T dO;  dK += dS^T Q;  dQ += dS K   (dK, dQ scaled when stored). */
+static void bwd_pair(bwd_buf *b, int o, int k0, int nk, int q0, int nq) {
+    int hs = b->hs, hsp = b->hsp, nj = round_up(nk, FK_MR), ni = round_up(round_up(nq, FK_MR), FK_NR);
+    size_t off = (size_t)o * FL_T * hsp;
+    tile_nt(b->St, b->Kp + off, hsp, b->Qt, hs, nj, ni);
+    tile_nt(b->dPt, b->Vp + off, hsp, b->dOt, hs, nj, ni);
+    if (k0 == q0) mask_diag(b->St, nj, ni, k0, q0);
+    bwd_softmax(b, nj, ni);
+    tile_acc(b->dV + off, hsp, nj, NULL, b->St, FL_T, 1, b->dOr, b->ldo, nq);
+    tile_acc(b->dK + off, hsp, nj, NULL, b->dPt, FL_T, 1, b->Qr, b->ldq, nq);
+    tile_acc(b->dQ, hsp, round_up(nq, FK_MR), NULL, b->dPt, 1, FL_T, b->Kp + off, hsp, nk);
+}
+
+/* Task (b, h, g): packs its key tiles, then for each query tile from tile g on, the pairs with
+ * the owned key tiles it sees; stores scale dQ into dQ_g, then adds dK, dV into dqkv. */
+static void flash_bwd_group(bwd_buf *b, const bwd_head *hd, int g, int G) {
+    size_t ld = (size_t)3 * hd->C;
+    int T = hd->T, hs = b->hs, hsp = b->hsp, nkt = (T + FL_T - 1) / FL_T, nown = 0;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int j = g; j < nkt; j++) {
+        if (bwd_group(j, G) != g) continue;
+        size_t off = (size_t)nown++ * FL_T * hsp;
+        int k0 = j * FL_T, nk = imin(FL_T, T - k0);
+        pack_rows(b->Kp + off, hsp, FL_T, hd->q + hd->C + k0 * ld, ld, nk, hs, 1.0f);
+        pack_rows(b->Vp + off, hsp, FL_T, hd->q + 2 * hd->C + k0 * ld, ld, nk, hs, 1.0f);
+    }
+    memset(b->dK, 0, sizeof(float) * nown * FL_T * hsp);
+    memset(b->dV, 0, sizeof(float) * nown * FL_T * hsp);
+    for (int qt = g; qt < nkt; qt++) {
+        int q0 = qt * FL_T, nq = imin(FL_T, T - q0);
+        bwd_pack_query(b, hd, q0, nq);
+        for (int j = g, o = 0; j <= qt; j++)
+            if (bwd_group(j, G) == g) bwd_pair(b, o++, j * FL_T, imin(FL_T, T - j * FL_T), q0, nq);
+        for (int i = 0; i < nq; i++) fk_copy(hd->dqp + (size_t)(q0 + i) * hd->C, b->dQ + (size_t)i * hsp, hs, scale);
+    }
+    for (int j = g, o = 0; j < nkt; j++) {
+        if (bwd_group(j, G) != g) continue;
+        size_t off = (size_t)o++ * FL_T * hsp;
+        for (int i = 0, k0 = j * FL_T; i < imin(FL_T, T - k0); i++)
+            for (int d = 0; d < hs; d++) {
+                hd->dq[(k0 + i) * ld + hd->C + d] += scale * b->dK[off + (size_t)i * hsp + d];
+                hd->dq[(k0 + i) * ld + 2 * hd->C + d] += b->dV[off + (size_t)i * hsp + d];
+            }
+    }
+}
+
+/* D_t = dO_t . O_t for every (b, h, t). */
+static void bwd_dot(float *Dall, const float *dout, const float *out, int B, int T, int C, int H) {
+    int hs = C / H;
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            float *Dv = Dall + ((size_t)b * H + h) * T;
+            for (int t = 0; t < T; t++) {
+                const float *x = dout + ((size_t)b * T + t) * C + h * hs;
+                const float *y = out + ((size_t)b * T + t) * C + h * hs;
+                float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int d = 0; d < hs; d++) dot += x[d] * y[d];
+                Dv[t] = dot;
+            }
+        }
+}
+
+/* dQ += dQ_0 + dQ_1 + ... (fixed order), parallel over rows. */
+static void bwd_reduce_dq(float *dqkv, const float *dqp, int B, int T, int C, int G) {
+    size_t gstride = (size_t)B * T * C;
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *dst = dqkv + ((size_t)b * T + t) * 3 * C;
+            const float *p0 = dqp + ((size_t)b * T + t) * C;
+            int ng = imin(G, t / FL_T + 1); /* dQ_g has rows t >= g Bc only */
+            for (int c = 0; c < C; c++) {
+                float sum = p0[c];
+                for (int g = 1; g < ng; g++) sum += p0[g * gstride + c];
+                dst[c] += sum;
+            }
+        }
+}
+
+/* D per (b, h); then the (b, h, key-tile group) tasks (see above); then the fixed-order dQ
+ * reduction. Each thread owns its tile buffers. */
 void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                               const float *lse, int B, int T, int C, int H, float *scratch) {
-    int hs = C / H, nkt = (T + FL_BC - 1) / FL_BC, G = imin(nkt, FLASH_BWD_GROUPS);
+    int hs = C / H, nkt = (T + FL_T - 1) / FL_T, G = imin(nkt, FLASH_BWD_GROUPS);
     float *Dall = scratch, *dqp = scratch + (size_t)B * H * T;
     size_t gstride = (size_t)B * T * C;
 #pragma omp parallel
     {
-        float *S = xmalloc(sizeof(float) * 2 * (size_t)FL_BR * FL_BC), *dP = S + (size_t)FL_BR * FL_BC;
-#pragma omp for collapse(2) schedule(static)
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++) {
-                float *Dv = Dall + ((size_t)b * H + h) * T;
-                for (int t = 0; t < T; t++) {
-                    const float *x = dout + ((size_t)b * T + t) * C + h * hs;
-                    const float *y = out + ((size_t)b * T + t) * C + h * hs;
-                    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                    for (int d = 0; d < hs; d++) dot += x[d] * y[d];
-                    Dv[t] = dot;
-                }
-            }
+        bwd_buf buf = bwd_buf_make(hs, T, G);
+        bwd_dot(Dall, dout, out, B, T, C, H);
 #pragma omp for collapse(3) schedule(dynamic)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++)
                 for (int g = 0; g < G; g++) {
                     size_t bh = (size_t)b * H + h, row = (size_t)b * T * 3 * C + h * hs;
                     size_t orow = (size_t)b * T * C + h * hs;
-                    flash_bwd_group(dqkv + row, dqp + g * gstride + orow, dout + orow, qkv + row,
-                                    lse + bh * T, Dall + bh * T, T, C, hs, g, G, S, dP);
+                    bwd_head hd = {qkv + row, dout + orow, lse + bh * T, Dall + bh * T, dqkv + row,
+                                   dqp + g * gstride + orow, T, C};
+                    flash_bwd_group(&buf, &hd, g, G);
                 }
-#pragma omp for collapse(2) schedule(static)
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) {
-                float *dst = dqkv + ((size_t)b * T + t) * 3 * C;
-                const float *p0 = dqp + ((size_t)b * T + t) * C;
-                int ng = imin(G, t / FL_BC + 1); /* dQ_g has rows t >= g Bc only */
-                for (int c = 0; c < C; c++) {
-                    float sum = p0[c];
-                    for (int g = 1; g < ng; g++) sum += p0[g * gstride + c];
-                    dst[c] += sum;
-                }
-            }
-        free(S);
+        bwd_reduce_dq(dqkv, dqp, B, T, C, G);
+        free(buf.Kp);
     }
 }
 

@@ -34,6 +34,15 @@ _Static_assert(FLASH_BR == FLASH_BC && FLASH_BR % 48 == 0, "flash tiles: square,
 static int imin(int a, int b) { return a < b ? a : b; }
 static int round_up(int a, int m) { return (a + m - 1) / m * m; }
 
+/* Row stride of the packed (rows x hs) tiles: hs rounded up to 16 floats (whole 64-byte lines),
+ * plus 16 when that is an even number of lines. A stride of 2^k lines maps a tile's rows onto a
+ * few L1 sets (hs = 64: 16 of the 64 sets) where they evict each other; an odd number of lines
+ * spreads them over all sets. */
+static int row_stride(int hs) {
+    int w = round_up(hs, FK_NR);
+    return (w / FK_NR) % 2 ? w : w + FK_NR;
+}
+
 /* dst (rows x ldd) = mul * src rows (stride lds), n of them, hs columns; zero padding up to
  * rows and ldd columns. */
 static void pack_rows(float *dst, int ldd, int rows, const float *src, size_t lds, int n, int hs, float mul) {
@@ -57,19 +66,52 @@ static void pack_cols(float *dst, const float *src, size_t lds, int n, int hs, f
 }
 
 /* C (nj x ni, row stride FL_T) = X Yt: X (nj x hs, rows ldx), Yt (hs x FL_T); nj a multiple
- * of 6, ni of 16. */
-static void tile_nt(float *C, const float *X, int ldx, const float *Yt, int hs, int nj, int ni) {
+ * of 6, ni of 16. diag (the diagonal tile, key j vs query i): 6 x 16 blocks wholly above the
+ * diagonal (j0 > i0 + 15) are not computed but set to fill. Returns the multiply-adds done on
+ * real rows and columns (nk keys, nq queries): what the SATTN_COUNT build counts. */
+static uint64_t tile_nt(float *C, const float *X, int ldx, const float *Yt, int hs, int nj, int ni, int diag,
+                        float fill, int nk, int nq) {
+    uint64_t macs = 0;
     for (int i = 0; i < ni; i += FK_NR)
-        for (int j = 0; j < nj; j += FK_MR) fk_nt(C + (size_t)j * FL_T + i, FL_T, X + (size_t)j * ldx, ldx, Yt + i, FL_T, hs);
+        for (int j = 0; j < nj; j += FK_MR) {
+            float *c = C + (size_t)j * FL_T + i;
+            if (diag && j > i + FK_NR - 1) {
+                for (int r = 0; r < FK_MR; r++)
+                    for (int q = 0; q < FK_NR; q++) c[(size_t)r * FL_T + q] = fill;
+                continue;
+            }
+            fk_nt(c, FL_T, X + (size_t)j * ldx, ldx, Yt + i, FL_T, hs);
+            if (j < nk && i < nq) macs += (uint64_t)imin(FK_MR, nk - j) * imin(FK_NR, nq - i) * hs;
+        }
+    return macs;
 }
 
-/* O (rows x hsp) = rs O + A Z over n terms: A(r, k) = A[r ars + k acs], Z (n x hsp, rows ldz); rows a
- * multiple of 6, hsp of 16; rs (per row) NULL: no scaling. */
-static void tile_acc(float *O, int hsp, int rows, const float *rs, const float *A, int ars, int acs, const float *Z,
-                     int ldz, int n) {
-    for (int r = 0; r < rows; r += FK_MR)
+/* O (rows x hsp, row stride ldp) = rs O + A Z over the terms [k_lo(r), k_hi(r)) of each 6-row
+ * block r: A(r, k) = A[r ars + k acs], Z (rows x hsp, row stride ldp); hsp a multiple of 16; rs
+ * (per row) NULL: no scaling. Off the diagonal every block sums over [0, n). On the diagonal
+ * tile the terms that are exact zeros (masked probabilities) are skipped: diag = 1, rows are
+ * queries and terms keys: keys [0, min(n, r + 6)); diag = 2, rows are keys and terms queries:
+ * queries [r, n). Returns the multiply-adds on the real rows (< nreal) and hs columns. */
+static uint64_t tile_acc(float *O, int ldp, int hsp, int rows, const float *rs, const float *A, int ars, int acs,
+                         const float *Z, int n, int diag, int nreal, int hs) {
+    uint64_t macs = 0;
+    for (int r = 0; r < rows; r += FK_MR) {
+        int lo = diag == 2 ? r : 0, hi = diag == 1 ? imin(n, r + FK_MR) : n;
+        if (hi <= lo && !rs) continue;
+        hi = hi > lo ? hi : lo;
         for (int c = 0; c < hsp; c += FK_NR)
-            fk_acc(O + (size_t)r * hsp + c, hsp, rs ? rs + r : NULL, A + (size_t)r * ars, ars, acs, Z + c, ldz, n);
+            fk_acc(O + (size_t)r * ldp + c, ldp, rs ? rs + r : NULL, A + (size_t)r * ars + (size_t)lo * acs, ars, acs,
+                   Z + (size_t)lo * ldp + c, ldp, hi - lo);
+        if (r < nreal) macs += (uint64_t)imin(FK_MR, nreal - r) * hs * (hi - lo);
+    }
+    return macs;
+}
+
+/* The counted build's record of one tile product (M x K)(K x N) that did macs multiply-adds
+ * (bytes as op_count_gemm counts them). */
+static void count_tile(op_count *cnt, uint64_t macs, int M, int N, int K, int acc) {
+    uint64_t m = (uint64_t)M, n = (uint64_t)N, k = (uint64_t)K;
+    op_count_add(cnt, macs, 4 * (m * k + k * n + m * n * (acc ? 2 : 1)));
 }
 
 /* The diagonal tile (key k0 + j, query q0 + i, k0 <= q0): St[j][i] = -inf where key > query. */
@@ -82,15 +124,15 @@ static void mask_diag(float *St, int nj, int ni, int k0, int q0) {
 
 typedef struct {
     float *Qt, *Kp, *Vp, *St, *O, *m, *l, *alpha;
-    int hs, hsp;
+    int hs, hsp, ldp;
 } fwd_buf;
 
 static fwd_buf fwd_buf_make(int hs) {
-    fwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR)};
-    size_t t = FL_T, n = t * hs + 2 * t * b.hsp + t * t + t * b.hsp + 3 * t;
+    fwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR), .ldp = row_stride(hs)};
+    size_t t = FL_T, n = t * hs + 2 * t * b.ldp + t * t + t * b.ldp + 3 * t;
     b.Qt = xmalloc_aligned(n * sizeof(float));
-    b.Kp = b.Qt + t * hs, b.Vp = b.Kp + t * b.hsp, b.St = b.Vp + t * b.hsp, b.O = b.St + t * t;
-    b.m = b.O + t * b.hsp, b.l = b.m + t, b.alpha = b.l + t;
+    b.Kp = b.Qt + t * hs, b.Vp = b.Kp + t * b.ldp, b.St = b.Vp + t * b.ldp, b.O = b.St + t * t;
+    b.m = b.O + t * b.ldp, b.l = b.m + t, b.alpha = b.l + t;
     return b;
 }
 
@@ -121,27 +163,25 @@ static void online_softmax(fwd_buf *b, int nj, int ni) {
 static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq, int C, fwd_buf *b, op_count *cnt) {
     const float *k = q + C, *v = q + 2 * C;
     size_t ld = (size_t)3 * C;
-    int hs = b->hs, hsp = b->hsp, nr = round_up(nq, FK_MR), ni = round_up(nr, FK_NR);
+    int hs = b->hs, hsp = b->hsp, ldp = b->ldp, nr = round_up(nq, FK_MR), ni = round_up(nr, FK_NR);
     pack_cols(b->Qt, q + q0 * ld, ld, nq, hs, 1.0f / sqrtf((float)hs));
-    memset(b->O, 0, sizeof(float) * FL_T * hsp);
+    memset(b->O, 0, sizeof(float) * FL_T * ldp);
     for (int i = 0; i < FL_T; i++) b->m[i] = -INFINITY, b->l[i] = 0.0f;
     for (int k0 = 0; k0 < q0 + nq; k0 += FL_T) {
         int nk = imin(FL_T, q0 + nq - k0), nj = round_up(nk, FK_MR);
-        /* K and V straight from qkv where the blocks need no padding, else packed */
-        const float *Kt = k + k0 * ld, *Vt = v + k0 * ld;
-        int ldk = (int)ld, ldv = (int)ld;
-        if (nj != nk) pack_rows(b->Kp, hsp, nj, Kt, ld, nk, hs, 1.0f), Kt = b->Kp, ldk = hsp;
-        if (hsp != hs) pack_rows(b->Vp, hsp, nk, Vt, ld, nk, hs, 1.0f), Vt = b->Vp, ldv = hsp;
-        tile_nt(b->St, Kt, ldk, b->Qt, hs, nj, ni);
-        op_count_gemm(cnt, nq, nk, hs, 0);
-        if (k0 == q0) mask_diag(b->St, nj, ni, k0, q0);
+        /* packed, even where no padding is needed: read in place, the rows 3C floats apart
+         * fall into two L1 sets at C = 512 and the products run at half speed */
+        pack_rows(b->Kp, ldp, nj, k + k0 * ld, ld, nk, hs, 1.0f);
+        pack_rows(b->Vp, ldp, nk, v + k0 * ld, ld, nk, hs, 1.0f);
+        int diag = k0 == q0;
+        count_tile(cnt, tile_nt(b->St, b->Kp, ldp, b->Qt, hs, nj, ni, diag, -INFINITY, nk, nq), nq, nk, hs, 0);
+        if (diag) mask_diag(b->St, nj, ni, k0, q0);
         online_softmax(b, nj, ni);
-        tile_acc(b->O, hsp, nr, b->alpha, b->St, 1, FL_T, Vt, ldv, nk);
-        op_count_gemm(cnt, nq, hs, nk, 1);
+        count_tile(cnt, tile_acc(b->O, ldp, hsp, nr, b->alpha, b->St, 1, FL_T, b->Vp, nk, diag, nq, hs), nq, hs, nk, 1);
     }
     for (int i = 0; i < nq; i++) {
         float inv = 1.0f / b->l[i], *orow = o + (size_t)(q0 + i) * C;
-        for (int d = 0; d < hs; d++) orow[d] = b->O[(size_t)i * hsp + d] * inv;
+        for (int d = 0; d < hs; d++) orow[d] = b->O[(size_t)i * ldp + d] * inv;
         lse[q0 + i] = b->m[i] + logf(b->l[i]);
     }
 }
@@ -200,20 +240,19 @@ typedef struct {
     float *Kp, *Vp, *dK, *dV;           /* the owned key tiles, FL_T x hsp each, in order */
     float *Qt, *dOt, *Qn, *dOn, *dQ;    /* the current query tile */
     float *St, *dPt, *L, *D;            /* scores, dP; lse and D of the query tile */
-    const float *Qr, *dOr;              /* Q, dO rows of the query tile (Qn, dOn, or in place) */
-    int hs, hsp, maxown, ldq, ldo;
+    int hs, hsp, ldp, maxown;
 } bwd_buf;
 
 static bwd_buf bwd_buf_make(int hs, int T, int G) {
-    bwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR)};
+    bwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR), .ldp = row_stride(hs)};
     int nkt = (T + FL_T - 1) / FL_T;
     b.maxown = (nkt + G - 1) / G + 1;
-    size_t t = FL_T, own = (size_t)b.maxown * t * b.hsp;
-    size_t n = 4 * own + 2 * t * hs + 3 * t * b.hsp + 2 * t * t + 2 * t;
+    size_t t = FL_T, own = (size_t)b.maxown * t * b.ldp;
+    size_t n = 4 * own + 2 * t * hs + 3 * t * b.ldp + 2 * t * t + 2 * t;
     b.Kp = xmalloc_aligned(n * sizeof(float));
     b.Vp = b.Kp + own, b.dK = b.Vp + own, b.dV = b.dK + own;
-    b.Qt = b.dV + own, b.dOt = b.Qt + t * hs, b.Qn = b.dOt + t * hs, b.dOn = b.Qn + t * b.hsp;
-    b.dQ = b.dOn + t * b.hsp, b.St = b.dQ + t * b.hsp, b.dPt = b.St + t * t, b.L = b.dPt + t * t;
+    b.Qt = b.dV + own, b.dOt = b.Qt + t * hs, b.Qn = b.dOt + t * hs, b.dOn = b.Qn + t * b.ldp;
+    b.dQ = b.dOn + t * b.ldp, b.St = b.dQ + t * b.ldp, b.dPt = b.St + t * t, b.L = b.dPt + t * t;
     b.D = b.L + t;
     return b;
 }
@@ -225,26 +264,20 @@ typedef struct {
     int T, C;
 } bwd_head;
 
-/* Packs query tile [q0, q0+nq): scale Q^T, dO^T, and Q, dO padded to hsp columns where hs is
- * not a multiple of 16; lse (+inf past nq, so P = 0 there) and D (0 past nq); zeroes its dQ. */
+/* Packs query tile [q0, q0+nq): scale Q^T, dO^T, and Q, dO padded to hsp columns; lse (+inf past nq, so P = 0 there) and D (0 past nq); zeroes its dQ. */
 static void bwd_pack_query(bwd_buf *b, const bwd_head *hd, int q0, int nq) {
     size_t ld = (size_t)3 * hd->C;
     float scale = 1.0f / sqrtf((float)b->hs);
     const float *Q = hd->q + q0 * ld, *dO = hd->dout + (size_t)q0 * hd->C;
     pack_cols(b->Qt, Q, ld, nq, b->hs, scale);
     pack_cols(b->dOt, dO, hd->C, nq, b->hs, 1.0f);
-    if (b->hsp == b->hs) { /* Q and dO rows straight from their buffers (dK is scaled when stored) */
-        b->Qr = Q, b->dOr = dO, b->ldq = (int)ld, b->ldo = hd->C;
-    } else {
-        pack_rows(b->Qn, b->hsp, nq, Q, ld, nq, b->hs, 1.0f);
-        pack_rows(b->dOn, b->hsp, nq, dO, hd->C, nq, b->hs, 1.0f);
-        b->Qr = b->Qn, b->dOr = b->dOn, b->ldq = b->ldo = b->hsp;
-    }
+    pack_rows(b->Qn, b->ldp, nq, Q, ld, nq, b->hs, 1.0f); /* packed: see flash_fwd_tile */
+    pack_rows(b->dOn, b->ldp, nq, dO, hd->C, nq, b->hs, 1.0f);
     for (int i = 0; i < FL_T; i++) {
         b->L[i] = i < nq ? hd->lse[q0 + i] : INFINITY;
         b->D[i] = i < nq ? hd->D[q0 + i] : 0.0f;
     }
-    memset(b->dQ, 0, sizeof(float) * FL_T * b->hsp);
+    memset(b->dQ, 0, sizeof(float) * FL_T * b->ldp);
 }
 
 /* P = exp(S - lse) and dS = P (dP - D) over nj keys x ni queries (8 queries a vector). */
@@ -264,47 +297,47 @@ static void bwd_softmax(bwd_buf *b, int nj, int ni) {
  *   S^T = K (scale Q)^T;  dP^T = V dO^T;  P = exp(S - lse) (0 above the diagonal);
  *   dS = P (dP - D);  dV += P^T dO;  dK += dS^T Q;  dQ += dS K   (dK, dQ scaled when stored). */
 static void bwd_pair(bwd_buf *b, int o, int k0, int nk, int q0, int nq) {
-    int hs = b->hs, hsp = b->hsp, nj = round_up(nk, FK_MR), ni = round_up(round_up(nq, FK_MR), FK_NR);
-    size_t off = (size_t)o * FL_T * hsp;
-    tile_nt(b->St, b->Kp + off, hsp, b->Qt, hs, nj, ni);
-    tile_nt(b->dPt, b->Vp + off, hsp, b->dOt, hs, nj, ni);
-    if (k0 == q0) mask_diag(b->St, nj, ni, k0, q0);
+    int hs = b->hs, hsp = b->hsp, ldp = b->ldp, nj = round_up(nk, FK_MR), ni = round_up(round_up(nq, FK_MR), FK_NR);
+    size_t off = (size_t)o * FL_T * ldp;
+    int diag = k0 == q0;
+    tile_nt(b->St, b->Kp + off, ldp, b->Qt, hs, nj, ni, diag, -INFINITY, nk, nq);
+    tile_nt(b->dPt, b->Vp + off, ldp, b->dOt, hs, nj, ni, diag, 0.0f, nk, nq);
+    if (diag) mask_diag(b->St, nj, ni, k0, q0);
     bwd_softmax(b, nj, ni);
-    tile_acc(b->dV + off, hsp, nj, NULL, b->St, FL_T, 1, b->dOr, b->ldo, nq);
-    tile_acc(b->dK + off, hsp, nj, NULL, b->dPt, FL_T, 1, b->Qr, b->ldq, nq);
-    tile_acc(b->dQ, hsp, round_up(nq, FK_MR), NULL, b->dPt, 1, FL_T, b->Kp + off, hsp, nk);
+    tile_acc(b->dV + off, ldp, hsp, nj, NULL, b->St, FL_T, 1, b->dOn, nq, 2 * diag, nk, hs);
+    tile_acc(b->dK + off, ldp, hsp, nj, NULL, b->dPt, FL_T, 1, b->Qn, nq, 2 * diag, nk, hs);
+    tile_acc(b->dQ, ldp, hsp, round_up(nq, FK_MR), NULL, b->dPt, 1, FL_T, b->Kp + off, nk, diag, nq, hs);
 }
 
 /* Task (b, h, g): packs its key tiles, then for each query tile from tile g on, the pairs with
  * the owned key tiles it sees; stores scale dQ into dQ_g, then adds dK, dV into dqkv. */
 static void flash_bwd_group(bwd_buf *b, const bwd_head *hd, int g, int G) {
     size_t ld = (size_t)3 * hd->C;
-    int T = hd->T, hs = b->hs, hsp = b->hsp, nkt = (T + FL_T - 1) / FL_T, nown = 0;
+    int T = hd->T, hs = b->hs, ldp = b->ldp, nkt = (T + FL_T - 1) / FL_T, nown = 0;
     float scale = 1.0f / sqrtf((float)hs);
     for (int j = g; j < nkt; j++) {
         if (bwd_group(j, G) != g) continue;
-        size_t off = (size_t)nown++ * FL_T * hsp;
+        size_t off = (size_t)nown++ * FL_T * ldp;
         int k0 = j * FL_T, nk = imin(FL_T, T - k0);
-        pack_rows(b->Kp + off, hsp, FL_T, hd->q + hd->C + k0 * ld, ld, nk, hs, 1.0f);
-        pack_rows(b->Vp + off, hsp, FL_T, hd->q + 2 * hd->C + k0 * ld, ld, nk, hs, 1.0f);
+        pack_rows(b->Kp + off, ldp, FL_T, hd->q + hd->C + k0 * ld, ld, nk, hs, 1.0f);
+        pack_rows(b->Vp + off, ldp, FL_T, hd->q + 2 * hd->C + k0 * ld, ld, nk, hs, 1.0f);
     }
-    memset(b->dK, 0, sizeof(float) * nown * FL_T * hsp);
-    memset(b->dV, 0, sizeof(float) * nown * FL_T * hsp);
+    memset(b->dK, 0, sizeof(float) * nown * FL_T * ldp);
+    memset(b->dV, 0, sizeof(float) * nown * FL_T * ldp);
     for (int qt = g; qt < nkt; qt++) {
         int q0 = qt * FL_T, nq = imin(FL_T, T - q0);
         bwd_pack_query(b, hd, q0, nq);
         for (int j = g, o = 0; j <= qt; j++)
             if (bwd_group(j, G) == g) bwd_pair(b, o++, j * FL_T, imin(FL_T, T - j * FL_T), q0, nq);
-        for (int i = 0; i < nq; i++) fk_copy(hd->dqp + (size_t)(q0 + i) * hd->C, b->dQ + (size_t)i * hsp, hs, scale);
+        for (int i = 0; i < nq; i++) fk_copy(hd->dqp + (size_t)(q0 + i) * hd->C, b->dQ + (size_t)i * ldp, hs, scale);
     }
     for (int j = g, o = 0; j < nkt; j++) {
         if (bwd_group(j, G) != g) continue;
-        size_t off = (size_t)o++ * FL_T * hsp;
-        for (int i = 0, k0 = j * FL_T; i < imin(FL_T, T - k0); i++)
-            for (int d = 0; d < hs; d++) {
-                hd->dq[(k0 + i) * ld + hd->C + d] += scale * b->dK[off + (size_t)i * hsp + d];
-                hd->dq[(k0 + i) * ld + 2 * hd->C + d] += b->dV[off + (size_t)i * hsp + d];
-            }
+        size_t off = (size_t)o++ * FL_T * ldp;
+        for (int i = 0, k0 = j * FL_T; i < imin(FL_T, T - k0); i++) {
+            fk_add(hd->dq + (k0 + i) * ld + hd->C, b->dK + off + (size_t)i * ldp, hs, scale);
+            fk_add(hd->dq + (k0 + i) * ld + 2 * hd->C, b->dV + off + (size_t)i * ldp, hs, 1.0f);
+        }
     }
 }
 
@@ -334,8 +367,13 @@ static void bwd_reduce_dq(float *dqkv, const float *dqp, int B, int T, int C, in
         for (int t = 0; t < T; t++) {
             float *dst = dqkv + ((size_t)b * T + t) * 3 * C;
             const float *p0 = dqp + ((size_t)b * T + t) * C;
-            int ng = imin(G, t / FL_T + 1); /* dQ_g has rows t >= g Bc only */
-            for (int c = 0; c < C; c++) {
+            int ng = imin(G, t / FL_T + 1), c = 0; /* dQ_g has rows t >= g Bc only */
+            for (; c + FK_W <= C; c += FK_W) {
+                fv8 sum = fv_load(p0 + c);
+                for (int g = 1; g < ng; g++) sum += fv_load(p0 + g * gstride + c);
+                fv_store(dst + c, fv_load(dst + c) + sum);
+            }
+            for (; c < C; c++) {
                 float sum = p0[c];
                 for (int g = 1; g < ng; g++) sum += p0[g * gstride + c];
                 dst[c] += sum;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "fastmath.h"
+#include "sattn/flash.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -29,7 +30,8 @@
 
 typedef float fv8 __attribute__((vector_size(32)));
 typedef int32_t iv8 __attribute__((vector_size(32)));
-enum { FK_W = 8, FK_MR = 6, FK_NR = 16 };
+enum { FK_W = 8, FK_MR = FLASH_MR, FK_NR = FLASH_NR };
+_Static_assert(FK_MR == 6 && FK_NR == 2 * FK_W, "the kernels below are written for 6 x 16 blocks");
 
 static inline fv8 fv_load(const float *p) {
     fv8 v;
@@ -86,6 +88,13 @@ static inline void fk_copy(float *restrict dst, const float *restrict src, int n
     int c = 0;
     for (; c + FK_W <= n; c += FK_W) fv_store(dst + c, fv_load(src + c) * mul);
     for (; c < n; c++) dst[c] = src[c] * mul;
+}
+
+/* dst[0..n) += mul * src[0..n). */
+static inline void fk_add(float *restrict dst, const float *restrict src, int n, float mul) {
+    int c = 0;
+    for (; c + FK_W <= n; c += FK_W) fv_store(dst + c, fv_load(dst + c) + fv_load(src + c) * mul);
+    for (; c < n; c++) dst[c] += src[c] * mul;
 }
 
 /* dst[d ldd + i] = mul * src[i lds + d] for i < 8, d < 8: one 8 x 8 block transposed in

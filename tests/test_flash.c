@@ -4,7 +4,7 @@
  * Sizes: B = 2, H = 3, T in {1, 7, 63, 64, 65, 127, 128, 130, 256, 257, 300} (not multiples of
  * the tiles), hs in {5, 12, 64}; and (issue 11, the register-blocked kernels: 96-row tiles, 6 x 16
  * blocks, head dims padded to 16) T in {1, 5, 95, 96, 97, 191, 193, 290} x hs in {16, 32, 64, 80}
- * with B H = 1 < threads and B = 2, H = 2. Tolerances, as
+ * with B H = 1 < threads, B = 2, H = 2, and B H >= 8 (one backward group per head). Tolerances, as
  * max|flash - naive| / max|naive|: forward 1e-5, backward 1e-4. Both compute the same
  * sums in float with ~1e-7 relative rounding per term, in a different order (the online
  * softmax rescales by e^{m - m'}, a few ulp each), so legitimate differences are ~1e-6;
@@ -223,6 +223,8 @@ Test(flash, kernel_blocks_awkward_sizes) {
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 4; j++) flash_case(1, ts[i], hss[j], 1, 1.0f, &r);
     for (int j = 0; j < 4; j++) flash_case(2, 200, hss[j], 2, 2.0f, &r);
+    flash_case(2, 290, 16, 4, 1.0f, &r); /* B H = 8: one backward group per head, dQ in place */
+    flash_case(1, 97, 32, 9, 1.0f, &r);
 }
 
 /* Forward and backward with 1 and 2 threads: bit-identical, at B H = 1 (the work is split over
@@ -254,6 +256,7 @@ Test(flash, forward_backward_bit_identical_1_and_2_threads) {
     rng_seed(&r, 407);
     threads_case(1, 1, 700, 80, &r);
     threads_case(1, 4, 500, 64, &r);
+    threads_case(2, 4, 300, 32, &r); /* B H = 8: G = 1 */
 }
 
 /* The 8-lane exp of the softmax tiles: within 4e-7 relative of exp in double over the range a

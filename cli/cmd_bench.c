@@ -11,6 +11,7 @@
 #include "sattn/attnbench.h"
 #include "sattn/cuda_attn.h"
 #include "sattn/cuda_bench.h"
+#include "sattn/peak.h"
 
 static const cli_cmd BENCH = {
     "bench", NULL,
@@ -23,13 +24,15 @@ static const cli_cmd BENCH = {
     "call, or needing more than --max-gib GiB of buffers, are skipped.",
     "Then the measured crossover T* per (variant, phase, C, k): the smallest measured T\n"
     "from which the variant is faster than dense-flash at every larger measured T (-1:\n"
-    "none), beside costmodel's analytic T* (total FLOPs; -1 for backward: no model)."};
+    "none), beside costmodel's analytic T* (total FLOPs; -1 for backward: no model).\n"
+    "Before the rows, the FP32 peak at the same thread count (register-only FMA chains,\n"
+    "median of 5 runs); pct_peak = GFLOP/s as a percentage of it."};
 
 typedef struct {
     ab_config cfg;
     ab_config lists; /* --dims, --seqs, --ks, --variants, --phases as given (0: not given) */
     const char *csv;
-    int quick, runs, threads, json;
+    int quick, runs, threads, json, peak_only;
     int cuda, index_rank, index_heads; /* --device cuda; 0: the standard indexer */
     float max_run, max_gib;
     uint64_t seed;
@@ -81,8 +84,10 @@ static int bench_scan(bench_args *a, int argc, char **argv) {
         cli_opt_seed(&a->seed, "seed of the random inputs"),
         opt_str("csv", &a->csv, "PATH",
                 "write the rows to PATH: variant,phase,C,H,T,k,median_s,gflops,\n"
-                "speedup_vs_flash,peak_bytes,cpu_pressure_avg10 (-1: not available)"),
-        cli_opt_json(&a->json, "one JSON object {\"rows\": [...], \"crossovers\": [...]} instead of the table"),
+                "speedup_vs_flash,peak_bytes,cpu_pressure_avg10,pct_peak (-1: not available)"),
+        cli_opt_json(&a->json, "one JSON object {\"rows\": [...], \"crossovers\": [...], \"peak_gflops\": X}\n"
+                               "instead of the table"),
+        opt_flag("peak", &a->peak_only, "only measure and print the FP32 peak (with --json: one JSON object)"),
         opt_enum("device", &a->cuda, DEVICES, NULL,
                  "cuda: the grid's prefill and decode on the GPU (needs a `make cuda`\n"
                  "build, build-cuda/sattn): dense-flash, index+softmax, block+softmax as\n"
@@ -118,12 +123,23 @@ static int bench_parse(bench_args *a, int argc, char **argv) {
     return 0;
 }
 
+/* ctx: the measured peak (GFLOP/s, a double). */
 static void print_row(const bench_row *r, void *ctx) {
-    (void)ctx;
-    printf("%-14s %-8s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f %6.2f\n", r->variant,
+    double peak = *(const double *)ctx;
+    printf("%-14s %-8s %5d %3d %6d %4d %12.3e %9.2f %8.3f %10.1f %6.2f %6.1f\n", r->variant,
            bench_phase_name(r->phase), r->C, r->H, r->T, r->k, r->median_s, r->gflops,
-           r->speedup_vs_flash, r->peak_bytes / 1e6, r->cpu_pressure);
+           r->speedup_vs_flash, r->peak_bytes / 1e6, r->cpu_pressure, 100.0 * r->gflops / peak);
     fflush(stdout);
+}
+
+static void print_peak(const peak_result *p, int json) {
+    if (json)
+        printf("{\"peak_gflops\": %.2f, \"peak_gflops_max\": %.2f, \"threads\": %d, \"isa\": \"%s\", "
+               "\"lanes\": %d, \"chains\": %d, \"runs\": %d}\n", p->gflops, p->gflops_max, p->threads, p->isa,
+               p->lanes, p->chains, p->runs);
+    else
+        printf("FP32 peak: %.1f GFLOP/s (median of %d; best %.1f), %d threads, register-only FMA probe: %s, "
+               "%d lanes x %d chains\n", p->gflops, p->runs, p->gflops_max, p->threads, p->isa, p->lanes, p->chains);
 }
 
 static void print_cross_text(const ab_cross *x, int n) {
@@ -134,7 +150,7 @@ static void print_cross_text(const ab_cross *x, int n) {
                bench_phase_name(x[i].phase), x[i].C, x[i].k, x[i].measured, x[i].analytic);
 }
 
-static void print_json(const bench_row *rows, int n, const ab_cross *x, int nx) {
+static void print_json(const bench_row *rows, int n, const ab_cross *x, int nx, double peak) {
     printf("{\"rows\": [");
     for (int i = 0; i < n; i++) {
         char obj[640];
@@ -146,7 +162,7 @@ static void print_json(const bench_row *rows, int n, const ab_cross *x, int nx) 
         printf("%s{\"variant\": \"%s\", \"phase\": \"%s\", \"C\": %d, \"k\": %d, \"measured_T\": %d, "
                "\"analytic_T\": %d}", i ? ", " : "", ab_variant_name(x[i].v),
                bench_phase_name(x[i].phase), x[i].C, x[i].k, x[i].measured, x[i].analytic);
-    printf("]}\n");
+    printf("], \"peak_gflops\": %.2f}\n", peak);
 }
 
 static void print_cuda_row(const bench_row *r, void *ctx) {
@@ -192,20 +208,24 @@ int cmd_bench(int argc, char **argv) {
     }
     if (a.threads) omp_set_num_threads(a.threads);
     if (cli_check_out("bench", "--csv", a.csv)) return 1; /* now, not after minutes of timing */
+    peak_result pk = peak_measure(5);
+    if (a.peak_only) return print_peak(&pk, a.json), 0;
     sattn_err e;
     if (!a.json) {
+        print_peak(&pk, 0);
         printf("threads %d, median of %d runs; time per call; x_flash = dense-flash time / ours\n",
                omp_get_max_threads(), a.cfg.runs);
-        printf("%-14s %-7s %5s %3s %6s %4s %12s %9s %8s %10s %6s\n", "variant", "phase", "C", "H", "T",
-               "k", "median_s", "GFLOP/s", "x_flash", "peak_MB", "psi10");
+        printf("%-14s %-7s %5s %3s %6s %4s %12s %9s %8s %10s %6s %6s\n", "variant", "phase", "C", "H", "T",
+               "k", "median_s", "GFLOP/s", "x_flash", "peak_MB", "psi10", "%peak");
     }
     bench_row *rows;
     int n;
-    ab_run(&a.cfg, &rows, &n, a.json ? NULL : print_row, NULL);
+    ab_run(&a.cfg, &rows, &n, a.json ? NULL : print_row, &pk.gflops);
+    for (int i = 0; i < n; i++) rows[i].pct_peak = 100.0 * rows[i].gflops / pk.gflops;
     int cap = 2 * AB_MAX_LIST * AB_MAX_LIST * 2, nx;
     ab_cross *x = xmalloc((size_t)cap * sizeof *x);
     nx = ab_crossovers(rows, n, x, cap);
-    if (a.json) print_json(rows, n, x, nx);
+    if (a.json) print_json(rows, n, x, nx, pk.gflops);
     else print_cross_text(x, nx);
     int rc = 0;
     if (a.csv && bench_csv_write(a.csv, rows, n, &e)) rc = cli_fail("bench", "%s", e.msg);

@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         FZ_CHECK(r->phase >= 0 && r->phase <= 2, "row %d: phase %d", i, r->phase);
         FZ_CHECK(r->C >= 0 && r->H >= 0 && r->T >= 0 && r->k >= 0, "row %d: negative dimension", i);
         FZ_CHECK(isfinite(r->median_s) && isfinite(r->gflops) && isfinite(r->speedup_vs_flash) &&
-                     isfinite(r->peak_bytes) && isfinite(r->cpu_pressure),
+                     isfinite(r->peak_bytes) && isfinite(r->cpu_pressure) && isfinite(r->pct_peak),
                  "row %d: non-finite number", i);
     }
     bench_table_free(&t);

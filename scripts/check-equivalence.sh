@@ -21,7 +21,7 @@
 #       written here, no timing), which goes through the bench CSV reader and crossover.
 #   bench.json
 #       `sattn bench --json --seed 1` on a small grid, one row per line, timing fields
-#       removed: median_s, gflops, speedup_vs_flash, cpu_pressure_avg10 and the
+#       removed: median_s, gflops, speedup_vs_flash, cpu_pressure_avg10, pct_peak, peak_gflops and the
 #       crossovers' measured_T are times or derived from times. What stays is the grid
 #       (which rows exist, in which order), peak_bytes, and the analytic crossover T*.
 #       bench prints no FLOP column of its own (gflops = FLOPs / median time), so:
@@ -111,7 +111,7 @@ ev --crossover-from "$TMP/bench-fixed.csv" | drop_fields seconds > "$OUT/eval-cr
 DIMS=128,256 SEQS=64,128,256 KS=8,32
 "$SATTN" bench --json --seed 1 --dims $DIMS --seqs $SEQS --ks $KS --phases prefill,decode,backward \
     --runs 1 --max-run 1000 "${TH[@]}" 2> "$TMP/bench.err" \
-    | split_rows | drop_fields median_s gflops speedup_vs_flash cpu_pressure_avg10 measured_T \
+    | split_rows | drop_fields median_s gflops speedup_vs_flash cpu_pressure_avg10 pct_peak peak_gflops measured_T \
     > "$OUT/bench.json" || { cat "$TMP/bench.err" >&2; exit 1; }
 
 # ------------------------------------------------------------------ counted FLOPs

@@ -148,11 +148,11 @@ Test(attnbench, index_decode_is_prefill_last_row) {
 
 Test(attnbench, crossovers_and_csv_row) {
     bench_row rows[] = {
-        {"dense-flash", 0, 512, 8, 256, 0, 1.0, 1, 1.0, 1, 0.5},
-        {"block+softmax", 0, 512, 8, 256, 32, 2.0, 1, 0.5, 1, 0.5},
-        {"dense-flash", 0, 512, 8, 1024, 0, 4.0, 1, 1.0, 1, 0.5},
-        {"block+softmax", 0, 512, 8, 1024, 32, 2.0, 1, 2.0, 1, 0.5},
-        {"index+softmax", 1, 512, 8, 1024, 32, 2.0, 1, 0.9, 1, -1},
+        {"dense-flash", 0, 512, 8, 256, 0, 1.0, 1, 1.0, 1, 0.5, -1},
+        {"block+softmax", 0, 512, 8, 256, 32, 2.0, 1, 0.5, 1, 0.5, -1},
+        {"dense-flash", 0, 512, 8, 1024, 0, 4.0, 1, 1.0, 1, 0.5, -1},
+        {"block+softmax", 0, 512, 8, 1024, 32, 2.0, 1, 2.0, 1, 0.5, -1},
+        {"index+softmax", 1, 512, 8, 1024, 32, 2.0, 1, 0.9, 1, -1, -1},
     };
     ab_cross x[4];
     int n = ab_crossovers(rows, 5, x, 4);
@@ -163,7 +163,7 @@ Test(attnbench, crossovers_and_csv_row) {
     cr_assert_eq(x[1].measured, -1);
     char line[256];
     bench_csv_line(&rows[4], line, sizeof line);
-    cr_assert_str_eq(line, "index+softmax,decode,512,8,1024,32,2.000000e+00,1.0000,0.9000,1,-1.00\n");
+    cr_assert_str_eq(line, "index+softmax,decode,512,8,1024,32,2.000000e+00,1.0000,0.9000,1,-1.00,-1.00\n");
     cr_assert_eq(ab_variant_parse("block"), AB_BLOCK);
     cr_assert_eq(ab_variant_parse("dense-naive"), AB_NAIVE);
     cr_assert_eq(ab_variant_parse("dense"), -1);
@@ -174,13 +174,13 @@ Test(attnbench, crossovers_and_csv_row) {
  * has none. */
 Test(attnbench, crossover_from_then_on) {
     bench_row rows[] = {
-        {"block+softmax", 0, 512, 8, 256, 32, 1.0, 1, 1.3, 1, 0.5},
-        {"block+softmax", 0, 512, 8, 1024, 32, 1.0, 1, 0.8, 1, 0.5},
-        {"block+softmax", 0, 512, 8, 2048, 32, 1.0, 1, -1.0, 1, 0.5},
-        {"block+softmax", 0, 512, 8, 4096, 32, 1.0, 1, 1.5, 1, 0.5},
-        {"block+softmax", 0, 512, 8, 8192, 32, 1.0, 1, 2.5, 1, 0.5},
-        {"index+softmax", 0, 512, 8, 256, 32, 1.0, 1, 1.2, 1, 0.5},
-        {"index+softmax", 0, 512, 8, 1024, 32, 1.0, 1, 0.7, 1, 0.5},
+        {"block+softmax", 0, 512, 8, 256, 32, 1.0, 1, 1.3, 1, 0.5, -1},
+        {"block+softmax", 0, 512, 8, 1024, 32, 1.0, 1, 0.8, 1, 0.5, -1},
+        {"block+softmax", 0, 512, 8, 2048, 32, 1.0, 1, -1.0, 1, 0.5, -1},
+        {"block+softmax", 0, 512, 8, 4096, 32, 1.0, 1, 1.5, 1, 0.5, -1},
+        {"block+softmax", 0, 512, 8, 8192, 32, 1.0, 1, 2.5, 1, 0.5, -1},
+        {"index+softmax", 0, 512, 8, 256, 32, 1.0, 1, 1.2, 1, 0.5, -1},
+        {"index+softmax", 0, 512, 8, 1024, 32, 1.0, 1, 0.7, 1, 0.5, -1},
     };
     ab_cross x[4];
     int n = ab_crossovers(rows, 7, x, 4);
@@ -192,22 +192,23 @@ Test(attnbench, crossover_from_then_on) {
 /* ---- the CLI ---- */
 
 static const char HEADER[] =
-    "variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10\n";
+    "variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10,pct_peak\n";
 
-/* Checks one CSV data line: 11 fields, known names, numbers where numbers belong. */
+/* Checks one CSV data line: 12 fields, known names, numbers where numbers belong. */
 static void check_csv_line(char *line) {
-    char *f[12], *save = NULL;
+    char *f[13], *save = NULL;
     int n = 0;
-    for (char *tok = strtok_r(line, ",", &save); tok && n < 12; tok = strtok_r(NULL, ",", &save)) f[n++] = tok;
-    cr_assert_eq(n, 11, "fields: %d", n);
+    for (char *tok = strtok_r(line, ",", &save); tok && n < 13; tok = strtok_r(NULL, ",", &save)) f[n++] = tok;
+    cr_assert_eq(n, 12, "fields: %d", n);
     cr_assert_geq(ab_variant_parse(f[0]), 0, "variant %s", f[0]);
     cr_assert_geq(bench_phase_parse(f[1]), 0, "phase %s", f[1]);
-    for (int i = 2; i < 11; i++) {
+    for (int i = 2; i < 12; i++) {
         char *end;
         double v = strtod(f[i], &end);
         cr_assert(end != f[i] && (*end == 0 || *end == '\n') && isfinite(v), "field %d '%s'", i, f[i]);
     }
     cr_assert_gt(strtod(f[6], NULL), 0.0);
+    cr_assert_gt(strtod(f[11], NULL), 0.0); /* pct_peak: measured */
     if (!strcmp(f[0], "dense-flash")) cr_assert_float_eq(strtod(f[8], NULL), 1.0, 1e-9);
 }
 
@@ -218,7 +219,7 @@ Test(attnbench, cli_csv_tiny_grid) {
     const char *argv[] = {"bench", "--dims", "64,128", "--seqs", "17,128", "--ks", "8,32", "--runs", "1",
                           "--csv", csv, NULL};
     char *out = cli_expect_ok(argv);
-    cr_assert(strstr(out, "crossover T*"), "%s", out);
+    cr_assert(strstr(out, "crossover T*") && !strncmp(out, "FP32 peak: ", 11) && strstr(out, "%peak"), "%s", out);
     free(out);
     size_t len;
     char *text = cli_slurp(csv, &len);
@@ -242,6 +243,7 @@ Test(attnbench, cli_json_and_help) {
     cr_assert(strstr(out, "\"crossovers\": [") && strstr(out, "block+softmax") && !strstr(out, "index"),
               "%s", out);
     cr_assert(strstr(out, "\"phase\": \"backward\"") && !strstr(out, "\"phase\": \"decode\""), "%s", out);
+    cr_assert(cli_json_num(out, "peak_gflops") > 0 && strstr(out, "\"pct_peak\": "), "%s", out);
     free(out);
     const char *help[] = {"bench", "--help", NULL};
     out = cli_expect_ok(help);

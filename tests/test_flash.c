@@ -1,8 +1,10 @@
 /* Tests of flash.h: the tiled (online-softmax) causal attention against nn.h's naive
  * attention, which tests/test_nn.c checks against the double reference.
  *
- * Sizes: B = 2, H = 3, T in {1, 7, 63, 64, 65, 127, 128, 130, 256, 257, 300} (below, at and
- * across the 128-row and 256-key tiles, and not multiples of them), hs in {5, 12, 64}. Tolerances, as
+ * Sizes: B = 2, H = 3, T in {1, 7, 63, 64, 65, 127, 128, 130, 256, 257, 300} (not multiples of
+ * the tiles), hs in {5, 12, 64}; and (issue 11, the register-blocked kernels: 96-row tiles, 6 x 16
+ * blocks, head dims padded to 16) T in {1, 5, 95, 96, 97, 191, 193, 290} x hs in {16, 32, 64, 80}
+ * with B H = 1 < threads, B = 2, H = 2, and B H >= 8 (one backward group per head). Tolerances, as
  * max|flash - naive| / max|naive|: forward 1e-5, backward 1e-4. Both compute the same
  * sums in float with ~1e-7 relative rounding per term, in a different order (the online
  * softmax rescales by e^{m - m'}, a few ulp each), so legitimate differences are ~1e-6;
@@ -22,6 +24,7 @@
 #include "sattn/flash.h"
 #include "sattn/nn.h"
 #include "sattn/rng.h"
+#include "../src/nn/flash_kern.h" /* internal to src/nn: its vector exp is tested directly */
 
 #define FWD_TOL 1e-5
 #define BWD_TOL 1e-4
@@ -208,4 +211,76 @@ Test(flash, backward_deterministic_across_threads) {
     cr_assert(memcmp(d[0], d[1], nq * sizeof(float)) == 0, "1 and 2 threads differ");
     cr_assert(memcmp(d[0], d[2], nq * sizeof(float)) == 0, "1 and 3 threads differ");
     free(qkv), free(dout), free(out), free(lse), free(scratch), free(d[0]), free(d[1]), free(d[2]);
+}
+
+/* Issue 11: around the 96-row tiles and the 6 x 16 register blocks, at the head dims of real
+ * models (16 .. 80: multiples of the 8-float vector, 80 not of the 16-column block), with one
+ * (b, h) only (fewer than the threads) and with B = 2, H = 2. */
+Test(flash, kernel_blocks_awkward_sizes) {
+    rng_t r;
+    rng_seed(&r, 406);
+    static const int ts[] = {1, 5, 95, 96, 97, 191, 193, 290}, hss[] = {16, 32, 64, 80};
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 4; j++) flash_case(1, ts[i], hss[j], 1, 1.0f, &r);
+    for (int j = 0; j < 4; j++) flash_case(2, 200, hss[j], 2, 2.0f, &r);
+    flash_case(2, 290, 16, 4, 1.0f, &r); /* B H = 8: one backward group per head, dQ in place */
+    flash_case(1, 97, 32, 9, 1.0f, &r);
+}
+
+/* Forward and backward with 1 and 2 threads: bit-identical, at B H = 1 (the work is split over
+ * query tiles and key-tile groups, not heads only) and at B = 1, H = 4. */
+static void threads_case(int B, int H, int T, int hs, rng_t *r) {
+    int C = H * hs;
+    size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, nl = (size_t)B * H * T;
+    float *qkv = rand_f(nq, 1.0f, r), *dout = rand_f(no, 1.0f, r);
+    float *scratch = nan_f(flash_scratch_floats(B, T, C, H));
+    float *out[2], *lse[2], *d[2];
+    int saved = omp_get_max_threads();
+    for (int i = 0; i < 2; i++) {
+        omp_set_num_threads(i + 1);
+        out[i] = nan_f(no), lse[i] = nan_f(nl), d[i] = ref_falloc(nq);
+        memset(d[i], 0, nq * sizeof(float));
+        flash_attention_forward(out[i], lse[i], qkv, B, T, C, H);
+        flash_attention_backward(d[i], dout, qkv, out[i], lse[i], B, T, C, H, scratch);
+    }
+    omp_set_num_threads(saved);
+    cr_assert(memcmp(out[0], out[1], no * sizeof(float)) == 0, "forward: 1 and 2 threads differ (B %d H %d)", B, H);
+    cr_assert(memcmp(lse[0], lse[1], nl * sizeof(float)) == 0, "lse: 1 and 2 threads differ (B %d H %d)", B, H);
+    cr_assert(memcmp(d[0], d[1], nq * sizeof(float)) == 0, "backward: 1 and 2 threads differ (B %d H %d)", B, H);
+    free(qkv), free(dout), free(scratch);
+    for (int i = 0; i < 2; i++) free(out[i]), free(lse[i]), free(d[i]);
+}
+
+Test(flash, forward_backward_bit_identical_1_and_2_threads) {
+    rng_t r;
+    rng_seed(&r, 407);
+    threads_case(1, 1, 700, 80, &r);
+    threads_case(1, 4, 500, 64, &r);
+    threads_case(2, 4, 300, 32, &r); /* B H = 8: G = 1 */
+}
+
+/* The 8-lane exp of the softmax tiles: within 4e-7 relative of exp in double over the range a
+ * softmax feeds it (and up to 88), within 1e-6 of fast_expf; exactly 0 below FAST_EXP_LO and at
+ * -inf, exactly 1 at 0, NaN for NaN. */
+Test(flash, vector_exp) {
+    float xs[4096];
+    int n = 0;
+    for (int i = 0; i < 3500; i++) xs[n++] = -87.0f + 0.05f * (float)i + 1e-3f * (float)(i % 7);
+    while (n % FK_W) xs[n++] = 0.5f;
+    for (int i = 0; i < n; i += FK_W) {
+        float y[FK_W];
+        fv_store(y, fv_exp(fv_load(xs + i)));
+        for (int l = 0; l < FK_W; l++) {
+            double want = exp((double)xs[i + l]);
+            cr_assert(fabs(y[l] - want) <= 4e-7 * want, "exp(%.9g): %.9g, want %.9g", xs[i + l], y[l], want);
+            cr_assert(fabs(y[l] - fast_expf(xs[i + l])) <= 1e-6 * want, "exp(%.9g) vs fast_expf", xs[i + l]);
+        }
+    }
+    float sp[FK_W] = {0.0f, -0.0f, -INFINITY, NAN, -87.4f, -1e30f, -100.0f, FAST_EXP_LO}, y[FK_W];
+    fv_store(y, fv_exp(fv_load(sp)));
+    cr_assert(y[0] == 1.0f && y[1] == 1.0f, "exp(0) = %.9g, exp(-0) = %.9g", y[0], y[1]);
+    for (int l = 2; l < 7; l++)
+        if (l == 3) cr_assert(isnan(y[l]), "exp(NaN) = %g", y[l]);
+        else cr_assert(y[l] == 0.0f, "exp(%g) = %g, want 0", sp[l], y[l]);
+    cr_assert(y[7] > 0 && y[7] < 2e-38f, "exp(FAST_EXP_LO) = %g", y[7]);
 }

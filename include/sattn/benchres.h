@@ -3,12 +3,15 @@
  * crossover.h, report.h and the CLI read and write rows only through here.
  *
  * The CSV: the header line
- *   variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10
+ *   variant,phase,C,H,T,k,median_s,gflops,speedup_vs_flash,peak_bytes,cpu_pressure_avg10,pct_peak
  * then one row per line. variant names the kernel ("dense-flash", "index+softmax",
  * "block+softmax-cuda", a head spec); phase is "prefill", "decode" or "backward";
  * speedup_vs_flash is dense-flash's median at (phase, C, T) over the row's, and -1 where
  * there is no dense-flash row; cpu_pressure_avg10 is /proc/pressure/cpu "some avg10"
- * before the row, -1 where it is not available (the GPU's rows). */
+ * before the row, -1 where it is not available (the GPU's rows); pct_peak is gflops as a
+ * percentage of the FP32 peak measured by peak.h's FMA probe at the run's thread count, -1
+ * where none was measured (the GPU's rows). Files without the last column (written before
+ * issue 11) are read with pct_peak = -1. */
 #ifndef SATTN_BENCHRES_H
 #define SATTN_BENCHRES_H
 
@@ -34,6 +37,7 @@ typedef struct {
     double speedup_vs_flash;  /* -1: no dense-flash row */
     double peak_bytes;        /* costmodel's peak activation memory (+ what the row adds) */
     double cpu_pressure;      /* column cpu_pressure_avg10; -1: not available */
+    double pct_peak;          /* 100 gflops / measured FP32 peak; -1: no peak measured */
 } bench_row;
 
 typedef struct {

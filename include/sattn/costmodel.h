@@ -109,8 +109,9 @@ int cm_crossover(const cm_shape *s, const cm_variant *v, int t_max);
  * attention (no projections), exactly: what a SATTN_COUNT build counts (tests assert
  * equality, docs/costmodel.md "Counted"). Unlike attn_flops (the useful work of any
  * causal kernel, 2 FLOPs a multiply-add) it follows the kernels' tiles: the diagonal
- * tiles' masked halves (naive rows of ATT_TILE, flash rows of FLASH_BR, index selector
- * rows of INDEX_QTILE) and block scoring per BLOCK_QTILE tile are executed work; elementwise
+ * tiles' masked halves (naive rows of ATT_TILE, index selector rows of INDEX_QTILE; flash
+ * tiles of FLASH_BR only where their FLASH_MR x FLASH_NR blocks straddle the diagonal) and
+ * block scoring per BLOCK_QTILE tile are executed work; elementwise
  * terms (softmax, relu, sums of summaries) are not matrix products. Decode: the sparse
  * kernels of attnbench.h (index/block + softmax), whose cache-side keys or summaries are
  * kept with the cache. -1 where no kernel runs the combination (naive decode; pos or

@@ -16,11 +16,14 @@
 
 #include "sattn/core.h"
 
-/* Query rows x keys per forward tile, and keys per decode chunk (why these sizes:
- * flash.c). costmodel.h's executed-MAC count follows the same tiles. */
-enum { FLASH_BR = 128, FLASH_BC = 256, FLASH_DEC_CHUNK = 256 };
-/* The backward's key-tile groups: parallel over (b, h, group), deterministic for any thread
- * count (flash.c explains the split). */
+/* Query rows x keys per tile (square), and keys per decode chunk (why these sizes: flash.c).
+ * The tile products run in register blocks of FLASH_MR rows x FLASH_NR columns; on the diagonal
+ * tile the blocks wholly above the diagonal are skipped. costmodel.h's executed-MAC count
+ * (cm_kernel_macs) follows the same tiles and blocks. */
+enum { FLASH_BR = 96, FLASH_BC = 96, FLASH_DEC_CHUNK = 256, FLASH_MR = 6, FLASH_NR = 16 };
+/* The backward's key-tile groups, at most: parallel over (b, h, group), G = min(this, key
+ * tiles, ceil(8 / (B H))) depending on B, H, T only, deterministic for any thread count
+ * (flash.c explains the split). */
 enum { FLASH_BWD_GROUPS = 4 };
 
 /* out (B,T,C) is overwritten; lse (B,H,T): lse[b,h,t] = log sum_{s<=t} exp(q_t.k_s/sqrt(hs)). */

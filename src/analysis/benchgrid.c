@@ -145,7 +145,7 @@ static int measure_row(const grid_pos *g, ab_variant v, int k, series *st, bench
     snprintf(r->variant, sizeof r->variant, "%s", name);
     r->phase = g->phase, r->C = g->C, r->H = g->H, r->T = g->T, r->k = v >= AB_INDEX ? k : 0;
     r->median_s = med, r->gflops = flops / med / 1e9, r->speedup_vs_flash = -1.0;
-    r->peak_bytes = cost.peak_bytes + extra, r->cpu_pressure = p;
+    r->peak_bytes = cost.peak_bytes + extra, r->cpu_pressure = p, r->pct_peak = -1.0;
     return 1;
 }
 

@@ -56,9 +56,14 @@ static const bench_col COLS[] = {
     {"peak_bytes", COL_NUM, F(peak_bytes), "%.0f", 0, 1e18, 0, "bytes in 0 .. 1e18"},
     {"cpu_pressure_avg10", COL_NUM, F(cpu_pressure), "%.2f", 0, 100, -1,
      "a percentage in 0 .. 100, or -1 (not available)"},
+    {"pct_peak", COL_NUM, F(pct_peak), "%.2f", 0, 1e6, -1,
+     "a percentage in 0 .. 1e6, or -1 (no peak measured)"},
 };
 #undef F
 #define NCOLS ((int)(sizeof COLS / sizeof COLS[0]))
+/* Files written before pct_peak (issue 11) end at cpu_pressure_avg10: still read, with
+ * pct_peak = -1. */
+#define NCOLS_OLD (NCOLS - 1)
 
 /* Appends fmt's text at buf + *len (n bytes in all; the text is cut where it is full). */
 __attribute__((format(printf, 4, 5))) static void append(char *buf, size_t n, size_t *len, const char *fmt, ...) {
@@ -139,18 +144,19 @@ static int split_commas(char *line, char **f, int max) {
     return n;
 }
 
+/* Returns the file's column count (NCOLS, or NCOLS_OLD for a file without pct_peak), -1 on error. */
 static int check_header(char *line, const char *path, sattn_err *e) {
     char *f[NCOLS + 1];
     int n = split_commas(line, f, NCOLS + 1);
-    for (int i = 0; i < NCOLS; i++) {
+    for (int i = 0; i < NCOLS_OLD; i++) {
         if (i >= n) return err_set(e, "%s:1: header: missing column '%s'", path, COLS[i].name);
         if (strcmp(f[i], COLS[i].name))
             return err_set(e, "%s:1: header: column %d is '%.40s', expected '%s'", path, i + 1, f[i], COLS[i].name);
     }
-    if (n > NCOLS)
-        return err_set(e, "%s:1: header: %d columns, expected %d (%s ... %s)", path, n, NCOLS, COLS[0].name,
-                       COLS[NCOLS - 1].name);
-    return 0;
+    if (n > NCOLS || (n == NCOLS && strcmp(f[NCOLS - 1], COLS[NCOLS - 1].name)))
+        return err_set(e, "%s:1: header: %d columns, expected %d (%s ... %s) or %d (... %s)", path, n, NCOLS_OLD,
+                       COLS[0].name, COLS[NCOLS_OLD - 1].name, NCOLS, COLS[NCOLS - 1].name);
+    return n;
 }
 
 /* The characters a variant name may hold: those of sattn's variant names and head
@@ -191,16 +197,18 @@ static int parse_col(const char *s, int i, bench_row *r, const char *path, int l
     return 0;
 }
 
-static int parse_row(char *line, bench_row *r, const char *path, int ln, sattn_err *e) {
+/* One data line of a file with ncols columns (NCOLS or NCOLS_OLD). */
+static int parse_row(char *line, int ncols, bench_row *r, const char *path, int ln, sattn_err *e) {
     char *f[NCOLS + 1];
     int n = split_commas(line, f, NCOLS + 1);
-    if (n != NCOLS) return err_set(e, "%s:%d: %d fields, expected %d", path, ln, n, NCOLS);
+    if (n != ncols) return err_set(e, "%s:%d: %d fields, expected %d", path, ln, n, ncols);
+    r->pct_peak = -1.0;
     if (check_variant(f[0], path, ln, e)) return -1;
     snprintf(r->variant, sizeof r->variant, "%s", f[0]);
     r->phase = bench_phase_parse(f[1]);
     if (r->phase < 0)
         return err_set(e, "%s:%d: column 'phase': '%.40s', expected 'prefill', 'decode' or 'backward'", path, ln, f[1]);
-    for (int i = 2; i < NCOLS; i++)
+    for (int i = 2; i < ncols; i++)
         if (parse_col(f[i], i, r, path, ln, e)) return -1;
     return 0;
 }
@@ -220,17 +228,17 @@ int bench_csv_read(const char *path, bench_table *t, sattn_err *e) {
     t->n = 0, t->rows = NULL;
     if (file_read_text(path, BENCH_MAX_INPUT, "a sattn bench CSV or eval JSON", &text, &len, e)) return -1;
     if (!len) return free(text), err_set(e, "%s:1: empty file, expected the header", path);
-    int ln = 0, rc = 0, cap = 0;
+    int ln = 0, rc = 0, cap = 0, ncols = 0;
     for (char *p = text, *nl; p && !rc; p = nl ? nl + 1 : NULL) {
         nl = strchr(p, '\n');
         if (nl) *nl = 0;
         size_t l = strlen(p);
         if (l && p[l - 1] == '\r') p[--l] = 0;
         ln++;
-        if (ln == 1) rc = check_header(p, path, e);
+        if (ln == 1) rc = (ncols = check_header(p, path, e)) < 0 ? -1 : 0;
         else if (l && t->n == BENCH_MAX_ROWS)
             rc = err_set(e, "%s:%d: more than %d rows, expected a sattn bench CSV", path, ln, BENCH_MAX_ROWS);
-        else if (l && !(rc = parse_row(p, next_row(t, &cap), path, ln, e))) t->n++;
+        else if (l && !(rc = parse_row(p, ncols, next_row(t, &cap), path, ln, e))) t->n++;
     }
     if (!rc && t->n == 0) rc = err_set(e, "%s:1: no data rows after the header", path);
     free(text);

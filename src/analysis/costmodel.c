@@ -262,6 +262,27 @@ static double tiled_pairs(int T, int tile) {
     return sum;
 }
 
+static int cm_min(int a, int b) { return a < b ? a : b; }
+
+/* Query-key pairs (multiply-adds / d) of the flash forward as flash.c runs it, S = Q K^T and
+ * P V together: per query tile [q0, q0+n) of FLASH_BR rows, n q0 pairs per product off the
+ * diagonal; on the diagonal tile S^T in FLASH_MR x FLASH_NR blocks (keys j0 x queries i0,
+ * skipped when j0 > i0 + NR - 1; real rows and columns counted) and P V per 6-query block r0
+ * over the keys below min(n, r0 + MR). */
+static double flash_fwd_pairs(int T) {
+    double sum = 0;
+    for (int q0 = 0; q0 < T; q0 += FLASH_BR) {
+        int n = cm_min(FLASH_BR, T - q0), nj = (n + FLASH_MR - 1) / FLASH_MR * FLASH_MR;
+        int ni = (nj + FLASH_NR - 1) / FLASH_NR * FLASH_NR;
+        sum += 2.0 * n * q0;
+        for (int i0 = 0; i0 < ni && i0 < n; i0 += FLASH_NR)
+            for (int j0 = 0; j0 < nj && j0 < n && j0 <= i0 + FLASH_NR - 1; j0 += FLASH_MR)
+                sum += (double)cm_min(FLASH_MR, n - j0) * cm_min(FLASH_NR, n - i0);
+        for (int r0 = 0; r0 < n; r0 += FLASH_MR) sum += (double)cm_min(FLASH_MR, n - r0) * cm_min(n, r0 + FLASH_MR);
+    }
+    return sum;
+}
+
 /* Block scoring as block_scores_tile runs it: per BLOCK_QTILE tile, its rows against
  * the blocks before the tile's last query's own block (mean: one GEMM), or per query
  * its own complete blocks (bounds: a loop, 2d a pair). */
@@ -323,7 +344,7 @@ double cm_kernel_macs(const cm_shape *s, const cm_variant *v) {
     } else if (v->kind == CM_NAIVE) {
         per = 2 * d * tiled_pairs(s->T, ATT_TILE);
     } else if (v->kind == CM_FLASH) {
-        per = 2 * d * tiled_pairs(s->T, FLASH_BR);
+        per = d * flash_fwd_pairs(s->T);
     } else {
         per = sparse_prefill_macs(s, &v->spec, d);
     }

@@ -1,13 +1,17 @@
 /* flash: tiled causal attention with the online softmax (no T x T buffer), its
  * FlashAttention-2 backward, and a KV-cache decode step. See include/sattn/flash.h.
  *
- * Tile products go through nn_sgemm (oneDNN, serial inside the OpenMP region). Measured
- * against `#pragma omp simd` dot-product loops on the same tiles (S_ij = q_i.k_j as a simd
- * reduction over hs, then acc_i += p_ij v_j vectorised over hs), forward only, T = 1024,
- * hs = 64, H = 8, B = 1, 2 threads, OMP_WAIT_POLICY=passive, median of 5, shared machine:
- *   sgemm tiles 64x64: 32 ms, simd loops: 238 ms (same run);
- *   sgemm tiles 128x256: 38 and 50 ms, simd loops: 361 and 466 ms (two runs, busier machine)
- * so the tiles use sgemm, 7-10x faster (docs/flash.md has the commands). */
+ * The tile products are register-blocked micro-kernels (flash_kern.h: 6 x 16 blocks, AVX2 +
+ * FMA through GCC vector extensions, a portable lowering elsewhere) on packed tiles:
+ *   Qt, dOt  (hs x Br)  queries contiguous, scaled Q (scale = 1/sqrt(hs) folded in);
+ *   Kp, Vp   (Bc x hsp) keys by rows, head dims padded with zeros to hsp (a multiple of 16);
+ *   Qn, dOn  (Br x hsp) the same for the queries;
+ *   St, dPt  (Bc x Br)  scores transposed: row j = key, queries contiguous, so the softmax
+ *                       statistics of 8 queries are one vector (max, exp, sums vectorise).
+ * So S^T = Kp Qt (fk_nt) and every other product is fk_acc with the right strides. Padding
+ * rows and columns are zeros and padded queries get lse = +inf in the backward, so they add
+ * exact zeros; padded keys sit above the diagonal and are masked.
+ * Measured before (nn_sgemm per tile, 128 x 256 tiles) and after: docs/flash.md. */
 #include "sattn/flash.h"
 
 #include <math.h>
@@ -15,92 +19,211 @@
 #include <string.h>
 
 #include "fastmath.h"
+#include "flash_kern.h"
 #include "sattn/core.h"
 #include "sattn/nn.h"
 
-/* Br query rows x Bc keys per tile (a 128 x 256 score tile is 128 KiB, L2-resident, and
- * the per-tile sgemm calls are big enough to amortise their overhead). Bc is a multiple of
- * Br and tiles start at multiples of their size, so a key tile never starts past the first
- * row of a query tile that visits it. A query tile [q0, q0+nq) visits the keys [k0, k0+nk)
- * with k0 < q0 + nq and nk clipped to q0 + nq - k0: nothing wholly above the diagonal is
- * computed, and only the last key tile of each query tile needs the causal mask.
- * Tile sizes measured at T = 1024, hs = 64, H = 8, B = 1, 2 threads: flash time / nn.h's
- * naive attention time in the same run, forward and backward separately (range over 3
- * interleaved repetitions, shared machine):
- *   Br x Bc   64x64   64x128  64x256  128x128  128x256
- *   forward   1.16-1.26  0.82-0.96  0.86-0.98  0.88-1.08  0.82-0.84
- *   backward  0.98-1.33  1.04-1.30  1.11-1.19  0.92-1.13  1.06-1.08 */
-enum { FL_BR = FLASH_BR, FL_BC = FLASH_BC, DEC_CHUNK = FLASH_DEC_CHUNK };
+/* Square tiles (Br = Bc), a multiple of both the 6-row and the 16-column block, so a tile is
+ * whole micro-blocks and a key tile never starts past the first row of a query tile that sees
+ * it: only the diagonal tile needs the causal mask. 96 keeps a tile's working set (K, V 24 KiB,
+ * S^T 36 KiB at hs = 64) in L2 and the diagonal's masked half small (docs/flash.md has the
+ * sizes measured). */
+enum { FL_T = FLASH_BR, DEC_CHUNK = FLASH_DEC_CHUNK };
+_Static_assert(FLASH_BR == FLASH_BC && FLASH_BR % 48 == 0, "flash tiles: square, whole 6 x 16 blocks");
 
 static int imin(int a, int b) { return a < b ? a : b; }
+static int round_up(int a, int m) { return (a + m - 1) / m * m; }
+
+/* Row stride of the packed (rows x hs) tiles: hs rounded up to 16 floats (whole 64-byte lines),
+ * plus 16 when that is an even number of lines. A stride of 2^k lines maps a tile's rows onto a
+ * few L1 sets (hs = 64: 16 of the 64 sets) where they evict each other; an odd number of lines
+ * spreads them over all sets. */
+static int row_stride(int hs) {
+    int w = round_up(hs, FK_NR);
+    return (w / FK_NR) % 2 ? w : w + FK_NR;
+}
+
+/* dst (rows x ldd) = mul * src rows (stride lds), n of them, hs columns; zero padding up to
+ * rows and ldd columns. */
+static void pack_rows(float *dst, int ldd, int rows, const float *src, size_t lds, int n, int hs, float mul) {
+    for (int j = 0; j < rows; j++) {
+        float *d = dst + (size_t)j * ldd;
+        if (j < n) fk_copy(d, src + (size_t)j * lds, hs, mul);
+        else memset(d, 0, (size_t)hs * sizeof(float));
+        memset(d + hs, 0, (size_t)(ldd - hs) * sizeof(float));
+    }
+}
+
+/* dst (hs x FL_T) = mul * src^T: dst[d][i] = mul src[i][d] for i < n, zero for n <= i < FL_T.
+ * 8 x 8 blocks in registers, the edges one by one. */
+static void pack_cols(float *dst, const float *src, size_t lds, int n, int hs, float mul) {
+    int n8 = n / FK_W * FK_W, h8 = hs / FK_W * FK_W;
+    for (int d = 0; d < hs; d++) memset(dst + (size_t)d * FL_T + n8, 0, (size_t)(FL_T - n8) * sizeof(float));
+    for (int i = 0; i < n8; i += FK_W)
+        for (int d = 0; d < h8; d += FK_W) fk_transpose8(dst + (size_t)d * FL_T + i, FL_T, src + (size_t)i * lds + d, lds, mul);
+    for (int i = 0; i < n; i++)
+        for (int d = i < n8 ? h8 : 0; d < hs; d++) dst[(size_t)d * FL_T + i] = mul * src[(size_t)i * lds + d];
+}
+
+/* C (nj x ni, row stride FL_T) = X Yt: X (nj x hs, rows ldx), Yt (hs x FL_T); nj a multiple
+ * of 6, ni of 16. diag (the diagonal tile, key j vs query i): 6 x 16 blocks wholly above the
+ * diagonal (j0 > i0 + 15) are not computed but set to fill. Returns the multiply-adds done on
+ * real rows and columns (nk keys, nq queries): what the SATTN_COUNT build counts. */
+static uint64_t tile_nt(float *C, const float *X, int ldx, const float *Yt, int hs, int nj, int ni, int diag,
+                        float fill, int nk, int nq) {
+    uint64_t macs = 0;
+    for (int i = 0; i < ni; i += FK_NR)
+        for (int j = 0; j < nj; j += FK_MR) {
+            float *c = C + (size_t)j * FL_T + i;
+            if (diag && j > i + FK_NR - 1) {
+                for (int r = 0; r < FK_MR; r++)
+                    for (int q = 0; q < FK_NR; q++) c[(size_t)r * FL_T + q] = fill;
+                continue;
+            }
+            fk_nt(c, FL_T, X + (size_t)j * ldx, ldx, Yt + i, FL_T, hs);
+            if (j < nk && i < nq) macs += (uint64_t)imin(FK_MR, nk - j) * imin(FK_NR, nq - i) * hs;
+        }
+    return macs;
+}
+
+/* O (rows x hsp, row stride ldp) = rs O + A Z over the terms [k_lo(r), k_hi(r)) of each 6-row
+ * block r: A(r, k) = A[r ars + k acs], Z (rows x hsp, row stride ldp); hsp a multiple of 16; rs
+ * (per row) NULL: no scaling. Off the diagonal every block sums over [0, n). On the diagonal
+ * tile the terms that are exact zeros (masked probabilities) are skipped: diag = 1, rows are
+ * queries and terms keys: keys [0, min(n, r + 6)); diag = 2, rows are keys and terms queries:
+ * queries [r, n). Returns the multiply-adds on the real rows (< nreal) and hs columns. */
+static uint64_t tile_acc(float *O, int ldp, int hsp, int rows, const float *rs, const float *A, int ars, int acs,
+                         const float *Z, int n, int diag, int nreal, int hs) {
+    uint64_t macs = 0;
+    for (int r = 0; r < rows; r += FK_MR) {
+        int lo = diag == 2 ? r : 0, hi = diag == 1 ? imin(n, r + FK_MR) : n;
+        if (hi <= lo && !rs) continue;
+        hi = hi > lo ? hi : lo;
+        for (int c = 0; c < hsp; c += FK_NR)
+            fk_acc(O + (size_t)r * ldp + c, ldp, rs ? rs + r : NULL, A + (size_t)r * ars + (size_t)lo * acs, ars, acs,
+                   Z + (size_t)lo * ldp + c, ldp, hi - lo);
+        if (r < nreal) macs += (uint64_t)imin(FK_MR, nreal - r) * hs * (hi - lo);
+    }
+    return macs;
+}
+
+/* The counted build's record of one tile product (M x K)(K x N) that did macs multiply-adds
+ * (bytes as op_count_gemm counts them). */
+static void count_tile(op_count *cnt, uint64_t macs, int M, int N, int K, int acc) {
+    uint64_t m = (uint64_t)M, n = (uint64_t)N, k = (uint64_t)K;
+    op_count_add(cnt, macs, 4 * (m * k + k * n + m * n * (acc ? 2 : 1)));
+}
+
+/* The diagonal tile (key k0 + j, query q0 + i, k0 <= q0): St[j][i] = -inf where key > query. */
+static void mask_diag(float *St, int nj, int ni, int k0, int q0) {
+    for (int j = 0; j < nj; j++)
+        for (int i = 0; i < ni && q0 + i < k0 + j; i++) St[(size_t)j * FL_T + i] = -INFINITY;
+}
 
 /* ------------------------------------------------------------------ forward */
 
-/* Online softmax, one row of a score tile. s[0..nk) are the scaled scores q_t.k_{k0+j},
- * of which the first nv (keys <= t) are valid. With m, l the running max and sum:
- *   m' = max(m, max_j s_j);  p_j = exp(s_j - m') (0 if masked);  l' = l e^{m-m'} + sum_j p_j;
- *   acc *= e^{m-m'}  (the caller then adds P V).  s is overwritten by p. */
-static void online_softmax_row(float *s, int nv, int nk, float *m, float *l, float *acc, int hs) {
-    float mx = row_max(s, nv, *m), sum = exp_sum(s, s, nv, mx);
-    for (int j = nv < 0 ? 0 : nv; j < nk; j++) s[j] = 0.0f;
-    if (nv <= 0) return;
-    float alpha = *m == -INFINITY ? 0.0f : fast_expf(*m - mx);
-#pragma omp simd
-    for (int d = 0; d < hs; d++) acc[d] *= alpha;
-    *l = *l * alpha + sum;
-    *m = mx;
+/* A thread's forward buffers. Kp, Vp hold the packed K and V of one head, (b, h) = head, rows
+ * [0, npacked): consecutive tasks of a thread are mostly query tiles of the same head (the tasks
+ * go out in order), so each head's keys are packed about once per thread instead of once per
+ * query tile (at T = 4096 that copy, from rows 3C floats apart, was an eighth of the time). */
+typedef struct {
+    float *Qt, *Kp, *Vp, *St, *O, *m, *l, *alpha;
+    int hs, hsp, ldp;
+    long head;
+    int npacked;
+} fwd_buf;
+
+static fwd_buf fwd_buf_make(int hs, int T) {
+    fwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR), .ldp = row_stride(hs), .head = -1};
+    size_t t = FL_T, tp = (size_t)round_up(T, FL_T), n = t * hs + 2 * tp * b.ldp + t * t + t * b.ldp + 3 * t;
+    b.Qt = xmalloc_aligned(n * sizeof(float));
+    b.Kp = b.Qt + t * hs, b.Vp = b.Kp + tp * b.ldp, b.St = b.Vp + tp * b.ldp, b.O = b.St + t * t;
+    b.m = b.O + t * b.ldp, b.l = b.m + t, b.alpha = b.l + t;
+    return b;
 }
 
-/* One (b, h) query tile [q0, q0+nq): q, o, lse point at the head's row 0. For each key
- * tile [k0, k0+nk) with k0 < q0+nq:  S = scale Q_tile K_tile^T;  online softmax rows;
- * acc += P V_tile.  Finally o_t = acc_t / l_t and lse_t = m_t + log l_t. */
-static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq, int C, int hs,
-                           float *S, float *acc, float *m, float *l, op_count *cnt) {
-    const float *k = q + C, *v = q + 2 * C;
+/* Packs the keys and values of head `head` (k, v: its row 0, row stride ld) up to row `upto`
+ * (rows past T: zeros), unless packed already. */
+static void fwd_pack_kv(fwd_buf *b, long head, const float *k, const float *v, size_t ld, int T, int upto) {
+    if (b->head != head) b->head = head, b->npacked = 0;
+    if (upto <= b->npacked) return;
+    int r0 = b->npacked, n = imin(upto, T) - r0;
+    pack_rows(b->Kp + (size_t)r0 * b->ldp, b->ldp, upto - r0, k + r0 * ld, ld, n, b->hs, 1.0f);
+    pack_rows(b->Vp + (size_t)r0 * b->ldp, b->ldp, upto - r0, v + r0 * ld, ld, n, b->hs, 1.0f);
+    b->npacked = upto;
+}
+
+/* Online softmax over one score tile St (nj keys x ni queries, masked entries -inf), 8 queries
+ * at a time. With m, l the running max and sum of each query:
+ *   m' = max(m, max_j S_j);  P_j = exp(S_j - m');  l' = l e^{m-m'} + sum_j P_j;  alpha = e^{m-m'}
+ * St is overwritten by P; the caller scales its accumulator rows by alpha, then adds P V. */
+static void online_softmax(fwd_buf *b, int nj, int ni) {
+    for (int i = 0; i < ni; i += FK_W) {
+        fv8 m = fv_load(b->m + i), mx = m, sum = fv_set1(0.0f);
+        for (int j = 0; j < nj; j++) mx = fv_max(mx, fv_load(b->St + (size_t)j * FL_T + i));
+        for (int j = 0; j < nj; j++) {
+            float *s = b->St + (size_t)j * FL_T + i;
+            fv8 p = fv_exp(fv_load(s) - mx);
+            fv_store(s, p);
+            sum += p;
+        }
+        fv8 alpha = fv_exp(m - mx); /* m = -inf on the first tile: alpha = 0 */
+        fv_store(b->l + i, fv_load(b->l + i) * alpha + sum);
+        fv_store(b->m + i, mx);
+        fv_store(b->alpha + i, alpha);
+    }
+}
+
+/* One (b, h) query tile [q0, q0+nq): q, o, lse point at the head's row 0. For each key tile
+ * [k0, k0+nk) with k0 < q0+nq:  S^T = K_tile (scale Q_tile)^T;  online softmax per query;
+ * O = alpha O + P V_tile.  Finally o_t = O_t / l_t and lse_t = m_t + log l_t. */
+static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq, int C, fwd_buf *b, op_count *cnt) {
     size_t ld = (size_t)3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
-    memset(acc, 0, (size_t)nq * hs * sizeof(float));
-    for (int k0 = 0; k0 < q0 + nq; k0 += FL_BC) {
-        int nk = imin(FL_BC, q0 + nq - k0);
-        nn_sgemm(0, 1, nq, nk, hs, scale, q + q0 * ld, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
-        op_count_gemm(cnt, nq, nk, hs, 0);
-        for (int i = 0; i < nq; i++)
-            online_softmax_row(S + (size_t)i * FL_BC, imin(nk, q0 + i - k0 + 1), nk, &m[i], &l[i],
-                               acc + (size_t)i * hs, hs);
-        nn_sgemm(0, 0, nq, hs, nk, 1.0f, S, FL_BC, v + k0 * ld, (int)ld, 1.0f, acc, hs);
-        op_count_gemm(cnt, nq, hs, nk, 1);
+    int hs = b->hs, hsp = b->hsp, ldp = b->ldp, nr = round_up(nq, FK_MR), ni = round_up(nr, FK_NR);
+    pack_cols(b->Qt, q + q0 * ld, ld, nq, hs, 1.0f / sqrtf((float)hs));
+    memset(b->O, 0, sizeof(float) * FL_T * ldp);
+    for (int i = 0; i < FL_T; i++) b->m[i] = -INFINITY, b->l[i] = 0.0f;
+    for (int k0 = 0; k0 < q0 + nq; k0 += FL_T) {
+        int nk = imin(FL_T, q0 + nq - k0), nj = round_up(nk, FK_MR);
+        const float *Kp = b->Kp + (size_t)k0 * ldp, *Vp = b->Vp + (size_t)k0 * ldp;
+        int diag = k0 == q0;
+        count_tile(cnt, tile_nt(b->St, Kp, ldp, b->Qt, hs, nj, ni, diag, -INFINITY, nk, nq), nq, nk, hs, 0);
+        if (diag) mask_diag(b->St, nj, ni, k0, q0);
+        online_softmax(b, nj, ni);
+        count_tile(cnt, tile_acc(b->O, ldp, hsp, nr, b->alpha, b->St, 1, FL_T, Vp, nk, diag, nq, hs), nq, hs, nk, 1);
     }
     for (int i = 0; i < nq; i++) {
-        float inv = 1.0f / l[i], *orow = o + (size_t)(q0 + i) * C;
-        for (int d = 0; d < hs; d++) orow[d] = acc[(size_t)i * hs + d] * inv;
-        lse[q0 + i] = m[i] + logf(l[i]);
+        float inv = 1.0f / b->l[i], *orow = o + (size_t)(q0 + i) * C;
+        for (int d = 0; d < hs; d++) orow[d] = b->O[(size_t)i * ldp + d] * inv;
+        lse[q0 + i] = b->m[i] + logf(b->l[i]);
     }
 }
 
-/* Parallel over (b, h, query tile), dynamic: later tiles see more keys. Each thread owns
- * its tile buffers (S: Br x Bc, acc: Br x hs, m, l: Br). */
+/* Parallel over (b, h, query tile), dynamic: later tiles see more keys. Each thread owns its
+ * tile buffers. */
 void flash_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
     flash_attention_forward_counted(out, lse, qkv, B, T, C, H, NULL);
 }
 
 void flash_attention_forward_counted(float *out, float *lse, const float *qkv, int B, int T, int C,
                                      int H, op_count *cnt) {
-    int hs = C / H, ntiles = (T + FL_BR - 1) / FL_BR;
+    int hs = C / H, ntiles = (T + FL_T - 1) / FL_T;
 #pragma omp parallel
     {
-        float *S = xmalloc(sizeof(float) * ((size_t)FL_BR * FL_BC + (size_t)FL_BR * hs + 2 * FL_BR));
-        float *acc = S + (size_t)FL_BR * FL_BC, *m = acc + (size_t)FL_BR * hs, *l = m + FL_BR;
+        fwd_buf b = fwd_buf_make(hs, T);
 #pragma omp for collapse(3) schedule(dynamic)
-        for (int b = 0; b < B; b++)
+        for (int bb = 0; bb < B; bb++)
             for (int h = 0; h < H; h++)
-                for (int t = 0; t < ntiles; t++) {
-                    int q0 = t * FL_BR;
-                    flash_fwd_tile(out + (size_t)b * T * C + h * hs, lse + ((size_t)b * H + h) * T,
-                                   qkv + (size_t)b * T * 3 * C + h * hs, q0, imin(FL_BR, T - q0), C,
-                                   hs, S, acc, m, l, cnt);
+                for (int t = ntiles - 1; t >= 0; t--) { /* the largest tiles first */
+                    int q0 = t * FL_T, nq = imin(FL_T, T - q0);
+                    const float *q = qkv + (size_t)bb * T * 3 * C + h * hs;
+                    /* packed, even where no padding is needed: read in place, rows 3C floats
+                     * apart fall into two L1 sets at C = 512 and the products run at half speed */
+                    fwd_pack_kv(&b, (long)bb * H + h, q + C, q + 2 * C, (size_t)3 * C, T, q0 + round_up(nq, FK_MR));
+                    flash_fwd_tile(out + (size_t)bb * T * C + h * hs, lse + ((size_t)bb * H + h) * T, q, q0, nq, C,
+                                   &b, cnt);
                 }
-        free(S);
+        free(b.Qt);
     }
 }
 
@@ -112,102 +235,206 @@ void flash_attention_forward_counted(float *out, float *lse, const float *qkv, i
  * key tiles that i sees. Splitting over query tiles would make dK/dV partial per query tile
  * (T/Br partials of T x hs each: O(T^2) memory); splitting over single key tiles would do the
  * same to dQ. So the split is key-tile-major in FLASH_BWD_GROUPS fixed groups: task (b, h, g)
- * owns the key tiles j = g, g + G, g + 2G, ... (round robin: tile j costs ~ T - j Bc, so the
- * groups get about equal work) and writes their dK_j, dV_j straight into dqkv, since nobody
- * else touches them. Its dQ contributions go to its own partial buffer dQ_g (B, T, C); at the
- * end dQ += dQ_0 + dQ_1 + ... in that fixed order. G = min(key tiles, FLASH_BWD_GROUPS) depends
- * only on T, never on the threads: the numbers are the same for any thread count, and the extra
- * memory is G B T C floats, linear in T. Each S, dP tile is computed once, as before (5 sgemms
- * per tile; a separate dQ pass would need 7). */
+ * owns key tiles dealt out as 0 1 2 3 3 2 1 0 0 1 2 ... (tile j costs ~ T - j Bc, so the snake
+ * order gives the groups about equal work; group g's first tile is g). It accumulates their dK,
+ * dV in its own buffers and adds them into dqkv at the end, since nobody else touches them. Its
+ * dQ contributions go to its own partial buffer dQ_g (B, T, C), rows t >= g Bc; at the end
+ * dQ += dQ_0 + dQ_1 + ... in that fixed order. G (bwd_groups) depends only on B, H and T,
+ * never on the threads: the numbers are the same for any thread count, and the extra memory
+ * is at most FLASH_BWD_GROUPS B T C floats, linear in T. Within a task the query tiles are the
+ * outer loop, so each is packed once; each S, dP tile is computed once (5 products a pair).
+ * G is only as large as parallelism needs: at least 8 tasks (B H G >= 8, so 2 threads stay busy
+ * with dynamic scheduling), at most FLASH_BWD_GROUPS and the key tiles. With G = 1 (B H >= 8) a
+ * task owns the whole head: dQ goes straight into dqkv, no partials, no reduction, and each
+ * query tile is packed once instead of G times (at T = 1024, C = 512, H = 8 about 8 % of the
+ * backward). */
 size_t flash_scratch_floats(int B, int T, int C, int H) {
     return (size_t)B * T * ((size_t)H + (size_t)FLASH_BWD_GROUPS * C);
 }
 
-/* Task (b, h, g): key tiles j = g, g+G, ... of one head. For each, for each query tile i that
- * sees it (q0 + nq > k0):
- *   P = exp(scale Q_i K_j^T - lse_i) (0 above the diagonal)
- *   dV_j += P^T dO_i;   dP = dO_i V_j^T;   dS = P * (dP - D_i)
- *   dQ_g,i += scale dS K_j;   dK_j += scale dS^T Q_i
- * dq points at the head's dQ columns of dqkv (row stride 3C), dqp at its columns of dQ_g
- * (row stride C); rows t >= g Bc of dQ_g are zeroed here first. */
-static void flash_bwd_group(float *dq, float *dqp, const float *dout, const float *q,
-                            const float *lse, const float *Dv, int T, int C, int hs, int g, int G,
-                            float *S, float *dP) {
-    const float *k = q + C, *v = q + 2 * C;
-    float *dk = dq + C, *dv = dq + 2 * C;
-    size_t ld = (size_t)3 * C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int t = g * FL_BC; t < T; t++) memset(dqp + (size_t)t * C, 0, (size_t)hs * sizeof(float));
-    for (int k0 = g * FL_BC; k0 < T; k0 += G * FL_BC) {
-        int nk = imin(FL_BC, T - k0);
-        for (int q0 = k0 / FL_BR * FL_BR; q0 < T; q0 += FL_BR) {
-            int nq = imin(FL_BR, T - q0), nke = imin(nk, q0 + nq - k0);
-            const float *dO = dout + (size_t)q0 * C, *Q = q + q0 * ld;
-            nn_sgemm(0, 1, nq, nke, hs, scale, Q, (int)ld, k + k0 * ld, (int)ld, 0.0f, S, FL_BC);
-            nn_sgemm(0, 1, nq, nke, hs, 1.0f, dO, C, v + k0 * ld, (int)ld, 0.0f, dP, FL_BC);
-            for (int i = 0; i < nq; i++) {
-                float *p = S + (size_t)i * FL_BC, *dp = dP + (size_t)i * FL_BC;
-                float L = lse[q0 + i], Dt = Dv[q0 + i];
-                int nv = imin(nke, q0 + i - k0 + 1);
-#pragma omp simd
-                for (int j = 0; j < nke; j++) {
-                    float pj = j < nv ? fast_expf(p[j] - L) : 0.0f;
-                    p[j] = pj;
-                    dp[j] = pj * (dp[j] - Dt);
-                }
-            }
-            nn_sgemm(1, 0, nke, hs, nq, 1.0f, S, FL_BC, dO, C, 1.0f, dv + k0 * ld, (int)ld);
-            nn_sgemm(0, 0, nq, hs, nke, scale, dP, FL_BC, k + k0 * ld, (int)ld, 1.0f, dqp + (size_t)q0 * C, C);
-            nn_sgemm(1, 0, nke, hs, nq, scale, dP, FL_BC, Q, (int)ld, 1.0f, dk + k0 * ld, (int)ld);
+static int bwd_groups(int B, int H, int T) {
+    int nkt = (T + FL_T - 1) / FL_T, bh = B * H, want = bh >= 8 ? 1 : (8 + bh - 1) / bh;
+    return imin(want, imin(nkt, FLASH_BWD_GROUPS));
+}
+
+/* Group of key tile j among G (the snake order above). */
+static int bwd_group(int j, int G) {
+    int r = j % (2 * G);
+    return r < G ? r : 2 * G - 1 - r;
+}
+
+typedef struct {
+    float *Kp, *Vp, *dK, *dV;           /* the owned key tiles, FL_T x hsp each, in order */
+    float *Qt, *dOt, *Qn, *dOn, *dQ;    /* the current query tile */
+    float *St, *dPt, *L, *D;            /* scores, dP; lse and D of the query tile */
+    int hs, hsp, ldp, maxown;
+} bwd_buf;
+
+static bwd_buf bwd_buf_make(int hs, int T, int G) {
+    bwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR), .ldp = row_stride(hs)};
+    int nkt = (T + FL_T - 1) / FL_T;
+    b.maxown = (nkt + G - 1) / G + 1;
+    size_t t = FL_T, own = (size_t)b.maxown * t * b.ldp;
+    size_t n = 4 * own + 2 * t * hs + 3 * t * b.ldp + 2 * t * t + 2 * t;
+    b.Kp = xmalloc_aligned(n * sizeof(float));
+    b.Vp = b.Kp + own, b.dK = b.Vp + own, b.dV = b.dK + own;
+    b.Qt = b.dV + own, b.dOt = b.Qt + t * hs, b.Qn = b.dOt + t * hs, b.dOn = b.Qn + t * b.ldp;
+    b.dQ = b.dOn + t * b.ldp, b.St = b.dQ + t * b.ldp, b.dPt = b.St + t * t, b.L = b.dPt + t * t;
+    b.D = b.L + t;
+    return b;
+}
+
+/* Views of one head: q (row stride 3C; k, v at +C, +2C), dout (stride C), lse and D (stride 1). */
+typedef struct {
+    const float *q, *dout, *lse, *D;
+    float *dq, *dqp; /* the head's dQ columns of dqkv (stride 3C), of dQ_g (stride C) */
+    int T, C;
+} bwd_head;
+
+/* Packs query tile [q0, q0+nq): scale Q^T, dO^T, and Q, dO padded to hsp columns; lse (+inf past nq, so P = 0 there) and D (0 past nq); zeroes its dQ. */
+static void bwd_pack_query(bwd_buf *b, const bwd_head *hd, int q0, int nq) {
+    size_t ld = (size_t)3 * hd->C;
+    float scale = 1.0f / sqrtf((float)b->hs);
+    const float *Q = hd->q + q0 * ld, *dO = hd->dout + (size_t)q0 * hd->C;
+    pack_cols(b->Qt, Q, ld, nq, b->hs, scale);
+    pack_cols(b->dOt, dO, hd->C, nq, b->hs, 1.0f);
+    pack_rows(b->Qn, b->ldp, nq, Q, ld, nq, b->hs, 1.0f); /* packed: see flash_fwd_tile */
+    pack_rows(b->dOn, b->ldp, nq, dO, hd->C, nq, b->hs, 1.0f);
+    for (int i = 0; i < FL_T; i++) {
+        b->L[i] = i < nq ? hd->lse[q0 + i] : INFINITY;
+        b->D[i] = i < nq ? hd->D[q0 + i] : 0.0f;
+    }
+    memset(b->dQ, 0, sizeof(float) * FL_T * b->ldp);
+}
+
+/* P = exp(S - lse) and dS = P (dP - D) over nj keys x ni queries (8 queries a vector). */
+static void bwd_softmax(bwd_buf *b, int nj, int ni) {
+    for (int i = 0; i < ni; i += FK_W) {
+        fv8 L = fv_load(b->L + i), D = fv_load(b->D + i);
+        for (int j = 0; j < nj; j++) {
+            float *s = b->St + (size_t)j * FL_T + i, *dp = b->dPt + (size_t)j * FL_T + i;
+            fv8 p = fv_exp(fv_load(s) - L);
+            fv_store(s, p);
+            fv_store(dp, p * (fv_load(dp) - D));
         }
     }
 }
 
-/* D_t = dO_t . O_t per (b, h); then the (b, h, key-tile group) tasks (see above); then the
- * fixed-order dQ reduction, parallel over rows. Each thread owns its S and dP tiles. */
+/* One tile pair: owned key tile o (keys [k0, k0+nk)) against the packed query tile [q0, q0+nq):
+ *   S^T = K (scale Q)^T;  dP^T = V dO^T;  P = exp(S - lse) (0 above the diagonal);
+ *   dS = P (dP - D);  dV += P^T dO;  dK += dS^T Q;  dQ += dS K   (dK, dQ scaled when stored). */
+static void bwd_pair(bwd_buf *b, int o, int k0, int nk, int q0, int nq) {
+    int hs = b->hs, hsp = b->hsp, ldp = b->ldp, nj = round_up(nk, FK_MR), ni = round_up(round_up(nq, FK_MR), FK_NR);
+    size_t off = (size_t)o * FL_T * ldp;
+    int diag = k0 == q0;
+    tile_nt(b->St, b->Kp + off, ldp, b->Qt, hs, nj, ni, diag, -INFINITY, nk, nq);
+    tile_nt(b->dPt, b->Vp + off, ldp, b->dOt, hs, nj, ni, diag, 0.0f, nk, nq);
+    if (diag) mask_diag(b->St, nj, ni, k0, q0);
+    bwd_softmax(b, nj, ni);
+    tile_acc(b->dV + off, ldp, hsp, nj, NULL, b->St, FL_T, 1, b->dOn, nq, 2 * diag, nk, hs);
+    tile_acc(b->dK + off, ldp, hsp, nj, NULL, b->dPt, FL_T, 1, b->Qn, nq, 2 * diag, nk, hs);
+    tile_acc(b->dQ, ldp, hsp, round_up(nq, FK_MR), NULL, b->dPt, 1, FL_T, b->Kp + off, nk, diag, nq, hs);
+}
+
+/* Task (b, h, g): packs its key tiles, then for each query tile from tile g on, the pairs with
+ * the owned key tiles it sees; stores scale dQ into dQ_g, then adds dK, dV into dqkv. */
+static void flash_bwd_group(bwd_buf *b, const bwd_head *hd, int g, int G) {
+    size_t ld = (size_t)3 * hd->C;
+    int T = hd->T, hs = b->hs, ldp = b->ldp, nkt = (T + FL_T - 1) / FL_T, nown = 0;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int j = g; j < nkt; j++) {
+        if (bwd_group(j, G) != g) continue;
+        size_t off = (size_t)nown++ * FL_T * ldp;
+        int k0 = j * FL_T, nk = imin(FL_T, T - k0);
+        pack_rows(b->Kp + off, ldp, FL_T, hd->q + hd->C + k0 * ld, ld, nk, hs, 1.0f);
+        pack_rows(b->Vp + off, ldp, FL_T, hd->q + 2 * hd->C + k0 * ld, ld, nk, hs, 1.0f);
+    }
+    memset(b->dK, 0, sizeof(float) * nown * FL_T * ldp);
+    memset(b->dV, 0, sizeof(float) * nown * FL_T * ldp);
+    for (int qt = g; qt < nkt; qt++) {
+        int q0 = qt * FL_T, nq = imin(FL_T, T - q0);
+        bwd_pack_query(b, hd, q0, nq);
+        for (int j = g, o = 0; j <= qt; j++)
+            if (bwd_group(j, G) == g) bwd_pair(b, o++, j * FL_T, imin(FL_T, T - j * FL_T), q0, nq);
+        for (int i = 0; i < nq; i++) {
+            const float *src = b->dQ + (size_t)i * ldp;
+            if (G == 1) fk_add(hd->dq + (q0 + i) * ld, src, hs, scale); /* the only writer of these rows */
+            else fk_copy(hd->dqp + (size_t)(q0 + i) * hd->C, src, hs, scale);
+        }
+    }
+    for (int j = g, o = 0; j < nkt; j++) {
+        if (bwd_group(j, G) != g) continue;
+        size_t off = (size_t)o++ * FL_T * ldp;
+        for (int i = 0, k0 = j * FL_T; i < imin(FL_T, T - k0); i++) {
+            fk_add(hd->dq + (k0 + i) * ld + hd->C, b->dK + off + (size_t)i * ldp, hs, scale);
+            fk_add(hd->dq + (k0 + i) * ld + 2 * hd->C, b->dV + off + (size_t)i * ldp, hs, 1.0f);
+        }
+    }
+}
+
+/* D_t = dO_t . O_t for every (b, h, t). */
+static void bwd_dot(float *Dall, const float *dout, const float *out, int B, int T, int C, int H) {
+    int hs = C / H;
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            float *Dv = Dall + ((size_t)b * H + h) * T;
+            for (int t = 0; t < T; t++) {
+                const float *x = dout + ((size_t)b * T + t) * C + h * hs;
+                const float *y = out + ((size_t)b * T + t) * C + h * hs;
+                float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int d = 0; d < hs; d++) dot += x[d] * y[d];
+                Dv[t] = dot;
+            }
+        }
+}
+
+/* dQ += dQ_0 + dQ_1 + ... (fixed order), parallel over rows. */
+static void bwd_reduce_dq(float *dqkv, const float *dqp, int B, int T, int C, int G) {
+    size_t gstride = (size_t)B * T * C;
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *dst = dqkv + ((size_t)b * T + t) * 3 * C;
+            const float *p0 = dqp + ((size_t)b * T + t) * C;
+            int ng = imin(G, t / FL_T + 1), c = 0; /* dQ_g has rows t >= g Bc only */
+            for (; c + FK_W <= C; c += FK_W) {
+                fv8 sum = fv_load(p0 + c);
+                for (int g = 1; g < ng; g++) sum += fv_load(p0 + g * gstride + c);
+                fv_store(dst + c, fv_load(dst + c) + sum);
+            }
+            for (; c < C; c++) {
+                float sum = p0[c];
+                for (int g = 1; g < ng; g++) sum += p0[g * gstride + c];
+                dst[c] += sum;
+            }
+        }
+}
+
+/* D per (b, h); then the (b, h, key-tile group) tasks (see above); then the fixed-order dQ
+ * reduction. Each thread owns its tile buffers. */
 void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                               const float *lse, int B, int T, int C, int H, float *scratch) {
-    int hs = C / H, nkt = (T + FL_BC - 1) / FL_BC, G = imin(nkt, FLASH_BWD_GROUPS);
+    int hs = C / H, G = bwd_groups(B, H, T);
     float *Dall = scratch, *dqp = scratch + (size_t)B * H * T;
     size_t gstride = (size_t)B * T * C;
 #pragma omp parallel
     {
-        float *S = xmalloc(sizeof(float) * 2 * (size_t)FL_BR * FL_BC), *dP = S + (size_t)FL_BR * FL_BC;
-#pragma omp for collapse(2) schedule(static)
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < H; h++) {
-                float *Dv = Dall + ((size_t)b * H + h) * T;
-                for (int t = 0; t < T; t++) {
-                    const float *x = dout + ((size_t)b * T + t) * C + h * hs;
-                    const float *y = out + ((size_t)b * T + t) * C + h * hs;
-                    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                    for (int d = 0; d < hs; d++) dot += x[d] * y[d];
-                    Dv[t] = dot;
-                }
-            }
+        bwd_buf buf = bwd_buf_make(hs, T, G);
+        bwd_dot(Dall, dout, out, B, T, C, H);
 #pragma omp for collapse(3) schedule(dynamic)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++)
                 for (int g = 0; g < G; g++) {
                     size_t bh = (size_t)b * H + h, row = (size_t)b * T * 3 * C + h * hs;
                     size_t orow = (size_t)b * T * C + h * hs;
-                    flash_bwd_group(dqkv + row, dqp + g * gstride + orow, dout + orow, qkv + row,
-                                    lse + bh * T, Dall + bh * T, T, C, hs, g, G, S, dP);
+                    bwd_head hd = {qkv + row, dout + orow, lse + bh * T, Dall + bh * T, dqkv + row,
+                                   dqp + g * gstride + orow, T, C};
+                    flash_bwd_group(&buf, &hd, g, G);
                 }
-#pragma omp for collapse(2) schedule(static)
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) {
-                float *dst = dqkv + ((size_t)b * T + t) * 3 * C;
-                const float *p0 = dqp + ((size_t)b * T + t) * C;
-                int ng = imin(G, t / FL_BC + 1); /* dQ_g has rows t >= g Bc only */
-                for (int c = 0; c < C; c++) {
-                    float sum = p0[c];
-                    for (int g = 1; g < ng; g++) sum += p0[g * gstride + c];
-                    dst[c] += sum;
-                }
-            }
-        free(S);
+        if (G > 1) bwd_reduce_dq(dqkv, dqp, B, T, C, G);
+        free(buf.Kp);
     }
 }
 

@@ -20,7 +20,7 @@ static const cli_cmd SAMPLE = {
 
 typedef struct {
     const char *model, *prompt, *heads;
-    int tokens, threads;
+    int tokens, threads, attn;
     len_flags len;
     float temperature;
     uint64_t seed;
@@ -41,6 +41,7 @@ static int sample_parse(sample_args *a, int argc, char **argv) {
                 "the model's context), so a forward switches to sparse as it grows"),
         cli_opt_dense_below(&a->len.dense_below),
         cli_opt_crossover_from(&a->len.crossover_from),
+        cli_opt_attn(&a->attn),
         cli_opt_ctx_seq(&a->ctx),
         cli_opt_ctx_rope_scale(&a->ctx),
         cli_opt_ctx_rope_base(&a->ctx),
@@ -48,6 +49,9 @@ static int sample_parse(sample_args *a, int argc, char **argv) {
     int r = cli_parse(&SAMPLE, o, CLI_N(o), argc, argv);
     if (r) return r;
     if (a->prompt && !*a->prompt) return cli_fail("sample", "--prompt: expected non-empty text");
+    if (a->heads && a->attn == GPT_ATTN_FLASH)
+        return cli_fail("sample", "--attn flash: the sparse-head hook needs naive attention for the "
+                                  "prefill, expected --attn naive with --heads");
     if (!a->heads && (a->len.dense_below >= 0 || a->len.crossover_from))
         return cli_fail("sample", "%s: applies to the hybrid model only; give --heads HEADS",
                         a->len.crossover_from ? "--crossover-from" : "--dense-below");
@@ -116,6 +120,7 @@ int cmd_sample(int argc, char **argv) {
     if (a.threads) omp_set_num_threads(a.threads);
     gpt_model m;
     if (cli_load_model("sample", a.model, &m)) return 1;
+    m.cfg.attn = a.attn; /* the prefill's attention; decode steps use the cache either way */
     /* the window slides at the model's context; a RoPE model may be given a longer one */
     if (a.ctx.seq > 0 && a.ctx.seq < m.cfg.max_seq) {
         int ctx = m.cfg.max_seq;

@@ -922,3 +922,24 @@ Test(cli, attn_flash_train_and_loss, .timeout = 60) {
     cli_expect_fail(bad, "--attn", 0);
     cli_tdir_close(&t);
 }
+
+/* sample --attn: the prefill's kernel; greedy text is the same with either (the logits agree
+ * to float rounding and this model's argmaxes are not that close); flash with --heads is refused. */
+Test(cli, sample_attn_flash_equals_naive, .timeout = 60) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *data = cli_tpath(&t, "d.txt"), *model = cli_tpath(&t, "m.ckpt");
+    cli_write_text(data, 20000);
+    train_tiny(data, model, "20", NULL);
+    const char *sn[] = {"sample", "--model", model, "--prompt", "the ", "--tokens", "30", "--temperature", "0",
+                        "--attn", "naive", NULL};
+    const char *sf[] = {"sample", "--model", model, "--prompt", "the ", "--tokens", "30", "--temperature", "0",
+                        "--attn", "flash", NULL};
+    char *on = cli_expect_ok(sn), *of = cli_expect_ok(sf);
+    cr_assert_str_eq(on, of);
+    cr_assert_eq(strlen(on), 4 + 30 + 1, "%s", on);
+    free(on), free(of);
+    const char *hf[] = {"sample", "--model", model, "--heads", data, "--attn", "flash", NULL};
+    cli_expect_fail(hf, "--attn flash", 0);
+    cli_tdir_close(&t);
+}

@@ -1,13 +1,11 @@
 /* sattn demo --preset long (docs/long.md): a byte-level long-context model end to end.
  *
- *   1. short stage: a fresh RoPE model (flash attention) trained at T = 512 on the corpus
- *      with a passkey mix, so that retrieval (an induction circuit) is learned where steps
- *      are cheap;
- *   2. extension: --init-from the short model at T = 4096 (RoPE position interpolation,
- *      train_pos.c), trained on with the same mix;
- *   3. the validation loss at 4096, the passkey grid (lengths x 10 depths, teacher-forced
- *      exact match = greedy exact match, taskeval.h) and the generation speed with the KV
- *      cache against the recompute (genbench.h) at contexts 1K, 2K and 4K.
+ *   1. stages (long_stages): a fresh RoPE model (flash attention) trained at T = 128 with a
+ *      passkey mix, where retrieval (a copy circuit) is learned cheaply; then --init-from
+ *      at T/4 and at T (context extension, train_pos.c), trained on with the mix;
+ *   2. the validation loss of each stage, the passkey grid (T/4, T/2, T x 10 depths,
+ *      teacher-forced exact match = greedy exact match, taskeval.h) and the generation
+ *      speed with the KV cache against the recompute (genbench.h) at T/4, T/2 and T.
  * Everything goes through the same code as `sattn train`, `sattn task` and `sattn
  * bench-generate`; the numbers are printed and written to DIR/metrics.json. */
 #include <math.h>
@@ -20,7 +18,6 @@
 #include "sattn/genbench.h"
 #include "sattn/taskeval.h"
 
-#define LONG_MIX "passkey:0.5"
 #define LONG_DEPTHS 10
 #define LONG_GEN_STEPS 8
 /* The passkey grid's lengths and the generation contexts: T/4, T/2 and T. */
@@ -29,28 +26,42 @@
 static void long_lengths(int T, int out[NLEN]) {
     out[0] = T / 4, out[1] = T / 2, out[2] = T;
 }
-/* The short stage's context: 512, or T/2 for a shorter --seq. */
-static int short_seq(int T) {
-    return T / 2 < 512 ? T / 2 : 512;
+/* The training stages: retrieval is learned at T = 128, where a step is cheap and a sample
+ * is mostly needle and cue (measured: the copy circuit forms after 450-750 steps of batch 32
+ * there, docs/long.md), then the context is extended twice, to T/4 and to T (RoPE, NTK-aware
+ * base scaling: the high frequencies that the local heads use stay as trained), each time
+ * trained on with half the batch's sequences passkey samples. */
+#define NSTAGE 3
+typedef struct {
+    int seq, batch, steps;
+    float lr;
+    const char *mix;
+} long_stage;
+
+static void long_stages(const demo_long_args *a, long_stage st[NSTAGE]) {
+    st[0] = (long_stage){128, 32, a->steps, 1e-3f, "passkey:0.8"};
+    st[1] = (long_stage){a->seq / 4, 4 * 128 * 32 / a->seq, a->extend_steps, 5e-4f, "passkey:0.5"};
+    st[2] = (long_stage){a->seq, 1, a->extend_steps, 5e-4f, "passkey:0.5"};
+    if (st[1].batch < 1) st[1].batch = 1;
 }
 
-/* The train args of one stage: L4 H4 C128, RoPE, flash, the passkey mix. */
-static int stage_args(const demo_long_args *a, train_args *t, const char *out, const char *init, int seq,
-                      int batch, int steps) {
+/* The train args of one stage: L2 H4 C128, RoPE, flash; from init's weights after the first. */
+static int stage_args(const demo_long_args *a, const long_stage *s, train_args *t, const char *out,
+                      const char *init) {
     *t = train_args_default();
     t->data = a->data, t->out = out, t->init_from = init;
     t->data_fmt = a->data_fmt;
     t->seed = a->seed, t->threads = a->threads;
+    t->cfg.layers = 2;
     t->cfg.attn = GPT_ATTN_FLASH;
     t->cfg.pos = GPT_POS_ROPE;
-    t->tc.seq = seq, t->tc.batch = batch, t->tc.steps = steps;
-    t->tc.lr = init ? 1e-3f : 2e-3f;
-    t->tc.warmup = steps / 10 > 0 ? steps / 10 : 1;
+    t->rope_extend = TRAIN_EXTEND_NTK;
+    t->tc.seq = s->seq, t->tc.batch = s->batch, t->tc.steps = s->steps, t->tc.lr = s->lr;
+    t->tc.warmup = s->steps / 10 > 0 ? s->steps / 10 : 1;
     t->tc.eval_every = 0;
-    t->tc.eval_tokens = 8192;
     t->no_summary = 1;
     sattn_err e;
-    if (task_mix_parse(LONG_MIX, &t->mix, &e)) return cli_fail("demo", "%s", e.msg);
+    if (task_mix_parse(s->mix, &t->mix, &e)) return cli_fail("demo", "%s", e.msg);
     return 0;
 }
 
@@ -115,35 +126,40 @@ static void long_generate(gpt_model *m, const int lens[NLEN], uint64_t seed, dou
 
 typedef struct {
     int lens[NLEN]; /* the grid's lengths and the generation contexts */
-    train_result s1, s2;
+    long_stage st[NSTAGE];
+    train_result tr[NSTAGE];
     task_cell cells[NLEN * LONG_DEPTHS];
     double passkey, dec[NGEN], rec[NGEN], pre[NGEN], wall_s;
 } long_result;
 
-static int long_train(const demo_long_args *a, const char *short_ckpt, const char *model, long_result *r) {
-    train_args t;
-    fprintf(stderr, "demo --preset long: 1/3 train at T=%d (RoPE, flash, mix %s), %d steps\n", short_seq(a->seq),
-            LONG_MIX, a->steps);
-    if (stage_args(a, &t, short_ckpt, NULL, short_seq(a->seq), 8, a->steps) ||
-        train_execute_result(&t, "demo", &r->s1))
-        return 1;
-    fprintf(stderr, "demo --preset long: 2/3 extend to T=%d (position interpolation), %d steps\n", a->seq,
-            a->extend_steps);
-    if (stage_args(a, &t, model, short_ckpt, a->seq, 1, a->extend_steps) ||
-        train_execute_result(&t, "demo", &r->s2))
-        return 1;
+/* Trains the stages; stage i writes DIR/stage<i>.ckpt, the last DIR/model.ckpt. */
+static int long_train(const demo_long_args *a, const char *model, long_result *r) {
+    char prev[4096] = "", out[4096];
+    long_stages(a, r->st);
+    for (int i = 0; i < NSTAGE; i++) {
+        const long_stage *s = &r->st[i];
+        if (i + 1 < NSTAGE) snprintf(out, sizeof out, "%s/stage%d.ckpt", a->out_dir, i + 1);
+        else snprintf(out, sizeof out, "%s", model);
+        fprintf(stderr, "demo --preset long: stage %d/%d: T=%d, batch %d, %d steps, mix %s%s\n", i + 1, NSTAGE,
+                s->seq, s->batch, s->steps, s->mix, i ? " (context extended, NTK-aware RoPE base)" : "");
+        train_args t;
+        if (stage_args(a, s, &t, out, i ? prev : NULL) || train_execute_result(&t, "demo", &r->tr[i])) return 1;
+        snprintf(prev, sizeof prev, "%s", out);
+    }
     return 0;
 }
 
 static int long_metrics(const demo_long_args *a, const char *path, const long_result *r, const gpt_config *c) {
     sbuf j = {0};
     sb_printf(&j, "{\"preset\": \"long\", \"model\": {\"layers\": %d, \"heads\": %d, \"channels\": %d, "
-              "\"seq\": %d, \"pos\": \"rope\", \"rope_scale\": %g, \"attn\": \"flash\"}, \"mix\": \"%s\"",
-              c->layers, c->heads, c->channels, a->seq, (double)c->rope_scale, LONG_MIX);
-    sb_printf(&j, ", \"short\": {\"seq\": %d, \"steps\": %d, \"val_loss\": %.6f, \"tokens_per_s\": %.1f, "
-              "\"wall_s\": %.1f}", short_seq(a->seq), a->steps, r->s1.val_loss, r->s1.tokens_per_s, r->s1.wall_s);
-    sb_printf(&j, ", \"long\": {\"seq\": %d, \"steps\": %d, \"val_loss\": %.6f, \"tokens_per_s\": %.1f, "
-              "\"wall_s\": %.1f}", a->seq, a->extend_steps, r->s2.val_loss, r->s2.tokens_per_s, r->s2.wall_s);
+              "\"seq\": %d, \"pos\": \"rope\", \"rope_base\": %g, \"rope_scale\": %g, \"attn\": \"flash\"}",
+              c->layers, c->heads, c->channels, a->seq, (double)c->rope_base, (double)c->rope_scale);
+    sb_printf(&j, ", \"stages\": [");
+    for (int i = 0; i < NSTAGE; i++)
+        sb_printf(&j, "%s{\"seq\": %d, \"batch\": %d, \"steps\": %d, \"mix\": \"%s\", \"val_loss\": %.6f, "
+                  "\"tokens_per_s\": %.1f, \"wall_s\": %.1f}", i ? ", " : "", r->st[i].seq, r->st[i].batch,
+                  r->st[i].steps, r->st[i].mix, r->tr[i].val_loss, r->tr[i].tokens_per_s, r->tr[i].wall_s);
+    sb_printf(&j, "]");
     sb_printf(&j, ", \"passkey\": {\"accuracy\": %.4f, \"cells\": [", r->passkey);
     for (int i = 0; i < NLEN * LONG_DEPTHS; i++)
         sb_printf(&j, "%s{\"length\": %d, \"depth\": %.4f, \"samples\": %d, \"correct\": %ld}", i ? ", " : "",
@@ -162,11 +178,11 @@ static int long_metrics(const demo_long_args *a, const char *path, const long_re
 }
 
 static void long_print(const demo_long_args *a, const long_result *r, const char *model) {
-    printf("demo --preset long: %s (L4 H4 C128, RoPE, flash; %.1f min in all)\n", model, r->wall_s / 60);
-    printf("  short stage: T=%d, %d steps, val loss %.4f (%.0f tok/s)\n", short_seq(a->seq), a->steps,
-           r->s1.val_loss, r->s1.tokens_per_s);
-    printf("  long stage:  T=%d, %d steps, val loss %.4f (%.0f tok/s)\n", a->seq, a->extend_steps,
-           r->s2.val_loss, r->s2.tokens_per_s);
+    printf("demo --preset long: %s (L2 H4 C128, RoPE, flash; %.1f min in all)\n", model, r->wall_s / 60);
+    for (int i = 0; i < NSTAGE; i++)
+        printf("  stage %d: T=%d, %d steps, mix %s: validation loss %.4f at T=%d (%.0f tok/s, %.0f s)\n", i + 1,
+               r->st[i].seq, r->st[i].steps, r->st[i].mix, r->tr[i].val_loss, r->st[i].seq,
+               r->tr[i].tokens_per_s, r->tr[i].wall_s);
     print_grid(r->lens, r->cells);
     printf("generation (dense KV cache vs one flash forward per token):\n");
     for (int i = 0; i < NGEN; i++)
@@ -177,8 +193,7 @@ static void long_print(const demo_long_args *a, const long_result *r, const char
 
 int demo_long(const demo_long_args *a) {
     double t0 = time_now();
-    char short_ckpt[4096], model[4096], metrics[4096];
-    snprintf(short_ckpt, sizeof short_ckpt, "%s/short.ckpt", a->out_dir);
+    char model[4096], metrics[4096];
     snprintf(model, sizeof model, "%s/model.ckpt", a->out_dir);
     snprintf(metrics, sizeof metrics, "%s/metrics.json", a->out_dir);
     if (demo_make_dirs(a->out_dir)) return 1;
@@ -187,7 +202,7 @@ int demo_long(const demo_long_args *a) {
     task_grid g = passkey_grid(r->lens, a->task_samples, a->seed);
     sattn_err e;
     if (taskeval_check(&g, a->seq, &e)) return free(r), cli_fail("demo", "--seq %d: %s", a->seq, e.msg);
-    if (long_train(a, short_ckpt, model, r)) return free(r), 1;
+    if (long_train(a, model, r)) return free(r), 1;
     gpt_model m;
     if (cli_load_model("demo", model, &m)) return free(r), 1;
     m.cfg.attn = GPT_ATTN_FLASH;

@@ -306,6 +306,12 @@ Test(demo, bad_flags_are_one_line, .timeout = 30) {
         {{"--seed", "-1"}, "--seed"},
         {{"--out-dir", ""}, "--out-dir"},
         {{"stray"}, "stray"},
+        {{"--extend-steps", "5"}, "--extend-steps"},          /* only for the long preset */
+        {{"--seq", "1024", "--preset", "seed"}, "--seq"},
+        {{"--preset", "long", "--seq", "1026"}, "--seq 1026"}, /* a multiple of 4 */
+        {{"--preset", "long", "--seq", "256"}, "--seq"},       /* below 512 */
+        {{"--preset", "long", "--no-bench"}, "--no-bench"},
+        {{"--preset", "long", "--distill-steps", "3"}, "--distill-steps"},
     };
     cli_spew(cli_tpath(&t, "afile"), "", 0);
     const char *file_dir[] = {"demo", "--preset", "seed", "--out-dir", cli_tpath(&t, "afile"), NULL};
@@ -450,5 +456,51 @@ Test(demo, bench_flags_are_one_line, .timeout = 60) {
         cr_assert(!cli_file_exists(out), "%s: created the output directory", cli_cmd);
         free(msg);
     }
+    cli_tdir_close(&t);
+}
+
+/* ---------------------------------------------------------------- long preset ---- */
+
+/* The whole chain at --seq 512 with a few steps: three stages, the passkey grid (128, 256,
+ * 512 x 10 depths) and the generation rows, one JSON on stdout equal to metrics.json. */
+Test(demo, long_preset_json, .timeout = 300) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *data = cli_tpath(&t, "d.txt");
+    cli_write_text(data, 60000);
+    char out[256];
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "out"));
+    const char *argv[] = {"demo", "--preset", "long", "--data", data, "--seq", "512", "--steps", "3",
+                          "--extend-steps", "2", "--task-samples", "1", "--threads", "2", "--json",
+                          "--out-dir", out, NULL};
+    char *js = cli_expect_ok(argv);
+    char path[512];
+    snprintf(path, sizeof path, "%s/metrics.json", out);
+    size_t n;
+    char *file = cli_slurp(path, &n);
+    cr_assert_str_eq(js, file, "stdout and metrics.json differ");
+    cr_assert(strstr(js, "\"preset\": \"long\""), "%s", js);
+    cr_assert(strstr(js, "{\"seq\": 128, \"batch\": 32, \"steps\": 3, \"mix\": \"passkey:0.8\""), "%s", js);
+    cr_assert(strstr(js, "{\"seq\": 512, \"batch\": 1, \"steps\": 2, \"mix\": \"passkey:0.5\""), "%s", js);
+    int cells = 0;
+    for (const char *p = js; (p = strstr(p, "\"correct\": ")); p++) cells++;
+    cr_assert_eq(cells, 30, "passkey cells: %d", cells);
+    for (int T = 128; T <= 512; T *= 2) {
+        char key[64];
+        snprintf(key, sizeof key, "{\"context\": %d, \"prefill_s\": ", T);
+        const char *g = strstr(js, key);
+        cr_assert(g, "no generation row at %d: %s", T, js);
+        double pre, dec, rec;
+        cr_assert_eq(sscanf(g + strlen(key), "%lf, \"decode_ms\": %lf, \"recompute_ms\": %lf", &pre, &dec, &rec), 3);
+        cr_assert(pre > 0 && dec > 0 && rec > 0, "T %d: %g %g %g", T, pre, dec, rec);
+    }
+    for (int i = 1; i <= 2; i++) {
+        snprintf(path, sizeof path, "%s/stage%d.ckpt", out, i);
+        cr_assert(cli_file_exists(path), "%s missing", path);
+    }
+    snprintf(path, sizeof path, "%s/model.ckpt", out);
+    const char *loss[] = {"loss", "--model", path, "--data", data, "--attn", "flash", NULL};
+    free(cli_expect_ok(loss));
+    free(file), free(js);
     cli_tdir_close(&t);
 }

@@ -21,7 +21,7 @@ typedef struct {
     /* positions (docs/rope.md): --pos goes into cfg.pos; these are applied by train_pos.c */
     const char *init_from;       /* --init-from: weights only, fresh optimizer and schedule */
     float rope_base, rope_scale; /* --rope-base, --rope-scale */
-    int rope_extend;             /* --rope-extend: TRAIN_EXTEND_PI (default), _NTK, _NONE */
+    int rope_extend;             /* --rope-extend: TRAIN_EXTEND_NTK (default), _PI, _NONE */
     int pos_given, rope_base_given, rope_scale_given, rope_extend_given;
     task_mix mix;          /* --mix: task samples in each batch (all 0: none) */
     int no_summary;        /* callers that print their own (demo --preset long): no summary */

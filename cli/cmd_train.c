@@ -25,6 +25,7 @@ train_args train_args_default(void) {
     a.format = CKPT_SATTN;
     a.rope_base = GPT_ROPE_BASE_DEFAULT;
     a.rope_scale = 1.0f;
+    a.rope_extend = TRAIN_EXTEND_NTK; /* docs/rope.md: better than pi on both corpora */
     return a;
 }
 

@@ -103,8 +103,8 @@ static int extend_context(const train_args *a, const char *cmd, gpt_model *m) {
         c->rope_scale = (float)((double)c->rope_scale * T0 / T);
     if (!a->rope_scale_given && a->rope_extend == TRAIN_EXTEND_NTK) {
         if (hs <= 2)
-            return cli_fail(cmd, "--rope-extend ntk: head dim %d, expected > 2 (the base scales "
-                                 "by (T/T0)^(hs/(hs-2)))", hs);
+            return cli_fail(cmd, "--rope-extend ntk (the default): head dim %d, expected > 2 (the "
+                                 "base scales by (T/T0)^(hs/(hs-2))); use --rope-extend pi", hs);
         c->rope_base = (float)((double)c->rope_base * pow((double)T / T0, (double)hs / (hs - 2)));
     }
     sattn_err e;

@@ -22,8 +22,8 @@
             "fresh AdamW and schedule); --seq may exceed its context for a RoPE model"),         \
     opt_enum("rope-extend", &(a)->rope_extend, TRAIN_EXTEND_NAMES, TRAIN_EXTEND_VALUES,          \
              "with --init-from at a longer --seq than the checkpoint's context T0:\n"            \
-             "pi (default: rope scale times T0/T, position interpolation), ntk\n"               \
-             "(base times (T/T0)^(hs/(hs-2))), or none (plain extrapolation)")
+             "ntk (default: base times (T/T0)^(hs/(hs-2)), NTK-aware), pi (rope\n"              \
+             "scale times T0/T, position interpolation) or none (extrapolation)")
 extern const char *const TRAIN_POS_NAMES[], *const TRAIN_EXTEND_NAMES[];
 extern const int TRAIN_POS_VALUES[], TRAIN_EXTEND_VALUES[];
 

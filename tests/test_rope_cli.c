@@ -116,7 +116,7 @@ Test(rope_cli, init_from_and_resume_errors, .timeout = 120) {
     cli_tdir_close(&t);
 }
 
-/* Train at seq 64, continue from it at seq 128 (default: position interpolation; and NTK),
+/* Train at seq 64, continue from it at seq 128 (default: NTK-aware base; and interpolation),
  * score at 256; the new checkpoint records the new context, scale and base. */
 Test(rope_cli, context_extension_end_to_end, .timeout = 180) {
     cli_tdir t;
@@ -135,7 +135,8 @@ Test(rope_cli, context_extension_end_to_end, .timeout = 180) {
     cr_assert_eq(header_float(r64, 31), 10000.0f);
     cr_assert_eq(header_float(r64, 32), 1.0f);
     const char *a_pi[] = {"train", "--data", data, "--out", pi, "--seq", "128", "--batch", "2",
-                          "--steps", "4", "--threads", "2", "--init-from", r64, "--json", NULL};
+                          "--steps", "4", "--threads", "2", "--init-from", r64, "--rope-extend",
+                          "pi", "--json", NULL};
     char *err = NULL, *o = NULL;
     int rc = cli_run(a_pi, &o, &err);
     cr_assert_eq(rc, 0, "%s: %s", cli_cmd, err);
@@ -150,9 +151,9 @@ Test(rope_cli, context_extension_end_to_end, .timeout = 180) {
     cr_assert_eq(header_word(pi, 9), 4u, "the step count starts from 0");
     cr_assert_eq(header_word(pi, 18), 128u, "the schedule records the new --seq");
     const char *a_ntk[] = {"train", "--data", data, "--out", ntk, "--seq", "128", "--batch", "2",
-                           "--steps", "2", "--threads", "2", "--init-from", r64, "--rope-extend", "ntk",
-                           NULL};
+                           "--steps", "2", "--threads", "2", "--init-from", r64, NULL}; /* default */
     free(cli_expect_ok(a_ntk));
+    cr_assert_eq(header_word(ntk, 2), 128u);
     cr_assert_eq(header_float(ntk, 32), 1.0f);
     /* hs = 8: base * 2^(8/6) */
     cr_assert_eq(header_float(ntk, 31), (float)(10000.0 * pow(2.0, 8.0 / 6.0)));
@@ -175,6 +176,27 @@ Test(rope_cli, context_extension_end_to_end, .timeout = 180) {
     char *so = cli_expect_ok(s);
     cr_assert_eq(cli_out_len, strlen("In the") + 150 + 1, "sample printed %zu bytes", cli_out_len);
     free(so);
+    cli_tdir_close(&t);
+}
+
+/* NTK scaling needs a head dim > 2: with hs = 2 the default refuses and points to pi, which
+ * works. */
+Test(rope_cli, ntk_needs_head_dim_above_two, .timeout = 60) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    char data[256], r[256];
+    snprintf(data, sizeof data, "%s", cli_tpath(&t, "d.txt"));
+    snprintf(r, sizeof r, "%s", cli_tpath(&t, "r.ckpt"));
+    cli_write_text(data, 6000);
+    const char *pr[] = {"--pos", "rope", "--heads", "8", NULL}; /* C 16: hs 2 */
+    train_ok(data, r, "16", "2", pr);
+    const char *ntk[] = {"train", "--data", data, "--out", cli_tpath(&t, "out.ckpt"), "--seq", "32",
+                         "--steps", "2", "--init-from", r, NULL};
+    cli_expect_fail(ntk, "use --rope-extend pi", 0);
+    cli_assert_no_output(t.dir, "out");
+    const char *pi[] = {"train", "--data", data, "--out", cli_tpath(&t, "out.ckpt"), "--seq", "32",
+                        "--steps", "2", "--init-from", r, "--rope-extend", "pi", NULL};
+    free(cli_expect_ok(pi));
     cli_tdir_close(&t);
 }
 

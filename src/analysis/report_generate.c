@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* PATH_MAX (report_impl.h) under -std=c11 */
 /* report_generate: the report's generation section (`sattn report --generate CSV`, the
  * rows of `sattn bench-generate`, genbench.h): decode time per token and prefill time vs
  * context, cached (dense, each sparse plan) against the recompute, the fitted line per

@@ -107,29 +107,33 @@ static inline void fk_add(float *restrict dst, const float *restrict src, int n,
 
 /* dst[d ldd + i] = mul * src[i lds + d] for i < 8, d < 8: one 8 x 8 block transposed in
  * registers (unpack, shuffle, then 128-bit lane swaps: 24 shuffles for 64 elements). */
+/* GCC's __builtin_shuffle takes a mask vector, clang's __builtin_shufflevector constant
+ * indices (the clang fuzz build compiles this file too): one macro per pattern. */
+#ifdef __clang__
+#define FK_SHUF(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shufflevector(a, b, i0, i1, i2, i3, i4, i5, i6, i7)
+#else
+#define FK_SHUF(a, b, i0, i1, i2, i3, i4, i5, i6, i7) __builtin_shuffle(a, b, (iv8){i0, i1, i2, i3, i4, i5, i6, i7})
+#endif
 static inline void fk_transpose8(float *restrict dst, size_t ldd, const float *restrict src, size_t lds, float mul) {
-    const iv8 lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
-    const iv8 s0 = {0, 1, 8, 9, 4, 5, 12, 13}, s1 = {2, 3, 10, 11, 6, 7, 14, 15};
-    const iv8 p0 = {0, 1, 2, 3, 8, 9, 10, 11}, p1 = {4, 5, 6, 7, 12, 13, 14, 15};
     fv8 r[8], t[8], u[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) r[i] = fv_load(src + i * lds) * mul;
 #pragma GCC unroll 4
     for (int i = 0; i < 8; i += 2) {
-        t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
-        t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+        t[i] = FK_SHUF(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = FK_SHUF(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
     }
 #pragma GCC unroll 2
     for (int i = 0; i < 8; i += 4) {
-        u[i] = __builtin_shuffle(t[i], t[i + 2], s0);
-        u[i + 1] = __builtin_shuffle(t[i], t[i + 2], s1);
-        u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], s0);
-        u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], s1);
+        u[i] = FK_SHUF(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 1] = FK_SHUF(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        u[i + 2] = FK_SHUF(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[i + 3] = FK_SHUF(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
     }
 #pragma GCC unroll 4
     for (int d = 0; d < 4; d++) {
-        fv_store(dst + d * ldd, __builtin_shuffle(u[d], u[d + 4], p0));
-        fv_store(dst + (d + 4) * ldd, __builtin_shuffle(u[d], u[d + 4], p1));
+        fv_store(dst + d * ldd, FK_SHUF(u[d], u[d + 4], 0, 1, 2, 3, 8, 9, 10, 11));
+        fv_store(dst + (d + 4) * ldd, FK_SHUF(u[d], u[d + 4], 4, 5, 6, 7, 12, 13, 14, 15));
     }
 }
 

@@ -3,6 +3,7 @@
 
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sattn/core.h"
 
@@ -20,18 +21,6 @@
 typedef __m512 pk_vec;
 #define PK_SET(x) _mm512_set1_ps(x)
 #define PK_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-static pk_vec pk_init(float base) {
-    float v[16];
-    for (int l = 0; l < 16; l++) v[l] = base + (float)l / 1024.0f;
-    return _mm512_loadu_ps(v);
-}
-static double pk_sum(pk_vec x) {
-    float v[16];
-    double s = 0;
-    _mm512_storeu_ps(v, x);
-    for (int l = 0; l < 16; l++) s += v[l];
-    return s;
-}
 #elif defined(__AVX2__) && defined(__FMA__)
 #define PK_ISA "avx2+fma"
 #define PK_LANES 8
@@ -39,18 +28,6 @@ static double pk_sum(pk_vec x) {
 typedef __m256 pk_vec;
 #define PK_SET(x) _mm256_set1_ps(x)
 #define PK_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-static pk_vec pk_init(float base) {
-    float v[8];
-    for (int l = 0; l < 8; l++) v[l] = base + (float)l / 1024.0f;
-    return _mm256_loadu_ps(v);
-}
-static double pk_sum(pk_vec x) {
-    float v[8];
-    double s = 0;
-    _mm256_storeu_ps(v, x);
-    for (int l = 0; l < 8; l++) s += v[l];
-    return s;
-}
 #else
 #define PK_ISA "scalar"
 #define PK_LANES 4
@@ -63,13 +40,24 @@ static pk_vec PK_FMA(pk_vec a, pk_vec b, pk_vec c) {
     for (int l = 0; l < 4; l++) a.v[l] = a.v[l] * b.v[l] + c.v[l];
     return a;
 }
+#endif
+
+/* One vector of base + l/1024 per lane l, and a vector's lanes summed: the same for every
+ * ISA, through the vector's bytes (pk_vec is PK_LANES packed floats in each of them). */
 static pk_vec pk_init(float base) {
+    float v[PK_LANES];
+    for (int l = 0; l < PK_LANES; l++) v[l] = base + (float)l / 1024.0f;
     pk_vec x;
-    for (int l = 0; l < 4; l++) x.v[l] = base + (float)l / 1024.0f;
+    memcpy(&x, v, sizeof x);
     return x;
 }
-static double pk_sum(pk_vec x) { return (double)x.v[0] + x.v[1] + x.v[2] + x.v[3]; }
-#endif
+static double pk_sum(pk_vec x) {
+    float v[PK_LANES];
+    memcpy(v, &x, sizeof v);
+    double s = 0;
+    for (int l = 0; l < PK_LANES; l++) s += v[l];
+    return s;
+}
 
 int peak_lanes(void) { return PK_LANES; }
 int peak_chains(void) { return PK_CHAINS; }

@@ -39,16 +39,16 @@ static int loss_parse(loss_args *a, int argc, char **argv) {
 }
 
 int cmd_loss(int argc, char **argv) {
-    loss_args a = {.split = SPLIT_VAL, .batch = 8};
+    loss_args a = {.split = SPLIT_VAL, .batch = 8, .attn = CLI_ATTN_AUTO};
     int r = loss_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
     gpt_model m;
     if (cli_load_model("loss", a.model, &m)) return 1;
-    m.cfg.attn = a.attn;
     if (cli_model_context("loss", &m, a.ctx.seq, a.ctx.rope_scale, a.ctx.rope_base))
         return gpt_free(&m), 1;
     int T = a.ctx.seq > 0 ? a.ctx.seq : m.cfg.max_seq;
+    m.cfg.attn = cli_attn_resolve(a.attn, T, 0);
     dataset d;
     if (load_data_checked("loss", a.data, a.data_fmt, &m, "evaluating this model", a.batch,
                           T, 0, &d)) return gpt_free(&m), 1;

@@ -114,13 +114,14 @@ static int sample_hybrid(gpt_model *m, const sample_args *a) {
 }
 
 int cmd_sample(int argc, char **argv) {
-    sample_args a = {.tokens = 200, .temperature = 0.8f, .seed = 1337, .len = {.dense_below = -1}};
+    sample_args a = {.attn = CLI_ATTN_AUTO, .tokens = 200, .temperature = 0.8f, .seed = 1337, .len = {.dense_below = -1}};
     int r = sample_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     if (a.threads) omp_set_num_threads(a.threads);
     gpt_model m;
     if (cli_load_model("sample", a.model, &m)) return 1;
-    m.cfg.attn = a.attn; /* the prefill's attention; decode steps use the cache either way */
+    /* the prefill's attention; decode steps use the cache either way */
+    m.cfg.attn = cli_attn_resolve(a.attn, a.ctx.seq > 0 ? a.ctx.seq : m.cfg.max_seq, a.heads != NULL);
     /* the window slides at the model's context; a RoPE model may be given a longer one */
     if (a.ctx.seq > 0 && a.ctx.seq < m.cfg.max_seq) {
         int ctx = m.cfg.max_seq;

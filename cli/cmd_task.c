@@ -83,8 +83,9 @@ static int task_parse(task_args *a, int argc, char **argv) {
     return 0;
 }
 
-/* The model: a byte-level checkpoint, with the run's attention kernel. */
-static int task_model(const task_args *a, gpt_model *m) {
+/* The model: a byte-level checkpoint, with the run's attention kernel (a->attn resolved here
+ * for the model's context, so that the JSON names the kernel that ran). */
+static int task_model(task_args *a, gpt_model *m) {
     if (cli_load_model("task", a->model, m)) return 1;
     if (m->cfg.vocab != 256) {
         int v = m->cfg.vocab;
@@ -92,7 +93,7 @@ static int task_model(const task_args *a, gpt_model *m) {
         return cli_fail("task", "--model %s: vocabulary %d, expected a byte-level model (vocab 256): "
                                 "the tasks are bytes", a->model, v);
     }
-    m->cfg.attn = a->attn;
+    m->cfg.attn = a->attn = cli_attn_resolve(a->attn, m->cfg.max_seq, a->heads != NULL);
     return 0;
 }
 
@@ -181,7 +182,7 @@ static int task_run(const task_args *a, gpt_model *m, const task_grid *g) {
 }
 
 int cmd_task(int argc, char **argv) {
-    task_args a = {.kind = -1, .depths = 10, .samples = 5, .pairs = TASK_MQAR_MAX_PAIRS, .batch = 8, .seed = 1337,
+    task_args a = {.attn = CLI_ATTN_AUTO, .kind = -1, .depths = 10, .samples = 5, .pairs = TASK_MQAR_MAX_PAIRS, .batch = 8, .seed = 1337,
                    .split = SPLIT_VAL};
     int r = task_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;

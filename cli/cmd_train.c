@@ -19,7 +19,7 @@ _Static_assert(sizeof(ckpt_format) == sizeof(int), "ckpt_format is not an int");
 train_args train_args_default(void) {
     train_args a = {0};
     a.tc = train_config_default();
-    a.cfg = (gpt_config){.layers = 4, .heads = 4, .channels = 128};
+    a.cfg = (gpt_config){.layers = 4, .heads = 4, .channels = 128, .attn = CLI_ATTN_AUTO};
     a.seed = 1337;
     a.tc.eval_every = -1; /* resolved to steps/10 once --steps is known */
     a.format = CKPT_SATTN;

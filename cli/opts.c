@@ -62,11 +62,17 @@ opt_spec cli_opt_split(data_split *target) {
 }
 
 opt_spec cli_opt_attn(int *target) {
-    static const char *const names[] = {"naive", "flash", NULL};
-    static const int values[] = {GPT_ATTN_NAIVE, GPT_ATTN_FLASH};
+    static const char *const names[] = {"auto", "naive", "flash", NULL};
+    static const int values[] = {CLI_ATTN_AUTO, GPT_ATTN_NAIVE, GPT_ATTN_FLASH};
     return opt_enum("attn", target, names, values,
-                    "dense attention kernel: naive (default; keeps every head's T x T softmax)\n"
-                    "or flash (tiled, keeps only the log-sum-exp: memory linear in T)");
+                    "dense attention kernel: naive (keeps every head's T x T softmax), flash\n"
+                    "(tiled, keeps only the log-sum-exp: memory linear in T) or auto (default:\n"
+                    "flash from T = 1024 on, where it measured faster; naive with sparse heads)");
+}
+
+int cli_attn_resolve(int attn, int T, int hooked) {
+    if (attn != CLI_ATTN_AUTO) return attn;
+    return !hooked && T >= CLI_ATTN_FLASH_FROM_T ? GPT_ATTN_FLASH : GPT_ATTN_NAIVE;
 }
 
 opt_spec cli_opt_threads(int *target) {

@@ -36,8 +36,18 @@ opt_spec cli_opt_data(const char **target, const char *help);
 opt_spec cli_opt_data_format(data_format *target);
 /* --split val|train. */
 opt_spec cli_opt_split(data_split *target);
-/* --attn naive|flash into a gpt_config.attn (GPT_ATTN_NAIVE / GPT_ATTN_FLASH). */
+/* --attn auto|naive|flash: GPT_ATTN_NAIVE, GPT_ATTN_FLASH, or CLI_ATTN_AUTO (the default of
+ * every command: resolved by cli_attn_resolve once the run's sequence length is known). */
+enum { CLI_ATTN_AUTO = -1 };
+/* Measured with scripts/bench-attn-default.sh (docs/flash.md): a whole training step with flash
+ * is no slower than naive at T = 256 and 512 (within 2 %) and faster from T = 1024 on (1.13x,
+ * 2048: 1.24x, 4096: 1.38x), so auto picks flash from here. */
+enum { CLI_ATTN_FLASH_FROM_T = 1024 };
 opt_spec cli_opt_attn(int *target);
+/* The kernel for a run at sequence length T: attn itself unless it is CLI_ATTN_AUTO, then flash
+ * from CLI_ATTN_FLASH_FROM_T on; naive whenever sparse heads are hooked in (hooked != 0: the
+ * hook reads the T x T probabilities that only naive keeps). */
+int cli_attn_resolve(int attn, int T, int hooked);
 /* --threads N: OpenMP threads, 1..1024 (0 in the target: all cores). */
 opt_spec cli_opt_threads(int *target);
 /* --json: help says what is printed. */

@@ -161,7 +161,7 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
     if (a->init_from) return train_init_from(a, d, cmd, m, st);
     if (a->resume) {
         if (ckpt_load(a->resume, m, st, &e) != 0) return cli_fail(cmd, "%s", e.msg);
-        m->cfg.attn = a->cfg.attn; /* a run setting, not saved in the checkpoint */
+        m->cfg.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, 0); /* a run setting, not saved */
         const gpt_config *c = &m->cfg;
         int clash = a->shape_given && (c->layers != a->cfg.layers || c->heads != a->cfg.heads ||
                                        c->channels != a->cfg.channels);
@@ -181,6 +181,7 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
         return 0;
     }
     gpt_config c = a->cfg;
+    c.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, 0);
     c.max_seq = a->tc.seq;
     c.vocab = d->vocab;
     c.padded_vocab = gpt_padded_vocab(d->vocab);

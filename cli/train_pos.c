@@ -123,7 +123,7 @@ int train_init_from(const train_args *a, const dataset *d, const char *cmd, gpt_
     free(m->m_mem); /* weights only: AdamW starts from zero moments */
     free(m->v_mem);
     m->m_mem = m->v_mem = NULL;
-    m->cfg.attn = a->cfg.attn;
+    m->cfg.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, 0);
     if (init_fits(a, d, cmd, m) || extend_context(a, cmd, m) ||
         cli_mem_check_model(cmd, "training this model", &m->cfg, a->tc.batch, a->tc.seq, 1,
                             (double)d->n_tokens * sizeof *d->tokens))

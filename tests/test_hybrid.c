@@ -243,3 +243,44 @@ Test(hybrid, sample_below_threshold_is_dense) {
     sparse_heads_free(&sh);
     gpt_free(&m);
 }
+
+/* Causality across window lengths with mlp head functions: a query's output cannot depend
+ * on keys after it, so the logits of a window of Ts tokens equal the first Ts rows of the
+ * full window's, also for Ts below k (where the mlp keeps its trained input width and
+ * leaves the missing slots empty instead of reading its parameters in a narrower layout). */
+Test(hybrid, mlp_short_window_is_prefix) {
+    rng_t r;
+    rng_seed(&r, 23);
+    gpt_model m;
+    make_model(&m, &r);
+    sparse_heads sh;
+    make_heads(&sh, "L0H0:index+mlp:k=6,hidden=8; L1H1:block+mlp:b=4,n=2,hidden=8; *:dense", &r);
+    int in[B * T], tg[B * T], ins[B * T], tgs[B * T];
+    batch(in, tg, &r);
+    hybrid hy;
+    hybrid_init(&hy, &sh, C, H);
+    hybrid_attach(&hy, &m);
+    fwd_out full;
+    run_fwd(&m, in, tg, T, &full);
+    int Vp = m.cfg.padded_vocab, v = m.cfg.vocab;
+    for (int Ts = 1; Ts < T; Ts += 2) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < Ts; t++) ins[b * Ts + t] = in[b * T + t], tgs[b * Ts + t] = tg[b * T + t];
+        gpt_forward(&m, ins, tgs, B, Ts);
+        double worst = 0.0;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < Ts; t++)
+                for (int j = 0; j < v; j++) {
+                    double a = m.acts.logits[((size_t)b * Ts + t) * Vp + j];
+                    double e = full.logits[((size_t)b * T + t) * Vp + j];
+                    double d = fabs(a - e) / (fabs(e) > 1.0 ? fabs(e) : 1.0);
+                    worst = d > worst ? d : worst;
+                }
+        cr_assert_lt(worst, 1e-5, "window %d of %d: logits differ from the full window's prefix by %g", Ts, T, worst);
+    }
+    fwd_free(&full);
+    hybrid_detach(&m);
+    hybrid_free(&hy);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+}

@@ -24,10 +24,9 @@
  * recompute's. The sparse state is rebuilt at every prefill in sparse mode and caught up
  * lazily otherwise.
  *
- * Known difference (from hybrid.c): an mlp head function's input width depends on kmax,
- * which hybrid.c takes as selector_kmax(spec, T) for the window length T; the decode step
- * uses the same for its query, so windows shorter than k read the mlp's parameters with a
- * narrower layout in both (equal to the recompute only for windows of at least k). */
+ * An mlp head function's input width is the selector's kmax at the heads' max_seq (the
+ * width its parameters were made for) at every window length, in hybrid.c and here, so
+ * windows shorter than k decode exactly like the recompute too. */
 #ifndef SATTN_HYBRID_DECODE_H
 #define SATTN_HYBRID_DECODE_H
 

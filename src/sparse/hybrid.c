@@ -27,6 +27,24 @@ void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
     hy->hook = (gpt_attn_hook){hybrid_forward, hybrid_backward, hy};
 }
 
+/* Slots per query row of head s in a window of T: the selector's kmax for T, except for
+ * an mlp head function, whose input layout (and so its parameters) was made for the
+ * width at the heads' max_seq: there a shorter window keeps that width and leaves the
+ * slots past count empty, so a query's output does not depend on the window length. */
+static int slot_width(const hybrid *hy, const head_spec *s, int T) {
+    return s->fn == HFN_MLP ? selector_kmax(s, hy->sh->max_seq) : selector_kmax(s, T);
+}
+
+/* Spreads rows of width kt (as the selector wrote them) to width K >= kt, from the last
+ * row back so that no row is overwritten before it moves. */
+static void widen_rows(int *idx, float *score, int T, int kt, int K) {
+    if (kt == K) return;
+    for (int t = T - 1; t >= 0; t--) {
+        memmove(idx + (size_t)t * K, idx + (size_t)t * kt, (size_t)kt * sizeof *idx);
+        memmove(score + (size_t)t * K, score + (size_t)t * kt, (size_t)kt * sizeof *score);
+    }
+}
+
 /* Lays out selection and cache buffers for batch shape (B, T). */
 static void hybrid_size(hybrid *hy, int B, int T) {
     if (hy->ints && hy->B == B && hy->T == T) return;
@@ -36,7 +54,7 @@ static void hybrid_size(hybrid *hy, int B, int T) {
         const head_spec *s = &sh->h[i].spec;
         hy->off_i[i] = ni, hy->off_f[i] = nf;
         if (s->sel == SEL_DENSE) continue;
-        int kmax = selector_kmax(s, T);
+        int kmax = slot_width(hy, s, T);
         ni += (size_t)B * T * kmax + (size_t)B * T;
         nf += (size_t)B * T * kmax + (size_t)B * headfn_cache_floats(s, sh->hs, kmax, T);
         size_t w = selector_work_floats(s, sh->hs, T);
@@ -58,7 +76,7 @@ typedef struct {
 
 static head_bufs bufs_of(const hybrid *hy, int i, int b) {
     const head_spec *s = &hy->sh->h[i].spec;
-    int T = hy->T, kmax = selector_kmax(s, T);
+    int T = hy->T, kmax = slot_width(hy, s, T);
     size_t cache = headfn_cache_floats(s, hy->sh->hs, kmax, T);
     int *ib = hy->ints + hy->off_i[i];
     float *fb = hy->floats + hy->off_f[i];
@@ -102,6 +120,7 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
             float *w = hy->work + (size_t)omp_get_thread_num() * hy->work_per_thread;
             selector_select(&sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T, r.idx,
                             r.score, r.count, w);
+            widen_rows(r.idx, r.score, T, selector_kmax(&sp->spec, T), r.kmax);
             headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, r.kmax, q, q + C, q + 2 * C,
                            3 * C, T, r.idx, r.count, out + (size_t)b * T * C + h * hs, C, r.cache);
         }

@@ -21,11 +21,12 @@ static size_t side_floats(const head_spec *s, int hs, int cap) {
 
 /* Scratch of one step at the longest window: the selection's work, then the head
  * function's cache (softmax weights, or the mlp's input and hidden rows). */
-static size_t step_floats(const head_spec *s, int hs, int cap) {
+static size_t step_floats(const head_spec *s, int hs, int cap, int max_seq) {
     size_t w = s->sel == SEL_BLOCK   ? sparse_decode_block_work(s, cap)
                : s->sel == SEL_INDEX ? sparse_decode_index_work(s, cap)
                                      : sparse_decode_pos_work(s, cap);
-    return w + headfn_cache_floats(s, hs, selector_kmax(s, cap), 1);
+    int km = selector_kmax(s, s->fn == HFN_MLP && max_seq > cap ? max_seq : cap);
+    return w + headfn_cache_floats(s, hs, km, 1);
 }
 
 void hdec_init(hdec *d, const hybrid *hy, int cap) {
@@ -41,7 +42,7 @@ void hdec_init(hdec *d, const hybrid *hy, int cap) {
         d->off_side[i] = total;
         if (s->sel == SEL_DENSE) continue;
         total += side_floats(s, sh->hs, cap);
-        size_t w = step_floats(s, sh->hs, cap);
+        size_t w = step_floats(s, sh->hs, cap, sh->max_seq);
         d->work_per_thread = w > d->work_per_thread ? w : d->work_per_thread;
         int km = selector_kmax(s, cap);
         d->kmax_cap = km > d->kmax_cap ? km : d->kmax_cap;
@@ -98,8 +99,8 @@ static void head_step(hdec *d, int i, float *o, const float *q, const float *k, 
         wsel = sparse_decode_pos_work(s, T);
     }
     /* softmax: over the c selected keys, as sparse_decode's steps (kmax = c); mlp: the
-     * input width of the recompute's last row (hybrid.c's kmax for window T) */
-    int kmax = s->fn == HFN_MLP ? selector_kmax(s, T) : c;
+     * input width it was trained with (hybrid.c's slot width at the heads' max_seq) */
+    int kmax = s->fn == HFN_MLP ? selector_kmax(s, d->hy->sh->max_seq) : c;
     headfn_forward(s, sp->params + sp->n_sel, hs, kmax, q, k, v, ld, 1, idx, &c, o, hs, w + wsel);
 }
 

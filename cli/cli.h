@@ -24,6 +24,7 @@ typedef struct {
     int rope_extend;             /* --rope-extend: TRAIN_EXTEND_NTK (default), _PI, _NONE */
     int pos_given, rope_base_given, rope_scale_given, rope_extend_given;
     task_mix mix;          /* --mix: task samples in each batch (all 0: none) */
+    int mix_loss;          /* --mix-loss: 0 all tokens of a task row, 1 its answers only */
     int no_summary;        /* callers that print their own (demo --preset long): no summary */
 } train_args;
 

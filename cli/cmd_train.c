@@ -14,6 +14,8 @@ static const cli_cmd TRAIN = {
 
 static const char *const FORMATS[] = {"sattn", "llmc", NULL};
 static const int FORMAT_VALUES[] = {CKPT_SATTN, CKPT_LLMC};
+static const char *const MIX_LOSSES[] = {"all", "answers", NULL};
+static const int MIX_LOSS_VALUES[] = {0, 1};
 _Static_assert(sizeof(ckpt_format) == sizeof(int), "ckpt_format is not an int");
 
 train_args train_args_default(void) {
@@ -78,6 +80,9 @@ static int train_parse(train_args *a, int argc, char **argv) {
                  "passkey:0.1,mqar:0.05 (tasks passkey, needle, mqar; fractions of the\n"
                  "batch's sequences, summing to at most 1; needle's filler is the training\n"
                  "split; docs/tasks.md). Default: none, the corpus only"),
+        opt_enum("mix-loss", &a->mix_loss, MIX_LOSSES, MIX_LOSS_VALUES,
+                 "the loss of a --mix task row: on every token (all) or only on its\n"
+                 "answers (the key digits, MQAR's values), as Zoology trains MQAR"),
         cli_opt_json(&a->json, "print the final summary as one JSON object"),
         cli_opt_data_format(&a->data_fmt),
         TRAIN_POS_OPTIONS(a),

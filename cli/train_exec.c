@@ -79,8 +79,9 @@ _Static_assert(TASK_KINDS == sizeof(((ckpt_schedule *)0)->mix) / sizeof(float),
 static ckpt_schedule schedule_of(const train_args *a) {
     const train_config *t = &a->tc;
     ckpt_schedule s = {t->batch, t->seq, t->steps, t->warmup, t->lr, t->min_lr, t->clip,
-                       t->opt.weight_decay, t->opt.beta1, t->opt.beta2, t->opt.eps, a->seed, {0}};
+                       t->opt.weight_decay, t->opt.beta1, t->opt.beta2, t->opt.eps, a->seed, {0}, 0};
     for (int i = 0; i < TASK_KINDS; i++) s.mix[i] = a->mix.frac[i];
+    s.mix_loss = a->mix_loss;
     return s;
 }
 
@@ -88,7 +89,12 @@ static ckpt_schedule schedule_of(const train_args *a) {
 static int check_mix(const train_args *a, const ckpt_schedule *was, const char *cmd) {
     task_mix w = {.seed = 0};
     for (int i = 0; i < TASK_KINDS; i++) w.frac[i] = was->mix[i];
-    if (!memcmp(w.frac, a->mix.frac, sizeof w.frac)) return 0;
+    if (!memcmp(w.frac, a->mix.frac, sizeof w.frac)) {
+        if (was->mix_loss == a->mix_loss) return 0;
+        return cli_fail(cmd, "--resume %s: the checkpoint's run has --mix-loss %s, this one %s (expected "
+                             "the same schedule, or --override-schedule)", a->resume,
+                        was->mix_loss ? "answers" : "all", a->mix_loss ? "answers" : "all");
+    }
     char x[128], y[128];
     task_mix_format(&w, x, sizeof x);
     task_mix_format(&a->mix, y, sizeof y);
@@ -211,14 +217,15 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
                r->steps_done, m->num_params, r->train_loss, r->val_loss,
                r->is_bytes ? "bits_per_byte" : "bits_per_token", bpb, r->val_tokens,
                r->tokens_per_s, r->wall_s, a->out);
-        if (task_mix_any(&a->mix)) printf(", \"mix\": \"%s\"", mix);
+        if (task_mix_any(&a->mix))
+            printf(", \"mix\": \"%s\", \"mix_loss\": \"%s\"", mix, a->mix_loss ? "answers" : "all");
         printf("}\n");
         return;
     }
     printf("steps %d\nparams %zu\ntrain_loss %.4f\nval_loss %.4f\n%s %.4f\ntokens_per_s %.0f\nwall_s %.1f\n",
            r->steps_done, m->num_params, r->train_loss, r->val_loss, r->is_bytes ? "bits_per_byte" : "bits_per_token",
            bpb, r->tokens_per_s, r->wall_s);
-    if (task_mix_any(&a->mix)) printf("mix %s\n", mix);
+    if (task_mix_any(&a->mix)) printf("mix %s%s\n", mix, a->mix_loss ? " (loss on the answers only)" : "");
 }
 
 /* The whole validation split after the run, and the checks that keep a non-finite
@@ -243,6 +250,8 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
              dataset_check_window(&d, SPLIT_VAL, a->tc.seq, a->data, &e);
     if (rc) rc = cli_fail(cmd, "%s", e.msg);
     if (!rc && task_mix_check(&a->mix, &d, a->tc.seq, &e)) rc = cli_fail(cmd, "--mix: %s", e.msg);
+    if (!rc && a->mix_loss && !task_mix_any(&a->mix))
+        rc = cli_fail(cmd, "--mix-loss answers: there are no task rows without --mix (e.g. --mix passkey:0.5)");
     if (!rc) {
         cli_file outs[] = {{"--out", a->out}, {NULL, NULL}};
         cli_file ins[] = {{"--data", a->data}, {NULL, NULL}};
@@ -261,6 +270,7 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     float train_loss;
     task_mix mix = a->mix;
     mix.seed = a->seed;
+    mix.answers_only = a->mix_loss;
     train_config tc = a->tc;
     tc.mix = task_mix_any(&mix) ? &mix : NULL;
     rc = train_run(&m, &st, &d, &tc, on_progress, &pc, &train_loss, &e);

@@ -367,14 +367,14 @@ void ref_crossentropy_softmax_forward(double *probs, double *losses, const doubl
         for (int j = 0; j < V; j++) p[j] = exp(l[j] - mx) / sum;
         for (int j = V; j < Vp; j++) p[j] = 0.0;
         /* -log p[target] computed as logsumexp - logit: no log(0) for tiny probabilities */
-        if (losses) losses[i] = (mx + log(sum)) - l[targets[i]];
+        if (losses) losses[i] = targets[i] < 0 ? 0.0 : (mx + log(sum)) - l[targets[i]];
     }
 }
 
 void ref_crossentropy_softmax_backward(double *dlogits, const double *probs, const int *targets,
                                        double dloss, int N, int V, int Vp) {
     for (int i = 0; i < N; i++)
-        for (int j = 0; j < V; j++)
+        for (int j = 0; j < V && targets[i] >= 0; j++)
             dlogits[(size_t)i * Vp + j] +=
                 (probs[(size_t)i * Vp + j] - (j == targets[i] ? 1.0 : 0.0)) * dloss;
 }
@@ -478,8 +478,9 @@ double ref_gpt_loss(const gpt_config *cfg, const double *params, const int *inpu
     double loss = 0;
     if (targets) {
         ref_crossentropy_softmax_forward(probs, losses, logits, targets, N, V, Vp);
-        for (int i = 0; i < N; i++) loss += losses[i];
-        loss /= N;
+        int n = 0; /* the mean over the scored targets (a negative one is ignored) */
+        for (int i = 0; i < N; i++) loss += losses[i], n += targets[i] >= 0;
+        loss = n ? loss / n : 0.0;
     }
     if (logits_out) memcpy(logits_out, logits, sizeof(double) * N * Vp);
     free(x);

@@ -247,6 +247,37 @@ Test(model, gradients_perturbed) {
     gpt_free(&m);
 }
 
+/* Ignored targets (GPT_IGNORE, as --mix-loss answers sets them): the loss is the mean over
+ * the rest, and its gradient matches the double reference's finite differences. */
+Test(model, gradients_ignored_targets) {
+    gpt_config c = tiny_config();
+    gpt_model m;
+    gpt_create(&m, &c);
+    rng_t r;
+    rng_seed(&r, 17);
+    gpt_init_random(&m, &r);
+    perturb_params(&m, &r);
+    int B = 2, T = 7;
+    int *inp = rand_tokens((size_t)B * T, c.vocab, &r), *tgt = rand_tokens((size_t)B * T, c.vocab, &r);
+    for (int i = 0; i < B * T; i++)
+        if (i % 3 != 1) tgt[i] = GPT_IGNORE; /* 5 of 14 scored, in both rows */
+    check_gradients(&m, inp, tgt, B, T, "ignored");
+    cr_assert_eq(m.n_targets, 5);
+    /* the mean over the scored ones: equal to the loss of those rows' full targets, averaged */
+    double sum = 0.0;
+    for (int i = 0; i < B * T; i++) sum += tgt[i] == GPT_IGNORE ? 0.0 : m.acts.losses[i];
+    cr_assert_float_eq(m.mean_loss, (float)(sum / 5), 1e-6f * m.mean_loss);
+    for (int i = 0; i < B * T; i++) tgt[i] = GPT_IGNORE;
+    gpt_forward(&m, inp, tgt, B, T);
+    cr_assert(m.mean_loss == 0.0f && m.n_targets == 0, "all ignored: loss %g", m.mean_loss);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    for (size_t i = 0; i < m.num_params; i++)
+        cr_assert(m.grads_mem[i] == 0.0f, "all ignored: gradient %g at %zu", m.grads_mem[i], i);
+    free(inp), free(tgt);
+    gpt_free(&m);
+}
+
 Test(model, gradients_odd_shape) {
     /* H = 3 (hs = 5), L = 1, B = 3, T = max_seq = 5, V = Vp (no padding) */
     gpt_config c = {.max_seq = 5, .vocab = 19, .padded_vocab = 19, .layers = 1, .heads = 3,

@@ -406,6 +406,45 @@ Test(task, mix_batch_rows) {
     dataset_free(&d);
 }
 
+/* --mix-loss answers: the inputs are the same, corpus rows keep every target, a task row
+ * keeps only its answers' targets (5 key digits, or one per MQAR query) and ignores the rest. */
+Test(task, mix_batch_answers_only) {
+    dataset d;
+    text_dataset(&d, 30000);
+    task_mix m;
+    sattn_err e;
+    cr_assert_eq(task_mix_parse("mqar:0.5,passkey:0.25", &m, &e), 0);
+    m.seed = 3;
+    int B = 8, T = 256;
+    int *in = malloc(sizeof(int) * B * T), *tg = malloc(sizeof(int) * B * T);
+    int *in1 = malloc(sizeof(int) * B * T), *tg1 = malloc(sizeof(int) * B * T);
+    for (int step = 0; step < 4; step++) {
+        rng_t a = {5 + (uint64_t)step}, b = a;
+        m.answers_only = 0;
+        task_mix_batch(&m, &d, step, B, T, &a, in, tg);
+        m.answers_only = 1;
+        task_mix_batch(&m, &d, step, B, T, &b, in1, tg1);
+        cr_assert(!memcmp(in, in1, sizeof(int) * B * T), "step %d: the inputs changed", step);
+        int rows[TASK_KINDS], nt = task_mix_rows(&m, step, B, rows);
+        for (int r = 0; r < B; r++) {
+            int kept = 0, is_task = r >= B - nt, is_mqar = r >= B - rows[TASK_MQAR];
+            for (int t = 0; t < T; t++) {
+                int x = tg1[r * T + t];
+                cr_assert(x == TASK_NO_TARGET || x == tg[r * T + t], "row %d t %d: target %d", r, t, x);
+                kept += x != TASK_NO_TARGET;
+                /* what is kept in a task row is an answer: a digit, or an MQAR value */
+                if (is_task && x != TASK_NO_TARGET)
+                    cr_assert(is_mqar ? x >= TASK_MQAR_VALUE0 : (x >= '0' && x <= '9'), "row %d: kept %d", r, x);
+            }
+            if (!is_task) cr_assert_eq(kept, T, "corpus row %d lost targets", r);
+            else if (!is_mqar) cr_assert_eq(kept, TASK_KEY_DIGITS, "passkey row %d keeps %d targets", r, kept);
+            else cr_assert(kept >= 1 && kept <= task_mix_pairs(T), "mqar row %d keeps %d targets", r, kept);
+        }
+    }
+    free(in), free(tg), free(in1), free(tg1);
+    dataset_free(&d);
+}
+
 Test(task, mix_parse_and_check_errors) {
     task_mix m;
     sattn_err e;

@@ -148,6 +148,8 @@ Test(task_cli, train_mix, .timeout = 180) {
         {{"--mix", "passkey:0.6,mqar:0.6"}, "--mix: the fractions sum to 1.2"},
         {{"--mix", "passkey"}, "--mix: 'passkey': expected NAME:FRACTION"},
         {{"--mix", "passkey:0.1", "--seq", "64"}, "--mix: --seq 64 is too short for the mix"},
+        {{"--mix-loss", "answers"}, "--mix-loss answers: there are no task rows without --mix"},
+        {{"--mix", "passkey:0.1", "--mix-loss", "some"}, "--mix-loss"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cli_args a = {0};
@@ -184,6 +186,23 @@ Test(task_cli, train_mix, .timeout = 180) {
     const char *c3[] = {"train", "--data", data, "--out", B, TINY128, "--steps", "8", "--resume", R,
                         "--override-schedule", NULL};
     free(cli_expect_ok(c3));
+    /* --mix-loss answers: in the summary, kept by the checkpoint (stop + resume = straight),
+     * and a changed one is refused on --resume */
+    const char *l1[] = {"train", "--data", data, "--out", A, TINY128, "--steps", "6", "--mix", "passkey:0.5",
+                        "--mix-loss", "answers", "--json", NULL};
+    o = cli_expect_ok(l1);
+    cr_assert(strstr(o, "\"mix_loss\": \"answers\""), "%s", o);
+    free(o);
+    const char *l2[] = {"train", "--data", data, "--out", R, TINY128, "--steps", "6", "--mix", "passkey:0.5",
+                        "--mix-loss", "answers", "--stop-at", "3", NULL};
+    free(cli_expect_ok(l2));
+    const char *l3[] = {"train", "--data", data, "--out", B, TINY128, "--steps", "6", "--mix", "passkey:0.5",
+                        "--mix-loss", "answers", "--resume", R, NULL};
+    free(cli_expect_ok(l3));
+    cr_assert(cli_files_equal(A, B), "6 answer-loss steps straight and 3 + resume differ");
+    const char *l4[] = {"train", "--data", data, "--out", B, TINY128, "--steps", "6", "--mix", "passkey:0.5",
+                        "--resume", R, NULL};
+    cli_expect_fail(l4, "the checkpoint's run has --mix-loss answers, this one all", 0);
     /* without a mix the run is the one it always was: same bytes as with --mix passkey:0 */
     const char *p0[] = {"train", "--data", data, "--out", A, TINY128, "--steps", "3", "--mix", "passkey:0", NULL};
     free(cli_expect_ok(p0));

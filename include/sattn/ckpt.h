@@ -14,7 +14,9 @@
  *     [33..35] the training mix (`train --mix`, version 3 only): the fraction of each batch's
  *     sequences that are passkey, needle and mqar samples (task.h's task_kind order; float32
  *     bits, 0 to 1), 0 without a mix; only with a schedule.
- *     [36..63] reserved, must be 0
+ *     [36] the mix's loss (`train --mix-loss`): 0 every token of a task row, 1 its answers
+ *          only; 0 without a schedule.
+ *     [37..63] reserved, must be 0
  *   float32 params[num_params] (llm.c tensor order)
  *   if has_optim: float32 m[num_params], float32 v[num_params]
  *   The checksum covers the whole file: the header with words 14..15 read as 0, then
@@ -56,6 +58,7 @@ typedef struct {
     float lr, min_lr, clip, weight_decay, beta1, beta2, eps;
     uint64_t seed;
     float mix[3]; /* `train --mix` fractions: passkey, needle, mqar (task.h order); 0 = none */
+    int mix_loss; /* `train --mix-loss`: 0 all tokens, 1 the answers of task rows only */
 } ckpt_schedule;
 
 /* Training state saved beside the weights so --resume continues exactly. */

@@ -167,7 +167,8 @@ typedef struct gpt_model {
     gpt_grad_acts grad_acts;
     int *inputs, *targets; /* copies of the last forward's batch (B*T) */
     int has_targets;
-    float mean_loss; /* of the last forward with targets */
+    int n_targets;   /* targets of the last forward that were not GPT_IGNORE */
+    float mean_loss; /* of the last forward with targets: the mean over its n_targets */
 } gpt_model;
 
 /* Allocates zeroed parameters for a checked config (no activations yet). */
@@ -182,8 +183,12 @@ void gpt_free(gpt_model *m);
  * -1 with e. The RoPE scale stays as configured (set cfg.rope_scale to interpolate). */
 int gpt_set_context(gpt_model *m, int T, sattn_err *e);
 
+/* A target that takes no loss (training on task samples scores only their answers). */
+#define GPT_IGNORE (-1)
+
 /* Forward on inputs (B,T) with 1 <= T <= max_seq; with targets it also computes
- * m->mean_loss. Activations are (re)allocated when B*T grows. Tokens must be < V. */
+ * m->mean_loss, the mean over the targets that are not GPT_IGNORE (0 when all are).
+ * Activations are (re)allocated when B*T grows. Tokens must be < V. */
 void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int T);
 void gpt_zero_grad(gpt_model *m);
 /* Backward of mean_loss after a forward with targets; accumulates into grads. */

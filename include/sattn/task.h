@@ -38,6 +38,7 @@ typedef enum { TASK_PASSKEY = 0, TASK_NEEDLE = 1, TASK_MQAR = 2 } task_kind;
 #define TASK_KINDS 3
 
 #define TASK_KEY_DIGITS 5
+#define TASK_NO_TARGET (-1) /* a target without loss: model.h's GPT_IGNORE (train.c checks) */
 #define TASK_MQAR_KEY0 0x80   /* keys: 0x80 .. 0xBF */
 #define TASK_MQAR_VALUE0 0xC0 /* values: 0xC0 .. 0xFF */
 #define TASK_MQAR_MAX_PAIRS 64
@@ -99,6 +100,7 @@ int task_score(const task_sample *s, const float *probs, int vp, int v);
 typedef struct {
     float frac[TASK_KINDS]; /* share of each batch's sequences, by task_kind; 0 = not mixed */
     uint64_t seed;          /* the run's seed: samples are drawn from (seed, step, row) */
+    int answers_only;       /* task rows take loss on their answers only (GPT_IGNORE elsewhere) */
 } task_mix;
 
 /* Parses "NAME:FRACTION[,NAME:FRACTION...]" (each task at most once, fractions in [0, 1],

@@ -297,10 +297,10 @@ void task_mix_batch(const task_mix *m, const dataset *d, int step, int B, int T,
             p.depth = rng_uniform(&g);
             p.pairs = 1 + (int)rng_below(&g, (uint32_t)p.pairs);
             task_generate(&p, T + 1, &g, &s);
-            for (int t = 0; t < T; t++) {
-                inputs[(size_t)r * T + t] = s.tok[t];
-                targets[(size_t)r * T + t] = s.tok[t + 1];
-            }
+            int *tg = targets + (size_t)r * T;
+            for (int t = 0; t < T; t++) inputs[(size_t)r * T + t] = s.tok[t];
+            for (int t = 0; t < T; t++) tg[t] = m->answers_only ? TASK_NO_TARGET : s.tok[t + 1];
+            for (int j = 0; m->answers_only && j < s.n_ans; j++) tg[s.ans[j] - 1] = s.tok[s.ans[j]];
         }
     task_sample_free(&s);
 }

@@ -352,7 +352,8 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
     if (B < 1 || T < 1 || T > c->max_seq)
         die_at(__FILE__, __LINE__, "gpt_forward: B=%d T=%d (max_seq %d)", B, T, c->max_seq);
     for (int i = 0; i < B * T; i++)
-        if (inputs[i] < 0 || inputs[i] >= c->vocab || (targets && (targets[i] < 0 || targets[i] >= c->vocab)))
+        if (inputs[i] < 0 || inputs[i] >= c->vocab ||
+            (targets && (targets[i] < GPT_IGNORE || targets[i] >= c->vocab)))
             die_at(__FILE__, __LINE__, "gpt_forward: token out of range [0, %d)", c->vocab);
     if (c->attn == GPT_ATTN_FLASH && m->attn)
         die_at(__FILE__, __LINE__, "gpt_forward: the sparse-head hook needs naive attention, not flash");
@@ -373,8 +374,10 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
                                  c->padded_vocab);
     if (!targets) return;
     double sum = 0.0;
-    for (int i = 0; i < BT; i++) sum += a->losses[i];
-    m->mean_loss = (float)(sum / BT);
+    int n = 0;
+    for (int i = 0; i < BT; i++) sum += a->losses[i], n += targets[i] != GPT_IGNORE;
+    m->n_targets = n;
+    m->mean_loss = n ? (float)(sum / n) : 0.0f;
 }
 
 void gpt_zero_grad(gpt_model *m) {
@@ -445,7 +448,8 @@ void gpt_backward(gpt_model *m) {
     int BT = m->B * m->T, C = c->channels, L = c->layers;
     size_t n = (size_t)BT * C;
     zero(g->dlogits, (size_t)BT * c->padded_vocab);
-    crossentropy_softmax_backward(g->dlogits, a->probs, m->targets, 1.0f / (float)BT, BT, c->vocab,
+    float dloss = m->n_targets ? 1.0f / (float)m->n_targets : 0.0f; /* the mean over scored targets */
+    crossentropy_softmax_backward(g->dlogits, a->probs, m->targets, dloss, BT, c->vocab,
                                   c->padded_vocab);
     zero(g->dbuf_c, n);
     matmul_backward(g->dbuf_c, m->grads.wte, NULL, g->dlogits, a->lnf, m->params.wte, BT, C,

@@ -8,6 +8,8 @@
 
 #include "sattn/generate.h"
 
+_Static_assert(TASK_NO_TARGET == GPT_IGNORE, "task.h and model.h disagree on the ignored target");
+
 train_config train_config_default(void) {
     train_config tc = {.batch = 12, .seq = 64, .steps = 2000, .warmup = 100, .lr = 1e-3f,
                        .min_lr = 1e-4f, .clip = 1.0f, .eval_every = 0, .eval_tokens = 8192};

@@ -305,8 +305,9 @@ void crossentropy_softmax_forward(float *probs, float *losses, const float *logi
         float inv = 1.0f / sum;
         for (int j = 0; j < V; j++) p[j] *= inv;
         for (int j = V; j < Vp; j++) p[j] = 0.0f;
-        /* log-sum-exp form: exact even when probs underflows to 0 */
-        if (targets) losses[i] = logf(sum) + mx - z[targets[i]];
+        /* log-sum-exp form: exact even when probs underflows to 0; an ignored target
+         * (negative) takes no loss */
+        if (targets) losses[i] = targets[i] < 0 ? 0.0f : logf(sum) + mx - z[targets[i]];
     }
 }
 
@@ -314,6 +315,7 @@ void crossentropy_softmax_backward(float *dlogits, const float *probs, const int
                                    float dloss, int N, int V, int Vp) {
 #pragma omp parallel for
     for (int i = 0; i < N; i++) {
+        if (targets[i] < 0) continue; /* ignored: no loss, no gradient */
         const float *p = probs + (size_t)i * Vp;
         float *d = dlogits + (size_t)i * Vp;
         for (int j = 0; j < V; j++) d[j] += p[j] * dloss;

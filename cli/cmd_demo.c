@@ -46,10 +46,10 @@ static const cli_cmd DEMO = {
     "  next to the numbers the original project reported. About half a minute.\n"
     "--preset long: a byte-level long-context model (docs/long.md): L2 H4 C128 with RoPE and\n"
     "  flash attention trained at T 128 with a passkey mix (--steps, default 1200; batch 32),\n"
-    "  then extended to T/4 and to T = --seq (default 4096) by NTK-aware RoPE scaling, trained\n"
-    "  on at each (--extend-steps, default 300); then its validation loss, the passkey accuracy\n"
-    "  over lengths T/4, T/2, T x 10 depths, and the KV-cache generation speed against the\n"
-    "  recompute. About 15 minutes on 2 cores.",
+    "  then extended to T/8, T/2 and T = --seq (default 4096), RoPE extrapolated, trained on\n"
+    "  passkey samples at each (--extend-steps E, default 400: 1.5E, E, E steps); then the\n"
+    "  validation loss, the passkey accuracy over lengths T/4, T/2, T x 10 depths, and the\n"
+    "  KV-cache generation speed against the recompute. About 15 minutes on 2 cores.",
     NULL};
 
 enum { PRESET_DEFAULT = 0, PRESET_SEED = 1, PRESET_LONG = 2 };
@@ -150,7 +150,7 @@ static int demo_check(demo_args *a) {
     if (!a->out_dir) a->out_dir = seed ? "data/demo-seed" : lng ? "data/demo-long" : "data/demo";
     if (!*a->out_dir) return cli_fail("demo", "--out-dir: expected a directory path, got ''");
     if (!a->steps) a->steps = seed ? 400 : lng ? 1200 : 1500;
-    if (!a->extend_steps) a->extend_steps = 300;
+    if (!a->extend_steps) a->extend_steps = 400;
     if (!a->seq) a->seq = 4096;
     if (a->seq % 4) return cli_fail("demo", "--seq %d: expected a multiple of 4 (the grid tests T/4 and T/2)", a->seq);
     if (!a->task_samples) a->task_samples = 10;
@@ -175,7 +175,7 @@ static int demo_parse(demo_args *a, int argc, char **argv) {
         opt_int("steps", &a->steps, 1, 1 << 30, "N", "training steps of the teacher (default 1500; seed 400)"),
         opt_int("distill-steps", &a->distill_steps, 1, 1 << 30, "N", "distillation steps per plan (default 300)"),
         opt_int("seq", &a->seq, 512, 1 << 20, "T", "long preset: the long context, a multiple of 4 (default 4096)"),
-        opt_int("extend-steps", &a->extend_steps, 1, 1 << 30, "N", "long preset: training steps at T/4 and at T (default 300 each)"),
+        opt_int("extend-steps", &a->extend_steps, 1, 1 << 30, "N", "long preset: training steps of the extension stages: 1.5N at T/8,\nN at T/2 and N at T (default 400)"),
         opt_int("task-samples", &a->task_samples, 1, 1000, "N", "long preset: passkey samples per cell (default 10)"),
         opt_int("tokens", &a->tokens, 2000, 1 << 30, "N", "seed preset: random tokens generated (default 200000)"),
         cli_opt_seed(&a->seed, "data, initialisation and batch seed (default 1337)"),

@@ -461,7 +461,7 @@ Test(demo, bench_flags_are_one_line, .timeout = 60) {
 
 /* ---------------------------------------------------------------- long preset ---- */
 
-/* The whole chain at --seq 512 with a few steps: three stages, the passkey grid (128, 256,
+/* The whole chain at --seq 512 with a few steps: four stages (128, 128, 256, 512), the passkey grid (128, 256,
  * 512 x 10 depths) and the generation rows, one JSON on stdout equal to metrics.json. */
 Test(demo, long_preset_json, .timeout = 300) {
     cli_tdir t;
@@ -481,7 +481,9 @@ Test(demo, long_preset_json, .timeout = 300) {
     cr_assert_str_eq(js, file, "stdout and metrics.json differ");
     cr_assert(strstr(js, "\"preset\": \"long\""), "%s", js);
     cr_assert(strstr(js, "{\"seq\": 128, \"batch\": 32, \"steps\": 3, \"mix\": \"passkey:0.8\""), "%s", js);
-    cr_assert(strstr(js, "{\"seq\": 512, \"batch\": 1, \"steps\": 2, \"mix\": \"passkey:0.5\""), "%s", js);
+    cr_assert(strstr(js, "{\"seq\": 128, \"batch\": 32, \"steps\": 3, \"mix\": \"passkey:1\""), "%s", js);
+    cr_assert(strstr(js, "{\"seq\": 256, \"batch\": 16, \"steps\": 2, \"mix\": \"passkey:1\""), "%s", js);
+    cr_assert(strstr(js, "{\"seq\": 512, \"batch\": 8, \"steps\": 2, \"mix\": \"passkey:1\""), "%s", js);
     int cells = 0;
     for (const char *p = js; (p = strstr(p, "\"correct\": ")); p++) cells++;
     cr_assert_eq(cells, 30, "passkey cells: %d", cells);
@@ -494,7 +496,7 @@ Test(demo, long_preset_json, .timeout = 300) {
         cr_assert_eq(sscanf(g + strlen(key), "%lf, \"decode_ms\": %lf, \"recompute_ms\": %lf", &pre, &dec, &rec), 3);
         cr_assert(pre > 0 && dec > 0 && rec > 0, "T %d: %g %g %g", T, pre, dec, rec);
     }
-    for (int i = 1; i <= 2; i++) {
+    for (int i = 1; i <= 3; i++) {
         snprintf(path, sizeof path, "%s/stage%d.ckpt", out, i);
         cr_assert(cli_file_exists(path), "%s missing", path);
     }

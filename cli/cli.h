@@ -25,6 +25,7 @@ typedef struct {
     int pos_given, rope_base_given, rope_scale_given, rope_extend_given;
     task_mix mix;          /* --mix: task samples in each batch (all 0: none) */
     int mix_loss;          /* --mix-loss: 0 all tokens of a task row, 1 its answers only */
+    int mix_length;        /* --mix-length: 0 full (T+1 bytes), 1 varied (after corpus text) */
     int no_summary;        /* callers that print their own (demo --preset long): no summary */
 } train_args;
 

@@ -16,6 +16,7 @@ static const char *const FORMATS[] = {"sattn", "llmc", NULL};
 static const int FORMAT_VALUES[] = {CKPT_SATTN, CKPT_LLMC};
 static const char *const MIX_LOSSES[] = {"all", "answers", NULL};
 static const int MIX_LOSS_VALUES[] = {0, 1};
+static const char *const MIX_LENGTHS[] = {"full", "varied", NULL};
 _Static_assert(sizeof(ckpt_format) == sizeof(int), "ckpt_format is not an int");
 
 train_args train_args_default(void) {
@@ -83,6 +84,9 @@ static int train_parse(train_args *a, int argc, char **argv) {
         opt_enum("mix-loss", &a->mix_loss, MIX_LOSSES, MIX_LOSS_VALUES,
                  "the loss of a --mix task row: on every token (all) or only on its\n"
                  "answers (the key digits, MQAR's values), as Zoology trains MQAR"),
+        opt_enum("mix-length", &a->mix_length, MIX_LENGTHS, MIX_LOSS_VALUES,
+                 "passkey and needle rows: one sample of T+1 bytes (full), or a sample\n"
+                 "of a length uniform in [128, T+1] after corpus text (varied)"),
         cli_opt_json(&a->json, "print the final summary as one JSON object"),
         cli_opt_data_format(&a->data_fmt),
         TRAIN_POS_OPTIONS(a),

@@ -81,7 +81,7 @@ static ckpt_schedule schedule_of(const train_args *a) {
     ckpt_schedule s = {t->batch, t->seq, t->steps, t->warmup, t->lr, t->min_lr, t->clip,
                        t->opt.weight_decay, t->opt.beta1, t->opt.beta2, t->opt.eps, a->seed, {0}, 0};
     for (int i = 0; i < TASK_KINDS; i++) s.mix[i] = a->mix.frac[i];
-    s.mix_loss = a->mix_loss;
+    s.mix_flags = (a->mix_loss ? CKPT_MIX_ANSWERS : 0) | (a->mix_length ? CKPT_MIX_VARIED : 0);
     return s;
 }
 
@@ -90,10 +90,13 @@ static int check_mix(const train_args *a, const ckpt_schedule *was, const char *
     task_mix w = {.seed = 0};
     for (int i = 0; i < TASK_KINDS; i++) w.frac[i] = was->mix[i];
     if (!memcmp(w.frac, a->mix.frac, sizeof w.frac)) {
-        if (was->mix_loss == a->mix_loss) return 0;
-        return cli_fail(cmd, "--resume %s: the checkpoint's run has --mix-loss %s, this one %s (expected "
-                             "the same schedule, or --override-schedule)", a->resume,
-                        was->mix_loss ? "answers" : "all", a->mix_loss ? "answers" : "all");
+        int now = schedule_of(a).mix_flags, diff = now ^ was->mix_flags;
+        if (!diff) return 0;
+        int ans = diff & CKPT_MIX_ANSWERS, f = ans ? CKPT_MIX_ANSWERS : CKPT_MIX_VARIED;
+        const char *on = ans ? "answers" : "varied", *off = ans ? "all" : "full";
+        return cli_fail(cmd, "--resume %s: the checkpoint's run has %s %s, this one %s (expected the same "
+                             "schedule, or --override-schedule)", a->resume, ans ? "--mix-loss" : "--mix-length",
+                        was->mix_flags & f ? on : off, now & f ? on : off);
     }
     char x[128], y[128];
     task_mix_format(&w, x, sizeof x);
@@ -218,14 +221,17 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
                r->is_bytes ? "bits_per_byte" : "bits_per_token", bpb, r->val_tokens,
                r->tokens_per_s, r->wall_s, a->out);
         if (task_mix_any(&a->mix))
-            printf(", \"mix\": \"%s\", \"mix_loss\": \"%s\"", mix, a->mix_loss ? "answers" : "all");
+            printf(", \"mix\": \"%s\", \"mix_loss\": \"%s\", \"mix_length\": \"%s\"", mix,
+                   a->mix_loss ? "answers" : "all", a->mix_length ? "varied" : "full");
         printf("}\n");
         return;
     }
     printf("steps %d\nparams %zu\ntrain_loss %.4f\nval_loss %.4f\n%s %.4f\ntokens_per_s %.0f\nwall_s %.1f\n",
            r->steps_done, m->num_params, r->train_loss, r->val_loss, r->is_bytes ? "bits_per_byte" : "bits_per_token",
            bpb, r->tokens_per_s, r->wall_s);
-    if (task_mix_any(&a->mix)) printf("mix %s%s\n", mix, a->mix_loss ? " (loss on the answers only)" : "");
+    if (task_mix_any(&a->mix))
+        printf("mix %s%s%s\n", mix, a->mix_loss ? " (loss on the answers only)" : "",
+               a->mix_length ? " (varied lengths)" : "");
 }
 
 /* The whole validation split after the run, and the checks that keep a non-finite
@@ -249,9 +255,12 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     int rc = dataset_check_window(&d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
              dataset_check_window(&d, SPLIT_VAL, a->tc.seq, a->data, &e);
     if (rc) rc = cli_fail(cmd, "%s", e.msg);
-    if (!rc && task_mix_check(&a->mix, &d, a->tc.seq, &e)) rc = cli_fail(cmd, "--mix: %s", e.msg);
-    if (!rc && a->mix_loss && !task_mix_any(&a->mix))
-        rc = cli_fail(cmd, "--mix-loss answers: there are no task rows without --mix (e.g. --mix passkey:0.5)");
+    task_mix want = a->mix;
+    want.varied_length = a->mix_length;
+    if (!rc && task_mix_check(&want, &d, a->tc.seq, &e)) rc = cli_fail(cmd, "--mix: %s", e.msg);
+    if (!rc && (a->mix_loss || a->mix_length) && !task_mix_any(&a->mix))
+        rc = cli_fail(cmd, "%s: there are no task rows without --mix (e.g. --mix passkey:0.5)",
+                      a->mix_loss ? "--mix-loss answers" : "--mix-length varied");
     if (!rc) {
         cli_file outs[] = {{"--out", a->out}, {NULL, NULL}};
         cli_file ins[] = {{"--data", a->data}, {NULL, NULL}};
@@ -271,6 +280,7 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     task_mix mix = a->mix;
     mix.seed = a->seed;
     mix.answers_only = a->mix_loss;
+    mix.varied_length = a->mix_length;
     train_config tc = a->tc;
     tc.mix = task_mix_any(&mix) ? &mix : NULL;
     rc = train_run(&m, &st, &d, &tc, on_progress, &pc, &train_loss, &e);

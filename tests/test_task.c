@@ -445,6 +445,51 @@ Test(task, mix_batch_answers_only) {
     dataset_free(&d);
 }
 
+/* --mix-length varied: a passkey row is corpus text, then a sample of random length that
+ * ends the row with the cue and the key (so the answers are the row's last 5 targets). */
+Test(task, mix_batch_varied_length) {
+    dataset d;
+    text_dataset(&d, 30000);
+    task_mix m;
+    sattn_err e;
+    cr_assert_eq(task_mix_parse("passkey:1", &m, &e), 0);
+    m.seed = 9, m.varied_length = 1, m.answers_only = 1;
+    int B = 4, T = 600, starts[64], ns = 0;
+    cr_assert_eq(task_mix_check(&m, &d, T, &e), 0, "%s", e.msg);
+    int *in = malloc(sizeof(int) * B * T), *tg = malloc(sizeof(int) * B * T);
+    const char *cue = "The pass key is ";
+    int lc = (int)strlen(cue);
+    for (int step = 0; step < 8; step++) {
+        rng_t a = {1};
+        task_mix_batch(&m, &d, step, B, T, &a, in, tg);
+        for (int r = 0; r < B; r++) {
+            const int *x = in + r * T, *y = tg + r * T;
+            for (int t = 0; t < T; t++)
+                cr_assert_eq(y[t] != TASK_NO_TARGET, t >= T - TASK_KEY_DIGITS, "row %d t %d", r, t);
+            for (int j = 0; j < TASK_KEY_DIGITS - 1; j++) cr_assert_eq(y[T - TASK_KEY_DIGITS + j], x[T - TASK_KEY_DIGITS + j + 1]);
+            for (int j = 0; j < lc; j++) cr_assert_eq(x[T - TASK_KEY_DIGITS + 1 - lc + j], cue[j], "row %d: no cue", r);
+            int at = -1; /* the sample's first byte: filler, or the needle at depth 0 */
+            for (int t = 0; t + lc < T && at < 0; t++) {
+                int f = 1, k = 1;
+                for (int j = 0; j < 9; j++) f &= x[t + j] == "The grass"[j];
+                for (int j = 0; j < lc; j++) k &= x[t + j] == cue[j];
+                if (f || k) at = t;
+            }
+            cr_assert(at >= 0 && T + 1 - at >= 128, "row %d: a sample of %d bytes", r, T + 1 - at);
+            if (ns < 64) starts[ns++] = at;
+        }
+    }
+    int distinct = 0;
+    for (int i = 0; i < ns; i++) {
+        int seen = 0;
+        for (int j = 0; j < i; j++) seen |= starts[j] == starts[i];
+        distinct += !seen;
+    }
+    cr_assert(ns >= 8 && distinct >= ns / 2, "%d samples, %d distinct starts: lengths do not vary", ns, distinct);
+    free(in), free(tg);
+    dataset_free(&d);
+}
+
 Test(task, mix_parse_and_check_errors) {
     task_mix m;
     sattn_err e;

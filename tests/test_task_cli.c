@@ -150,6 +150,7 @@ Test(task_cli, train_mix, .timeout = 180) {
         {{"--mix", "passkey:0.1", "--seq", "64"}, "--mix: --seq 64 is too short for the mix"},
         {{"--mix-loss", "answers"}, "--mix-loss answers: there are no task rows without --mix"},
         {{"--mix", "passkey:0.1", "--mix-loss", "some"}, "--mix-loss"},
+        {{"--mix-length", "varied"}, "--mix-length varied: there are no task rows without --mix"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cli_args a = {0};
@@ -203,6 +204,9 @@ Test(task_cli, train_mix, .timeout = 180) {
     const char *l4[] = {"train", "--data", data, "--out", B, TINY128, "--steps", "6", "--mix", "passkey:0.5",
                         "--resume", R, NULL};
     cli_expect_fail(l4, "the checkpoint's run has --mix-loss answers, this one all", 0);
+    const char *l5[] = {"train", "--data", data, "--out", B, TINY128, "--steps", "6", "--mix", "passkey:0.5",
+                        "--mix-loss", "answers", "--mix-length", "varied", "--resume", R, NULL};
+    cli_expect_fail(l5, "the checkpoint's run has --mix-length full, this one varied", 0);
     /* without a mix the run is the one it always was: same bytes as with --mix passkey:0 */
     const char *p0[] = {"train", "--data", data, "--out", A, TINY128, "--steps", "3", "--mix", "passkey:0", NULL};
     free(cli_expect_ok(p0));

@@ -14,8 +14,9 @@
  *     [33..35] the training mix (`train --mix`, version 3 only): the fraction of each batch's
  *     sequences that are passkey, needle and mqar samples (task.h's task_kind order; float32
  *     bits, 0 to 1), 0 without a mix; only with a schedule.
- *     [36] the mix's loss (`train --mix-loss`): 0 every token of a task row, 1 its answers
- *          only; 0 without a schedule.
+ *     [36] the mix's flags: bit 0 `train --mix-loss answers` (a task row takes loss on its
+ *          answers only), bit 1 `--mix-length varied` (passkey and needle samples of random
+ *          length after corpus text); 0 without a schedule.
  *     [37..63] reserved, must be 0
  *   float32 params[num_params] (llm.c tensor order)
  *   if has_optim: float32 m[num_params], float32 v[num_params]
@@ -50,6 +51,7 @@
 #define LLMC_CKPT_VERSION 3
 
 typedef enum { CKPT_SATTN = 0, CKPT_LLMC = 1 } ckpt_format;
+enum { CKPT_MIX_ANSWERS = 1, CKPT_MIX_VARIED = 2 };
 
 /* The flags that shape a training run's trajectory: --resume refuses other values
  * (a changed schedule silently makes a different run). */
@@ -58,7 +60,7 @@ typedef struct {
     float lr, min_lr, clip, weight_decay, beta1, beta2, eps;
     uint64_t seed;
     float mix[3]; /* `train --mix` fractions: passkey, needle, mqar (task.h order); 0 = none */
-    int mix_loss; /* `train --mix-loss`: 0 all tokens, 1 the answers of task rows only */
+    int mix_flags; /* CKPT_MIX_ANSWERS | CKPT_MIX_VARIED (`train --mix-loss`, `--mix-length`) */
 } ckpt_schedule;
 
 /* Training state saved beside the weights so --resume continues exactly. */

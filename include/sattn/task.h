@@ -101,6 +101,7 @@ typedef struct {
     float frac[TASK_KINDS]; /* share of each batch's sequences, by task_kind; 0 = not mixed */
     uint64_t seed;          /* the run's seed: samples are drawn from (seed, step, row) */
     int answers_only;       /* task rows take loss on their answers only (GPT_IGNORE elsewhere) */
+    int varied_length;      /* passkey, needle: a sample of random length after corpus text */
 } task_mix;
 
 /* Parses "NAME:FRACTION[,NAME:FRACTION...]" (each task at most once, fractions in [0, 1],

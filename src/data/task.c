@@ -255,6 +255,9 @@ int task_mix_check(const task_mix *m, const dataset *d, int T, sattn_err *e) {
     for (int k = 0; k < TASK_KINDS; k++) {
         task_params p = mix_params((task_kind)k, d, T);
         char why[SATTN_ERR_LEN];
+        if (m->frac[k] > 0.0f && k != TASK_MQAR && m->varied_length && p.n_corpus < (size_t)T + 1)
+            return err_set(e, "--mix-length varied: the training split has %zu tokens, a row of corpus "
+                              "text needs %d", p.n_corpus, T + 1);
         if (m->frac[k] > 0.0f && task_check(&p, T + 1, e)) {
             snprintf(why, sizeof why, "%s", e->msg);
             return err_set(e, "--seq %d is too short for the mix: %s", T, why);
@@ -283,6 +286,28 @@ int task_mix_rows(const task_mix *m, int step, int B, int rows[TASK_KINDS]) {
     return total;
 }
 
+/* The length of a varied passkey or needle sample in a row of T+1 bytes: uniform in
+ * [VARIED_MIN, T+1] (the row's first bytes are then corpus text). */
+#define VARIED_MIN 128
+static int varied_length(const task_params *p, int T, rng_t *g) {
+    int lo = task_min_length(p) > VARIED_MIN ? task_min_length(p) : VARIED_MIN;
+    if (lo > T + 1) lo = T + 1;
+    return lo + (int)rng_below(g, (uint32_t)(T + 2 - lo));
+}
+
+/* Row r of the batch: pre bytes of corpus text at a random offset of the training split, then
+ * the n-byte sample s; targets shifted by one, only the answers with answers_only. */
+static void put_row(const task_mix *m, const task_params *p, const task_sample *s, int pre, rng_t *g,
+                    int T, int *in, int *tg) {
+    size_t o = pre ? (size_t)(rng_u64(g) % (p->n_corpus - (size_t)pre + 1)) : 0;
+    for (int t = 0; t <= T; t++) {
+        int x = t < pre ? p->corpus[o + (size_t)t] : s->tok[t - pre];
+        if (t < T) in[t] = x;
+        if (t > 0) tg[t - 1] = m->answers_only ? TASK_NO_TARGET : x;
+    }
+    for (int j = 0; m->answers_only && j < s->n_ans; j++) tg[pre + s->ans[j] - 1] = s->tok[s->ans[j]];
+}
+
 void task_mix_batch(const task_mix *m, const dataset *d, int step, int B, int T, rng_t *rng,
                     int *inputs, int *targets) {
     int rows[TASK_KINDS], nt = task_mix_rows(m, step, B, rows), r = B - nt;
@@ -296,11 +321,9 @@ void task_mix_batch(const task_mix *m, const dataset *d, int step, int B, int T,
             task_params p = mix_params((task_kind)k, d, T);
             p.depth = rng_uniform(&g);
             p.pairs = 1 + (int)rng_below(&g, (uint32_t)p.pairs);
-            task_generate(&p, T + 1, &g, &s);
-            int *tg = targets + (size_t)r * T;
-            for (int t = 0; t < T; t++) inputs[(size_t)r * T + t] = s.tok[t];
-            for (int t = 0; t < T; t++) tg[t] = m->answers_only ? TASK_NO_TARGET : s.tok[t + 1];
-            for (int j = 0; m->answers_only && j < s.n_ans; j++) tg[s.ans[j] - 1] = s.tok[s.ans[j]];
+            int n = m->varied_length && k != TASK_MQAR ? varied_length(&p, T, &g) : T + 1;
+            task_generate(&p, n, &g, &s);
+            put_row(m, &p, &s, T + 1 - n, &g, T, inputs + (size_t)r * T, targets + (size_t)r * T);
         }
     task_sample_free(&s);
 }

@@ -27,7 +27,7 @@
 /* Native header words (see sattn/ckpt.h). */
 enum { W_CHECKSUM = 14, W_HAS_SCHED = 16, W_SCHED_END = 30, W_POS = 30, W_ROPE_BASE = 31,
        W_ROPE_SCALE = 32, W_POS_END = 33, W_MIX = 33, W_MIX_END = 36,
-       W_MIX_LOSS = 36, W_V3_END = 37 };
+       W_MIX_FLAGS = 36, W_V3_END = 37 };
 
 /* What a header says, in either format. */
 typedef struct {
@@ -78,7 +78,7 @@ static void schedule_to_words(const ckpt_schedule *s, uint32_t *h) {
                     (uint32_t)(s->seed >> 32)};
     memcpy(h + W_HAS_SCHED, w, sizeof w);
     for (int i = 0; i < W_MIX_END - W_MIX; i++) h[W_MIX + i] = float_bits(s->mix[i]);
-    h[W_MIX_LOSS] = (uint32_t)s->mix_loss;
+    h[W_MIX_FLAGS] = (uint32_t)s->mix_flags;
 }
 
 /* The version-3 header with the checksum words still 0. */
@@ -187,7 +187,7 @@ static ckpt_schedule schedule_from_words(const uint8_t *b) {
                        bits_float(rd32(b, 23)), bits_float(rd32(b, 24)), bits_float(rd32(b, 25)),
                        bits_float(rd32(b, 26)), bits_float(rd32(b, 27)), rd64(b, 28), {0}, 0};
     for (int i = 0; i < W_MIX_END - W_MIX; i++) s.mix[i] = bits_float(rd32(b, W_MIX + i));
-    s.mix_loss = (int)rd32(b, W_MIX_LOSS);
+    s.mix_flags = (int)rd32(b, W_MIX_FLAGS);
     return s;
 }
 
@@ -230,9 +230,9 @@ static int parse_v2_words(const char *path, const uint8_t *b, ckpt_header *h, sa
         if (!(h->sched.mix[i] >= 0.0f && h->sched.mix[i] <= 1.0f))
             return err_set(e, "%s: header word %d: training mix fraction %g, expected 0 to 1", path,
                            W_MIX + i, h->sched.mix[i]);
-    if (has && (unsigned)h->sched.mix_loss > 1)
-        return err_set(e, "%s: header word %d: mix loss %d, expected 0 (all) or 1 (answers)", path,
-                       W_MIX_LOSS, h->sched.mix_loss);
+    if (has && (unsigned)h->sched.mix_flags > (CKPT_MIX_ANSWERS | CKPT_MIX_VARIED))
+        return err_set(e, "%s: header word %d: mix flags %d, expected 0 to 3", path, W_MIX_FLAGS,
+                       h->sched.mix_flags);
     h->head_hash = fnv1a64_header(b, NATIVE_HEADER_WORDS * 4, 4 * W_CHECKSUM);
     return 0;
 }

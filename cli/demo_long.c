@@ -37,19 +37,23 @@ static void long_lengths(int T, int out[NLEN]) {
  * 100 % with passkey:1.0). */
 #define NSTAGE 4
 typedef struct {
-    int seq, batch, steps;
-    float lr;
+    int seq, batch, steps, warmup;
+    float lr, min_lr; /* the peak and the cosine's end */
     const char *mix;
 } long_stage;
 
 static void long_stages(const demo_long_args *a, long_stage st[NSTAGE]) {
     int e = a->extend_steps, s1 = a->seq / 8 > 128 ? a->seq / 8 : 128;
-    st[0] = (long_stage){128, 32, a->steps, 1e-3f, "passkey:0.8"};
-    st[1] = (long_stage){s1, 4096 / s1, e + e / 2, 1e-3f, "passkey:1"};
-    st[2] = (long_stage){a->seq / 2, 4096 / (a->seq / 2), e, 1e-3f, "passkey:1"};
-    st[3] = (long_stage){a->seq, 4096 / a->seq, e, 5e-4f, "passkey:1"};
-    for (int i = 1; i < NSTAGE; i++)
+    st[0] = (long_stage){128, 32, a->steps, 100, 1e-3f, 1e-4f, "passkey:0.8"};
+    st[1] = (long_stage){s1, 4096 / s1, e + e / 2, 0, 1e-3f, 1e-4f, "passkey:1"};
+    st[2] = (long_stage){a->seq / 2, 4096 / (a->seq / 2), e, 0, 1e-3f, 1e-4f, "passkey:1"};
+    st[3] = (long_stage){a->seq, 4096 / a->seq, e, 0, 5e-4f, 5e-5f, "passkey:1"};
+    for (int i = 0; i < NSTAGE; i++) {
         if (st[i].batch < 1) st[i].batch = 1;
+        if (i) st[i].warmup = st[i].steps / 10; /* stage 1: 100, as in the measured runs */
+        if (st[i].warmup > st[i].steps) st[i].warmup = st[i].steps;
+        if (st[i].warmup < 1) st[i].warmup = 1;
+    }
 }
 
 /* The train args of one stage: L2 H4 C128, RoPE, flash; from init's weights after the first. */
@@ -64,7 +68,7 @@ static int stage_args(const demo_long_args *a, const long_stage *s, train_args *
     t->cfg.pos = GPT_POS_ROPE;
     t->rope_extend = TRAIN_EXTEND_NONE;
     t->tc.seq = s->seq, t->tc.batch = s->batch, t->tc.steps = s->steps, t->tc.lr = s->lr;
-    t->tc.warmup = s->steps / 10 > 0 ? s->steps / 10 : 1;
+    t->tc.min_lr = s->min_lr, t->tc.warmup = s->warmup;
     t->tc.eval_every = 0;
     t->no_summary = 1;
     sattn_err e;

@@ -319,6 +319,10 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
                r->tokens_per_s, r->wall_s, a->out);
         if (task_mix_any(&a->mix))
             printf(", \"mix\": \"%s\", \"mix_loss\": \"%s\"", mix, a->mix_loss ? "answers" : "all");
+        if (a->sparse_plan) {
+            printf(", \"attn\": \"sparse\", \"dense_warmup\": %d, \"heads_out\": ", a->dense_warmup);
+            cli_json_str(a->heads_out);
+        }
         printf("}\n");
         return;
     }
@@ -326,6 +330,11 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
            r->steps_done, m->num_params, r->train_loss, r->val_loss, r->is_bytes ? "bits_per_byte" : "bits_per_token",
            bpb, r->tokens_per_s, r->wall_s);
     if (task_mix_any(&a->mix)) printf("mix %s%s\n", mix, a->mix_loss ? " (loss on the answers only)" : "");
+    if (a->sparse_plan) {
+        printf("attn sparse (dense warm-up %d steps), heads ", a->dense_warmup);
+        cli_fput_escaped(a->heads_out, stdout);
+        putchar('\n');
+    }
 }
 
 /* The whole validation split after the run, and the checks that keep a non-finite

@@ -252,9 +252,9 @@ static int train_mem_check(const train_args *a, const char *cmd, const gpt_confi
     hybrid_free(&hy);
     gpt_config sc = *c;
     sc.attn = rh->all_sparse ? GPT_ATTN_HOOK : GPT_ATTN_NAIVE;
-    if (a->dense_warmup > 0 && cli_mem_check_model(cmd, "the dense warm-up of this model", c, B, T, 1, data + hook))
+    if (a->dense_warmup > 0 && cli_mem_check_hooked(cmd, "the dense warm-up of this model", c, B, T, 1, data, hook))
         return 1;
-    return cli_mem_check_model(cmd, "training this model with its sparse heads", &sc, B, T, 1, data + hook);
+    return cli_mem_check_hooked(cmd, "training this model with its sparse heads", &sc, B, T, 1, data, hook);
 }
 
 /* The model: fresh from flags, or resumed from a checkpoint whose shape wins; with

@@ -170,3 +170,33 @@ Test(native_cli, bad_flags, .timeout = 60) {
     }
     cli_tdir_close(&f.t);
 }
+
+/* The --max-mem check sees that an all-sparse run has no T x T buffer: at T = 8192 a limit
+ * of 0.25 GiB refuses naive attention (its probabilities alone are 0.5 GB) and admits the
+ * sparse run, which then trains. A plan with a dense head keeps naive: refused too. */
+Test(native_cli, max_mem_sees_linear_memory, .timeout = 120) {
+    fx f;
+    cli_tdir_open(&f.t);
+    snprintf(f.data, sizeof f.data, "%s", cli_tpath(&f.t, "d.txt"));
+    cli_write_text(f.data, 200000);
+    char out[256], heads[256];
+    snprintf(out, sizeof out, "%s", cli_tpath(&f.t, "m.ckpt"));
+    snprintf(heads, sizeof heads, "%s", cli_tpath(&f.t, "m.heads"));
+    const char *base[] = {"train", "--data", f.data, "--out", out, "--layers", "1", "--heads", "2", "--dim", "16",
+                          "--seq", "8192", "--batch", "1", "--steps", "1", "--threads", "2", "--max-mem", "0.25", NULL};
+    cli_args a = {0};
+    cli_args_addv(&a, base);
+    cli_args_add(&a, "--attn", "naive", NULL);
+    cli_expect_fail(a.v, "training this model", 0);
+    cli_args m = {0};
+    cli_args_addv(&m, base);
+    cli_args_add(&m, "--attn", "sparse:L0H0:block+softmax:b=16,n=4; *:dense", "--heads-out", heads, NULL);
+    cli_expect_fail(m.v, "training this model with its sparse heads", 0);
+    cli_assert_no_output(f.t.dir, "m.");
+    cli_args s = {0};
+    cli_args_addv(&s, base);
+    cli_args_add(&s, "--attn", "sparse:all:block+softmax:b=16,n=4", "--heads-out", heads, NULL);
+    free(cli_expect_ok(s.v));
+    cr_assert(cli_file_exists(out) && cli_file_exists(heads));
+    cli_tdir_close(&f.t);
+}

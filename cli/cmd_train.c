@@ -81,7 +81,8 @@ static int sparse_flags_check(const train_args *a, const opt_spec *o, int n) {
     return 0;
 }
 
-/* Returns 0 to go on, 1 on a bad flag, 2 after --help. */
+/* Returns 0 to go on, 1 on a bad flag, 2 after --help.
+ * (long: the option table is one declaration, one entry per flag) */
 static int train_parse(train_args *a, int argc, char **argv) {
     opt_spec o[] = {
         opt_required(cli_opt_data(&a->data, NULL)),

@@ -261,3 +261,56 @@ Test(native, whole_model_gradient_matches_fd, .timeout = 120) {
     sparse_heads_free(&sh);
     gpt_free(&m);
 }
+
+/* ---- train_run with sparse_train ---- */
+
+typedef struct {
+    const hybrid *hy;
+    const gpt_model *m;
+    long sparse_at[8]; /* the hook's sparse layer forwards after each step */
+    int attn_at[8];    /* the model's attention mode during each step */
+} watch;
+
+static void on_step(const train_progress *p, void *user) {
+    watch *w = user;
+    w->sparse_at[p->step - 1] = w->hy->fwd_sparse;
+    w->attn_at[p->step - 1] = w->m->cfg.attn;
+}
+
+/* Steps before the warm-up's end run no sparse head (and the dense kernel), every step from
+ * it on runs them in every layer (all-sparse: GPT_ATTN_HOOK); after the run the model is
+ * dense again (sparse_train_free restores it). */
+Test(native, dense_warmup_switches_at_its_step, .timeout = 60) {
+    rng_t r;
+    rng_seed(&r, 51);
+    gpt_model m;
+    make_model(&m, GPT_ATTN_NAIVE, &r);
+    sparse_heads sh;
+    make_heads(&sh, ALL_SPARSE, &r);
+    char *text = malloc(6000);
+    for (int i = 0; i < 6000; i++) text[i] = (char)((i * 7 + i / 13) % V); /* tokens < V */
+    dataset d;
+    dataset_from_bytes(&d, (const uint8_t *)text, 6000);
+    train_config tc = train_config_default();
+    tc.batch = B, tc.seq = T, tc.steps = 6, tc.warmup = 1;
+    sparse_train s;
+    sparse_train_init(&s, &sh, &m, 4);
+    tc.extra = &s.extra;
+    train_state st = {0};
+    rng_seed(&st.rng, 9);
+    watch w = {&s.hy, &m, {0}, {0}};
+    sattn_err e;
+    cr_assert_eq(train_run(&m, &st, &d, &tc, on_step, &w, NULL, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(w.sparse_at[i], i < 4 ? 0 : (long)(i - 3) * L, "after step %d: %ld sparse layer forwards", i + 1,
+                     w.sparse_at[i]);
+        cr_assert_eq(w.attn_at[i], i < 4 ? GPT_ATTN_NAIVE : GPT_ATTN_HOOK, "step %d", i + 1);
+    }
+    sparse_train_free(&s, &m);
+    cr_assert_null(m.attn);
+    cr_assert_eq(m.cfg.attn, GPT_ATTN_NAIVE);
+    dataset_free(&d);
+    free(text);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+}

@@ -107,19 +107,26 @@ int cli_mem_check(const char *cmd, const char *what, double need, const char *de
 
 int cli_mem_check_model(const char *cmd, const char *what, const gpt_config *c, int B, int T,
                         int training, double extra) {
+    return cli_mem_check_hooked(cmd, what, c, B, T, training, extra, 0.0);
+}
+
+int cli_mem_check_hooked(const char *cmd, const char *what, const gpt_config *c, int B, int T,
+                         int training, double extra, double hook) {
     gpt_mem m = gpt_mem_estimate(c, B, T, training);
-    char p[32], o[32], a[32], x[32], detail[256];
+    char p[32], o[32], a[32], x[32], h[32], hd[64] = "", detail[320];
     fmt_size(p, sizeof p, m.params);
     fmt_size(o, sizeof o, m.optim);
     fmt_size(a, sizeof a, m.acts);
     fmt_size(x, sizeof x, extra);
+    fmt_size(h, sizeof h, hook);
+    if (hook > 0) snprintf(hd, sizeof hd, ", sparse heads' buffers %s", h);
     if (training)
         snprintf(detail, sizeof detail, "parameters %s, gradients and AdamW %s, activations at "
-                 "B=%d T=%d %s, data %s", p, o, B, T, a, x);
+                 "B=%d T=%d %s%s, data %s", p, o, B, T, a, hd, x);
     else
-        snprintf(detail, sizeof detail, "parameters %s, activations at B=%d T=%d %s, data %s", p,
-                 B, T, a, x);
-    return cli_mem_check(cmd, what, m.params + m.optim + m.acts + extra, detail);
+        snprintf(detail, sizeof detail, "parameters %s, activations at B=%d T=%d %s%s, data %s", p,
+                 B, T, a, hd, x);
+    return cli_mem_check(cmd, what, m.params + m.optim + m.acts + extra + hook, detail);
 }
 
 int cli_take_max_mem(int *argc, char **argv) {

@@ -45,6 +45,9 @@ int cli_mem_check(const char *cmd, const char *what, double need, const char *de
  * already held (the corpus). */
 int cli_mem_check_model(const char *cmd, const char *what, const gpt_config *c, int B, int T,
                         int training, double extra);
+/* The same with the sparse-head hook's own buffers (hybrid_mem_bytes) named in the detail. */
+int cli_mem_check_hooked(const char *cmd, const char *what, const gpt_config *c, int B, int T,
+                         int training, double extra, double hook);
 /* Sets up m to run at context seq (0: its own) with the RoPE scale and base overridden where
  * given (> 0): gpt_set_context, then the overrides; a learned-position model refuses a
  * longer context and either override. Exit status (0 or 1, after a one-line error). */

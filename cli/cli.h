@@ -27,6 +27,10 @@ typedef struct {
     int mix_loss;          /* --mix-loss: 0 all tokens of a task row, 1 its answers only */
     int mix_length;        /* --mix-length: 0 full (T+1 bytes), 1 varied (after corpus text) */
     int no_summary;        /* callers that print their own (demo --preset long): no summary */
+    /* native sparse training (docs/native_sparse.md) */
+    const char *sparse_plan; /* --attn sparse:PLAN: the plan (inline or a file); NULL: dense */
+    const char *heads_out;   /* --heads-out: the heads file written beside --out */
+    int dense_warmup;        /* --dense-warmup: steps before the sparse heads run */
 } train_args;
 
 /* How --init-from continues a RoPE model at a longer --seq (train_pos.c, docs/rope.md). */

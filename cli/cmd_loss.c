@@ -6,6 +6,8 @@
 #include "args.h"
 #include "cli.h"
 #include "opts.h"
+#include "sattn/heads.h"
+#include "sattn/hybrid.h"
 
 static const cli_cmd LOSS = {
     "loss", NULL,
@@ -14,7 +16,7 @@ static const cli_cmd LOSS = {
     NULL};
 
 typedef struct {
-    const char *model, *data;
+    const char *model, *data, *heads;
     data_split split;
     int batch, threads, json, attn;
     data_format data_fmt;
@@ -29,13 +31,21 @@ static int loss_parse(loss_args *a, int argc, char **argv) {
         opt_int("batch", &a->batch, 1, 1 << 16, "B", "windows per forward"),
         cli_opt_threads(&a->threads),
         cli_opt_attn(&a->attn),
+        opt_str("heads", &a->heads, "HEADS",
+                "the loss of the hybrid model: these sparse heads swapped in (sattn\n"
+                "distill, finetune or train --attn sparse:PLAN --heads-out); needs\n"
+                "naive attention, or none at all when every head is sparse"),
         cli_opt_json(&a->json, "print {\"loss\", \"bits_per_byte\", \"tokens\", \"split\"} on one line"),
         cli_opt_data_format(&a->data_fmt),
         cli_opt_ctx_seq(&a->ctx),
         cli_opt_ctx_rope_scale(&a->ctx),
         cli_opt_ctx_rope_base(&a->ctx),
     };
-    return cli_parse(&LOSS, o, CLI_N(o), argc, argv);
+    int r = cli_parse(&LOSS, o, CLI_N(o), argc, argv);
+    if (!r && a->heads && a->attn == GPT_ATTN_FLASH)
+        return cli_fail("loss", "--attn flash: the sparse-head hook needs naive attention, expected --attn "
+                                "naive or auto with --heads");
+    return r;
 }
 
 int cmd_loss(int argc, char **argv) {
@@ -48,13 +58,23 @@ int cmd_loss(int argc, char **argv) {
     if (cli_model_context("loss", &m, a.ctx.seq, a.ctx.rope_scale, a.ctx.rope_base))
         return gpt_free(&m), 1;
     int T = a.ctx.seq > 0 ? a.ctx.seq : m.cfg.max_seq;
-    m.cfg.attn = cli_attn_resolve(a.attn, T, 0);
+    sparse_heads sh;
+    hybrid hy;
+    sattn_err e;
+    if (a.heads && heads_load(a.heads, &sh, &m.cfg, &e) != 0) return gpt_free(&m), cli_fail("loss", "%s", e.msg);
+    /* all heads sparse: no T x T buffer at all (GPT_ATTN_HOOK) */
+    m.cfg.attn = a.heads && hybrid_all_sparse(&sh) ? GPT_ATTN_HOOK : cli_attn_resolve(a.attn, T, a.heads != NULL);
+    if (a.heads) hybrid_init(&hy, &sh, m.cfg.channels, m.cfg.heads), hybrid_attach(&hy, &m);
     dataset d;
     if (load_data_checked("loss", a.data, a.data_fmt, &m, "evaluating this model", a.batch,
-                          T, 0, &d)) return gpt_free(&m), 1;
+                          T, 0, &d)) {
+        if (a.heads) hybrid_free(&hy), sparse_heads_free(&sh);
+        return gpt_free(&m), 1;
+    }
     size_t n;
     dataset_split_tokens(&d, a.split, &n);
     if (n < 2) {
+        if (a.heads) hybrid_free(&hy), sparse_heads_free(&sh);
         gpt_free(&m);
         dataset_free(&d);
         return cli_fail("loss", "%s: the %s split has %zu tokens, need at least 2", a.data,
@@ -69,6 +89,7 @@ int cmd_loss(int argc, char **argv) {
                loss / log(2.0), tokens, a.split == SPLIT_VAL ? "val" : "train");
     else
         printf("loss %.6f\n%s %.6f\ntokens %zu\n", loss, unit, loss / log(2.0), tokens);
+    if (a.heads) hybrid_detach(&m), hybrid_free(&hy), sparse_heads_free(&sh);
     gpt_free(&m);
     dataset_free(&d);
     return 0;

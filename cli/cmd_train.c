@@ -1,5 +1,6 @@
 /* sattn train: flags -> train_config + model config, then train_execute (train_exec.c). */
 #include <stdio.h>
+#include <string.h>
 
 #include "args.h"
 #include "cli.h"
@@ -40,7 +41,49 @@ static int parse_mix(const opt_spec *o, const char *s, sattn_err *e) {
     return err_set(e, "--mix: %s", why);
 }
 
-/* Returns 0 to go on, 1 on a bad flag, 2 after --help. */
+/* --attn: the dense kernels as cli_opt_attn's, or sparse:PLAN (native sparse training). */
+static int parse_attn(const opt_spec *o, const char *s, sattn_err *e) {
+    train_args *a = o->target;
+    static const char *const names[] = {"auto", "naive", "flash"};
+    static const int values[] = {CLI_ATTN_AUTO, GPT_ATTN_NAIVE, GPT_ATTN_FLASH};
+    a->sparse_plan = NULL;
+    if (!strncmp(s, "sparse:", 7)) {
+        if (!s[7]) return err_set(e, "--attn sparse: expected a plan after 'sparse:', e.g. sparse:all:block+softmax:b=16,n=4");
+        a->sparse_plan = s + 7;
+        a->cfg.attn = CLI_ATTN_AUTO; /* the dense warm-up's kernel */
+        return 0;
+    }
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) return a->cfg.attn = values[i], 0;
+    return err_set(e, "--attn: '%s' is not one of auto, naive, flash, sparse:PLAN", s);
+}
+
+/* The flags of native sparse training that need each other. 0 or an exit status. */
+static int sparse_flags_check(const train_args *a, const opt_spec *o, int n) {
+    const char *cmd = "train";
+    if (!a->sparse_plan) {
+        if (opts_seen(o, n, "dense-warmup"))
+            return cli_fail(cmd, "--dense-warmup: applies to --attn sparse:PLAN only (the heads run dense before that step)");
+        if (a->heads_out) return cli_fail(cmd, "--heads-out: applies to --attn sparse:PLAN only");
+        return 0;
+    }
+    if (!a->heads_out)
+        return cli_fail(cmd, "--attn sparse:PLAN: expected --heads-out PATH too (the heads file that loss, "
+                             "sample, task and eval load with --heads)");
+    if (a->format == CKPT_LLMC)
+        return cli_fail(cmd, "--format llmc: cannot hold a sparse run (no plan, no optimizer state); expected "
+                             "--format sattn with --attn sparse:PLAN");
+    if (a->init_from)
+        return cli_fail(cmd, "--init-from: not with --attn sparse:PLAN (native runs start at step 0; "
+                             "`sattn finetune` trains sparse heads into a trained model)");
+    if (a->dense_warmup >= a->tc.steps)
+        return cli_fail(cmd, "--dense-warmup %d: expected fewer than --steps %d (the sparse heads would "
+                             "never run)", a->dense_warmup, a->tc.steps);
+    return 0;
+}
+
+/* Returns 0 to go on, 1 on a bad flag, 2 after --help.
+ * (long: the option table is one declaration, one entry per flag) */
 static int train_parse(train_args *a, int argc, char **argv) {
     opt_spec o[] = {
         opt_required(cli_opt_data(&a->data, NULL)),
@@ -58,7 +101,19 @@ static int train_parse(train_args *a, int argc, char **argv) {
         opt_float("beta2", &a->tc.opt.beta2, 0, 0, 0.999999, "X", "AdamW beta2"),
         opt_float("clip", &a->tc.clip, 0, 0, 1e9, "X", "gradient-norm clip, 0 = off"),
         cli_opt_seed(&a->seed, NULL),
-        cli_opt_attn(&a->cfg.attn),
+        opt_call("attn", a, parse_attn, "auto|naive|flash|sparse:PLAN",
+                 "attention: a dense kernel, naive (keeps every head's T x T softmax),\n"
+                 "flash (tiled, keeps only the log-sum-exp: memory linear in T) or auto\n"
+                 "(default: flash from T = 1024 on, where it measured faster); or\n"
+                 "sparse:PLAN, the plan's sparse heads as the model's own attention from\n"
+                 "step 0 (or --dense-warmup), e.g. sparse:all:block+softmax:b=16,n=4\n"
+                 "(needs --heads-out; docs/native_sparse.md)"),
+        opt_int("dense-warmup", &a->dense_warmup, 0, 1 << 30, "N",
+                "with --attn sparse:PLAN: steps 0..N-1 run every head dense (auto's\n"
+                "kernel), the sparse heads from step N on"),
+        opt_str("heads-out", &a->heads_out, "HEADS",
+                "with --attn sparse:PLAN: the heads file to write beside --out (what\n"
+                "loss, sample, task and eval take as --heads)"),
         cli_opt_threads(&a->threads),
         opt_int("eval-every", &a->tc.eval_every, 0, 1 << 30, "N",
                 "validation estimate every N steps on --eval-tokens tokens\n(default: --steps/10; 0 = none)"),
@@ -100,6 +155,7 @@ static int train_parse(train_args *a, int argc, char **argv) {
         return cli_fail("train", "--stop-at %d is beyond --steps %d", a->tc.stop_at, a->tc.steps);
     if (a->tc.min_lr > a->tc.lr)
         return cli_fail("train", "--min-lr %g is larger than --lr %g", a->tc.min_lr, a->tc.lr);
+    if (sparse_flags_check(a, o, CLI_N(o))) return 1;
     return train_pos_check_flags(a, o, CLI_N(o), "train");
 }
 

@@ -3,13 +3,24 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
+#include "sattn/finetune.h"
+#include "sattn/heads.h"
+#include "sattn/plan.h"
 #include "train_pos.h"
+
+/* The sparse heads of a native sparse run (--attn sparse:PLAN); on = 0 for a dense run. */
+typedef struct {
+    int on, all_sparse;
+    sparse_heads sh;
+    uint64_t plan_hash; /* what the checkpoint records (ckpt_schedule.plan_hash) */
+} run_heads;
 
 /* Tokens are held as uint16: 2 bytes per byte of a text corpus, at most the file's
  * size for an llm.c token file; so twice the file size bounds what loading needs. */
@@ -28,6 +39,7 @@ typedef struct {
     const train_args *args;
     gpt_model *m;
     train_state *st;
+    const run_heads *rh;
 } progress_ctx;
 
 static void fmt_time(char *buf, size_t n, double s) {
@@ -40,7 +52,10 @@ static void save_periodic(progress_ctx *pc, int step) {
     if (pc->save_every <= 0 || step % pc->save_every != 0 || pc->save_failed) return;
     sattn_err e;
     const train_state *st = pc->args->format == CKPT_SATTN ? pc->st : NULL;
-    if (gpt_check_finite(pc->m, &e) != 0 || ckpt_save(pc->args->out, pc->args->format, pc->m, st, &e) != 0) {
+    /* the heads first: a checkpoint on disk then always has its heads beside it */
+    if (gpt_check_finite(pc->m, &e) != 0 ||
+        (pc->rh->on && heads_save(pc->args->heads_out, &pc->rh->sh, &pc->m->cfg, &e) != 0) ||
+        ckpt_save(pc->args->out, pc->args->format, pc->m, st, &e) != 0) {
         cli_fail("train", "%s", e.msg);
         pc->save_failed = 1;
     } else {
@@ -75,14 +90,39 @@ static void on_progress(const train_progress *p, void *user) {
 _Static_assert(TASK_KINDS == sizeof(((ckpt_schedule *)0)->mix) / sizeof(float),
                "the checkpoint stores one mix fraction per task");
 
+/* --mix-loss and --mix-length as the checkpoint's mix flags. */
+static int mix_flags_of(const train_args *a) {
+    return (a->mix_loss ? CKPT_MIX_ANSWERS : 0) | (a->mix_length ? CKPT_MIX_VARIED : 0);
+}
+
 /* The schedule this run trains with, as a checkpoint stores it. */
-static ckpt_schedule schedule_of(const train_args *a) {
+static ckpt_schedule schedule_of(const train_args *a, const run_heads *rh) {
     const train_config *t = &a->tc;
     ckpt_schedule s = {t->batch, t->seq, t->steps, t->warmup, t->lr, t->min_lr, t->clip,
-                       t->opt.weight_decay, t->opt.beta1, t->opt.beta2, t->opt.eps, a->seed, {0}, 0};
+                       t->opt.weight_decay, t->opt.beta1, t->opt.beta2, t->opt.eps, a->seed, {0}, 0, 0, 0};
     for (int i = 0; i < TASK_KINDS; i++) s.mix[i] = a->mix.frac[i];
-    s.mix_flags = (a->mix_loss ? CKPT_MIX_ANSWERS : 0) | (a->mix_length ? CKPT_MIX_VARIED : 0);
+    s.mix_flags = mix_flags_of(a);
+    s.dense_warmup = rh->on ? a->dense_warmup : 0;
+    s.plan_hash = rh->on ? rh->plan_hash : 0;
     return s;
+}
+
+/* A resumed run must have the attention it was started with: dense, or the same plan and
+ * warm-up (the checkpoint holds the plan's hash, not its text). */
+static int check_attn(const train_args *a, const ckpt_schedule *was, const ckpt_schedule *now, const char *cmd) {
+    if (was->plan_hash != now->plan_hash) {
+        const char *w = !was->plan_hash ? "dense attention" : "--attn sparse with another plan";
+        if (!now->plan_hash)
+            return cli_fail(cmd, "--resume %s: the checkpoint's run has --attn sparse:PLAN, this one dense "
+                                 "attention (expected the same --attn, or --override-schedule)", a->resume);
+        return cli_fail(cmd, "--resume %s: the checkpoint's run has %s, this one --attn sparse:%s (expected "
+                             "the same --attn, or --override-schedule)", a->resume, w, a->sparse_plan);
+    }
+    if (was->dense_warmup != now->dense_warmup)
+        return cli_fail(cmd, "--resume %s: the checkpoint's run has --dense-warmup %d, this one %d (expected "
+                             "the same schedule, or --override-schedule)", a->resume, was->dense_warmup,
+                        now->dense_warmup);
+    return 0;
 }
 
 /* A changed --mix: the batches differ from the run that was started. */
@@ -90,7 +130,7 @@ static int check_mix(const train_args *a, const ckpt_schedule *was, const char *
     task_mix w = {.seed = 0};
     for (int i = 0; i < TASK_KINDS; i++) w.frac[i] = was->mix[i];
     if (!memcmp(w.frac, a->mix.frac, sizeof w.frac)) {
-        int now = schedule_of(a).mix_flags, diff = now ^ was->mix_flags;
+        int now = mix_flags_of(a), diff = now ^ was->mix_flags;
         if (!diff) return 0;
         int ans = diff & CKPT_MIX_ANSWERS, f = ans ? CKPT_MIX_ANSWERS : CKPT_MIX_VARIED;
         const char *on = ans ? "answers" : "varied", *off = ans ? "all" : "full";
@@ -114,8 +154,8 @@ static void fmt_pair(char *a, char *b, size_t n, double x, double y) {
 
 /* The first schedule flag that differs from the checkpoint's: a resumed run continues the
  * run that was started, so another schedule is refused unless --override-schedule. */
-static int check_schedule(const train_args *a, const ckpt_schedule *was, const char *cmd) {
-    ckpt_schedule now = schedule_of(a);
+static int check_schedule(const train_args *a, const ckpt_schedule *was, const char *cmd, const run_heads *rh) {
+    ckpt_schedule now = schedule_of(a, rh);
     const struct { const char *flag; double was, now; } f[] = {
         {"--batch", was->batch, now.batch},   {"--seq", was->seq, now.seq},
         {"--steps", was->steps, now.steps},   {"--warmup", was->warmup, now.warmup},
@@ -135,15 +175,16 @@ static int check_schedule(const train_args *a, const ckpt_schedule *was, const c
         return cli_fail(cmd, "--resume %s: the checkpoint's run has --seed %" PRIu64 ", this one "
                              "%" PRIu64 " (expected the same schedule, or --override-schedule)",
                         a->resume, was->seed, now.seed);
-    return check_mix(a, was, cmd);
+    return check_mix(a, was, cmd) || check_attn(a, was, &now, cmd);
 }
 
 /* The checks of --resume past its shape: the schedule and the steps left. Without
  * optimizer state the run starts at step 0 (say_fresh_optimizer tells the user). Frees m
  * on failure. */
-static int check_resume(const train_args *a, const char *cmd, gpt_model *m, train_state *st) {
+static int check_resume(const train_args *a, const char *cmd, gpt_model *m, train_state *st,
+                        const run_heads *rh) {
     if (st->has_optim && st->has_schedule && !a->override_schedule &&
-        check_schedule(a, &st->sched, cmd))
+        check_schedule(a, &st->sched, cmd, rh))
         return gpt_free(m), 1;
     int end = a->tc.stop_at > 0 ? a->tc.stop_at : a->tc.steps;
     if (st->has_optim && st->step >= end) {
@@ -163,10 +204,73 @@ static void say_fresh_optimizer(const char *cmd, const char *resume) {
           "at step 0 with a fresh AdamW from its weights\n", stderr);
 }
 
-/* The model: fresh from flags, or resumed from a checkpoint whose shape wins. */
-static int setup_model(const train_args *a, const dataset *d, const char *cmd, gpt_model *m,
-                       train_state *st) {
+static int plan_has_mlp(const head_spec *specs, int n) {
+    for (int i = 0; i < n; i++)
+        if (specs[i].sel != SEL_DENSE && specs[i].fn == HFN_MLP) return 1;
+    return 0;
+}
+
+/* The plan for the model's shape c, and its heads, initialised from the seed (on --resume
+ * too: the selectors do not train, and a plan with trainable heads is refused there, so
+ * re-creating them is exact). Nothing for a dense run. 0 or an exit status. */
+static int heads_setup(const train_args *a, const char *cmd, const gpt_config *c, run_heads *rh) {
+    memset(rh, 0, sizeof *rh);
+    if (!a->sparse_plan) return 0;
+    int n = c->layers * c->heads;
+    head_spec *specs = xmalloc((size_t)n * sizeof *specs);
     sattn_err e;
+    if (plan_load(a->sparse_plan, c->layers, c->heads, specs, &e) != 0)
+        return free(specs), cli_fail(cmd, "--attn sparse:PLAN: %s", e.msg);
+    int sparse = 0;
+    for (int i = 0; i < n; i++) sparse += specs[i].sel != SEL_DENSE;
+    if (!sparse)
+        return free(specs), cli_fail(cmd, "--attn sparse:%s: the plan makes every head dense (expected at least "
+                                          "one sparse head, or a dense run)", a->sparse_plan);
+    if (a->resume && plan_has_mlp(specs, n))
+        return free(specs), cli_fail(cmd, "--resume %s: the plan has mlp heads, whose AdamW state is not saved "
+                                          "(expected a plan without mlp heads to resume, or a fresh run)", a->resume);
+    char *text = plan_format(specs, c->layers, c->heads);
+    rh->plan_hash = fnv1a64(text, strlen(text), FNV1A64_INIT);
+    rh->plan_hash += !rh->plan_hash; /* 0 stands for a dense run */
+    free(text);
+    rng_t r;
+    rng_seed(&r, a->seed ^ 0x5a7e5eedULL);
+    sparse_heads_create(&rh->sh, c->layers, c->heads, c->channels / c->heads, c->max_seq, specs, &r);
+    free(specs);
+    rh->on = 1;
+    rh->all_sparse = hybrid_all_sparse(&rh->sh);
+    return 0;
+}
+
+static void heads_free(run_heads *rh) {
+    if (rh->on) sparse_heads_free(&rh->sh);
+    rh->on = 0;
+}
+
+/* The memory check of the run. A sparse run adds the hook's buffers; its all-sparse phase
+ * needs no T x T buffer (GPT_ATTN_HOOK), its dense warm-up the dense kernel's. */
+static int train_mem_check(const train_args *a, const char *cmd, const gpt_config *c, const dataset *d,
+                           const run_heads *rh) {
+    double data = (double)d->n_tokens * sizeof *d->tokens;
+    int B = a->tc.batch, T = a->tc.seq;
+    if (!rh->on) return cli_mem_check_model(cmd, "training this model", c, B, T, 1, data);
+    hybrid hy;
+    hybrid_init(&hy, &rh->sh, c->channels, c->heads);
+    double hook = hybrid_mem_bytes(&hy, B, T, omp_get_max_threads());
+    hybrid_free(&hy);
+    gpt_config sc = *c;
+    sc.attn = rh->all_sparse ? GPT_ATTN_HOOK : GPT_ATTN_NAIVE;
+    if (a->dense_warmup > 0 && cli_mem_check_hooked(cmd, "the dense warm-up of this model", c, B, T, 1, data, hook))
+        return 1;
+    return cli_mem_check_hooked(cmd, "training this model with its sparse heads", &sc, B, T, 1, data, hook);
+}
+
+/* The model: fresh from flags, or resumed from a checkpoint whose shape wins; with
+ * --attn sparse:PLAN its heads (rh). */
+static int setup_model(const train_args *a, const dataset *d, const char *cmd, gpt_model *m,
+                       train_state *st, run_heads *rh) {
+    sattn_err e;
+    memset(rh, 0, sizeof *rh);
     if (a->init_from) return train_init_from(a, d, cmd, m, st);
     if (a->resume) {
         if (ckpt_load(a->resume, m, st, &e) != 0) return cli_fail(cmd, "%s", e.msg);
@@ -183,10 +287,10 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
             return gpt_free(m), 1;
         }
         if (train_pos_resumed(a, cmd, m)) return gpt_free(m), 1;
-        if (check_resume(a, cmd, m, st)) return 1;
-        if (cli_mem_check_model(cmd, "training this model", c, a->tc.batch, a->tc.seq, 1,
-                                (double)d->n_tokens * sizeof *d->tokens))
-            return gpt_free(m), 1;
+        if (heads_setup(a, cmd, c, rh)) return gpt_free(m), 1;
+        if (rh->on) m->cfg.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, !rh->all_sparse);
+        if (check_resume(a, cmd, m, st, rh)) return heads_free(rh), 1;
+        if (train_mem_check(a, cmd, c, d, rh)) return heads_free(rh), gpt_free(m), 1;
         return 0;
     }
     gpt_config c = a->cfg;
@@ -196,9 +300,10 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
     c.padded_vocab = gpt_padded_vocab(d->vocab);
     train_pos_fresh(a, &c);
     if (gpt_config_check(&c, &e) != 0) return cli_fail(cmd, "model: %s", e.msg);
-    if (cli_mem_check_model(cmd, "training this model", &c, a->tc.batch, a->tc.seq, 1,
-                            (double)d->n_tokens * sizeof *d->tokens))
-        return 1;
+    if (heads_setup(a, cmd, &c, rh)) return 1;
+    /* the dense warm-up's kernel; a plan with dense heads needs naive for them */
+    if (rh->on) c.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, !rh->all_sparse);
+    if (train_mem_check(a, cmd, &c, d, rh)) return heads_free(rh), 1;
     gpt_create(m, &c);
     rng_t init;
     rng_seed(&init, a->seed);
@@ -223,6 +328,10 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
         if (task_mix_any(&a->mix))
             printf(", \"mix\": \"%s\", \"mix_loss\": \"%s\", \"mix_length\": \"%s\"", mix,
                    a->mix_loss ? "answers" : "all", a->mix_length ? "varied" : "full");
+        if (a->sparse_plan) {
+            printf(", \"attn\": \"sparse\", \"dense_warmup\": %d, \"heads_out\": ", a->dense_warmup);
+            cli_json_str(a->heads_out);
+        }
         printf("}\n");
         return;
     }
@@ -232,6 +341,11 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
     if (task_mix_any(&a->mix))
         printf("mix %s%s%s\n", mix, a->mix_loss ? " (loss on the answers only)" : "",
                a->mix_length ? " (varied lengths)" : "");
+    if (a->sparse_plan) {
+        printf("attn sparse (dense warm-up %d steps), heads ", a->dense_warmup);
+        cli_fput_escaped(a->heads_out, stdout);
+        putchar('\n');
+    }
 }
 
 /* The whole validation split after the run, and the checks that keep a non-finite
@@ -262,18 +376,19 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
         rc = cli_fail(cmd, "%s: there are no task rows without --mix (e.g. --mix passkey:0.5)",
                       a->mix_loss ? "--mix-loss answers" : "--mix-length varied");
     if (!rc) {
-        cli_file outs[] = {{"--out", a->out}, {NULL, NULL}};
+        cli_file outs[] = {{"--out", a->out}, {"--heads-out", a->heads_out}, {NULL, NULL}};
         cli_file ins[] = {{"--data", a->data}, {NULL, NULL}};
         rc = cli_check_outputs(cmd, outs, ins);
     }
-    if (!rc) rc = setup_model(a, &d, cmd, &m, &st);
+    run_heads rh;
+    if (!rc) rc = setup_model(a, &d, cmd, &m, &st, &rh);
     if (rc) return dataset_free(&d), rc;
     cli_data_note(a->data, &d); /* the first line, once nothing can fail before training */
     if (a->resume && !st.has_optim) say_fresh_optimizer(cmd, a->resume);
     st.has_schedule = 1; /* what this run trains with: the next --resume continues it */
-    st.sched = schedule_of(a);
+    st.sched = schedule_of(a, &rh);
     progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0, 0,
-                       a, &m, &st};
+                       a, &m, &st, &rh};
     int first = st.step;
     double t0 = time_now();
     float train_loss;
@@ -283,7 +398,12 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     mix.varied_length = a->mix_length;
     train_config tc = a->tc;
     tc.mix = task_mix_any(&mix) ? &mix : NULL;
+    sparse_train spt;
+    if (rh.on) sparse_train_init(&spt, &rh.sh, &m, a->dense_warmup), tc.extra = &spt.extra;
     rc = train_run(&m, &st, &d, &tc, on_progress, &pc, &train_loss, &e);
+    /* the final loss is the sparse model's, as `loss --heads` reloads it (also after a
+     * --stop-at inside the warm-up) */
+    if (rh.on) sparse_train_use(&spt, &m, 1);
     res->train_loss = train_loss;
     double train_s = time_now() - t0;
     res->steps_done = st.step;
@@ -293,8 +413,11 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     res->is_bytes = d.is_bytes;
     train_state *save_st = a->format == CKPT_SATTN ? &st : NULL;
     if (rc) rc = diverged_fail(&pc, cmd, e.msg);
+    else if (rh.on && heads_save(a->heads_out, &rh.sh, &m.cfg, &e)) rc = cli_fail(cmd, "%s", e.msg);
     else rc = ckpt_save(a->out, a->format, &m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : 0;
     if (!rc && !a->no_summary) print_summary(a, &m, res);
+    if (rh.on) sparse_train_free(&spt, &m);
+    heads_free(&rh);
     gpt_free(&m);
     dataset_free(&d);
     return rc;

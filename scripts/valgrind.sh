@@ -25,5 +25,12 @@ if vg loss --model "$tmp/d.txt" --data "$tmp/d.txt" 2> "$tmp/err"; then
   echo "valgrind: expected a bad-checkpoint error" >&2; exit 1
 fi
 grep -q "not a checkpoint" "$tmp/err"
+# native sparse training (docs/native_sparse.md): warm-up, stop, resume, reload with --heads
+plan='sparse:L0H0:index+softmax:k=4; L0H1:block+softmax:b=4,n=2'
+vg train --data "$tmp/d.txt" --out "$tmp/s.ckpt" "${tiny[@]}" --steps 4 --stop-at 2 --attn "$plan" \
+   --dense-warmup 1 --heads-out "$tmp/s.heads" > /dev/null 2>&1
+vg train --data "$tmp/d.txt" --out "$tmp/s.ckpt" "${tiny[@]}" --steps 4 --resume "$tmp/s.ckpt" --attn "$plan" \
+   --dense-warmup 1 --heads-out "$tmp/s.heads" > /dev/null 2>&1
+vg loss --model "$tmp/s.ckpt" --heads "$tmp/s.heads" --data "$tmp/d.txt" > /dev/null
 vg bench --dims 64 --seqs 37 --ks 8,32 --runs 1 --threads 2 --csv "$tmp/b.csv" > /dev/null
-echo "valgrind: train, resume, llm.c format, loss, sample, bad file, bench: clean"
+echo "valgrind: train, resume, llm.c format, loss, sample, bad file, native sparse train/resume/loss, bench: clean"

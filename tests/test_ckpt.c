@@ -372,7 +372,7 @@ Test(ckpt, native_schedule_round_trip) {
     make_model(&a, 4, 1);
     train_state sa = {.has_optim = 1, .step = 9, .has_schedule = 1,
                       .sched = {12, 64, 2000, 100, 1e-3f, 1e-4f, 1.0f, 0.1f, 0.9f, 0.99f, 1e-8f,
-                                0x1122334455667788ULL}}, sb;
+                                0x1122334455667788ULL, {0}, 0, 7, 0xa1b2c3d4e5f60718ULL}}, sb;
     rng_seed(&sa.rng, 77);
     sattn_err e = {{0}};
     cr_assert_eq(ckpt_save(t.path, CKPT_SATTN, &a, &sa, &e), 0, "%s", e.msg);
@@ -383,10 +383,17 @@ Test(ckpt, native_schedule_round_trip) {
                        0x11223344u};
     cr_assert_eq(word_at(raw, 1), 3u);
     for (int w = 0; w < 14; w++) cr_assert_eq(word_at(raw, 16 + w), want[w], "word %d", 16 + w);
-    for (int w = 30; w < 64; w++) cr_assert_eq(word_at(raw, w), 0u, "word %d", w);
+    /* a native sparse run: the dense warm-up and the plan's hash (words 37..39) */
+    cr_assert_eq(word_at(raw, 37), 7u);
+    cr_assert_eq(word_at(raw, 38), 0xe5f60718u);
+    cr_assert_eq(word_at(raw, 39), 0xa1b2c3d4u);
+    for (int w = 30; w < 64; w++)
+        if (w < 37 || w > 39) cr_assert_eq(word_at(raw, w), 0u, "word %d", w);
     free(raw);
     cr_assert_eq(ckpt_load(t.path, &b, &sb, &e), 0, "%s", e.msg);
     cr_assert_eq(sb.has_schedule, 1);
+    cr_assert_eq(sb.sched.dense_warmup, 7);
+    cr_assert_eq(sb.sched.plan_hash, 0xa1b2c3d4e5f60718ULL);
     cr_assert_arr_eq(&sb.sched, &sa.sched, sizeof sa.sched);
     cr_assert_eq(ckpt_save(t2.path, CKPT_SATTN, &b, &sb, &e), 0, "%s", e.msg);
     cr_assert(cli_files_equal(t.path, t2.path));

@@ -17,7 +17,11 @@
  *     [36] the mix's flags: bit 0 `train --mix-loss answers` (a task row takes loss on its
  *          answers only), bit 1 `--mix-length varied` (passkey and needle samples of random
  *          length after corpus text); 0 without a schedule.
- *     [37..63] reserved, must be 0
+ *     [37] the dense warm-up (`train --dense-warmup`, a sparse run; 0 otherwise)
+ *     [38..39] natively sparse runs (`train --attn sparse:PLAN`): FNV-1a 64 of the plan's
+ *          canonical text (plan_format), low word first; 0 for a dense run. The heads
+ *          themselves are in the heads file (--heads-out); --resume checks both words.
+ *     [40..63] reserved, must be 0
  *   float32 params[num_params] (llm.c tensor order)
  *   if has_optim: float32 m[num_params], float32 v[num_params]
  *   The checksum covers the whole file: the header with words 14..15 read as 0, then
@@ -61,6 +65,8 @@ typedef struct {
     uint64_t seed;
     float mix[3]; /* `train --mix` fractions: passkey, needle, mqar (task.h order); 0 = none */
     int mix_flags; /* CKPT_MIX_ANSWERS | CKPT_MIX_VARIED (`train --mix-loss`, `--mix-length`) */
+    int dense_warmup;   /* `train --dense-warmup`: steps before the sparse heads run; 0 otherwise */
+    uint64_t plan_hash; /* `train --attn sparse:PLAN`: FNV-1a of the canonical plan text; 0: dense */
 } ckpt_schedule;
 
 /* Training state saved beside the weights so --resume continues exactly. */

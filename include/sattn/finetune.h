@@ -7,8 +7,42 @@
 #ifndef SATTN_FINETUNE_H
 #define SATTN_FINETUNE_H
 
+#include "sattn/hybrid.h"
 #include "sattn/sparse.h"
 #include "sattn/train.h"
+
+/* Sparse heads trained together with the model by train_run (as its train_extra): the
+ * hybrid hook, the heads' gradients and their AdamW moments. `finetune` (finetune_run) and
+ * native sparse training (`train --attn sparse:PLAN`) both train through this one path.
+ *
+ * What learns: the model's parameters through the selected keys (softmax heads: their
+ * logits and values; mlp heads: their inputs), and the mlp head functions' own
+ * parameters (AdamW beta (0.9, 0.99), no weight decay, the model's lr and clip factor).
+ * Selection is discrete, so the selectors' parameters (index, pos) get no gradient from
+ * the LM loss: they keep their initialisation (distilled, or from the seed in a native
+ * run) and are re-run on the drifting q, k at every step. block has no parameters.
+ *
+ * Dense warm-up: steps before dense_warmup run every head dense (the hook detached, the
+ * model on its dense kernel); from it on the sparse heads. With an all-sparse plan the
+ * sparse phase runs GPT_ATTN_HOOK (no T x T buffer); a plan with a dense head keeps
+ * naive attention for it. */
+typedef struct {
+    sparse_heads *sh;
+    hybrid hy;
+    float *mom;       /* AdamW moments of the heads' parameters: m, then v (hy.n_params each) */
+    int dense_warmup; /* the first step (0-based) that runs the sparse heads */
+    int dense_attn;   /* the model's cfg.attn while dense (as the caller set it) */
+    int sparse_attn;  /* ... and with the sparse heads: GPT_ATTN_HOOK if all-sparse, else naive */
+    train_extra extra;
+} sparse_train;
+
+/* Binds sh to m (not yet attached: begin_step or sparse_train_use does that). m->cfg.attn
+ * is taken as the dense phase's kernel. */
+void sparse_train_init(sparse_train *s, sparse_heads *sh, const gpt_model *m, int dense_warmup);
+/* Runs m with the sparse heads (on != 0) or dense. */
+void sparse_train_use(sparse_train *s, gpt_model *m, int on);
+/* Detaches from m (restoring the dense kernel) and frees. */
+void sparse_train_free(sparse_train *s, gpt_model *m);
 
 /* Runs tc->steps steps (from st->step) on train batches; the AdamW state of the model
  * lives in m (as in train_run), the heads' in an internal buffer. *last_loss (if

@@ -28,6 +28,7 @@ typedef struct {
     size_t *off_p;           /* per (l, h): offset into dparams */
     size_t n_params;
     unsigned char *skip;     /* per (l, h): 1 if sparse */
+    unsigned char *dense_in_layer; /* per l: 1 if a head of it is dense (runs the T x T kernels) */
     int dense_below;         /* 0: sparse heads at every T; T < dense_below: all heads dense */
     long fwd_dense, fwd_sparse; /* layer forwards run all-dense by length / with sparse heads */
 } hybrid;
@@ -43,6 +44,15 @@ void hybrid_enable_param_grads(hybrid *hy);
  * XO_NEVER (INT_MAX) = dense at every length. */
 void hybrid_set_dense_below(hybrid *hy, int dense_below);
 void hybrid_free(hybrid *hy);
+
+/* 1 when every head of every layer is sparse: the model may then run GPT_ATTN_HOOK, with
+ * no T x T buffer (a natively sparse model's memory is linear in T, apart from the
+ * selection buffers, which grow with T times the keys per query). */
+int hybrid_all_sparse(const sparse_heads *sh);
+/* Bytes the hook allocates at batch shape (B, T) with `threads` threads: selections, head-
+ * function caches, selector scratch, and the heads' gradients and AdamW moments (training):
+ * what a memory check adds to gpt_mem_estimate. */
+double hybrid_mem_bytes(const hybrid *hy, int B, int T, int threads);
 
 /* The selection the last forward made for (layer l, head h, batch row b); only valid
  * when that forward ran the sparse heads (T >= dense_below). */

@@ -18,7 +18,7 @@ typedef struct {
     int layers;       /* L */
     int heads;        /* H, divides channels */
     int channels;     /* C */
-    int attn;         /* GPT_ATTN_NAIVE (0, the default) or GPT_ATTN_FLASH; not saved in checkpoints */
+    int attn;         /* GPT_ATTN_NAIVE (0, the default), _FLASH or _HOOK; not saved in checkpoints */
     int pos;          /* GPT_POS_LEARNED (0, the default) or GPT_POS_ROPE */
     float rope_base;  /* RoPE only: base of the frequencies (10000 in RoFormer); 0 with learned */
     float rope_scale; /* RoPE only: position interpolation factor (1: none); 0 with learned */
@@ -44,8 +44,12 @@ enum { GPT_POS_LEARNED = 0, GPT_POS_ROPE = 1 };
  *   (gpt_attn_hook), so those refuse a flash model (die with a message).
  * FLASH: flash.h's tiled kernels: only the log-sum-exp acts.lse (L,B,H,T) is kept and the
  *   backward recomputes the probabilities; acts.att is NULL. Activation memory is linear in T.
- *   The result equals NAIVE to float rounding (not bit for bit). */
-enum { GPT_ATTN_NAIVE = 0, GPT_ATTN_FLASH = 1 };
+ *   The result equals NAIVE to float rounding (not bit for bit).
+ * HOOK: every head of every layer is replaced by the hook (gpt_attn_hook; a natively
+ *   sparse model, hybrid.h with an all-sparse plan): neither acts.att nor acts.lse is
+ *   allocated and the hook is handed att = NULL, so activation memory is linear in T. A
+ *   forward without a hook dies. */
+enum { GPT_ATTN_NAIVE = 0, GPT_ATTN_FLASH = 1, GPT_ATTN_HOOK = 2 };
 
 /* Checks every dimension (positive, H divides C, Vp >= V, sizes that fit) and the positions
  * (pos known; RoPE: even head dim, finite base and scale > 0; learned: both 0); error names
@@ -107,8 +111,8 @@ typedef struct {
     float *ln1_rstd; /* (L,B,T) */
     float *qkv;      /* (L,B,T,3C) */
     float *atty;     /* (L,B,T,C) */
-    float *att;      /* (L,B,H,T,T) softmax probabilities; NULL with GPT_ATTN_FLASH */
-    float *lse;      /* (L,B,H,T) log-sum-exp of the scaled logits; NULL with GPT_ATTN_NAIVE */
+    float *att;      /* (L,B,H,T,T) softmax probabilities; NULL unless GPT_ATTN_NAIVE */
+    float *lse;      /* (L,B,H,T) log-sum-exp of the scaled logits; NULL unless GPT_ATTN_FLASH */
     float *attproj;  /* (L,B,T,C) */
     float *residual2;/* (L,B,T,C) */
     float *ln2;      /* (L,B,T,C) */
@@ -135,13 +139,14 @@ typedef struct {
     float *dfch;      /* (B,T,4C) */
     float *dfch_gelu; /* (B,T,4C) */
     float *dlogits;   /* (B,T,Vp) */
-    float *att_scratch; /* attention_scratch_floats or, with flash, flash_scratch_floats */
+    float *att_scratch; /* attention_scratch_floats, flash_scratch_floats with flash; NULL with hook */
 } gpt_grad_acts;
 
 struct gpt_model;
 /* Replaces a layer's attention (see nn.h for out/att/qkv layouts): how the hybrid
- * model swaps sparse heads in without the model knowing about them. Only with
- * GPT_ATTN_NAIVE (it is handed the (T,T) buffer); gpt_forward dies on a flash model. */
+ * model swaps sparse heads in without the model knowing about them. With GPT_ATTN_NAIVE
+ * it is handed the (T,T) buffer, with GPT_ATTN_HOOK att = NULL (and no backward scratch);
+ * gpt_forward dies on a flash model. */
 typedef struct {
     void (*forward)(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T);
     void (*backward)(void *ctx, int layer, float *dqkv, float *scratch, const float *dout,

@@ -9,6 +9,8 @@
 #include "sattn/model.h"
 #include "sattn/task.h"
 
+struct train_extra;
+
 typedef struct {
     int batch, seq, steps, warmup;
     float lr, min_lr, clip;
@@ -17,7 +19,24 @@ typedef struct {
     int eval_tokens; /* tokens of the validation split used by the periodic estimate */
     int stop_at;     /* stop after this step (0: at `steps`); the schedule still spans `steps` */
     const task_mix *mix; /* task samples mixed into each batch (task_mix_batch); NULL: corpus only */
+    const struct train_extra *extra; /* parameters trained beside the model's; NULL: none */
 } train_config;
+
+/* Parameters that live outside the model but train in the same loop, on the same loss:
+ * the sparse heads of `train --attn sparse:PLAN` and `finetune` (finetune.h's
+ * sparse_train). The loop stays one: the gradient norm (and so clipping and the
+ * divergence checks) covers both sets, and both take the same AdamW step. */
+typedef struct train_extra {
+    void *ctx;
+    /* Before the forward of 0-based step `step`: lets the extra switch what the model runs
+     * (the dense warm-up ends at a step). NULL: nothing to do. */
+    void (*begin_step)(void *ctx, gpt_model *m, int step);
+    void (*zero_grad)(void *ctx);
+    double (*grad_sumsq)(void *ctx);
+    /* AdamW step t at lr on scale * grads: -1, or 0 with `what` naming the part left
+     * non-finite ("the parameters of head L0H1"). */
+    int (*update)(void *ctx, float lr, int t, float scale, char *what, size_t n);
+} train_extra;
 
 /* nanoGPT-like defaults: lr 1e-3 -> 1e-4, warmup 100, wd 0.1, betas (0.9, 0.99), clip 1. */
 train_config train_config_default(void);

@@ -27,7 +27,7 @@
 /* Native header words (see sattn/ckpt.h). */
 enum { W_CHECKSUM = 14, W_HAS_SCHED = 16, W_SCHED_END = 30, W_POS = 30, W_ROPE_BASE = 31,
        W_ROPE_SCALE = 32, W_POS_END = 33, W_MIX = 33, W_MIX_END = 36,
-       W_MIX_FLAGS = 36, W_V3_END = 37 };
+       W_MIX_FLAGS = 36, W_DENSE_WARMUP = 37, W_PLAN_HASH = 38, W_V3_END = 40 };
 
 /* What a header says, in either format. */
 typedef struct {
@@ -79,6 +79,9 @@ static void schedule_to_words(const ckpt_schedule *s, uint32_t *h) {
     memcpy(h + W_HAS_SCHED, w, sizeof w);
     for (int i = 0; i < W_MIX_END - W_MIX; i++) h[W_MIX + i] = float_bits(s->mix[i]);
     h[W_MIX_FLAGS] = (uint32_t)s->mix_flags;
+    h[W_DENSE_WARMUP] = (uint32_t)s->dense_warmup;
+    h[W_PLAN_HASH] = (uint32_t)s->plan_hash;
+    h[W_PLAN_HASH + 1] = (uint32_t)(s->plan_hash >> 32);
 }
 
 /* The version-3 header with the checksum words still 0. */
@@ -185,9 +188,11 @@ static ckpt_schedule schedule_from_words(const uint8_t *b) {
     ckpt_schedule s = {(int32_t)rd32(b, 17), (int32_t)rd32(b, 18), (int32_t)rd32(b, 19),
                        (int32_t)rd32(b, 20), bits_float(rd32(b, 21)), bits_float(rd32(b, 22)),
                        bits_float(rd32(b, 23)), bits_float(rd32(b, 24)), bits_float(rd32(b, 25)),
-                       bits_float(rd32(b, 26)), bits_float(rd32(b, 27)), rd64(b, 28), {0}, 0};
+                       bits_float(rd32(b, 26)), bits_float(rd32(b, 27)), rd64(b, 28), {0}, 0, 0, 0};
     for (int i = 0; i < W_MIX_END - W_MIX; i++) s.mix[i] = bits_float(rd32(b, W_MIX + i));
     s.mix_flags = (int)rd32(b, W_MIX_FLAGS);
+    s.dense_warmup = (int32_t)rd32(b, W_DENSE_WARMUP);
+    s.plan_hash = rd64(b, W_PLAN_HASH);
     return s;
 }
 
@@ -233,6 +238,9 @@ static int parse_v2_words(const char *path, const uint8_t *b, ckpt_header *h, sa
     if (has && (unsigned)h->sched.mix_flags > (CKPT_MIX_ANSWERS | CKPT_MIX_VARIED))
         return err_set(e, "%s: header word %d: mix flags %d, expected 0 to 3", path, W_MIX_FLAGS,
                        h->sched.mix_flags);
+    if (has && h->sched.dense_warmup < 0)
+        return err_set(e, "%s: header word %d: dense warm-up %d, expected a step count >= 0", path,
+                       W_DENSE_WARMUP, h->sched.dense_warmup);
     h->head_hash = fnv1a64_header(b, NATIVE_HEADER_WORDS * 4, 4 * W_CHECKSUM);
     return 0;
 }

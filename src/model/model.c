@@ -45,8 +45,8 @@ int gpt_config_check(const gpt_config *c, sattn_err *e) {
     if (c->padded_vocab < c->vocab)
         return err_set(e, "padded_vocab = %d is smaller than vocab = %d", c->padded_vocab,
                        c->vocab);
-    if (c->attn != GPT_ATTN_NAIVE && c->attn != GPT_ATTN_FLASH)
-        return err_set(e, "attn = %d: expected 0 (naive) or 1 (flash)", c->attn);
+    if (c->attn != GPT_ATTN_NAIVE && c->attn != GPT_ATTN_FLASH && c->attn != GPT_ATTN_HOOK)
+        return err_set(e, "attn = %d: expected 0 (naive), 1 (flash) or 2 (hook)", c->attn);
     if (c->vocab > 65536) return err_set(e, "vocab = %d: expected at most 65536", c->vocab);
     if (pos_check(c, e)) return -1;
     double params = 12.0 * c->layers * (double)c->channels * c->channels +
@@ -217,9 +217,8 @@ static void act_sizes(const gpt_config *c, int B, int T, size_t as[GPT_NUM_ACTS]
     as[A_LN1_RSTD] = L * BT;             /* ln1_rstd  (L,B,T) */
     as[A_QKV] = L * BT * 3 * C;          /* qkv       (L,B,T,3C) */
     as[A_ATTY] = L * BT * C;             /* atty      (L,B,T,C) */
-    int flash = c->attn == GPT_ATTN_FLASH;
-    as[A_ATT] = flash ? 0 : L * B * H * T * T; /* att (L,B,H,T,T), naive only */
-    as[A_LSE] = flash ? L * B * H * T : 0;     /* lse (L,B,H,T), flash only */
+    as[A_ATT] = c->attn == GPT_ATTN_NAIVE ? L * B * H * T * T : 0; /* att (L,B,H,T,T), naive only */
+    as[A_LSE] = c->attn == GPT_ATTN_FLASH ? L * B * H * T : 0;     /* lse (L,B,H,T), flash only */
     as[A_ATTPROJ] = L * BT * C;          /* attproj   (L,B,T,C) */
     as[A_RESIDUAL2] = L * BT * C;        /* residual2 (L,B,T,C) */
     as[A_LN2] = L * BT * C;              /* ln2       (L,B,T,C) */
@@ -247,9 +246,9 @@ static void grad_act_sizes(const gpt_config *c, int B, int T, size_t gs[GPT_NUM_
     gs[G_DFCH] = BT * 4 * C;                                    /* dfch      (B,T,4C) */
     gs[G_DFCH_GELU] = BT * 4 * C;                               /* dfch_gelu (B,T,4C) */
     gs[G_DLOGITS] = BT * Vp;                                    /* dlogits   (B,T,Vp) */
-    gs[G_ATT_SCRATCH] = c->attn == GPT_ATTN_FLASH /* att_scratch */
-                            ? flash_scratch_floats(B, T, c->channels, c->heads)
-                            : attention_scratch_floats(B, T, c->heads);
+    gs[G_ATT_SCRATCH] = c->attn == GPT_ATTN_FLASH   ? flash_scratch_floats(B, T, c->channels, c->heads)
+                        : c->attn == GPT_ATTN_NAIVE ? attention_scratch_floats(B, T, c->heads)
+                                                    : 0; /* att_scratch; the hook brings its own */
 }
 
 static double floats_bytes(const size_t *n, int k) {
@@ -288,7 +287,7 @@ static void acts_alloc(gpt_model *m, int B, int T) {
     grad_act_sizes(&m->cfg, B, T, gs);
     acts_free(m);
     m->acts_mem = carve(ap, as, GPT_NUM_ACTS);
-    if (!as[A_ATT]) a->att = NULL; /* flash: no (T,T) buffer; readers of att must check */
+    if (!as[A_ATT]) a->att = NULL; /* flash, hook: no (T,T) buffer; readers of att must check */
     if (!as[A_LSE]) a->lse = NULL;
     m->acts_attn = m->cfg.attn;
     gpt_grad_acts *g = &m->grad_acts;
@@ -297,6 +296,7 @@ static void acts_alloc(gpt_model *m, int B, int T) {
         [G_DQKV] = &g->dqkv,           [G_DFCH] = &g->dfch,           [G_DFCH_GELU] = &g->dfch_gelu,
         [G_DLOGITS] = &g->dlogits,     [G_ATT_SCRATCH] = &g->att_scratch};
     m->grad_acts_mem = carve(gp, gs, GPT_NUM_GRAD_ACTS);
+    if (!gs[G_ATT_SCRATCH]) g->att_scratch = NULL;
     m->inputs = xmalloc(BT * sizeof(int));
     m->targets = xmalloc(BT * sizeof(int));
     m->B = B;
@@ -319,7 +319,7 @@ static void block_forward(gpt_model *m, int l, const float *x, int B, int T) {
     if (c->attn == GPT_ATTN_FLASH) {
         flash_attention_forward(atty, a->lse + (size_t)l * B * c->heads * T, qkv, B, T, C, c->heads);
     } else {
-        float *att = a->att + (size_t)l * B * c->heads * T * T;
+        float *att = a->att ? a->att + (size_t)l * B * c->heads * T * T : NULL;
         if (m->attn) m->attn->forward(m->attn->ctx, l, atty, att, qkv, B, T);
         else attention_forward(atty, att, qkv, B, T, C, c->heads);
     }
@@ -357,6 +357,8 @@ void gpt_forward(gpt_model *m, const int *inputs, const int *targets, int B, int
             die_at(__FILE__, __LINE__, "gpt_forward: token out of range [0, %d)", c->vocab);
     if (c->attn == GPT_ATTN_FLASH && m->attn)
         die_at(__FILE__, __LINE__, "gpt_forward: the sparse-head hook needs naive attention, not flash");
+    if (c->attn == GPT_ATTN_HOOK && !m->attn)
+        die_at(__FILE__, __LINE__, "gpt_forward: attention by the hook (GPT_ATTN_HOOK) without a hook");
     if (!m->acts_mem || B != m->B || T != m->T || m->acts_attn != c->attn) acts_alloc(m, B, T);
     int C = c->channels, BT = B * T, L = c->layers;
     memcpy(m->inputs, inputs, (size_t)BT * sizeof(int));
@@ -421,7 +423,7 @@ static void block_backward(gpt_model *m, int l, const float *x) {
                                  a->lse + (size_t)l * B * c->heads * T, B, T, C, c->heads,
                                  g->att_scratch);
     } else {
-        const float *att = a->att + (size_t)l * B * c->heads * T * T;
+        const float *att = a->att ? a->att + (size_t)l * B * c->heads * T * T : NULL;
         if (m->attn)
             m->attn->backward(m->attn->ctx, l, g->dqkv, g->att_scratch, g->dbuf_c, a->qkv + 3 * lc, att, B, T);
         else

@@ -42,17 +42,25 @@ int train_diverged(sattn_err *e, int step, const char *who, float loss, float gr
 static int train_step(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
                       int *inputs, int *targets, train_progress *p, sattn_err *e) {
     int step = st->step + 1;
+    const train_extra *x = tc->extra;
+    if (x && x->begin_step) x->begin_step(x->ctx, m, st->step);
     task_mix_batch(tc->mix, d, st->step, tc->batch, tc->seq, &st->rng, inputs, targets);
     gpt_forward(m, inputs, targets, tc->batch, tc->seq);
     gpt_zero_grad(m);
+    if (x) x->zero_grad(x->ctx);
     gpt_backward(m);
     p->loss = m->mean_loss;
     p->grad_norm = gpt_grad_norm(m);
+    if (x) p->grad_norm = (float)sqrt((double)p->grad_norm * p->grad_norm + x->grad_sumsq(x->ctx));
     p->lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
     if (!train_step_finite(p->loss, p->grad_norm))
         return train_diverged(e, step, NULL, p->loss, p->grad_norm, NULL);
-    int bad = gpt_update(m, p->lr, &tc->opt, step, gpt_clip_scale(p->grad_norm, tc->clip));
+    float scale = gpt_clip_scale(p->grad_norm, tc->clip);
+    int bad = gpt_update(m, p->lr, &tc->opt, step, scale);
+    char what[96] = "";
+    int badx = x ? x->update(x->ctx, p->lr, step, scale, what, sizeof what) : -1;
     if (bad >= 0) return train_diverged(e, step, NULL, p->loss, p->grad_norm, gpt_param_name(bad));
+    if (badx >= 0) return train_diverged(e, step, NULL, p->loss, p->grad_norm, what);
     return 0;
 }
 

@@ -1,12 +1,10 @@
-/* finetune: end-to-end training of the hybrid model (finetune.h). */
+/* finetune: the sparse heads trained inside train_run (finetune.h). */
 #include "sattn/finetune.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "sattn/hybrid.h"
 
 /* Sum of squares of the head-parameter gradients (fixed order: deterministic). */
 static double sumsq(const float *g, size_t n) {
@@ -33,66 +31,62 @@ static int heads_update(sparse_heads *sh, const hybrid *hy, float *mom, float lr
     return bad;
 }
 
-/* One step (the st->step+1-th, not counted here) of the model and the heads; *p gets the
- * progress numbers. 0, or -1 with e on divergence (train_run's rules: a non-finite loss or
- * gradient norm is not applied; an update that leaves a non-finite value stops the run). */
-static int finetune_step(gpt_model *m, sparse_heads *sh, hybrid *hy, float *mom, train_state *st,
-                         const dataset *d, const train_config *tc, int *in, int *tg, train_progress *p,
-                         sattn_err *e) {
-    int step = st->step + 1;
-    dataset_batch(d, SPLIT_TRAIN, tc->batch, tc->seq, &st->rng, in, tg);
-    gpt_forward(m, in, tg, tc->batch, tc->seq);
-    gpt_zero_grad(m);
-    memset(hy->dparams, 0, hy->n_params * sizeof(float));
-    gpt_backward(m);
-    float gn = gpt_grad_norm(m);
-    p->grad_norm = (float)sqrt((double)gn * gn + sumsq(hy->dparams, hy->n_params));
-    p->loss = m->mean_loss;
-    p->lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
-    if (!train_step_finite(p->loss, p->grad_norm))
-        return train_diverged(e, step, NULL, p->loss, p->grad_norm, NULL);
-    float scale = gpt_clip_scale(p->grad_norm, tc->clip);
-    int bad = gpt_update(m, p->lr, &tc->opt, step, scale);
-    int badh = heads_update(sh, hy, mom, p->lr, step, scale);
-    if (bad >= 0) return train_diverged(e, step, NULL, p->loss, p->grad_norm, gpt_param_name(bad));
-    if (badh >= 0) {
-        char what[64];
-        snprintf(what, sizeof what, "the parameters of head L%dH%d", badh / sh->heads, badh % sh->heads);
-        return train_diverged(e, step, NULL, p->loss, p->grad_norm, what);
-    }
+static void st_begin_step(void *ctx, gpt_model *m, int step) {
+    sparse_train *s = ctx;
+    sparse_train_use(s, m, step >= s->dense_warmup);
+}
+
+static void st_zero_grad(void *ctx) {
+    sparse_train *s = ctx;
+    memset(s->hy.dparams, 0, s->hy.n_params * sizeof(float));
+}
+
+static double st_grad_sumsq(void *ctx) {
+    sparse_train *s = ctx;
+    return sumsq(s->hy.dparams, s->hy.n_params);
+}
+
+static int st_update(void *ctx, float lr, int t, float scale, char *what, size_t n) {
+    sparse_train *s = ctx;
+    int bad = heads_update(s->sh, &s->hy, s->mom, lr, t, scale);
+    if (bad < 0) return -1;
+    snprintf(what, n, "the parameters of head L%dH%d", bad / s->sh->heads, bad % s->sh->heads);
     return 0;
+}
+
+void sparse_train_init(sparse_train *s, sparse_heads *sh, const gpt_model *m, int dense_warmup) {
+    memset(s, 0, sizeof *s);
+    s->sh = sh;
+    hybrid_init(&s->hy, sh, m->cfg.channels, m->cfg.heads);
+    hybrid_enable_param_grads(&s->hy);
+    s->mom = xcalloc(2 * s->hy.n_params + 1, sizeof(float));
+    s->dense_warmup = dense_warmup > 0 ? dense_warmup : 0;
+    s->dense_attn = m->cfg.attn;
+    s->sparse_attn = hybrid_all_sparse(sh) ? GPT_ATTN_HOOK : GPT_ATTN_NAIVE;
+    s->extra = (train_extra){s, st_begin_step, st_zero_grad, st_grad_sumsq, st_update};
+}
+
+void sparse_train_use(sparse_train *s, gpt_model *m, int on) {
+    if (on) hybrid_attach(&s->hy, m);
+    else hybrid_detach(m);
+    m->cfg.attn = on ? s->sparse_attn : s->dense_attn;
+}
+
+void sparse_train_free(sparse_train *s, gpt_model *m) {
+    if (m) sparse_train_use(s, m, 0);
+    hybrid_free(&s->hy);
+    free(s->mom);
+    memset(s, 0, sizeof *s);
 }
 
 int finetune_run(gpt_model *m, sparse_heads *sh, train_state *st, const dataset *d,
                  const train_config *tc, train_progress_fn fn, void *user, float *last_loss,
                  sattn_err *e) {
-    const gpt_config *c = &m->cfg;
-    int B = tc->batch, T = tc->seq, rc = 0;
-    hybrid hy;
-    hybrid_init(&hy, sh, c->channels, c->heads);
-    hybrid_enable_param_grads(&hy);
-    float *mom = xcalloc(2 * hy.n_params + 1, sizeof(float));
-    int *in = xmalloc((size_t)B * T * sizeof(int)), *tg = xmalloc((size_t)B * T * sizeof(int));
-    if (last_loss) *last_loss = NAN;
-    double t0 = time_now();
-    int first = st->step;
-    hybrid_attach(&hy, m);
-    while (st->step < tc->steps) {
-        train_progress p = {.steps = tc->steps, .val_loss = -1.0f};
-        if ((rc = finetune_step(m, sh, &hy, mom, st, d, tc, in, tg, &p, e)) != 0) break;
-        st->step++;
-        st->has_optim = 1;
-        if (last_loss) *last_loss = p.loss;
-        if (!fn) continue;
-        double dt = time_now() - t0;
-        int done = st->step - first;
-        p.step = st->step;
-        p.tokens_per_s = (double)done * B * T / dt;
-        p.eta_s = dt / done * (tc->steps - st->step);
-        fn(&p, user);
-    }
-    hybrid_detach(m);
-    free(mom), free(in), free(tg);
-    hybrid_free(&hy);
+    sparse_train s;
+    sparse_train_init(&s, sh, m, 0);
+    train_config t = *tc;
+    t.extra = &s.extra;
+    int rc = train_run(m, st, d, &t, fn, user, last_loss, e);
+    sparse_train_free(&s, m);
     return rc;
 }

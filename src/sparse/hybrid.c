@@ -19,8 +19,10 @@ void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
     hy->off_f = xcalloc((size_t)n, sizeof(size_t));
     hy->off_p = xcalloc((size_t)n, sizeof(size_t));
     hy->skip = xcalloc((size_t)n, 1);
+    hy->dense_in_layer = xcalloc((size_t)sh->layers, 1);
     for (int i = 0; i < n; i++) {
         hy->skip[i] = sh->h[i].spec.sel != SEL_DENSE;
+        if (!hy->skip[i]) hy->dense_in_layer[i / sh->heads] = 1;
         hy->off_p[i] = hy->n_params;
         hy->n_params += sh->h[i].n_sel + sh->h[i].n_fn;
     }
@@ -45,14 +47,15 @@ static void widen_rows(int *idx, float *score, int T, int kt, int K) {
     }
 }
 
-/* Lays out selection and cache buffers for batch shape (B, T). */
-static void hybrid_size(hybrid *hy, int B, int T) {
-    if (hy->ints && hy->B == B && hy->T == T) return;
+/* The buffer layout at batch shape (B, T): per head the offsets into ints and floats (when
+ * off_i, off_f are given), and the totals (ints, floats, per-thread selector scratch). */
+static void layout(const hybrid *hy, int B, int T, size_t *off_i, size_t *off_f, size_t *ni_out,
+                   size_t *nf_out, size_t *work_out) {
     const sparse_heads *sh = hy->sh;
     size_t ni = 0, nf = 0, work = 0;
     for (int i = 0; i < sh->layers * sh->heads; i++) {
         const head_spec *s = &sh->h[i].spec;
-        hy->off_i[i] = ni, hy->off_f[i] = nf;
+        if (off_i) off_i[i] = ni, off_f[i] = nf;
         if (s->sel == SEL_DENSE) continue;
         int kmax = slot_width(hy, s, T);
         ni += (size_t)B * T * kmax + (size_t)B * T;
@@ -60,6 +63,27 @@ static void hybrid_size(hybrid *hy, int B, int T) {
         size_t w = selector_work_floats(s, sh->hs, T);
         work = w > work ? w : work;
     }
+    *ni_out = ni, *nf_out = nf, *work_out = work;
+}
+
+double hybrid_mem_bytes(const hybrid *hy, int B, int T, int threads) {
+    size_t ni, nf, work;
+    layout(hy, B, T, NULL, NULL, &ni, &nf, &work);
+    return (double)(ni + 1) * sizeof(int) + (double)(nf + 1) * sizeof(float) +
+           ((double)threads * work + 1) * sizeof(float) + (double)(hy->n_params + 1) * 3 * sizeof(float);
+}
+
+int hybrid_all_sparse(const sparse_heads *sh) {
+    for (int i = 0; i < sh->layers * sh->heads; i++)
+        if (sh->h[i].spec.sel == SEL_DENSE) return 0;
+    return 1;
+}
+
+/* Lays out selection and cache buffers for batch shape (B, T). */
+static void hybrid_size(hybrid *hy, int B, int T) {
+    if (hy->ints && hy->B == B && hy->T == T) return;
+    size_t ni, nf, work;
+    layout(hy, B, T, hy->off_i, hy->off_f, &ni, &nf, &work);
     free(hy->ints), free(hy->floats), free(hy->work);
     hy->ints = xmalloc((ni + 1) * sizeof(int));
     hy->floats = xmalloc_aligned((nf + 1) * sizeof(float));
@@ -99,6 +123,9 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
     hybrid *hy = ctx;
     const sparse_heads *sh = hy->sh;
     int C = hy->C, H = hy->H, hs = sh->hs;
+    if (!att && (dense_by_length(hy, T) || hy->dense_in_layer[layer]))
+        die_at(__FILE__, __LINE__, "hybrid: layer %d has dense heads to run but the model has no T x T "
+                                   "buffer (GPT_ATTN_HOOK is for all-sparse plans at every length)", layer);
     if (dense_by_length(hy, T)) {
         /* the very call the dense model makes, so the numbers are bitwise the dense
          * model's; no sparse buffers are sized */
@@ -108,7 +135,7 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
     }
     hy->fwd_sparse++;
     hybrid_size(hy, B, T);
-    attention_forward_skip(out, att, qkv, B, T, C, H, hy->skip + layer * H);
+    if (hy->dense_in_layer[layer]) attention_forward_skip(out, att, qkv, B, T, C, H, hy->skip + layer * H);
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
@@ -137,7 +164,8 @@ static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, c
         attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, H);
         return;
     }
-    attention_backward_skip(dqkv, scratch, dout, qkv, att, B, T, C, H, hy->skip + layer * H);
+    if (hy->dense_in_layer[layer])
+        attention_backward_skip(dqkv, scratch, dout, qkv, att, B, T, C, H, hy->skip + layer * H);
 #pragma omp parallel for schedule(dynamic)
     for (int h = 0; h < H; h++) {
         int i = layer * H + h;
@@ -169,7 +197,7 @@ void hybrid_set_dense_below(hybrid *hy, int dense_below) {
 }
 
 void hybrid_free(hybrid *hy) {
-    free(hy->off_i), free(hy->off_f), free(hy->off_p), free(hy->skip);
+    free(hy->off_i), free(hy->off_f), free(hy->off_p), free(hy->skip), free(hy->dense_in_layer);
     free(hy->ints), free(hy->floats), free(hy->work), free(hy->dparams);
     memset(hy, 0, sizeof *hy);
 }

@@ -32,5 +32,17 @@ vg train --data "$tmp/d.txt" --out "$tmp/s.ckpt" "${tiny[@]}" --steps 4 --stop-a
 vg train --data "$tmp/d.txt" --out "$tmp/s.ckpt" "${tiny[@]}" --steps 4 --resume "$tmp/s.ckpt" --attn "$plan" \
    --dense-warmup 1 --heads-out "$tmp/s.heads" > /dev/null 2>&1
 vg loss --model "$tmp/s.ckpt" --heads "$tmp/s.heads" --data "$tmp/d.txt" > /dev/null
+# long context (docs/long.md): RoPE + flash with the task mix, context extension, the KV
+# cache (dense and with sparse heads), the passkey grid, bench-generate
+rope=(--layers 1 --heads 2 --dim 16 --batch 2 --threads 2 --pos rope)
+vg train --data "$tmp/d.txt" --out "$tmp/r.ckpt" "${rope[@]}" --seq 128 --steps 2 --attn flash \
+   --mix passkey:0.5,mqar:0.25 --mix-loss answers --mix-length varied > /dev/null 2>&1
+vg train --data "$tmp/d.txt" --out "$tmp/r2.ckpt" --init-from "$tmp/r.ckpt" --seq 256 --batch 1 --steps 1 \
+   --threads 2 --attn flash --rope-extend ntk > /dev/null 2>&1
+vg sample --model "$tmp/r2.ckpt" --prompt "Hi" --tokens 8 --seq 300 > /dev/null
+vg sample --model "$tmp/s.ckpt" --heads "$tmp/s.heads" --prompt "Hi" --tokens 8 > /dev/null
+vg task --model "$tmp/r2.ckpt" --task passkey --lengths 128,256 --depths 2 --samples 1 --threads 2 > /dev/null
+vg bench-generate --model "$tmp/r2.ckpt" --contexts 64,128 --runs 1 --steps 2 --threads 2 > /dev/null
 vg bench --dims 64 --seqs 37 --ks 8,32 --runs 1 --threads 2 --csv "$tmp/b.csv" > /dev/null
-echo "valgrind: train, resume, llm.c format, loss, sample, bad file, native sparse train/resume/loss, bench: clean"
+echo "valgrind: train, resume, llm.c format, loss, sample, bad file, native sparse train/resume/loss," \
+     "RoPE + flash + task mix, extension, KV-cache sample (dense, sparse), task, bench-generate, bench: clean"

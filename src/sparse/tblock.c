@@ -1,0 +1,413 @@
+/* tblock: tile-shared block-sparse attention (see include/sattn/tblock.h, docs/tblock.md).
+ *
+ * The kernels are flash.c's, on the tile-shared selection: src/nn/flash_tile.h's packing,
+ * 6 x 16 register-blocked products and softmax passes, with the tile width ldt a parameter.
+ * A query tile of b queries (tile i) against a kept key block of b keys (block j) is one
+ * flash tile pair; only the tile's own block (j = i, first key = first query) is causal and
+ * takes the diagonal mask and the skipped upper blocks.
+ *
+ * Tile shapes for b queries / keys: score tiles S^T (keys x ldt), ldt = b rounded up to 6
+ * then to 16, so it covers both the 16-column blocks of S^T (ni = b rounded to 16 queries) and
+ * the 6-row blocks of the accumulators (nr = b rounded to 6 queries). At b = 64 S^T is
+ * computed on 64 query columns, not 80: the columns [ni, nr) that the accumulator rows past
+ * ni read are zeros (P = 0 for queries that do not exist). Keys are computed in 6-row blocks
+ * (nj = nk rounded to 6); the rows past nk are ignored (the softmax and every product over
+ * keys take nk terms). */
+#include "sattn/tblock.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/flash_tile.h"
+#include "sattn/sparse.h"
+
+int tblock_sel_init(tblock_sel *s, int B, int H, int T, int b, int n, sattn_err *e) {
+    memset(s, 0, sizeof *s);
+    if (B < 1 || H < 1 || T < 1 || b < 1 || n < 1)
+        return err_set(e, "tblock: B=%d H=%d T=%d b=%d n=%d: expected all >= 1", B, H, T, b, n);
+    s->B = B, s->H = H, s->T = T, s->b = b, s->ntiles = (T + b - 1) / b;
+    s->n = ft_imin(n, s->ntiles);
+    size_t tiles = (size_t)B * H * s->ntiles;
+    s->blocks = xmalloc(tiles * s->n * sizeof(int));
+    s->count = xmalloc(tiles * sizeof(int));
+    return 0;
+}
+
+void tblock_sel_free(tblock_sel *s) {
+    free(s->blocks), free(s->count);
+    memset(s, 0, sizeof *s);
+}
+
+double tblock_pairs(const tblock_sel *s) {
+    double pairs = 0;
+    for (size_t bh = 0; bh < (size_t)s->B * s->H; bh++)
+        for (int i = 0; i < s->ntiles; i++) {
+            double nq = ft_imin(s->b, s->T - i * s->b), c = s->count[bh * s->ntiles + i];
+            pairs += nq * (c - 1) * s->b + nq * (nq + 1) / 2;
+        }
+    return pairs;
+}
+
+/* ------------------------------------------------------------------ selection */
+
+/* mean[d] = (1/n) sum_{r<n} x[r ld + d]: a block's mean key or a tile's pooled query. */
+static void row_mean(float *mean, const float *x, size_t ld, int n, int hs) {
+    memset(mean, 0, (size_t)hs * sizeof(float));
+    for (int r = 0; r < n; r++) fk_add(mean, x + (size_t)r * ld, hs, 1.0f);
+    for (int d = 0; d < hs; d++) mean[d] /= (float)n;
+}
+
+static void sort_ints(int *x, int n) {
+    for (int a = 1; a < n; a++)
+        for (int c = a; c > 0 && x[c - 1] > x[c]; c--) {
+            int t = x[c];
+            x[c] = x[c - 1], x[c - 1] = t;
+        }
+}
+
+/* One (batch row, head): q, k its row 0 (stride ld). work: (ntiles + 1) hs + ntiles + n
+ * floats, ix: n ints. Tile i scores blocks j < i by qbar_i . kbar_j (all complete: block
+ * j ends at (j + 1) b <= i b < T), keeps the top n-1 (selector_topk: ties to the earlier
+ * block), sorts them and appends i. */
+static void select_head(const tblock_sel *s, int bh, const float *q, const float *k, size_t ld, int hs,
+                        float *work, int *ix) {
+    int b = s->b, nt = s->ntiles;
+    float *kbar = work, *qbar = kbar + (size_t)nt * hs, *row = qbar + hs, *sc = row + nt;
+    for (int j = 0; j + 1 < nt; j++) row_mean(kbar + (size_t)j * hs, k + (size_t)j * b * ld, ld, b, hs);
+    for (int i = 0; i < nt; i++) {
+        int *kept = s->blocks + ((size_t)bh * nt + i) * s->n;
+        row_mean(qbar, q + (size_t)i * b * ld, ld, ft_imin(b, s->T - i * b), hs);
+        for (int j = 0; j < i; j++) {
+            float dot = 0.0f;
+            for (int d = 0; d < hs; d++) dot += qbar[d] * kbar[(size_t)j * hs + d];
+            row[j] = dot;
+        }
+        int c = selector_topk(row, i, s->n - 1, sc, ix);
+        sort_ints(ix, c);
+        for (int a = 0; a < s->n; a++) kept[a] = a < c ? ix[a] : a == c ? i : -1;
+        s->count[(size_t)bh * nt + i] = c + 1;
+    }
+}
+
+void tblock_select(tblock_sel *s, const float *qkv, int C) {
+    int hs = C / s->H, BH = s->B * s->H;
+    size_t ld = (size_t)3 * C;
+#pragma omp parallel
+    {
+        float *work = xmalloc(((size_t)(s->ntiles + 1) * hs + s->ntiles + s->n) * sizeof(float));
+        int *ix = xmalloc((size_t)s->n * sizeof(int));
+#pragma omp for schedule(dynamic)
+        for (int bh = 0; bh < BH; bh++) {
+            const float *q = qkv + (size_t)(bh / s->H) * s->T * ld + (size_t)(bh % s->H) * hs;
+            select_head(s, bh, q, q + C, ld, hs, work, ix);
+        }
+        free(work), free(ix);
+    }
+}
+
+/* ------------------------------------------------------------------ shared shapes */
+
+/* The tile geometry shared by forward and backward: hs, hsp (hs rounded to 16), ldp (packed
+ * row stride), ldt (score tile width), rows (the most key or query rows of a tile: b rounded
+ * to 6), scale = 1/sqrt(hs). */
+typedef struct {
+    int hs, hsp, ldp, ldt, rows, b, T, C;
+    float scale;
+} tb_geom;
+
+static tb_geom geom_of(const tblock_sel *s, int C) {
+    tb_geom g = {.hs = C / s->H, .b = s->b, .T = s->T, .C = C};
+    g.hsp = ft_round_up(g.hs, FK_NR), g.ldp = ft_row_stride(g.hs);
+    g.rows = ft_round_up(s->b, FK_MR), g.ldt = ft_round_up(g.rows, FK_NR);
+    g.scale = 1.0f / sqrtf((float)g.hs);
+    return g;
+}
+
+/* Queries nq of tile i, and its accumulator rows nr and score columns ni. */
+typedef struct {
+    int q0, nq, nr, ni;
+} tb_tile;
+
+static tb_tile tile_of(const tb_geom *g, int i) {
+    tb_tile t = {i * g->b, ft_imin(g->b, g->T - i * g->b), 0, 0};
+    t.nr = ft_round_up(t.nq, FK_MR), t.ni = ft_round_up(t.nq, FK_NR);
+    return t;
+}
+
+/* St[j][c] = 0 for j < nj, ni <= c < nr: the P^T (or dS^T) entries of accumulator rows that
+ * are no query (nr > ni happens at b = 64: 66 rows, 64 columns). */
+static void zero_cols(float *St, int ldt, int nj, const tb_tile *t) {
+    for (int j = 0; j < nj; j++)
+        for (int c = t->ni; c < t->nr; c++) St[(size_t)j * ldt + c] = 0.0f;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+/* A thread's forward buffers. Kp, Vp: the packed keys and values of one head (`head` = b H +
+ * h), block j packed on first use (packed[j]); consecutive tasks of a thread are mostly tiles
+ * of the same head, so its blocks are packed about once per thread. Rows past T stay zero. */
+typedef struct {
+    float *Qt, *Kp, *Vp, *St, *O, *m, *l, *alpha;
+    unsigned char *packed;
+    long head;
+} fwd_buf;
+
+static fwd_buf fwd_buf_make(const tb_geom *g, int ntiles) {
+    fwd_buf f = {.head = -1};
+    size_t t = (size_t)g->ldt, r = (size_t)g->rows, kv = ((size_t)ntiles * g->b + FK_MR) * g->ldp;
+    size_t n = (size_t)g->hs * t + 2 * kv + r * t + r * g->ldp + 3 * t;
+    f.Qt = xmalloc_aligned(n * sizeof(float));
+    memset(f.Qt, 0, n * sizeof(float));
+    f.Kp = f.Qt + (size_t)g->hs * t, f.Vp = f.Kp + kv, f.St = f.Vp + kv, f.O = f.St + r * t;
+    f.m = f.O + r * g->ldp, f.l = f.m + t, f.alpha = f.l + t;
+    f.packed = xcalloc((size_t)ntiles, 1);
+    return f;
+}
+
+/* A head's views: q its row 0 in qkv (k, v at +C, +2C; stride 3C), o in out (stride C), lse
+ * (stride 1), its kept blocks per tile (kept + i n, count[i] of them). */
+typedef struct {
+    const float *q;
+    float *o, *lse;
+    const int *kept, *count;
+    long id;
+} fwd_head;
+
+static void fwd_pack_block(fwd_buf *f, const tb_geom *g, const fwd_head *hd, int j, int ntiles) {
+    if (f->head != hd->id) f->head = hd->id, memset(f->packed, 0, (size_t)ntiles);
+    if (f->packed[j]) return;
+    size_t ld = (size_t)3 * g->C, off = (size_t)j * g->b * g->ldp;
+    int n = ft_imin(g->b, g->T - j * g->b);
+    const float *k = hd->q + g->C + (size_t)j * g->b * ld;
+    ft_pack_rows(f->Kp + off, g->ldp, n, k, ld, n, g->hs, 1.0f);
+    ft_pack_rows(f->Vp + off, g->ldp, n, k + g->C, ld, n, g->hs, 1.0f);
+    f->packed[j] = 1;
+}
+
+/* Tile i of one head over its kept blocks j (ascending), keys [j b, j b + nk):
+ *   S^T = K_j (scale Q_i)^T (the own block j = i masked causally);
+ *   m' = max(m, max S), P = exp(S - m'), l' = l e^{m - m'} + sum P, O = e^{m - m'} O + P V_j;
+ * finally o_t = O_t / l_t, lse_t = m_t + log l_t. */
+static void fwd_tile(fwd_buf *f, const tb_geom *g, const fwd_head *hd, int i, int n, int ntiles) {
+    size_t ld = (size_t)3 * g->C;
+    int ldt = g->ldt, ldp = g->ldp, hs = g->hs;
+    tb_tile t = tile_of(g, i);
+    ft_pack_cols(f->Qt, ldt, hd->q + (size_t)t.q0 * ld, ld, t.nq, hs, g->scale);
+    memset(f->O, 0, sizeof(float) * (size_t)t.nr * ldp);
+    for (int c = 0; c < ldt; c++) f->m[c] = -INFINITY, f->l[c] = 0.0f, f->alpha[c] = 0.0f;
+    zero_cols(f->St, ldt, g->rows, &t);
+    const int *kept = hd->kept + (size_t)i * n;
+    for (int a = 0; a < hd->count[i]; a++) {
+        int j = kept[a], diag = j == i, k0 = j * g->b, nk = diag ? t.nq : g->b, nj = ft_round_up(nk, FK_MR);
+        fwd_pack_block(f, g, hd, j, ntiles);
+        const float *Kp = f->Kp + (size_t)k0 * ldp, *Vp = f->Vp + (size_t)k0 * ldp;
+        ft_tile_nt(f->St, ldt, Kp, ldp, f->Qt, hs, nj, t.ni, diag, -INFINITY, nk, t.nq);
+        if (diag) ft_mask_diag(f->St, ldt, nj, t.ni, k0, t.q0);
+        ft_online_softmax(f->St, ldt, f->m, f->l, f->alpha, nk, t.ni);
+        ft_tile_acc(f->O, ldp, g->hsp, t.nr, f->alpha, f->St, 1, ldt, Vp, nk, diag, t.nq, hs);
+    }
+    for (int r = 0; r < t.nq; r++) {
+        float inv = 1.0f / f->l[r], *orow = hd->o + (size_t)(t.q0 + r) * g->C;
+        for (int d = 0; d < hs; d++) orow[d] = f->O[(size_t)r * ldp + d] * inv;
+        hd->lse[t.q0 + r] = f->m[r] + logf(f->l[r]);
+    }
+}
+
+static fwd_head fwd_head_of(const tblock_sel *s, const tb_geom *g, float *out, float *lse, const float *qkv,
+                            int bb, int h) {
+    size_t bh = (size_t)bb * s->H + h;
+    fwd_head hd = {qkv + (size_t)bb * s->T * 3 * g->C + (size_t)h * g->hs,
+                   out + (size_t)bb * s->T * g->C + (size_t)h * g->hs, lse + bh * s->T,
+                   s->blocks + bh * s->ntiles * s->n, s->count + bh * s->ntiles, (long)bh};
+    return hd;
+}
+
+void tblock_forward(float *out, float *lse, const float *qkv, int C, const tblock_sel *s) {
+    tb_geom g = geom_of(s, C);
+#pragma omp parallel
+    {
+        fwd_buf f = fwd_buf_make(&g, s->ntiles);
+#pragma omp for collapse(3) schedule(dynamic)
+        for (int bb = 0; bb < s->B; bb++)
+            for (int h = 0; h < s->H; h++)
+                for (int i = 0; i < s->ntiles; i++) {
+                    fwd_head hd = fwd_head_of(s, &g, out, lse, qkv, bb, h);
+                    fwd_tile(&f, &g, &hd, i, s->n, s->ntiles);
+                }
+        free(f.Qt), free(f.packed);
+    }
+}
+
+/* ------------------------------------------------------------------ backward */
+
+/* How the backward is split (deterministic, no atomics; B = 1 and 4 heads keep 2 threads
+ * busy): task (b, h, key block j) owns dK_j and dV_j, sums over the tiles i that kept j (the
+ * inverted selection, ascending i). Each pair (i, j) is computed once (5 products, as in
+ * flash.c). Its dQ_i contribution: for j = i (the own block) the task adds it into dqkv
+ * directly (it is the only writer of tile i's dQ rows during the task phase); for the c - 1
+ * earlier kept blocks it goes to the tile's partial slot a (j's place in the sorted list),
+ * and after a barrier dQ_i += slot 0 + slot 1 + ... in that fixed order. */
+
+/* The inverted selection of one (b, h): for block j, entries off[j] .. off[j+1]-1 of ent are
+ * i (n - 1) + a: tile i keeps j as its earlier block number a (a = n - 1: its own block). */
+static void invert_head(const tblock_sel *s, int bh, int *off, int *ent) {
+    int nt = s->ntiles, n = s->n;
+    memset(off, 0, (size_t)(nt + 1) * sizeof(int));
+    for (int i = 0; i < nt; i++)
+        for (int a = 0; a < s->count[(size_t)bh * nt + i]; a++) off[s->blocks[((size_t)bh * nt + i) * n + a] + 1]++;
+    for (int j = 0; j < nt; j++) off[j + 1] += off[j];
+    for (int i = 0; i < nt; i++) {
+        int c = s->count[(size_t)bh * nt + i];
+        for (int a = 0; a < c; a++) {
+            int j = s->blocks[((size_t)bh * nt + i) * n + a];
+            ent[off[j]++] = i * n + (a == c - 1 ? n - 1 : a);
+        }
+    }
+    for (int j = nt; j > 0; j--) off[j] = off[j - 1]; /* the cursors ended at the next start */
+    off[0] = 0;
+}
+
+typedef struct {
+    float *Kp, *Vp, *dK, *dV;         /* the task's key block: rows x ldp */
+    float *Qt, *dOt, *Qn, *dOn, *dQ; /* the current query tile */
+    float *St, *dPt, *L, *D;          /* scores, dP (rows x ldt); lse, D of the query tile */
+} bwd_buf;
+
+static bwd_buf bwd_buf_make(const tb_geom *g) {
+    bwd_buf w;
+    size_t r = (size_t)g->rows, t = (size_t)g->ldt, p = r * g->ldp;
+    size_t n = 7 * p + 2 * (size_t)g->hs * t + 2 * r * t + 2 * t;
+    w.Kp = xmalloc_aligned(n * sizeof(float));
+    w.Vp = w.Kp + p, w.dK = w.Vp + p, w.dV = w.dK + p, w.Qn = w.dV + p, w.dOn = w.Qn + p, w.dQ = w.dOn + p;
+    w.Qt = w.dQ + p, w.dOt = w.Qt + (size_t)g->hs * t, w.St = w.dOt + (size_t)g->hs * t, w.dPt = w.St + r * t;
+    w.L = w.dPt + r * t, w.D = w.L + t;
+    return w;
+}
+
+/* One head's views for the backward: q (row 0 of qkv; stride 3C), dout (stride C), lse, D
+ * (stride 1), its dQ columns of dqkv (stride 3C), its dQ partial slots (tile i, slot a at
+ * part + ((i (n - 1) + a) b hs), rows of hs). */
+typedef struct {
+    const float *q, *dout, *lse, *D;
+    float *dq, *part;
+} bwd_head;
+
+/* Packs query tile t: scale Q^T, dO^T, and Q, dO by rows; lse (+inf past nq: P = 0 there), D
+ * (0 past nq); zeroes dQ and the dS^T columns of rows that are no query. */
+static void bwd_pack_query(bwd_buf *w, const tb_geom *g, const bwd_head *hd, const tb_tile *t, int nj) {
+    size_t ld = (size_t)3 * g->C;
+    const float *Q = hd->q + (size_t)t->q0 * ld, *dO = hd->dout + (size_t)t->q0 * g->C;
+    ft_pack_cols(w->Qt, g->ldt, Q, ld, t->nq, g->hs, g->scale);
+    ft_pack_cols(w->dOt, g->ldt, dO, (size_t)g->C, t->nq, g->hs, 1.0f);
+    ft_pack_rows(w->Qn, g->ldp, t->nr, Q, ld, t->nq, g->hs, 1.0f);
+    ft_pack_rows(w->dOn, g->ldp, t->nr, dO, (size_t)g->C, t->nq, g->hs, 1.0f);
+    for (int c = 0; c < g->ldt; c++) {
+        w->L[c] = c < t->nq ? hd->lse[t->q0 + c] : INFINITY;
+        w->D[c] = c < t->nq ? hd->D[t->q0 + c] : 0.0f;
+    }
+    memset(w->dQ, 0, sizeof(float) * (size_t)t->nr * g->ldp);
+    zero_cols(w->dPt, g->ldt, nj, t);
+}
+
+/* One pair: the task's key block (keys [k0, k0 + nk)) against query tile t:
+ *   S^T = K (scale Q)^T;  dP^T = V dO^T;  P = exp(S - lse) (0 above the diagonal);
+ *   dS = P (dP - D);  dV += P^T dO;  dK += dS^T Q;  dQ = dS K   (dK, dQ scaled when stored). */
+static void bwd_pair(bwd_buf *w, const tb_geom *g, int k0, int nk, const tb_tile *t) {
+    int ldt = g->ldt, ldp = g->ldp, hs = g->hs, hsp = g->hsp, nj = ft_round_up(nk, FK_MR), diag = k0 == t->q0;
+    ft_tile_nt(w->St, ldt, w->Kp, ldp, w->Qt, hs, nj, t->ni, diag, -INFINITY, nk, t->nq);
+    ft_tile_nt(w->dPt, ldt, w->Vp, ldp, w->dOt, hs, nj, t->ni, diag, 0.0f, nk, t->nq);
+    if (diag) ft_mask_diag(w->St, ldt, nj, t->ni, k0, t->q0);
+    ft_bwd_softmax(w->St, w->dPt, ldt, w->L, w->D, nj, t->ni);
+    ft_tile_acc(w->dV, ldp, hsp, nj, NULL, w->St, ldt, 1, w->dOn, t->nq, 2 * diag, nk, hs);
+    ft_tile_acc(w->dK, ldp, hsp, nj, NULL, w->dPt, ldt, 1, w->Qn, t->nq, 2 * diag, nk, hs);
+    ft_tile_acc(w->dQ, ldp, hsp, t->nr, NULL, w->dPt, 1, ldt, w->Kp, nk, diag, t->nq, hs);
+}
+
+/* Task (b, h, j): packs block j, then each pair with the tiles that kept it (ent[0..ne)),
+ * storing scale dQ (own block: into dqkv; else: into the tile's slot); then adds scale dK
+ * and dV into dqkv (block j's rows: this task's alone). */
+static void bwd_block(bwd_buf *w, const tb_geom *g, const bwd_head *hd, int j, const int *ent, int ne, int n) {
+    size_t ld = (size_t)3 * g->C;
+    int k0 = j * g->b, nk = ft_imin(g->b, g->T - k0), nj = ft_round_up(nk, FK_MR), hs = g->hs, ldp = g->ldp;
+    ft_pack_rows(w->Kp, ldp, nj, hd->q + g->C + (size_t)k0 * ld, ld, nk, hs, 1.0f);
+    ft_pack_rows(w->Vp, ldp, nj, hd->q + 2 * g->C + (size_t)k0 * ld, ld, nk, hs, 1.0f);
+    memset(w->dK, 0, sizeof(float) * (size_t)nj * ldp);
+    memset(w->dV, 0, sizeof(float) * (size_t)nj * ldp);
+    for (int e = 0; e < ne; e++) {
+        int i = ent[e] / n, a = ent[e] % n;
+        tb_tile t = tile_of(g, i);
+        bwd_pack_query(w, g, hd, &t, nj);
+        bwd_pair(w, g, k0, nk, &t);
+        for (int r = 0; r < t.nq; r++) {
+            const float *src = w->dQ + (size_t)r * ldp;
+            if (a == n - 1) fk_add(hd->dq + (size_t)(t.q0 + r) * ld, src, hs, g->scale);
+            else fk_copy(hd->part + (((size_t)i * (n - 1) + a) * g->b + r) * hs, src, hs, g->scale);
+        }
+    }
+    for (int r = 0; r < nk; r++) {
+        fk_add(hd->dq + (size_t)(k0 + r) * ld + g->C, w->dK + (size_t)r * ldp, hs, g->scale);
+        fk_add(hd->dq + (size_t)(k0 + r) * ld + 2 * g->C, w->dV + (size_t)r * ldp, hs, 1.0f);
+    }
+}
+
+/* dQ_i += slot 0 + slot 1 + ... + slot c-2 of tile i (the earlier kept blocks, ascending). */
+static void bwd_reduce_tile(const tb_geom *g, const bwd_head *hd, int i, int c, int n) {
+    tb_tile t = tile_of(g, i);
+    for (int r = 0; r < t.nq; r++) {
+        float *dst = hd->dq + (size_t)(t.q0 + r) * 3 * g->C;
+        for (int a = 0; a + 1 < c; a++)
+            fk_add(dst, hd->part + (((size_t)i * (n - 1) + a) * g->b + r) * g->hs, g->hs, 1.0f);
+    }
+}
+
+size_t tblock_scratch_floats(const tblock_sel *s, int C) {
+    size_t bh = (size_t)s->B * s->H, hs = (size_t)(C / s->H);
+    return bh * s->T + bh * s->ntiles * (size_t)(s->n - 1) * s->b * hs;
+}
+
+static bwd_head bwd_head_of(const tblock_sel *s, const tb_geom *g, float *dqkv, const float *dout,
+                            const float *qkv, const float *lse, const float *scratch, int bb, int h) {
+    size_t bh = (size_t)bb * s->H + h, row = (size_t)bb * s->T * 3 * g->C + (size_t)h * g->hs;
+    size_t slots = (size_t)s->ntiles * (s->n - 1) * s->b * g->hs;
+    bwd_head hd = {qkv + row, dout + (size_t)bb * s->T * g->C + (size_t)h * g->hs, lse + bh * s->T,
+                   scratch + bh * s->T, dqkv + row, (float *)scratch + (size_t)s->B * s->H * s->T + bh * slots};
+    return hd;
+}
+
+/* (long: the parallel region's four phases, each a loop over its tasks, read best together)
+ * D per (b, h); the inverted selection per (b, h); the (b, h, key block) tasks; the fixed-order
+ * dQ reduction per (b, h, tile). Each thread owns its tile buffers; the phases are separated by
+ * the implicit barriers of the omp for loops. */
+void tblock_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+                     const float *lse, int C, const tblock_sel *s, float *scratch) {
+    tb_geom g = geom_of(s, C);
+    int B = s->B, H = s->H, nt = s->ntiles, n = s->n;
+    int *off = xmalloc((size_t)B * H * (nt + 1) * sizeof(int));
+    int *ent = xmalloc((size_t)B * H * nt * n * sizeof(int));
+#pragma omp parallel
+    {
+        bwd_buf w = bwd_buf_make(&g);
+        ft_bwd_dot(scratch, dout, out, B, s->T, C, H);
+#pragma omp for schedule(static)
+        for (int bh = 0; bh < B * H; bh++) invert_head(s, bh, off + (size_t)bh * (nt + 1), ent + (size_t)bh * nt * n);
+#pragma omp for collapse(3) schedule(dynamic)
+        for (int bb = 0; bb < B; bb++)
+            for (int h = 0; h < H; h++)
+                for (int j = 0; j < nt; j++) {
+                    size_t bh = (size_t)bb * H + h;
+                    const int *o = off + bh * (nt + 1);
+                    bwd_head hd = bwd_head_of(s, &g, dqkv, dout, qkv, lse, scratch, bb, h);
+                    bwd_block(&w, &g, &hd, j, ent + bh * nt * n + o[j], o[j + 1] - o[j], n);
+                }
+#pragma omp for collapse(3) schedule(static)
+        for (int bb = 0; bb < B; bb++)
+            for (int h = 0; h < H; h++)
+                for (int i = 0; i < nt; i++) {
+                    bwd_head hd = bwd_head_of(s, &g, dqkv, dout, qkv, lse, scratch, bb, h);
+                    bwd_reduce_tile(&g, &hd, i, s->count[((size_t)bb * H + h) * nt + i], n);
+                }
+        free(w.Kp);
+    }
+    free(off), free(ent);
+}

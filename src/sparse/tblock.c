@@ -7,12 +7,12 @@
  * takes the diagonal mask and the skipped upper blocks.
  *
  * Tile shapes for b queries / keys: score tiles S^T (keys x ldt), ldt = b rounded up to 6
- * then to 16, so it covers both the 16-column blocks of S^T (ni = b rounded to 16 queries) and
- * the 6-row blocks of the accumulators (nr = b rounded to 6 queries). At b = 64 S^T is
- * computed on 64 query columns, not 80: the columns [ni, nr) that the accumulator rows past
- * ni read are zeros (P = 0 for queries that do not exist). Keys are computed in 6-row blocks
- * (nj = nk rounded to 6); the rows past nk are ignored (the softmax and every product over
- * keys take nk terms). */
+ * then to 16, so it covers both the 16-column blocks of S^T (ni = nq rounded to 16 queries)
+ * and the 6-row blocks of the query accumulators (nr = nq rounded to 6). At b = 64 S^T is
+ * computed on 64 query columns, not flash's 80 (64 rounded to 6, then to 16): accumulator
+ * row r reads only column r of P^T (dS^T), so rows past nq, which are never stored, may read
+ * stale columns [ni, nr). Keys are computed in 6-row blocks (nj = nk rounded to 6); the rows
+ * past nk are ignored (the softmax and every product over keys take nk terms). */
 #include "sattn/tblock.h"
 
 #include <math.h>
@@ -135,13 +135,6 @@ static tb_tile tile_of(const tb_geom *g, int i) {
     return t;
 }
 
-/* St[j][c] = 0 for j < nj, ni <= c < nr: the P^T (or dS^T) entries of accumulator rows that
- * are no query (nr > ni happens at b = 64: 66 rows, 64 columns). */
-static void zero_cols(float *St, int ldt, int nj, const tb_tile *t) {
-    for (int j = 0; j < nj; j++)
-        for (int c = t->ni; c < t->nr; c++) St[(size_t)j * ldt + c] = 0.0f;
-}
-
 /* ------------------------------------------------------------------ forward */
 
 /* A thread's forward buffers. Kp, Vp: the packed keys and values of one head (`head` = b H +
@@ -196,7 +189,6 @@ static void fwd_tile(fwd_buf *f, const tb_geom *g, const fwd_head *hd, int i, in
     ft_pack_cols(f->Qt, ldt, hd->q + (size_t)t.q0 * ld, ld, t.nq, hs, g->scale);
     memset(f->O, 0, sizeof(float) * (size_t)t.nr * ldp);
     for (int c = 0; c < ldt; c++) f->m[c] = -INFINITY, f->l[c] = 0.0f, f->alpha[c] = 0.0f;
-    zero_cols(f->St, ldt, g->rows, &t);
     const int *kept = hd->kept + (size_t)i * n;
     for (int a = 0; a < hd->count[i]; a++) {
         int j = kept[a], diag = j == i, k0 = j * g->b, nk = diag ? t.nq : g->b, nj = ft_round_up(nk, FK_MR);
@@ -279,6 +271,7 @@ static bwd_buf bwd_buf_make(const tb_geom *g) {
     size_t r = (size_t)g->rows, t = (size_t)g->ldt, p = r * g->ldp;
     size_t n = 7 * p + 2 * (size_t)g->hs * t + 2 * r * t + 2 * t;
     w.Kp = xmalloc_aligned(n * sizeof(float));
+    memset(w.Kp, 0, n * sizeof(float)); /* the never-stored rows past nq read stale, finite values */
     w.Vp = w.Kp + p, w.dK = w.Vp + p, w.dV = w.dK + p, w.Qn = w.dV + p, w.dOn = w.Qn + p, w.dQ = w.dOn + p;
     w.Qt = w.dQ + p, w.dOt = w.Qt + (size_t)g->hs * t, w.St = w.dOt + (size_t)g->hs * t, w.dPt = w.St + r * t;
     w.L = w.dPt + r * t, w.D = w.L + t;
@@ -294,8 +287,8 @@ typedef struct {
 } bwd_head;
 
 /* Packs query tile t: scale Q^T, dO^T, and Q, dO by rows; lse (+inf past nq: P = 0 there), D
- * (0 past nq); zeroes dQ and the dS^T columns of rows that are no query. */
-static void bwd_pack_query(bwd_buf *w, const tb_geom *g, const bwd_head *hd, const tb_tile *t, int nj) {
+ * (0 past nq); zeroes dQ. */
+static void bwd_pack_query(bwd_buf *w, const tb_geom *g, const bwd_head *hd, const tb_tile *t) {
     size_t ld = (size_t)3 * g->C;
     const float *Q = hd->q + (size_t)t->q0 * ld, *dO = hd->dout + (size_t)t->q0 * g->C;
     ft_pack_cols(w->Qt, g->ldt, Q, ld, t->nq, g->hs, g->scale);
@@ -307,7 +300,6 @@ static void bwd_pack_query(bwd_buf *w, const tb_geom *g, const bwd_head *hd, con
         w->D[c] = c < t->nq ? hd->D[t->q0 + c] : 0.0f;
     }
     memset(w->dQ, 0, sizeof(float) * (size_t)t->nr * g->ldp);
-    zero_cols(w->dPt, g->ldt, nj, t);
 }
 
 /* One pair: the task's key block (keys [k0, k0 + nk)) against query tile t:
@@ -337,7 +329,7 @@ static void bwd_block(bwd_buf *w, const tb_geom *g, const bwd_head *hd, int j, c
     for (int e = 0; e < ne; e++) {
         int i = ent[e] / n, a = ent[e] % n;
         tb_tile t = tile_of(g, i);
-        bwd_pack_query(w, g, hd, &t, nj);
+        bwd_pack_query(w, g, hd, &t);
         bwd_pair(w, g, k0, nk, &t);
         for (int r = 0; r < t.nq; r++) {
             const float *src = w->dQ + (size_t)r * ldp;

@@ -54,17 +54,19 @@ double tblock_pairs(const tblock_sel *s);
  * head, tile); flash-style online softmax over the tile's kept blocks in ascending order. */
 void tblock_forward(float *out, float *lse, const float *qkv, int C, const tblock_sel *s);
 
-/* Floats of scratch tblock_backward needs: D_t per (b, h, t) and one partial dQ (b x hs) per
- * (tile, kept block) slot: B H T + B H ntiles n b hs, about B T (H + n C): linear in T, no
- * T x T buffer (n = 8, C = 512, T = 16384: 256 MiB). */
+/* The backward's groups of key blocks per head, at most: parallel over (b, h, group), G =
+ * min(this, tiles, ceil(8 / (B H))), as flash.h's FLASH_BWD_GROUPS. */
+enum { TBLOCK_BWD_GROUPS = 4 };
+
+/* Floats of scratch tblock_backward needs: D_t per (b, h, t), and with G > 1 groups (B H < 8)
+ * one partial dQ (B, T, C) per group: B T (H + G C) at most, linear in T (no T x T buffer). */
 size_t tblock_scratch_floats(const tblock_sel *s, int C);
 
 /* dqkv (B,T,3C) += d loss / d qkv given dout (B,T,C) and the forward's out and lse, over the
  * same selection (FlashAttention-2: probabilities recomputed from lse). Parallel over (batch
- * row, head, key block): each task owns its block's dK, dV and writes each of its pairs'
- * dQ to its own partial, summed per query tile in a fixed order, so the result is the same
- * bits for any thread count (no atomics). scratch: tblock_scratch_floats(s, C) floats,
- * contents irrelevant. */
+ * row, head, group of key blocks): each task owns its blocks' dK, dV and its own partial dQ,
+ * summed in a fixed order, so the result is the same bits for any thread count (no atomics).
+ * scratch: tblock_scratch_floats(s, C) floats, contents irrelevant. */
 void tblock_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                      const float *lse, int C, const tblock_sel *s, float *scratch);
 

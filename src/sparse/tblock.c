@@ -234,56 +234,82 @@ void tblock_forward(float *out, float *lse, const float *qkv, int C, const tbloc
 /* ------------------------------------------------------------------ backward */
 
 /* How the backward is split (deterministic, no atomics; B = 1 and 4 heads keep 2 threads
- * busy): task (b, h, key block j) owns dK_j and dV_j, sums over the tiles i that kept j (the
- * inverted selection, ascending i). Each pair (i, j) is computed once (5 products, as in
- * flash.c). Its dQ_i contribution: for j = i (the own block) the task adds it into dqkv
- * directly (it is the only writer of tile i's dQ rows during the task phase); for the c - 1
- * earlier kept blocks it goes to the tile's partial slot a (j's place in the sorted list),
- * and after a barrier dQ_i += slot 0 + slot 1 + ... in that fixed order. */
+ * busy), as flash.c's: dK_j, dV_j are sums over the tiles that kept block j, dQ_i a sum over
+ * the blocks tile i kept. Task (b, h, g) owns a group g of the head's key blocks: it packs
+ * their K, V once and keeps their dK, dV in its own buffers (nobody else touches them), and
+ * walks the tiles in order, packing each tile that kept one of its blocks once and computing
+ * each such pair once (5 products). Its dQ goes to its own partial dQ_g (B, T, C) (zeros for
+ * tiles it does not touch); at the end dQ += dQ_0 + dQ_1 + ... in that fixed order. With
+ * G = 1 (B H >= 8) a task owns the whole head and adds dQ into dqkv directly: no partials.
+ * G depends only on B, H and the tiles, and the blocks go to groups by their work (the
+ * tiles that kept them, largest first, each to the least loaded group, ties to the lower
+ * index): for a given selection the numbers are the same for any thread count.
+ * Packing a query tile once per task instead of once per pair (a first version's per-block
+ * tasks) took the backward at T = 16384 from about 23 to ... GFLOP/s (docs/tblock.md). */
 
-/* The inverted selection of one (b, h): for block j, entries off[j] .. off[j+1]-1 of ent are
- * i (n - 1) + a: tile i keeps j as its earlier block number a (a = n - 1: its own block). */
-static void invert_head(const tblock_sel *s, int bh, int *off, int *ent) {
-    int nt = s->ntiles, n = s->n;
-    memset(off, 0, (size_t)(nt + 1) * sizeof(int));
-    for (int i = 0; i < nt; i++)
-        for (int a = 0; a < s->count[(size_t)bh * nt + i]; a++) off[s->blocks[((size_t)bh * nt + i) * n + a] + 1]++;
-    for (int j = 0; j < nt; j++) off[j + 1] += off[j];
-    for (int i = 0; i < nt; i++) {
-        int c = s->count[(size_t)bh * nt + i];
-        for (int a = 0; a < c; a++) {
-            int j = s->blocks[((size_t)bh * nt + i) * n + a];
-            ent[off[j]++] = i * n + (a == c - 1 ? n - 1 : a);
-        }
-    }
-    for (int j = nt; j > 0; j--) off[j] = off[j - 1]; /* the cursors ended at the next start */
-    off[0] = 0;
+static int bwd_groups(const tblock_sel *s) {
+    int bh = s->B * s->H, want = bh >= 8 ? 1 : (8 + bh - 1) / bh;
+    return ft_imin(want, ft_imin(s->ntiles, TBLOCK_BWD_GROUPS));
+}
+
+size_t tblock_scratch_floats(const tblock_sel *s, int C) {
+    int G = bwd_groups(s);
+    return (size_t)s->B * s->T * ((size_t)s->H + (G > 1 ? (size_t)G * C : 0));
 }
 
 typedef struct {
-    float *Kp, *Vp, *dK, *dV;         /* the task's key block: rows x ldp */
+    int w, j;
+} blk_work;
+
+/* Largest work first, then the lower block. */
+static int blk_cmp(const void *a, const void *b) {
+    const blk_work *x = a, *y = b;
+    return x->w != y->w ? (x->w < y->w) - (x->w > y->w) : (x->j > y->j) - (x->j < y->j);
+}
+
+/* grp[j] (j < ntiles) = the group of block j in head bh: by work, largest first, each to
+ * the least loaded group (ties: the lower group). */
+static void assign_groups(const tblock_sel *s, int bh, int G, int *grp, blk_work *bw) {
+    int nt = s->ntiles;
+    long load[TBLOCK_BWD_GROUPS] = {0};
+    for (int j = 0; j < nt; j++) bw[j] = (blk_work){0, j};
+    for (int i = 0; i < nt; i++)
+        for (int a = 0; a < s->count[(size_t)bh * nt + i]; a++) bw[s->blocks[((size_t)bh * nt + i) * s->n + a]].w++;
+    qsort(bw, (size_t)nt, sizeof *bw, blk_cmp);
+    for (int x = 0; x < nt; x++) {
+        int best = 0;
+        for (int g = 1; g < G; g++) best = load[g] < load[best] ? g : best;
+        grp[bw[x].j] = best, load[best] += bw[x].w;
+    }
+}
+
+typedef struct {
+    float *Kp, *Vp, *dK, *dV;         /* the owned key blocks, rows x ldp each, in order */
     float *Qt, *dOt, *Qn, *dOn, *dQ; /* the current query tile */
     float *St, *dPt, *L, *D;          /* scores, dP (rows x ldt); lse, D of the query tile */
+    int *slot;                        /* per block: its place among the owned ones, or -1 */
 } bwd_buf;
 
-static bwd_buf bwd_buf_make(const tb_geom *g) {
+static bwd_buf bwd_buf_make(const tb_geom *g, int maxown, int ntiles) {
     bwd_buf w;
-    size_t r = (size_t)g->rows, t = (size_t)g->ldt, p = r * g->ldp;
-    size_t n = 7 * p + 2 * (size_t)g->hs * t + 2 * r * t + 2 * t;
+    size_t r = (size_t)g->rows, t = (size_t)g->ldt, p = r * g->ldp, own = (size_t)maxown * p;
+    size_t n = 4 * own + 3 * p + 2 * (size_t)g->hs * t + 2 * r * t + 2 * t;
     w.Kp = xmalloc_aligned(n * sizeof(float));
     memset(w.Kp, 0, n * sizeof(float)); /* the never-stored rows past nq read stale, finite values */
-    w.Vp = w.Kp + p, w.dK = w.Vp + p, w.dV = w.dK + p, w.Qn = w.dV + p, w.dOn = w.Qn + p, w.dQ = w.dOn + p;
+    w.Vp = w.Kp + own, w.dK = w.Vp + own, w.dV = w.dK + own, w.Qn = w.dV + own, w.dOn = w.Qn + p, w.dQ = w.dOn + p;
     w.Qt = w.dQ + p, w.dOt = w.Qt + (size_t)g->hs * t, w.St = w.dOt + (size_t)g->hs * t, w.dPt = w.St + r * t;
     w.L = w.dPt + r * t, w.D = w.L + t;
+    w.slot = xmalloc((size_t)ntiles * sizeof(int));
     return w;
 }
 
 /* One head's views for the backward: q (row 0 of qkv; stride 3C), dout (stride C), lse, D
- * (stride 1), its dQ columns of dqkv (stride 3C), its dQ partial slots (tile i, slot a at
- * part + ((i (n - 1) + a) b hs), rows of hs). */
+ * (stride 1), its dQ columns of dqkv (stride 3C) and of dQ_g (stride C; NULL when G = 1), its
+ * kept blocks per tile and the group of each block. */
 typedef struct {
     const float *q, *dout, *lse, *D;
-    float *dq, *part;
+    float *dq, *dqp;
+    const int *kept, *count, *grp;
 } bwd_head;
 
 /* Packs query tile t: scale Q^T, dO^T, and Q, dO by rows; lse (+inf past nq: P = 0 there), D
@@ -302,104 +328,135 @@ static void bwd_pack_query(bwd_buf *w, const tb_geom *g, const bwd_head *hd, con
     memset(w->dQ, 0, sizeof(float) * (size_t)t->nr * g->ldp);
 }
 
-/* One pair: the task's key block (keys [k0, k0 + nk)) against query tile t:
+/* One pair: owned block o (keys [k0, k0 + nk)) against query tile t:
  *   S^T = K (scale Q)^T;  dP^T = V dO^T;  P = exp(S - lse) (0 above the diagonal);
- *   dS = P (dP - D);  dV += P^T dO;  dK += dS^T Q;  dQ = dS K   (dK, dQ scaled when stored). */
-static void bwd_pair(bwd_buf *w, const tb_geom *g, int k0, int nk, const tb_tile *t) {
+ *   dS = P (dP - D);  dV += P^T dO;  dK += dS^T Q;  dQ += dS K   (dK, dQ scaled when stored). */
+static void bwd_pair(bwd_buf *w, const tb_geom *g, int o, int k0, int nk, const tb_tile *t) {
     int ldt = g->ldt, ldp = g->ldp, hs = g->hs, hsp = g->hsp, nj = ft_round_up(nk, FK_MR), diag = k0 == t->q0;
-    ft_tile_nt(w->St, ldt, w->Kp, ldp, w->Qt, hs, nj, t->ni, diag, -INFINITY, nk, t->nq);
-    ft_tile_nt(w->dPt, ldt, w->Vp, ldp, w->dOt, hs, nj, t->ni, diag, 0.0f, nk, t->nq);
+    size_t off = (size_t)o * g->rows * ldp;
+    ft_tile_nt(w->St, ldt, w->Kp + off, ldp, w->Qt, hs, nj, t->ni, diag, -INFINITY, nk, t->nq);
+    ft_tile_nt(w->dPt, ldt, w->Vp + off, ldp, w->dOt, hs, nj, t->ni, diag, 0.0f, nk, t->nq);
     if (diag) ft_mask_diag(w->St, ldt, nj, t->ni, k0, t->q0);
     ft_bwd_softmax(w->St, w->dPt, ldt, w->L, w->D, nj, t->ni);
-    ft_tile_acc(w->dV, ldp, hsp, nj, NULL, w->St, ldt, 1, w->dOn, t->nq, 2 * diag, nk, hs);
-    ft_tile_acc(w->dK, ldp, hsp, nj, NULL, w->dPt, ldt, 1, w->Qn, t->nq, 2 * diag, nk, hs);
-    ft_tile_acc(w->dQ, ldp, hsp, t->nr, NULL, w->dPt, 1, ldt, w->Kp, nk, diag, t->nq, hs);
+    ft_tile_acc(w->dV + off, ldp, hsp, nj, NULL, w->St, ldt, 1, w->dOn, t->nq, 2 * diag, nk, hs);
+    ft_tile_acc(w->dK + off, ldp, hsp, nj, NULL, w->dPt, ldt, 1, w->Qn, t->nq, 2 * diag, nk, hs);
+    ft_tile_acc(w->dQ, ldp, hsp, t->nr, NULL, w->dPt, 1, ldt, w->Kp + off, nk, diag, t->nq, hs);
 }
 
-/* Task (b, h, j): packs block j, then each pair with the tiles that kept it (ent[0..ne)),
- * storing scale dQ (own block: into dqkv; else: into the tile's slot); then adds scale dK
- * and dV into dqkv (block j's rows: this task's alone). */
-static void bwd_block(bwd_buf *w, const tb_geom *g, const bwd_head *hd, int j, const int *ent, int ne, int n) {
+/* Packs the K, V rows of the blocks of group gi into their slots; returns how many. */
+static int bwd_pack_owned(bwd_buf *w, const tb_geom *g, const bwd_head *hd, int gi, int nt) {
     size_t ld = (size_t)3 * g->C;
-    int k0 = j * g->b, nk = ft_imin(g->b, g->T - k0), nj = ft_round_up(nk, FK_MR), hs = g->hs, ldp = g->ldp;
-    ft_pack_rows(w->Kp, ldp, nj, hd->q + g->C + (size_t)k0 * ld, ld, nk, hs, 1.0f);
-    ft_pack_rows(w->Vp, ldp, nj, hd->q + 2 * g->C + (size_t)k0 * ld, ld, nk, hs, 1.0f);
-    memset(w->dK, 0, sizeof(float) * (size_t)nj * ldp);
-    memset(w->dV, 0, sizeof(float) * (size_t)nj * ldp);
-    for (int e = 0; e < ne; e++) {
-        int i = ent[e] / n, a = ent[e] % n;
-        tb_tile t = tile_of(g, i);
-        bwd_pack_query(w, g, hd, &t);
-        bwd_pair(w, g, k0, nk, &t);
-        for (int r = 0; r < t.nq; r++) {
-            const float *src = w->dQ + (size_t)r * ldp;
-            if (a == n - 1) fk_add(hd->dq + (size_t)(t.q0 + r) * ld, src, hs, g->scale);
-            else fk_copy(hd->part + (((size_t)i * (n - 1) + a) * g->b + r) * hs, src, hs, g->scale);
+    int nown = 0;
+    for (int j = 0; j < nt; j++) {
+        w->slot[j] = hd->grp[j] == gi ? nown++ : -1;
+        if (w->slot[j] < 0) continue;
+        size_t off = (size_t)w->slot[j] * g->rows * g->ldp;
+        int k0 = j * g->b, nk = ft_imin(g->b, g->T - k0);
+        ft_pack_rows(w->Kp + off, g->ldp, g->rows, hd->q + g->C + (size_t)k0 * ld, ld, nk, g->hs, 1.0f);
+        ft_pack_rows(w->Vp + off, g->ldp, g->rows, hd->q + 2 * g->C + (size_t)k0 * ld, ld, nk, g->hs, 1.0f);
+    }
+    memset(w->dK, 0, sizeof(float) * (size_t)nown * g->rows * g->ldp);
+    memset(w->dV, 0, sizeof(float) * (size_t)nown * g->rows * g->ldp);
+    return nown;
+}
+
+/* Tile i's pairs with the owned blocks, in the tile's (ascending) order; then its scale dQ
+ * into dqkv (G = 1: this task is the only writer of those rows) or into dQ_g (zeros when the
+ * tile kept none of the owned blocks). */
+static void bwd_tile(bwd_buf *w, const tb_geom *g, const bwd_head *hd, int i, int n) {
+    const int *kept = hd->kept + (size_t)i * n;
+    int c = hd->count[i], any = 0;
+    tb_tile t = tile_of(g, i);
+    for (int a = 0; a < c; a++) any |= w->slot[kept[a]] >= 0;
+    if (!any) {
+        for (int r = 0; hd->dqp && r < t.nq; r++) memset(hd->dqp + (size_t)(t.q0 + r) * g->C, 0, sizeof(float) * g->hs);
+        return;
+    }
+    bwd_pack_query(w, g, hd, &t);
+    for (int a = 0; a < c; a++) {
+        int j = kept[a];
+        if (w->slot[j] >= 0) bwd_pair(w, g, w->slot[j], j * g->b, ft_imin(g->b, g->T - j * g->b), &t);
+    }
+    for (int r = 0; r < t.nq; r++) {
+        const float *src = w->dQ + (size_t)r * g->ldp;
+        if (!hd->dqp) fk_add(hd->dq + (size_t)(t.q0 + r) * 3 * g->C, src, g->hs, g->scale);
+        else fk_copy(hd->dqp + (size_t)(t.q0 + r) * g->C, src, g->hs, g->scale);
+    }
+}
+
+/* Task (b, h, gi): packs its blocks, walks the tiles, then adds scale dK and dV of its blocks
+ * into dqkv. */
+static void bwd_group(bwd_buf *w, const tb_geom *g, const bwd_head *hd, int gi, int nt, int n) {
+    size_t ld = (size_t)3 * g->C;
+    bwd_pack_owned(w, g, hd, gi, nt);
+    for (int i = 0; i < nt; i++) bwd_tile(w, g, hd, i, n);
+    for (int j = 0; j < nt; j++) {
+        if (w->slot[j] < 0) continue;
+        size_t off = (size_t)w->slot[j] * g->rows * g->ldp;
+        for (int r = 0, k0 = j * g->b; r < ft_imin(g->b, g->T - k0); r++) {
+            fk_add(hd->dq + (size_t)(k0 + r) * ld + g->C, w->dK + off + (size_t)r * g->ldp, g->hs, g->scale);
+            fk_add(hd->dq + (size_t)(k0 + r) * ld + 2 * g->C, w->dV + off + (size_t)r * g->ldp, g->hs, 1.0f);
         }
     }
-    for (int r = 0; r < nk; r++) {
-        fk_add(hd->dq + (size_t)(k0 + r) * ld + g->C, w->dK + (size_t)r * ldp, hs, g->scale);
-        fk_add(hd->dq + (size_t)(k0 + r) * ld + 2 * g->C, w->dV + (size_t)r * ldp, hs, 1.0f);
-    }
 }
 
-/* dQ_i += slot 0 + slot 1 + ... + slot c-2 of tile i (the earlier kept blocks, ascending). */
-static void bwd_reduce_tile(const tb_geom *g, const bwd_head *hd, int i, int c, int n) {
-    tb_tile t = tile_of(g, i);
-    for (int r = 0; r < t.nq; r++) {
-        float *dst = hd->dq + (size_t)(t.q0 + r) * 3 * g->C;
-        for (int a = 0; a + 1 < c; a++)
-            fk_add(dst, hd->part + (((size_t)i * (n - 1) + a) * g->b + r) * g->hs, g->hs, 1.0f);
+/* dQ += dQ_0 + dQ_1 + ... (fixed order), parallel over rows. */
+static void bwd_reduce_dq(float *dqkv, const float *dqp, int B, int T, int C, int G) {
+    size_t gstride = (size_t)B * T * C;
+#pragma omp for schedule(static)
+    for (long bt = 0; bt < (long)B * T; bt++) {
+        float *dst = dqkv + (size_t)bt * 3 * C;
+        for (int g = 0; g < G; g++) fk_add(dst, dqp + g * gstride + (size_t)bt * C, C, 1.0f);
     }
-}
-
-size_t tblock_scratch_floats(const tblock_sel *s, int C) {
-    size_t bh = (size_t)s->B * s->H, hs = (size_t)(C / s->H);
-    return bh * s->T + bh * s->ntiles * (size_t)(s->n - 1) * s->b * hs;
 }
 
 static bwd_head bwd_head_of(const tblock_sel *s, const tb_geom *g, float *dqkv, const float *dout,
-                            const float *qkv, const float *lse, const float *scratch, int bb, int h) {
+                            const float *qkv, const float *lse, float *scratch, const int *grp, int bb, int h,
+                            int gi, int G) {
     size_t bh = (size_t)bb * s->H + h, row = (size_t)bb * s->T * 3 * g->C + (size_t)h * g->hs;
-    size_t slots = (size_t)s->ntiles * (s->n - 1) * s->b * g->hs;
-    bwd_head hd = {qkv + row, dout + (size_t)bb * s->T * g->C + (size_t)h * g->hs, lse + bh * s->T,
-                   scratch + bh * s->T, dqkv + row, (float *)scratch + (size_t)s->B * s->H * s->T + bh * slots};
+    size_t orow = (size_t)bb * s->T * g->C + (size_t)h * g->hs, gstride = (size_t)s->B * s->T * g->C;
+    float *dqp = G > 1 ? scratch + (size_t)s->B * s->H * s->T + gi * gstride + orow : NULL;
+    bwd_head hd = {qkv + row, dout + orow, lse + bh * s->T, scratch + bh * s->T, dqkv + row, dqp,
+                   s->blocks + bh * s->ntiles * s->n, s->count + bh * s->ntiles, grp + bh * s->ntiles};
     return hd;
 }
 
-/* (long: the parallel region's four phases, each a loop over its tasks, read best together)
- * D per (b, h); the inverted selection per (b, h); the (b, h, key block) tasks; the fixed-order
- * dQ reduction per (b, h, tile). Each thread owns its tile buffers; the phases are separated by
- * the implicit barriers of the omp for loops. */
+/* The most blocks one task owns (its buffers' size). */
+static int max_owned(const int *grp, size_t nbh, int nt, int G) {
+    int most = 0;
+    for (size_t bh = 0; bh < nbh; bh++)
+        for (int g = 0; g < G; g++) {
+            int c = 0;
+            for (int j = 0; j < nt; j++) c += grp[bh * nt + j] == g;
+            most = c > most ? c : most;
+        }
+    return most;
+}
+
+/* Block groups per (b, h) (see above), then in parallel: D per (b, h); the (b, h, group)
+ * tasks; the fixed-order dQ reduction. Each thread owns its tile buffers. */
 void tblock_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                      const float *lse, int C, const tblock_sel *s, float *scratch) {
     tb_geom g = geom_of(s, C);
-    int B = s->B, H = s->H, nt = s->ntiles, n = s->n;
-    int *off = xmalloc((size_t)B * H * (nt + 1) * sizeof(int));
-    int *ent = xmalloc((size_t)B * H * nt * n * sizeof(int));
+    int B = s->B, H = s->H, nt = s->ntiles, G = bwd_groups(s);
+    int *grp = xmalloc((size_t)B * H * nt * sizeof(int));
+    blk_work *bw = xmalloc((size_t)nt * sizeof *bw);
+    for (int bh = 0; bh < B * H; bh++) assign_groups(s, bh, G, grp + (size_t)bh * nt, bw);
+    free(bw);
+    int maxown = max_owned(grp, (size_t)B * H, nt, G);
 #pragma omp parallel
     {
-        bwd_buf w = bwd_buf_make(&g);
+        bwd_buf w = bwd_buf_make(&g, maxown, nt);
         ft_bwd_dot(scratch, dout, out, B, s->T, C, H);
-#pragma omp for schedule(static)
-        for (int bh = 0; bh < B * H; bh++) invert_head(s, bh, off + (size_t)bh * (nt + 1), ent + (size_t)bh * nt * n);
 #pragma omp for collapse(3) schedule(dynamic)
         for (int bb = 0; bb < B; bb++)
             for (int h = 0; h < H; h++)
-                for (int j = 0; j < nt; j++) {
-                    size_t bh = (size_t)bb * H + h;
-                    const int *o = off + bh * (nt + 1);
-                    bwd_head hd = bwd_head_of(s, &g, dqkv, dout, qkv, lse, scratch, bb, h);
-                    bwd_block(&w, &g, &hd, j, ent + bh * nt * n + o[j], o[j + 1] - o[j], n);
+                for (int gi = 0; gi < G; gi++) {
+                    bwd_head hd = bwd_head_of(s, &g, dqkv, dout, qkv, lse, scratch, grp, bb, h, gi, G);
+                    bwd_group(&w, &g, &hd, gi, nt, s->n);
                 }
-#pragma omp for collapse(3) schedule(static)
-        for (int bb = 0; bb < B; bb++)
-            for (int h = 0; h < H; h++)
-                for (int i = 0; i < nt; i++) {
-                    bwd_head hd = bwd_head_of(s, &g, dqkv, dout, qkv, lse, scratch, bb, h);
-                    bwd_reduce_tile(&g, &hd, i, s->count[((size_t)bb * H + h) * nt + i], n);
-                }
-        free(w.Kp);
+        if (G > 1) bwd_reduce_dq(dqkv, scratch + (size_t)B * H * s->T, B, s->T, C, G);
+        free(w.Kp), free(w.slot);
     }
-    free(off), free(ent);
+    free(grp);
 }

@@ -26,4 +26,9 @@ if vg loss --model "$tmp/d.txt" --data "$tmp/d.txt" 2> "$tmp/err"; then
 fi
 grep -q "not a checkpoint" "$tmp/err"
 vg bench --dims 64 --seqs 37 --ks 8,32 --runs 1 --threads 2 --csv "$tmp/b.csv" > /dev/null
+# tblock over several tiles (b = 16 and 7: partial blocks, kept earlier blocks, 2 backward groups)
+vg bench --dims 128 --seqs 150 --variants tblock --tblock-b 16 --tblock-n 3 --phases prefill,backward \
+   --runs 1 --threads 2 > /dev/null
+vg bench --dims 64 --seqs 100 --variants tblock --tblock-b 7 --tblock-n 4 --phases prefill,backward \
+   --runs 1 --threads 2 > /dev/null
 echo "valgrind: train, resume, llm.c format, loss, sample, bad file, bench: clean"

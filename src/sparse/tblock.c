@@ -51,11 +51,12 @@ double tblock_pairs(const tblock_sel *s) {
 
 /* ------------------------------------------------------------------ selection */
 
-/* mean[d] = (1/n) sum_{r<n} x[r ld + d]: a block's mean key or a tile's pooled query. */
-static void row_mean(float *mean, const float *x, size_t ld, int n, int hs) {
-    memset(mean, 0, (size_t)hs * sizeof(float));
-    for (int r = 0; r < n; r++) fk_add(mean, x + (size_t)r * ld, hs, 1.0f);
-    for (int d = 0; d < hs; d++) mean[d] /= (float)n;
+/* mean[c] = (1/n) sum_{r<n} x[r ld + c], c < w: a block's mean key or a tile's pooled query
+ * (all heads at once: w = C). */
+static void row_mean(float *mean, const float *x, size_t ld, int n, int w) {
+    memset(mean, 0, (size_t)w * sizeof(float));
+    for (int r = 0; r < n; r++) fk_add(mean, x + (size_t)r * ld, w, 1.0f);
+    for (int c = 0; c < w; c++) mean[c] /= (float)n;
 }
 
 static void sort_ints(int *x, int n) {
@@ -66,21 +67,21 @@ static void sort_ints(int *x, int n) {
         }
 }
 
-/* One (batch row, head): q, k its row 0 (stride ld). work: (ntiles + 1) hs + ntiles + n
- * floats, ix: n ints. Tile i scores blocks j < i by qbar_i . kbar_j (all complete: block
- * j ends at (j + 1) b <= i b < T), keeps the top n-1 (selector_topk: ties to the earlier
- * block), sorts them and appends i. */
-static void select_head(const tblock_sel *s, int bh, const float *q, const float *k, size_t ld, int hs,
-                        float *work, int *ix) {
-    int b = s->b, nt = s->ntiles;
-    float *kbar = work, *qbar = kbar + (size_t)nt * hs, *row = qbar + hs, *sc = row + nt;
-    for (int j = 0; j + 1 < nt; j++) row_mean(kbar + (size_t)j * hs, k + (size_t)j * b * ld, ld, b, hs);
+/* One (batch row, head): qbar, kbar its tiles' pooled queries and blocks' mean keys (rows
+ * of stride C). row: ntiles floats, sc and ix: n. Tile i scores blocks j < i by qbar_i .
+ * kbar_j (all complete: block j ends at (j + 1) b <= i b < T), keeps the top n-1
+ * (selector_topk: ties to the earlier block), sorts them and appends i. */
+static void select_head(const tblock_sel *s, int bh, const float *qbar, const float *kbar, int C, int hs,
+                        float *row, float *sc, int *ix) {
+    int nt = s->ntiles;
     for (int i = 0; i < nt; i++) {
         int *kept = s->blocks + ((size_t)bh * nt + i) * s->n;
-        row_mean(qbar, q + (size_t)i * b * ld, ld, ft_imin(b, s->T - i * b), hs);
+        const float *q = qbar + (size_t)i * C;
         for (int j = 0; j < i; j++) {
+            const float *k = kbar + (size_t)j * C;
             float dot = 0.0f;
-            for (int d = 0; d < hs; d++) dot += qbar[d] * kbar[(size_t)j * hs + d];
+#pragma omp simd reduction(+ : dot)
+            for (int d = 0; d < hs; d++) dot += q[d] * k[d];
             row[j] = dot;
         }
         int c = selector_topk(row, i, s->n - 1, sc, ix);
@@ -90,20 +91,32 @@ static void select_head(const tblock_sel *s, int bh, const float *q, const float
     }
 }
 
+/* The means first, per (batch row, tile), all heads at once, so the rows are read in order
+ * (per head, rows 3C floats apart: at T = 16384 that read, and the scalar scores, were 8 % of
+ * the forward); then the scores and the top-k per (batch row, head). */
 void tblock_select(tblock_sel *s, const float *qkv, int C) {
-    int hs = C / s->H, BH = s->B * s->H;
-    size_t ld = (size_t)3 * C;
+    int hs = C / s->H, nt = s->ntiles, b = s->b;
+    size_t ld = (size_t)3 * C, per = (size_t)nt * C;
+    float *qbar = xmalloc(2 * (size_t)s->B * per * sizeof(float)), *kbar = qbar + (size_t)s->B * per;
 #pragma omp parallel
     {
-        float *work = xmalloc(((size_t)(s->ntiles + 1) * hs + s->ntiles + s->n) * sizeof(float));
+        float *row = xmalloc(((size_t)nt + s->n) * sizeof(float));
         int *ix = xmalloc((size_t)s->n * sizeof(int));
+#pragma omp for collapse(2) schedule(static)
+        for (int bb = 0; bb < s->B; bb++)
+            for (int i = 0; i < nt; i++) {
+                const float *x = qkv + ((size_t)bb * s->T + (size_t)i * b) * ld;
+                row_mean(qbar + bb * per + (size_t)i * C, x, ld, ft_imin(b, s->T - i * b), C);
+                if (i + 1 < nt) row_mean(kbar + bb * per + (size_t)i * C, x + C, ld, b, C);
+            }
 #pragma omp for schedule(dynamic)
-        for (int bh = 0; bh < BH; bh++) {
-            const float *q = qkv + (size_t)(bh / s->H) * s->T * ld + (size_t)(bh % s->H) * hs;
-            select_head(s, bh, q, q + C, ld, hs, work, ix);
+        for (int bh = 0; bh < s->B * s->H; bh++) {
+            size_t o = (size_t)(bh / s->H) * per + (size_t)(bh % s->H) * hs;
+            select_head(s, bh, qbar + o, kbar + o, C, hs, row, row + nt, ix);
         }
-        free(work), free(ix);
+        free(row), free(ix);
     }
+    free(qbar);
 }
 
 /* ------------------------------------------------------------------ shared shapes */

@@ -257,8 +257,9 @@ void tblock_forward(float *out, float *lse, const float *qkv, int C, const tbloc
  * G depends only on B, H and the tiles, and the blocks go to groups by their work (the
  * tiles that kept them, largest first, each to the least loaded group, ties to the lower
  * index): for a given selection the numbers are the same for any thread count.
- * Packing a query tile once per task instead of once per pair (a first version's per-block
- * tasks) took the backward at T = 16384 from about 23 to ... GFLOP/s (docs/tblock.md). */
+ * Packing a query tile once per task instead of once per pair (a first version's tasks per
+ * key block, with a dQ partial per kept pair: B T n C floats) took the backward at T = 16384,
+ * C = 512 from about 23 to about 30 GFLOP/s (one thread, CPU time, busy machine). */
 
 static int bwd_groups(const tblock_sel *s) {
     int bh = s->B * s->H, want = bh >= 8 ? 1 : (8 + bh - 1) / bh;

@@ -162,7 +162,10 @@ static int measure_row(const grid_pos *g, ab_variant v, int k, series *st, bench
     r->phase = g->phase, r->C = g->C, r->H = g->H, r->T = g->T, r->k = v >= AB_INDEX ? k : 0;
     if (v == AB_TBLOCK) r->k = cv.spec.block * cv.spec.nblocks;
     r->median_s = med, r->gflops = flops / med / 1e9, r->speedup_vs_flash = -1.0;
-    r->peak_bytes = cost.peak_bytes + extra, r->cpu_pressure = p, r->pct_peak = -1.0;
+    /* tblock: qkv, out and lse, plus what its setup reports (costmodel's peak would be the
+     * per-query selection's T x kmax buffers, which tblock does not have) */
+    double base = v == AB_TBLOCK ? 4.0 * (4.0 * g->T * g->C + (double)g->H * g->T) : cost.peak_bytes;
+    r->peak_bytes = base + extra, r->cpu_pressure = p, r->pct_peak = -1.0;
     return 1;
 }
 

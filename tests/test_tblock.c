@@ -266,6 +266,19 @@ Test(tblock, peaked_scores) {
     tblock_case(2, 3, 130, 16, 16, 4, 3.0f, &r);
 }
 
+/* The backward's split over (b, h, group of key blocks) at every group count: B H = 1 (G = 4),
+ * 2 (G = 4), 3 (G = 3), 8 and 9 (G = 1: a task owns the head, dQ straight into dqkv), and
+ * fewer tiles than groups (T = 40, b = 16: 3 tiles). */
+Test(tblock, backward_every_group_count) {
+    rng_t r;
+    rng_seed(&r, 709);
+    static const int BH[][2] = {{1, 1}, {1, 2}, {1, 3}, {2, 4}, {3, 3}};
+    for (int c = 0; c < 5; c++) {
+        tblock_case(BH[c][0], BH[c][1], 300, 16, 16, 3, 1.0f, &r);
+        tblock_case(BH[c][0], BH[c][1], 40, 24, 16, 2, 1.0f, &r);
+    }
+}
+
 /* n >= the tiles keeps every block: dense causal attention, so flash.h's forward and backward
  * give the same numbers (tolerances as flash's against naive). */
 static void dense_case(int B, int H, int T, int hs, int b, rng_t *r) {
@@ -445,14 +458,22 @@ Test(tblock, sel_init_rejects_bad_sizes) {
 
 /* ---- determinism ---- */
 
-/* Forward and backward with 1, 2 and 3 threads give the same bits (B = 1, H = 4: the backward
- * splits heads over key blocks, so all threads share every head). */
+/* Forward and backward with 1, 2 and 3 threads give the same bits: B = 1, H = 4 (the backward
+ * splits each head into 2 groups of key blocks, whose dQ partials are reduced) and B = 2, H = 4
+ * (a task per head). */
+static void identical_case(int B, int H, rng_t *r);
+
 Test(tblock, bit_identical_across_threads) {
     rng_t r;
     rng_seed(&r, 708);
-    int B = 1, H = 4, hs = 24, C = H * hs, T = 777, b = 64;
+    identical_case(1, 4, &r);
+    identical_case(2, 4, &r);
+}
+
+static void identical_case(int B, int H, rng_t *r) {
+    int hs = 24, C = H * hs, T = 777, b = 64;
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, nl = (size_t)B * H * T;
-    float *qkv = rand_f(nq, 1.0f, &r), *dout = rand_f(no, 1.0f, &r), *ref[2] = {NULL, NULL};
+    float *qkv = rand_f(nq, 1.0f, r), *dout = rand_f(no, 1.0f, r), *ref[2] = {NULL, NULL};
     tblock_sel s = sel_make(B, H, T, b, 4);
     tblock_select(&s, qkv, C);
     int saved = omp_get_max_threads();

@@ -18,10 +18,13 @@ static const cli_cmd BENCH = {
     "Wall time of ONE attention layer (attention only, batch 1, H = C/64 heads of dim 64,\n"
     "random q, k, v): prefill (T queries), one decode step (KV cache of T keys) and the\n"
     "prefill's backward (d qkv from d out; the sparse heads' selection has no backward),\n"
-    "for dense-naive, dense-flash, index+softmax and block+softmax at each k. One warm-up,\n"
-    "then the median of --runs runs; CPU pressure (/proc/pressure/cpu some avg10, -1 if\n"
-    "missing) is logged per row. Rows predicted to take more than --max-run seconds per\n"
-    "call, or needing more than --max-gib GiB of buffers, are skipped.",
+    "for dense-naive, dense-flash, index+softmax and block+softmax at each k, and\n"
+    "tblock+softmax (selection shared by a query tile; one row per C and T at --tblock-b,\n"
+    "--tblock-n, its k column b*n; no decode; its FLOPs the unmasked pairs' products, as\n"
+    "flash's; docs/tblock.md). One warm-up, then the median of --runs runs; CPU\n"
+    "pressure (/proc/pressure/cpu some avg10, -1 if missing) is logged per row. Rows\n"
+    "predicted to take more than --max-run seconds per call, or needing more than\n"
+    "--max-gib GiB of buffers, are skipped.",
     "Then the measured crossover T* per (variant, phase, C, k): the smallest measured T\n"
     "from which the variant is faster than dense-flash at every larger measured T (-1:\n"
     "none), beside costmodel's analytic T* (total FLOPs; -1 for backward: no model).\n"
@@ -34,6 +37,7 @@ typedef struct {
     const char *csv;
     int quick, runs, threads, json, peak_only;
     int cuda, index_rank, index_heads; /* --device cuda; 0: the standard indexer */
+    int tblock_b, tblock_n;            /* 0: the defaults (64, 8) */
     float max_run, max_gib;
     uint64_t seed;
 } bench_args;
@@ -57,7 +61,7 @@ static int parse_names(const opt_spec *o, const char *text, int (*parse)(const c
 }
 
 static int parse_variants(const opt_spec *o, const char *text, sattn_err *e) {
-    return parse_names(o, text, ab_variant_parse, "naive, flash, index or block", e);
+    return parse_names(o, text, ab_variant_parse, "naive, flash, index, block or tblock", e);
 }
 
 static int parse_phases(const opt_spec *o, const char *text, sattn_err *e) {
@@ -75,7 +79,9 @@ static int bench_scan(bench_args *a, int argc, char **argv) {
         opt_list("dims", l->dims, &l->ndims, AB_MAX_LIST, 64, 8192, "LIST", "d_model values, multiples of 64 (default 128,256,512,1024)"),
         opt_list("seqs", l->seqs, &l->nseqs, AB_MAX_LIST, 1, 1 << 20, "LIST", "sequence lengths (default 64,128,...,32768)"),
         opt_list("ks", l->ks, &l->nks, AB_MAX_LIST, 1, 4096, "LIST", "keys per query (default 8,16,32,64,128,256)"),
-        opt_call("variants", &l->variants, parse_variants, "LIST", "of naive, flash, index, block (default all)"),
+        opt_call("variants", &l->variants, parse_variants, "LIST", "of naive, flash, index, block, tblock (default all)"),
+        opt_int("tblock-b", &a->tblock_b, 1, 4096, "B", "tblock: keys per block = queries per tile (default 64)"),
+        opt_int("tblock-n", &a->tblock_n, 1, 1 << 20, "N", "tblock: blocks kept per tile, its own included (default 8)"),
         opt_call("phases", &l->phases, parse_phases, "LIST", "of prefill, decode, backward (default all)"),
         opt_int("runs", &a->runs, 1, 1000, "N", "timed runs per row (default 5; --quick 3)"),
         cli_opt_threads(&a->threads),
@@ -114,6 +120,8 @@ static int bench_parse(bench_args *a, int argc, char **argv) {
     if (l->variants) c->variants = l->variants;
     if (l->phases) c->phases = l->phases;
     if (a->runs) c->runs = a->runs;
+    if (a->tblock_b) c->tblock_b = a->tblock_b;
+    if (a->tblock_n) c->tblock_n = a->tblock_n;
     c->max_run_s = a->max_run;
     c->max_bytes = a->max_gib * 1024.0 * 1024.0 * 1024.0;
     c->seed = a->seed;

@@ -44,5 +44,10 @@ vg sample --model "$tmp/s.ckpt" --heads "$tmp/s.heads" --prompt "Hi" --tokens 8 
 vg task --model "$tmp/r2.ckpt" --task passkey --lengths 128,256 --depths 2 --samples 1 --threads 2 > /dev/null
 vg bench-generate --model "$tmp/r2.ckpt" --contexts 64,128 --runs 1 --steps 2 --threads 2 > /dev/null
 vg bench --dims 64 --seqs 37 --ks 8,32 --runs 1 --threads 2 --csv "$tmp/b.csv" > /dev/null
+# tblock over several tiles (b = 16 and 7: partial blocks, kept earlier blocks, 2 backward groups)
+vg bench --dims 128 --seqs 150 --variants tblock --tblock-b 16 --tblock-n 3 --phases prefill,backward \
+   --runs 1 --threads 2 > /dev/null
+vg bench --dims 64 --seqs 100 --variants tblock --tblock-b 7 --tblock-n 4 --phases prefill,backward \
+   --runs 1 --threads 2 > /dev/null
 echo "valgrind: train, resume, llm.c format, loss, sample, bad file, native sparse train/resume/loss," \
-     "RoPE + flash + task mix, extension, KV-cache sample (dense, sparse), task, bench-generate, bench: clean"
+     "RoPE + flash + task mix, extension, KV-cache sample (dense, sparse), task, bench-generate, bench, tblock: clean"

@@ -165,8 +165,52 @@ Test(attnbench, crossovers_and_csv_row) {
     bench_csv_line(&rows[4], line, sizeof line);
     cr_assert_str_eq(line, "index+softmax,decode,512,8,1024,32,2.000000e+00,1.0000,0.9000,1,-1.00,-1.00\n");
     cr_assert_eq(ab_variant_parse("block"), AB_BLOCK);
+    cr_assert_eq(ab_variant_parse("tblock"), AB_TBLOCK);
+    cr_assert_eq(ab_variant_parse("tblock+softmax"), AB_TBLOCK);
     cr_assert_eq(ab_variant_parse("dense-naive"), AB_NAIVE);
     cr_assert_eq(ab_variant_parse("dense"), -1);
+}
+
+/* tblock's FLOPs are its useful work counted as flash's: with n b >= T it keeps every block
+ * (dense causal attention), so its prefill and backward FLOPs (GFLOP/s x seconds) equal
+ * dense-flash's; with n = 1 (the own block only) at T = 4 b they are the 4 diagonal blocks'
+ * share, 4 b (b + 1) / 2 of T (T + 1) / 2 pairs. */
+static double row_flops(const char *text, const char *prefix) {
+    const char *l = strstr(text, prefix);
+    cr_assert(l, "no row %s", prefix);
+    char *f[13], buf[512], *save = NULL;
+    snprintf(buf, sizeof buf, "%.*s", (int)strcspn(l + 1, "\n"), l + 1);
+    int n = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok && n < 13; tok = strtok_r(NULL, ",", &save)) f[n++] = tok;
+    return strtod(f[6], NULL) * strtod(f[7], NULL) * 1e9;
+}
+
+Test(attnbench, tblock_flops_as_flash) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *csv = cli_tpath(&t, "b.csv");
+    const char *argv[] = {"bench", "--dims", "128", "--seqs", "256", "--variants", "flash,tblock", "--phases",
+                          "prefill,backward", "--tblock-b", "64", "--tblock-n", "4", "--runs", "1", "--csv", csv, NULL};
+    free(cli_expect_ok(argv));
+    size_t len;
+    char *text = cli_slurp(csv, &len);
+    for (int ph = 0; ph < 2; ph++) {
+        char fp[64], tp[64];
+        snprintf(fp, sizeof fp, "\ndense-flash,%s,128,2,256,0,", ph ? "backward" : "prefill");
+        snprintf(tp, sizeof tp, "\ntblock+softmax,%s,128,2,256,256,", ph ? "backward" : "prefill");
+        double f = row_flops(text, fp), tb = row_flops(text, tp);
+        cr_assert(fabs(tb / f - 1) < 1e-3, "%s: tblock %.6g FLOPs, flash %.6g", fp + 1, tb, f);
+    }
+    free(text);
+    const char *argv1[] = {"bench", "--dims", "128", "--seqs", "256", "--variants", "flash,tblock", "--phases",
+                           "prefill", "--tblock-n", "1", "--runs", "1", "--csv", csv, NULL};
+    free(cli_expect_ok(argv1));
+    text = cli_slurp(csv, &len);
+    double f = row_flops(text, "\ndense-flash,prefill,"), tb = row_flops(text, "\ntblock+softmax,prefill,");
+    double want = 4.0 * 64 * 65 / 2 / (256.0 * 257 / 2);
+    cr_assert(fabs(tb / f / want - 1) < 1e-3, "n = 1: tblock / flash FLOPs %.6g, want %.6g", tb / f, want);
+    free(text);
+    cli_tdir_close(&t);
 }
 
 /* T* is "from then on": a noisy win at a short T followed by a loss does not count, a
@@ -224,10 +268,11 @@ Test(attnbench, cli_csv_tiny_grid) {
     size_t len;
     char *text = cli_slurp(csv, &len);
     cr_assert(!strncmp(text, HEADER, strlen(HEADER)), "%s", text);
-    /* per (C, T): prefill flash, naive, 2 k x (index, block); decode flash, 2 x 2;
+    /* per (C, T): prefill flash, naive, 2 k x (index, block), tblock; decode flash, 2 x 2;
      * backward as prefill */
-    cr_assert_eq(cli_count_char(text, '\n'), 1 + 2 * 2 * (6 + 5 + 6), "%s", text);
+    cr_assert_eq(cli_count_char(text, '\n'), 1 + 2 * 2 * (7 + 5 + 7), "%s", text);
     cr_assert(strstr(text, "\nblock+softmax,backward,128,2,128,32,"), "%s", text);
+    cr_assert(strstr(text, "\ntblock+softmax,prefill,128,2,128,512,"), "%s", text); /* k = b n = 64 x 8 */
     char *save = NULL;
     strtok_r(text, "\n", &save);
     for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) check_csv_line(line);

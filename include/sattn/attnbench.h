@@ -12,6 +12,10 @@
  *   block+softmax the same                   sparse_decode_block: scores the T/b block
  *                                              summaries, top n-1 + the local block,
  *                                              gathered softmax
+ *   tblock+softmax tblock_select +          -
+ *                 tblock_forward (tblock.h): selection shared by a query tile of b,
+ *                 the kept blocks as flash tiles (one row per (C, T): b and n from
+ *                 the config, --tblock-b/--tblock-n, not from k; its k column = b n)
  * The sparse specs are costmodel.h's standard ones at k (cm_standard_variants):
  * index r = 16, J = 4 (random selector parameters: selection quality does not matter
  * for time); block b = 16, n = k/16 for k >= 32 (b = k/2, n = 2 below).
@@ -42,14 +46,20 @@
 #include "sattn/costmodel.h"
 #include "sattn/sparse.h"
 
-typedef enum { AB_NAIVE = 0, AB_FLASH = 1, AB_INDEX = 2, AB_BLOCK = 3, AB_NVAR = 4 } ab_variant;
+typedef enum { AB_NAIVE = 0, AB_FLASH = 1, AB_INDEX = 2, AB_BLOCK = 3, AB_TBLOCK = 4, AB_NVAR = 5 } ab_variant;
 
 /* The phases are benchres.h's BENCH_PREFILL, BENCH_DECODE and BENCH_BACKWARD. backward:
  * d qkv from d out for the prefill of T (the forward runs once, untimed, first): naive
  * attention_backward, flash_attention_backward, and for the sparse variants
  * headfn_backward over the forward's selection (the selector is discrete and has no
- * backward). Its GFLOP/s count 4 products a causal pair (dense) or a selected key
- * (sparse, the forward's own counts); no analytic T* (-1). */
+ * backward; tblock_backward over the forward's tile selection). Its GFLOP/s count 4
+ * products a causal pair (dense) or a selected key (sparse, the forward's own counts);
+ * no analytic T* (-1).
+ * tblock's FLOPs in every phase are its useful work, counted as flash's is (4 hs FLOPs a
+ * pair forward, 8 backward, over the unmasked (query, key) pairs of the selection,
+ * tblock_pairs): the tile selection it also runs (pooled queries, mean keys and their
+ * scores: about 1/b of the attention's multiply-adds) is timed but not counted, and it
+ * has no analytic T* (costmodel.h models per-query selection only). */
 
 #define AB_MAX_LIST 32
 
@@ -63,6 +73,7 @@ typedef struct {
     double max_run_s;   /* skip a row predicted to take longer per call */
     double max_bytes;   /* skip a row whose buffers exceed this */
     uint64_t seed;
+    int tblock_b, tblock_n; /* tblock's block size and blocks kept per tile (64, 8) */
 } ab_config;
 
 typedef struct {
@@ -80,13 +91,17 @@ typedef struct {
  * 3 runs. */
 ab_config ab_config_default(int quick);
 
-/* "dense-naive", "dense-flash", "index+softmax", "block+softmax". */
+/* "dense-naive", "dense-flash", "index+softmax", "block+softmax", "tblock+softmax". */
 const char *ab_variant_name(ab_variant v);
-/* Accepts the names above and the short forms naive, flash, index, block; -1 if none. */
+/* Accepts the names above and the short forms naive, flash, index, block, tblock; -1 if none. */
 int ab_variant_parse(const char *s);
 /* What variant v runs at k: cm_dense, or costmodel.h's standard spec at k for index and
- * block (cm_standard_variants), so the analytic numbers describe exactly what runs. */
+ * block (cm_standard_variants), so the analytic numbers describe exactly what runs. For
+ * tblock (k = b n) the per-query block spec with b = 64, n = k / 64 (at least 1): the same
+ * keys per query, which is what costmodel.h can describe (its selection is per query). */
 cm_variant ab_variant_at(ab_variant v, int k);
+/* The same with tblock's b and n from cfg (the spec its grid rows run). */
+cm_variant ab_variant_cfg(const ab_config *cfg, ab_variant v, int k);
 
 /* Runs the grid on the CPU (C outer, then T, then phase, then variant: dense-flash
  * first, so every later row of the group has its speedup). on_row (may be NULL) sees
@@ -120,6 +135,8 @@ typedef struct {
                    double *extra_bytes);
     void (*run)(void *row);
     double (*backward_flops)(void *row); /* a backward row's FLOPs (NULL: no backward) */
+    double (*prefill_flops)(void *row);  /* a prefill row's FLOPs when the backend counts
+                                          * them itself (NULL, or < 0: costmodel's) */
     void (*teardown)(void *row);
     void (*timer_start)(void *ctx);
     double (*timer_stop)(void *ctx);     /* seconds since timer_start */

@@ -12,6 +12,7 @@
 #include "sattn/nn.h"
 #include "sattn/rng.h"
 #include "sattn/sparse_decode.h"
+#include "sattn/tblock.h"
 
 #define HEAD_DIM 64
 
@@ -79,6 +80,8 @@ typedef struct bench_ctx {
     float *bscratch;            /* backward scratch: naive attention_scratch, flash scratch */
     int *idx, *count;
     size_t side_per_head, np_fn, ncache;
+    tblock_sel *tsel;           /* tblock: the tile selection (made by each prefill call) */
+    float *tscratch;            /* tblock backward scratch */
     op_count *cnt;              /* NULL when timing */
     void (*fn)(const struct bench_ctx *b); /* what a timed call runs */
     ab_variant v;
@@ -166,6 +169,13 @@ static void run_sparse_decode(const bench_ctx *b) {
     }
 }
 
+/* tblock: the tile selection, then the forward over it (all heads in one call). */
+static void run_tblock(const bench_ctx *b) {
+    const bench_data *d = b->in;
+    tblock_select(b->tsel, d->qkv, d->C);
+    tblock_forward(d->out, d->lse, d->qkv, d->C, b->tsel);
+}
+
 /* ---- backward (the forward ran once, untimed, in measure_row) ----
  * dense: d qkv from d out through the stored probabilities (naive) or the log-sum-exp
  * (flash, recomputing P tile by tile); sparse: the head function's backward over the
@@ -191,6 +201,11 @@ static void backward_head(const bench_ctx *b, int h, const head_state *s) {
 
 static void run_sparse_backward(const bench_ctx *b) { over_heads(b, backward_head); }
 
+static void run_tblock_backward(const bench_ctx *b) {
+    const bench_data *d = b->in;
+    tblock_backward(d->dqkv, d->dout, d->qkv, d->out, d->lse, d->C, b->tsel, b->tscratch);
+}
+
 /* Backward FLOPs (2 a multiply-add): dense 4 products a causal pair (dP, dQ, dK, dV),
  * twice the forward's 2; softmax heads 4 d-long products a selected key, the counts
  * being the forward's own (sum_t count_t). */
@@ -198,16 +213,28 @@ static double backward_flops(const bench_ctx *b, ab_variant v) {
     const bench_data *d = b->in;
     double T = d->T;
     if (v <= AB_FLASH) return d->H * 8.0 * d->d * T * (T + 1) / 2;
+    if (v == AB_TBLOCK) return 8.0 * d->d * tblock_pairs(b->tsel);
     double keys = 0;
     for (size_t i = 0; i < (size_t)d->H * d->T; i++) keys += b->count[i];
     return 8.0 * d->d * keys;
 }
 
+/* tblock's own buffers: the selection (ints), per thread the forward's packed K and V of a
+ * head (2 (T + b) rows of 80 floats at d = 64) or the backward's K, V, dK, dV of its blocks
+ * (4 of them), and the backward's scratch (at most T (H + 4 C), tblock.h). */
+static double tblock_bytes(const bench_data *d, const head_spec *s, int back) {
+    double H = d->H, T = d->T, rows = T + s->block, th = omp_get_max_threads();
+    double sel = H * (T / s->block + 1) * (s->nblocks + 1);
+    return 4.0 * (sel + th * (back ? 4 : 2) * rows * 80 + (back ? T * (H + (d->H < 8 ? 4.0 * d->C : 0)) : 0));
+}
+
 /* Bytes a row allocates beyond the shared data, to skip what does not fit. */
-static double row_bytes(const bench_data *d, ab_variant v, int decode, const head_spec *s) {
+static double row_bytes(const bench_data *d, ab_variant v, int phase, const head_spec *s) {
     double H = d->H, T = d->T;
+    int decode = phase == BENCH_DECODE;
     if (v == AB_NAIVE) return 4.0 * H * T * T;
     if (v == AB_FLASH) return 0.0;
+    if (v == AB_TBLOCK) return tblock_bytes(d, s, phase == BENCH_BACKWARD);
     double kmax = selector_kmax(s, d->T);
     if (decode) return 4.0 * H * (T * (s->rank + 3) + 2.0 * T / s->block * d->d);
     return 4.0 * (omp_get_max_threads() * (double)selector_select_work_floats(s, d->d, d->T) +
@@ -253,18 +280,28 @@ static void ctx_sparse(bench_ctx *b, int decode, uint64_t seed) {
     }
 }
 
+/* tblock's selection buffers at the row's b and n (the spec's block and nblocks). */
+static void ctx_tblock(bench_ctx *b) {
+    const bench_data *d = b->in;
+    b->tsel = xmalloc(sizeof *b->tsel);
+    if (tblock_sel_init(b->tsel, 1, d->H, d->T, b->spec.block, b->spec.nblocks, NULL))
+        die_at(__FILE__, __LINE__, "tblock: b=%d n=%d", b->spec.block, b->spec.nblocks);
+}
+
 static void ctx_free(bench_ctx *b) {
     free(b->att), free(b->params), free(b->score), free(b->cache), free(b->work), free(b->side);
-    free(b->fparams), free(b->bscratch);
+    free(b->fparams), free(b->bscratch), free(b->tscratch);
+    if (b->tsel) tblock_sel_free(b->tsel);
+    free(b->tsel);
     free(b->idx), free(b->count);
 }
 
 static bench_fn fn_of(ab_variant v, int phase) {
-    static const bench_fn FN[BENCH_NPHASE][3] = {
-        {run_naive, run_flash, run_sparse_prefill},
-        {run_naive, run_flash_decode, run_sparse_decode}, /* no naive decode: never asked */
-        {run_naive_backward, run_flash_backward, run_sparse_backward}};
-    return FN[phase][v == AB_NAIVE ? 0 : v == AB_FLASH ? 1 : 2];
+    static const bench_fn FN[BENCH_NPHASE][4] = {
+        {run_naive, run_flash, run_sparse_prefill, run_tblock},
+        {run_naive, run_flash_decode, run_sparse_decode, NULL}, /* no naive or tblock decode: never asked */
+        {run_naive_backward, run_flash_backward, run_sparse_backward, run_tblock_backward}};
+    return FN[phase][v == AB_NAIVE ? 0 : v == AB_FLASH ? 1 : v == AB_TBLOCK ? 3 : 2];
 }
 
 /* Backward rows: the forward once (untimed) for what the backward reads, plus the
@@ -275,6 +312,8 @@ static size_t backward_setup(bench_ctx *b, ab_variant v) {
              : v == AB_FLASH ? flash_scratch_floats(1, d->T, d->C, d->H) : 0;
     if (n) b->bscratch = xmalloc_aligned(n * sizeof(float));
     fn_of(v, BENCH_PREFILL)(b);
+    if (v == AB_TBLOCK) /* its bytes are tblock_bytes' */
+        b->tscratch = xmalloc_aligned(tblock_scratch_floats(b->tsel, d->C) * sizeof(float));
     return n;
 }
 
@@ -298,12 +337,15 @@ static void *cpu_setup(void *ctx, void *data, ab_variant v, int phase, const cm_
     const bench_data *d = data;
     int back = phase == BENCH_BACKWARD;
     double extra = back ? 4.0 * 4 * d->T * d->C : 0; /* dqkv and dout */
-    if (row_bytes(d, v, phase == BENCH_DECODE, &cv->spec) + extra > cfg->max_bytes) return NULL;
+    double own = row_bytes(d, v, phase, &cv->spec);
+    if (own + extra > cfg->max_bytes) return NULL;
     bench_ctx *b = xcalloc(1, sizeof *b);
     b->in = d, b->spec = cv->spec, b->v = v, b->fn = fn_of(v, phase);
     if (v == AB_NAIVE) b->att = xmalloc_aligned((size_t)d->H * d->T * d->T * sizeof(float));
-    if (v >= AB_INDEX) ctx_sparse(b, phase == BENCH_DECODE, cfg->seed + (uint64_t)d->T);
+    if (v == AB_INDEX || v == AB_BLOCK) ctx_sparse(b, phase == BENCH_DECODE, cfg->seed + (uint64_t)d->T);
+    if (v == AB_TBLOCK) ctx_tblock(b);
     if (back) extra += 4.0 * backward_setup(b, v);
+    if (v == AB_TBLOCK) extra += own; /* costmodel's peak has none of it (measure_row) */
     *extra_bytes = extra;
     return b;
 }
@@ -316,6 +358,13 @@ static void cpu_run(void *row) {
 static double cpu_backward_flops(void *row) {
     const bench_ctx *b = row;
     return backward_flops(b, b->v);
+}
+
+/* tblock: 4 hs FLOPs per attended pair (S = Q K^T and O = P V over the unmasked pairs);
+ * the others: costmodel's (-1). */
+static double cpu_prefill_flops(void *row) {
+    const bench_ctx *b = row;
+    return b->v == AB_TBLOCK ? 4.0 * b->in->d * tblock_pairs(b->tsel) : -1.0;
 }
 
 static void cpu_teardown(void *row) {
@@ -335,7 +384,8 @@ void ab_run(const ab_config *cfg, bench_row **rows, int *nrows,
     ab_backend be = {.suffix = "", .variants = (1u << AB_NVAR) - 1, .phases = (1u << BENCH_NPHASE) - 1,
                      .first_flops = {100e9, 5e9}, .warmups = 0, .max_reps = 100000, .ctx = &t0,
                      .data_make = cpu_data_make, .data_free = cpu_data_free, .setup = cpu_setup,
-                     .run = cpu_run, .backward_flops = cpu_backward_flops, .teardown = cpu_teardown,
+                     .run = cpu_run, .backward_flops = cpu_backward_flops, .prefill_flops = cpu_prefill_flops,
+                     .teardown = cpu_teardown,
                      .timer_start = cpu_timer_start, .timer_stop = cpu_timer_stop, .pressure = ab_cpu_pressure};
     ab_grid_run(cfg, &be, rows, nrows, on_row, ctx);
 }
@@ -348,7 +398,7 @@ double ab_count_bytes(ab_variant v, int phase, int C, int T, int k, const head_s
     memset(&d, 0, sizeof d);
     d.C = C, d.H = C / HEAD_DIM, d.T = T, d.d = HEAD_DIM;
     double tc = (double)T * C, shared = 4.0 * (6.0 * tc + (double)d.H * T);
-    return shared + row_bytes(&d, v, phase == BENCH_DECODE, &hs);
+    return shared + row_bytes(&d, v, phase, &hs);
 }
 
 int ab_count(ab_variant v, int phase, int C, int T, int k, const head_spec *spec, uint64_t seed,
@@ -357,6 +407,7 @@ int ab_count(ab_variant v, int phase, int C, int T, int k, const head_spec *spec
     if (C < HEAD_DIM || C % HEAD_DIM || T < 1)
         return err_set(e, "C=%d, T=%d: expected C a positive multiple of %d and T >= 1", C, T, HEAD_DIM);
     if (phase == BENCH_BACKWARD) return err_set(e, "counts cover prefill and decode, not backward");
+    if (v == AB_TBLOCK) return err_set(e, "tblock+softmax has no instrumented counts (its FLOPs: tblock_pairs)");
     if (phase == BENCH_DECODE && v == AB_NAIVE) return err_set(e, "dense-naive has no decode step (use dense-flash)");
     if (phase == BENCH_DECODE && v >= AB_INDEX && (hs.fn != HFN_SOFTMAX || (hs.sel != SEL_INDEX && hs.sel != SEL_BLOCK)))
         return err_set(e, "decode runs index or block with softmax only, not %s", ab_variant_at(v, k).name);

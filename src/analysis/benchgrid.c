@@ -12,23 +12,35 @@
 #define MIN_RUN_S 0.005 /* a run repeats the call until it lasts this long */
 
 static const char *const NAMES[AB_NVAR] = {"dense-naive", "dense-flash", "index+softmax",
-                                           "block+softmax"};
+                                           "block+softmax", "tblock+softmax"};
 
 const char *ab_variant_name(ab_variant v) { return NAMES[v]; }
 
 int ab_variant_parse(const char *s) {
-    static const char *const SHORT[AB_NVAR] = {"naive", "flash", "index", "block"};
+    static const char *const SHORT[AB_NVAR] = {"naive", "flash", "index", "block", "tblock"};
     for (int v = 0; v < AB_NVAR; v++)
         if (!strcmp(s, NAMES[v]) || !strcmp(s, SHORT[v])) return v;
     return -1;
 }
 
+/* tblock as costmodel.h's per-query block spec with the same keys per query. */
+static cm_variant tblock_variant(int b, int n) {
+    head_spec s = head_spec_default();
+    s.sel = SEL_BLOCK, s.fn = HFN_SOFTMAX, s.block = b, s.nblocks = n;
+    return cm_sparse(&s);
+}
+
 cm_variant ab_variant_at(ab_variant v, int k) {
     if (v == AB_NAIVE) return cm_dense(CM_NAIVE);
     if (v == AB_FLASH) return cm_dense(CM_FLASH);
+    if (v == AB_TBLOCK) return tblock_variant(64, k / 64 > 1 ? k / 64 : 1);
     cm_variant all[8];
     cm_standard_variants(k, all);
     return all[v == AB_INDEX ? 4 : 6];
+}
+
+cm_variant ab_variant_cfg(const ab_config *cfg, ab_variant v, int k) {
+    return v == AB_TBLOCK ? tblock_variant(cfg->tblock_b, cfg->tblock_n) : ab_variant_at(v, k);
 }
 
 static void set_list(int *dst, int *n, const int *src, int m) {
@@ -58,6 +70,7 @@ ab_config ab_config_default(int quick) {
     c.max_run_s = 2.0;
     c.max_bytes = 2.0 * 1024 * 1024 * 1024;
     c.seed = 1234;
+    c.tblock_b = 64, c.tblock_n = 8;
     return c;
 }
 
@@ -106,8 +119,9 @@ typedef struct {
 } grid_pos;
 
 /* The spec variant v runs at k on this backend, and the row's name. */
-static cm_variant row_variant(const ab_backend *be, ab_variant v, int k, char *name, size_t n) {
-    cm_variant cv = ab_variant_at(v, k);
+static cm_variant row_variant(const grid_pos *g, ab_variant v, int k, char *name, size_t n) {
+    const ab_backend *be = g->be;
+    cm_variant cv = ab_variant_cfg(g->cfg, v, k);
     snprintf(name, n, "%s%s", ab_variant_name(v), be->suffix);
     if (v == AB_INDEX && be->index_rank && (cv.spec.rank != be->index_rank || cv.spec.iheads != be->index_heads)) {
         cv.spec.rank = be->index_rank, cv.spec.iheads = be->index_heads;
@@ -121,7 +135,7 @@ static cm_variant row_variant(const ab_backend *be, ab_variant v, int k, char *n
 static int measure_row(const grid_pos *g, ab_variant v, int k, series *st, bench_row *r) {
     const ab_backend *be = g->be;
     char name[BENCH_NAME_LEN];
-    cm_variant cv = row_variant(be, v, k, name, sizeof name);
+    cm_variant cv = row_variant(g, v, k, name, sizeof name);
     cm_shape sh = cm_shape_make(g->C, g->H, g->T);
     sh.decode = g->phase == BENCH_DECODE;
     cm_cost cost;
@@ -130,7 +144,7 @@ static int measure_row(const grid_pos *g, ab_variant v, int k, series *st, bench
     /* a series' first row has no previous time: assume about what the backend's kernels
      * reach; a backward is about twice its forward's work, and as much again for the
      * untimed forward */
-    double rate = be->first_flops[v <= AB_FLASH ? 0 : 1];
+    double rate = be->first_flops[v <= AB_FLASH || v == AB_TBLOCK ? 0 : 1]; /* tblock: flash's tiles */
     double predicted = st->T ? st->med * cost.attn_flops / st->flops : (back ? 3 : 1) * cost.attn_flops / rate;
     if (predicted > g->cfg->max_run_s) return 0;
     double extra = 0;
@@ -139,13 +153,19 @@ static int measure_row(const grid_pos *g, ab_variant v, int k, series *st, bench
     double p = be->pressure ? be->pressure() : -1.0;
     double med = time_median(be, row, g->cfg->runs);
     double flops = back && be->backward_flops ? be->backward_flops(row) : cost.attn_flops;
+    double own = !back && be->prefill_flops ? be->prefill_flops(row) : -1.0;
+    if (own >= 0) flops = own;
     be->teardown(row);
     *st = (series){g->T, med, cost.attn_flops};
     memset(r, 0, sizeof *r);
     snprintf(r->variant, sizeof r->variant, "%s", name);
     r->phase = g->phase, r->C = g->C, r->H = g->H, r->T = g->T, r->k = v >= AB_INDEX ? k : 0;
+    if (v == AB_TBLOCK) r->k = cv.spec.block * cv.spec.nblocks;
     r->median_s = med, r->gflops = flops / med / 1e9, r->speedup_vs_flash = -1.0;
-    r->peak_bytes = cost.peak_bytes + extra, r->cpu_pressure = p, r->pct_peak = -1.0;
+    /* tblock: qkv, out and lse, plus what its setup reports (costmodel's peak would be the
+     * per-query selection's T x kmax buffers, which tblock does not have) */
+    double base = v == AB_TBLOCK ? 4.0 * (4.0 * g->T * g->C + (double)g->H * g->T) : cost.peak_bytes;
+    r->peak_bytes = base + extra, r->cpu_pressure = p, r->pct_peak = -1.0;
     return 1;
 }
 
@@ -165,14 +185,14 @@ static void push_row(row_list *l, const bench_row *r) {
 /* One phase at one (C, T): dense-flash first, so the others get their speedup. */
 static void run_group(const grid_pos *g, series st[AB_NVAR][AB_MAX_LIST], row_list *out,
                       void (*on_row)(const bench_row *, void *), void *ctx) {
-    static const ab_variant ORDER[AB_NVAR] = {AB_FLASH, AB_NAIVE, AB_INDEX, AB_BLOCK};
+    static const ab_variant ORDER[AB_NVAR] = {AB_FLASH, AB_NAIVE, AB_INDEX, AB_BLOCK, AB_TBLOCK};
     const ab_config *cfg = g->cfg;
     double flash = -1.0;
     for (int i = 0; i < AB_NVAR; i++) {
         ab_variant v = ORDER[i];
         unsigned vars = cfg->variants & g->be->variants;
-        if (!(vars & (1u << v)) || (g->phase == BENCH_DECODE && v == AB_NAIVE)) continue;
-        int nk = v >= AB_INDEX ? cfg->nks : 1;
+        if (!(vars & (1u << v)) || (g->phase == BENCH_DECODE && (v == AB_NAIVE || v == AB_TBLOCK))) continue;
+        int nk = v == AB_INDEX || v == AB_BLOCK ? cfg->nks : 1; /* tblock: b, n from cfg */
         for (int ki = 0; ki < nk; ki++) {
             bench_row r;
             if (!measure_row(g, v, cfg->ks[ki], &st[v][ki], &r)) continue;
@@ -216,7 +236,8 @@ static int series_of(const ab_cross *out, int m, ab_variant v, const bench_row *
     return j;
 }
 
-/* Per series: costmodel's T* (none for backward: the selector does not run backward)
+/* Per series: costmodel's T* (none for backward: the selector does not run backward; none
+ * for tblock)
  * and xover_series_T over the series' rows. */
 int ab_crossovers(const bench_row *rows, int n, ab_cross *out, int cap) {
     int m = 0, *T = xmalloc(((size_t)n + 1) * sizeof(int));
@@ -228,7 +249,8 @@ int ab_crossovers(const bench_row *rows, int n, ab_cross *out, int cap) {
         cm_shape sh = cm_shape_make(r->C, r->H, r->T);
         sh.decode = r->phase == BENCH_DECODE;
         cm_variant cv = ab_variant_at((ab_variant)v, r->k);
-        int an = r->phase == BENCH_BACKWARD ? -1 : cm_crossover(&sh, &cv, 1 << 20), ns = 0;
+        int model = r->phase != BENCH_BACKWARD && v != AB_TBLOCK; /* tblock: no model of its selection */
+        int an = model ? cm_crossover(&sh, &cv, 1 << 20) : -1, ns = 0;
         out[m] = (ab_cross){(ab_variant)v, r->phase, r->C, r->k, -1, an};
         for (int j = i; j < n; j++)
             if (ab_variant_parse(rows[j].variant) == v && series_of(out + m, 1, (ab_variant)v, &rows[j]) == 0)

@@ -8,7 +8,9 @@
  *   Qn, dOn  (Br x hsp) the same for the queries;
  *   St, dPt  (Bc x Br)  scores transposed: row j = key, queries contiguous, so the softmax
  *                       statistics of 8 queries are one vector (max, exp, sums vectorise).
- * So S^T = Kp Qt (fk_nt) and every other product is fk_acc with the right strides. Padding
+ * So S^T = Kp Qt (fk_nt) and every other product is fk_acc with the right strides (the
+ * packing, tile products and softmax passes live in flash_tile.h, shared with the tile-shared
+ * block-sparse kernels of src/sparse/tblock.c; here the tile width is FL_T). Padding
  * rows and columns are zeros and padded queries get lse = +inf in the backward, so they add
  * exact zeros; padded keys sit above the diagonal and are masked.
  * Measured before (nn_sgemm per tile, 128 x 256 tiles) and after: docs/flash.md. */
@@ -19,7 +21,7 @@
 #include <string.h>
 
 #include "fastmath.h"
-#include "flash_kern.h"
+#include "flash_tile.h"
 #include "sattn/core.h"
 #include "sattn/nn.h"
 
@@ -30,95 +32,6 @@
  * sizes measured). */
 enum { FL_T = FLASH_BR, DEC_CHUNK = FLASH_DEC_CHUNK };
 _Static_assert(FLASH_BR == FLASH_BC && FLASH_BR % 48 == 0, "flash tiles: square, whole 6 x 16 blocks");
-
-static int imin(int a, int b) { return a < b ? a : b; }
-static int round_up(int a, int m) { return (a + m - 1) / m * m; }
-
-/* Row stride of the packed (rows x hs) tiles: hs rounded up to 16 floats (whole 64-byte lines),
- * plus 16 when that is an even number of lines. A stride of 2^k lines maps a tile's rows onto a
- * few L1 sets (hs = 64: 16 of the 64 sets) where they evict each other; an odd number of lines
- * spreads them over all sets. */
-static int row_stride(int hs) {
-    int w = round_up(hs, FK_NR);
-    return (w / FK_NR) % 2 ? w : w + FK_NR;
-}
-
-/* dst (rows x ldd) = mul * src rows (stride lds), n of them, hs columns; zero padding up to
- * rows and ldd columns. */
-static void pack_rows(float *dst, int ldd, int rows, const float *src, size_t lds, int n, int hs, float mul) {
-    for (int j = 0; j < rows; j++) {
-        float *d = dst + (size_t)j * ldd;
-        if (j < n) fk_copy(d, src + (size_t)j * lds, hs, mul);
-        else memset(d, 0, (size_t)hs * sizeof(float));
-        memset(d + hs, 0, (size_t)(ldd - hs) * sizeof(float));
-    }
-}
-
-/* dst (hs x FL_T) = mul * src^T: dst[d][i] = mul src[i][d] for i < n, zero for n <= i < FL_T.
- * 8 x 8 blocks in registers, the edges one by one. */
-static void pack_cols(float *dst, const float *src, size_t lds, int n, int hs, float mul) {
-    int n8 = n / FK_W * FK_W, h8 = hs / FK_W * FK_W;
-    for (int d = 0; d < hs; d++) memset(dst + (size_t)d * FL_T + n8, 0, (size_t)(FL_T - n8) * sizeof(float));
-    for (int i = 0; i < n8; i += FK_W)
-        for (int d = 0; d < h8; d += FK_W) fk_transpose8(dst + (size_t)d * FL_T + i, FL_T, src + (size_t)i * lds + d, lds, mul);
-    for (int i = 0; i < n; i++)
-        for (int d = i < n8 ? h8 : 0; d < hs; d++) dst[(size_t)d * FL_T + i] = mul * src[(size_t)i * lds + d];
-}
-
-/* C (nj x ni, row stride FL_T) = X Yt: X (nj x hs, rows ldx), Yt (hs x FL_T); nj a multiple
- * of 6, ni of 16. diag (the diagonal tile, key j vs query i): 6 x 16 blocks wholly above the
- * diagonal (j0 > i0 + 15) are not computed but set to fill. Returns the multiply-adds done on
- * real rows and columns (nk keys, nq queries): what the SATTN_COUNT build counts. */
-static uint64_t tile_nt(float *C, const float *X, int ldx, const float *Yt, int hs, int nj, int ni, int diag,
-                        float fill, int nk, int nq) {
-    uint64_t macs = 0;
-    for (int i = 0; i < ni; i += FK_NR)
-        for (int j = 0; j < nj; j += FK_MR) {
-            float *c = C + (size_t)j * FL_T + i;
-            if (diag && j > i + FK_NR - 1) {
-                for (int r = 0; r < FK_MR; r++)
-                    for (int q = 0; q < FK_NR; q++) c[(size_t)r * FL_T + q] = fill;
-                continue;
-            }
-            fk_nt(c, FL_T, X + (size_t)j * ldx, ldx, Yt + i, FL_T, hs);
-            if (j < nk && i < nq) macs += (uint64_t)imin(FK_MR, nk - j) * imin(FK_NR, nq - i) * hs;
-        }
-    return macs;
-}
-
-/* O (rows x hsp, row stride ldp) = rs O + A Z over the terms [k_lo(r), k_hi(r)) of each 6-row
- * block r: A(r, k) = A[r ars + k acs], Z (rows x hsp, row stride ldp); hsp a multiple of 16; rs
- * (per row) NULL: no scaling. Off the diagonal every block sums over [0, n). On the diagonal
- * tile the terms that are exact zeros (masked probabilities) are skipped: diag = 1, rows are
- * queries and terms keys: keys [0, min(n, r + 6)); diag = 2, rows are keys and terms queries:
- * queries [r, n). Returns the multiply-adds on the real rows (< nreal) and hs columns. */
-static uint64_t tile_acc(float *O, int ldp, int hsp, int rows, const float *rs, const float *A, int ars, int acs,
-                         const float *Z, int n, int diag, int nreal, int hs) {
-    uint64_t macs = 0;
-    for (int r = 0; r < rows; r += FK_MR) {
-        int lo = diag == 2 ? r : 0, hi = diag == 1 ? imin(n, r + FK_MR) : n;
-        if (hi <= lo && !rs) continue;
-        hi = hi > lo ? hi : lo;
-        for (int c = 0; c < hsp; c += FK_NR)
-            fk_acc(O + (size_t)r * ldp + c, ldp, rs ? rs + r : NULL, A + (size_t)r * ars + (size_t)lo * acs, ars, acs,
-                   Z + (size_t)lo * ldp + c, ldp, hi - lo);
-        if (r < nreal) macs += (uint64_t)imin(FK_MR, nreal - r) * hs * (hi - lo);
-    }
-    return macs;
-}
-
-/* The counted build's record of one tile product (M x K)(K x N) that did macs multiply-adds
- * (bytes as op_count_gemm counts them). */
-static void count_tile(op_count *cnt, uint64_t macs, int M, int N, int K, int acc) {
-    uint64_t m = (uint64_t)M, n = (uint64_t)N, k = (uint64_t)K;
-    op_count_add(cnt, macs, 4 * (m * k + k * n + m * n * (acc ? 2 : 1)));
-}
-
-/* The diagonal tile (key k0 + j, query q0 + i, k0 <= q0): St[j][i] = -inf where key > query. */
-static void mask_diag(float *St, int nj, int ni, int k0, int q0) {
-    for (int j = 0; j < nj; j++)
-        for (int i = 0; i < ni && q0 + i < k0 + j; i++) St[(size_t)j * FL_T + i] = -INFINITY;
-}
 
 /* ------------------------------------------------------------------ forward */
 
@@ -134,8 +47,8 @@ typedef struct {
 } fwd_buf;
 
 static fwd_buf fwd_buf_make(int hs, int T) {
-    fwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR), .ldp = row_stride(hs), .head = -1};
-    size_t t = FL_T, tp = (size_t)round_up(T, FL_T), n = t * hs + 2 * tp * b.ldp + t * t + t * b.ldp + 3 * t;
+    fwd_buf b = {.hs = hs, .hsp = ft_round_up(hs, FK_NR), .ldp = ft_row_stride(hs), .head = -1};
+    size_t t = FL_T, tp = (size_t)ft_round_up(T, FL_T), n = t * hs + 2 * tp * b.ldp + t * t + t * b.ldp + 3 * t;
     b.Qt = xmalloc_aligned(n * sizeof(float));
     b.Kp = b.Qt + t * hs, b.Vp = b.Kp + tp * b.ldp, b.St = b.Vp + tp * b.ldp, b.O = b.St + t * t;
     b.m = b.O + t * b.ldp, b.l = b.m + t, b.alpha = b.l + t;
@@ -147,31 +60,10 @@ static fwd_buf fwd_buf_make(int hs, int T) {
 static void fwd_pack_kv(fwd_buf *b, long head, const float *k, const float *v, size_t ld, int T, int upto) {
     if (b->head != head) b->head = head, b->npacked = 0;
     if (upto <= b->npacked) return;
-    int r0 = b->npacked, n = imin(upto, T) - r0;
-    pack_rows(b->Kp + (size_t)r0 * b->ldp, b->ldp, upto - r0, k + r0 * ld, ld, n, b->hs, 1.0f);
-    pack_rows(b->Vp + (size_t)r0 * b->ldp, b->ldp, upto - r0, v + r0 * ld, ld, n, b->hs, 1.0f);
+    int r0 = b->npacked, n = ft_imin(upto, T) - r0;
+    ft_pack_rows(b->Kp + (size_t)r0 * b->ldp, b->ldp, upto - r0, k + r0 * ld, ld, n, b->hs, 1.0f);
+    ft_pack_rows(b->Vp + (size_t)r0 * b->ldp, b->ldp, upto - r0, v + r0 * ld, ld, n, b->hs, 1.0f);
     b->npacked = upto;
-}
-
-/* Online softmax over one score tile St (nj keys x ni queries, masked entries -inf), 8 queries
- * at a time. With m, l the running max and sum of each query:
- *   m' = max(m, max_j S_j);  P_j = exp(S_j - m');  l' = l e^{m-m'} + sum_j P_j;  alpha = e^{m-m'}
- * St is overwritten by P; the caller scales its accumulator rows by alpha, then adds P V. */
-static void online_softmax(fwd_buf *b, int nj, int ni) {
-    for (int i = 0; i < ni; i += FK_W) {
-        fv8 m = fv_load(b->m + i), mx = m, sum = fv_set1(0.0f);
-        for (int j = 0; j < nj; j++) mx = fv_max(mx, fv_load(b->St + (size_t)j * FL_T + i));
-        for (int j = 0; j < nj; j++) {
-            float *s = b->St + (size_t)j * FL_T + i;
-            fv8 p = fv_exp(fv_load(s) - mx);
-            fv_store(s, p);
-            sum += p;
-        }
-        fv8 alpha = fv_exp(m - mx); /* m = -inf on the first tile: alpha = 0 */
-        fv_store(b->l + i, fv_load(b->l + i) * alpha + sum);
-        fv_store(b->m + i, mx);
-        fv_store(b->alpha + i, alpha);
-    }
 }
 
 /* One (b, h) query tile [q0, q0+nq): q, o, lse point at the head's row 0. For each key tile
@@ -179,18 +71,18 @@ static void online_softmax(fwd_buf *b, int nj, int ni) {
  * O = alpha O + P V_tile.  Finally o_t = O_t / l_t and lse_t = m_t + log l_t. */
 static void flash_fwd_tile(float *o, float *lse, const float *q, int q0, int nq, int C, fwd_buf *b, op_count *cnt) {
     size_t ld = (size_t)3 * C;
-    int hs = b->hs, hsp = b->hsp, ldp = b->ldp, nr = round_up(nq, FK_MR), ni = round_up(nr, FK_NR);
-    pack_cols(b->Qt, q + q0 * ld, ld, nq, hs, 1.0f / sqrtf((float)hs));
+    int hs = b->hs, hsp = b->hsp, ldp = b->ldp, nr = ft_round_up(nq, FK_MR), ni = ft_round_up(nr, FK_NR);
+    ft_pack_cols(b->Qt, FL_T, q + q0 * ld, ld, nq, hs, 1.0f / sqrtf((float)hs));
     memset(b->O, 0, sizeof(float) * FL_T * ldp);
     for (int i = 0; i < FL_T; i++) b->m[i] = -INFINITY, b->l[i] = 0.0f;
     for (int k0 = 0; k0 < q0 + nq; k0 += FL_T) {
-        int nk = imin(FL_T, q0 + nq - k0), nj = round_up(nk, FK_MR);
+        int nk = ft_imin(FL_T, q0 + nq - k0), nj = ft_round_up(nk, FK_MR);
         const float *Kp = b->Kp + (size_t)k0 * ldp, *Vp = b->Vp + (size_t)k0 * ldp;
         int diag = k0 == q0;
-        count_tile(cnt, tile_nt(b->St, Kp, ldp, b->Qt, hs, nj, ni, diag, -INFINITY, nk, nq), nq, nk, hs, 0);
-        if (diag) mask_diag(b->St, nj, ni, k0, q0);
-        online_softmax(b, nj, ni);
-        count_tile(cnt, tile_acc(b->O, ldp, hsp, nr, b->alpha, b->St, 1, FL_T, Vp, nk, diag, nq, hs), nq, hs, nk, 1);
+        ft_count_tile(cnt, ft_tile_nt(b->St, FL_T, Kp, ldp, b->Qt, hs, nj, ni, diag, -INFINITY, nk, nq), nq, nk, hs, 0);
+        if (diag) ft_mask_diag(b->St, FL_T, nj, ni, k0, q0);
+        ft_online_softmax(b->St, FL_T, b->m, b->l, b->alpha, nj, ni);
+        ft_count_tile(cnt, ft_tile_acc(b->O, ldp, hsp, nr, b->alpha, b->St, 1, FL_T, Vp, nk, diag, nq, hs), nq, hs, nk, 1);
     }
     for (int i = 0; i < nq; i++) {
         float inv = 1.0f / b->l[i], *orow = o + (size_t)(q0 + i) * C;
@@ -215,11 +107,11 @@ void flash_attention_forward_counted(float *out, float *lse, const float *qkv, i
         for (int bb = 0; bb < B; bb++)
             for (int h = 0; h < H; h++)
                 for (int t = ntiles - 1; t >= 0; t--) { /* the largest tiles first */
-                    int q0 = t * FL_T, nq = imin(FL_T, T - q0);
+                    int q0 = t * FL_T, nq = ft_imin(FL_T, T - q0);
                     const float *q = qkv + (size_t)bb * T * 3 * C + h * hs;
                     /* packed, even where no padding is needed: read in place, rows 3C floats
                      * apart fall into two L1 sets at C = 512 and the products run at half speed */
-                    fwd_pack_kv(&b, (long)bb * H + h, q + C, q + 2 * C, (size_t)3 * C, T, q0 + round_up(nq, FK_MR));
+                    fwd_pack_kv(&b, (long)bb * H + h, q + C, q + 2 * C, (size_t)3 * C, T, q0 + ft_round_up(nq, FK_MR));
                     flash_fwd_tile(out + (size_t)bb * T * C + h * hs, lse + ((size_t)bb * H + h) * T, q, q0, nq, C,
                                    &b, cnt);
                 }
@@ -254,7 +146,7 @@ size_t flash_scratch_floats(int B, int T, int C, int H) {
 
 static int bwd_groups(int B, int H, int T) {
     int nkt = (T + FL_T - 1) / FL_T, bh = B * H, want = bh >= 8 ? 1 : (8 + bh - 1) / bh;
-    return imin(want, imin(nkt, FLASH_BWD_GROUPS));
+    return ft_imin(want, ft_imin(nkt, FLASH_BWD_GROUPS));
 }
 
 /* Group of key tile j among G (the snake order above). */
@@ -271,7 +163,7 @@ typedef struct {
 } bwd_buf;
 
 static bwd_buf bwd_buf_make(int hs, int T, int G) {
-    bwd_buf b = {.hs = hs, .hsp = round_up(hs, FK_NR), .ldp = row_stride(hs)};
+    bwd_buf b = {.hs = hs, .hsp = ft_round_up(hs, FK_NR), .ldp = ft_row_stride(hs)};
     int nkt = (T + FL_T - 1) / FL_T;
     b.maxown = (nkt + G - 1) / G + 1;
     size_t t = FL_T, own = (size_t)b.maxown * t * b.ldp;
@@ -296,10 +188,10 @@ static void bwd_pack_query(bwd_buf *b, const bwd_head *hd, int q0, int nq) {
     size_t ld = (size_t)3 * hd->C;
     float scale = 1.0f / sqrtf((float)b->hs);
     const float *Q = hd->q + q0 * ld, *dO = hd->dout + (size_t)q0 * hd->C;
-    pack_cols(b->Qt, Q, ld, nq, b->hs, scale);
-    pack_cols(b->dOt, dO, hd->C, nq, b->hs, 1.0f);
-    pack_rows(b->Qn, b->ldp, nq, Q, ld, nq, b->hs, 1.0f); /* packed: see flash_fwd_tile */
-    pack_rows(b->dOn, b->ldp, nq, dO, hd->C, nq, b->hs, 1.0f);
+    ft_pack_cols(b->Qt, FL_T, Q, ld, nq, b->hs, scale);
+    ft_pack_cols(b->dOt, FL_T, dO, hd->C, nq, b->hs, 1.0f);
+    ft_pack_rows(b->Qn, b->ldp, nq, Q, ld, nq, b->hs, 1.0f); /* packed: see flash_fwd_tile */
+    ft_pack_rows(b->dOn, b->ldp, nq, dO, hd->C, nq, b->hs, 1.0f);
     for (int i = 0; i < FL_T; i++) {
         b->L[i] = i < nq ? hd->lse[q0 + i] : INFINITY;
         b->D[i] = i < nq ? hd->D[q0 + i] : 0.0f;
@@ -307,33 +199,20 @@ static void bwd_pack_query(bwd_buf *b, const bwd_head *hd, int q0, int nq) {
     memset(b->dQ, 0, sizeof(float) * FL_T * b->ldp);
 }
 
-/* P = exp(S - lse) and dS = P (dP - D) over nj keys x ni queries (8 queries a vector). */
-static void bwd_softmax(bwd_buf *b, int nj, int ni) {
-    for (int i = 0; i < ni; i += FK_W) {
-        fv8 L = fv_load(b->L + i), D = fv_load(b->D + i);
-        for (int j = 0; j < nj; j++) {
-            float *s = b->St + (size_t)j * FL_T + i, *dp = b->dPt + (size_t)j * FL_T + i;
-            fv8 p = fv_exp(fv_load(s) - L);
-            fv_store(s, p);
-            fv_store(dp, p * (fv_load(dp) - D));
-        }
-    }
-}
-
 /* One tile pair: owned key tile o (keys [k0, k0+nk)) against the packed query tile [q0, q0+nq):
  *   S^T = K (scale Q)^T;  dP^T = V dO^T;  P = exp(S - lse) (0 above the diagonal);
  *   dS = P (dP - D);  dV += P^T dO;  dK += dS^T Q;  dQ += dS K   (dK, dQ scaled when stored). */
 static void bwd_pair(bwd_buf *b, int o, int k0, int nk, int q0, int nq) {
-    int hs = b->hs, hsp = b->hsp, ldp = b->ldp, nj = round_up(nk, FK_MR), ni = round_up(round_up(nq, FK_MR), FK_NR);
+    int hs = b->hs, hsp = b->hsp, ldp = b->ldp, nj = ft_round_up(nk, FK_MR), ni = ft_round_up(ft_round_up(nq, FK_MR), FK_NR);
     size_t off = (size_t)o * FL_T * ldp;
     int diag = k0 == q0;
-    tile_nt(b->St, b->Kp + off, ldp, b->Qt, hs, nj, ni, diag, -INFINITY, nk, nq);
-    tile_nt(b->dPt, b->Vp + off, ldp, b->dOt, hs, nj, ni, diag, 0.0f, nk, nq);
-    if (diag) mask_diag(b->St, nj, ni, k0, q0);
-    bwd_softmax(b, nj, ni);
-    tile_acc(b->dV + off, ldp, hsp, nj, NULL, b->St, FL_T, 1, b->dOn, nq, 2 * diag, nk, hs);
-    tile_acc(b->dK + off, ldp, hsp, nj, NULL, b->dPt, FL_T, 1, b->Qn, nq, 2 * diag, nk, hs);
-    tile_acc(b->dQ, ldp, hsp, round_up(nq, FK_MR), NULL, b->dPt, 1, FL_T, b->Kp + off, nk, diag, nq, hs);
+    ft_tile_nt(b->St, FL_T, b->Kp + off, ldp, b->Qt, hs, nj, ni, diag, -INFINITY, nk, nq);
+    ft_tile_nt(b->dPt, FL_T, b->Vp + off, ldp, b->dOt, hs, nj, ni, diag, 0.0f, nk, nq);
+    if (diag) ft_mask_diag(b->St, FL_T, nj, ni, k0, q0);
+    ft_bwd_softmax(b->St, b->dPt, FL_T, b->L, b->D, nj, ni);
+    ft_tile_acc(b->dV + off, ldp, hsp, nj, NULL, b->St, FL_T, 1, b->dOn, nq, 2 * diag, nk, hs);
+    ft_tile_acc(b->dK + off, ldp, hsp, nj, NULL, b->dPt, FL_T, 1, b->Qn, nq, 2 * diag, nk, hs);
+    ft_tile_acc(b->dQ, ldp, hsp, ft_round_up(nq, FK_MR), NULL, b->dPt, 1, FL_T, b->Kp + off, nk, diag, nq, hs);
 }
 
 /* Task (b, h, g): packs its key tiles, then for each query tile from tile g on, the pairs with
@@ -345,17 +224,17 @@ static void flash_bwd_group(bwd_buf *b, const bwd_head *hd, int g, int G) {
     for (int j = g; j < nkt; j++) {
         if (bwd_group(j, G) != g) continue;
         size_t off = (size_t)nown++ * FL_T * ldp;
-        int k0 = j * FL_T, nk = imin(FL_T, T - k0);
-        pack_rows(b->Kp + off, ldp, FL_T, hd->q + hd->C + k0 * ld, ld, nk, hs, 1.0f);
-        pack_rows(b->Vp + off, ldp, FL_T, hd->q + 2 * hd->C + k0 * ld, ld, nk, hs, 1.0f);
+        int k0 = j * FL_T, nk = ft_imin(FL_T, T - k0);
+        ft_pack_rows(b->Kp + off, ldp, FL_T, hd->q + hd->C + k0 * ld, ld, nk, hs, 1.0f);
+        ft_pack_rows(b->Vp + off, ldp, FL_T, hd->q + 2 * hd->C + k0 * ld, ld, nk, hs, 1.0f);
     }
     memset(b->dK, 0, sizeof(float) * nown * FL_T * ldp);
     memset(b->dV, 0, sizeof(float) * nown * FL_T * ldp);
     for (int qt = g; qt < nkt; qt++) {
-        int q0 = qt * FL_T, nq = imin(FL_T, T - q0);
+        int q0 = qt * FL_T, nq = ft_imin(FL_T, T - q0);
         bwd_pack_query(b, hd, q0, nq);
         for (int j = g, o = 0; j <= qt; j++)
-            if (bwd_group(j, G) == g) bwd_pair(b, o++, j * FL_T, imin(FL_T, T - j * FL_T), q0, nq);
+            if (bwd_group(j, G) == g) bwd_pair(b, o++, j * FL_T, ft_imin(FL_T, T - j * FL_T), q0, nq);
         for (int i = 0; i < nq; i++) {
             const float *src = b->dQ + (size_t)i * ldp;
             if (G == 1) fk_add(hd->dq + (q0 + i) * ld, src, hs, scale); /* the only writer of these rows */
@@ -365,29 +244,11 @@ static void flash_bwd_group(bwd_buf *b, const bwd_head *hd, int g, int G) {
     for (int j = g, o = 0; j < nkt; j++) {
         if (bwd_group(j, G) != g) continue;
         size_t off = (size_t)o++ * FL_T * ldp;
-        for (int i = 0, k0 = j * FL_T; i < imin(FL_T, T - k0); i++) {
+        for (int i = 0, k0 = j * FL_T; i < ft_imin(FL_T, T - k0); i++) {
             fk_add(hd->dq + (k0 + i) * ld + hd->C, b->dK + off + (size_t)i * ldp, hs, scale);
             fk_add(hd->dq + (k0 + i) * ld + 2 * hd->C, b->dV + off + (size_t)i * ldp, hs, 1.0f);
         }
     }
-}
-
-/* D_t = dO_t . O_t for every (b, h, t). */
-static void bwd_dot(float *Dall, const float *dout, const float *out, int B, int T, int C, int H) {
-    int hs = C / H;
-#pragma omp for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            float *Dv = Dall + ((size_t)b * H + h) * T;
-            for (int t = 0; t < T; t++) {
-                const float *x = dout + ((size_t)b * T + t) * C + h * hs;
-                const float *y = out + ((size_t)b * T + t) * C + h * hs;
-                float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                for (int d = 0; d < hs; d++) dot += x[d] * y[d];
-                Dv[t] = dot;
-            }
-        }
 }
 
 /* dQ += dQ_0 + dQ_1 + ... (fixed order), parallel over rows. */
@@ -398,7 +259,7 @@ static void bwd_reduce_dq(float *dqkv, const float *dqp, int B, int T, int C, in
         for (int t = 0; t < T; t++) {
             float *dst = dqkv + ((size_t)b * T + t) * 3 * C;
             const float *p0 = dqp + ((size_t)b * T + t) * C;
-            int ng = imin(G, t / FL_T + 1), c = 0; /* dQ_g has rows t >= g Bc only */
+            int ng = ft_imin(G, t / FL_T + 1), c = 0; /* dQ_g has rows t >= g Bc only */
             for (; c + FK_W <= C; c += FK_W) {
                 fv8 sum = fv_load(p0 + c);
                 for (int g = 1; g < ng; g++) sum += fv_load(p0 + g * gstride + c);
@@ -422,7 +283,7 @@ void flash_attention_backward(float *dqkv, const float *dout, const float *qkv, 
 #pragma omp parallel
     {
         bwd_buf buf = bwd_buf_make(hs, T, G);
-        bwd_dot(Dall, dout, out, B, T, C, H);
+        ft_bwd_dot(Dall, dout, out, B, T, C, H);
 #pragma omp for collapse(3) schedule(dynamic)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++)
@@ -496,7 +357,7 @@ void attention_decode_step_skip(float *out, const float *q, const float *kcache,
         for (int c = 0; c < nch; c++)
             if (!skip || !skip[h])
                 decode_chunk(parts + ((size_t)h * nch + c) * stride, q + h * hs, kcache + h * hs,
-                             vcache + h * hs, c * DEC_CHUNK, imin(T, (c + 1) * DEC_CHUNK), C, hs, cnt);
+                             vcache + h * hs, c * DEC_CHUNK, ft_imin(T, (c + 1) * DEC_CHUNK), C, hs, cnt);
     for (int h = 0; h < H; h++)
         if (!skip || !skip[h]) decode_merge(out + h * hs, parts + (size_t)h * nch * stride, nch, hs);
     free(parts);

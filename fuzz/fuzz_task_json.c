@@ -1,8 +1,8 @@
 /* libFuzzer harness: eval_json_task_read (src/sparse/eval_json.c), the JSON of `sattn task
  * --json` that `sattn report --task` reads. What it accepts must be a consistent grid. */
+#include "fuzz_common.h" /* first: it sets _POSIX_C_SOURCE */
 #include <math.h>
 
-#include "fuzz_common.h"
 #include "sattn/eval_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {

@@ -22,13 +22,17 @@ one() { # T steps label attn-args...
   awk -v T="$T" -v N="$N" -v label="$label" -v load="$load" -v pres="$pres" '
     /^step / { for (i = 1; i <= NF; i++) if ($(i) == "tok/s") r[++k] = $(i - 1) }
     /^rss_kb/ { rss = $2 }
-    END { ms = (N * T / r[k] - T / r[1]) / (N - 1) * 1000;
-          printf "T=%d %-6s ms/step %8.0f  peak_rss_MiB %6.0f  load %s %s\n", T, label, ms, rss / 1024, load, pres }' "$tmp/log"
+    END { ms = (N * T / r[k] - T / r[1]) / (N - 1) * 1000; steps = "";
+          for (i = 2; i <= k; i++) steps = steps sprintf(" %.0f", (i * T / r[i] - (i - 1) * T / r[i - 1]) * 1000);
+          printf "T=%d %-6s ms/step %8.0f  peak_rss_MiB %6.0f  load %s %s  steps 2..N:%s\n", T, label, ms, rss / 1024,
+                 load, pres, steps }' "$tmp/log"
 }
+seqs=${SEQS:-16384 4096}
 for r in $(seq "$rounds"); do
   echo "# round $r $(date -u +%H:%M:%S)"
-  one 16384 3 flash --attn flash
-  one 16384 3 tile --attn "$plan" --heads-out "$tmp/h"
-  one 4096 4 flash --attn flash
-  one 4096 4 tile --attn "$plan" --heads-out "$tmp/h"
+  for T in $seqs; do
+    if [ "$T" -ge 16384 ]; then n=3; else n=4; fi
+    one "$T" "$n" flash --attn flash
+    one "$T" "$n" tile --attn "$plan" --heads-out "$tmp/h"
+  done
 done

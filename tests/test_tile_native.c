@@ -282,3 +282,37 @@ Test(tile_native, plan_errors_name_the_field) {
     head_spec_format(&specs[0], buf, sizeof buf);
     cr_assert_str_eq(buf, "block+softmax:b=8,n=3");
 }
+
+/* The per-head selector with tile=1 (what eval's per-head metrics use) lists for every query
+ * exactly the keys tblock's selection lets it attend to (random q, k: no near-ties). */
+Test(tile_native, per_head_selector_matches_tblock) {
+    const int b = 5, n = 3, hs = NC / NH;
+    rng_t r;
+    rng_seed(&r, 9);
+    float *qkv = malloc((size_t)NT * 3 * NC * sizeof(float));
+    for (size_t i = 0; i < (size_t)NT * 3 * NC; i++) qkv[i] = rng_normal(&r);
+    tblock_sel s;
+    sattn_err e;
+    cr_assert_eq(tblock_sel_init(&s, 1, NH, NT, b, n, &e), 0);
+    tblock_select(&s, qkv, NC);
+    head_spec spec = head_spec_default();
+    spec.sel = SEL_BLOCK, spec.block = b, spec.nblocks = n, spec.tile = 1;
+    cr_assert_eq(head_spec_check(&spec, &e), 0, "%s", e.msg);
+    head_scratch hsr;
+    head_scratch_init(&hsr, &spec, hs, NT);
+    for (int h = 0; h < NH; h++) {
+        const float *q = qkv + h * hs;
+        selector_select(&spec, NULL, hs, NT, q, q + NC, 3 * NC, NT, hsr.idx, hsr.score, hsr.count, hsr.work);
+        for (int t = 0; t < NT; t++) {
+            int want = 0;
+            for (int u = 0; u < NT; u++) want += allowed(&s, 0, h, t, u);
+            cr_assert_eq(hsr.count[t], want, "head %d query %d: %d keys, tblock %d", h, t, hsr.count[t], want);
+            for (int j = 0; j < hsr.count[t]; j++)
+                cr_assert(allowed(&s, 0, h, t, hsr.idx[(size_t)t * hsr.kmax + j]), "head %d query %d key %d", h, t,
+                          hsr.idx[(size_t)t * hsr.kmax + j]);
+        }
+    }
+    head_scratch_free(&hsr);
+    tblock_sel_free(&s);
+    free(qkv);
+}

@@ -32,6 +32,10 @@ vg train --data "$tmp/d.txt" --out "$tmp/s.ckpt" "${tiny[@]}" --steps 4 --stop-a
 vg train --data "$tmp/d.txt" --out "$tmp/s.ckpt" "${tiny[@]}" --steps 4 --resume "$tmp/s.ckpt" --attn "$plan" \
    --dense-warmup 1 --heads-out "$tmp/s.heads" > /dev/null 2>&1
 vg loss --model "$tmp/s.ckpt" --heads "$tmp/s.heads" --data "$tmp/d.txt" > /dev/null
+# tile-shared selection as the model's attention (tile=1: tblock forward and backward per layer)
+vg train --data "$tmp/d.txt" --out "$tmp/t.ckpt" "${tiny[@]}" --steps 2 --pos rope \
+   --attn 'sparse:all:block+softmax:b=6,n=2,tile=1' --heads-out "$tmp/t.heads" > /dev/null 2>&1
+vg loss --model "$tmp/t.ckpt" --heads "$tmp/t.heads" --data "$tmp/d.txt" > /dev/null
 # long context (docs/long.md): RoPE + flash with the task mix, context extension, the KV
 # cache (dense and with sparse heads), the passkey grid, bench-generate
 rope=(--layers 1 --heads 2 --dim 16 --batch 2 --threads 2 --pos rope)

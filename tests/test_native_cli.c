@@ -200,3 +200,38 @@ Test(native_cli, max_mem_sees_linear_memory, .timeout = 120) {
     cr_assert(cli_file_exists(out) && cli_file_exists(heads));
     cli_tdir_close(&f.t);
 }
+
+/* tile=1 (tblock as the model's attention): trains from the command line at a window that
+ * is no multiple of b, loss --heads reproduces the val loss, sample refuses the plan. */
+Test(native_cli, tile_plan_trains_and_reloads, .timeout = 120) {
+    fx f;
+    fx_open(&f);
+    char out[256], heads[256];
+    snprintf(out, sizeof out, "%s", cli_tpath(&f.t, "m.ckpt"));
+    snprintf(heads, sizeof heads, "%s", cli_tpath(&f.t, "m.heads"));
+    const char *extra[] = {"--attn", "sparse:all:block+softmax:b=16,n=2,tile=1", "--seq", "40", "--pos", "rope", NULL};
+    char *js = train(&f, out, heads, "6", extra);
+    double val = cli_json_num(js, "val_loss");
+    cr_assert(isfinite(val));
+    const char *lo[] = {"loss", "--model", out, "--heads", heads, "--data", f.data, "--json", "--threads", "2",
+                        "--batch", "4", NULL};
+    char *lj = cli_expect_ok(lo);
+    cr_assert(fabs(cli_json_num(lj, "loss") - val) < 2e-6, "loss --heads %g, train printed %g", cli_json_num(lj, "loss"),
+              val);
+    const char *sa[] = {"sample", "--model", out, "--heads", heads, "--tokens", "10", NULL};
+    cli_expect_fail(sa, "tile=1", 0);
+    const char *bad[][2] = {{"sparse:all:block+softmax:tile=2", "option 'tile', expected 0 or 1"},
+                            {"sparse:all:index+softmax:tile=1", "'tile' does not apply"},
+                            {"sparse:all:block+mlp:tile=1", "tile = 1 with the mlp head function"},
+                            {"sparse:L0H0:block+softmax:tile=1", "every head of layer 0"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char o2[256];
+        snprintf(o2, sizeof o2, "%s", cli_tpath(&f.t, "x.ckpt"));
+        const char *a[] = {"train", "--data", f.data, "--out", o2, TINY, "--steps", "1", "--attn", bad[i][0],
+                           "--heads-out", heads, NULL};
+        cli_expect_fail(a, bad[i][1], 0);
+        cr_assert(!cli_file_exists(o2));
+    }
+    free(js), free(lj);
+    cli_tdir_close(&f.t);
+}

@@ -13,6 +13,7 @@
 
 #include "sattn/model.h"
 #include "sattn/sparse.h"
+#include "sattn/tblock.h"
 
 typedef struct {
     const sparse_heads *sh;
@@ -31,6 +32,16 @@ typedef struct {
     unsigned char *dense_in_layer; /* per l: 1 if a head of it is dense (runs the T x T kernels) */
     int dense_below;         /* 0: sparse heads at every T; T < dense_below: all heads dense */
     long fwd_dense, fwd_sparse; /* layer forwards run all-dense by length / with sparse heads */
+    /* Tile-shared layers (every head block+softmax with tile=1, same b and n): the layer's
+     * forward is tblock_select + tblock_forward over all heads at once, its backward
+     * tblock_backward; none of the per-head buffers above. What the backward needs: */
+    unsigned char *tile_layer; /* per l: 1 if the layer runs as tblock */
+    tblock_sel *tsel;          /* per l: the last forward's selection (tile layers only) */
+    float *tlse;               /* (L, B, H, T): the forward's lse per layer */
+    const float **tout;        /* per l: the forward's out, the model's attention output
+                                * (atty), which it keeps for the attention projection's
+                                * backward: the hook reads it back rather than copying it */
+    float *tscratch;           /* tblock_backward's scratch, shared by the layers */
 } hybrid;
 
 void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H);
@@ -54,8 +65,13 @@ int hybrid_all_sparse(const sparse_heads *sh);
  * what a memory check adds to gpt_mem_estimate. */
 double hybrid_mem_bytes(const hybrid *hy, int B, int T, int threads);
 
+/* 0, or -1 and a message naming the option when some head of sh cannot be decoded with a
+ * KV cache (hybrid_decode.h): tile=1 heads (a decode step has one query, not a tile). */
+int hybrid_decode_check(const sparse_heads *sh, sattn_err *e);
+
 /* The selection the last forward made for (layer l, head h, batch row b); only valid
- * when that forward ran the sparse heads (T >= dense_below). */
+ * when that forward ran the sparse heads (T >= dense_below), and not for a tile layer
+ * (its selection is per tile: hy->tsel[l]). */
 const int *hybrid_idx(const hybrid *hy, int l, int h, int b, int *kmax, const int **count);
 
 #endif

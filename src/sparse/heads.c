@@ -26,7 +26,9 @@
 #define COUNT_BYTES 16 /* uint64 n_sel, uint64 n_fn */
 #define W_CHECKSUM 9     /* header words 9..10 */
 #define W_RESERVED 11    /* header words 11.. must be 0 (version 2) */
-#define SPEC_RESERVED 13 /* spec words 13.. must be 0 (version 2) */
+#define SPEC_TILE 13     /* spec word 13: tile (version 2; 0 = per-query selection, what older
+                          * version-2 files hold there, so they read unchanged) */
+#define SPEC_RESERVED 14 /* spec words 14.. must be 0 (version 2) */
 
 /* Limits that keep the parameter-count arithmetic (some of it in int) from overflowing. */
 #define MAX_DIM (1 << 16)
@@ -38,7 +40,8 @@
 static void spec_to_words(const head_spec *s, uint32_t w[SPEC_WORDS]) {
     memset(w, 0, SPEC_BYTES);
     int32_t v[] = {(int32_t)s->sel, (int32_t)s->fn, s->k, s->k_min, 0, s->rank, s->iheads,
-                   s->block, s->nblocks, s->bounds, s->hidden, s->mlp_q, s->mlp_logits};
+                   s->block, s->nblocks, s->bounds, s->hidden, s->mlp_q, s->mlp_logits,
+                   s->tile};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) w[i] = (uint32_t)v[i];
     memcpy(&w[4], &s->tau, sizeof s->tau);
 }
@@ -56,7 +59,8 @@ static uint64_t rd64(const uint8_t *p) {
     return v;
 }
 
-static head_spec spec_from_words(const uint8_t *p) {
+/* version: the file's; version 1 had no tile word (its word 13 was never checked). */
+static head_spec spec_from_words(const uint8_t *p, int version) {
     head_spec s;
     s.sel = (sel_kind)(int32_t)rd32(p, 0);
     s.fn = (hfn_kind)(int32_t)rd32(p, 1);
@@ -72,6 +76,7 @@ static head_spec spec_from_words(const uint8_t *p) {
     s.hidden = (int32_t)rd32(p, 10);
     s.mlp_q = (int32_t)rd32(p, 11);
     s.mlp_logits = (int32_t)rd32(p, 12);
+    s.tile = version >= 2 ? (int32_t)rd32(p, SPEC_TILE) : 0;
     return s;
 }
 
@@ -309,7 +314,7 @@ static int check_finite(const char *path, const sparse_head *p, int l, int h, sa
 static int decode_head(const char *path, const uint8_t *rec, const heads_header *hd, int l,
                        int h, sparse_head *p, size_t *used, sattn_err *e) {
     sattn_err inner;
-    p->spec = spec_from_words(rec);
+    p->spec = spec_from_words(rec, hd->version);
     *used = SPEC_BYTES;
     for (size_t w = SPEC_RESERVED; hd->version >= 2 && w < SPEC_WORDS; w++)
         if (rd32(rec, w))
@@ -353,6 +358,13 @@ static int decode(const char *path, const uint8_t *b, const heads_header *hd, sp
             if (decode_head(path, b + off, hd, l, h, p, &used, e)) return -1;
             off += used;
         }
+    /* a hand-made or damaged file could mix tile=1 with other heads in a layer */
+    sattn_err inner;
+    head_spec *specs = xmalloc((size_t)hd->layers * hd->heads * sizeof *specs);
+    for (size_t i = 0; i < (size_t)hd->layers * hd->heads; i++) specs[i] = sh->h[i].spec;
+    int r = sparse_tile_check(specs, hd->layers, hd->heads, &inner);
+    free(specs);
+    if (r) return err_set(e, "%s: %s", path, inner.msg);
     return 0;
 }
 

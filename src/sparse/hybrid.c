@@ -20,6 +20,17 @@ void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
     hy->off_p = xcalloc((size_t)n, sizeof(size_t));
     hy->skip = xcalloc((size_t)n, 1);
     hy->dense_in_layer = xcalloc((size_t)sh->layers, 1);
+    hy->tile_layer = xcalloc((size_t)sh->layers, 1);
+    hy->tsel = xcalloc((size_t)sh->layers, sizeof *hy->tsel);
+    hy->tout = xcalloc((size_t)sh->layers, sizeof *hy->tout);
+    head_spec *specs = xmalloc((size_t)n * sizeof *specs);
+    for (int i = 0; i < n; i++) specs[i] = sh->h[i].spec;
+    /* plans and heads files are checked on the way in: a mixed tile layer here is a bug */
+    sattn_err err;
+    if (sparse_tile_check(specs, sh->layers, sh->heads, &err))
+        die_at(__FILE__, __LINE__, "hybrid_init: %s", err.msg);
+    for (int l = 0; l < sh->layers; l++) hy->tile_layer[l] = (unsigned char)sparse_tile_layer(specs, l, sh->heads);
+    free(specs);
     for (int i = 0; i < n; i++) {
         hy->skip[i] = sh->h[i].spec.sel != SEL_DENSE;
         if (!hy->skip[i]) hy->dense_in_layer[i / sh->heads] = 1;
@@ -56,7 +67,7 @@ static void layout(const hybrid *hy, int B, int T, size_t *off_i, size_t *off_f,
     for (int i = 0; i < sh->layers * sh->heads; i++) {
         const head_spec *s = &sh->h[i].spec;
         if (off_i) off_i[i] = ni, off_f[i] = nf;
-        if (s->sel == SEL_DENSE) continue;
+        if (s->sel == SEL_DENSE || s->tile) continue; /* tile heads: the layer's tblock buffers */
         int kmax = slot_width(hy, s, T);
         ni += (size_t)B * T * kmax + (size_t)B * T;
         nf += (size_t)B * T * kmax + (size_t)B * headfn_cache_floats(s, sh->hs, kmax, T);
@@ -66,10 +77,29 @@ static void layout(const hybrid *hy, int B, int T, size_t *off_i, size_t *off_f,
     *ni_out = ni, *nf_out = nf, *work_out = work;
 }
 
+/* The tile layers' buffers at (B, T): per tile layer its selection (B H ntiles (n + 1) ints),
+ * the lse of every layer (L B H T floats, when any layer is a tile layer), and one backward scratch (the largest layer's): linear in T. */
+static void tile_sizes(const hybrid *hy, int B, int T, size_t *ints, size_t *floats, size_t *scratch) {
+    const sparse_heads *sh = hy->sh;
+    *ints = *floats = *scratch = 0;
+    for (int l = 0; l < sh->layers; l++) {
+        if (!hy->tile_layer[l]) continue;
+        const head_spec *s = &sh->h[(size_t)l * sh->heads].spec;
+        size_t nt = ((size_t)T + s->block - 1) / s->block;
+        size_t n = (size_t)s->nblocks < nt ? (size_t)s->nblocks : nt;
+        *ints += (size_t)B * hy->H * nt * (n + 1);
+        *floats = (size_t)sh->layers * B * hy->H * T; /* lse indexed by layer (hybrid_size) */
+        tblock_sel probe = {B, hy->H, T, s->block, (int)n, (int)nt, NULL, NULL};
+        size_t sc = tblock_scratch_floats(&probe, hy->C);
+        if (sc > *scratch) *scratch = sc;
+    }
+}
+
 double hybrid_mem_bytes(const hybrid *hy, int B, int T, int threads) {
-    size_t ni, nf, work;
+    size_t ni, nf, work, ti, tf, ts;
     layout(hy, B, T, NULL, NULL, &ni, &nf, &work);
-    return (double)(ni + 1) * sizeof(int) + (double)(nf + 1) * sizeof(float) +
+    tile_sizes(hy, B, T, &ti, &tf, &ts);
+    return (double)(ni + ti + 1) * sizeof(int) + (double)(nf + tf + ts + 1) * sizeof(float) +
            ((double)threads * work + 1) * sizeof(float) + (double)(hy->n_params + 1) * 3 * sizeof(float);
 }
 
@@ -90,6 +120,22 @@ static void hybrid_size(hybrid *hy, int B, int T) {
     hy->work_per_thread = work;
     hy->work = xmalloc_aligned(((size_t)omp_get_max_threads() * work + 1) * sizeof(float));
     hy->B = B, hy->T = T;
+    const sparse_heads *sh = hy->sh;
+    free(hy->tlse), free(hy->tscratch);
+    hy->tlse = hy->tscratch = NULL;
+    size_t ti, tf, ts;
+    tile_sizes(hy, B, T, &ti, &tf, &ts);
+    if (!tf) return;
+    hy->tlse = xmalloc_aligned(((size_t)sh->layers * B * hy->H * T + 1) * sizeof(float));
+    hy->tscratch = xmalloc_aligned((ts + 1) * sizeof(float));
+    for (int l = 0; l < sh->layers; l++) {
+        if (!hy->tile_layer[l]) continue;
+        const head_spec *s = &sh->h[(size_t)l * sh->heads].spec;
+        tblock_sel_free(&hy->tsel[l]);
+        sattn_err e;
+        if (tblock_sel_init(&hy->tsel[l], B, hy->H, T, s->block, s->nblocks, &e))
+            die_at(__FILE__, __LINE__, "hybrid: layer %d: %s", l, e.msg);
+    }
 }
 
 /* Buffers of sparse head i (= l*H + h) for batch row b. */
@@ -110,6 +156,9 @@ static head_bufs bufs_of(const hybrid *hy, int i, int b) {
 }
 
 const int *hybrid_idx(const hybrid *hy, int l, int h, int b, int *kmax, const int **count) {
+    if (hy->tile_layer[l])
+        die_at(__FILE__, __LINE__, "hybrid_idx: layer %d is tile-shared (tile=1): its selection is "
+                                   "per tile (hy->tsel), not per query", l);
     head_bufs r = bufs_of(hy, l * hy->H + h, b);
     *kmax = r.kmax;
     *count = r.count;
@@ -135,6 +184,14 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
     }
     hy->fwd_sparse++;
     hybrid_size(hy, B, T);
+    if (hy->tile_layer[layer]) {
+        /* all heads at once, flash's shapes: out (B,T,C), lse (B,H,T) kept for the backward */
+        tblock_sel *s = &hy->tsel[layer];
+        tblock_select(s, qkv, C);
+        tblock_forward(out, hy->tlse + (size_t)layer * B * H * T, qkv, C, s);
+        hy->tout[layer] = out;
+        return;
+    }
     if (hy->dense_in_layer[layer]) attention_forward_skip(out, att, qkv, B, T, C, H, hy->skip + layer * H);
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++)
@@ -162,6 +219,15 @@ static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, c
     int C = hy->C, H = hy->H, hs = sh->hs;
     if (dense_by_length(hy, T)) { /* the forward ran every head dense (same T) */
         attention_backward(dqkv, scratch, dout, qkv, att, B, T, C, H);
+        return;
+    }
+    if (hy->tile_layer[layer]) {
+        /* the forward of this layer at this (B, T) ran just before (the model's order) */
+        if (!hy->tout[layer] || hy->B != B || hy->T != T)
+            die_at(__FILE__, __LINE__, "hybrid: layer %d backward without its tile forward at B=%d T=%d",
+                   layer, B, T);
+        tblock_backward(dqkv, dout, qkv, hy->tout[layer], hy->tlse + (size_t)layer * B * H * T, C,
+                        &hy->tsel[layer], hy->tscratch);
         return;
     }
     if (hy->dense_in_layer[layer])
@@ -196,7 +262,19 @@ void hybrid_set_dense_below(hybrid *hy, int dense_below) {
     hy->dense_below = dense_below > 0 ? dense_below : 0;
 }
 
+int hybrid_decode_check(const sparse_heads *sh, sattn_err *e) {
+    for (int i = 0; i < sh->layers * sh->heads; i++)
+        if (sh->h[i].spec.tile)
+            return err_set(e, "head L%dH%d has tile=1 (tile-shared block selection): cached decoding "
+                              "is not implemented for it (a decode step has one query, not a tile); "
+                              "expected a plan without tile=1 to sample", i / sh->heads, i % sh->heads);
+    return 0;
+}
+
 void hybrid_free(hybrid *hy) {
+    if (hy->tsel)
+        for (int l = 0; l < hy->sh->layers; l++) tblock_sel_free(&hy->tsel[l]);
+    free(hy->tile_layer), free(hy->tsel), free(hy->tout), free(hy->tlse), free(hy->tscratch);
     free(hy->off_i), free(hy->off_f), free(hy->off_p), free(hy->skip), free(hy->dense_in_layer);
     free(hy->ints), free(hy->floats), free(hy->work), free(hy->dparams);
     memset(hy, 0, sizeof *hy);

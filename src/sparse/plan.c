@@ -143,6 +143,7 @@ static const opt_def OPTS[] = {
     {"b", OPT_INT, offsetof(head_spec, block), A_BLOCK, "block"},
     {"n", OPT_INT, offsetof(head_spec, nblocks), A_BLOCK, "block"},
     {"bounds", OPT_BOOL, offsetof(head_spec, bounds), A_BLOCK, "block"},
+    {"tile", OPT_BOOL, offsetof(head_spec, tile), A_BLOCK, "block"},
     {"hidden", OPT_INT, offsetof(head_spec, hidden), A_POS | A_MLP, "pos and mlp"},
     {"q", OPT_BOOL, offsetof(head_spec, mlp_q), A_MLP, "mlp"},
     {"logits", OPT_BOOL, offsetof(head_spec, mlp_logits), A_MLP, "mlp"},
@@ -193,7 +194,7 @@ static int parse_opt(const entry_ctx *c, char *tok, head_spec *s, unsigned *seen
     int i = find_opt(name);
     if (i < 0)
         return entry_err(c, e, "unknown option '%s', expected k, kmin, tau, r, j, b, n, bounds, "
-                               "hidden, q or logits", name);
+                               "tile, hidden, q or logits", name);
     if (*seen & 1u << i) return entry_err(c, e, "duplicate option '%s'", name);
     *seen |= 1u << i;
     if (!(OPTS[i].applies & spec_mask(s)))
@@ -303,6 +304,9 @@ int plan_parse(const char *text, const char *origin, int layers, int heads, head
     for (size_t i = 0; !r && i < nheads; i++)
         if (!st.decided[i]) specs[i] = head_spec_default(); /* unmatched heads stay dense */
     free(st.decided);
+    sattn_err inner;
+    if (!r && sparse_tile_check(specs, layers, heads, &inner))
+        r = err_set(e, "%s: %s", where, inner.msg);
     return r;
 }
 

@@ -399,8 +399,47 @@ static void block_scores_tile(const head_spec *s, int hs, const float *q, int ld
     }
 }
 
+/* tile=1 (tblock.h's selection, one head): tile i = queries [i b, min((i+1) b, T)) keeps the
+ * top n-1 earlier blocks j < i by qbar_i . kbar_j (qbar_i the mean of its queries) and its own
+ * block; query t lists its own block's keys <= t first (score FLT_MAX), then the kept
+ * blocks' keys, best block first. What the model's tile layers run (hybrid.c calls tblock
+ * itself, for all heads at once); this per-head form serves eval's per-head metrics. The
+ * means are summed in another order than tblock's: near-ties may go the other way. */
+static void block_select_tile(const head_spec *s, int hs, const float *q, const float *k, int ld, int T,
+                              int *idx, float *score, int *count, float *work, op_count *cnt) {
+    int b = s->block, nb = T / b, kmax = selector_kmax(s, T);
+    float *sum = work, *top = sum + (size_t)2 * (nb + 1) * hs, *bs = top + nb + 1;
+    int *order = xmalloc((size_t)(nb + 1) * sizeof(int));
+    float *qbar = xmalloc(((size_t)hs + 1) * sizeof(float));
+    selector_block_summaries(s, hs, k, ld, nb, sum);
+    for (int i = 0; i * b < T; i++) {
+        int t0 = i * b, t1 = T < t0 + b ? T : t0 + b;
+        for (int d = 0; d < hs; d++) qbar[d] = 0.0f;
+        for (int t = t0; t < t1; t++)
+            for (int d = 0; d < hs; d++) qbar[d] += q[(size_t)t * ld + d];
+        for (int d = 0; d < hs; d++) qbar[d] /= (float)(t1 - t0);
+        for (int j = 0; j < i; j++) bs[j] = selector_block_score(s, qbar, sum + (size_t)j * 2 * hs, hs);
+        op_count_add(cnt, (uint64_t)hs * ((uint64_t)i + (uint64_t)(t1 - t0)), 0);
+        int n = selector_topk(bs, i, s->nblocks - 1, top, order);
+        for (int t = t0; t < t1; t++) {
+            int c = 0, *ix = idx + (size_t)t * kmax;
+            float *sc = score + (size_t)t * kmax;
+            for (int u = t0; u <= t; u++) ix[c] = u, sc[c++] = FLT_MAX;
+            for (int j = 0; j < n; j++)
+                for (int u = order[j] * b; u < (order[j] + 1) * b && c < kmax; u++) ix[c] = u, sc[c++] = top[j];
+            count[t] = c;
+        }
+    }
+    free(qbar);
+    free(order);
+}
+
 static void block_select(const head_spec *s, int hs, const float *q, const float *k, int ld, int T,
                          int *idx, float *score, int *count, float *work, op_count *cnt) {
+    if (s->tile) {
+        block_select_tile(s, hs, q, k, ld, T, idx, score, count, work, cnt);
+        return;
+    }
     int b = s->block, nb = T / b, kmax = selector_kmax(s, T);
     float *sum = work, *top = sum + (size_t)2 * (nb + 1) * hs, *bs = top + nb + 1;
     int *order = xmalloc((size_t)(nb + 1) * sizeof(int));

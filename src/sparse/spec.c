@@ -15,7 +15,7 @@
 
 head_spec head_spec_default(void) {
     return (head_spec){.sel = SEL_DENSE, .fn = HFN_SOFTMAX, .k = 16, .k_min = 1, .tau = 0.0f,
-                       .rank = 16, .iheads = 4, .block = 16, .nblocks = 4, .bounds = 0,
+                       .rank = 16, .iheads = 4, .block = 16, .nblocks = 4, .bounds = 0, .tile = 0,
                        .hidden = 128, .mlp_q = 1, .mlp_logits = 1};
 }
 
@@ -43,6 +43,7 @@ static int check_sizes(const head_spec *s, sattn_err *e) {
 
 static int check_flags(const head_spec *s, sattn_err *e) {
     if (check_int(s->bounds, 0, 1, "bounds (block min/max scoring)", e)) return -1;
+    if (check_int(s->tile, 0, 1, "tile (tile-shared block selection)", e)) return -1;
     if (check_int(s->mlp_q, 0, 1, "q (mlp input q)", e)) return -1;
     if (check_int(s->mlp_logits, 0, 1, "logits (mlp input logits)", e)) return -1;
     return 0;
@@ -60,6 +61,12 @@ int head_spec_check(const head_spec *s, sattn_err *e) {
     if (s->sel == SEL_BLOCK && s->tau > 0.0f)
         return err_set(e, "tau = %g with the block selector, expected 0 (dynamic k applies to "
                           "pos and index)", (double)s->tau);
+    /* tblock implements MoBA's mean-key scores and a softmax over the kept blocks only. */
+    if (s->tile && (s->sel != SEL_BLOCK || s->fn != HFN_SOFTMAX || s->bounds))
+        return err_set(e, "tile = 1 with %s, expected it only with block+softmax and bounds=0 "
+                          "(tile-shared mean-key selection)",
+                       s->sel != SEL_BLOCK ? "a non-block selector"
+                       : s->fn != HFN_SOFTMAX ? "the mlp head function" : "bounds=1");
     /* selector_kmax multiplies them in an int. */
     if (s->sel == SEL_BLOCK && (long long)s->block * s->nblocks > MAX_BLOCK_KEYS)
         return err_set(e, "b*n = %d*%d keys per query, expected at most %d", s->block,
@@ -107,6 +114,7 @@ void head_spec_format(const head_spec *s, char *buf, size_t n) {
     if (s->sel == SEL_BLOCK) {
         append(buf, n, &len, "b=%d,n=%d", s->block, s->nblocks);
         if (s->bounds) append(buf, n, &len, ",bounds=1");
+        if (s->tile) append(buf, n, &len, ",tile=1");
     } else {
         append(buf, n, &len, "k=%d", s->k);
         if (s->sel == SEL_INDEX) append(buf, n, &len, ",r=%d,j=%d", s->rank, s->iheads);
@@ -120,6 +128,35 @@ void head_spec_format(const head_spec *s, char *buf, size_t n) {
         format_float(s->tau, t, sizeof t);
         append(buf, n, &len, ",tau=%s,kmin=%d", t, s->k_min);
     }
+}
+
+int sparse_tile_layer(const head_spec *specs, int l, int heads) {
+    for (int h = 0; h < heads; h++)
+        if (!specs[(size_t)l * heads + h].tile) return 0;
+    return 1;
+}
+
+int sparse_tile_check(const head_spec *specs, int layers, int heads, sattn_err *e) {
+    for (int l = 0; l < layers; l++) {
+        const head_spec *row = specs + (size_t)l * heads;
+        int first = -1;
+        for (int h = 0; h < heads && first < 0; h++)
+            if (row[h].tile) first = h;
+        if (first < 0) continue;
+        for (int h = 0; h < heads; h++) {
+            const head_spec *s = &row[h];
+            if (s->sel == SEL_BLOCK && s->fn == HFN_SOFTMAX && s->tile &&
+                s->block == row[first].block && s->nblocks == row[first].nblocks)
+                continue;
+            char a[192], b[192];
+            head_spec_format(&row[first], a, sizeof a);
+            head_spec_format(s, b, sizeof b);
+            return err_set(e, "head L%dH%d is %s but L%dH%d is %s: tile=1 runs a whole layer at "
+                              "once, expected every head of layer %d to be %s",
+                           l, h, b, l, first, a, l, a);
+        }
+    }
+    return 0;
 }
 
 /* ---- all heads of a model ---- */

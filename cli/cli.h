@@ -76,6 +76,7 @@ typedef struct {
     int seq, steps, extend_steps, task_samples, threads, json; /* seq: the long context */
     uint64_t seed;
     data_format data_fmt;
+    const char *plan; /* --plan: every stage trains natively sparse with it (NULL: dense flash) */
 } demo_long_args;
 int demo_long(const demo_long_args *a);
 /* mkdir -p for demo's --out-dir: 0, or 1 after a one-line error. */

@@ -73,9 +73,6 @@ static int sparse_flags_check(const train_args *a, const opt_spec *o, int n) {
     if (a->format == CKPT_LLMC)
         return cli_fail(cmd, "--format llmc: cannot hold a sparse run (no plan, no optimizer state); expected "
                              "--format sattn with --attn sparse:PLAN");
-    if (a->init_from)
-        return cli_fail(cmd, "--init-from: not with --attn sparse:PLAN (native runs start at step 0; "
-                             "`sattn finetune` trains sparse heads into a trained model)");
     if (a->dense_warmup >= a->tc.steps)
         return cli_fail(cmd, "--dense-warmup %d: expected fewer than --steps %d (the sparse heads would "
                              "never run)", a->dense_warmup, a->tc.steps);

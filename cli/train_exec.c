@@ -271,7 +271,14 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
                        train_state *st, run_heads *rh) {
     sattn_err e;
     memset(rh, 0, sizeof *rh);
-    if (a->init_from) return train_init_from(a, d, cmd, m, st);
+    if (a->init_from) { /* a new run from its weights: sparse heads fresh from the plan, as at step 0 */
+        int rc = train_init_from(a, d, cmd, m, st);
+        if (rc || !a->sparse_plan) return rc;
+        if (heads_setup(a, cmd, &m->cfg, rh)) return gpt_free(m), 1;
+        m->cfg.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, !rh->all_sparse);
+        if (train_mem_check(a, cmd, &m->cfg, d, rh)) return heads_free(rh), gpt_free(m), 1;
+        return 0;
+    }
     if (a->resume) {
         if (ckpt_load(a->resume, m, st, &e) != 0) return cli_fail(cmd, "%s", e.msg);
         m->cfg.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, 0); /* a run setting, not saved */

@@ -31,6 +31,7 @@ typedef struct {
     const char *sparse_plan; /* --attn sparse:PLAN: the plan (inline or a file); NULL: dense */
     const char *heads_out;   /* --heads-out: the heads file written beside --out */
     int dense_warmup;        /* --dense-warmup: steps before the sparse heads run */
+    const char *log_csv;     /* --log-csv: the loss curve (trainlog.h); NULL: none */
 } train_args;
 
 /* How --init-from continues a RoPE model at a longer --seq (train_pos.c, docs/rope.md). */

@@ -111,6 +111,10 @@ static int train_parse(train_args *a, int argc, char **argv) {
         opt_str("heads-out", &a->heads_out, "HEADS",
                 "with --attn sparse:PLAN: the heads file to write beside --out (what\n"
                 "loss, sample, task and eval take as --heads)"),
+        opt_str("log-csv", &a->log_csv, "CSV",
+                "the loss curve: one row per step (step, tokens, train_loss, val_loss at\n"
+                "the --eval-every points and the final loss on the last row, lr, wall_s);\n"
+                "sattn report --train-log plots it"),
         cli_opt_threads(&a->threads),
         opt_int("eval-every", &a->tc.eval_every, 0, 1 << 30, "N",
                 "validation estimate every N steps on --eval-tokens tokens\n(default: --steps/10; 0 = none)"),

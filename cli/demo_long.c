@@ -61,9 +61,9 @@ static void long_stages(const demo_long_args *a, long_stage st[NSTAGE]) {
 /* The train args of one stage: L2 H4 C128, RoPE, flash (or natively sparse with --plan, the
  * heads written to heads); from init's weights after the first. */
 static int stage_args(const demo_long_args *a, const long_stage *s, train_args *t, const char *out,
-                      const char *heads, const char *init) {
+                      const char *heads, const char *log, const char *init) {
     *t = train_args_default();
-    t->data = a->data, t->out = out, t->init_from = init;
+    t->data = a->data, t->out = out, t->init_from = init, t->log_csv = log;
     if (a->plan) t->sparse_plan = a->plan, t->heads_out = heads;
     t->data_fmt = a->data_fmt;
     t->seed = a->seed, t->threads = a->threads;
@@ -158,20 +158,21 @@ typedef struct {
     double sdec[NGEN], spre[NGEN]; /* --plan: the sparse heads' decode and prefill (-1: none) */
 } long_result;
 
-/* Trains the stages; stage i writes DIR/stage<i>.ckpt (and .heads with --plan), the last
- * DIR/model.ckpt (model.heads). */
+/* Trains the stages; stage i writes DIR/stage<i>.ckpt, its loss curve .csv (and .heads with
+ * --plan), the last DIR/model.ckpt (model.csv, model.heads). */
 static int long_train(const demo_long_args *a, const char *model, long_result *r) {
-    char prev[4096] = "", out[4096], heads[4096];
+    char prev[4096] = "", out[4096], heads[4096], log[4096];
     long_stages(a, r->st);
     for (int i = 0; i < NSTAGE; i++) {
         const long_stage *s = &r->st[i];
         if (i + 1 < NSTAGE) snprintf(out, sizeof out, "%s/stage%d.ckpt", a->out_dir, i + 1);
         else snprintf(out, sizeof out, "%s", model);
         snprintf(heads, sizeof heads, "%.*s.heads", (int)strlen(out) - 5, out); /* x.ckpt -> x.heads */
+        snprintf(log, sizeof log, "%.*s.csv", (int)strlen(out) - 5, out);     /* the loss curve */
         fprintf(stderr, "demo --preset long: stage %d/%d: T=%d, batch %d, %d steps, mix %s%s\n", i + 1, NSTAGE,
                 s->seq, s->batch, s->steps, s->mix, i ? " (context extended, RoPE extrapolated)" : "");
         train_args t;
-        if (stage_args(a, s, &t, out, heads, i ? prev : NULL) || train_execute_result(&t, "demo", &r->tr[i]))
+        if (stage_args(a, s, &t, out, heads, log, i ? prev : NULL) || train_execute_result(&t, "demo", &r->tr[i]))
             return 1;
         snprintf(prev, sizeof prev, "%s", out);
     }

@@ -499,7 +499,11 @@ Test(demo, long_preset_json, .timeout = 300) {
     for (int i = 1; i <= 3; i++) {
         snprintf(path, sizeof path, "%s/stage%d.ckpt", out, i);
         cr_assert(cli_file_exists(path), "%s missing", path);
+        snprintf(path, sizeof path, "%s/stage%d.csv", out, i); /* the stage's loss curve */
+        cr_assert(cli_file_exists(path), "%s missing", path);
     }
+    snprintf(path, sizeof path, "%s/model.csv", out);
+    cr_assert(cli_file_exists(path), "%s missing", path);
     snprintf(path, sizeof path, "%s/model.ckpt", out);
     const char *loss[] = {"loss", "--model", path, "--data", data, "--attn", "flash", NULL};
     free(cli_expect_ok(loss));

@@ -225,10 +225,13 @@ static void say_fresh_optimizer(const char *cmd, const char *resume) {
           "at step 0 with a fresh AdamW from its weights\n", stderr);
 }
 
-static int plan_has_mlp(const head_spec *specs, int n) {
-    for (int i = 0; i < n; i++)
-        if (specs[i].sel != SEL_DENSE && specs[i].fn == HFN_MLP) return 1;
-    return 0;
+/* What in the plan trains parameters of its own (AdamW state not saved), or NULL. */
+static const char *plan_trained_heads(const head_spec *specs, int n) {
+    for (int i = 0; i < n; i++) {
+        if (specs[i].sel != SEL_DENSE && specs[i].fn == HFN_MLP) return "mlp heads";
+        if (specs[i].sel != SEL_DENSE && specs[i].cmp) return "cmp=1 heads (compressed-branch gates)";
+    }
+    return NULL;
 }
 
 /* The plan for the model's shape c, and its heads, initialised from the seed (on --resume
@@ -247,9 +250,10 @@ static int heads_setup(const train_args *a, const char *cmd, const gpt_config *c
     if (!sparse)
         return free(specs), cli_fail(cmd, "--attn sparse:%s: the plan makes every head dense (expected at least "
                                           "one sparse head, or a dense run)", a->sparse_plan);
-    if (a->resume && plan_has_mlp(specs, n))
-        return free(specs), cli_fail(cmd, "--resume %s: the plan has mlp heads, whose AdamW state is not saved "
-                                          "(expected a plan without mlp heads to resume, or a fresh run)", a->resume);
+    const char *trained = plan_trained_heads(specs, n);
+    if (a->resume && trained)
+        return free(specs), cli_fail(cmd, "--resume %s: the plan has %s, whose AdamW state is not saved "
+                                          "(expected a plan without them to resume, or a fresh run)", a->resume, trained);
     char *text = plan_format(specs, c->layers, c->heads);
     rh->plan_hash = fnv1a64(text, strlen(text), FNV1A64_INIT);
     rh->plan_hash += !rh->plan_hash; /* 0 stands for a dense run */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli_util.h"
+#include "sattn/heads.h"
 
 #define TINY "--layers", "2", "--heads", "2", "--dim", "16", "--seq", "32", "--batch", "4", "--threads", "2", \
              "--seed", "5", "--lr", "3e-3", "--warmup", "2"
@@ -264,6 +265,42 @@ Test(native_cli, init_from_dense_model_trains_sparse, .timeout = 120) {
     cli_args_add(&r, "train", "--data", f.data, "--out", cli_tpath(&f.t, "r.ckpt"), "--resume", out, "--steps", "4",
                  "--seq", "64", "--batch", "2", "--warmup", "1", "--seed", "5", "--threads", "2", NULL);
     cli_expect_fail(r.v, "--attn sparse", 0);
+    free(js), free(lj);
+    cli_tdir_close(&f.t);
+}
+
+/* NSA's compressed branch (cmp=1): the gates train (the heads file's gate parameters move
+ * away from their zero init), `loss --heads` gives the printed loss, sampling refuses in one
+ * line, and --resume refuses (the gates' AdamW state is not saved). */
+Test(native_cli, cmp_plan_trains_and_reloads, .timeout = 120) {
+    fx f;
+    fx_open(&f);
+    char out[256], heads[256];
+    snprintf(out, sizeof out, "%s", cli_tpath(&f.t, "m.ckpt"));
+    snprintf(heads, sizeof heads, "%s", cli_tpath(&f.t, "m.heads"));
+    const char *extra[] = {"--attn", "sparse:all:block+softmax:b=8,n=2,tile=1,cmp=1", "--seq", "40", "--pos", "rope",
+                           NULL};
+    char *js = train(&f, out, heads, "6", extra);
+    double val = cli_json_num(js, "val_loss");
+    const char *lo[] = {"loss", "--model", out, "--heads", heads, "--data", f.data, "--json", "--threads", "2",
+                        "--batch", "4", NULL};
+    char *lj = cli_expect_ok(lo);
+    cr_assert(fabs(cli_json_num(lj, "loss") - val) < 2e-6, "loss --heads %g, train printed %g", cli_json_num(lj, "loss"),
+              val);
+    sparse_heads sh;
+    sattn_err e;
+    cr_assert_eq(heads_load(heads, &sh, NULL, &e), 0, "%s", e.msg);
+    double moved = 0;
+    for (int i = 0; i < sh.layers * sh.heads; i++)
+        for (size_t j = 0; j < sh.h[i].n_fn; j++) moved = fmax(moved, fabs(sh.h[i].params[sh.h[i].n_sel + j]));
+    cr_assert(moved > 1e-4, "the gates did not train (max |param| %g)", moved);
+    sparse_heads_free(&sh);
+    const char *sa[] = {"sample", "--model", out, "--heads", heads, "--tokens", "10", NULL};
+    cli_expect_fail(sa, "cmp=1", 0);
+    const char *re[] = {"train", "--data", f.data, "--out", cli_tpath(&f.t, "r.ckpt"), TINY, "--steps", "8",
+                        "--seq", "40", "--pos", "rope", "--attn", "sparse:all:block+softmax:b=8,n=2,tile=1,cmp=1",
+                        "--heads-out", cli_tpath(&f.t, "r.heads"), "--resume", out, NULL};
+    cli_expect_fail(re, "cmp=1 heads", 0);
     free(js), free(lj);
     cli_tdir_close(&f.t);
 }

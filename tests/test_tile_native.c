@@ -20,6 +20,7 @@
 #include "sattn/model.h"
 #include "sattn/plan.h"
 #include "sattn/tblock.h"
+#include "sattn/tcmp.h"
 
 #define NL 2
 #define NH 2
@@ -45,10 +46,43 @@ static void make_heads(sparse_heads *sh, const char *plan, rng_t *r) {
 
 /* ---- the reference hook: dense masked attention in double over tblock's selection ---- */
 
+/* With cmp=1 the reference adds the compressed branch with tcmp's kernels (tested on their
+ * own against a double reference in test_tcmp.c) on its own cache, keeping nothing of the
+ * hybrid's: what is tested here is how the hybrid wires it in (its o_sel = out - g c for
+ * tblock's backward, the gates' gradients into its dparams, its buffers). */
 typedef struct {
     const sparse_heads *sh;
     tblock_sel sel[NL];
+    float *cache[NL];
+    float *dparams; /* the gates' gradients, laid out as the hybrid's (hy.off_p) */
+    const size_t *off_p;
 } ref_hook;
+
+static const float *gate_params(const ref_hook *r, int layer, int h) {
+    const sparse_head *sp = &r->sh->h[layer * NH + h];
+    return sp->params + sp->n_sel;
+}
+
+static void ref_cmp_forward(ref_hook *r, int layer, float *out, const float *qkv) {
+    if (!r->sh->h[layer * NH].spec.cmp) return;
+    const float *pp[NH];
+    for (int h = 0; h < NH; h++) pp[h] = gate_params(r, layer, h);
+    free(r->cache[layer]);
+    r->cache[layer] = calloc(tcmp_cache_floats(NB, NT, NC, NH), sizeof(float));
+    tcmp_forward(out, r->cache[layer], qkv, NB, NT, NC, NH, r->sh->h[layer * NH].spec.block, pp);
+}
+
+static void ref_cmp_backward(ref_hook *r, int layer, float *dqkv, const float *dout, const float *qkv) {
+    if (!r->sh->h[layer * NH].spec.cmp) return;
+    const float *pp[NH];
+    float *dp[NH];
+    for (int h = 0; h < NH; h++)
+        pp[h] = gate_params(r, layer, h), dp[h] = r->dparams + r->off_p[layer * NH + h] + r->sh->h[layer * NH + h].n_sel;
+    int b = r->sh->h[layer * NH].spec.block;
+    float *scratch = malloc((tcmp_scratch_floats(NB, NT, NC, NH, b) + 1) * sizeof(float));
+    tcmp_backward(dqkv, dp, dout, qkv, r->cache[layer], NB, NT, NC, NH, b, pp, scratch);
+    free(scratch);
+}
 
 /* Query t attends to key s iff s <= t and block(s) is kept by t's tile (tblock.h). */
 static int allowed(const tblock_sel *s, int b, int h, int t, int u) {
@@ -100,6 +134,7 @@ static void ref_forward(void *ctx, int layer, float *out, float *att, const floa
                     out[((size_t)b * NT + t) * NC + h * hs + d] = (float)o;
                 }
             }
+    ref_cmp_forward(r, layer, out, qkv);
 }
 
 /* dS = P (dP - sum P dP), dP_u = dout_t . v_u; dq += dS k / sqrt(hs), dk += dS q / sqrt(hs),
@@ -108,6 +143,7 @@ static void ref_backward(void *ctx, int layer, float *dqkv, float *scratch, cons
                          const float *att, int b_, int t_) {
     ref_hook *r = ctx;
     (void)scratch, (void)att, (void)b_, (void)t_;
+    ref_cmp_backward(r, layer, dqkv, dout, qkv);
     const tblock_sel *s = &r->sel[layer];
     int hs = NC / NH;
     double sc = 1.0 / sqrt((double)hs), p[NT], dp[NT];
@@ -159,13 +195,16 @@ static void check_against_reference(const char *plan, unsigned seed) {
     cr_assert(hybrid_all_sparse(&sh));
     int in[NB * NT], tg[NB * NT];
     rand_batch(in, tg, &r);
+    for (int i = 0; i < NL * NH; i++) /* gates away from their init (w = 0, u = 0) */
+        for (size_t j = 0; j < sh.h[i].n_fn; j++) sh.h[i].params[sh.h[i].n_sel + j] = 0.5f * rng_normal(&r);
     hybrid hy;
     hybrid_init(&hy, &sh, NC, NH);
+    hybrid_enable_param_grads(&hy);
     for (int l = 0; l < NL; l++) cr_assert(hy.tile_layer[l], "layer %d not run as tblock", l);
     float *g = malloc(m.num_params * sizeof(float));
     float lt = step(&m, &hy.hook, in, tg);
     memcpy(g, m.grads_mem, m.num_params * sizeof(float));
-    ref_hook rh = {.sh = &sh};
+    ref_hook rh = {.sh = &sh, .dparams = calloc(hy.n_params + 1, sizeof(float)), .off_p = hy.off_p};
     gpt_attn_hook rk = {ref_forward, ref_backward, &rh};
     float lr = step(&m, &rk, in, tg);
     cr_assert(isfinite(lt) && fabsf(lt - lr) <= 1e-5f * fabsf(lr), "%s: loss %.8g, reference %.8g", plan, lt, lr);
@@ -193,7 +232,16 @@ static void check_against_reference(const char *plan, unsigned seed) {
         cr_assert(dm <= 1e-4 * bm + 1e-7, "%s: tensor %d: gradient off by %g (max %g)", plan, i, dm, bm);
         off += n;
     }
-    for (int l = 0; l < NL; l++) tblock_sel_free(&rh.sel[l]);
+    /* the compressed branch's gates (cmp=1): the hybrid's gradients are the reference's */
+    double dm = 0, bm = 0;
+    for (size_t j = 0; j < hy.n_params; j++) {
+        dm = fmax(dm, fabs((double)hy.dparams[j] - rh.dparams[j]));
+        bm = fmax(bm, fabs(rh.dparams[j]));
+    }
+    cr_assert(dm <= 1e-4 * bm + 1e-7, "%s: gate gradients off by %g (max %g)", plan, dm, bm);
+    cr_assert(!hy.n_params || bm > 1e-3, "%s: no gate gradient at all", plan);
+    for (int l = 0; l < NL; l++) tblock_sel_free(&rh.sel[l]), free(rh.cache[l]);
+    free(rh.dparams);
     free(g);
     hybrid_free(&hy);
     m.attn = NULL;
@@ -205,6 +253,9 @@ Test(tile_native, loss_and_gradients_equal_masked_reference, .timeout = 60) {
     check_against_reference("all:block+softmax:b=8,n=2,tile=1", 7);
     /* layers of their own b and n (the lse and selection are per layer) */
     check_against_reference("L0:block+softmax:b=8,n=3,tile=1; L1:block+softmax:b=5,n=2,tile=1", 11);
+    /* NSA's compressed branch (tcmp.h) in both layers, and in one of two */
+    check_against_reference("all:block+softmax:b=8,n=2,tile=1,cmp=1", 13);
+    check_against_reference("L0:block+softmax:b=5,n=3,tile=1,cmp=1; L1:block+softmax:b=8,n=2,tile=1", 17);
 }
 
 /* Causality: the all-tile model's loss at every position u <= t is the same from the whole
@@ -302,6 +353,10 @@ Test(tile_native, plan_errors_name_the_field) {
     plan_fails("L0H0:block+softmax:tile=1", "head L0H1 is dense but L0H0 is block+softmax:b=16,n=4,tile=1");
     plan_fails("L0H0:block+softmax:b=8,tile=1; L0H1:block+softmax:b=16,tile=1", "head L0H1");
     plan_fails("L0H0:block+softmax:tile=1; L0H1:block+softmax", "every head of layer 0");
+    plan_fails("all:block+softmax:cmp=1", "cmp = 1 without tile = 1");
+    plan_fails("all:block+softmax:tile=1,cmp=2", "option 'cmp', expected 0 or 1");
+    plan_fails("all:index+softmax:cmp=1", "option 'cmp' does not apply");
+    plan_fails("L0H0:block+softmax:tile=1,cmp=1; L0H1:block+softmax:tile=1", "every head of layer 0");
     /* the text form round-trips */
     head_spec specs[NL * NH];
     sattn_err e;
@@ -312,6 +367,37 @@ Test(tile_native, plan_errors_name_the_field) {
     cr_assert_eq(plan_parse("all:block+softmax:b=8,n=3,tile=0", NULL, NL, NH, specs, &e), 0, "%s", e.msg);
     head_spec_format(&specs[0], buf, sizeof buf);
     cr_assert_str_eq(buf, "block+softmax:b=8,n=3");
+    cr_assert_eq(plan_parse("all:block+softmax:b=8,n=3,tile=1,cmp=1", NULL, NL, NH, specs, &e), 0, "%s", e.msg);
+    head_spec_format(&specs[0], buf, sizeof buf);
+    cr_assert_str_eq(buf, "block+softmax:b=8,n=3,tile=1,cmp=1");
+}
+
+/* cmp (spec word 15) and the gates' parameters survive the heads file; a cmp=1 file read
+ * as if cmp were 0 is refused (its parameter count no longer matches the spec). */
+Test(tile_native, heads_file_keeps_cmp) {
+    char dir[] = "/tmp/sattn_cmpXXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[96];
+    snprintf(path, sizeof path, "%s/h.sparse", dir);
+    gpt_config c = {NT, NV, NV, NL, NH, NC, GPT_ATTN_HOOK, GPT_POS_ROPE, 10000.0f, 1.0f};
+    rng_t r;
+    rng_seed(&r, 3);
+    sparse_heads sh, back;
+    make_heads(&sh, "L0:block+softmax:b=8,n=3,tile=1,cmp=1; L1:block+softmax:b=4,n=2,tile=1", &r);
+    cr_assert_eq(sh.h[0].n_fn, (size_t)(NC / NH + 1), "a gate per head: hs + 1 parameters");
+    for (size_t j = 0; j < sh.h[1].n_fn; j++) sh.h[1].params[j] = (float)j - 3.5f;
+    sattn_err e;
+    cr_assert_eq(heads_save(path, &sh, &c, &e), 0, "%s", e.msg);
+    cr_assert_eq(heads_load(path, &back, &c, &e), 0, "%s", e.msg);
+    for (int i = 0; i < NL * NH; i++) {
+        cr_assert_eq(back.h[i].spec.cmp, i < NH, "head %d", i);
+        cr_assert_eq(back.h[i].n_fn, sh.h[i].n_fn);
+        if (sh.h[i].n_fn) cr_assert(!memcmp(back.h[i].params, sh.h[i].params, sh.h[i].n_fn * sizeof(float)));
+    }
+    sparse_heads_free(&back);
+    sparse_heads_free(&sh);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* The per-head selector with tile=1 (what eval's per-head metrics use) lists for every query

@@ -14,6 +14,7 @@
 #include "sattn/model.h"
 #include "sattn/sparse.h"
 #include "sattn/tblock.h"
+#include "sattn/tcmp.h"
 
 typedef struct {
     const sparse_heads *sh;
@@ -42,6 +43,11 @@ typedef struct {
                                 * (atty), which it keeps for the attention projection's
                                 * backward: the hook reads it back rather than copying it */
     float *tscratch;           /* tblock_backward's scratch, shared by the layers */
+    /* NSA's compressed branch in tile layers whose heads have cmp=1 (tcmp.h): the layer's
+     * output is then o_sel + g c; the backward gives tcmp dout, and tblock o_sel = out - g c */
+    unsigned char *cmp_layer;  /* per l: 1 if the tile layer has the compressed branch */
+    float *tcache;             /* per cmp layer tcmp_cache_floats(B, T, C, H), at l * that */
+    float *cscratch;           /* tcmp_backward's scratch, then o_sel (B T C) */
 } hybrid;
 
 void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H);

@@ -33,12 +33,14 @@ typedef struct {
     int tile;     /* block+softmax: 1 = the b queries of a tile share one selection, chosen by
                    * the tile's pooled query (tblock.h); the whole layer then runs as tblock,
                    * so every head of a layer with tile=1 must be the same spec (sparse_tile_check) */
+    int cmp;      /* block+softmax with tile=1: 1 = NSA's compressed branch too (tcmp.h: the pooled
+                   * earlier blocks attended densely, mixed in by a learned per-head gate) */
     int hidden;   /* pos and mlp: hidden width */
     int mlp_q;    /* mlp: feed q_t as well */
     int mlp_logits; /* mlp: feed the selected keys' attention logits q.k/sqrt(d) as well */
 } head_spec;
 
-/* Defaults: k 16, k_min 1, tau 0, rank 16, iheads 4, block 16, nblocks 4, bounds 0, tile 0,
+/* Defaults: k 16, k_min 1, tau 0, rank 16, iheads 4, block 16, nblocks 4, bounds 0, tile 0, cmp 0,
  * hidden 128, mlp_q 1, mlp_logits 1; sel = SEL_DENSE, fn = HFN_SOFTMAX. */
 head_spec head_spec_default(void);
 /* Checks ranges (k >= 1, k_min <= k, 0 <= tau <= 1, ...); errors name the field. */

@@ -32,6 +32,10 @@ size_t tcmp_cache_floats(int B, int T, int C, int H);
 void tcmp_forward(float *out, float *cache, const float *qkv, int B, int T, int C, int H, int b,
                   const float *const *params);
 
+/* osel = out - g c (B,T,C): the tile layer's selected-branch output, which tblock's
+ * backward needs (its D_t = dO_t . o_sel,t), from the layer's output and the forward's cache. */
+void tcmp_remove(float *osel, const float *out, const float *cache, int B, int T, int C, int H);
+
 /* Scratch floats the backward needs: per (batch row, head) the pooled keys and values and
  * their gradients, and its partial gate gradient: B H (4 floor(T/b) hs + hs + 1). */
 size_t tcmp_scratch_floats(int B, int T, int C, int H, int b);

@@ -13,12 +13,14 @@
 
 #include "sattn/nn.h"
 #include "sattn/sparse.h"
+#include "sattn/tcmp.h"
 
 static int mlp_in(const head_spec *s, int hs, int kmax) {
     return kmax * hs + (s->mlp_q ? hs : 0) + (s->mlp_logits ? kmax : 0);
 }
 
 size_t headfn_param_count(const head_spec *s, int hs, int kmax) {
+    if (s->sel != SEL_DENSE && s->cmp) return tcmp_param_count(hs); /* the compressed branch's gate */
     if (s->fn != HFN_MLP || s->sel == SEL_DENSE) return 0;
     size_t D = (size_t)mlp_in(s, hs, kmax), h = (size_t)s->hidden;
     return h * D + h + (size_t)hs * h + (size_t)hs;
@@ -27,6 +29,10 @@ size_t headfn_param_count(const head_spec *s, int hs, int kmax) {
 /* W1 ~ N(0, 1/D), W2 ~ N(0, 1/hidden): unit-scale activations at the start. */
 void headfn_init(const head_spec *s, int hs, int kmax, float *params, rng_t *rng) {
     if (headfn_param_count(s, hs, kmax) == 0) return;
+    if (s->cmp) {
+        tcmp_init(params, hs);
+        return;
+    }
     size_t D = (size_t)mlp_in(s, hs, kmax), h = (size_t)s->hidden;
     float s1 = 1.0f / sqrtf((float)D), s2 = 1.0f / sqrtf((float)h);
     for (size_t i = 0; i < h * D; i++) params[i] = s1 * rng_normal(rng);

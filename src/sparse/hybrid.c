@@ -29,7 +29,11 @@ void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
     sattn_err err;
     if (sparse_tile_check(specs, sh->layers, sh->heads, &err))
         die_at(__FILE__, __LINE__, "hybrid_init: %s", err.msg);
-    for (int l = 0; l < sh->layers; l++) hy->tile_layer[l] = (unsigned char)sparse_tile_layer(specs, l, sh->heads);
+    hy->cmp_layer = xcalloc((size_t)sh->layers, 1);
+    for (int l = 0; l < sh->layers; l++) {
+        hy->tile_layer[l] = (unsigned char)sparse_tile_layer(specs, l, sh->heads);
+        hy->cmp_layer[l] = hy->tile_layer[l] && specs[(size_t)l * sh->heads].cmp; /* the layer's heads agree */
+    }
     free(specs);
     for (int i = 0; i < n; i++) {
         hy->skip[i] = sh->h[i].spec.sel != SEL_DENSE;
@@ -82,6 +86,7 @@ static void layout(const hybrid *hy, int B, int T, size_t *off_i, size_t *off_f,
 static void tile_sizes(const hybrid *hy, int B, int T, size_t *ints, size_t *floats, size_t *scratch) {
     const sparse_heads *sh = hy->sh;
     *ints = *floats = *scratch = 0;
+    size_t cmp = 0;
     for (int l = 0; l < sh->layers; l++) {
         if (!hy->tile_layer[l]) continue;
         const head_spec *s = &sh->h[(size_t)l * sh->heads].spec;
@@ -92,7 +97,23 @@ static void tile_sizes(const hybrid *hy, int B, int T, size_t *ints, size_t *flo
         tblock_sel probe = {B, hy->H, T, s->block, (int)n, (int)nt, NULL, NULL};
         size_t sc = tblock_scratch_floats(&probe, hy->C);
         if (sc > *scratch) *scratch = sc;
+        if (!hy->cmp_layer[l]) continue;
+        size_t cs = tcmp_scratch_floats(B, T, hy->C, hy->H, s->block) + (size_t)B * T * hy->C;
+        cmp = cs > cmp ? cs : cmp;
     }
+    if (cmp) *floats += (size_t)sh->layers * tcmp_cache_floats(B, T, hy->C, hy->H) + cmp;
+}
+
+/* tcmp's scratch then o_sel, for the largest cmp layer at (B, T) (0: none). */
+static size_t cmp_scratch(const hybrid *hy, int B, int T) {
+    size_t m = 0;
+    for (int l = 0; l < hy->sh->layers; l++) {
+        if (!hy->cmp_layer[l]) continue;
+        size_t cs = tcmp_scratch_floats(B, T, hy->C, hy->H, hy->sh->h[(size_t)l * hy->sh->heads].spec.block) +
+                    (size_t)B * T * hy->C;
+        m = cs > m ? cs : m;
+    }
+    return m;
 }
 
 double hybrid_mem_bytes(const hybrid *hy, int B, int T, int threads) {
@@ -121,13 +142,18 @@ static void hybrid_size(hybrid *hy, int B, int T) {
     hy->work = xmalloc_aligned(((size_t)omp_get_max_threads() * work + 1) * sizeof(float));
     hy->B = B, hy->T = T;
     const sparse_heads *sh = hy->sh;
-    free(hy->tlse), free(hy->tscratch);
-    hy->tlse = hy->tscratch = NULL;
+    free(hy->tlse), free(hy->tscratch), free(hy->tcache), free(hy->cscratch);
+    hy->tlse = hy->tscratch = hy->tcache = hy->cscratch = NULL;
     size_t ti, tf, ts;
     tile_sizes(hy, B, T, &ti, &tf, &ts);
     if (!tf) return;
     hy->tlse = xmalloc_aligned(((size_t)sh->layers * B * hy->H * T + 1) * sizeof(float));
     hy->tscratch = xmalloc_aligned((ts + 1) * sizeof(float));
+    size_t cs = cmp_scratch(hy, B, T);
+    if (cs) {
+        hy->tcache = xmalloc_aligned(((size_t)sh->layers * tcmp_cache_floats(B, T, hy->C, hy->H) + 1) * sizeof(float));
+        hy->cscratch = xmalloc_aligned((cs + 1) * sizeof(float));
+    }
     for (int l = 0; l < sh->layers; l++) {
         if (!hy->tile_layer[l]) continue;
         const head_spec *s = &sh->h[(size_t)l * sh->heads].spec;
@@ -165,6 +191,55 @@ const int *hybrid_idx(const hybrid *hy, int l, int h, int b, int *kmax, const in
     return r.idx;
 }
 
+/* Layer l's compressed-branch gate parameters per head, and where their gradients go (dp
+ * NULL when the parameters do not train). Arrays of H pointers, malloc'd. */
+static const float **cmp_params(const hybrid *hy, int l, float ***dp) {
+    const sparse_heads *sh = hy->sh;
+    const float **pp = xmalloc((size_t)hy->H * sizeof *pp);
+    *dp = hy->dparams ? xmalloc((size_t)hy->H * sizeof **dp) : NULL;
+    for (int h = 0; h < hy->H; h++) {
+        size_t i = (size_t)l * hy->H + h;
+        pp[h] = sh->h[i].params + sh->h[i].n_sel;
+        if (*dp) (*dp)[h] = hy->dparams + hy->off_p[i] + sh->h[i].n_sel;
+    }
+    return pp;
+}
+
+static float *cmp_cache(const hybrid *hy, int l) {
+    return hy->tcache + (size_t)l * tcmp_cache_floats(hy->B, hy->T, hy->C, hy->H);
+}
+
+/* A tile layer's forward: tblock over all heads (out (B,T,C), lse (B,H,T) kept for the
+ * backward), then with cmp out += g c. */
+static void tile_forward(hybrid *hy, int layer, float *out, const float *qkv, int B, int T) {
+    tblock_sel *s = &hy->tsel[layer];
+    tblock_select(s, qkv, hy->C);
+    tblock_forward(out, hy->tlse + (size_t)layer * B * hy->H * T, qkv, hy->C, s);
+    hy->tout[layer] = out;
+    if (!hy->cmp_layer[layer]) return;
+    float **dp;
+    const float **pp = cmp_params(hy, layer, &dp);
+    tcmp_forward(out, cmp_cache(hy, layer), qkv, B, T, hy->C, hy->H, s->b, pp);
+    free(pp), free(dp);
+}
+
+/* Its backward: tcmp's (into dqkv and the gates' gradients) on the layer's dout, then
+ * tblock's with o_sel = out - g c, the selected branch's own output. */
+static void tile_backward(hybrid *hy, int layer, float *dqkv, const float *dout, const float *qkv, int B, int T) {
+    const float *osel = hy->tout[layer];
+    if (hy->cmp_layer[layer]) {
+        float **dp;
+        const float **pp = cmp_params(hy, layer, &dp);
+        float *c = cmp_cache(hy, layer), *o = hy->cscratch + tcmp_scratch_floats(B, T, hy->C, hy->H, hy->tsel[layer].b);
+        tcmp_backward(dqkv, dp, dout, qkv, c, B, T, hy->C, hy->H, hy->tsel[layer].b, pp, hy->cscratch);
+        tcmp_remove(o, hy->tout[layer], c, B, T, hy->C, hy->H);
+        osel = o;
+        free(pp), free(dp);
+    }
+    tblock_backward(dqkv, dout, qkv, osel, hy->tlse + (size_t)layer * B * hy->H * T, hy->C, &hy->tsel[layer],
+                    hy->tscratch);
+}
+
 /* Hybrid by length: a sequence shorter than the threshold runs every head dense. */
 static int dense_by_length(const hybrid *hy, int T) { return T < hy->dense_below; }
 
@@ -185,11 +260,7 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
     hy->fwd_sparse++;
     hybrid_size(hy, B, T);
     if (hy->tile_layer[layer]) {
-        /* all heads at once, flash's shapes: out (B,T,C), lse (B,H,T) kept for the backward */
-        tblock_sel *s = &hy->tsel[layer];
-        tblock_select(s, qkv, C);
-        tblock_forward(out, hy->tlse + (size_t)layer * B * H * T, qkv, C, s);
-        hy->tout[layer] = out;
+        tile_forward(hy, layer, out, qkv, B, T);
         return;
     }
     if (hy->dense_in_layer[layer]) attention_forward_skip(out, att, qkv, B, T, C, H, hy->skip + layer * H);
@@ -226,8 +297,7 @@ static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, c
         if (!hy->tout[layer] || hy->B != B || hy->T != T)
             die_at(__FILE__, __LINE__, "hybrid: layer %d backward without its tile forward at B=%d T=%d",
                    layer, B, T);
-        tblock_backward(dqkv, dout, qkv, hy->tout[layer], hy->tlse + (size_t)layer * B * H * T, C,
-                        &hy->tsel[layer], hy->tscratch);
+        tile_backward(hy, layer, dqkv, dout, qkv, B, T);
         return;
     }
     if (hy->dense_in_layer[layer])
@@ -264,6 +334,11 @@ void hybrid_set_dense_below(hybrid *hy, int dense_below) {
 
 int hybrid_decode_check(const sparse_heads *sh, sattn_err *e) {
     for (int i = 0; i < sh->layers * sh->heads; i++)
+        if (sh->h[i].spec.cmp)
+            return err_set(e, "head L%dH%d has cmp=1 (the compressed branch): cached decoding is not "
+                              "implemented for it; expected a plan without cmp=1 to sample", i / sh->heads,
+                           i % sh->heads);
+    for (int i = 0; i < sh->layers * sh->heads; i++)
         if (sh->h[i].spec.tile)
             return err_set(e, "head L%dH%d has tile=1 (tile-shared block selection): cached decoding "
                               "is not implemented for it (a decode step has one query, not a tile); "
@@ -275,6 +350,7 @@ void hybrid_free(hybrid *hy) {
     if (hy->tsel)
         for (int l = 0; l < hy->sh->layers; l++) tblock_sel_free(&hy->tsel[l]);
     free(hy->tile_layer), free(hy->tsel), free(hy->tout), free(hy->tlse), free(hy->tscratch);
+    free(hy->cmp_layer), free(hy->tcache), free(hy->cscratch);
     free(hy->off_i), free(hy->off_f), free(hy->off_p), free(hy->skip), free(hy->dense_in_layer);
     free(hy->ints), free(hy->floats), free(hy->work), free(hy->dparams);
     memset(hy, 0, sizeof *hy);

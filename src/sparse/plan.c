@@ -144,6 +144,7 @@ static const opt_def OPTS[] = {
     {"n", OPT_INT, offsetof(head_spec, nblocks), A_BLOCK, "block"},
     {"bounds", OPT_BOOL, offsetof(head_spec, bounds), A_BLOCK, "block"},
     {"tile", OPT_BOOL, offsetof(head_spec, tile), A_BLOCK, "block"},
+    {"cmp", OPT_BOOL, offsetof(head_spec, cmp), A_BLOCK, "block"},
     {"hidden", OPT_INT, offsetof(head_spec, hidden), A_POS | A_MLP, "pos and mlp"},
     {"q", OPT_BOOL, offsetof(head_spec, mlp_q), A_MLP, "mlp"},
     {"logits", OPT_BOOL, offsetof(head_spec, mlp_logits), A_MLP, "mlp"},
@@ -194,7 +195,7 @@ static int parse_opt(const entry_ctx *c, char *tok, head_spec *s, unsigned *seen
     int i = find_opt(name);
     if (i < 0)
         return entry_err(c, e, "unknown option '%s', expected k, kmin, tau, r, j, b, n, bounds, "
-                               "tile, hidden, q or logits", name);
+                               "tile, cmp, hidden, q or logits", name);
     if (*seen & 1u << i) return entry_err(c, e, "duplicate option '%s'", name);
     *seen |= 1u << i;
     if (!(OPTS[i].applies & spec_mask(s)))

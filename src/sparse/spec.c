@@ -16,7 +16,7 @@
 head_spec head_spec_default(void) {
     return (head_spec){.sel = SEL_DENSE, .fn = HFN_SOFTMAX, .k = 16, .k_min = 1, .tau = 0.0f,
                        .rank = 16, .iheads = 4, .block = 16, .nblocks = 4, .bounds = 0, .tile = 0,
-                       .hidden = 128, .mlp_q = 1, .mlp_logits = 1};
+                       .cmp = 0, .hidden = 128, .mlp_q = 1, .mlp_logits = 1};
 }
 
 /* One integer field against [lo, hi]; the name is the plan option and what it means. */
@@ -44,6 +44,7 @@ static int check_sizes(const head_spec *s, sattn_err *e) {
 static int check_flags(const head_spec *s, sattn_err *e) {
     if (check_int(s->bounds, 0, 1, "bounds (block min/max scoring)", e)) return -1;
     if (check_int(s->tile, 0, 1, "tile (tile-shared block selection)", e)) return -1;
+    if (check_int(s->cmp, 0, 1, "cmp (compressed branch)", e)) return -1;
     if (check_int(s->mlp_q, 0, 1, "q (mlp input q)", e)) return -1;
     if (check_int(s->mlp_logits, 0, 1, "logits (mlp input logits)", e)) return -1;
     return 0;
@@ -67,6 +68,10 @@ int head_spec_check(const head_spec *s, sattn_err *e) {
                           "(tile-shared mean-key selection)",
                        s->sel != SEL_BLOCK ? "a non-block selector"
                        : s->fn != HFN_SOFTMAX ? "the mlp head function" : "bounds=1");
+    /* the compressed branch is a part of the tile layer (tcmp.h) */
+    if (s->cmp && !s->tile)
+        return err_set(e, "cmp = 1 without tile = 1, expected the compressed branch only in a tile-shared "
+                          "block layer (block+softmax:...,tile=1,cmp=1)");
     /* selector_kmax multiplies them in an int. */
     if (s->sel == SEL_BLOCK && (long long)s->block * s->nblocks > MAX_BLOCK_KEYS)
         return err_set(e, "b*n = %d*%d keys per query, expected at most %d", s->block,
@@ -115,6 +120,7 @@ void head_spec_format(const head_spec *s, char *buf, size_t n) {
         append(buf, n, &len, "b=%d,n=%d", s->block, s->nblocks);
         if (s->bounds) append(buf, n, &len, ",bounds=1");
         if (s->tile) append(buf, n, &len, ",tile=1");
+        if (s->cmp) append(buf, n, &len, ",cmp=1");
     } else {
         append(buf, n, &len, "k=%d", s->k);
         if (s->sel == SEL_INDEX) append(buf, n, &len, ",r=%d,j=%d", s->rank, s->iheads);
@@ -146,7 +152,7 @@ int sparse_tile_check(const head_spec *specs, int layers, int heads, sattn_err *
         for (int h = 0; h < heads; h++) {
             const head_spec *s = &row[h];
             if (s->sel == SEL_BLOCK && s->fn == HFN_SOFTMAX && s->tile &&
-                s->block == row[first].block && s->nblocks == row[first].nblocks)
+                s->block == row[first].block && s->nblocks == row[first].nblocks && s->cmp == row[first].cmp)
                 continue;
             char a[192], b[192];
             head_spec_format(&row[first], a, sizeof a);

@@ -108,6 +108,19 @@ void tcmp_forward(float *out, float *cache, const float *qkv, int B, int T, int 
     free(pooled);
 }
 
+void tcmp_remove(float *osel, const float *out, const float *cache, int B, int T, int C, int H) {
+    const float *gate = cache + (size_t)B * T * C + (size_t)B * H * T;
+    int hs = C / H;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int bb = 0; bb < B; bb++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < H; h++) {
+                size_t o = ((size_t)bb * T + t) * C + (size_t)h * hs;
+                float g = gate[((size_t)bb * H + h) * T + t];
+                for (int d = 0; d < hs; d++) osel[o + d] = out[o + d] - g * cache[o + d];
+            }
+}
+
 typedef struct {
     float *kbar, *vbar, *dk, *dv; /* (nb, hs) each */
     float *dw;                    /* hs + 1: this (bb, h)'s gate gradient */

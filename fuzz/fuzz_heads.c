@@ -23,9 +23,8 @@ static void run_head(const sparse_head *sp, int hs, int max_seq) {
     rng_seed(&r, 1);
     for (size_t i = 0; i < (size_t)T * ld; i++) qkv[i] = rng_normal(&r);
     head_scratch s;
-    head_scratch_init(&s, &sp->spec, hs, T);
-    selector_select(&sp->spec, sp->params, hs, max_seq, qkv, qkv + hs, ld, T, s.idx, s.score,
-                    s.count, s.work);
+    head_scratch_init(&s, &sp->spec, hs, T, max_seq);
+    head_scratch_select(&s, &sp->spec, sp->params, hs, max_seq, qkv, qkv + hs, ld, T);
     for (int t = 0; t < T; t++) {
         FZ_CHECK(s.count[t] >= 0 && s.count[t] <= s.kmax, "query %d selects %d keys (kmax %d)", t,
                  s.count[t], s.kmax);

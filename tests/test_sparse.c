@@ -1238,3 +1238,40 @@ Test(sparse, topk_matches_brute_force) {
             }
     free(row), free(sc), free(ix), free(taken);
 }
+
+/* distill and eval run a head through head_scratch (head_scratch_select): in a window shorter
+ * than the heads' max_seq an mlp head must still read its input at the width its parameters
+ * were made for (max_seq's kmax). The head is causal, so its outputs at t < 9 in a window of 9
+ * equal those in a window of max_seq = 32; reading 9-wide rows (what head_scratch did) breaks
+ * that. */
+Test(sparse, mlp_head_short_window_keeps_param_width) {
+    rng_t r;
+    rng_seed(&r, 77);
+    int hs = 8, max_seq = 32, ld = 3 * hs;
+    static const char *const specs[] = {"block", "index"};
+    for (int k = 0; k < 2; k++) {
+        head_spec s = head_spec_default();
+        s.sel = k ? SEL_INDEX : SEL_BLOCK, s.fn = HFN_MLP, s.block = 4, s.nblocks = 4, s.k = 16, s.hidden = 16;
+        sparse_heads sh;
+        sparse_heads_create(&sh, 1, 1, hs, max_seq, &s, &r);
+        const sparse_head *sp = &sh.h[0];
+        float *qkv = malloc((size_t)max_seq * ld * sizeof(float));
+        for (int i = 0; i < max_seq * ld; i++) qkv[i] = rng_normal(&r);
+        float out[2][32 * 8];
+        for (int w = 0; w < 2; w++) {
+            int T = w ? 9 : max_seq;
+            head_scratch hsr;
+            head_scratch_init(&hsr, &sp->spec, hs, T, max_seq);
+            cr_assert_eq(hsr.kmax, selector_kmax(&sp->spec, max_seq), "%s: slot width", specs[k]);
+            head_scratch_select(&hsr, &sp->spec, sp->params, hs, max_seq, qkv, qkv + hs, ld, T);
+            headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, hsr.kmax, qkv, qkv + hs, qkv + 2 * hs, ld, T,
+                           hsr.idx, hsr.count, out[w], hs, hsr.cache);
+            head_scratch_free(&hsr);
+        }
+        for (int i = 0; i < 9 * hs; i++)
+            cr_assert(fabsf(out[0][i] - out[1][i]) <= 1e-5f * (1 + fabsf(out[0][i])), "%s: t %d: %g vs %g", specs[k],
+                      i / hs, out[1][i], out[0][i]);
+        free(qkv);
+        sparse_heads_free(&sh);
+    }
+}

@@ -416,7 +416,7 @@ Test(tile_native, per_head_selector_matches_tblock) {
     spec.sel = SEL_BLOCK, spec.block = b, spec.nblocks = n, spec.tile = 1;
     cr_assert_eq(head_spec_check(&spec, &e), 0, "%s", e.msg);
     head_scratch hsr;
-    head_scratch_init(&hsr, &spec, hs, NT);
+    head_scratch_init(&hsr, &spec, hs, NT, NT);
     for (int h = 0; h < NH; h++) {
         const float *q = qkv + h * hs;
         selector_select(&spec, NULL, hs, NT, q, q + NC, 3 * NC, NT, hsr.idx, hsr.score, hsr.count, hsr.work);

@@ -125,6 +125,13 @@ void headfn_backward(const head_spec *s, const float *params, float *dparams, in
                      float *dv, int T, const int *idx, const int *count, const float *dout,
                      int ldo, const float *cache);
 
+/* Entries per query row a head function reads in a window of T: selector_kmax(s, T), except
+ * for the mlp head function, whose input layout (so its parameters) was made for the width at
+ * the heads' max_seq: a shorter window keeps that width and leaves the extra slots empty. */
+int headfn_slot_width(const head_spec *s, int T, int max_seq);
+/* Spreads rows of width kt (as selector_select wrote them) to width K >= kt, in place. */
+void selector_widen_rows(int *idx, float *score, int T, int kt, int K);
+
 /* ---- all heads of a model ---- */
 
 typedef struct {
@@ -153,7 +160,11 @@ typedef struct {
     int *idx, *count;
 } head_scratch;
 
-void head_scratch_init(head_scratch *s, const head_spec *spec, int hs, int T);
+/* kmax is headfn_slot_width(spec, T, max_seq): an mlp head keeps its parameters' width. */
+void head_scratch_init(head_scratch *s, const head_spec *spec, int hs, int T, int max_seq);
+/* selector_select into s's idx, score, count, rows widened to s->kmax. */
+void head_scratch_select(head_scratch *s, const head_spec *spec, const float *params, int hs, int max_seq,
+                         const float *q, const float *k, int ld, int T);
 void head_scratch_free(head_scratch *s);
 
 #endif

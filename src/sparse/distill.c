@@ -33,7 +33,7 @@ static void trainer_init(head_trainer *ht, const sparse_heads *sh, int i, int T)
     ht->m = xcalloc(n + 1, sizeof(float));
     ht->v = xcalloc(n + 1, sizeof(float));
     ht->dout = xmalloc((size_t)T * sh->hs * sizeof(float));
-    head_scratch_init(&ht->s, &sp->spec, sh->hs, T);
+    head_scratch_init(&ht->s, &sp->spec, sh->hs, T, sh->max_seq);
 }
 
 static void trainer_free(head_trainer *ht) {
@@ -45,8 +45,7 @@ static void trainer_free(head_trainer *ht) {
 static double mlp_step(const sparse_head *sp, head_trainer *ht, int hs, int max_seq, const float *q,
                        int C, int T, const float *target, int ldt, double scale) {
     int ld = 3 * C;
-    selector_select(&sp->spec, sp->params, hs, max_seq, q, q + C, ld, T, ht->s.idx, ht->s.score,
-                    ht->s.count, ht->s.work);
+    head_scratch_select(&ht->s, &sp->spec, sp->params, hs, max_seq, q, q + C, ld, T);
     headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, ht->s.kmax, q, q + C, q + 2 * C, ld, T,
                    ht->s.idx, ht->s.count, ht->s.out, hs, ht->s.cache);
     double loss = 0.0;

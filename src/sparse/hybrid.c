@@ -48,19 +48,7 @@ void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
  * an mlp head function, whose input layout (and so its parameters) was made for the
  * width at the heads' max_seq: there a shorter window keeps that width and leaves the
  * slots past count empty, so a query's output does not depend on the window length. */
-static int slot_width(const hybrid *hy, const head_spec *s, int T) {
-    return s->fn == HFN_MLP ? selector_kmax(s, hy->sh->max_seq) : selector_kmax(s, T);
-}
-
-/* Spreads rows of width kt (as the selector wrote them) to width K >= kt, from the last
- * row back so that no row is overwritten before it moves. */
-static void widen_rows(int *idx, float *score, int T, int kt, int K) {
-    if (kt == K) return;
-    for (int t = T - 1; t >= 0; t--) {
-        memmove(idx + (size_t)t * K, idx + (size_t)t * kt, (size_t)kt * sizeof *idx);
-        memmove(score + (size_t)t * K, score + (size_t)t * kt, (size_t)kt * sizeof *score);
-    }
-}
+static int slot_width(const hybrid *hy, const head_spec *s, int T) { return headfn_slot_width(s, T, hy->sh->max_seq); }
 
 /* The buffer layout at batch shape (B, T): per head the offsets into ints and floats (when
  * off_i, off_f are given), and the totals (ints, floats, per-thread selector scratch). */
@@ -275,7 +263,7 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
             float *w = hy->work + (size_t)omp_get_thread_num() * hy->work_per_thread;
             selector_select(&sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T, r.idx,
                             r.score, r.count, w);
-            widen_rows(r.idx, r.score, T, selector_kmax(&sp->spec, T), r.kmax);
+            selector_widen_rows(r.idx, r.score, T, selector_kmax(&sp->spec, T), r.kmax);
             headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, r.kmax, q, q + C, q + 2 * C,
                            3 * C, T, r.idx, r.count, out + (size_t)b * T * C + h * hs, C, r.cache);
         }

@@ -19,7 +19,7 @@ typedef struct {
 static void acc_init(head_acc *a, const sparse_heads *sh, int i, int T) {
     memset(a, 0, sizeof *a);
     a->i = i;
-    head_scratch_init(&a->s, &sh->h[i].spec, sh->hs, T);
+    head_scratch_init(&a->s, &sh->h[i].spec, sh->hs, T, sh->max_seq);
     a->tmp = xmalloc((size_t)T * sizeof(float));
 }
 
@@ -92,8 +92,7 @@ static void acc_sequence(head_acc *a, const gpt_model *m, const sparse_heads *sh
     if (!m->acts.att) die_at(__FILE__, __LINE__, "sparse eval needs the model's naive attention, not flash");
     const float *P = m->acts.att + (((size_t)l * B + b) * c->heads + h) * T * T;
     const float *o = m->acts.atty + ((size_t)l * B + b) * T * C + h * hs;
-    selector_select(&sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T, a->s.idx, a->s.score,
-                    a->s.count, a->s.work);
+    head_scratch_select(&a->s, &sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T);
     headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, a->s.kmax, q, q + C, q + 2 * C, 3 * C, T,
                    a->s.idx, a->s.count, a->s.out, hs, a->s.cache);
     for (int t = 0; t < T; t++) {

@@ -210,8 +210,26 @@ int sparse_heads_count(const sparse_heads *sh) {
     return n;
 }
 
-void head_scratch_init(head_scratch *s, const head_spec *spec, int hs, int T) {
-    s->kmax = selector_kmax(spec, T);
+int headfn_slot_width(const head_spec *s, int T, int max_seq) {
+    return s->fn == HFN_MLP ? selector_kmax(s, max_seq) : selector_kmax(s, T);
+}
+
+void selector_widen_rows(int *idx, float *score, int T, int kt, int K) {
+    if (kt == K) return;
+    for (int t = T - 1; t >= 0; t--) { /* from the last row back: no row is overwritten before it moves */
+        memmove(idx + (size_t)t * K, idx + (size_t)t * kt, (size_t)kt * sizeof *idx);
+        memmove(score + (size_t)t * K, score + (size_t)t * kt, (size_t)kt * sizeof *score);
+    }
+}
+
+void head_scratch_select(head_scratch *s, const head_spec *spec, const float *params, int hs, int max_seq,
+                         const float *q, const float *k, int ld, int T) {
+    selector_select(spec, params, hs, max_seq, q, k, ld, T, s->idx, s->score, s->count, s->work);
+    selector_widen_rows(s->idx, s->score, T, selector_kmax(spec, T), s->kmax);
+}
+
+void head_scratch_init(head_scratch *s, const head_spec *spec, int hs, int T, int max_seq) {
+    s->kmax = headfn_slot_width(spec, T, max_seq);
     s->work = xmalloc((selector_work_floats(spec, hs, T) + 1) * sizeof(float));
     s->score = xmalloc(((size_t)T * s->kmax + 1) * sizeof(float));
     s->cache = xmalloc((headfn_cache_floats(spec, hs, s->kmax, T) + 1) * sizeof(float));

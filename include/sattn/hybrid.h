@@ -11,6 +11,7 @@
 #ifndef SATTN_HYBRID_H
 #define SATTN_HYBRID_H
 
+#include "sattn/lindex.h"
 #include "sattn/model.h"
 #include "sattn/sparse.h"
 #include "sattn/tblock.h"
@@ -42,6 +43,13 @@ typedef struct {
                                 * (atty), which it keeps for the attention projection's
                                 * backward: the hook reads it back rather than copying it */
     float *tscratch;           /* tblock_backward's scratch, shared by the layers */
+    /* Shared-indexer layers (every head index+softmax with shared=1, lindex.h): one
+     * selection per batch row, in head 0's buffers, that every head of the layer reads. */
+    unsigned char *shared_layer; /* per l: 1 if the layer's heads share one indexer */
+    float *lix_w;              /* the shared layers' parameters in layer layout (gathered at
+                                * every forward: training updates the heads' slots) */
+    size_t *lix_off;           /* per l: offset into lix_w */
+    lindex_prec lix_prec;      /* the score precision (LINDEX_AUTO unless set) */
 } hybrid;
 
 void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H);

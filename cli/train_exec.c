@@ -204,10 +204,14 @@ static void say_fresh_optimizer(const char *cmd, const char *resume) {
           "at step 0 with a fresh AdamW from its weights\n", stderr);
 }
 
-static int plan_has_mlp(const head_spec *specs, int n) {
+/* The kind of head whose AdamW state the heads file does not keep, or NULL: mlp heads, and
+ * shared indexers (they train by KL, finetune.h). */
+static const char *plan_unresumable(const head_spec *specs, int n) {
     for (int i = 0; i < n; i++)
-        if (specs[i].sel != SEL_DENSE && specs[i].fn == HFN_MLP) return 1;
-    return 0;
+        if (specs[i].sel != SEL_DENSE && specs[i].fn == HFN_MLP) return "mlp heads";
+    for (int i = 0; i < n; i++)
+        if (specs[i].shared) return "shared indexers (shared=1)";
+    return NULL;
 }
 
 /* The plan for the model's shape c, and its heads, initialised from the seed (on --resume
@@ -226,9 +230,10 @@ static int heads_setup(const train_args *a, const char *cmd, const gpt_config *c
     if (!sparse)
         return free(specs), cli_fail(cmd, "--attn sparse:%s: the plan makes every head dense (expected at least "
                                           "one sparse head, or a dense run)", a->sparse_plan);
-    if (a->resume && plan_has_mlp(specs, n))
-        return free(specs), cli_fail(cmd, "--resume %s: the plan has mlp heads, whose AdamW state is not saved "
-                                          "(expected a plan without mlp heads to resume, or a fresh run)", a->resume);
+    const char *kind = plan_unresumable(specs, n);
+    if (a->resume && kind)
+        return free(specs), cli_fail(cmd, "--resume %s: the plan has %s, whose AdamW state is not saved "
+                                          "(expected a plan without them to resume, or a fresh run)", a->resume, kind);
     char *text = plan_format(specs, c->layers, c->heads);
     rh->plan_hash = fnv1a64(text, strlen(text), FNV1A64_INIT);
     rh->plan_hash += !rh->plan_hash; /* 0 stands for a dense run */

@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,25 +256,40 @@ void lindex_scores(const lindex_dims *d, const float *w, const float *q, const f
         score_group(d, &b, bf16, t0, T - t0 < RG ? T - t0 : RG, S + (size_t)t0 * T, T);
 }
 
+/* Scores then top-k of the rows of group t0 (b's A and R tiles are the caller's). */
+static uint64_t select_group(const head_spec *s, const lindex_dims *d, const lix_bufs *b, int bf16, int t0, int T,
+                             int kmax, int *idx, float *score, int *count) {
+    int nr = T - t0 < RG ? T - t0 : RG, lds = b->nkb * KB;
+    uint64_t macs = score_group(d, b, bf16, t0, nr, b->R, lds);
+    for (int i = 0; i < nr; i++) {
+        int t = t0 + i;
+        float *sc = score + (size_t)t * kmax, *row = b->R + (size_t)i * lds;
+        int c = selector_topk(row, t + 1, kmax, sc, idx + (size_t)t * kmax);
+        if (s->tau > 0.0f) c = selector_dynamic_k(s, row, t + 1, sc, c);
+        count[t] = c;
+    }
+    return macs;
+}
+
+/* The row groups run in parallel, each thread on its own A and R tiles (inside an outer
+ * parallel loop, hybrid's over the batch, the region has one thread and uses work's). */
 void lindex_select(const head_spec *s, const lindex_dims *d, const float *w, const float *q,
                    const float *k, int ld, int T, int *idx, float *score, int *count, float *work,
                    lindex_prec p, op_count *cnt) {
-    int bf16 = lindex_resolve(p) == LINDEX_BF16, kmax = selector_kmax(s, T);
+    int bf16 = lindex_resolve(p) == LINDEX_BF16, kmax = selector_kmax(s, T), ng = (T + RG - 1) / RG;
     lix_bufs b = prepare(d, w, q, k, ld, T, work, bf16);
-    uint64_t C = (uint64_t)d->C, J = (uint64_t)d->J, r = (uint64_t)d->r, macs = 0;
+    uint64_t C = (uint64_t)d->C, J = (uint64_t)d->J, r = (uint64_t)d->r;
     op_count_add(cnt, (uint64_t)T * C * (J * r + r + J), 4 * ((uint64_t)T * 2 * C + (J * r + r + J) * C));
-    float *S = b.R;
-    for (int t0 = 0; t0 < T; t0 += RG) {
-        int nr = T - t0 < RG ? T - t0 : RG;
-        macs += score_group(d, &b, bf16, t0, nr, S, b.nkb * KB);
-        for (int i = 0; i < nr; i++) {
-            int t = t0 + i, c;
-            float *sc = score + (size_t)t * kmax;
-            int *ix = idx + (size_t)t * kmax;
-            c = selector_topk(S + (size_t)i * b.nkb * KB, t + 1, kmax, sc, ix);
-            if (s->tau > 0.0f) c = selector_dynamic_k(s, S + (size_t)i * b.nkb * KB, t + 1, sc, c);
-            count[t] = c;
-        }
+    size_t tile = (size_t)RG * b.nkb * KB;
+#pragma omp parallel if (ng >= 8 && !omp_in_parallel())
+    {
+        lix_bufs bt = b;
+        float *own = omp_get_num_threads() > 1 ? xmalloc(2 * tile * sizeof(float)) : NULL;
+        if (own) bt.A = own, bt.R = own + tile;
+        uint64_t macs = 0;
+#pragma omp for schedule(dynamic, 4)
+        for (int g = 0; g < ng; g++) macs += select_group(s, d, &bt, bf16, g * RG, T, kmax, idx, score, count);
+        op_count_add(cnt, macs, 0);
+        free(own);
     }
-    op_count_add(cnt, macs, 0);
 }

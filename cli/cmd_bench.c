@@ -79,7 +79,7 @@ static int bench_scan(bench_args *a, int argc, char **argv) {
         opt_list("dims", l->dims, &l->ndims, AB_MAX_LIST, 64, 8192, "LIST", "d_model values, multiples of 64 (default 128,256,512,1024)"),
         opt_list("seqs", l->seqs, &l->nseqs, AB_MAX_LIST, 1, 1 << 20, "LIST", "sequence lengths (default 64,128,...,32768)"),
         opt_list("ks", l->ks, &l->nks, AB_MAX_LIST, 1, 4096, "LIST", "keys per query (default 8,16,32,64,128,256)"),
-        opt_call("variants", &l->variants, parse_variants, "LIST", "of naive, flash, index, block, tblock (default all)"),
+        opt_call("variants", &l->variants, parse_variants, "LIST", "of naive, flash, index, block, tblock, lindex (default all but lindex)"),
         opt_int("tblock-b", &a->tblock_b, 1, 4096, "B", "tblock: keys per block = queries per tile (default 64)"),
         opt_int("tblock-n", &a->tblock_n, 1, 1 << 20, "N", "tblock: blocks kept per tile, its own included (default 8)"),
         opt_call("phases", &l->phases, parse_phases, "LIST", "of prefill, decode, backward (default all)"),

@@ -61,10 +61,14 @@ static int ft_parse(ft_args *a, int argc, char **argv) {
     return 0;
 }
 
-static int has_mlp(const sparse_heads *sh) {
+/* Heads whose parameters train in a finetune: mlp heads, and shared indexers (by KL on the
+ * selected keys, finetune.h); NULL when none. */
+static const char *trained_heads(const sparse_heads *sh) {
     for (int i = 0; i < sh->layers * sh->heads; i++)
-        if (sh->h[i].spec.sel != SEL_DENSE && sh->h[i].spec.fn == HFN_MLP) return 1;
-    return 0;
+        if (sh->h[i].spec.sel != SEL_DENSE && sh->h[i].spec.fn == HFN_MLP) return "mlp heads";
+    for (int i = 0; i < sh->layers * sh->heads; i++)
+        if (sh->h[i].spec.shared) return "shared indexers (shared=1)";
+    return NULL;
 }
 
 /* Whole-split validation loss with or without the sparse heads. */
@@ -124,8 +128,9 @@ static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d)
     if (!rc && (dataset_check_window(d, SPLIT_TRAIN, m->cfg.max_seq, a->data, &e) ||
                 dataset_check_window(d, SPLIT_VAL, m->cfg.max_seq, a->data, &e)))
         rc = cli_fail("finetune", "%s", e.msg), dataset_free(d);
-    if (!rc && has_mlp(sh) && !a->heads_out)
-        rc = cli_fail("finetune", "--heads-out PATH is required: %s has mlp heads, which train too", a->heads),
+    if (!rc && trained_heads(sh) && !a->heads_out)
+        rc = cli_fail("finetune", "--heads-out PATH is required: %s has %s, which train too", a->heads,
+                      trained_heads(sh)),
         dataset_free(d);
     if (rc) sparse_heads_free(sh), gpt_free(m);
     else cli_data_note(a->data, d);

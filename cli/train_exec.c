@@ -225,12 +225,15 @@ static void say_fresh_optimizer(const char *cmd, const char *resume) {
           "at step 0 with a fresh AdamW from its weights\n", stderr);
 }
 
-/* What in the plan trains parameters of its own (AdamW state not saved), or NULL. */
-static const char *plan_trained_heads(const head_spec *specs, int n) {
+/* The kind of head whose AdamW state the heads file does not keep, or NULL: mlp heads,
+ * cmp=1 heads (their gates) and shared indexers (they train by KL, finetune.h). */
+static const char *plan_unresumable(const head_spec *specs, int n) {
     for (int i = 0; i < n; i++) {
         if (specs[i].sel != SEL_DENSE && specs[i].fn == HFN_MLP) return "mlp heads";
         if (specs[i].sel != SEL_DENSE && specs[i].cmp) return "cmp=1 heads (compressed-branch gates)";
     }
+    for (int i = 0; i < n; i++)
+        if (specs[i].shared) return "shared indexers (shared=1)";
     return NULL;
 }
 
@@ -250,10 +253,10 @@ static int heads_setup(const train_args *a, const char *cmd, const gpt_config *c
     if (!sparse)
         return free(specs), cli_fail(cmd, "--attn sparse:%s: the plan makes every head dense (expected at least "
                                           "one sparse head, or a dense run)", a->sparse_plan);
-    const char *trained = plan_trained_heads(specs, n);
-    if (a->resume && trained)
+    const char *kind = plan_unresumable(specs, n);
+    if (a->resume && kind)
         return free(specs), cli_fail(cmd, "--resume %s: the plan has %s, whose AdamW state is not saved "
-                                          "(expected a plan without them to resume, or a fresh run)", a->resume, trained);
+                                          "(expected a plan without them to resume, or a fresh run)", a->resume, kind);
     char *text = plan_format(specs, c->layers, c->heads);
     rh->plan_hash = fnv1a64(text, strlen(text), FNV1A64_INIT);
     rh->plan_hash += !rh->plan_hash; /* 0 stands for a dense run */

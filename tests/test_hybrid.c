@@ -284,3 +284,95 @@ Test(hybrid, mlp_short_window_is_prefix) {
     sparse_heads_free(&sh);
     gpt_free(&m);
 }
+
+/* A shared indexer (lindex.h) at k = T keeps every key: the hybrid is the dense model,
+ * loss and gradients, through the layer-wide selection in head 0's buffers. */
+Test(hybrid, shared_select_all_equals_dense) {
+    rng_t r;
+    rng_seed(&r, 15);
+    gpt_model m;
+    make_model(&m, &r);
+    sparse_heads sh;
+    make_heads(&sh, "all:index+softmax:k=12,shared=1", &r);
+    int in[B * T], tg[B * T];
+    batch(in, tg, &r);
+    gpt_forward(&m, in, tg, B, T);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    float dense_loss = m.mean_loss;
+    float *g = malloc(m.num_params * sizeof(float));
+    memcpy(g, m.grads_mem, m.num_params * sizeof(float));
+    hybrid hy;
+    hybrid_init(&hy, &sh, C, H);
+    hybrid_attach(&hy, &m);
+    gpt_forward(&m, in, tg, B, T);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    cr_assert(fabsf(m.mean_loss - dense_loss) <= 1e-5f * fabsf(dense_loss), "loss %g vs dense %g",
+              m.mean_loss, dense_loss);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < m.num_params; i++) {
+        num += (double)(m.grads_mem[i] - g[i]) * (m.grads_mem[i] - g[i]);
+        den += (double)g[i] * g[i];
+    }
+    cr_assert(sqrt(num / den) < 1e-5, "hybrid grads differ from dense: rel %g", sqrt(num / den));
+    hybrid_detach(&m);
+    hybrid_free(&hy);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+    free(g);
+}
+
+/* With k = 4 every head of a shared layer sees one selection, lindex_select's on the
+ * layer's C-wide q and k, and its output is its softmax over that selection; both score
+ * precisions. */
+Test(hybrid, shared_layer_one_selection) {
+    for (int bf = 0; bf < 2; bf++) {
+        if (bf && !lindex_cpu_bf16()) continue;
+        rng_t r;
+        rng_seed(&r, 16);
+        gpt_model m;
+        make_model(&m, &r);
+        sparse_heads sh;
+        make_heads(&sh, "L1:index+softmax:k=4,shared=1; *:index+softmax:k=4", &r);
+        hybrid hy;
+        hybrid_init(&hy, &sh, C, H);
+        hy.lix_prec = bf ? LINDEX_BF16 : LINDEX_F32;
+        hybrid_attach(&hy, &m);
+        int in[B * T], tg[B * T];
+        batch(in, tg, &r);
+        gpt_forward(&m, in, tg, B, T);
+        const head_spec *s = &sh.h[H].spec;
+        lindex_dims d = lindex_dims_of(s, H, C / H);
+        float *w = malloc(lindex_param_count(&d) * sizeof(float));
+        float *work = malloc(lindex_work_floats(&d, T) * sizeof(float));
+        lindex_gather(&sh, 1, w);
+        for (int b = 0; b < B; b++) {
+            const float *q = m.acts.qkv + ((size_t)1 * B + b) * T * 3 * C;
+            int idx[T * 4], count[T], kmax;
+            float score[T * 4];
+            lindex_select(s, &d, w, q, q + C, 3 * C, T, idx, score, count, work, hy.lix_prec, NULL);
+            for (int h = 0; h < H; h++) {
+                const int *cnt, *got = hybrid_idx(&hy, 1, h, b, &kmax, &cnt);
+                cr_assert_eq(kmax, 4);
+                cr_assert_eq(memcmp(cnt, count, sizeof count), 0);
+                for (int t = 0; t < T; t++)
+                    for (int j = 0; j < count[t]; j++)
+                        cr_assert_eq(got[t * 4 + j], idx[t * 4 + j], "b=%d h=%d t=%d: selection differs", b, h, t);
+                float out[T * (C / H)], cache[T * 8 + 1];
+                cr_assert_leq(headfn_cache_floats(s, C / H, 4, T), T * 8 + 1);
+                headfn_forward(s, NULL, C / H, 4, q + h * (C / H), q + C + h * (C / H), q + 2 * C + h * (C / H),
+                               3 * C, T, idx, count, out, C / H, cache);
+                const float *att = m.acts.atty + ((size_t)1 * B + b) * T * C + h * (C / H);
+                for (int t = 0; t < T; t++)
+                    for (int i = 0; i < C / H; i++)
+                        cr_assert_eq(att[(size_t)t * C + i], out[t * (C / H) + i], "b=%d h=%d t=%d", b, h, t);
+            }
+        }
+        free(w), free(work);
+        hybrid_detach(&m);
+        hybrid_free(&hy);
+        sparse_heads_free(&sh);
+        gpt_free(&m);
+    }
+}

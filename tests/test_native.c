@@ -314,3 +314,101 @@ Test(native, dense_warmup_switches_at_its_step, .timeout = 60) {
     sparse_heads_free(&sh);
     gpt_free(&m);
 }
+
+/* ---- DSA: the shared indexer trains by KL, detached from the model (lindex.h) ---- */
+
+#define SHARED "all:index+softmax:k=4,r=8,j=2,shared=1"
+
+static void text_dataset(dataset *d, char *text, int n) {
+    for (int i = 0; i < n; i++) text[i] = (char)((i * 7 + i / 13) % V);
+    dataset_from_bytes(d, (const uint8_t *)text, (size_t)n);
+}
+
+/* Mean KL per row of the layers' indexers on fixed activations qkv, dense targets. */
+static double indexer_kl(sparse_heads *sh, const float *qkv) {
+    lindex_trainer lt;
+    lindex_trainer_init(&lt, sh, 0);
+    double kl = lindex_trainer_grad(&lt, sh, qkv, B, T, NULL, NULL, 1);
+    lindex_trainer_free(&lt);
+    return kl;
+}
+
+/* During the dense warm-up the indexer learns (its KL to the layer's attention on a fixed
+ * batch falls) and the model trains bit for bit as without it: the indexer's loss sends no
+ * gradient into the model, and the model's clipping does not see the indexer. */
+Test(native, dsa_warmup_trains_indexer_detached, .timeout = 60) {
+    rng_t r;
+    rng_seed(&r, 61);
+    gpt_model m, ref;
+    make_model(&m, GPT_ATTN_NAIVE, &r);
+    rng_seed(&r, 61);
+    make_model(&ref, GPT_ATTN_NAIVE, &r);
+    sparse_heads sh;
+    make_heads(&sh, SHARED, &r);
+    char text[6000];
+    dataset d;
+    text_dataset(&d, text, 6000);
+    int in[B * T], tg[B * T];
+    batch(in, tg, &r);
+    gpt_forward(&m, in, tg, B, T);
+    size_t nq = (size_t)L * B * T * 3 * C;
+    float *qkv = malloc(nq * sizeof(float));
+    memcpy(qkv, m.acts.qkv, nq * sizeof(float));
+    double before = indexer_kl(&sh, qkv);
+    train_config tc = train_config_default();
+    tc.batch = B, tc.seq = T, tc.steps = 30, tc.warmup = 1, tc.lr = 3e-3f;
+    sparse_train s;
+    sparse_train_init(&s, &sh, &m, 30);
+    tc.extra = &s.extra;
+    train_state st = {0}, st2 = {0};
+    rng_seed(&st.rng, 9), rng_seed(&st2.rng, 9);
+    sattn_err e;
+    cr_assert_eq(train_run(&m, &st, &d, &tc, NULL, NULL, NULL, &e), 0, "%s", e.msg);
+    sparse_train_free(&s, &m);
+    tc.extra = NULL;
+    cr_assert_eq(train_run(&ref, &st2, &d, &tc, NULL, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(memcmp(m.params_mem, ref.params_mem, m.num_params * sizeof(float)), 0,
+                 "the indexer changed the model's dense training");
+    double after = indexer_kl(&sh, qkv);
+    cr_assert_lt(after, 0.9 * before, "indexer KL %g -> %g", before, after);
+    free(qkv);
+    dataset_free(&d);
+    sparse_heads_free(&sh);
+    gpt_free(&m), gpt_free(&ref);
+}
+
+/* After the warm-up it keeps training on the selected keys (its parameters move, the KL is
+ * finite), and the heads file holds what it learned. */
+Test(native, dsa_sparse_phase_trains_on_selection, .timeout = 60) {
+    rng_t r;
+    rng_seed(&r, 62);
+    gpt_model m;
+    make_model(&m, GPT_ATTN_NAIVE, &r);
+    sparse_heads sh;
+    make_heads(&sh, SHARED, &r);
+    char text[6000];
+    dataset d;
+    text_dataset(&d, text, 6000);
+    train_config tc = train_config_default();
+    tc.batch = B, tc.seq = T, tc.steps = 6, tc.warmup = 1;
+    sparse_train s;
+    sparse_train_init(&s, &sh, &m, 3);
+    tc.extra = &s.extra;
+    train_state st = {0};
+    rng_seed(&st.rng, 9);
+    sattn_err e;
+    tc.stop_at = 3;
+    cr_assert_eq(train_run(&m, &st, &d, &tc, NULL, NULL, NULL, &e), 0, "%s", e.msg);
+    size_t n = sh.h[0].n_sel;
+    float *w3 = malloc(n * sizeof(float));
+    memcpy(w3, sh.h[0].params, n * sizeof(float));
+    tc.stop_at = 0;
+    cr_assert_eq(train_run(&m, &st, &d, &tc, NULL, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert(isfinite(s.indexer_kl) && s.indexer_kl >= 0.0, "KL %g", s.indexer_kl);
+    cr_assert_neq(memcmp(w3, sh.h[0].params, n * sizeof(float)), 0, "the sparse phase did not train it");
+    sparse_train_free(&s, &m);
+    free(w3);
+    dataset_free(&d);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+}

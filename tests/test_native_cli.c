@@ -125,6 +125,7 @@ Test(native_cli, resume_mismatch_errors, .timeout = 180) {
         {sp, PLAN, "1", "--dense-warmup 2, this one 1"},
         {dn, PLAN, "2", "has dense attention, this one --attn sparse"},
         {sp, "sparse:all:index+mlp:k=4,hidden=8", "2", "mlp heads"},
+        {sp, "sparse:all:index+softmax:k=4,shared=1", "2", "shared indexers (shared=1), whose AdamW state"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cli_args a = {0};
@@ -296,5 +297,28 @@ Test(native_cli, cmp_plan_trains_and_reloads, .timeout = 120) {
                         "--heads-out", cli_tpath(&f.t, "r.heads"), "--resume", out, NULL};
     cli_expect_fail(re, "cmp=1 heads", 0);
     free(js);
+    cli_tdir_close(&f.t);
+}
+
+/* A shared-indexer plan trains DSA-style (warm-up, then sparse), reloads to the same loss,
+ * and is refused by `sample` (no cached decode for it yet). */
+Test(native_cli, shared_plan_trains_and_reloads, .timeout = 120) {
+    fx f;
+    fx_open(&f);
+    char out[256], heads[256];
+    snprintf(out, sizeof out, "%s", cli_tpath(&f.t, "m.ckpt"));
+    snprintf(heads, sizeof heads, "%s", cli_tpath(&f.t, "m.heads"));
+    const char *extra[] = {"--attn", "sparse:all:index+softmax:k=8,shared=1", "--dense-warmup", "3", NULL};
+    char *js = train(&f, out, heads, "6", extra);
+    double val = cli_json_num(js, "val_loss");
+    cr_assert(isfinite(val));
+    const char *lo[] = {"loss", "--model", out, "--heads", heads, "--data", f.data, "--json", "--threads", "2",
+                        "--batch", "4", NULL};
+    char *lj = cli_expect_ok(lo);
+    cr_assert(fabs(cli_json_num(lj, "loss") - val) < 2e-6, "loss --heads %g, train printed %g", cli_json_num(lj, "loss"),
+              val);
+    const char *sa[] = {"sample", "--model", out, "--heads", heads, "--tokens", "10", NULL};
+    cli_expect_fail(sa, "shared=1", 0);
+    free(js), free(lj);
     cli_tdir_close(&f.t);
 }

@@ -485,3 +485,36 @@ Test(plan, head_spec_check_ranges) {
     t = make(SEL_BLOCK, HFN_SOFTMAX), t.tau = 0.5f;
     check_bad(t, "block selector");
 }
+
+/* ---------------------------------------------------------------- shared indexer */
+
+/* shared=1: its own defaults r 32, j 1 (explicit r, j kept), canonical text round trip. */
+Test(plan, shared_defaults_and_round_trip) {
+    head_spec specs[NHEADS], back[NHEADS];
+    parse_ok("L0:index+softmax:k=8,shared=1; L1:index+softmax:shared=1,r=8,j=2; *:dense", specs);
+    cr_assert_eq(specs[0].shared, 1);
+    cr_assert_eq(specs[0].rank, 32);
+    cr_assert_eq(specs[0].iheads, 1);
+    cr_assert_eq(specs[4].rank, 8);
+    cr_assert_eq(specs[4].iheads, 2);
+    cr_assert_eq(specs[8].shared, 0);
+    char *text = plan_format(specs, NL, NH);
+    cr_assert_not_null(strstr(text, "L0H3:index+softmax:k=8,r=32,j=1,shared=1"), "%s", text);
+    parse_ok(text, back);
+    for (int i = 0; i < NHEADS; i++) {
+        assert_spec(&back[i], &specs[i], i);
+        cr_assert_eq(back[i].shared, specs[i].shared);
+    }
+    free(text);
+}
+
+/* Every head of a shared layer must carry the same spec; shared only with index+softmax. */
+Test(plan, shared_errors) {
+    parse_bad("L0H0:index+softmax:k=8,shared=1; *:index+softmax:k=8", "head L0H1 is index+softmax:k=8,r=16,j=4",
+              "expected every head of it to be index+softmax:k=8,r=32,j=1,shared=1");
+    parse_bad("L1H2:index+softmax:shared=1; L1:dense", "head L1H0 is dense", "shared=1 gives layer 1 one indexer");
+    parse_bad("L0H0:index+softmax:k=4,shared=1; L0:index+softmax:k=8,shared=1", "head L0H1", "L0H0");
+    parse_bad("all:block+softmax:shared=1", "option 'shared' does not apply here", "index");
+    parse_bad("all:index+mlp:shared=1", "shared = 1 with the mlp head function", NULL);
+    parse_bad("all:index+softmax:shared=2", "bad value '2' for option 'shared'", NULL);
+}

@@ -16,6 +16,10 @@
  *                 tblock_forward (tblock.h): selection shared by a query tile of b,
  *                 the kept blocks as flash tiles (one row per (C, T): b and n from
  *                 the config, --tblock-b/--tblock-n, not from k; its k column = b n)
+ *   lindex+softmax lindex_select (lindex.h:  -
+ *                 one shared indexer for the layer, r 32, J 1, bf16 scores where
+ *                 the CPU has them) + headfn_forward per head over that selection;
+ *                 only with --variants (not in the default grid); no counts
  * The sparse specs are costmodel.h's standard ones at k (cm_standard_variants):
  * index r = 16, J = 4 (random selector parameters: selection quality does not matter
  * for time); block b = 16, n = k/16 for k >= 32 (b = k/2, n = 2 below).
@@ -46,7 +50,7 @@
 #include "sattn/costmodel.h"
 #include "sattn/sparse.h"
 
-typedef enum { AB_NAIVE = 0, AB_FLASH = 1, AB_INDEX = 2, AB_BLOCK = 3, AB_TBLOCK = 4, AB_NVAR = 5 } ab_variant;
+typedef enum { AB_NAIVE = 0, AB_FLASH = 1, AB_INDEX = 2, AB_BLOCK = 3, AB_TBLOCK = 4, AB_LINDEX = 5, AB_NVAR = 6 } ab_variant;
 
 /* The phases are benchres.h's BENCH_PREFILL, BENCH_DECODE and BENCH_BACKWARD. backward:
  * d qkv from d out for the prefill of T (the forward runs once, untimed, first): naive
@@ -91,9 +95,11 @@ typedef struct {
  * 3 runs. */
 ab_config ab_config_default(int quick);
 
-/* "dense-naive", "dense-flash", "index+softmax", "block+softmax", "tblock+softmax". */
+/* "dense-naive", "dense-flash", "index+softmax", "block+softmax", "tblock+softmax",
+ * "lindex+softmax". */
 const char *ab_variant_name(ab_variant v);
-/* Accepts the names above and the short forms naive, flash, index, block, tblock; -1 if none. */
+/* Accepts the names above and the short forms naive, flash, index, block, tblock, lindex;
+ * -1 if none. */
 int ab_variant_parse(const char *s);
 /* What variant v runs at k: cm_dense, or costmodel.h's standard spec at k for index and
  * block (cm_standard_variants), so the analytic numbers describe exactly what runs. For

@@ -32,7 +32,10 @@
  *     mlp:    per query, input D = kmax*d + d*[q] + kmax*[logits] (zero-padded to kmax)
  *                                                            2 * (hidden*D + d*hidden) * T
  *             the selected logits q.k (with logits=1)        sum_t 2 * d * |S_t|
- * With dynamic k (tau > 0) |S_t| is its upper bound min(kmax, t+1). Softmax
+ * With dynamic k (tau > 0) |S_t| is its upper bound min(kmax, t+1).
+ * A shared indexer (index with shared=1, lindex.h: one per layer, C-wide projections) is
+ * charged per head as 1/H of the layer's: the projection term as written (H heads x d =
+ * C), the pair terms (2Jr + J + 1) P divided by H (decode: (2Jr + J + 1) T / H). Softmax
  * exponentials, normalisations and activation functions are not counted (they are
  * O(pairs) or O(hidden) with a small constant for every variant alike).
  * Decode: the same per-query terms for query T-1:
@@ -115,7 +118,8 @@ int cm_crossover(const cm_shape *s, const cm_variant *v, int t_max);
  * terms (softmax, relu, sums of summaries) are not matrix products. Decode: the sparse
  * kernels of attnbench.h (index/block + softmax), whose cache-side keys or summaries are
  * kept with the cache. -1 where no kernel runs the combination (naive decode; pos or
- * mlp decode) or the key count depends on the data (dynamic k). */
+ * mlp decode), the key count depends on the data (dynamic k), or the spec is a shared
+ * indexer (lindex.h: its 4-row groups are not modelled here). */
 double cm_kernel_macs(const cm_shape *s, const cm_variant *v);
 
 /* Our reconstruction of the original project's formula, per head (docs/costmodel.md):

@@ -8,6 +8,7 @@
 #define SATTN_FINETUNE_H
 
 #include "sattn/hybrid.h"
+#include "sattn/lindex.h"
 #include "sattn/sparse.h"
 #include "sattn/train.h"
 
@@ -22,6 +23,14 @@
  * the LM loss: they keep their initialisation (distilled, or from the seed in a native
  * run) and are re-run on the drifting q, k at every step. block has no parameters.
  *
+ * Shared indexers (index+softmax with shared=1, lindex.h) do learn, DSA's way, from their
+ * own loss and with their own AdamW moments (lindex_trainer): at every step, after the
+ * model's backward, KL from the layer's attention (heads summed and renormalised) to the
+ * indexer's softmax on `indexer_rows` sampled query rows per sequence, over every key s <= t
+ * during the dense warm-up and over the selected keys in the sparse phase. Their input (the
+ * model's q, k) is detached: no gradient from this loss reaches the model, and the LM loss
+ * sends none to the indexer. The run's learning rate schedule, no clipping (its own loss).
+ *
  * Dense warm-up: steps before dense_warmup run every head dense (the hook detached, the
  * model on its dense kernel); from it on the sparse heads. With an all-sparse plan the
  * sparse phase runs GPT_ATTN_HOOK (no T x T buffer); a plan with a dense head keeps
@@ -34,7 +43,15 @@ typedef struct {
     int dense_attn;   /* the model's cfg.attn while dense (as the caller set it) */
     int sparse_attn;  /* ... and with the sparse heads: GPT_ATTN_HOOK if all-sparse, else naive */
     train_extra extra;
+    lindex_trainer lt;  /* the shared indexers (none: lindex_trainer_any is 0) */
+    gpt_model *m;       /* the model of the current step (begin_step), for its q, k */
+    int step;           /* its 0-based step */
+    uint64_t seed;      /* the sampled rows' seed (with the step) */
+    double indexer_kl;  /* the last step's mean KL per sampled row over the shared layers */
 } sparse_train;
+
+/* Query rows per sequence the shared indexers train on (sparse_train_init). */
+enum { SPARSE_TRAIN_INDEXER_ROWS = 64 };
 
 /* Binds sh to m (not yet attached: begin_step or sparse_train_use does that). m->cfg.attn
  * is taken as the dense phase's kernel. */

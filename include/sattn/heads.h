@@ -11,15 +11,15 @@
  *     [11..63] reserved, must be 0
  *   then for each head, in (layer, head) order:
  *     16 x int32 spec: sel, fn, k, k_min, tau (float32 bits), rank, iheads, block,
- *                      nblocks, bounds, hidden, mlp_q, mlp_logits, tile, 0 (must be 0),
- *                      cmp (tile took word 13 and cmp word 15, reserved and 0 before, so
- *                      older files read as tile = cmp = 0 and a file with either set is
- *                      refused by an older reader)
+ *                      nblocks, bounds, hidden, mlp_q, mlp_logits, tile, shared, cmp
+ *                      (tile took word 13, shared word 14 and cmp word 15, reserved and 0
+ *                      before, so older files read as tile = shared = cmp = 0 and a file with
+ *                      any of them set is refused by an older reader)
  *     non-dense heads only: uint64 n_sel, uint64 n_fn, float32 params[n_sel + n_fn]
  *                           (selector parameters, then head-function parameters)
  *
  * Version 1 (still read): the checksum covers only what follows the header, and the
- * reserved header and spec words are not checked (tile reads as 0).
+ * reserved header and spec words are not checked (tile and shared read as 0).
  *
  * The heads' max_seq must equal the model's (pos sizes its output layer by it).
  * Writes are atomic (temp + rename). Reads check magic, version, the dimensions

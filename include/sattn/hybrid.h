@@ -11,6 +11,7 @@
 #ifndef SATTN_HYBRID_H
 #define SATTN_HYBRID_H
 
+#include "sattn/lindex.h"
 #include "sattn/model.h"
 #include "sattn/sparse.h"
 #include "sattn/tblock.h"
@@ -48,6 +49,13 @@ typedef struct {
     unsigned char *cmp_layer;  /* per l: 1 if the tile layer has the compressed branch */
     float *tcache;             /* per cmp layer tcmp_cache_floats(B, T, C, H), at l * that */
     float *cscratch;           /* tcmp_backward's scratch, then o_sel (B T C) */
+    /* Shared-indexer layers (every head index+softmax with shared=1, lindex.h): one
+     * selection per batch row, in head 0's buffers, that every head of the layer reads. */
+    unsigned char *shared_layer; /* per l: 1 if the layer's heads share one indexer */
+    float *lix_w;              /* the shared layers' parameters in layer layout (gathered at
+                                * every forward: training updates the heads' slots) */
+    size_t *lix_off;           /* per l: offset into lix_w */
+    lindex_prec lix_prec;      /* the score precision (LINDEX_AUTO unless set) */
 } hybrid;
 
 void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H);

@@ -35,13 +35,17 @@ typedef struct {
                    * so every head of a layer with tile=1 must be the same spec (sparse_tile_check) */
     int cmp;      /* block+softmax with tile=1: 1 = NSA's compressed branch too (tcmp.h: the pooled
                    * earlier blocks attended densely, mixed in by a learned per-head gate) */
+    int shared;   /* index+softmax: 1 = one indexer per layer, shared by all its heads (lindex.h):
+                   * every head of the layer then has the same spec and selection
+                   * (sparse_shared_check); 0 = each head its own indexer */
     int hidden;   /* pos and mlp: hidden width */
     int mlp_q;    /* mlp: feed q_t as well */
     int mlp_logits; /* mlp: feed the selected keys' attention logits q.k/sqrt(d) as well */
 } head_spec;
 
 /* Defaults: k 16, k_min 1, tau 0, rank 16, iheads 4, block 16, nblocks 4, bounds 0, tile 0, cmp 0,
- * hidden 128, mlp_q 1, mlp_logits 1; sel = SEL_DENSE, fn = HFN_SOFTMAX. */
+ * shared 0, hidden 128, mlp_q 1, mlp_logits 1; sel = SEL_DENSE, fn = HFN_SOFTMAX. (A plan
+ * entry with shared=1 defaults to r 32, j 1 instead: plans.md.) */
 head_spec head_spec_default(void);
 /* Checks ranges (k >= 1, k_min <= k, 0 <= tau <= 1, ...); errors name the field. */
 int head_spec_check(const head_spec *s, sattn_err *e);
@@ -51,6 +55,11 @@ int head_spec_check(const head_spec *s, sattn_err *e);
 int sparse_tile_check(const head_spec *specs, int layers, int heads, sattn_err *e);
 /* 1 when layer l's heads run as one tblock layer (every head tile=1, checked as above). */
 int sparse_tile_layer(const head_spec *specs, int l, int heads);
+/* Shared indexers (shared=1): every head of a layer with a shared=1 head must carry the same
+ * spec (one indexer, one selection per layer). specs: layers*heads; errors name the heads. */
+int sparse_shared_check(const head_spec *specs, int layers, int heads, sattn_err *e);
+/* 1 when layer l's heads share one indexer (its head 0 has shared=1; checked as above). */
+int sparse_shared_layer(const head_spec *specs, int l, int heads);
 /* Short text form, e.g. "index+softmax:k=16,r=16,j=4" or "dense" (for tables and plans). */
 void head_spec_format(const head_spec *s, char *buf, size_t n);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sattn/flash.h"
+#include "sattn/lindex.h"
 #include "sattn/nn.h"
 #include "sattn/rng.h"
 #include "sattn/sparse_decode.h"
@@ -85,6 +86,7 @@ typedef struct bench_ctx {
     op_count *cnt;              /* NULL when timing */
     void (*fn)(const struct bench_ctx *b); /* what a timed call runs */
     ab_variant v;
+    lindex_dims ld;             /* lindex: the layer's indexer (params: its layer layout) */
 } bench_ctx;
 
 typedef void (*bench_fn)(const bench_ctx *b);
@@ -115,9 +117,9 @@ typedef struct {
 
 static head_state head_state_of(const bench_ctx *b, int h) {
     const bench_data *d = b->in;
-    size_t tk = (size_t)d->T * b->kmax;
+    size_t tk = (size_t)d->T * b->kmax, hs = b->v == AB_LINDEX ? 0 : (size_t)h; /* lindex: one selection */
     return (head_state){d->qkv + (size_t)h * d->d, b->fparams ? b->fparams + h * b->np_fn : NULL,
-                        b->idx + h * tk, b->count + (size_t)h * d->T, b->score + h * tk,
+                        b->idx + hs * tk, b->count + hs * d->T, b->score + hs * tk,
                         b->cache + h * b->ncache};
 }
 
@@ -142,6 +144,22 @@ static void prefill_head(const bench_ctx *b, int h, const head_state *s) {
 }
 
 static void run_sparse_prefill(const bench_ctx *b) { over_heads(b, prefill_head); }
+
+/* lindex: the layer's one selection (lindex_select runs its row groups in parallel),
+ * then every head's softmax over it, as hybrid.c's shared layers run. */
+static void lindex_head(const bench_ctx *b, int h, const head_state *s) {
+    const bench_data *d = b->in;
+    int C = d->C, hs = d->d;
+    headfn_forward(&b->spec, NULL, hs, b->kmax, s->q, s->q + C, s->q + 2 * C, 3 * C, d->T, s->idx, s->count,
+                   d->out + (size_t)h * hs, C, s->cache);
+}
+
+static void run_lindex(const bench_ctx *b) {
+    const bench_data *d = b->in;
+    lindex_select(&b->spec, &b->ld, b->params, d->qkv, d->qkv + d->C, 3 * d->C, d->T, b->idx, b->score, b->count,
+                  b->work, LINDEX_AUTO, NULL);
+    over_heads(b, lindex_head);
+}
 
 /* Threads only pay off above some work per call (as attention_decode_step decides). */
 static int decode_parallel(const bench_ctx *b) {
@@ -215,8 +233,9 @@ static double backward_flops(const bench_ctx *b, ab_variant v) {
     if (v <= AB_FLASH) return d->H * 8.0 * d->d * T * (T + 1) / 2;
     if (v == AB_TBLOCK) return 8.0 * d->d * tblock_pairs(b->tsel);
     double keys = 0;
-    for (size_t i = 0; i < (size_t)d->H * d->T; i++) keys += b->count[i];
-    return 8.0 * d->d * keys;
+    size_t n = (size_t)(v == AB_LINDEX ? 1 : d->H) * d->T; /* lindex: one selection, every head */
+    for (size_t i = 0; i < n; i++) keys += b->count[i];
+    return 8.0 * d->d * keys * (v == AB_LINDEX ? d->H : 1);
 }
 
 /* tblock's own buffers: the selection (ints), per thread the forward's packed K and V of a
@@ -235,6 +254,10 @@ static double row_bytes(const bench_data *d, ab_variant v, int phase, const head
     if (v == AB_NAIVE) return 4.0 * H * T * T;
     if (v == AB_FLASH) return 0.0;
     if (v == AB_TBLOCK) return tblock_bytes(d, s, phase == BENCH_BACKWARD);
+    if (v == AB_LINDEX) {
+        lindex_dims ld = lindex_dims_of(s, d->H, d->d);
+        return 4.0 * (lindex_work_floats(&ld, d->T) + 3.0 * T * selector_kmax(s, d->T) + H * 4.0 * T);
+    }
     double kmax = selector_kmax(s, d->T);
     if (decode) return 4.0 * H * (T * (s->rank + 3) + 2.0 * T / s->block * d->d);
     return 4.0 * (omp_get_max_threads() * (double)selector_select_work_floats(s, d->d, d->T) +
@@ -280,6 +303,24 @@ static void ctx_sparse(bench_ctx *b, int decode, uint64_t seed) {
     }
 }
 
+/* lindex: the layer's parameters, one selection (T x kmax), every head's softmax cache. */
+static void ctx_lindex(bench_ctx *b, uint64_t seed) {
+    const bench_data *d = b->in;
+    int T = d->T;
+    b->ld = lindex_dims_of(&b->spec, d->H, d->d);
+    b->kmax = selector_kmax(&b->spec, T);
+    b->params = xmalloc_aligned(lindex_param_count(&b->ld) * sizeof(float));
+    rng_t r;
+    rng_seed(&r, seed);
+    lindex_init(&b->ld, b->params, &r);
+    b->idx = xmalloc(((size_t)T * b->kmax + 1) * sizeof(int));
+    b->score = xmalloc_aligned(((size_t)T * b->kmax + 1) * sizeof(float));
+    b->count = xmalloc(((size_t)T + 1) * sizeof(int));
+    b->ncache = headfn_cache_floats(&b->spec, d->d, b->kmax, T);
+    b->cache = xmalloc_aligned((b->ncache * d->H + 1) * sizeof(float));
+    b->work = xmalloc_aligned((lindex_work_floats(&b->ld, T) + 1) * sizeof(float));
+}
+
 /* tblock's selection buffers at the row's b and n (the spec's block and nblocks). */
 static void ctx_tblock(bench_ctx *b) {
     const bench_data *d = b->in;
@@ -297,11 +338,11 @@ static void ctx_free(bench_ctx *b) {
 }
 
 static bench_fn fn_of(ab_variant v, int phase) {
-    static const bench_fn FN[BENCH_NPHASE][4] = {
-        {run_naive, run_flash, run_sparse_prefill, run_tblock},
-        {run_naive, run_flash_decode, run_sparse_decode, NULL}, /* no naive or tblock decode: never asked */
-        {run_naive_backward, run_flash_backward, run_sparse_backward, run_tblock_backward}};
-    return FN[phase][v == AB_NAIVE ? 0 : v == AB_FLASH ? 1 : v == AB_TBLOCK ? 3 : 2];
+    static const bench_fn FN[BENCH_NPHASE][5] = {
+        {run_naive, run_flash, run_sparse_prefill, run_tblock, run_lindex},
+        {run_naive, run_flash_decode, run_sparse_decode, NULL, NULL}, /* no naive, tblock or lindex decode */
+        {run_naive_backward, run_flash_backward, run_sparse_backward, run_tblock_backward, run_sparse_backward}};
+    return FN[phase][v == AB_NAIVE ? 0 : v == AB_FLASH ? 1 : v == AB_TBLOCK ? 3 : v == AB_LINDEX ? 4 : 2];
 }
 
 /* Backward rows: the forward once (untimed) for what the backward reads, plus the
@@ -344,6 +385,7 @@ static void *cpu_setup(void *ctx, void *data, ab_variant v, int phase, const cm_
     if (v == AB_NAIVE) b->att = xmalloc_aligned((size_t)d->H * d->T * d->T * sizeof(float));
     if (v == AB_INDEX || v == AB_BLOCK) ctx_sparse(b, phase == BENCH_DECODE, cfg->seed + (uint64_t)d->T);
     if (v == AB_TBLOCK) ctx_tblock(b);
+    if (v == AB_LINDEX) ctx_lindex(b, cfg->seed + (uint64_t)d->T);
     if (back) extra += 4.0 * backward_setup(b, v);
     if (v == AB_TBLOCK) extra += own; /* costmodel's peak has none of it (measure_row) */
     *extra_bytes = extra;
@@ -408,6 +450,7 @@ int ab_count(ab_variant v, int phase, int C, int T, int k, const head_spec *spec
         return err_set(e, "C=%d, T=%d: expected C a positive multiple of %d and T >= 1", C, T, HEAD_DIM);
     if (phase == BENCH_BACKWARD) return err_set(e, "counts cover prefill and decode, not backward");
     if (v == AB_TBLOCK) return err_set(e, "tblock+softmax has no instrumented counts (its FLOPs: tblock_pairs)");
+    if (v == AB_LINDEX) return err_set(e, "lindex+softmax has no instrumented counts");
     if (phase == BENCH_DECODE && v == AB_NAIVE) return err_set(e, "dense-naive has no decode step (use dense-flash)");
     if (phase == BENCH_DECODE && v >= AB_INDEX && (hs.fn != HFN_SOFTMAX || (hs.sel != SEL_INDEX && hs.sel != SEL_BLOCK)))
         return err_set(e, "decode runs index or block with softmax only, not %s", ab_variant_at(v, k).name);

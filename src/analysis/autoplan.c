@@ -31,6 +31,9 @@ static int parse_one(const char *a, const char *b, head_spec *s, sattn_err *e) {
     else if (s->sel == SEL_DENSE)
         rc = err_set(e, "candidate '%s' is dense, expected a sparse spec like index+softmax:k=16",
                      plan + 4);
+    else if (s->shared) /* auto replaces heads one by one; a shared indexer takes a whole layer */
+        rc = err_set(e, "candidate '%s' has shared=1, expected per-head candidates (a shared "
+                        "indexer replaces a whole layer: write that plan by hand)", plan + 4);
     free(plan);
     return rc;
 }

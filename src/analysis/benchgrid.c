@@ -12,12 +12,12 @@
 #define MIN_RUN_S 0.005 /* a run repeats the call until it lasts this long */
 
 static const char *const NAMES[AB_NVAR] = {"dense-naive", "dense-flash", "index+softmax",
-                                           "block+softmax", "tblock+softmax"};
+                                           "block+softmax", "tblock+softmax", "lindex+softmax"};
 
 const char *ab_variant_name(ab_variant v) { return NAMES[v]; }
 
 int ab_variant_parse(const char *s) {
-    static const char *const SHORT[AB_NVAR] = {"naive", "flash", "index", "block", "tblock"};
+    static const char *const SHORT[AB_NVAR] = {"naive", "flash", "index", "block", "tblock", "lindex"};
     for (int v = 0; v < AB_NVAR; v++)
         if (!strcmp(s, NAMES[v]) || !strcmp(s, SHORT[v])) return v;
     return -1;
@@ -34,6 +34,11 @@ cm_variant ab_variant_at(ab_variant v, int k) {
     if (v == AB_NAIVE) return cm_dense(CM_NAIVE);
     if (v == AB_FLASH) return cm_dense(CM_FLASH);
     if (v == AB_TBLOCK) return tblock_variant(64, k / 64 > 1 ? k / 64 : 1);
+    if (v == AB_LINDEX) { /* the shared indexer at its plan defaults (r 32, j 1) */
+        head_spec s = head_spec_default();
+        s.sel = SEL_INDEX, s.fn = HFN_SOFTMAX, s.k = k, s.rank = 32, s.iheads = 1, s.shared = 1;
+        return cm_sparse(&s);
+    }
     cm_variant all[8];
     cm_standard_variants(k, all);
     return all[v == AB_INDEX ? 4 : 6];
@@ -64,7 +69,7 @@ ab_config ab_config_default(int quick) {
         set_list(c.seqs, &c.nseqs, seqs, 10);
         set_list(c.ks, &c.nks, ks, 6);
     }
-    c.variants = (1u << AB_NVAR) - 1;
+    c.variants = ((1u << AB_NVAR) - 1) & ~(1u << AB_LINDEX); /* lindex: on request (--variants) */
     c.phases = quick ? (1u << BENCH_PREFILL) | (1u << BENCH_DECODE) : (1u << BENCH_NPHASE) - 1;
     c.runs = quick ? 3 : 5;
     c.max_run_s = 2.0;
@@ -185,14 +190,15 @@ static void push_row(row_list *l, const bench_row *r) {
 /* One phase at one (C, T): dense-flash first, so the others get their speedup. */
 static void run_group(const grid_pos *g, series st[AB_NVAR][AB_MAX_LIST], row_list *out,
                       void (*on_row)(const bench_row *, void *), void *ctx) {
-    static const ab_variant ORDER[AB_NVAR] = {AB_FLASH, AB_NAIVE, AB_INDEX, AB_BLOCK, AB_TBLOCK};
+    static const ab_variant ORDER[AB_NVAR] = {AB_FLASH, AB_NAIVE, AB_INDEX, AB_BLOCK, AB_TBLOCK, AB_LINDEX};
     const ab_config *cfg = g->cfg;
     double flash = -1.0;
     for (int i = 0; i < AB_NVAR; i++) {
         ab_variant v = ORDER[i];
         unsigned vars = cfg->variants & g->be->variants;
-        if (!(vars & (1u << v)) || (g->phase == BENCH_DECODE && (v == AB_NAIVE || v == AB_TBLOCK))) continue;
-        int nk = v == AB_INDEX || v == AB_BLOCK ? cfg->nks : 1; /* tblock: b, n from cfg */
+        if (!(vars & (1u << v)) || (g->phase == BENCH_DECODE && (v == AB_NAIVE || v == AB_TBLOCK || v == AB_LINDEX)))
+            continue;
+        int nk = v == AB_INDEX || v == AB_BLOCK || v == AB_LINDEX ? cfg->nks : 1; /* tblock: b, n from cfg */
         for (int ki = 0; ki < nk; ki++) {
             bench_row r;
             if (!measure_row(g, v, cfg->ks[ki], &st[v][ki], &r)) continue;

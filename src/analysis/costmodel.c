@@ -107,10 +107,20 @@ static double decode_flops(const cm_shape *s, const cm_variant *v, double d) {
     return sel + headfn_flops(p, d, s->T, keys, 1);
 }
 
+/* shared=1 (lindex.h): one indexer per layer. Its C-wide projections cost what H heads'
+ * d-wide ones do, but its per-pair scores (2Jr + J) and top-k (1) run once per layer, not
+ * per head: each head carries 1/H of them. The per-head formula's excess, per head. */
+static double shared_excess(const cm_shape *s, const head_spec *p) {
+    if (!p->shared) return 0.0;
+    double T = s->T, pairs = s->decode ? T : T * (T + 1) / 2, J = p->iheads, r = p->rank;
+    return (1.0 - 1.0 / s->H) * (2 * J * r + J + 1) * pairs;
+}
+
 static double attn_flops_head(const cm_shape *s, const cm_variant *v, int d) {
-    if (s->decode) return decode_flops(s, v, d);
+    double shared = v->kind == CM_SPARSE ? shared_excess(s, &v->spec) : 0.0;
+    if (s->decode) return decode_flops(s, v, d) - shared;
     head_spec dense = {.sel = SEL_DENSE};
-    return head_attention_flops(v->kind == CM_SPARSE ? &v->spec : &dense, d, s->T);
+    return head_attention_flops(v->kind == CM_SPARSE ? &v->spec : &dense, d, s->T) - shared;
 }
 
 /* ---- attention bytes per head (in floats) ---- */
@@ -336,6 +346,7 @@ static double sparse_decode_macs(const cm_shape *s, const head_spec *p, double d
 double cm_kernel_macs(const cm_shape *s, const cm_variant *v) {
     double d = (double)s->C / s->H, per;
     if (v->kind == CM_SPARSE && v->spec.tau > 0.0f) return -1; /* data-dependent key counts */
+    if (v->kind == CM_SPARSE && v->spec.shared) return -1;      /* lindex's own tiles: not modelled */
     if (s->decode) {
         if (v->kind == CM_NAIVE) return -1;
         if (v->kind == CM_FLASH) per = 2 * d * s->T;

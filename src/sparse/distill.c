@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sattn/lindex.h"
 #include "sattn/nn.h"
 #include "sattn/train.h"
 
@@ -69,6 +70,10 @@ static void head_step(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, f
     size_t n = sp->n_sel + sp->n_fn;
     double scale = 1.0 / ((double)B * T), sl = 0.0, fl = 0.0;
     if (!tm->acts.att) die_at(__FILE__, __LINE__, "distillation needs the teacher's naive attention, not flash");
+    if (sp->spec.shared) { /* the layer's indexer trains in distill_shared; softmax has no params */
+        *sel_loss = *fn_loss = 0.0;
+        return;
+    }
     memset(ht->dp, 0, n * sizeof(float));
     for (int b = 0; b < B; b++) {
         const float *q = tm->acts.qkv + ((size_t)l * B + b) * T * 3 * C + h * hs;
@@ -105,6 +110,23 @@ static int distill_diverged(const sparse_heads *sh, const head_trainer *tr, int 
     return 0;
 }
 
+/* Query rows a shared indexer trains on per sequence: every row up to this length (the
+ * target costs O(t C) a row in double), a stratified sample of this many beyond it. */
+enum { DISTILL_SHARED_ROWS = 256 };
+
+/* One step of the shared indexers (lindex.h) on the teacher's last forward: KL to the
+ * layer's attention (heads summed), dense keys. -1 with e when it diverged. */
+static int distill_shared(lindex_trainer *lt, const gpt_model *tm, sparse_heads *sh, float lr, int step,
+                          uint64_t seed, double *loss, sattn_err *e) {
+    *loss = lindex_trainer_grad(lt, sh, tm->acts.qkv, tm->B, tm->T, NULL, NULL, seed ^ (uint64_t)step);
+    int bad = lindex_trainer_update(lt, sh, lr, step);
+    if (!isfinite(*loss)) return train_diverged(e, step, "shared indexers", (float)*loss, NAN, NULL);
+    if (bad < 0) return 0;
+    char what[64];
+    snprintf(what, sizeof what, "the shared indexer of layer %d", bad);
+    return train_diverged(e, step, NULL, (float)*loss, NAN, what);
+}
+
 int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const distill_config *dc,
                 distill_progress_fn fn, void *user, sattn_err *e) {
     int B = dc->batch, T = dc->seq > 0 ? dc->seq : teacher->cfg.max_seq, nh = sparse_heads_count(sh);
@@ -115,6 +137,8 @@ int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const di
     double *sl = xcalloc((size_t)nh + 1, sizeof(double)), *fl = xcalloc((size_t)nh + 1, sizeof(double));
     rng_t rng;
     rng_seed(&rng, dc->seed ^ 0xd157ULL);
+    lindex_trainer lt;
+    lindex_trainer_init(&lt, sh, DISTILL_SHARED_ROWS);
     const gpt_attn_hook *saved = teacher->attn;
     teacher->attn = NULL; /* the teacher is always the dense model */
     double t0 = time_now();
@@ -125,7 +149,14 @@ int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const di
         float lr = lr_schedule(step, dc->steps, dc->warmup, dc->lr, dc->min_lr);
 #pragma omp parallel for schedule(dynamic)
         for (int j = 0; j < nh; j++) head_step(teacher, sh, &tr[j], lr, step + 1, &sl[j], &fl[j]);
-        if ((rc = distill_diverged(sh, tr, nh, step + 1, e)) != 0 || !fn) continue;
+        if ((rc = distill_diverged(sh, tr, nh, step + 1, e)) != 0) continue;
+        double lloss = 0.0;
+        if (lindex_trainer_any(&lt) &&
+            (rc = distill_shared(&lt, teacher, sh, lr, step + 1, dc->seed, &lloss, e)) != 0)
+            continue;
+        for (int j = 0; j < nh; j++)
+            if (sh->h[tr[j].i].spec.shared) sl[j] = lt.loss[tr[j].i / sh->heads];
+        if (!fn) continue;
         distill_progress p = {step + 1, dc->steps, 0, 0, 0, 0};
         int nsel = 0, nfn = 0;
         for (int j = 0; j < nh; j++) {
@@ -141,6 +172,7 @@ int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const di
         fn(&p, user);
     }
     teacher->attn = saved;
+    lindex_trainer_free(&lt);
     for (int j = 0; j < nh; j++) trainer_free(&tr[j]);
     free(tr), free(in), free(tg), free(sl), free(fl);
     return rc;

@@ -33,7 +33,28 @@ static int heads_update(sparse_heads *sh, const hybrid *hy, float *mom, float lr
 
 static void st_begin_step(void *ctx, gpt_model *m, int step) {
     sparse_train *s = ctx;
+    s->m = m, s->step = step;
     sparse_train_use(s, m, step >= s->dense_warmup);
+}
+
+/* The selection the sparse phase ran for layer l (one per layer: head 0's buffers). */
+static const int *st_selection(void *ctx, int l, int b, int *kmax, const int **count) {
+    const sparse_train *s = ctx;
+    return hybrid_idx(&s->hy, l, 0, b, kmax, count);
+}
+
+/* The shared indexers' step on this step's activations (DSA; finetune.h): dense targets
+ * in the warm-up, the selected keys after it. -1, or 0 with `what` naming the layer. */
+static int indexer_update(sparse_train *s, float lr, int t, char *what, size_t n) {
+    if (!lindex_trainer_any(&s->lt)) return -1;
+    int sparse = s->step >= s->dense_warmup;
+    const gpt_model *m = s->m;
+    s->indexer_kl = lindex_trainer_grad(&s->lt, s->sh, m->acts.qkv, m->B, m->T, sparse ? st_selection : NULL, s,
+                                        s->seed ^ (uint64_t)s->step * 0x2545f4914f6cdd1dULL);
+    int bad = lindex_trainer_update(&s->lt, s->sh, lr, t);
+    if (bad < 0 && isfinite(s->indexer_kl)) return -1;
+    snprintf(what, n, "the shared indexer of layer %d", bad < 0 ? 0 : bad);
+    return 0;
 }
 
 static void st_zero_grad(void *ctx) {
@@ -49,7 +70,7 @@ static double st_grad_sumsq(void *ctx) {
 static int st_update(void *ctx, float lr, int t, float scale, char *what, size_t n) {
     sparse_train *s = ctx;
     int bad = heads_update(s->sh, &s->hy, s->mom, lr, t, scale);
-    if (bad < 0) return -1;
+    if (bad < 0) return indexer_update(s, lr, t, what, n);
     snprintf(what, n, "the parameters of head L%dH%d", bad / s->sh->heads, bad % s->sh->heads);
     return 0;
 }
@@ -64,6 +85,8 @@ void sparse_train_init(sparse_train *s, sparse_heads *sh, const gpt_model *m, in
     s->dense_attn = m->cfg.attn;
     s->sparse_attn = hybrid_all_sparse(sh) ? GPT_ATTN_HOOK : GPT_ATTN_NAIVE;
     s->extra = (train_extra){s, st_begin_step, st_zero_grad, st_grad_sumsq, st_update};
+    lindex_trainer_init(&s->lt, sh, SPARSE_TRAIN_INDEXER_ROWS);
+    s->seed = 0x15de7ULL;
 }
 
 void sparse_train_use(sparse_train *s, gpt_model *m, int on) {
@@ -75,6 +98,7 @@ void sparse_train_use(sparse_train *s, gpt_model *m, int on) {
 void sparse_train_free(sparse_train *s, gpt_model *m) {
     if (m) sparse_train_use(s, m, 0);
     hybrid_free(&s->hy);
+    lindex_trainer_free(&s->lt);
     free(s->mom);
     memset(s, 0, sizeof *s);
 }

@@ -28,9 +28,12 @@
 #define W_RESERVED 11    /* header words 11.. must be 0 (version 2) */
 #define SPEC_TILE 13     /* spec word 13: tile (version 2; 0 = per-query selection, what older
                           * version-2 files hold there, so they read unchanged) */
+#define SPEC_SHARED 14   /* spec word 14: shared (version 2; 0 = a per-head indexer, what older
+                          * files hold there; older readers refuse shared=1 files as a
+                          * non-zero reserved word) */
 #define SPEC_CMP 15      /* spec word 15: cmp (version 2; 0 = no compressed branch, what older files
                           * hold there; older readers refuse cmp=1 files as a reserved word != 0) */
-#define SPEC_RESERVED 14 /* spec word 14 must be 0 (version 2) */
+#define SPEC_RESERVED 16 /* spec words 16.. must be 0 (version 2): none left */
 
 /* Limits that keep the parameter-count arithmetic (some of it in int) from overflowing. */
 #define MAX_DIM (1 << 16)
@@ -43,7 +46,7 @@ static void spec_to_words(const head_spec *s, uint32_t w[SPEC_WORDS]) {
     memset(w, 0, SPEC_BYTES);
     int32_t v[] = {(int32_t)s->sel, (int32_t)s->fn, s->k, s->k_min, 0, s->rank, s->iheads,
                    s->block, s->nblocks, s->bounds, s->hidden, s->mlp_q, s->mlp_logits,
-                   s->tile};
+                   s->tile, s->shared};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) w[i] = (uint32_t)v[i];
     w[SPEC_CMP] = (uint32_t)s->cmp;
     memcpy(&w[4], &s->tau, sizeof s->tau);
@@ -81,6 +84,7 @@ static head_spec spec_from_words(const uint8_t *p, int version) {
     s.mlp_logits = (int32_t)rd32(p, 12);
     s.tile = version >= 2 ? (int32_t)rd32(p, SPEC_TILE) : 0;
     s.cmp = version >= 2 ? (int32_t)rd32(p, SPEC_CMP) : 0;
+    s.shared = version >= 2 ? (int32_t)rd32(p, SPEC_SHARED) : 0;
     return s;
 }
 
@@ -321,7 +325,7 @@ static int decode_head(const char *path, const uint8_t *rec, const heads_header 
     p->spec = spec_from_words(rec, hd->version);
     *used = SPEC_BYTES;
     for (size_t w = SPEC_RESERVED; hd->version >= 2 && w < SPEC_WORDS; w++)
-        if (w != SPEC_CMP && rd32(rec, w))
+        if (rd32(rec, w))
             return err_set(e, "%s: head L%dH%d: spec word %zu = 0x%08" PRIx32 ", expected 0 "
                               "(reserved)", path, l, h, w, rd32(rec, w));
     if (head_spec_check(&p->spec, &inner))
@@ -366,7 +370,8 @@ static int decode(const char *path, const uint8_t *b, const heads_header *hd, sp
     sattn_err inner;
     head_spec *specs = xmalloc((size_t)hd->layers * hd->heads * sizeof *specs);
     for (size_t i = 0; i < (size_t)hd->layers * hd->heads; i++) specs[i] = sh->h[i].spec;
-    int r = sparse_tile_check(specs, hd->layers, hd->heads, &inner);
+    int r = sparse_tile_check(specs, hd->layers, hd->heads, &inner) ||
+            sparse_shared_check(specs, hd->layers, hd->heads, &inner);
     free(specs);
     if (r) return err_set(e, "%s: %s", path, inner.msg);
     return 0;

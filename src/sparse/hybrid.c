@@ -9,6 +9,22 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
 static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, const float *dout,
                             const float *qkv, const float *att, int B, int T);
 
+/* The shared-indexer layers and their layer-layout parameter buffer. */
+static void shared_init(hybrid *hy, const head_spec *specs) {
+    const sparse_heads *sh = hy->sh;
+    size_t n = 0;
+    hy->shared_layer = xcalloc((size_t)sh->layers, 1);
+    hy->lix_off = xcalloc((size_t)sh->layers, sizeof(size_t));
+    for (int l = 0; l < sh->layers; l++) {
+        hy->lix_off[l] = n;
+        if (!sparse_shared_layer(specs, l, sh->heads)) continue;
+        hy->shared_layer[l] = 1;
+        lindex_dims d = lindex_dims_of(&specs[(size_t)l * sh->heads], sh->heads, sh->hs);
+        n += lindex_param_count(&d);
+    }
+    hy->lix_w = xmalloc((n + 1) * sizeof(float));
+}
+
 void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
     memset(hy, 0, sizeof *hy);
     hy->sh = sh;
@@ -27,8 +43,10 @@ void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
     for (int i = 0; i < n; i++) specs[i] = sh->h[i].spec;
     /* plans and heads files are checked on the way in: a mixed tile layer here is a bug */
     sattn_err err;
-    if (sparse_tile_check(specs, sh->layers, sh->heads, &err))
+    if (sparse_tile_check(specs, sh->layers, sh->heads, &err) ||
+        sparse_shared_check(specs, sh->layers, sh->heads, &err))
         die_at(__FILE__, __LINE__, "hybrid_init: %s", err.msg);
+    shared_init(hy, specs);
     hy->cmp_layer = xcalloc((size_t)sh->layers, 1);
     for (int l = 0; l < sh->layers; l++) {
         hy->tile_layer[l] = (unsigned char)sparse_tile_layer(specs, l, sh->heads);
@@ -50,6 +68,14 @@ void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H) {
  * slots past count empty, so a query's output does not depend on the window length. */
 static int slot_width(const hybrid *hy, const head_spec *s, int T) { return headfn_slot_width(s, T, hy->sh->max_seq); }
 
+/* The head whose buffers hold head i's selection: head 0 of a shared-indexer layer (one
+ * selection for the layer), else i itself. Its selection buffers come first in its ints
+ * and floats, the cache after them (layout, bufs_of). */
+static int sel_owner(const hybrid *hy, int i) {
+    int H = hy->sh->heads;
+    return hy->shared_layer && hy->shared_layer[i / H] ? i / H * H : i;
+}
+
 /* The buffer layout at batch shape (B, T): per head the offsets into ints and floats (when
  * off_i, off_f are given), and the totals (ints, floats, per-thread selector scratch). */
 static void layout(const hybrid *hy, int B, int T, size_t *off_i, size_t *off_f, size_t *ni_out,
@@ -60,10 +86,12 @@ static void layout(const hybrid *hy, int B, int T, size_t *off_i, size_t *off_f,
         const head_spec *s = &sh->h[i].spec;
         if (off_i) off_i[i] = ni, off_f[i] = nf;
         if (s->sel == SEL_DENSE || s->tile) continue; /* tile heads: the layer's tblock buffers */
-        int kmax = slot_width(hy, s, T);
-        ni += (size_t)B * T * kmax + (size_t)B * T;
-        nf += (size_t)B * T * kmax + (size_t)B * headfn_cache_floats(s, sh->hs, kmax, T);
-        size_t w = selector_work_floats(s, sh->hs, T);
+        int kmax = slot_width(hy, s, T), owns = sel_owner(hy, i) == i;
+        ni += owns ? (size_t)B * T * kmax + (size_t)B * T : 0;
+        nf += (owns ? (size_t)B * T * kmax : 0) + (size_t)B * headfn_cache_floats(s, sh->hs, kmax, T);
+        size_t w = s->shared ? lindex_work_floats(&(lindex_dims){sh->heads, sh->hs, sh->heads * sh->hs,
+                                                                 s->rank, s->iheads}, T)
+                             : selector_work_floats(s, sh->hs, T);
         work = w > work ? w : work;
     }
     *ni_out = ni, *nf_out = nf, *work_out = work;
@@ -162,10 +190,12 @@ static head_bufs bufs_of(const hybrid *hy, int i, int b) {
     const head_spec *s = &hy->sh->h[i].spec;
     int T = hy->T, kmax = slot_width(hy, s, T);
     size_t cache = headfn_cache_floats(s, hy->sh->hs, kmax, T);
-    int *ib = hy->ints + hy->off_i[i];
-    float *fb = hy->floats + hy->off_f[i];
+    int o = sel_owner(hy, i);
+    int *ib = hy->ints + hy->off_i[o];
+    float *fb = hy->floats + hy->off_f[o], *cb = hy->floats + hy->off_f[i];
+    size_t sel_f = o == i ? (size_t)hy->B * T * kmax : 0; /* i's own selection floats */
     head_bufs r = {kmax, ib + (size_t)b * T * kmax, ib + (size_t)hy->B * T * kmax + (size_t)b * T,
-                   fb + (size_t)b * T * kmax, fb + (size_t)hy->B * T * kmax + (size_t)b * cache};
+                   fb + (size_t)b * T * kmax, cb + sel_f + (size_t)b * cache};
     return r;
 }
 
@@ -231,6 +261,33 @@ static void tile_backward(hybrid *hy, int layer, float *dqkv, const float *dout,
 /* Hybrid by length: a sequence shorter than the threshold runs every head dense. */
 static int dense_by_length(const hybrid *hy, int T) { return T < hy->dense_below; }
 
+/* A shared-indexer layer: one lindex_select per batch row on the layer's C-wide q, k (into
+ * head 0's buffers), then every head's exact softmax over that selection. */
+static void shared_forward(hybrid *hy, int layer, float *out, const float *qkv, int B, int T) {
+    const sparse_heads *sh = hy->sh;
+    int C = hy->C, H = hy->H, hs = sh->hs;
+    const head_spec *s = &sh->h[(size_t)layer * H].spec;
+    lindex_dims d = lindex_dims_of(s, H, hs);
+    float *w = hy->lix_w + hy->lix_off[layer];
+    lindex_gather(sh, layer, w);
+#pragma omp parallel for schedule(dynamic)
+    for (int b = 0; b < B; b++) {
+        head_bufs r = bufs_of(hy, layer * H, b);
+        const float *q = qkv + (size_t)b * T * 3 * C;
+        float *wk = hy->work + (size_t)omp_get_thread_num() * hy->work_per_thread;
+        lindex_select(s, &d, w, q, q + C, 3 * C, T, r.idx, r.score, r.count, wk, hy->lix_prec, NULL);
+    }
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const sparse_head *sp = &sh->h[(size_t)layer * H + h];
+            head_bufs r = bufs_of(hy, layer * H + h, b);
+            const float *q = qkv + (size_t)b * T * 3 * C + h * hs;
+            headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, r.kmax, q, q + C, q + 2 * C, 3 * C, T,
+                           r.idx, r.count, out + (size_t)b * T * C + h * hs, C, r.cache);
+        }
+}
+
 static void hybrid_forward(void *ctx, int layer, float *out, float *att, const float *qkv, int B, int T) {
     hybrid *hy = ctx;
     const sparse_heads *sh = hy->sh;
@@ -249,6 +306,10 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
     hybrid_size(hy, B, T);
     if (hy->tile_layer[layer]) {
         tile_forward(hy, layer, out, qkv, B, T);
+        return;
+    }
+    if (hy->shared_layer[layer]) {
+        shared_forward(hy, layer, out, qkv, B, T);
         return;
     }
     if (hy->dense_in_layer[layer]) attention_forward_skip(out, att, qkv, B, T, C, H, hy->skip + layer * H);
@@ -321,11 +382,16 @@ void hybrid_set_dense_below(hybrid *hy, int dense_below) {
 }
 
 int hybrid_decode_check(const sparse_heads *sh, sattn_err *e) {
-    for (int i = 0; i < sh->layers * sh->heads; i++)
+    for (int i = 0; i < sh->layers * sh->heads; i++) {
         if (sh->h[i].spec.cmp)
             return err_set(e, "head L%dH%d has cmp=1 (the compressed branch): cached decoding is not "
                               "implemented for it; expected a plan without cmp=1 to sample", i / sh->heads,
                            i % sh->heads);
+        if (sh->h[i].spec.shared)
+            return err_set(e, "head L%dH%d has shared=1 (one indexer per layer): cached decoding is "
+                              "not implemented for it yet; expected a plan without shared=1 to sample",
+                           i / sh->heads, i % sh->heads);
+    }
     for (int i = 0; i < sh->layers * sh->heads; i++)
         if (sh->h[i].spec.tile)
             return err_set(e, "head L%dH%d has tile=1 (tile-shared block selection): cached decoding "
@@ -337,6 +403,7 @@ int hybrid_decode_check(const sparse_heads *sh, sattn_err *e) {
 void hybrid_free(hybrid *hy) {
     if (hy->tsel)
         for (int l = 0; l < hy->sh->layers; l++) tblock_sel_free(&hy->tsel[l]);
+    free(hy->shared_layer), free(hy->lix_w), free(hy->lix_off);
     free(hy->tile_layer), free(hy->tsel), free(hy->tout), free(hy->tlse), free(hy->tscratch);
     free(hy->cmp_layer), free(hy->tcache), free(hy->cscratch);
     free(hy->off_i), free(hy->off_f), free(hy->off_p), free(hy->skip), free(hy->dense_in_layer);

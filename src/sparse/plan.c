@@ -145,6 +145,7 @@ static const opt_def OPTS[] = {
     {"bounds", OPT_BOOL, offsetof(head_spec, bounds), A_BLOCK, "block"},
     {"tile", OPT_BOOL, offsetof(head_spec, tile), A_BLOCK, "block"},
     {"cmp", OPT_BOOL, offsetof(head_spec, cmp), A_BLOCK, "block"},
+    {"shared", OPT_BOOL, offsetof(head_spec, shared), A_INDEX, "index"},
     {"hidden", OPT_INT, offsetof(head_spec, hidden), A_POS | A_MLP, "pos and mlp"},
     {"q", OPT_BOOL, offsetof(head_spec, mlp_q), A_MLP, "mlp"},
     {"logits", OPT_BOOL, offsetof(head_spec, mlp_logits), A_MLP, "mlp"},
@@ -195,13 +196,22 @@ static int parse_opt(const entry_ctx *c, char *tok, head_spec *s, unsigned *seen
     int i = find_opt(name);
     if (i < 0)
         return entry_err(c, e, "unknown option '%s', expected k, kmin, tau, r, j, b, n, bounds, "
-                               "tile, cmp, hidden, q or logits", name);
+                               "tile, cmp, shared, hidden, q or logits", name);
     if (*seen & 1u << i) return entry_err(c, e, "duplicate option '%s'", name);
     *seen |= 1u << i;
     if (!(OPTS[i].applies & spec_mask(s)))
         return entry_err(c, e, "option '%s' does not apply here, expected it only with %s",
                          name, OPTS[i].where);
     return set_value(c, &OPTS[i], val, s, e);
+}
+
+/* shared=1 (one indexer per layer, lindex.h) has its own defaults for what was not given:
+ * r 32, j 1 (32 multiply-adds a query-key pair, a quarter of a 4 x 32 layer's q.k; why in
+ * docs/indexer.md). */
+static void shared_defaults(head_spec *s, unsigned seen) {
+    if (!s->shared) return;
+    if (!(seen & 1u << find_opt("r"))) s->rank = 32;
+    if (!(seen & 1u << find_opt("j"))) s->iheads = 1;
 }
 
 static int parse_opts(const entry_ctx *c, char *opts, head_spec *s, sattn_err *e) {
@@ -211,6 +221,7 @@ static int parse_opts(const entry_ctx *c, char *opts, head_spec *s, sattn_err *e
         next = cut(tok, ',');
         if (parse_opt(c, tok, s, &seen, e)) return -1;
     }
+    shared_defaults(s, seen);
     sattn_err inner;
     if (head_spec_check(s, &inner)) return entry_err(c, e, "%s", inner.msg);
     return 0;
@@ -306,7 +317,8 @@ int plan_parse(const char *text, const char *origin, int layers, int heads, head
         if (!st.decided[i]) specs[i] = head_spec_default(); /* unmatched heads stay dense */
     free(st.decided);
     sattn_err inner;
-    if (!r && sparse_tile_check(specs, layers, heads, &inner))
+    if (!r && (sparse_tile_check(specs, layers, heads, &inner) ||
+               sparse_shared_check(specs, layers, heads, &inner)))
         r = err_set(e, "%s: %s", where, inner.msg);
     return r;
 }

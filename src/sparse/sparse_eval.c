@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sattn/lindex.h"
 #include "sattn/train.h"
 
 /* Scratch and running sums for one sparse head. */
@@ -13,6 +14,7 @@ typedef struct {
     int i;
     head_scratch s;
     float *tmp; /* a copy of one teacher row for the k-th largest search */
+    float *lw, *lwork; /* shared indexer (lindex.h): the layer's parameters and scratch */
     double top1, hit, recall, mass, keys, err2, ref2, queries;
 } head_acc;
 
@@ -21,11 +23,30 @@ static void acc_init(head_acc *a, const sparse_heads *sh, int i, int T) {
     a->i = i;
     head_scratch_init(&a->s, &sh->h[i].spec, sh->hs, T, sh->max_seq);
     a->tmp = xmalloc((size_t)T * sizeof(float));
+    if (!sh->h[i].spec.shared) return;
+    lindex_dims d = lindex_dims_of(&sh->h[i].spec, sh->heads, sh->hs);
+    a->lw = xmalloc(lindex_param_count(&d) * sizeof(float));
+    a->lwork = xmalloc((lindex_work_floats(&d, T) + 1) * sizeof(float));
+    lindex_gather(sh, i / sh->heads, a->lw);
 }
 
 static void acc_free(head_acc *a) {
     head_scratch_free(&a->s);
-    free(a->tmp);
+    free(a->tmp), free(a->lw), free(a->lwork);
+}
+
+/* The head's selection on sequence (q, k of its columns; qkv: the layer's row base): its own
+ * selector, or the layer's shared indexer on the C-wide rows (each head of the layer gets
+ * the same selection; per-head metrics score it against that head's attention). */
+static void acc_select(head_acc *a, const sparse_heads *sh, const float *q, const float *qkv, int C, int T) {
+    const sparse_head *sp = &sh->h[a->i];
+    if (sp->spec.shared) {
+        lindex_dims d = lindex_dims_of(&sp->spec, sh->heads, sh->hs);
+        lindex_select(&sp->spec, &d, a->lw, qkv, qkv + C, 3 * C, T, a->s.idx, a->s.score, a->s.count,
+                      a->lwork, LINDEX_AUTO, NULL);
+        return;
+    }
+    head_scratch_select(&a->s, &sp->spec, sp->params, sh->hs, sh->max_seq, q, q + C, 3 * C, T);
 }
 
 /* The k-th largest of x[0..n) (1 <= k <= n), by quickselect (x is reordered). */
@@ -92,7 +113,7 @@ static void acc_sequence(head_acc *a, const gpt_model *m, const sparse_heads *sh
     if (!m->acts.att) die_at(__FILE__, __LINE__, "sparse eval needs the model's naive attention, not flash");
     const float *P = m->acts.att + (((size_t)l * B + b) * c->heads + h) * T * T;
     const float *o = m->acts.atty + ((size_t)l * B + b) * T * C + h * hs;
-    head_scratch_select(&a->s, &sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T);
+    acc_select(a, sh, q, q - h * hs, C, T);
     headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, a->s.kmax, q, q + C, q + 2 * C, 3 * C, T,
                    a->s.idx, a->s.count, a->s.out, hs, a->s.cache);
     for (int t = 0; t < T; t++) {

@@ -6,6 +6,8 @@
  * selector and head function, so plan_parse reads back exactly what was shown. */
 #include "sattn/sparse.h"
 
+#include "sattn/lindex.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,7 @@
 head_spec head_spec_default(void) {
     return (head_spec){.sel = SEL_DENSE, .fn = HFN_SOFTMAX, .k = 16, .k_min = 1, .tau = 0.0f,
                        .rank = 16, .iheads = 4, .block = 16, .nblocks = 4, .bounds = 0, .tile = 0,
-                       .cmp = 0, .hidden = 128, .mlp_q = 1, .mlp_logits = 1};
+                       .cmp = 0, .shared = 0, .hidden = 128, .mlp_q = 1, .mlp_logits = 1};
 }
 
 /* One integer field against [lo, hi]; the name is the plan option and what it means. */
@@ -45,6 +47,7 @@ static int check_flags(const head_spec *s, sattn_err *e) {
     if (check_int(s->bounds, 0, 1, "bounds (block min/max scoring)", e)) return -1;
     if (check_int(s->tile, 0, 1, "tile (tile-shared block selection)", e)) return -1;
     if (check_int(s->cmp, 0, 1, "cmp (compressed branch)", e)) return -1;
+    if (check_int(s->shared, 0, 1, "shared (one indexer per layer)", e)) return -1;
     if (check_int(s->mlp_q, 0, 1, "q (mlp input q)", e)) return -1;
     if (check_int(s->mlp_logits, 0, 1, "logits (mlp input logits)", e)) return -1;
     return 0;
@@ -72,6 +75,10 @@ int head_spec_check(const head_spec *s, sattn_err *e) {
     if (s->cmp && !s->tile)
         return err_set(e, "cmp = 1 without tile = 1, expected the compressed branch only in a tile-shared "
                           "block layer (block+softmax:...,tile=1,cmp=1)");
+    /* lindex.h: the shared indexer runs the exact softmax over the layer's one selection */
+    if (s->shared && (s->sel != SEL_INDEX || s->fn != HFN_SOFTMAX))
+        return err_set(e, "shared = 1 with %s, expected it only with index+softmax (one indexer "
+                          "per layer)", s->sel != SEL_INDEX ? "a non-index selector" : "the mlp head function");
     /* selector_kmax multiplies them in an int. */
     if (s->sel == SEL_BLOCK && (long long)s->block * s->nblocks > MAX_BLOCK_KEYS)
         return err_set(e, "b*n = %d*%d keys per query, expected at most %d", s->block,
@@ -124,6 +131,7 @@ void head_spec_format(const head_spec *s, char *buf, size_t n) {
     } else {
         append(buf, n, &len, "k=%d", s->k);
         if (s->sel == SEL_INDEX) append(buf, n, &len, ",r=%d,j=%d", s->rank, s->iheads);
+        if (s->shared) append(buf, n, &len, ",shared=1");
     }
     if (s->sel == SEL_POS || s->fn == HFN_MLP) append(buf, n, &len, ",hidden=%d", s->hidden);
     /* The mlp input flags default to on: only a switched-off one is worth showing. */
@@ -165,6 +173,30 @@ int sparse_tile_check(const head_spec *specs, int layers, int heads, sattn_err *
     return 0;
 }
 
+int sparse_shared_layer(const head_spec *specs, int l, int heads) {
+    return heads > 0 && specs[(size_t)l * heads].shared;
+}
+
+/* Same spec = same text form (it lists every field that matters to an index+softmax head). */
+int sparse_shared_check(const head_spec *specs, int layers, int heads, sattn_err *e) {
+    for (int l = 0; l < layers; l++) {
+        const head_spec *row = specs + (size_t)l * heads;
+        int first = -1;
+        for (int h = 0; h < heads && first < 0; h++)
+            if (row[h].shared) first = h;
+        if (first < 0) continue;
+        char a[192], b[192];
+        head_spec_format(&row[first], a, sizeof a);
+        for (int h = 0; h < heads; h++) {
+            head_spec_format(&row[h], b, sizeof b);
+            if (!strcmp(a, b)) continue;
+            return err_set(e, "head L%dH%d is %s but L%dH%d is %s: shared=1 gives layer %d one "
+                              "indexer, expected every head of it to be %s", l, h, b, l, first, a, l, a);
+        }
+    }
+    return 0;
+}
+
 /* ---- all heads of a model ---- */
 
 void sparse_heads_create(sparse_heads *sh, int layers, int heads, int hs, int max_seq,
@@ -193,6 +225,8 @@ void sparse_heads_create(sparse_heads *sh, int layers, int heads, int hs, int ma
         selector_init(&specs[i], hs, max_seq, p->params, rng);
         headfn_init(&specs[i], hs, kmax, p->params + p->n_sel, rng);
     }
+    /* a shared indexer is one layer-wide parameter set, initialised at the layer's width */
+    lindex_init_heads(sh, rng);
 }
 
 void sparse_heads_free(sparse_heads *sh) {

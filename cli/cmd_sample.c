@@ -89,10 +89,6 @@ static int sample_hybrid(gpt_model *m, const sample_args *a) {
     sattn_err e;
     sparse_heads sh;
     if (heads_load(a->heads, &sh, &m->cfg, &e) != 0) return cli_fail("sample", "%s", e.msg);
-    if (hybrid_decode_check(&sh, &e)) {
-        sparse_heads_free(&sh);
-        return cli_fail("sample", "%s: %s", a->heads, e.msg);
-    }
     len_choice lc;
     int r = len_choose("sample", &a->len, &sh, m->cfg.channels, &lc);
     if (!r) {

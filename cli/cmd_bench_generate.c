@@ -23,14 +23,17 @@ static const cli_cmd BENCH_GEN = {
     "`sattn sample` did before the cache; naive and flash) at T <= --recompute-max. The model\n"
     "is --model, or a random RoPE model of shape --layers, --heads, --dim (max_seq = the largest\n"
     "context + --steps), so no training is needed.",
-    "Then per variant the least-squares line decode time = a + b T, and the recompute's time\n"
-    "over the cache's at each T where both ran. A row needing more than --max-gib GiB (the\n"
-    "estimate) is skipped with a note; a plan's prefill (naive attention: the hybrid hook\n"
-    "keeps the T x T softmax) may be skipped where its decode still runs on a dense flash\n"
+    "Then per variant the least-squares line decode time = a + b T, the recompute's time over\n"
+    "the cache's at each T where both ran, and where the median prefill and decode step spent\n"
+    "their time (sparse selection, head function, rest of the model; --phases-csv). A plan's\n"
+    "prefill is the hybrid's forward: the hook alone when every head is sparse (tile=1 plans\n"
+    "run whole layers through tblock, memory linear in T), else naive attention (the T x T\n"
+    "softmax). A row needing more than --max-gib GiB (the estimate) is skipped with a note; a\n"
+    "per-head plan's naive prefill may be skipped where its decode still runs on a dense flash\n"
     "prefill's cache."};
 
 typedef struct {
-    const char *model, *csv;
+    const char *model, *csv, *phases_csv;
     const char *plans[GB_MAX_PLANS], *files[GB_MAX_PLANS];
     int n_plans, n_files;
     int L, H, C, V, attn, threads, json;
@@ -75,6 +78,8 @@ static int bg_parse(bg_args *a, int argc, char **argv) {
         cli_opt_seed(&c->seed, "seed of the random model, heads and tokens"),
         cli_opt_threads(&a->threads),
         opt_str("csv", &a->csv, "PATH", "write the rows to PATH (bench CSV: docs/bench.md, docs/generate.md)"),
+        opt_str("phases-csv", &a->phases_csv, "PATH",
+                "write each row's split (selection, head function, rest) to PATH\n(phases CSV: docs/generate.md)"),
         cli_opt_json(&a->json, "one JSON object {\"rows\": [...], \"fits\": [...]} instead of the table"),
     };
     int r = cli_parse(&BENCH_GEN, o, CLI_N(o), argc, argv);
@@ -147,6 +152,27 @@ static void print_row(const bench_row *r, void *user) {
     fflush(stdout);
 }
 
+/* The per-phase rows, as gb_run_phases hands them over. */
+typedef struct {
+    phase_row *rows;
+    int n, cap;
+} bg_phases;
+
+static void keep_phase(const phase_row *r, void *user) {
+    bg_phases *p = user;
+    if (p->n == p->cap) p->cap = p->cap ? 2 * p->cap : 16, p->rows = xrealloc(p->rows, (size_t)p->cap * sizeof *p->rows);
+    p->rows[p->n++] = *r;
+}
+
+static void print_phases(const bg_phases *p) {
+    printf("\nwhere the median step's time goes (sparse selection, head function, rest of the model)\n");
+    for (int i = 0; i < p->n; i++) {
+        char line[256];
+        pt_text_line(&p->rows[i], line, sizeof line);
+        printf("%s\n", line);
+    }
+}
+
 static void print_note(const char *msg, void *user) {
     (void)user;
     fprintf(stderr, "note: %s\n", msg);
@@ -207,7 +233,7 @@ static void print_speedups(const bench_row *rows, int n) {
     }
 }
 
-static void print_json(const bench_row *rows, int n) {
+static void print_json(const bench_row *rows, int n, const bg_phases *ph) {
     printf("{\"rows\": [");
     for (int i = 0; i < n; i++) {
         char obj[640];
@@ -216,6 +242,12 @@ static void print_json(const bench_row *rows, int n) {
     }
     printf("], \"fits\": [");
     print_fits(rows, n, 1);
+    printf("], \"phases\": [");
+    for (int i = 0; i < ph->n; i++) {
+        char obj[512];
+        pt_json_object(&ph->rows[i], obj, sizeof obj);
+        printf("%s%s", i ? ", " : "", obj);
+    }
     printf("]}\n");
 }
 
@@ -228,16 +260,19 @@ static int bg_run(const bg_args *a, gpt_model *m, const gb_plan *pl, int np) {
         printf("%-28s %-7s %6s %4s %12s %9s %10s %6s\n", "variant", "phase", "T", "k", "median_ms", "GFLOP/s",
                "peak_MB", "psi10");
     }
-    gb_sink sink = {a->json ? NULL : print_row, print_note, NULL};
+    bg_phases ph = {0};
+    gb_sink sink = {a->json ? NULL : print_row, print_note, &ph};
     bench_row *rows;
     int n;
-    gb_run(m, pl, np, &a->cfg, &sink, &rows, &n);
-    if (a->json) print_json(rows, n);
-    else print_fits(rows, n, 0), print_speedups(rows, n);
+    gb_run_phases(m, pl, np, &a->cfg, &sink, keep_phase, &rows, &n);
+    if (a->json) print_json(rows, n, &ph);
+    else print_fits(rows, n, 0), print_speedups(rows, n), print_phases(&ph);
     sattn_err e;
     int rc = 0;
     if (a->csv && bench_csv_write(a->csv, rows, n, &e)) rc = cli_fail("bench-generate", "%s", e.msg);
-    free(rows);
+    if (!rc && a->phases_csv && pt_csv_write(a->phases_csv, ph.rows, ph.n, &e))
+        rc = cli_fail("bench-generate", "--phases-csv: %s", e.msg);
+    free(rows), free(ph.rows);
     return rc;
 }
 
@@ -249,7 +284,8 @@ int cmd_bench_generate(int argc, char **argv) {
     if (r) return r == 2 ? 0 : 1;
     a.cfg.max_bytes = a.max_gib * 1024.0 * 1024.0 * 1024.0;
     if (a.threads) omp_set_num_threads(a.threads);
-    if (cli_check_out("bench-generate", "--csv", a.csv)) return 1;
+    if (cli_check_out("bench-generate", "--csv", a.csv) || cli_check_out("bench-generate", "--phases-csv", a.phases_csv))
+        return 1;
     gpt_model m;
     if (bg_model(&a, &m)) return 1;
     sparse_heads sh[GB_MAX_PLANS];

@@ -95,6 +95,9 @@ static int sample_hybrid(gpt_model *m, const sample_args *a) {
     }
     len_choice lc;
     int r = len_choose("sample", &a->len, &sh, m->cfg.channels, &lc);
+    /* every head sparse at every length (a tile=1 plan, say): the prefill needs no T x T
+     * softmax (hybrid by length runs dense forwards, which do) */
+    if (!r && a->attn == CLI_ATTN_AUTO && hybrid_all_sparse(&sh) && lc.dense_below <= 0) m->cfg.attn = GPT_ATTN_HOOK;
     if (!r) {
         hybrid hy;
         hybrid_init(&hy, &sh, m->cfg.channels, m->cfg.heads);

@@ -36,6 +36,13 @@ vg loss --model "$tmp/s.ckpt" --heads "$tmp/s.heads" --data "$tmp/d.txt" > /dev/
 vg train --data "$tmp/d.txt" --out "$tmp/t.ckpt" "${tiny[@]}" --steps 2 --pos rope \
    --attn 'sparse:all:block+softmax:b=6,n=2,tile=1' --heads-out "$tmp/t.heads" > /dev/null 2>&1
 vg loss --model "$tmp/t.ckpt" --heads "$tmp/t.heads" --data "$tmp/d.txt" > /dev/null
+# ... and its KV-cache decode (tile steps across tile boundaries, a window restart at 16), the
+# end-to-end benchmarks with their per-phase split
+vg sample --model "$tmp/t.ckpt" --heads "$tmp/t.heads" --prompt "Hi there" --tokens 20 > /dev/null
+vg bench-generate --layers 1 --heads 2 --dim 16 --contexts 13,24 --runs 2 --steps 5 --recompute-max 0 \
+   --plan 'all:block+softmax:b=6,n=2,tile=1' --phases-csv "$tmp/gp.csv" --threads 2 > /dev/null
+vg bench-train --plan 'all:block+softmax:b=6,n=2,tile=1' --layers 1 --heads 2 --dim 16 --seqs 20 --runs 2 \
+   --csv "$tmp/tp.csv" --threads 2 > /dev/null
 # long context (docs/long.md): RoPE + flash with the task mix, context extension, the KV
 # cache (dense and with sparse heads), the passkey grid, bench-generate
 rope=(--layers 1 --heads 2 --dim 16 --batch 2 --threads 2 --pos rope)
@@ -54,4 +61,5 @@ vg bench --dims 128 --seqs 150 --variants tblock --tblock-b 16 --tblock-n 3 --ph
 vg bench --dims 64 --seqs 100 --variants tblock --tblock-b 7 --tblock-n 4 --phases prefill,backward \
    --runs 1 --threads 2 > /dev/null
 echo "valgrind: train, resume, llm.c format, loss, sample, bad file, native sparse train/resume/loss," \
-     "RoPE + flash + task mix, extension, KV-cache sample (dense, sparse), task, bench-generate, bench, tblock: clean"
+     "RoPE + flash + task mix, extension, KV-cache sample (dense, sparse, tile), task, bench-generate (tile)," \
+     "bench-train --plan, bench, tblock: clean"

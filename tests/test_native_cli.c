@@ -210,7 +210,7 @@ Test(native_cli, max_mem_sees_linear_memory, .timeout = 120) {
 }
 
 /* tile=1 (tblock as the model's attention): trains from the command line at a window that
- * is no multiple of b, loss --heads reproduces the val loss, sample refuses the plan. */
+ * is no multiple of b, loss --heads reproduces the val loss, sample decodes it with the cache. */
 Test(native_cli, tile_plan_trains_and_reloads, .timeout = 120) {
     fx f;
     fx_open(&f);
@@ -222,8 +222,13 @@ Test(native_cli, tile_plan_trains_and_reloads, .timeout = 120) {
     double val = cli_json_num(js, "val_loss");
     cr_assert(isfinite(val));
     loss_reproduces(&f, out, heads, "4", val);
-    const char *sa[] = {"sample", "--model", out, "--heads", heads, "--tokens", "10", NULL};
-    cli_expect_fail(sa, "tile=1", 0);
+    /* cached decoding of a tile plan (tests/test_tile_decode.c: the logits are the forward's) */
+    const char *sa[] = {"sample", "--model", out, "--heads", heads, "--tokens", "50", "--temperature", "0",
+                        "--prompt", "In the beginning", "--threads", "2", NULL};
+    char *s1 = cli_expect_ok(sa), *s2 = cli_expect_ok(sa);
+    cr_assert(!strncmp(s1, "In the beginning", 16) && strlen(s1) == 16 + 50 + 1, "%s", s1);
+    cr_assert_str_eq(s1, s2);
+    free(s1), free(s2);
     const char *bad[][2] = {{"sparse:all:block+softmax:tile=2", "option 'tile', expected 0 or 1"},
                             {"sparse:all:index+softmax:tile=1", "'tile' does not apply"},
                             {"sparse:all:block+mlp:tile=1", "tile = 1 with the mlp head function"},

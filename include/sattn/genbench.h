@@ -3,6 +3,12 @@
  * (hybrid_decode.h), against the recompute baseline (one full forward per token, what
  * `sattn sample` did before the cache), at a list of contexts.
  *
+ * A plan's prefill runs the hybrid's forward: GPT_ATTN_HOOK when every head is sparse (a
+ * tile=1 plan's whole layers through tblock; memory linear in T), naive attention otherwise
+ * (its dense heads need the T x T buffer). Its decode rows run hybrid_decode.h's steps on
+ * the cache that prefill left (a tile plan's decode needs its queries: it is never decoded
+ * from the dense variant's cache).
+ *
  * Rows are benchres.h's bench rows (so the CSV reader, the crossover tools and the report
  * read them), with these meanings:
  *   variant  "gen-dense" (the model's attention for the prefill, flash.h's decode step),
@@ -29,6 +35,7 @@
 
 #include "sattn/benchres.h"
 #include "sattn/model.h"
+#include "sattn/phasetime.h"
 #include "sattn/sparse.h"
 
 #define GB_MAX_CONTEXTS 32
@@ -67,6 +74,12 @@ typedef struct {
  * at the end. *rows (malloc'd) gets *n rows. */
 void gb_run(gpt_model *m, const gb_plan *plans, int n_plans, const gb_config *c, const gb_sink *sink,
             bench_row **rows, int *n);
+
+/* gb_run, also calling phase (with sink->user) with each row's split (phasetime.h): where
+ * the median prefill and decode step spent their time (selection, head function, the rest
+ * of the model; dense rows: total only). */
+void gb_run_phases(gpt_model *m, const gb_plan *plans, int n_plans, const gb_config *c, const gb_sink *sink,
+                   void (*phase)(const phase_row *r, void *user), bench_row **rows, int *n);
 
 /* Least-squares line median_s = a + b T over variant's decode rows: b (seconds per context
  * token), a, and the number of rows; 0 if at least two, else -1. */

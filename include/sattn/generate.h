@@ -34,14 +34,17 @@
  *   decode: out (C) for the newest query q (C, position T-1) against the layer's cache
  *     rows 0..T-1 (kc, vc with row stride C; row T-1 is the new token's own k, v).
  *   prefilled: a prefill has just filled rows 0..T-1 of layer `layer` (rebuild any
- *     incremental state from them).
+ *     incremental state from them); q: the prefill's queries of the layer (row t at q + t ldq,
+ *     as the attention saw them: rotated with RoPE), which the cache does not hold (a
+ *     tile-shared layer's selection pools them); NULL after a rewind (gen_rewind), where
+ *     rows 0..T-1 are what the hook was given before.
  *   stale (may be NULL): called before a decode step that would bring the window to T
  *     tokens; nonzero when what is cached is not what the model computes at length T
  *     (hybrid by length crossing its threshold): the generator then re-prefills the
  *     window instead of decoding. */
 typedef struct {
     void (*decode)(void *ctx, int layer, float *out, const float *q, const float *kc, const float *vc, int T);
-    void (*prefilled)(void *ctx, int layer, const float *kc, const float *vc, int T);
+    void (*prefilled)(void *ctx, int layer, const float *q, int ldq, const float *kc, const float *vc, int T);
     int (*stale)(void *ctx, int T);
     void *ctx;
 } gen_decode_hook;

@@ -17,6 +17,22 @@
 #include "sattn/tblock.h"
 #include "sattn/tcmp.h"
 
+/* Accumulated wall time (seconds) of the sparse attention's parts, for the per-phase picture
+ * of `sattn bench-train` and `bench-generate` (the rest of a step is the model: projections,
+ * MLP, norms, logits, dense heads, AdamW). select: tblock_select, or the per-head selectors
+ * (in a decode step: the selection state's upkeep and the choice); head: the head function's
+ * forward (tblock_forward, headfn_forward, the decode step's attention); head_bwd: its
+ * backward. Always on: a clock read per layer call, and in the per-head paths per (row,
+ * head), whose parallel loop's wall time is split in the ratio of its threads' summed
+ * selection and head-function times. */
+typedef struct {
+    double select_s, head_s, head_bwd_s;
+} hybrid_timers;
+
+/* Adds a parallel loop's wall time to tm, split in the ratio of its threads' summed
+ * selection (sel) and head-function (fn) seconds. */
+void hybrid_timers_split(hybrid_timers *tm, double wall, double sel, double fn);
+
 typedef struct {
     const sparse_heads *sh;
     int C, H;
@@ -56,6 +72,7 @@ typedef struct {
                                 * every forward: training updates the heads' slots) */
     size_t *lix_off;           /* per l: offset into lix_w */
     lindex_prec lix_prec;      /* the score precision (LINDEX_AUTO unless set) */
+    hybrid_timers tm;          /* since hybrid_init (reset it at will) */
 } hybrid;
 
 void hybrid_init(hybrid *hy, const sparse_heads *sh, int C, int H);
@@ -80,8 +97,10 @@ int hybrid_all_sparse(const sparse_heads *sh);
 double hybrid_mem_bytes(const hybrid *hy, int B, int T, int threads);
 
 /* 0, or -1 and a message naming the option when some head of sh cannot be decoded with a
- * KV cache (hybrid_decode.h): tile=1 heads (a decode step has one query, not a tile). */
+ * KV cache (hybrid_decode.h): cmp=1 heads (the compressed branch) and shared=1 indexers
+ * have no decode step yet. */
 int hybrid_decode_check(const sparse_heads *sh, sattn_err *e);
+
 
 /* The selection the last forward made for (layer l, head h, batch row b); only valid
  * when that forward ran the sparse heads (T >= dense_below), and not for a tile layer

@@ -13,6 +13,9 @@
  *     quality (loss ratio) vs attention FLOPs
  *     of the plan relative to dense (heads not listed are dense), and a per-head rel_err
  *     heat map per file;
+ *   - optionally phases CSVs (phasetime.h): per stage (prefill, decode, training step) and
+ *     T, each variant's median step split into sparse selection, head function and the rest
+ *     of the model, beside the dense variant's total (report_phases.c);
  *   - optionally task JSONs (`sattn task --json`, read by eval_json.h's eval_json_task_read):
  *     a length x depth heat map of retrieval accuracy and a table per file;
  *   - optionally training logs (`sattn train --log-csv`, trainlog.h): loss vs tokens of
@@ -49,6 +52,9 @@ typedef struct {
     int n_tasks;
     const char **train_logs; /* n_train_logs "LABEL=CSV" or "CSV" (label: the file name) */
     int n_train_logs;
+    const char **phases;  /* n_phases phases CSVs (phasetime.h: `sattn bench-train --plan --csv`,
+                           * `sattn bench-generate --phases-csv`): where a step's time goes */
+    int n_phases;
 } report_config;
 
 /* Writes out_dir/report.md and the PNGs. Fails before writing anything if gnuplot is

@@ -50,6 +50,15 @@ size_t sparse_decode_pos_work(const head_spec *s, int T);
 int sparse_decode_pos_select(const head_spec *s, const float *params, int d, int max_seq, const float *q, int T,
                              int *idx, float *work);
 
+/* tile (tile=1, tblock.h's selection): the query at t = T-1 (tile i = t / b) against the c
+ * blocks its tile kept (kept ascending, the last = i, from tblock_select_tile): every key of
+ * the c-1 earlier blocks and the own block's keys i b .. t. Exact float32 softmax over them;
+ * each block's b cached rows (stride ld) are read in order by two one-row products (scores,
+ * then P V). work: sparse_decode_tile_work(b, c) floats. */
+size_t sparse_decode_tile_work(int b, int c);
+void sparse_decode_tile(int d, const float *q, const float *k, const float *v, int ld, int T, int b,
+                        const int *kept, int c, float *o, float *work);
+
 /* The same two steps, adding their matrix products to cnt (core.h; a SATTN_COUNT build). */
 int sparse_decode_block_counted(const head_spec *s, int d, const float *q, const float *k, const float *v,
                                 int ld, int T, const float *sum, float *o, int *idx, float *work, op_count *cnt);

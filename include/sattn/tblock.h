@@ -48,6 +48,16 @@ static inline const int *tblock_sel_tile(const tblock_sel *s, int bb, int h, int
  * Parallel over (batch row, head). */
 void tblock_select(tblock_sel *s, const float *qkv, int C);
 
+/* The selection's two steps, shared with the decode step (hybrid_decode.h), which must make
+ * the forward's choice: mean[c] = (1/n) sum_{r<n} x[r ld + c] for c < w (rows added in
+ * order: a block's mean key, a tile's pooled query); and tile i's kept blocks given qbar
+ * (hs floats: the pooled query of tile i-1; unused for i = 0) and the mean keys kbar_j at
+ * kbar + j ldk (j < i): top n-1 of qbar . kbar_j ascending, then i, -1 after; returns the
+ * count min(n, i + 1). Scratch: row i floats, sc and ix n each. */
+void tblock_mean_rows(float *mean, const float *x, size_t ld, int n, int w);
+int tblock_select_tile(int *kept, int i, int n, const float *qbar, const float *kbar, size_t ldk, int hs,
+                       float *row, float *sc, int *ix);
+
 /* (query, key) pairs the selection attends to, summed over (b, h): per tile of nq queries
  * with c kept blocks, nq (c - 1) b + nq (nq + 1) / 2. The forward's useful work is 2
  * products of hs multiply-adds per pair (4 hs FLOPs), the backward's 4 (8 hs FLOPs), as

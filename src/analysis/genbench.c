@@ -26,10 +26,14 @@ typedef struct {
     gpt_model *m;
     const gb_config *c;
     const gb_sink *sink;
+    void (*phase)(const phase_row *r, void *user); /* NULL: no splits */
     int *tokens;      /* max context + steps random tokens */
     gen_state gen;    /* one cache for every variant (hook set per variant) */
     int filled;       /* the context the cache was last prefilled at (0: none) */
+    const hdec *filled_by; /* whose hook saw that prefill (NULL: none; a tile layer's decode
+                            * state needs the prefill's queries, so it rewinds only its own) */
     double *pre, *dec; /* runs, runs * steps samples */
+    double *pre_sel, *pre_fwd, *dec_sel, *dec_fwd; /* the timers' increments per sample */
     bench_row *rows;
     int n, cap;
 } gb_ctx;
@@ -72,6 +76,18 @@ static double decode_flops(const gpt_config *c, int T) {
     return c->layers * (24.0 * C * C + 4.0 * C * T) + 2.0 * C * c->padded_vocab;
 }
 
+/* The split of a row's samples (phasetime.h), before median() reorders tot; sel NULL: dense. */
+static void emit_phase(gb_ctx *g, const char *variant, int stage, int T, const double *tot, const double *sel,
+                       const double *fwd, int n) {
+    if (!g->phase || n < 1) return;
+    const gpt_config *c = &g->m->cfg;
+    phase_row r = {.stage = stage, .L = c->layers, .H = c->heads, .C = c->channels, .T = T};
+    snprintf(r.variant, sizeof r.variant, "%s", variant);
+    if (sel) pt_split(&r, tot, sel, fwd, NULL, n);
+    else pt_dense(&r, tot, n);
+    g->phase(&r, g->sink ? g->sink->user : NULL);
+}
+
 static double params_bytes(const gpt_model *m) { return 4.0 * (double)m->num_params; }
 static double cache_bytes(const gpt_config *c, int T) { return 8.0 * c->layers * (double)T * c->channels; }
 /* A forward of T tokens with attention attn: its activations (and backward buffers,
@@ -90,12 +106,15 @@ static int plan_k(const sparse_heads *sh, int T) {
     return k;
 }
 
-/* steps single-token decode steps after a prefill of T tokens, each timed into dec. */
-static void time_decode(gb_ctx *g, int T, double *dec) {
+/* steps single-token decode steps after a prefill of T tokens, each timed into dec (and, with
+ * a sparse decoder hd, its timers' increments into sel, fwd). */
+static void time_decode(gb_ctx *g, int T, double *dec, const hdec *hd, double *sel, double *fwd) {
     for (int j = 0; j < g->c->steps; j++) {
+        hybrid_timers t = hd ? hd->tm : (hybrid_timers){0};
         double t0 = time_now();
         gen_decode(&g->gen, g->tokens[T + j]);
         dec[j] = time_now() - t0;
+        if (hd) sel[j] = hd->tm.select_s - t.select_s, fwd[j] = hd->tm.head_s - t.head_s;
     }
 }
 
@@ -122,78 +141,113 @@ static void run_dense(gb_ctx *g, int T) {
         } else {
             gen_rewind(&g->gen, T);
         }
-        time_decode(g, T, g->dec + (size_t)r * g->c->steps);
+        time_decode(g, T, g->dec + (size_t)r * g->c->steps, NULL, NULL, NULL);
     }
-    g->filled = T;
+    g->filled = T, g->filled_by = NULL;
+    emit_phase(g, "gen-dense", PT_PREFILL, T, g->pre, NULL, NULL, np);
+    emit_phase(g, "gen-dense", PT_DECODE, T, g->dec, NULL, NULL, g->c->runs * g->c->steps);
     emit(g, "gen-dense", BENCH_PREFILL, T, 0, median(g->pre, np), forward_flops(c, T), need, p);
     emit(g, "gen-dense", BENCH_DECODE, T, 0, median(g->dec, g->c->runs * g->c->steps), decode_flops(c, T),
          params_bytes(g->m) + cache_bytes(c, T), p);
 }
 
-/* The hybrid's own prefill (naive attention with the sparse heads), timed. */
-static double hybrid_prefill(gb_ctx *g, hybrid *hy, int T) {
+/* The hybrid's prefill attention: the hook alone when every head is sparse (no T x T
+ * buffer), naive otherwise (its dense heads need one). */
+static int hybrid_attn(const hybrid *hy) { return hybrid_all_sparse(hy->sh) ? GPT_ATTN_HOOK : GPT_ATTN_NAIVE; }
+
+/* Whether some layer of hy is tile-shared (its decode state needs the prefill's queries). */
+static int has_tile(const hybrid *hy) {
+    for (int l = 0; l < hy->sh->layers; l++)
+        if (hy->tile_layer[l]) return 1;
+    return 0;
+}
+
+/* The hybrid's own prefill (with the sparse heads), timed; its timers' increments into
+ * sel, fwd (may be NULL). */
+static double hybrid_prefill(gb_ctx *g, hybrid *hy, const hdec *hd, int T, double *sel, double *fwd) {
     gpt_model *m = g->m;
     int base = m->cfg.attn;
-    m->cfg.attn = GPT_ATTN_NAIVE;
+    m->cfg.attn = hybrid_attn(hy);
     hybrid_attach(hy, m);
+    hybrid_timers t0m = hy->tm;
     double t0 = time_now();
     gen_prefill(&g->gen, g->tokens, T);
     double t = time_now() - t0;
+    if (sel) *sel = hy->tm.select_s - t0m.select_s, *fwd = hy->tm.head_s - t0m.head_s;
     hybrid_detach(m);
     m->cfg.attn = base;
-    g->filled = T;
+    g->filled = T, g->filled_by = hd;
     return t;
 }
 
 /* The cache at T for a plan whose prefill is not timed: the rows already there (rewound to
- * T; the hook rebuilds its state from them), else a dense flash prefill. The decode's time
- * does not depend on what the cached rows hold. */
-static void plan_fill(gb_ctx *g, int T) {
-    if (g->filled == T && g->gen.n >= T) {
+ * T; the hook rebuilds its state from them), else a prefill: the hybrid's for a plan with
+ * tile layers (their state needs the prefill's queries), a dense flash one otherwise. The
+ * decode's time does not depend on what the cached rows hold. */
+static void plan_fill(gb_ctx *g, hybrid *hy, const hdec *hd, int T) {
+    int tile = has_tile(hy);
+    if (g->filled == T && g->gen.n >= T && (!tile || g->filled_by == hd)) {
         gen_rewind(&g->gen, T);
+        return;
+    }
+    if (tile) {
+        hybrid_prefill(g, hy, hd, T, NULL, NULL);
         return;
     }
     int base = g->m->cfg.attn;
     g->m->cfg.attn = GPT_ATTN_FLASH;
     gen_prefill(&g->gen, g->tokens, T);
     g->m->cfg.attn = base;
-    g->filled = T;
+    g->filled = T, g->filled_by = hd;
 }
 
 /* Per run: the hybrid's prefill where it fits and is quick, else the cache rewound. */
-static int plan_runs(gb_ctx *g, hybrid *hy, int T, int timed) {
+static int plan_runs(gb_ctx *g, hybrid *hy, const hdec *hd, int T, int timed) {
     int np = 0;
     for (int r = 0; r < g->c->runs; r++) {
-        if (timed && new_prefill(g, r, np ? g->pre[np - 1] : 0)) g->pre[np] = hybrid_prefill(g, hy, T), np++;
-        else plan_fill(g, T);
-        time_decode(g, T, g->dec + (size_t)r * g->c->steps);
+        if (timed && new_prefill(g, r, np ? g->pre[np - 1] : 0))
+            g->pre[np] = hybrid_prefill(g, hy, hd, T, &g->pre_sel[np], &g->pre_fwd[np]), np++;
+        else plan_fill(g, hy, hd, T);
+        size_t o = (size_t)r * g->c->steps;
+        time_decode(g, T, g->dec + o, hd, g->dec_sel + o, g->dec_fwd + o);
     }
     return np;
+}
+
+/* The plan's prefill's memory: parameters, the cache, the forward's activations with the
+ * hybrid's attention, and the hybrid's own buffers. */
+static double plan_prefill_bytes(const gb_ctx *g, const hybrid *hy, int T) {
+    const gpt_config *c = &g->m->cfg;
+    return params_bytes(g->m) + cache_bytes(c, c->max_seq) + forward_bytes(c, hybrid_attn(hy), T) +
+           hybrid_mem_bytes(hy, 1, T, 1);
 }
 
 static void run_plan(gb_ctx *g, const gb_plan *pl, int T) {
     const gpt_config *c = &g->m->cfg;
     char name[BENCH_NAME_LEN];
     snprintf(name, sizeof name, "gen-%s", pl->label);
-    double base = params_bytes(g->m) + cache_bytes(c, c->max_seq);
-    double naive = base + forward_bytes(c, GPT_ATTN_NAIVE, T), flash = base + forward_bytes(c, GPT_ATTN_FLASH, T);
-    int timed = naive <= g->c->max_bytes;
-    if (!timed && g->filled != T && flash > g->c->max_bytes) {
-        note(g, "%s at T=%d skipped: no prefill fits the limit (%.2f GB with flash)", name, T, flash / 1e9);
+    double base = params_bytes(g->m) + cache_bytes(c, c->max_seq), flash = base + forward_bytes(c, GPT_ATTN_FLASH, T);
+    hybrid hy;
+    hybrid_init(&hy, pl->sh, c->channels, c->heads);
+    double own = plan_prefill_bytes(g, &hy, T);
+    int timed = own <= g->c->max_bytes;
+    if (!timed && (has_tile(&hy) || (g->filled != T && flash > g->c->max_bytes))) {
+        note(g, "%s at T=%d skipped: no prefill fits the limit (%.2f GB)", name, T, (has_tile(&hy) ? own : flash) / 1e9);
+        hybrid_free(&hy);
         return;
     }
     if (!timed)
         note(g, "%s prefill at T=%d not timed: the hybrid's naive prefill needs %.2f GB (its decode runs on a "
-                "dense prefill's cache)", name, T, naive / 1e9);
-    hybrid hy;
-    hybrid_init(&hy, pl->sh, c->channels, c->heads);
+                "dense prefill's cache)", name, T, own / 1e9);
     hdec hd;
     hdec_init(&hd, &hy, g->gen.cap);
     double p = ab_cpu_pressure();
     g->gen.hook = &hd.hook;
-    int np = plan_runs(g, &hy, T, timed);
+    int np = plan_runs(g, &hy, &hd, T, timed);
     g->gen.hook = NULL;
-    if (np) emit(g, name, BENCH_PREFILL, T, plan_k(pl->sh, T), median(g->pre, np), forward_flops(c, T), naive, p);
+    emit_phase(g, name, PT_PREFILL, T, g->pre, g->pre_sel, g->pre_fwd, np);
+    emit_phase(g, name, PT_DECODE, T, g->dec, g->dec_sel, g->dec_fwd, g->c->runs * g->c->steps);
+    if (np) emit(g, name, BENCH_PREFILL, T, plan_k(pl->sh, T), median(g->pre, np), forward_flops(c, T), own, p);
     emit(g, name, BENCH_DECODE, T, plan_k(pl->sh, T + 1), median(g->dec, g->c->runs * g->c->steps),
          decode_flops(c, T), params_bytes(g->m) + cache_bytes(c, T), p);
     hdec_free(&hd);
@@ -224,15 +278,21 @@ static void run_recompute(gb_ctx *g, int attn, int T) {
 
 void gb_run(gpt_model *m, const gb_plan *plans, int n_plans, const gb_config *c, const gb_sink *sink,
             bench_row **rows, int *n) {
-    gb_ctx g = {.m = m, .c = c, .sink = sink};
+    gb_run_phases(m, plans, n_plans, c, sink, NULL, rows, n);
+}
+
+void gb_run_phases(gpt_model *m, const gb_plan *plans, int n_plans, const gb_config *c, const gb_sink *sink,
+                   void (*phase)(const phase_row *r, void *user), bench_row **rows, int *n) {
+    gb_ctx g = {.m = m, .c = c, .sink = sink, .phase = phase};
     int maxT = 0;
     for (int i = 0; i < c->n_contexts; i++) maxT = c->contexts[i] > maxT ? c->contexts[i] : maxT;
     g.tokens = xmalloc(((size_t)maxT + (size_t)c->steps) * sizeof(int));
     rng_t r;
     rng_seed(&r, c->seed);
     for (int i = 0; i < maxT + c->steps; i++) g.tokens[i] = (int)rng_below(&r, (uint64_t)m->cfg.vocab);
-    g.pre = xmalloc((size_t)c->runs * sizeof(double));
-    g.dec = xmalloc((size_t)c->runs * (size_t)c->steps * sizeof(double));
+    size_t nd = (size_t)c->runs * (size_t)c->steps;
+    g.pre = xmalloc(3 * (size_t)c->runs * sizeof(double)), g.pre_sel = g.pre + c->runs, g.pre_fwd = g.pre_sel + c->runs;
+    g.dec = xmalloc(3 * nd * sizeof(double)), g.dec_sel = g.dec + nd, g.dec_fwd = g.dec_sel + nd;
     gen_init(&g.gen, m, NULL);
     for (int i = 0; i < c->n_contexts; i++) {
         int T = c->contexts[i];

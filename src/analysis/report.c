@@ -138,8 +138,18 @@ static int read_curves(const report_config *c, curve_inputs *ci, sattn_err *e) {
     return 0;
 }
 
+/* The phases CSVs, read before anything is written. */
+static int read_phases(const report_config *c, phase_table *pt, sattn_err *e) {
+    for (int i = 0; i < c->n_phases; i++)
+        if (pt_csv_read(c->phases[i], &pt[i], e)) {
+            while (i--) pt_table_free(&pt[i]);
+            return -1;
+        }
+    return 0;
+}
+
 static int write_sections(report_ctx *r, const bench_table *bt, const bench_table *gt, const eval_file *ev,
-                          const task_file *tf, const curve_inputs *ci, sattn_err *e) {
+                          const task_file *tf, const phase_table *pt, const curve_inputs *ci, sattn_err *e) {
     const report_config *c = r->c;
     sb_printf(&r->md, "# sattn report\n\nWritten by `sattn report` (docs/report.md). Inputs: the analytic "
                       "cost model at C = %d, H = %d, k = %d", c->C, c->H, c->k);
@@ -148,11 +158,13 @@ static int write_sections(report_ctx *r, const bench_table *bt, const bench_tabl
     for (int i = 0; i < c->n_evals; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; eval ", c->evals[i]);
     for (int i = 0; i < c->n_tasks; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; task ", c->tasks[i]);
     for (int i = 0; i < ci->n; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; training logs ", ci->paths[i]);
+    for (int i = 0; i < c->n_phases; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; phases ", c->phases[i]);
     sb_printf(&r->md, ". Each plot's gnuplot script (data included) is beside it as NAME.gp.\n\n");
     if (rp_analytic_section(r, e)) return -1;
     if (c->bench && rp_bench_section(r, bt, e)) return -1;
     if (c->generate && rp_generate_section(r, gt, e)) return -1;
     if (c->n_evals && rp_eval_section(r, ev, c->n_evals, e)) return -1;
+    if (c->n_phases && rp_phases_section(r, pt, c->n_phases, e)) return -1;
     if (c->n_tasks && rp_task_section(r, tf, c->n_tasks, e)) return -1;
     if (ci->n && rp_curves_section(r, ci->logs, (const char *const *)ci->labels, ci->paths, ci->n, e)) return -1;
     return rp_write_file(r, "report.md", &r->md, e);
@@ -169,12 +181,13 @@ int report_write(const report_config *c, sattn_err *e) {
     eval_file *ev = xcalloc((size_t)(c->n_evals ? c->n_evals : 1), sizeof(eval_file));
     if (read_inputs(c, &bt, &gt, ev, e)) return free(ev), -1;
     task_file *tf = xcalloc((size_t)(c->n_tasks ? c->n_tasks : 1), sizeof(task_file));
+    phase_table *pt = xcalloc((size_t)(c->n_phases ? c->n_phases : 1), sizeof(phase_table));
     curve_inputs ci = {0};
-    int exists = 0, rc = read_tasks(c, tf, e) ? -1 : rp_check_target(target, &exists, e);
+    int exists = 0, rc = read_tasks(c, tf, e) ? -1 : read_phases(c, pt, e) ? -1 : rp_check_target(target, &exists, e);
     if (!rc) rc = read_curves(c, &ci, e);
     if (!rc) rc = rp_make_temp_dir(target, r.dir, sizeof r.dir, e);
     if (!rc) {
-        if (write_sections(&r, &bt, &gt, ev, tf, &ci, e)) rc = -1, rp_remove_dir(r.dir, 0);
+        if (write_sections(&r, &bt, &gt, ev, tf, pt, &ci, e)) rc = -1, rp_remove_dir(r.dir, 0);
         else rc = rp_install_dir(r.dir, target, exists, e);
     }
     sb_free(&r.md);
@@ -183,6 +196,8 @@ int report_write(const report_config *c, sattn_err *e) {
     for (int i = 0; i < c->n_tasks; i++) eval_json_task_free(&tf[i]); /* freed ones are empty */
     free(tf);
     curves_free(&ci);
+    for (int i = 0; i < c->n_phases; i++) pt_table_free(&pt[i]); /* freed ones are empty */
+    free(pt);
     bench_table_free(&bt);
     bench_table_free(&gt);
     return rc;

@@ -15,6 +15,7 @@
 
 #include <limits.h>
 
+#include "sattn/phasetime.h"
 #include "sattn/report.h"
 #include "sattn/trainlog.h"
 
@@ -69,6 +70,11 @@ int rp_eval_section(report_ctx *r, const eval_file *f, int n, sattn_err *e);
 /* ---- report_generate.c ---- */
 
 int rp_generate_section(report_ctx *r, const bench_table *t, sattn_err *e);
+
+/* ---- report_phases.c ---- */
+
+/* Where the whole-model steps' time goes: one table of every phases CSV's rows. */
+int rp_phases_section(report_ctx *r, const phase_table *t, int n, sattn_err *e);
 
 /* ---- report_tasks.c ---- */
 

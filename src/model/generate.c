@@ -133,7 +133,7 @@ static void cache_from_acts(gen_state *g, int n) {
             memcpy(kc + t * C, qkv + t * 3 * C + C, C * sizeof(float));
             memcpy(vc + t * C, qkv + t * 3 * C + 2 * C, C * sizeof(float));
         }
-        if (g->hook) g->hook->prefilled(g->hook->ctx, l, kc, vc, n);
+        if (g->hook) g->hook->prefilled(g->hook->ctx, l, qkv, (int)(3 * C), kc, vc, n);
     }
 }
 
@@ -160,7 +160,8 @@ void gen_rewind(gen_state *g, int n) {
     if (!g->hook) return;
     size_t C = (size_t)g->m->cfg.channels;
     for (int l = 0; l < g->m->cfg.layers; l++)
-        g->hook->prefilled(g->hook->ctx, l, g->kc + (size_t)l * g->cap * C, g->vc + (size_t)l * g->cap * C, n);
+        g->hook->prefilled(g->hook->ctx, l, NULL, 0, g->kc + (size_t)l * g->cap * C,
+                           g->vc + (size_t)l * g->cap * C, n);
 }
 
 int gen_keep(int max_seq) { return max_seq / 2 > 1 ? max_seq / 2 : 1; }

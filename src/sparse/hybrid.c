@@ -231,14 +231,18 @@ static float *cmp_cache(const hybrid *hy, int l) {
  * backward), then with cmp out += g c. */
 static void tile_forward(hybrid *hy, int layer, float *out, const float *qkv, int B, int T) {
     tblock_sel *s = &hy->tsel[layer];
+    double t0 = time_now();
     tblock_select(s, qkv, hy->C);
+    double t1 = time_now();
     tblock_forward(out, hy->tlse + (size_t)layer * B * hy->H * T, qkv, hy->C, s);
     hy->tout[layer] = out;
-    if (!hy->cmp_layer[layer]) return;
-    float **dp;
-    const float **pp = cmp_params(hy, layer, &dp);
-    tcmp_forward(out, cmp_cache(hy, layer), qkv, B, T, hy->C, hy->H, s->b, pp);
-    free(pp), free(dp);
+    if (hy->cmp_layer[layer]) {
+        float **dp;
+        const float **pp = cmp_params(hy, layer, &dp);
+        tcmp_forward(out, cmp_cache(hy, layer), qkv, B, T, hy->C, hy->H, s->b, pp);
+        free(pp), free(dp);
+    }
+    hy->tm.select_s += t1 - t0, hy->tm.head_s += time_now() - t1;
 }
 
 /* Its backward: tcmp's (into dqkv and the gates' gradients) on the layer's dout, then
@@ -256,6 +260,12 @@ static void tile_backward(hybrid *hy, int layer, float *dqkv, const float *dout,
     }
     tblock_backward(dqkv, dout, qkv, osel, hy->tlse + (size_t)layer * B * hy->H * T, hy->C, &hy->tsel[layer],
                     hy->tscratch);
+}
+
+void hybrid_timers_split(hybrid_timers *tm, double wall, double sel, double fn) {
+    if (sel + fn <= 0.0) return;
+    tm->select_s += wall * sel / (sel + fn);
+    tm->head_s += wall * fn / (sel + fn);
 }
 
 /* Hybrid by length: a sequence shorter than the threshold runs every head dense. */
@@ -313,7 +323,8 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
         return;
     }
     if (hy->dense_in_layer[layer]) attention_forward_skip(out, att, qkv, B, T, C, H, hy->skip + layer * H);
-#pragma omp parallel for collapse(2) schedule(dynamic)
+    double sel = 0.0, fn = 0.0, w0 = time_now(); /* thread-seconds, to split the wall time */
+#pragma omp parallel for collapse(2) schedule(dynamic) reduction(+ : sel, fn)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {
             int i = layer * H + h;
@@ -322,12 +333,16 @@ static void hybrid_forward(void *ctx, int layer, float *out, float *att, const f
             head_bufs r = bufs_of(hy, i, b);
             const float *q = qkv + (size_t)b * T * 3 * C + h * hs;
             float *w = hy->work + (size_t)omp_get_thread_num() * hy->work_per_thread;
+            double t0 = time_now();
             selector_select(&sp->spec, sp->params, hs, sh->max_seq, q, q + C, 3 * C, T, r.idx,
                             r.score, r.count, w);
             selector_widen_rows(r.idx, r.score, T, selector_kmax(&sp->spec, T), r.kmax);
+            double t1 = time_now();
             headfn_forward(&sp->spec, sp->params + sp->n_sel, hs, r.kmax, q, q + C, q + 2 * C,
                            3 * C, T, r.idx, r.count, out + (size_t)b * T * C + h * hs, C, r.cache);
+            sel += t1 - t0, fn += time_now() - t1;
         }
+    hybrid_timers_split(&hy->tm, time_now() - w0, sel, fn);
 }
 
 /* Parallel over heads, serial over batch rows: each head's parameter gradient is
@@ -346,11 +361,14 @@ static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, c
         if (!hy->tout[layer] || hy->B != B || hy->T != T)
             die_at(__FILE__, __LINE__, "hybrid: layer %d backward without its tile forward at B=%d T=%d",
                    layer, B, T);
+        double t0 = time_now();
         tile_backward(hy, layer, dqkv, dout, qkv, B, T);
+        hy->tm.head_bwd_s += time_now() - t0;
         return;
     }
     if (hy->dense_in_layer[layer])
         attention_backward_skip(dqkv, scratch, dout, qkv, att, B, T, C, H, hy->skip + layer * H);
+    double t0 = time_now();
 #pragma omp parallel for schedule(dynamic)
     for (int h = 0; h < H; h++) {
         int i = layer * H + h;
@@ -367,6 +385,7 @@ static void hybrid_backward(void *ctx, int layer, float *dqkv, float *scratch, c
                             dout + (size_t)b * T * C + h * hs, C, r.cache);
         }
     }
+    hy->tm.head_bwd_s += time_now() - t0;
 }
 
 void hybrid_attach(hybrid *hy, gpt_model *m) { m->attn = &hy->hook; }
@@ -392,11 +411,6 @@ int hybrid_decode_check(const sparse_heads *sh, sattn_err *e) {
                               "not implemented for it yet; expected a plan without shared=1 to sample",
                            i / sh->heads, i % sh->heads);
     }
-    for (int i = 0; i < sh->layers * sh->heads; i++)
-        if (sh->h[i].spec.tile)
-            return err_set(e, "head L%dH%d has tile=1 (tile-shared block selection): cached decoding "
-                              "is not implemented for it (a decode step has one query, not a tile); "
-                              "expected a plan without tile=1 to sample", i / sh->heads, i % sh->heads);
     return 0;
 }
 

@@ -7,9 +7,10 @@
 
 #include "sattn/flash.h"
 #include "sattn/sparse_decode.h"
+#include "sattn/tblock.h"
 
 static void hdec_decode(void *ctx, int layer, float *out, const float *q, const float *kc, const float *vc, int T);
-static void hdec_prefilled(void *ctx, int layer, const float *kc, const float *vc, int T);
+static void hdec_prefilled(void *ctx, int layer, const float *q, int ldq, const float *kc, const float *vc, int T);
 static int hdec_stale(void *ctx, int T);
 
 /* Floats of one head's incremental state for a cache of cap rows. */
@@ -29,6 +30,22 @@ static size_t step_floats(const head_spec *s, int hs, int cap, int max_seq) {
     return w + headfn_cache_floats(s, hs, km, 1);
 }
 
+/* A tile layer's state for a cache of cap rows (hdec_tile; spec: its heads' b and n). */
+static void tile_init(hdec_tile *st, const head_spec *s, int C, int H, int cap) {
+    size_t nb = (size_t)cap / (size_t)s->block + 1;
+    st->b = s->block, st->n = s->nblocks, st->tile = -1;
+    st->q = xmalloc_aligned(((size_t)cap * C + nb * C + C + nb + (size_t)st->n) * sizeof(float));
+    st->kbar = st->q + (size_t)cap * C;
+    st->scratch = st->kbar + nb * C;
+    st->kept = xmalloc(((size_t)H * st->n + H + st->n) * sizeof(int));
+    st->count = st->kept + (size_t)H * st->n, st->ix = st->count + H;
+}
+
+static void tile_free(hdec_tile *st) {
+    free(st->q), free(st->kept);
+    memset(st, 0, sizeof *st);
+}
+
 void hdec_init(hdec *d, const hybrid *hy, int cap) {
     const sparse_heads *sh = hy->sh;
     int n = sh->layers * sh->heads;
@@ -40,12 +57,19 @@ void hdec_init(hdec *d, const hybrid *hy, int cap) {
     for (int i = 0; i < n; i++) {
         const head_spec *s = &sh->h[i].spec;
         d->off_side[i] = total;
-        if (s->sel == SEL_DENSE) continue;
+        if (s->sel == SEL_DENSE || s->tile) continue; /* tile heads: the layer's hdec_tile */
         total += side_floats(s, sh->hs, cap);
         size_t w = step_floats(s, sh->hs, cap, sh->max_seq);
         d->work_per_thread = w > d->work_per_thread ? w : d->work_per_thread;
         int km = selector_kmax(s, cap);
         d->kmax_cap = km > d->kmax_cap ? km : d->kmax_cap;
+    }
+    d->tile = xcalloc((size_t)sh->layers, sizeof *d->tile);
+    for (int l = 0; l < sh->layers; l++) {
+        if (!hy->tile_layer[l]) continue;
+        tile_init(&d->tile[l], &sh->h[(size_t)l * sh->heads].spec, hy->C, hy->H, cap);
+        size_t w = sparse_decode_tile_work(d->tile[l].b, d->tile[l].n);
+        d->work_per_thread = w > d->work_per_thread ? w : d->work_per_thread;
     }
     int nt = omp_get_max_threads();
     d->side = xmalloc_aligned((total + 1) * sizeof(float));
@@ -55,6 +79,9 @@ void hdec_init(hdec *d, const hybrid *hy, int cap) {
 }
 
 void hdec_free(hdec *d) {
+    if (d->tile)
+        for (int l = 0; l < d->hy->sh->layers; l++) tile_free(&d->tile[l]);
+    free(d->tile);
     free(d->off_side), free(d->nside), free(d->side), free(d->work), free(d->idx);
     memset(d, 0, sizeof *d);
 }
@@ -82,7 +109,8 @@ static void side_update(hdec *d, int i, const float *k, int ld, int T) {
 /* Sparse head i's output o (hs) for the query q against the layer's cache (rows 0..T-1):
  * the selection from its state, then its head function on the selected rows. */
 static void head_step(hdec *d, int i, float *o, const float *q, const float *k, const float *v, int ld, int T,
-                      float *w, int *idx) {
+                      float *w, int *idx, double *sel_s, double *fn_s) {
+    double t0 = time_now();
     const sparse_head *sp = &d->hy->sh->h[i];
     const head_spec *s = &sp->spec;
     int hs = d->hy->sh->hs, c;
@@ -101,38 +129,99 @@ static void head_step(hdec *d, int i, float *o, const float *q, const float *k, 
     /* softmax: over the c selected keys, as sparse_decode's steps (kmax = c); mlp: the
      * input width it was trained with (hybrid.c's slot width at the heads' max_seq) */
     int kmax = s->fn == HFN_MLP ? selector_kmax(s, d->hy->sh->max_seq) : c;
+    double t1 = time_now();
     headfn_forward(s, sp->params + sp->n_sel, hs, kmax, q, k, v, ld, 1, idx, &c, o, hs, w + wsel);
+    *sel_s += t1 - t0, *fn_s += time_now() - t1;
+}
+
+/* Tile i's kept blocks per head, as tblock_select chooses them: blocks 0 .. i-1 summarised
+ * (kbar_j = the mean of cached key rows j b .. j b + b - 1), qbar = the mean of the queries
+ * (i-1) b .. i b - 1, then tblock_select_tile per head on its hs columns. */
+static void tile_choose(hdec_tile *st, const float *kc, int C, int H, int i) {
+    int hs = C / H, b = st->b;
+    for (; st->nk < i; st->nk++)
+        tblock_mean_rows(st->kbar + (size_t)st->nk * C, kc + (size_t)st->nk * b * C, (size_t)C, b, C);
+    float *qbar = st->scratch, *row = qbar + C, *sc = row + i + 1;
+    if (i > 0) tblock_mean_rows(qbar, st->q + (size_t)(i - 1) * b * C, (size_t)C, b, C);
+    for (int h = 0; h < H; h++)
+        st->count[h] = tblock_select_tile(st->kept + (size_t)h * st->n, i, st->n, qbar + h * hs, st->kbar + h * hs,
+                                          (size_t)C, hs, row, sc, st->ix);
+    st->tile = i;
+}
+
+/* A tile layer's step at t = T-1: the query kept as row t, the tile's selection when it
+ * starts (or after a prefill or rewind), then each head over its kept blocks. */
+static void tile_decode(hdec *d, int layer, float *out, const float *q, const float *kc, const float *vc, int T) {
+    hdec_tile *st = &d->tile[layer];
+    int C = d->hy->C, H = d->hy->H, hs = C / H, i = (T - 1) / st->b;
+    memcpy(st->q + (size_t)(T - 1) * C, q, (size_t)C * sizeof(float));
+    st->nq = T;
+    double t0 = time_now();
+    if (st->tile != i) tile_choose(st, kc, C, H, i);
+    double t1 = time_now();
+#pragma omp parallel for schedule(static) if ((size_t)H * st->n * st->b * hs > 65536)
+    for (int h = 0; h < H; h++)
+        sparse_decode_tile(hs, q + h * hs, kc + h * hs, vc + h * hs, C, T, st->b, st->kept + (size_t)h * st->n,
+                           st->count[h], out + h * hs, d->work + (size_t)omp_get_thread_num() * d->work_per_thread);
+    d->tm.select_s += t1 - t0, d->tm.head_s += time_now() - t1;
 }
 
 static void hdec_decode(void *ctx, int layer, float *out, const float *q, const float *kc, const float *vc, int T) {
     hdec *d = ctx;
     const hybrid *hy = d->hy;
     int C = hy->C, H = hy->H, hs = hy->sh->hs;
+    hdec_tile *st = &d->tile[layer];
     if (!sparse_at(d, T)) {
+        if (st->q) memcpy(st->q + (size_t)(T - 1) * C, q, (size_t)C * sizeof(float)), st->nq = T;
         attention_decode_step(out, q, kc, vc, T, C, H);
         d->steps_dense++;
         return;
     }
     d->steps_sparse++;
+    if (st->q) {
+        tile_decode(d, layer, out, q, kc, vc, T);
+        return;
+    }
     const unsigned char *skip = hy->skip + (size_t)layer * H;
     attention_decode_step_skip(out, q, kc, vc, T, C, H, skip, NULL);
     int nsparse = 0;
     for (int h = 0; h < H; h++) nsparse += skip[h];
-#pragma omp parallel for schedule(dynamic) if ((size_t)nsparse * T * hs > 32768)
+    double sel = 0.0, fn = 0.0, w0 = time_now(); /* thread-seconds, to split the wall time */
+#pragma omp parallel for schedule(dynamic) if ((size_t)nsparse * T * hs > 32768) reduction(+ : sel, fn)
     for (int h = 0; h < H; h++) {
         if (!skip[h]) continue;
         int i = layer * H + h, t = omp_get_thread_num();
+        double t0 = time_now();
         side_update(d, i, kc + h * hs, C, T);
+        sel += time_now() - t0;
         head_step(d, i, out + h * hs, q + h * hs, kc + h * hs, vc + h * hs, C, T,
-                  d->work + (size_t)t * d->work_per_thread, d->idx + (size_t)t * d->kmax_cap);
+                  d->work + (size_t)t * d->work_per_thread, d->idx + (size_t)t * d->kmax_cap, &sel, &fn);
     }
+    hybrid_timers_split(&d->tm, time_now() - w0, sel, fn);
 }
 
-static void hdec_prefilled(void *ctx, int layer, const float *kc, const float *vc, int T) {
+/* A tile layer after a prefill (its queries q, row stride ldq) or a rewind (q NULL: the
+ * rows kept before). The mean keys are recomputed lazily from the cache, the selection at
+ * the next step. */
+static void tile_prefilled(hdec_tile *st, int layer, const float *q, int ldq, int C, int T) {
+    if (q)
+        for (int t = 0; t < T; t++) memcpy(st->q + (size_t)t * C, q + (size_t)t * ldq, (size_t)C * sizeof(float));
+    else if (st->nq < T)
+        die_at(__FILE__, __LINE__, "hybrid decode: layer %d is tile-shared (tile=1): a rewind to %d positions "
+                                   "needs their queries, and this hook was given %d (prefill with it first)",
+               layer, T, st->nq);
+    st->nq = T, st->nk = 0, st->tile = -1;
+}
+
+static void hdec_prefilled(void *ctx, int layer, const float *q, int ldq, const float *kc, const float *vc, int T) {
     hdec *d = ctx;
     const hybrid *hy = d->hy;
     int H = hy->H, hs = hy->sh->hs;
     d->mode = sparse_at(d, T);
+    if (d->tile[layer].q) {
+        tile_prefilled(&d->tile[layer], layer, q, ldq, hy->C, T);
+        return;
+    }
     for (int h = 0; h < H; h++) {
         int i = layer * H + h;
         d->nside[i] = 0;

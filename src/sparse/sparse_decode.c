@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../nn/fastmath.h"
 #include "sattn/nn.h"
 
 /* o = sum_j softmax_j(q . k_{idx_j} / sqrt(d)) v_{idx_j} over the c selected keys: the
@@ -124,4 +125,39 @@ int sparse_decode_pos_select(const head_spec *s, const float *params, int d, int
     for (int u = 0; u < T; u++) S[u] += b2[u];
     int c = selector_topk(S, T, s->k, top, idx);
     return s->tau > 0.0f ? selector_dynamic_k(s, S, T, top, c) : c;
+}
+
+/* ------------------------------------------------------------------ tile */
+
+size_t sparse_decode_tile_work(int b, int c) { return (size_t)b * (size_t)(c > 0 ? c : 1) + 1; }
+
+/* Keys of kept block j for the query at t: the whole block, or i b .. t for the own one. */
+static int tile_keys(int j, int b, int t) { return j == t / b ? t - j * b + 1 : b; }
+
+/* s_u = q . k_u / sqrt(d) over the kept keys u (block by block, in kept order), m = max s,
+ * p_u = e^{s_u - m}, o = sum_u p_u v_u / sum_u p_u. One block's rows are b consecutive cache
+ * rows: each product is a 1 x b (or b x d) sgemm over them, as flash.h's decode step. */
+void sparse_decode_tile(int d, const float *q, const float *k, const float *v, int ld, int T, int b,
+                        const int *kept, int c, float *o, float *work) {
+    int t = T - 1, n = 0;
+    float scale = 1.0f / sqrtf((float)d), mx = -INFINITY, sum = 0.0f;
+    for (int a = 0; a < c; a++) {
+        int j = kept[a], nk = tile_keys(j, b, t);
+        nn_sgemm(0, 1, 1, nk, d, scale, q, d, k + (size_t)j * b * ld, ld, 0.0f, work + n, nk);
+        n += nk;
+    }
+    for (int u = 0; u < n; u++) mx = work[u] > mx ? work[u] : mx;
+#pragma omp simd reduction(+ : sum)
+    for (int u = 0; u < n; u++) {
+        work[u] = fast_expf(work[u] - mx);
+        sum += work[u];
+    }
+    n = 0;
+    for (int a = 0; a < c; a++) {
+        int j = kept[a], nk = tile_keys(j, b, t);
+        nn_sgemm(0, 0, 1, d, nk, 1.0f, work + n, nk, v + (size_t)j * b * ld, ld, a ? 1.0f : 0.0f, o, d);
+        n += nk;
+    }
+    float inv = 1.0f / sum;
+    for (int x = 0; x < d; x++) o[x] *= inv;
 }

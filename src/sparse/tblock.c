@@ -52,8 +52,9 @@ double tblock_pairs(const tblock_sel *s) {
 /* ------------------------------------------------------------------ selection */
 
 /* mean[c] = (1/n) sum_{r<n} x[r ld + c], c < w: a block's mean key or a tile's pooled query
- * (all heads at once: w = C). */
-static void row_mean(float *mean, const float *x, size_t ld, int n, int w) {
+ * (all heads at once: w = C). Rows are added in order, so any w gives each column the same
+ * bits (the decode step's means, from the cache, equal these). */
+void tblock_mean_rows(float *mean, const float *x, size_t ld, int n, int w) {
     memset(mean, 0, (size_t)w * sizeof(float));
     for (int r = 0; r < n; r++) fk_add(mean, x + (size_t)r * ld, w, 1.0f);
     for (int c = 0; c < w; c++) mean[c] /= (float)n;
@@ -67,30 +68,36 @@ static void sort_ints(int *x, int n) {
         }
 }
 
+/* Tile i of one head (tblock.h): scores blocks j < i by qbar . kbar_j (qbar: the previous
+ * tile's pooled query), keeps the top n-1 (selector_topk: ties to the earlier block), sorts
+ * them and appends i; kept gets n entries, -1 after the count. The previous tile's pooled
+ * query, not tile i's own: tile i's own queries after t carry tokens after t, and a selection
+ * that depends on them leaks the future into query t's output (measured: a model trained so
+ * lost 0.26 % of loss when evaluated on prefixes). */
+int tblock_select_tile(int *kept, int i, int n, const float *qbar, const float *kbar, size_t ldk, int hs,
+                       float *row, float *sc, int *ix) {
+    for (int j = 0; j < i; j++) {
+        const float *k = kbar + (size_t)j * ldk;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int d = 0; d < hs; d++) dot += qbar[d] * k[d];
+        row[j] = dot;
+    }
+    int c = selector_topk(row, i, n - 1, sc, ix);
+    sort_ints(ix, c);
+    for (int a = 0; a < n; a++) kept[a] = a < c ? ix[a] : a == c ? i : -1;
+    return c + 1;
+}
+
 /* One (batch row, head): qbar, kbar the complete tiles' pooled queries and blocks' mean keys
- * (rows of stride C). row: ntiles floats, sc and ix: n. Tile i >= 1 scores blocks j < i by
- * qbar_{i-1} . kbar_j (all complete: block j ends at (j + 1) b <= i b < T), keeps the top n-1
- * (selector_topk: ties to the earlier block), sorts them and appends i. The previous tile's
- * pooled query, not tile i's own: tile i's own queries after t carry tokens after t, and a
- * selection that depends on them leaks the future into query t's output (measured: a model
- * trained so lost 0.26 % of loss when evaluated on prefixes). */
+ * (rows of stride C). row: ntiles floats, sc and ix: n. */
 static void select_head(const tblock_sel *s, int bh, const float *qbar, const float *kbar, int C, int hs,
                         float *row, float *sc, int *ix) {
     int nt = s->ntiles;
     for (int i = 0; i < nt; i++) {
         int *kept = s->blocks + ((size_t)bh * nt + i) * s->n;
         const float *q = qbar + (size_t)(i > 0 ? i - 1 : 0) * C;
-        for (int j = 0; j < i; j++) {
-            const float *k = kbar + (size_t)j * C;
-            float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (int d = 0; d < hs; d++) dot += q[d] * k[d];
-            row[j] = dot;
-        }
-        int c = selector_topk(row, i, s->n - 1, sc, ix);
-        sort_ints(ix, c);
-        for (int a = 0; a < s->n; a++) kept[a] = a < c ? ix[a] : a == c ? i : -1;
-        s->count[(size_t)bh * nt + i] = c + 1;
+        s->count[(size_t)bh * nt + i] = tblock_select_tile(kept, i, s->n, q, kbar, (size_t)C, hs, row, sc, ix);
     }
 }
 
@@ -110,8 +117,8 @@ void tblock_select(tblock_sel *s, const float *qkv, int C) {
             for (int i = 0; i < nt; i++) {
                 const float *x = qkv + ((size_t)bb * s->T + (size_t)i * b) * ld;
                 if (i + 1 == nt) continue; /* the last tile's queries and keys score nothing */
-                row_mean(qbar + bb * per + (size_t)i * C, x, ld, b, C);
-                row_mean(kbar + bb * per + (size_t)i * C, x + C, ld, b, C);
+                tblock_mean_rows(qbar + bb * per + (size_t)i * C, x, ld, b, C);
+                tblock_mean_rows(kbar + bb * per + (size_t)i * C, x + C, ld, b, C);
             }
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < s->B * s->H; bh++) {

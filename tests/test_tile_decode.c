@@ -55,6 +55,8 @@ static void fx_open(fixture *f, const char *plan, int pos, uint64_t seed) {
     rng_seed(&r, seed + 1);
     cr_assert_eq(plan_parse(plan, NULL, L, H, specs, &e), 0, "%s", e.msg);
     sparse_heads_create(&f->sh, L, H, C / H, MAXT, specs, &r);
+    for (int i = 0; i < L * H; i++) /* cmp=1 gates away from their zero init */
+        for (size_t j = 0; j < f->sh.h[i].n_fn; j++) f->sh.h[i].params[f->sh.h[i].n_sel + j] = 0.5f * rng_normal(&r);
     hybrid_init(&f->hy, &f->sh, C, H);
     hybrid_attach(&f->hy, &f->m);
     hdec_init(&f->hd, &f->hy, MAXT);
@@ -128,6 +130,15 @@ Test(tile_decode, own_block_only, .timeout = 60) {
     int p[] = {1, 6};
     tile_case("all:block+softmax:b=5,n=1,tile=1", GPT_POS_ROPE, p, 2);
 }
+/* NSA's compressed branch (cmp=1, random gates): the step adds the gated pooled blocks before
+ * its tile as the forward does; in one layer of two */
+Test(tile_decode, cmp_branch, .timeout = 60) {
+    int p[] = {1, 7, 10, 33};
+    tile_case("all:block+softmax:b=5,n=2,tile=1,cmp=1", GPT_POS_ROPE, p, 4);
+    int q[] = {3, 24};
+    tile_case("L0:block+softmax:b=8,n=2,tile=1; L1:block+softmax:b=4,n=3,tile=1,cmp=1", GPT_POS_LEARNED, q, 2);
+}
+
 /* layers of different b and n, and n above the number of tiles */
 Test(tile_decode, layers_differ, .timeout = 60) {
     int p[] = {3, 24};

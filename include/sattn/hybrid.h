@@ -97,8 +97,7 @@ int hybrid_all_sparse(const sparse_heads *sh);
 double hybrid_mem_bytes(const hybrid *hy, int B, int T, int threads);
 
 /* 0, or -1 and a message naming the option when some head of sh cannot be decoded with a
- * KV cache (hybrid_decode.h): cmp=1 heads (the compressed branch) and shared=1 indexers
- * have no decode step yet. */
+ * KV cache (hybrid_decode.h): shared=1 indexers have no decode step yet. */
 int hybrid_decode_check(const sparse_heads *sh, sattn_err *e);
 
 

@@ -49,6 +49,8 @@
 typedef struct {
     float *q;          /* (cap, C): the window's queries, rows 0 .. nq-1 valid */
     float *kbar;       /* (cap / b + 1, C): mean keys of blocks 0 .. nk-1 */
+    float *vbar;       /* with cmp (tcmp.h): mean values of the same blocks; else NULL */
+    const float **gate; /* with cmp: per head its gate parameters (hs + 1) */
     float *scratch;    /* qbar (C), then the scores (cap / b + 1) and top-k values (n) */
     int *kept, *count; /* (H, n) and (H): tile `tile`'s kept blocks per head */
     int *ix;           /* top-k positions (n) */

@@ -32,6 +32,12 @@ size_t tcmp_cache_floats(int B, int T, int C, int H);
 void tcmp_forward(float *out, float *cache, const float *qkv, int B, int T, int C, int H, int b,
                   const float *const *params);
 
+/* One decode step of one head: the query q (hs) at position t of tile i against the pooled
+ * blocks j < i (kbar_j at kbar + j ld, vbar_j at vbar + j ld, hs floats each): out (hs) +=
+ * g c as above; params: the head's hs + 1. work: i floats. Nothing when i = 0. */
+void tcmp_decode(float *out, const float *q, const float *kbar, const float *vbar, size_t ld, int i, int hs,
+                 const float *params, float *work);
+
 /* osel = out - g c (B,T,C): the tile layer's selected-branch output, which tblock's
  * backward needs (its D_t = dO_t . o_sel,t), from the layer's output and the forward's cache. */
 void tcmp_remove(float *osel, const float *out, const float *cache, int B, int T, int C, int H);

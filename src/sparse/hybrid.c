@@ -402,10 +402,6 @@ void hybrid_set_dense_below(hybrid *hy, int dense_below) {
 
 int hybrid_decode_check(const sparse_heads *sh, sattn_err *e) {
     for (int i = 0; i < sh->layers * sh->heads; i++) {
-        if (sh->h[i].spec.cmp)
-            return err_set(e, "head L%dH%d has cmp=1 (the compressed branch): cached decoding is not "
-                              "implemented for it; expected a plan without cmp=1 to sample", i / sh->heads,
-                           i % sh->heads);
         if (sh->h[i].spec.shared)
             return err_set(e, "head L%dH%d has shared=1 (one indexer per layer): cached decoding is "
                               "not implemented for it yet; expected a plan without shared=1 to sample",

@@ -31,18 +31,25 @@ static size_t step_floats(const head_spec *s, int hs, int cap, int max_seq) {
 }
 
 /* A tile layer's state for a cache of cap rows (hdec_tile; spec: its heads' b and n). */
-static void tile_init(hdec_tile *st, const head_spec *s, int C, int H, int cap) {
+static void tile_init(hdec_tile *st, const sparse_heads *sh, int l, int C, int H, int cap) {
+    const head_spec *s = &sh->h[(size_t)l * sh->heads].spec;
     size_t nb = (size_t)cap / (size_t)s->block + 1;
     st->b = s->block, st->n = s->nblocks, st->tile = -1;
-    st->q = xmalloc_aligned(((size_t)cap * C + nb * C + C + nb + (size_t)st->n) * sizeof(float));
+    st->q = xmalloc_aligned(((size_t)cap * C + nb * C + C + nb + (size_t)st->n + (s->cmp ? nb * C : 0)) * sizeof(float));
     st->kbar = st->q + (size_t)cap * C;
     st->scratch = st->kbar + nb * C;
+    st->vbar = s->cmp ? st->scratch + C + nb + st->n : NULL;
+    st->gate = s->cmp ? xmalloc((size_t)H * sizeof *st->gate) : NULL;
+    for (int h = 0; s->cmp && h < H; h++) {
+        const sparse_head *sp = &sh->h[(size_t)l * sh->heads + h];
+        st->gate[h] = sp->params + sp->n_sel;
+    }
     st->kept = xmalloc(((size_t)H * st->n + H + st->n) * sizeof(int));
     st->count = st->kept + (size_t)H * st->n, st->ix = st->count + H;
 }
 
 static void tile_free(hdec_tile *st) {
-    free(st->q), free(st->kept);
+    free(st->q), free(st->kept), free(st->gate);
     memset(st, 0, sizeof *st);
 }
 
@@ -67,7 +74,7 @@ void hdec_init(hdec *d, const hybrid *hy, int cap) {
     d->tile = xcalloc((size_t)sh->layers, sizeof *d->tile);
     for (int l = 0; l < sh->layers; l++) {
         if (!hy->tile_layer[l]) continue;
-        tile_init(&d->tile[l], &sh->h[(size_t)l * sh->heads].spec, hy->C, hy->H, cap);
+        tile_init(&d->tile[l], sh, l, hy->C, hy->H, cap);
         size_t w = sparse_decode_tile_work(d->tile[l].b, d->tile[l].n);
         d->work_per_thread = w > d->work_per_thread ? w : d->work_per_thread;
     }
@@ -137,10 +144,12 @@ static void head_step(hdec *d, int i, float *o, const float *q, const float *k, 
 /* Tile i's kept blocks per head, as tblock_select chooses them: blocks 0 .. i-1 summarised
  * (kbar_j = the mean of cached key rows j b .. j b + b - 1), qbar = the mean of the queries
  * (i-1) b .. i b - 1, then tblock_select_tile per head on its hs columns. */
-static void tile_choose(hdec_tile *st, const float *kc, int C, int H, int i) {
+static void tile_choose(hdec_tile *st, const float *kc, const float *vc, int C, int H, int i) {
     int hs = C / H, b = st->b;
-    for (; st->nk < i; st->nk++)
+    for (; st->nk < i; st->nk++) {
         tblock_mean_rows(st->kbar + (size_t)st->nk * C, kc + (size_t)st->nk * b * C, (size_t)C, b, C);
+        if (st->vbar) tblock_mean_rows(st->vbar + (size_t)st->nk * C, vc + (size_t)st->nk * b * C, (size_t)C, b, C);
+    }
     float *qbar = st->scratch, *row = qbar + C, *sc = row + i + 1;
     if (i > 0) tblock_mean_rows(qbar, st->q + (size_t)(i - 1) * b * C, (size_t)C, b, C);
     for (int h = 0; h < H; h++)
@@ -157,12 +166,16 @@ static void tile_decode(hdec *d, int layer, float *out, const float *q, const fl
     memcpy(st->q + (size_t)(T - 1) * C, q, (size_t)C * sizeof(float));
     st->nq = T;
     double t0 = time_now();
-    if (st->tile != i) tile_choose(st, kc, C, H, i);
+    if (st->tile != i) tile_choose(st, kc, vc, C, H, i);
     double t1 = time_now();
 #pragma omp parallel for schedule(static) if ((size_t)H * st->n * st->b * hs > 65536)
     for (int h = 0; h < H; h++)
         sparse_decode_tile(hs, q + h * hs, kc + h * hs, vc + h * hs, C, T, st->b, st->kept + (size_t)h * st->n,
                            st->count[h], out + h * hs, d->work + (size_t)omp_get_thread_num() * d->work_per_thread);
+    /* NSA's compressed branch (cmp=1): the pooled blocks before tile i, gated (tcmp.h) */
+    for (int h = 0; st->vbar && h < H; h++)
+        tcmp_decode(out + h * hs, q + h * hs, st->kbar + h * hs, st->vbar + h * hs, (size_t)C, i, hs, st->gate[h],
+                    st->scratch + C);
     d->tm.select_s += t1 - t0, d->tm.head_s += time_now() - t1;
 }
 

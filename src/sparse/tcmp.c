@@ -108,6 +108,19 @@ void tcmp_forward(float *out, float *cache, const float *qkv, int B, int T, int 
     free(pooled);
 }
 
+void tcmp_decode(float *out, const float *q, const float *kbar, const float *vbar, size_t ld, int i, int hs,
+                 const float *params, float *work) {
+    if (i <= 0) return;
+    float m = -INFINITY, z = 0.0f, scale = 1.0f / sqrtf((float)hs);
+    for (int j = 0; j < i; j++) {
+        work[j] = dot(q, kbar + (size_t)j * ld, hs) * scale;
+        m = work[j] > m ? work[j] : m;
+    }
+    for (int j = 0; j < i; j++) work[j] = expf(work[j] - m), z += work[j];
+    float g = sigmoid(dot(params, q, hs) + params[hs]);
+    for (int j = 0; j < i; j++) axpy(out, g * work[j] / z, vbar + (size_t)j * ld, hs);
+}
+
 void tcmp_remove(float *osel, const float *out, const float *cache, int B, int T, int C, int H) {
     const float *gate = cache + (size_t)B * T * C + (size_t)B * H * T;
     int hs = C / H;

@@ -84,7 +84,7 @@ static int spec_eq(const head_spec *a, const head_spec *b) {
            memcmp(&a->tau, &b->tau, sizeof a->tau) == 0 && a->rank == b->rank &&
            a->iheads == b->iheads && a->block == b->block && a->nblocks == b->nblocks &&
            a->bounds == b->bounds && a->hidden == b->hidden && a->mlp_q == b->mlp_q &&
-           a->mlp_logits == b->mlp_logits && a->tile == b->tile && a->shared == b->shared;
+           a->mlp_logits == b->mlp_logits && a->tile == b->tile && a->shared == b->shared && a->cmp == b->cmp;
 }
 
 static void assert_msg_has(const sattn_err *e, const char *a, const char *b) {
@@ -518,7 +518,8 @@ Test(heads, reserved_words_must_be_zero) {
     put32(b, record_offset(b, 5) + 15 * 4, 1);
     fix_checksum(b, len);
     spit(t.path, b, len);
-    expect_load_error(t.path, NULL, "head L1H1: spec word 15 = 0x00000001, expected 0 (reserved)");
+    /* every spec word has a meaning now (15: cmp), so a stray 1 there is checked as that field */
+    expect_load_error(t.path, NULL, "head L1H1: bad spec: cmp = 1 without tile = 1");
     free(b);
     tmp_close(&t);
 }

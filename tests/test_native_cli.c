@@ -17,6 +17,7 @@
 
 #include "cli_util.h"
 #include "sattn/heads.h"
+#include "sattn/tcmp.h"
 
 #define TINY "--layers", "2", "--heads", "2", "--dim", "16", "--seq", "32", "--batch", "4", "--threads", "2", \
              "--seed", "5", "--lr", "3e-3", "--warmup", "2"
@@ -292,7 +293,8 @@ Test(native_cli, cmp_plan_trains_and_reloads, .timeout = 120) {
     cr_assert_eq(heads_load(heads, &sh, NULL, &e), 0, "%s", e.msg);
     double moved = 0;
     for (int i = 0; i < sh.layers * sh.heads; i++)
-        for (size_t j = 0; j < sh.h[i].n_fn; j++) moved = fmax(moved, fabs(sh.h[i].params[sh.h[i].n_sel + j]));
+        for (size_t j = 0; j < sh.h[i].n_fn; j++) /* the init: w = 0, u = TCMP_GATE_INIT */
+            moved = fmax(moved, fabs(sh.h[i].params[sh.h[i].n_sel + j] - (j + 1 == sh.h[i].n_fn ? TCMP_GATE_INIT : 0)));
     cr_assert(moved > 1e-4, "the gates did not train (max |param| %g)", moved);
     sparse_heads_free(&sh);
     const char *sa[] = {"sample", "--model", out, "--heads", heads, "--tokens", "10", "--threads", "2", NULL};

@@ -7,7 +7,10 @@
 
 #include "sattn/core.h"
 
-void tcmp_init(float *params, int hs) { memset(params, 0, tcmp_param_count(hs) * sizeof(float)); }
+void tcmp_init(float *params, int hs) {
+    memset(params, 0, tcmp_param_count(hs) * sizeof(float));
+    params[hs] = TCMP_GATE_INIT;
+}
 
 size_t tcmp_cache_floats(int B, int T, int C, int H) {
     return (size_t)B * T * C + 2 * (size_t)B * H * T;

@@ -116,20 +116,24 @@ Test(trainlog, report_plots_the_logs, .timeout = 60) {
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) cr_skip_test("gnuplot is not installed");
     cli_tdir t;
     cli_tdir_open(&t);
-    trainlog a = {0}, b = {0};
+    trainlog a = {0}, b = {0}, c = {0};
     for (int i = 1; i <= 100; i++) {
         trainlog_row ra = {i, 128.0 * i, 5.0f / (float)i, i == 100 ? 2.5f : NAN, 1e-3f, 0.1 * i};
         trainlog_row rb = {i, 128.0 * i, 4.0f / (float)i, i == 100 ? 2.0f : NAN, 1e-3f, 0.05 * i};
-        trainlog_add(&a, &ra), trainlog_add(&b, &rb);
+        /* a run resumed at step 50: its clock starts again */
+        trainlog_row rc = {i, 128.0 * i, 4.5f / (float)i, i == 100 ? 2.25f : NAN, 1e-3f, i <= 50 ? 0.1 * i : 0.2 * (i - 50)};
+        trainlog_add(&a, &ra), trainlog_add(&b, &rb), trainlog_add(&c, &rc);
     }
     sattn_err e;
-    char pa[256], pb[256], arg[300], dir[256];
+    char pa[256], pb[256], pc[256], arg[300], argc2[300], dir[256];
     snprintf(pa, sizeof pa, "%s", cli_tpath(&t, "dense.csv"));
     snprintf(pb, sizeof pb, "%s", cli_tpath(&t, "sparse.csv"));
-    cr_assert_eq(trainlog_save(pa, &a, &e) | trainlog_save(pb, &b, &e), 0);
+    snprintf(pc, sizeof pc, "%s", cli_tpath(&t, "resumed.csv"));
+    cr_assert_eq(trainlog_save(pa, &a, &e) | trainlog_save(pb, &b, &e) | trainlog_save(pc, &c, &e), 0);
     snprintf(arg, sizeof arg, "tile=%s", pb);
+    snprintf(argc2, sizeof argc2, "resumed=%s", pc);
     snprintf(dir, sizeof dir, "%s", cli_tpath(&t, "rep"));
-    const char *rp[] = {"report", "--out", dir, "--train-log", pa, "--train-log", arg, NULL};
+    const char *rp[] = {"report", "--out", dir, "--train-log", pa, "--train-log", arg, "--train-log", argc2, NULL};
     free(cli_expect_ok(rp));
     char path[300];
     snprintf(path, sizeof path, "%s/train_curves.png", dir);
@@ -138,9 +142,11 @@ Test(trainlog, report_plots_the_logs, .timeout = 60) {
     char *md = cli_slurp(path, NULL);
     cr_assert(strstr(md, "| dense.csv |") && strstr(md, "| 100 | 12800 | 2.5000 | 1.0000 | 1280 |"), "%s", md);
     cr_assert(strstr(md, "| tile |") && strstr(md, "| 2.0000 | 0.8000 | 2560 |"), "%s", md);
+    /* the resumed run's rate is its last segment's: 50 x 128 tokens in 10 s */
+    cr_assert(strstr(md, "| resumed |") && strstr(md, "| 2.2500 | 0.9000 | 640 |"), "%s", md);
     free(md);
     const char *bad[] = {"report", "--out", cli_tpath(&t, "rep2"), "--train-log", "x=", NULL};
     cli_expect_fail(bad, "cannot open", 0);
-    trainlog_free(&a), trainlog_free(&b);
+    trainlog_free(&a), trainlog_free(&b), trainlog_free(&c);
     cli_tdir_close(&t);
 }

@@ -51,10 +51,20 @@ static double final_val(const trainlog *l) {
     return NAN;
 }
 
+/* Tokens per second of the log's last run: a resumed run (or logs joined end to end) starts
+ * its wall clock again, so the rate is taken from the last restart (wall_s falling) on. */
+static double tokens_per_s(const trainlog *l) {
+    int s = l->n - 1;
+    while (s > 0 && l->rows[s - 1].wall_s <= l->rows[s].wall_s) s--;
+    const trainlog_row *z = &l->rows[l->n - 1];
+    double before = s > 0 ? l->rows[s - 1].tokens : 0;
+    return z->wall_s > 0 ? (z->tokens - before) / z->wall_s : 0;
+}
+
 static void curve_table(report_ctx *r, const trainlog *logs, const char *const *labels, const char *const *paths,
                         int n) {
     double ref = final_val(&logs[0]);
-    sb_printf(&r->md, "| run | log | steps | tokens | final validation loss | × the first run | tokens/s |\n"
+    sb_printf(&r->md, "| run | log | steps | tokens | final validation loss | × the first run | tokens/s (last run) |\n"
                       "|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
         const trainlog_row *z = &logs[i].rows[logs[i].n - 1];
@@ -64,7 +74,7 @@ static void curve_table(report_ctx *r, const trainlog *logs, const char *const *
         sb_printf(&r->md, " | `");
         sb_escaped(&r->md, paths[i]);
         sb_printf(&r->md, "` | %d | %.0f | %.4f | %.4f | %.0f |\n", z->step, z->tokens, v, v / ref,
-                  z->wall_s > 0 ? z->tokens / z->wall_s : 0);
+                  tokens_per_s(&logs[i]));
     }
     sb_printf(&r->md, "\n");
 }

@@ -93,7 +93,15 @@ static int task_model(task_args *a, gpt_model *m) {
         return cli_fail("task", "--model %s: vocabulary %d, expected a byte-level model (vocab 256): "
                                 "the tasks are bytes", a->model, v);
     }
+    int autoattn = a->attn == CLI_ATTN_AUTO;
     m->cfg.attn = a->attn = cli_attn_resolve(a->attn, m->cfg.max_seq, a->heads != NULL);
+    /* every head sparse (a natively sparse model): the hook alone, no T x T buffer (as loss) */
+    sparse_heads sh;
+    sattn_err e;
+    if (a->heads && autoattn && heads_load(a->heads, &sh, &m->cfg, &e) == 0) {
+        if (hybrid_all_sparse(&sh)) m->cfg.attn = a->attn = GPT_ATTN_HOOK;
+        sparse_heads_free(&sh);
+    }
     return 0;
 }
 
@@ -149,7 +157,7 @@ static void print_table(const task_args *a, const task_grid *g, const task_cell 
 }
 
 static int write_json(const task_args *a, const task_grid *g, const task_cell *c) {
-    task_json_info info = {task_name(g->kind), a->model, a->heads, a->attn == GPT_ATTN_FLASH ? "flash" : "naive",
+    task_json_info info = {task_name(g->kind), a->model, a->heads, a->attn == GPT_ATTN_FLASH ? "flash" : a->attn == GPT_ATTN_HOOK ? "hook" : "naive",
                            g->kind == TASK_MQAR ? g->pairs : 0, a->seed};
     sbuf b = {0};
     eval_json_task_format(&b, &info, c, taskeval_cells(g));

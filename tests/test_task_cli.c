@@ -68,6 +68,14 @@ Test(task_cli, runs_and_writes_json, .timeout = 120) {
     free(cli_expect_ok(h));
     json = cli_slurp(j2, NULL);
     cr_assert(strstr(json, "\"heads\": \"") && strstr(json, "m.heads\""), "%s", json);
+    /* every head sparse: the hook alone runs (no T x T buffer), and the JSON says so */
+    cr_assert(strstr(json, "\"attn\": \"hook\""), "%s", json);
+    free(json);
+    const char *hn[] = {"task", "--model", model, "--task", "passkey", "--heads", heads, "--depths", "2",
+                        "--samples", "2", "--attn", "naive", "--json", j2, NULL};
+    free(cli_expect_ok(hn));
+    json = cli_slurp(j2, NULL);
+    cr_assert(strstr(json, "\"attn\": \"naive\""), "--attn naive asked: %s", json);
     free(json);
     cli_tdir_close(&t);
 }

@@ -2,7 +2,7 @@
  * Design, kernel by kernel, and the parity rule: docs/cuda.md. Kept C-like: the only
  * C++ used is templates over the padded head dim DM (64 or 128) and the mode. The
  * same source compiles for the GPU (nvcc) and for the CPU emulation (g++ -DSA_EMU). */
-#include "sa_cuda.h"
+#include "sa_dev.h"
 
 #include <float.h>
 #include <math.h>
@@ -13,155 +13,41 @@
 #endif
 #include "sattn/cuda_attn.h"
 
-#define FULL 0xffffffffu
-#define NEG_INF (-INFINITY)
-
-struct sa_cuda {
-    cudaStream_t st;
-    cudaEvent_t e0, e1;
-    char name[256];
-    int smem_optin;
-    void *scratch;     /* grow-only device scratch, carved per call */
-    size_t scratch_n;
-    size_t chunk_bytes; /* budget for a chunk of selector score rows */
-};
-
-/* ------------------------------------------------------------ device helpers ---- */
-
-/* Max / sum of v over each group of W lanes (W = 16 or 32), butterfly: every lane of the
- * group gets the result. */
-template <int W>
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = W / 2; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-    return v;
-}
-template <int W>
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = W / 2; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-    return v;
-}
-__device__ __forceinline__ float4 ld4(const float *p) { return *(const float4 *)p; }
-
-/* Order-preserving float -> uint (larger float, larger key); -0 is folded onto +0 so
- * that the two zeros tie, as they do under the CPU's float comparison. */
-__device__ __forceinline__ unsigned f2key(float f) {
-    if (f == 0.0f) f = 0.0f;
-    unsigned u = __float_as_uint(f);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-__device__ __forceinline__ float key2f(unsigned k) {
-    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
-}
-
 /* ------------------------------------------------------------- dense flash ---- */
 
-/* One block: a tile of 64 queries of one (b, h), 128 threads. Thread (ty, tx) =
- * (tid / 16, tid % 16) owns query rows ty*8 .. ty*8+7; for the 64 x 64 score tile
- * the key columns tx + 16j (j < 4), for the output the dims 64m + 4tx .. +3.
- * Shared: Q (pre-scaled by log2(e)/sqrt(d)), K, V tiles [64][DM+4] and P [64][68];
- * the +4 keeps float4 rows 16-byte aligned and spreads rows over banks.
- * Online softmax in base 2 (exp2f); tiles are visited up to the diagonal only.
- * (long: one fused kernel, load / score / online softmax / accumulate per tile, whose
- * shared-memory stages must stay in one scope to be synchronised.) */
-#define FL_T 64
-#define FL_PS 68
+/* One block: a tile of 64 queries of one (b, h), 128 threads (sa_dev.h's tile convention):
+ *   S = (Q log2(e)/sqrt(d)) K^T per 64 x 64 key tile, causal mask, online softmax in base 2,
+ *   O = sum_tiles P V / L,  lse = (m + log2 L) ln 2.
+ * Shared: Q (pre-scaled), K, V tiles [64][DM+4] and P [64][68]; key tiles are visited up to
+ * the diagonal only, longest query tiles first. */
 template <int DM>
 __global__ void __launch_bounds__(128) k_flash_fwd(float *out, float *lse, const float *qkv, int T,
                                                    int C, int H, float qscale) {
     SA_DYN_SMEM(smraw);
-    const int DP = DM + 4, NA = DM / 16;
+    const int DP = DM + 4;
     float *Qs = (float *)smraw, *Ks = Qs + FL_T * DP, *Vs = Ks + FL_T * DP, *Ps = Vs + FL_T * DP;
     const int d = C / H, nqt = (T + FL_T - 1) / FL_T;
     const int qt = nqt - 1 - (int)blockIdx.x, h = blockIdx.y, b = blockIdx.z; /* longest first */
     const int q0 = qt * FL_T, tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
     const size_t ld = (size_t)3 * C;
     const float *base = qkv + (size_t)b * T * ld + (size_t)h * d;
-
-    for (int e = tid; e < FL_T * DM; e += 128) {
-        int r = e / DM, c = e % DM, t = q0 + r;
-        Qs[r * DP + c] = (t < T && c < d) ? base[(size_t)t * ld + c] * qscale : 0.0f;
-    }
-    float m[8], l[8], acc[8][NA];
-    for (int i = 0; i < 8; i++) {
-        m[i] = NEG_INF, l[i] = 0.0f;
-        for (int a = 0; a < NA; a++) acc[i][a] = 0.0f;
-    }
+    tl_load<DM>(Qs, base, ld, q0, T, d, qscale, tid);
+    fl_state<DM> f;
+    fl_init<DM>(f);
     for (int kt = 0; kt <= qt; kt++) {
         const int k0 = kt * FL_T;
         __syncthreads(); /* the previous tile's K, V, P are no longer read */
-        for (int e = tid; e < FL_T * DM; e += 128) {
-            int r = e / DM, c = e % DM, t = k0 + r;
-            int ok = t < T && c < d;
-            Ks[r * DP + c] = ok ? base[(size_t)t * ld + C + c] : 0.0f;
-            Vs[r * DP + c] = ok ? base[(size_t)t * ld + 2 * C + c] : 0.0f;
-        }
+        tl_load<DM>(Ks, base + C, ld, k0, T, d, 1.0f, tid);
+        tl_load<DM>(Vs, base + 2 * C, ld, k0, T, d, 1.0f, tid);
         __syncthreads();
         float s[8][4];
-        for (int i = 0; i < 8; i++)
-            for (int j = 0; j < 4; j++) s[i][j] = 0.0f;
-        for (int c = 0; c < DM; c += 4) {
-            float4 kb[4];
-            for (int j = 0; j < 4; j++) kb[j] = ld4(Ks + (tx + 16 * j) * DP + c);
-            for (int i = 0; i < 8; i++) {
-                float4 qa = ld4(Qs + (ty * 8 + i) * DP + c);
-                for (int j = 0; j < 4; j++)
-                    s[i][j] = fmaf(qa.x, kb[j].x, fmaf(qa.y, kb[j].y, fmaf(qa.z, kb[j].z, fmaf(qa.w, kb[j].w, s[i][j]))));
-            }
-        }
-        for (int i = 0; i < 8; i++) {
-            const int row = q0 + ty * 8 + i;
-            float mx = NEG_INF;
-            for (int j = 0; j < 4; j++) {
-                int col = k0 + tx + 16 * j;
-                if (col > row || col >= T) s[i][j] = NEG_INF;
-                mx = fmaxf(mx, s[i][j]);
-            }
-            mx = warp_max<16>(mx);
-            const float mnew = fmaxf(m[i], mx);
-            const float alpha = mnew == NEG_INF ? 1.0f : exp2f(m[i] - mnew);
-            float ps = 0.0f;
-            for (int j = 0; j < 4; j++) {
-                float p = mnew == NEG_INF ? 0.0f : exp2f(s[i][j] - mnew);
-                Ps[(ty * 8 + i) * FL_PS + tx + 16 * j] = p;
-                ps += p;
-            }
-            l[i] = l[i] * alpha + ps; /* this thread's part of the row sum */
-            m[i] = mnew;
-            for (int a = 0; a < NA; a++) acc[i][a] *= alpha;
-        }
+        tl_dot<DM>(s, Qs, Ks, ty, tx);
+        fl_softmax<DM>(f, s, Ps, q0, k0, T, ty, tx);
         __syncthreads();
-        for (int c = 0; c < FL_T; c += 4) {
-            float4 pv[8];
-            for (int i = 0; i < 8; i++) pv[i] = ld4(Ps + (ty * 8 + i) * FL_PS + c);
-            for (int cc = 0; cc < 4; cc++)
-                for (int mm = 0; mm < DM / 64; mm++) {
-                    float4 v = ld4(Vs + (c + cc) * DP + mm * 64 + tx * 4);
-                    for (int i = 0; i < 8; i++) {
-                        float p = cc == 0 ? pv[i].x : cc == 1 ? pv[i].y : cc == 2 ? pv[i].z : pv[i].w;
-                        acc[i][mm * 4 + 0] = fmaf(p, v.x, acc[i][mm * 4 + 0]);
-                        acc[i][mm * 4 + 1] = fmaf(p, v.y, acc[i][mm * 4 + 1]);
-                        acc[i][mm * 4 + 2] = fmaf(p, v.z, acc[i][mm * 4 + 2]);
-                        acc[i][mm * 4 + 3] = fmaf(p, v.w, acc[i][mm * 4 + 3]);
-                    }
-                }
-        }
+        tl_acc<DM>(f.acc, Ps, Vs, ty, tx);
     }
-    for (int i = 0; i < 8; i++) {
-        const float L = warp_sum<16>(l[i]);
-        const int row = q0 + ty * 8 + i;
-        if (row >= T) continue;
-        const float inv = 1.0f / L;
-        float *o = out + ((size_t)b * T + row) * C + (size_t)h * d;
-        for (int mm = 0; mm < DM / 64; mm++)
-            for (int e = 0; e < 4; e++) {
-                int dim = mm * 64 + tx * 4 + e;
-                if (dim < d) o[dim] = acc[i][mm * 4 + e] * inv;
-            }
-        if (tx == 0) lse[((size_t)b * H + h) * T + row] = (m[i] + log2f(L)) * 0.69314718055994531f;
-    }
+    fl_store<DM>(f, out + (size_t)b * T * C + (size_t)h * d, C, lse + ((size_t)b * H + h) * T, q0, T, d, ty, tx);
 }
-
-static size_t flash_smem(int DM) { return (size_t)(3 * FL_T * (DM + 4) + FL_T * FL_PS) * sizeof(float); }
 
 /* ------------------------------------------------------------ dense decode ---- */
 
@@ -327,8 +213,10 @@ __global__ void __launch_bounds__(256) k_scores(float *S, int ldS, size_t s_head
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
     if (MODE == SC_INDEX) {
-        for (int e = tid; e < 64 * SC_KC; e += 256) {
-            int rr = e / SC_KC, cc = e % SC_KC, col = c0 + rr;
+        /* r <= 16: half the padded width (the dropped terms were +0 products: same sums) */
+        const int kc = inner <= SC_KC / 2 ? SC_KC / 2 : SC_KC;
+        for (int e = tid; e < 64 * kc; e += 256) {
+            int rr = e / kc, cc = e % kc, col = c0 + rr;
             Bs[rr][cc] = (col < ncols && cc < inner) ? Bh[(size_t)col * ldb + cc] : 0.0f;
         }
         for (int e = tid; e < 64 * 8; e += 256) {
@@ -337,15 +225,17 @@ __global__ void __launch_bounds__(256) k_scores(float *S, int ldS, size_t s_head
         }
         for (int j = 0; j < J; j++) {
             __syncthreads();
-            for (int e = tid; e < 64 * SC_KC; e += 256) {
-                int rr = e / SC_KC, cc = e % SC_KC, row = i0 + rr;
+            for (int e = tid; e < 64 * kc; e += 256) {
+                int rr = e / kc, cc = e % kc, row = i0 + rr;
                 As[rr][cc] = (row < nrows && cc < inner) ? Ah[(size_t)(row0 + row) * lda + j * inner + cc] : 0.0f;
             }
             __syncthreads();
             for (int i = 0; i < 4; i++)
                 for (int jj = 0; jj < 4; jj++) {
                     float dot = 0.0f;
-                    for (int cc = 0; cc < SC_KC; cc++) dot = fmaf(As[ty * 4 + i][cc], Bs[tx + 16 * jj][cc], dot);
+                    for (int cc = 0; cc < SC_KC / 2; cc++) dot = fmaf(As[ty * 4 + i][cc], Bs[tx + 16 * jj][cc], dot);
+                    if (kc == SC_KC)
+                        for (int cc = SC_KC / 2; cc < SC_KC; cc++) dot = fmaf(As[ty * 4 + i][cc], Bs[tx + 16 * jj][cc], dot);
                     float a = dot * inv;
                     acc[i][jj] += Ws[ty * 4 + i][j] * (a > 0.0f ? a : 0.0f);
                 }
@@ -484,8 +374,8 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
                 }
                 __syncthreads();
                 if (warp == 0) { /* lane L sums bins 2047-64L down to 1984-64L; scan from the top */
-                    unsigned cnt = 0;
-                    for (int bb = 0; bb < 64; bb++) cnt += hist[2047 - 64 * lane - bb];
+                    unsigned cnt = 0; /* rotated start: the 32 lanes read 32 different banks */
+                    for (int bb = 0; bb < 64; bb++) cnt += hist[2047 - 64 * lane - ((bb + lane) & 63)];
                     unsigned incl = cnt;
                     for (int o = 1; o < 32; o <<= 1) {
                         unsigned v = __shfl_up_sync(FULL, incl, o);
@@ -779,7 +669,7 @@ static size_t mlp_smem(int kmax, int hidden) { return (size_t)(MLP_Q * kmax + ML
 
 /* ================================================================ host side ==== */
 
-static void *scratch(sa_cuda *c, size_t bytes) {
+void *sa_scratch(sa_cuda *c, size_t bytes) {
     if (bytes > c->scratch_n) {
         CK(cudaStreamSynchronize(c->st));
         if (c->scratch) CK(cudaFree(c->scratch));
@@ -813,6 +703,7 @@ extern "C" int sa_cuda_open(sa_cuda **out, sattn_err *e) {
     CK(cudaFuncSetAttribute(k_decode_split<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)decode_smem(64)));
     CK(cudaFuncSetAttribute(k_decode_split<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)decode_smem(128)));
     CK(cudaFuncSetAttribute(k_mlp, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)mlp_smem(256, 256)));
+    sa_tblock_attrs();
     *out = c;
     return 0;
 }
@@ -904,7 +795,7 @@ extern "C" void sa_cuda_decode_dense(sa_cuda *c, float *out, const float *q, con
                                      const float *vc, int T, int C, int H) {
     const int d = C / H, nsplit = (T + DEC_CHUNK - 1) / DEC_CHUNK;
     if (d > 128) die_at(__FILE__, __LINE__, "cuda decode: head dim %d > 128", d);
-    float *part = (float *)scratch(c, (size_t)H * nsplit * (d + 2) * sizeof(float));
+    float *part = (float *)sa_scratch(c, (size_t)H * nsplit * (d + 2) * sizeof(float));
     const float scale = 1.0f / sqrtf((float)d);
     dim3 grid(nsplit, H);
     if (d <= 64) SA_LAUNCH(k_decode_split<64>, grid, 128, decode_smem(64), c->st, part, q, kc, vc, T, C, H, scale);
@@ -978,7 +869,7 @@ extern "C" void sa_cuda_select(sa_cuda *c, const head_spec *s, const float *sp, 
     if (nr < 1) nr = 1;
     if (nr > T) nr = T;
     if (nr > 64) nr -= nr % 64;
-    buf = (float *)scratch(c, (side + (size_t)H * nr * ldS) * sizeof(float));
+    buf = (float *)sa_scratch(c, (side + (size_t)H * nr * ldS) * sizeof(float));
     float *S = buf + side;
     if (s->sel == SEL_INDEX) {
         qt = buf, kt = qt + up256((size_t)H * T * J * r), w = kt + up256((size_t)H * T * r);
@@ -1073,7 +964,7 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
     const size_t npart = up256((size_t)H * gs_splits(kmax) * (d + 2));
     float *part;
     if (s->sel == SEL_INDEX) {
-        float *S = (float *)scratch(c, (npart + (size_t)H * T) * sizeof(float));
+        float *S = (float *)sa_scratch(c, (npart + (size_t)H * T) * sizeof(float));
         part = S + (size_t)H * T;
         SA_LAUNCH(k_index_decode_scores, dim3((T + 255) / 256, H), 256, 0, c->st, S, q, side, sp,
                   selector_param_count(s, d, T), T, d, s->iheads, s->rank, 1.0f / sqrtf((float)s->rank));
@@ -1082,7 +973,7 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
                   s->block, kmax, 1, idx, score, count);
     } else {
         const int b = s->block, nb = T / b, local = (T - 1) / b, ldS = local > 0 ? local : 1;
-        float *S = (float *)scratch(c, (npart + (size_t)H * ldS) * sizeof(float));
+        float *S = (float *)sa_scratch(c, (npart + (size_t)H * ldS) * sizeof(float));
         part = S + (size_t)H * ldS;
         if (local > 0) {
             SA_LAUNCH(k_block_decode_scores, dim3((local + 255) / 256, H), 256, 0, c->st, S, ldS, q, side, nb,

@@ -31,6 +31,7 @@ typedef struct {
     const char *sparse_plan; /* --attn sparse:PLAN: the plan (inline or a file); NULL: dense */
     const char *heads_out;   /* --heads-out: the heads file written beside --out */
     int dense_warmup;        /* --dense-warmup: steps before the sparse heads run */
+    const char *log_csv;     /* --log-csv: the loss curve (trainlog.h); NULL: none */
 } train_args;
 
 /* How --init-from continues a RoPE model at a longer --seq (train_pos.c, docs/rope.md). */
@@ -76,6 +77,7 @@ typedef struct {
     int seq, steps, extend_steps, task_samples, threads, json; /* seq: the long context */
     uint64_t seed;
     data_format data_fmt;
+    const char *plan; /* --plan: every stage trains natively sparse with it (NULL: dense flash) */
 } demo_long_args;
 int demo_long(const demo_long_args *a);
 /* mkdir -p for demo's --out-dir: 0, or 1 after a one-line error. */

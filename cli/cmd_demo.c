@@ -71,6 +71,7 @@ typedef struct {
     const char *data, *out, *out_dir;
     int steps, distill_steps, tokens, threads, json;
     int seq, extend_steps, task_samples; /* --preset long */
+    const char *plan;                    /* --preset long: native sparse stages */
     int data_given, tokens_given, distill_given, long_given;
     uint64_t seed;
     int no_bench;
@@ -137,7 +138,9 @@ static int bench_flags_check(const demo_args *a, int seed) {
 static int demo_check(demo_args *a) {
     int seed = a->preset == PRESET_SEED, lng = a->preset == PRESET_LONG;
     if (!lng && a->long_given)
-        return cli_fail("demo", "--seq/--extend-steps/--task-samples: apply to --preset long only");
+        return cli_fail("demo", "--seq/--extend-steps/--task-samples/--plan: apply to --preset long only");
+    if (lng && a->plan && !*a->plan)
+        return cli_fail("demo", "--plan: expected a sparse plan, e.g. all:block+softmax:b=64,n=8,tile=1, got ''");
     if (lng && (a->distill_given || a->no_bench || a->bench_csv || a->dense_below >= 0 || a->out))
         return cli_fail("demo", "%s: does not apply to --preset long",
                         a->distill_given ? "--distill-steps" : a->no_bench ? "--no-bench"
@@ -177,6 +180,9 @@ static int demo_parse(demo_args *a, int argc, char **argv) {
         opt_int("seq", &a->seq, 512, 1 << 20, "T", "long preset: the long context, a multiple of 4 (default 4096)"),
         opt_int("extend-steps", &a->extend_steps, 1, 1 << 30, "N", "long preset: training steps of the extension stages: 1.5N at T/8,\nN at T/2 and N at T (default 400)"),
         opt_int("task-samples", &a->task_samples, 1, 1000, "N", "long preset: passkey samples per cell (default 10)"),
+        opt_str("plan", &a->plan, "PLAN",
+                "long preset: train every stage natively sparse with this plan (train --attn\n"
+                "sparse:PLAN; e.g. all:block+softmax:b=64,n=8,tile=1); default dense flash"),
         opt_int("tokens", &a->tokens, 2000, 1 << 30, "N", "seed preset: random tokens generated (default 200000)"),
         cli_opt_seed(&a->seed, "data, initialisation and batch seed (default 1337)"),
         cli_opt_threads(&a->threads),
@@ -194,23 +200,11 @@ static int demo_parse(demo_args *a, int argc, char **argv) {
     a->tokens_given = opts_seen(o, CLI_N(o), "tokens") > 0;
     a->distill_given = opts_seen(o, CLI_N(o), "distill-steps") > 0;
     a->long_given = opts_seen(o, CLI_N(o), "extend-steps") + opts_seen(o, CLI_N(o), "task-samples") +
-                    opts_seen(o, CLI_N(o), "seq") > 0;
+                    opts_seen(o, CLI_N(o), "seq") + opts_seen(o, CLI_N(o), "plan") > 0;
     return demo_check(a);
 }
 
 /* ---- the metrics JSON is built once (an sbuf, core.h), then printed and/or written ---- */
-
-/* A JSON string; bytes >= 0x80 are escaped too, so a sample that is not UTF-8 stays valid JSON. */
-static void sb_json_str(sbuf *b, const char *s) {
-    sb_printf(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') sb_printf(b, "\\%c", *p);
-        else if (*p == '\n') sb_printf(b, "\\n");
-        else if (*p < 0x20 || *p >= 0x7f) sb_printf(b, "\\u%04x", *p);
-        else sb_printf(b, "%c", *p);
-    }
-    sb_printf(b, "\"");
-}
 
 /* ---- the run: output directory, text vs JSON ---- */
 
@@ -907,7 +901,7 @@ int cmd_demo(int argc, char **argv) {
     if (a.threads) omp_set_num_threads(a.threads);
     if (a.preset == PRESET_LONG) {
         demo_long_args la = {a.data, a.out_dir, a.seq, a.steps, a.extend_steps, a.task_samples, a.threads, a.json,
-                             a.seed, a.data_fmt};
+                             a.seed, a.data_fmt, a.plan};
         return demo_long(&la);
     }
     return a.preset == PRESET_SEED ? demo_seed(&a) : demo_default(&a);

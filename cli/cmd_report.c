@@ -48,6 +48,15 @@ static int add_task(const opt_spec *o, const char *s, sattn_err *e) {
     return 0;
 }
 
+/* --train-log, repeatable: one more training log. */
+static int add_train_log(const opt_spec *o, const char *s, sattn_err *e) {
+    report_config *c = o->target;
+    if (c->n_train_logs == MAX_EVALS) return err_set(e, "--train-log: at most %d files", MAX_EVALS);
+    if (!*s) return err_set(e, "--train-log: expected [LABEL=]CSV, got ''");
+    c->train_logs[c->n_train_logs++] = s;
+    return 0;
+}
+
 static int report_parse(report_config *c, int argc, char **argv) {
     opt_spec o[] = {
         opt_required(opt_str("out", &c->out_dir, "DIR", "the report's directory")),
@@ -63,6 +72,9 @@ static int report_parse(report_config *c, int argc, char **argv) {
         opt_call("task", c, add_task, "JSON",
                  "`sattn task --json` output (repeatable): a length x depth heat map of\n"
                  "retrieval accuracy and a table per file"),
+        opt_call("train-log", c, add_train_log, "[LABEL=]CSV",
+                 "`sattn train --log-csv` output (repeatable): loss vs tokens of every run in one\n"
+                 "plot (e.g. dense=d.csv sparse=s.csv), and their final validation losses"),
         opt_call("model-shape", &c->model, parse_shape, "L,H,C,T", "the evaluated model: layers, heads, d_model, context"),
         opt_int("dim", &c->C, 1, 1 << 16, "C", "d_model of the analytic plots"),
         opt_int("heads", &c->H, 1, 1 << 12, "H", "heads of the analytic plots"),
@@ -78,8 +90,9 @@ static int report_parse(report_config *c, int argc, char **argv) {
 }
 
 int cmd_report(int argc, char **argv) {
-    const char *evals[MAX_EVALS], *tasks[MAX_EVALS];
-    report_config c = {.C = 512, .H = 8, .k = 32, .evals = evals, .tasks = tasks, .gnuplot = getenv("SATTN_GNUPLOT")};
+    const char *evals[MAX_EVALS], *tasks[MAX_EVALS], *logs[MAX_EVALS];
+    report_config c = {.C = 512, .H = 8, .k = 32, .evals = evals, .tasks = tasks, .train_logs = logs,
+                       .gnuplot = getenv("SATTN_GNUPLOT")};
     int r = report_parse(&c, argc, argv);
     if (r) return r == 2 ? 0 : 1;
     sattn_err e;

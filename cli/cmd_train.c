@@ -73,9 +73,6 @@ static int sparse_flags_check(const train_args *a, const opt_spec *o, int n) {
     if (a->format == CKPT_LLMC)
         return cli_fail(cmd, "--format llmc: cannot hold a sparse run (no plan, no optimizer state); expected "
                              "--format sattn with --attn sparse:PLAN");
-    if (a->init_from)
-        return cli_fail(cmd, "--init-from: not with --attn sparse:PLAN (native runs start at step 0; "
-                             "`sattn finetune` trains sparse heads into a trained model)");
     if (a->dense_warmup >= a->tc.steps)
         return cli_fail(cmd, "--dense-warmup %d: expected fewer than --steps %d (the sparse heads would "
                              "never run)", a->dense_warmup, a->tc.steps);
@@ -114,6 +111,10 @@ static int train_parse(train_args *a, int argc, char **argv) {
         opt_str("heads-out", &a->heads_out, "HEADS",
                 "with --attn sparse:PLAN: the heads file to write beside --out (what\n"
                 "loss, sample, task and eval take as --heads)"),
+        opt_str("log-csv", &a->log_csv, "CSV",
+                "the loss curve: one row per step (step, tokens, train_loss, val_loss at\n"
+                "the --eval-every points and the final loss on the last row, lr, wall_s);\n"
+                "sattn report --train-log plots it"),
         cli_opt_threads(&a->threads),
         opt_int("eval-every", &a->tc.eval_every, 0, 1 << 30, "N",
                 "validation estimate every N steps on --eval-tokens tokens\n(default: --steps/10; 0 = none)"),

@@ -16,6 +16,8 @@
 #include "args.h"
 #include "cli.h"
 #include "sattn/genbench.h"
+#include "sattn/heads.h"
+#include "sattn/hybrid.h"
 #include "sattn/taskeval.h"
 
 #define LONG_DEPTHS 10
@@ -56,11 +58,13 @@ static void long_stages(const demo_long_args *a, long_stage st[NSTAGE]) {
     }
 }
 
-/* The train args of one stage: L2 H4 C128, RoPE, flash; from init's weights after the first. */
+/* The train args of one stage: L2 H4 C128, RoPE, flash (or natively sparse with --plan, the
+ * heads written to heads); from init's weights after the first. */
 static int stage_args(const demo_long_args *a, const long_stage *s, train_args *t, const char *out,
-                      const char *init) {
+                      const char *heads, const char *log, const char *init) {
     *t = train_args_default();
-    t->data = a->data, t->out = out, t->init_from = init;
+    t->data = a->data, t->out = out, t->init_from = init, t->log_csv = log;
+    if (a->plan) t->sparse_plan = a->plan, t->heads_out = heads;
     t->data_fmt = a->data_fmt;
     t->seed = a->seed, t->threads = a->threads;
     t->cfg.layers = 2;
@@ -90,8 +94,8 @@ static double long_passkey(gpt_model *m, const int lens[NLEN], int samples, uint
     return all ? (double)right / (double)all : 0;
 }
 
-static void print_grid(const int lens[NLEN], const task_cell *c) {
-    printf("passkey accuracy (keys right / samples), RoPE + flash, greedy exact match\n%8s", "T \\ d");
+static void print_grid(const int lens[NLEN], const task_cell *c, const char *attn) {
+    printf("passkey accuracy (keys right / samples), RoPE + %s, greedy exact match\n%8s", attn, "T \\ d");
     for (int d = 0; d < LONG_DEPTHS; d++) printf(" %5.2f", c[d].depth);
     printf("   mean\n");
     for (int l = 0; l < NLEN; l++) {
@@ -112,8 +116,22 @@ static void gen_row(const bench_row *r, void *user) {
             r->T, r->median_s * 1e3);
 }
 
-/* Decode ms/token with the cache and with the recompute at contexts lens. */
-static void long_generate(gpt_model *m, const int lens[NLEN], uint64_t seed, double dec[NGEN], double rec[NGEN], double pre[NGEN]) {
+/* Prefill s and decode s/token of variant at each context (-1 where none was measured). */
+static void gen_times(const bench_row *rows, int n, const char *variant, const int lens[NLEN], double dec[NGEN],
+                      double pre[NGEN]) {
+    for (int i = 0; i < NGEN; i++) {
+        dec[i] = gb_decode_at(rows, n, variant, lens[i]);
+        pre[i] = -1;
+        for (int j = 0; j < n; j++)
+            if (rows[j].T == lens[i] && rows[j].phase == BENCH_PREFILL && !strcmp(rows[j].variant, variant))
+                pre[i] = rows[j].median_s;
+    }
+}
+
+/* Decode ms/token with the cache and with the recompute at contexts lens, dense; with pl (a
+ * natively sparse model's heads) also the sparse heads' prefill and decode (sdec, spre). */
+static void long_generate(gpt_model *m, const gb_plan *pl, const int lens[NLEN], uint64_t seed, double dec[NGEN],
+                          double rec[NGEN], double pre[NGEN], double sdec[NGEN], double spre[NGEN]) {
     gb_config c = {.n_contexts = NGEN, .runs = 3, .steps = LONG_GEN_STEPS, .recompute_max = lens[NGEN - 1],
                    .prefill_repeat_s = 0.5, .max_bytes = 8e9, .seed = seed};
     for (int i = 0; i < NGEN; i++) c.contexts[i] = lens[i];
@@ -122,16 +140,12 @@ static void long_generate(gpt_model *m, const int lens[NLEN], uint64_t seed, dou
     gb_sink sink = {gen_row, NULL, NULL};
     bench_row *rows;
     int n;
-    gb_run(m, NULL, 0, &c, &sink, &rows, &n);
-    for (int i = 0; i < NGEN; i++) {
-        int T = lens[i];
-        dec[i] = gb_decode_at(rows, n, "gen-dense", T);
-        rec[i] = gb_decode_at(rows, n, "gen-recompute-flash", T);
-        pre[i] = -1;
-        for (int j = 0; j < n; j++)
-            if (rows[j].T == T && rows[j].phase == BENCH_PREFILL && !strcmp(rows[j].variant, "gen-dense"))
-                pre[i] = rows[j].median_s;
-    }
+    gb_run(m, pl, pl ? 1 : 0, &c, &sink, &rows, &n);
+    gen_times(rows, n, "gen-dense", lens, dec, pre);
+    for (int i = 0; i < NGEN; i++) rec[i] = gb_decode_at(rows, n, "gen-recompute-flash", lens[i]);
+    char v[BENCH_NAME_LEN];
+    snprintf(v, sizeof v, "gen-%s", pl ? pl->label : "");
+    gen_times(rows, n, v, lens, sdec, spre);
     free(rows);
 }
 
@@ -141,20 +155,25 @@ typedef struct {
     train_result tr[NSTAGE];
     task_cell cells[NLEN * LONG_DEPTHS];
     double passkey, dec[NGEN], rec[NGEN], pre[NGEN], wall_s;
+    double sdec[NGEN], spre[NGEN]; /* --plan: the sparse heads' decode and prefill (-1: none) */
 } long_result;
 
-/* Trains the stages; stage i writes DIR/stage<i>.ckpt, the last DIR/model.ckpt. */
+/* Trains the stages; stage i writes DIR/stage<i>.ckpt, its loss curve .csv (and .heads with
+ * --plan), the last DIR/model.ckpt (model.csv, model.heads). */
 static int long_train(const demo_long_args *a, const char *model, long_result *r) {
-    char prev[4096] = "", out[4096];
+    char prev[4096] = "", out[4096], heads[4096], log[4096];
     long_stages(a, r->st);
     for (int i = 0; i < NSTAGE; i++) {
         const long_stage *s = &r->st[i];
         if (i + 1 < NSTAGE) snprintf(out, sizeof out, "%s/stage%d.ckpt", a->out_dir, i + 1);
         else snprintf(out, sizeof out, "%s", model);
+        snprintf(heads, sizeof heads, "%.*s.heads", (int)strlen(out) - 5, out); /* x.ckpt -> x.heads */
+        snprintf(log, sizeof log, "%.*s.csv", (int)strlen(out) - 5, out);     /* the loss curve */
         fprintf(stderr, "demo --preset long: stage %d/%d: T=%d, batch %d, %d steps, mix %s%s\n", i + 1, NSTAGE,
                 s->seq, s->batch, s->steps, s->mix, i ? " (context extended, RoPE extrapolated)" : "");
         train_args t;
-        if (stage_args(a, s, &t, out, i ? prev : NULL) || train_execute_result(&t, "demo", &r->tr[i])) return 1;
+        if (stage_args(a, s, &t, out, heads, log, i ? prev : NULL) || train_execute_result(&t, "demo", &r->tr[i]))
+            return 1;
         snprintf(prev, sizeof prev, "%s", out);
     }
     return 0;
@@ -163,8 +182,11 @@ static int long_train(const demo_long_args *a, const char *model, long_result *r
 static int long_metrics(const demo_long_args *a, const char *path, const long_result *r, const gpt_config *c) {
     sbuf j = {0};
     sb_printf(&j, "{\"preset\": \"long\", \"model\": {\"layers\": %d, \"heads\": %d, \"channels\": %d, "
-              "\"seq\": %d, \"pos\": \"rope\", \"rope_base\": %g, \"rope_scale\": %g, \"attn\": \"flash\"}",
+              "\"seq\": %d, \"pos\": \"rope\", \"rope_base\": %g, \"rope_scale\": %g, \"attn\": ",
               c->layers, c->heads, c->channels, a->seq, (double)c->rope_base, (double)c->rope_scale);
+    sb_json_str(&j, a->plan ? "sparse" : "flash");
+    if (a->plan) sb_printf(&j, ", \"plan\": "), sb_json_str(&j, a->plan);
+    sb_printf(&j, "}");
     sb_printf(&j, ", \"stages\": [");
     for (int i = 0; i < NSTAGE; i++)
         sb_printf(&j, "%s{\"seq\": %d, \"batch\": %d, \"steps\": %d, \"mix\": \"%s\", \"val_loss\": %.6f, "
@@ -177,8 +199,9 @@ static int long_metrics(const demo_long_args *a, const char *path, const long_re
                   r->cells[i].length, r->cells[i].depth, r->cells[i].samples, r->cells[i].correct);
     sb_printf(&j, "]}, \"generate\": [");
     for (int i = 0; i < NGEN; i++)
-        sb_printf(&j, "%s{\"context\": %d, \"prefill_s\": %.6g, \"decode_ms\": %.6g, \"recompute_ms\": %.6g}",
-                  i ? ", " : "", r->lens[i], r->pre[i], r->dec[i] * 1e3, r->rec[i] * 1e3);
+        sb_printf(&j, "%s{\"context\": %d, \"prefill_s\": %.6g, \"decode_ms\": %.6g, \"recompute_ms\": %.6g, "
+                  "\"sparse_prefill_s\": %.6g, \"sparse_decode_ms\": %.6g}", i ? ", " : "", r->lens[i], r->pre[i],
+                  r->dec[i] * 1e3, r->rec[i] * 1e3, r->spre[i], r->sdec[i] > 0 ? r->sdec[i] * 1e3 : -1);
     sb_printf(&j, "], \"wall_s\": %.1f}\n", r->wall_s);
     afile f;
     sattn_err e;
@@ -189,17 +212,48 @@ static int long_metrics(const demo_long_args *a, const char *path, const long_re
 }
 
 static void long_print(const demo_long_args *a, const long_result *r, const char *model) {
-    printf("demo --preset long: %s (L2 H4 C128, RoPE, flash; %.1f min in all)\n", model, r->wall_s / 60);
+    printf("demo --preset long: %s (L2 H4 C128, RoPE, %s%s; %.1f min in all)\n", model,
+           a->plan ? "natively sparse: " : "flash", a->plan ? a->plan : "", r->wall_s / 60);
     for (int i = 0; i < NSTAGE; i++)
         printf("  stage %d: T=%d, %d steps, mix %s: validation loss %.4f at T=%d (%.0f tok/s, %.0f s)\n", i + 1,
                r->st[i].seq, r->st[i].steps, r->st[i].mix, r->tr[i].val_loss, r->st[i].seq,
                r->tr[i].tokens_per_s, r->tr[i].wall_s);
-    print_grid(r->lens, r->cells);
+    print_grid(r->lens, r->cells, a->plan ? "its sparse heads" : "flash");
     printf("generation (dense KV cache vs one flash forward per token):\n");
     for (int i = 0; i < NGEN; i++)
         printf("  context %5d: prefill %.3f s, decode %.2f ms/token, recompute %.1f ms/token (%.0fx)\n",
                r->lens[i], r->pre[i], r->dec[i] * 1e3, r->rec[i] * 1e3,
                r->dec[i] > 0 && r->rec[i] > 0 ? r->rec[i] / r->dec[i] : 0);
+    for (int i = 0; i < NGEN && a->plan; i++)
+        if (r->sdec[i] > 0)
+            printf("  context %5d, sparse heads: prefill %.3f s (%.1fx dense), decode %.2f ms/token (%.1fx)\n",
+                   r->lens[i], r->spre[i], r->spre[i] > 0 ? r->pre[i] / r->spre[i] : 0, r->sdec[i] * 1e3,
+                   r->dec[i] / r->sdec[i]);
+}
+
+/* The natively sparse model (--plan): the passkey grid with its heads (the hybrid hook), and
+ * generation dense vs with its heads where they can decode (hybrid_decode_check). */
+static int long_sparse_eval(const demo_long_args *a, gpt_model *m, long_result *r) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.heads", a->out_dir);
+    sparse_heads sh;
+    sattn_err e;
+    if (heads_load(path, &sh, &m->cfg, &e)) return cli_fail("demo", "%s", e.msg);
+    hybrid hy;
+    hybrid_init(&hy, &sh, m->cfg.channels, m->cfg.heads);
+    m->cfg.attn = hybrid_all_sparse(&sh) ? GPT_ATTN_HOOK : GPT_ATTN_NAIVE;
+    hybrid_attach(&hy, m);
+    r->passkey = long_passkey(m, r->lens, a->task_samples, a->seed, r->cells);
+    hybrid_detach(m);
+    hybrid_free(&hy);
+    m->cfg.attn = GPT_ATTN_FLASH;
+    gb_plan pl = {.sh = &sh};
+    gb_label(a->plan, pl.label, sizeof pl.label);
+    int dec = hybrid_decode_check(&sh, &e) == 0;
+    if (!dec) fprintf(stderr, "demo --preset long: generation with the sparse heads skipped: %s\n", e.msg);
+    long_generate(m, dec ? &pl : NULL, r->lens, a->seed, r->dec, r->rec, r->pre, r->sdec, r->spre);
+    sparse_heads_free(&sh);
+    return 0;
 }
 
 int demo_long(const demo_long_args *a) {
@@ -219,8 +273,12 @@ int demo_long(const demo_long_args *a) {
     m.cfg.attn = GPT_ATTN_FLASH;
     fprintf(stderr, "demo --preset long: passkey grid (%d samples per cell) and generation speed\n",
             a->task_samples);
-    r->passkey = long_passkey(&m, r->lens, a->task_samples, a->seed, r->cells);
-    long_generate(&m, r->lens, a->seed, r->dec, r->rec, r->pre);
+    if (a->plan) {
+        if (long_sparse_eval(a, &m, r)) return gpt_free(&m), free(r), 1;
+    } else {
+        r->passkey = long_passkey(&m, r->lens, a->task_samples, a->seed, r->cells);
+        long_generate(&m, NULL, r->lens, a->seed, r->dec, r->rec, r->pre, r->sdec, r->spre);
+    }
     r->wall_s = time_now() - t0;
     int rc = long_metrics(a, metrics, r, &m.cfg);
     if (!rc && !a->json) long_print(a, r, model);

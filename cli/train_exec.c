@@ -13,6 +13,7 @@
 #include "sattn/finetune.h"
 #include "sattn/heads.h"
 #include "sattn/plan.h"
+#include "sattn/trainlog.h"
 #include "train_pos.h"
 
 /* The sparse heads of a native sparse run (--attn sparse:PLAN); on = 0 for a dense run. */
@@ -40,6 +41,8 @@ typedef struct {
     gpt_model *m;
     train_state *st;
     const run_heads *rh;
+    trainlog log;     /* --log-csv: one row per step */
+    double t0;        /* the run's (or resumption's) start */
 } progress_ctx;
 
 static void fmt_time(char *buf, size_t n, double s) {
@@ -47,10 +50,23 @@ static void fmt_time(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
 }
 
-/* Periodic checkpoint (atomic, so an interrupted run leaves the previous one intact). */
+/* The loss curve so far to --log-csv (atomically); 0, or -1 after a one-line error. */
+static int save_log(const progress_ctx *pc) {
+    sattn_err e;
+    if (!pc->args->log_csv || trainlog_save(pc->args->log_csv, &pc->log, &e) == 0) return 0;
+    cli_fail("train", "%s", e.msg);
+    return -1;
+}
+
+/* Periodic checkpoint (atomic, so an interrupted run leaves the previous one intact), and
+ * the log with it. */
 static void save_periodic(progress_ctx *pc, int step) {
     if (pc->save_every <= 0 || step % pc->save_every != 0 || pc->save_failed) return;
     sattn_err e;
+    if (save_log(pc)) {
+        pc->save_failed = 1;
+        return;
+    }
     const train_state *st = pc->args->format == CKPT_SATTN ? pc->st : NULL;
     /* the heads first: a checkpoint on disk then always has its heads beside it */
     if (gpt_check_finite(pc->m, &e) != 0 ||
@@ -75,6 +91,11 @@ static int diverged_fail(const progress_ctx *pc, const char *cmd, const char *ms
 
 static void on_progress(const train_progress *p, void *user) {
     progress_ctx *pc = user;
+    if (pc->args->log_csv) {
+        double tok = (double)p->step * pc->args->tc.batch * pc->args->tc.seq;
+        trainlog_row r = {p->step, tok, p->loss, p->val_loss >= 0 ? p->val_loss : NAN, p->lr, time_now() - pc->t0};
+        trainlog_add(&pc->log, &r);
+    }
     save_periodic(pc, p->step);
     int show = pc->tty || p->step % pc->every == 0 || p->step == p->steps || p->val_loss >= 0;
     if (!show) return;
@@ -271,7 +292,14 @@ static int setup_model(const train_args *a, const dataset *d, const char *cmd, g
                        train_state *st, run_heads *rh) {
     sattn_err e;
     memset(rh, 0, sizeof *rh);
-    if (a->init_from) return train_init_from(a, d, cmd, m, st);
+    if (a->init_from) { /* a new run from its weights: sparse heads fresh from the plan, as at step 0 */
+        int rc = train_init_from(a, d, cmd, m, st);
+        if (rc || !a->sparse_plan) return rc;
+        if (heads_setup(a, cmd, &m->cfg, rh)) return gpt_free(m), 1;
+        m->cfg.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, !rh->all_sparse);
+        if (train_mem_check(a, cmd, &m->cfg, d, rh)) return heads_free(rh), gpt_free(m), 1;
+        return 0;
+    }
     if (a->resume) {
         if (ckpt_load(a->resume, m, st, &e) != 0) return cli_fail(cmd, "%s", e.msg);
         m->cfg.attn = cli_attn_resolve(a->cfg.attn, a->tc.seq, 0); /* a run setting, not saved */
@@ -358,6 +386,24 @@ static int final_val_loss(gpt_model *m, const dataset *d, const train_args *a, i
     return gpt_check_finite(m, e);
 }
 
+/* What the loaded data must allow (a window of each split, the task mix) and the outputs
+ * being distinct from each other and from the data. 0 or an exit status. */
+static int run_checks(const train_args *a, const char *cmd, const dataset *d) {
+    sattn_err e;
+    if (dataset_check_window(d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
+        dataset_check_window(d, SPLIT_VAL, a->tc.seq, a->data, &e))
+        return cli_fail(cmd, "%s", e.msg);
+    task_mix want = a->mix;
+    want.varied_length = a->mix_length;
+    if (task_mix_check(&want, d, a->tc.seq, &e)) return cli_fail(cmd, "--mix: %s", e.msg);
+    if ((a->mix_loss || a->mix_length) && !task_mix_any(&a->mix))
+        return cli_fail(cmd, "%s: there are no task rows without --mix (e.g. --mix passkey:0.5)",
+                        a->mix_loss ? "--mix-loss answers" : "--mix-length varied");
+    cli_file outs[] = {{"--out", a->out}, {"--heads-out", a->heads_out}, {"--log-csv", a->log_csv}, {NULL, NULL}};
+    cli_file ins[] = {{"--data", a->data}, {NULL, NULL}};
+    return cli_check_outputs(cmd, outs, ins);
+}
+
 int train_execute_result(const train_args *a, const char *cmd, train_result *res) {
     sattn_err e;
     dataset d;
@@ -366,20 +412,7 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     if (dataset_load_as(&d, a->data, a->data_fmt, &e) != 0) return cli_fail(cmd, "%s", e.msg);
     gpt_model m;
     train_state st;
-    int rc = dataset_check_window(&d, SPLIT_TRAIN, a->tc.seq, a->data, &e) ||
-             dataset_check_window(&d, SPLIT_VAL, a->tc.seq, a->data, &e);
-    if (rc) rc = cli_fail(cmd, "%s", e.msg);
-    task_mix want = a->mix;
-    want.varied_length = a->mix_length;
-    if (!rc && task_mix_check(&want, &d, a->tc.seq, &e)) rc = cli_fail(cmd, "--mix: %s", e.msg);
-    if (!rc && (a->mix_loss || a->mix_length) && !task_mix_any(&a->mix))
-        rc = cli_fail(cmd, "%s: there are no task rows without --mix (e.g. --mix passkey:0.5)",
-                      a->mix_loss ? "--mix-loss answers" : "--mix-length varied");
-    if (!rc) {
-        cli_file outs[] = {{"--out", a->out}, {"--heads-out", a->heads_out}, {NULL, NULL}};
-        cli_file ins[] = {{"--data", a->data}, {NULL, NULL}};
-        rc = cli_check_outputs(cmd, outs, ins);
-    }
+    int rc = run_checks(a, cmd, &d);
     run_heads rh;
     if (!rc) rc = setup_model(a, &d, cmd, &m, &st, &rh);
     if (rc) return dataset_free(&d), rc;
@@ -388,9 +421,9 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     st.has_schedule = 1; /* what this run trains with: the next --resume continues it */
     st.sched = schedule_of(a, &rh);
     progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0, 0,
-                       a, &m, &st, &rh};
+                       a, &m, &st, &rh, {0}, time_now()};
     int first = st.step;
-    double t0 = time_now();
+    double t0 = pc.t0;
     float train_loss;
     task_mix mix = a->mix;
     mix.seed = a->seed;
@@ -412,12 +445,15 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     res->wall_s = time_now() - t0;
     res->is_bytes = d.is_bytes;
     train_state *save_st = a->format == CKPT_SATTN ? &st : NULL;
-    if (rc) rc = diverged_fail(&pc, cmd, e.msg);
+    /* the last row carries the final loss over the whole validation split */
+    if (!rc && pc.log.n) pc.log.rows[pc.log.n - 1].val_loss = (float)res->val_loss;
+    if (rc) rc = diverged_fail(&pc, cmd, e.msg), save_log(&pc); /* the curve up to the divergence */
     else if (rh.on && heads_save(a->heads_out, &rh.sh, &m.cfg, &e)) rc = cli_fail(cmd, "%s", e.msg);
-    else rc = ckpt_save(a->out, a->format, &m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : 0;
+    else rc = ckpt_save(a->out, a->format, &m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : save_log(&pc) ? 1 : 0;
     if (!rc && !a->no_summary) print_summary(a, &m, res);
     if (rh.on) sparse_train_free(&spt, &m);
     heads_free(&rh);
+    trainlog_free(&pc.log);
     gpt_free(&m);
     dataset_free(&d);
     return rc;

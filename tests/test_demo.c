@@ -499,10 +499,47 @@ Test(demo, long_preset_json, .timeout = 300) {
     for (int i = 1; i <= 3; i++) {
         snprintf(path, sizeof path, "%s/stage%d.ckpt", out, i);
         cr_assert(cli_file_exists(path), "%s missing", path);
+        snprintf(path, sizeof path, "%s/stage%d.csv", out, i); /* the stage's loss curve */
+        cr_assert(cli_file_exists(path), "%s missing", path);
     }
+    snprintf(path, sizeof path, "%s/model.csv", out);
+    cr_assert(cli_file_exists(path), "%s missing", path);
     snprintf(path, sizeof path, "%s/model.ckpt", out);
     const char *loss[] = {"loss", "--model", path, "--data", data, "--attn", "flash", NULL};
     free(cli_expect_ok(loss));
     free(file), free(js);
+    cli_tdir_close(&t);
+}
+
+/* --plan: every stage trains natively sparse (a tile plan), each writes its heads beside its
+ * checkpoint, the grid runs with the heads, metrics.json names the plan, and `loss --heads`
+ * of the final model gives the last stage's validation loss. */
+Test(demo, long_preset_native_sparse, .timeout = 300) {
+    cli_tdir t;
+    cli_tdir_open(&t);
+    const char *data = cli_tpath(&t, "d.txt");
+    cli_write_text(data, 60000);
+    char out[256];
+    snprintf(out, sizeof out, "%s", cli_tpath(&t, "out"));
+    const char *argv[] = {"demo", "--preset", "long", "--data", data, "--seq", "512", "--steps", "3",
+                          "--extend-steps", "2", "--task-samples", "1", "--threads", "2", "--json",
+                          "--plan", "all:block+softmax:b=16,n=2,tile=1", "--out-dir", out, NULL};
+    char *js = cli_expect_ok(argv);
+    cr_assert(strstr(js, "\"attn\": \"sparse\", \"plan\": \"all:block+softmax:b=16,n=2,tile=1\""), "%s", js);
+    char path[512], heads[512];
+    for (int i = 1; i <= 3; i++) {
+        snprintf(path, sizeof path, "%s/stage%d.heads", out, i);
+        cr_assert(cli_file_exists(path), "%s missing", path);
+    }
+    const char *last = strstr(js, "{\"seq\": 512, \"batch\": 8, \"steps\": 2, \"mix\": \"passkey:1\", \"val_loss\": ");
+    cr_assert(last, "%s", js);
+    double val = atof(last + strlen("{\"seq\": 512, \"batch\": 8, \"steps\": 2, \"mix\": \"passkey:1\", \"val_loss\": "));
+    snprintf(path, sizeof path, "%s/model.ckpt", out);
+    snprintf(heads, sizeof heads, "%s/model.heads", out);
+    const char *loss[] = {"loss", "--model", path, "--heads", heads, "--data", data, "--json", NULL};
+    char *lj = cli_expect_ok(loss);
+    cr_assert(fabs(cli_json_num(lj, "loss") - val) < 2e-6, "loss --heads %g, the stage printed %g",
+              cli_json_num(lj, "loss"), val);
+    free(lj), free(js);
     cli_tdir_close(&t);
 }

@@ -149,7 +149,7 @@ Test(native_cli, bad_flags, .timeout = 60) {
         {{"--attn", "sparse:all:block+softmax", "--heads-out", "OUT.heads", "--format", "llmc"}, "--format llmc"},
         {{"--attn", "sparse:all:block+softmax", "--heads-out", "OUT.heads", "--dense-warmup", "4"},
          "--dense-warmup 4: expected fewer than --steps 4"},
-        {{"--attn", "sparse:all:block+softmax", "--heads-out", "OUT.heads", "--init-from", "x.ckpt"}, "--init-from"},
+        {{"--attn", "sparse:all:block+softmax", "--heads-out", "OUT.heads", "--init-from", "x.ckpt"}, "x.ckpt"},
         {{"--attn", "sparse:all:block+softmax", "--heads-out", "OUT.ckpt"}, "--heads-out"},
         {{"--attn", "sparse:all:block+softmax", "--heads-out", "OUT.heads", "--dense-warmup", "-1"}, "--dense-warmup"},
         {{"--attn", "bogus"}, "--attn: 'bogus' is not one of auto, naive, flash, sparse:PLAN"},
@@ -232,6 +232,38 @@ Test(native_cli, tile_plan_trains_and_reloads, .timeout = 120) {
         cli_expect_fail(a, bad[i][1], 0);
         cr_assert(!cli_file_exists(o2));
     }
+    free(js), free(lj);
+    cli_tdir_close(&f.t);
+}
+
+/* --init-from a dense RoPE model at a longer context with a sparse plan: a new run from its
+ * weights (the heads fresh from the plan, as at step 0); it trains, `loss --heads` gives the
+ * printed validation loss, and the checkpoint records the plan (a dense --resume of it is
+ * refused). What `demo --preset long --plan` does between its stages. */
+Test(native_cli, init_from_dense_model_trains_sparse, .timeout = 120) {
+    fx f;
+    fx_open(&f);
+    char d0[256], out[256], heads[256];
+    snprintf(d0, sizeof d0, "%s", cli_tpath(&f.t, "d0.ckpt"));
+    snprintf(out, sizeof out, "%s", cli_tpath(&f.t, "m.ckpt"));
+    snprintf(heads, sizeof heads, "%s", cli_tpath(&f.t, "m.heads"));
+    const char *rope[] = {"--pos", "rope", NULL};
+    free(train(&f, d0, NULL, "4", rope));
+    cli_args a = {0};
+    cli_args_add(&a, "train", "--data", f.data, "--out", out, "--heads-out", heads, "--init-from", d0, "--seq", "64",
+                 "--batch", "2", "--steps", "4", "--threads", "2", "--seed", "5", "--warmup", "1", "--json",
+                 "--attn", "sparse:all:block+softmax:b=8,n=2,tile=1", "--rope-extend", "none", NULL);
+    char *js = cli_expect_ok(a.v);
+    double val = cli_json_num(js, "val_loss");
+    const char *lo[] = {"loss", "--model", out, "--heads", heads, "--data", f.data, "--json", "--threads", "2",
+                        "--batch", "2", NULL};
+    char *lj = cli_expect_ok(lo);
+    cr_assert(fabs(cli_json_num(lj, "loss") - val) < 2e-6, "loss --heads %g, train printed %g", cli_json_num(lj, "loss"),
+              val);
+    cli_args r = {0};
+    cli_args_add(&r, "train", "--data", f.data, "--out", cli_tpath(&f.t, "r.ckpt"), "--resume", out, "--steps", "4",
+                 "--seq", "64", "--batch", "2", "--warmup", "1", "--seed", "5", "--threads", "2", NULL);
+    cli_expect_fail(r.v, "--attn sparse", 0);
     free(js), free(lj);
     cli_tdir_close(&f.t);
 }

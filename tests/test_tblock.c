@@ -329,13 +329,14 @@ static void check_invariants(const tblock_sel *s) {
             }
 }
 
-/* MoBA scores in double: qbar_i . kbar_j. */
+/* MoBA scores in double, causal: tile i scores block j by qbar_{i-1} . kbar_j, the previous
+ * tile's pooled query (tblock.h). */
 static double ref_score(const float *qkv, const tblock_sel *s, int C, int bb, int h, int i, int j) {
-    int hs = C / s->H, nq = s->T - i * s->b < s->b ? s->T - i * s->b : s->b;
+    int hs = C / s->H, nq = s->b;
     double dot = 0;
     for (int c = 0; c < hs; c++) {
         double qm = 0, km = 0;
-        for (int t = 0; t < nq; t++) qm += qkv[((size_t)bb * s->T + i * s->b + t) * 3 * C + h * hs + c];
+        for (int t = 0; t < nq; t++) qm += qkv[((size_t)bb * s->T + (i - 1) * s->b + t) * 3 * C + h * hs + c];
         for (int u = 0; u < s->b; u++) km += qkv[((size_t)bb * s->T + j * s->b + u) * 3 * C + C + h * hs + c];
         dot += qm / nq * km / s->b;
     }
@@ -408,15 +409,17 @@ Test(tblock, select_ties_to_earlier_block) {
     free(qkv);
 }
 
-/* A strong block is picked by the tiles whose pooled query points at it, and ignored by
- * those whose pooled query points away (the score is qbar . kbar, not |kbar|). */
+/* A strong block is picked by the tiles whose previous tile's pooled query points at it, and
+ * ignored by those where it points away (the score is qbar . kbar, not |kbar|); a tile's own
+ * queries do not count (causal). */
 Test(tblock, select_follows_pooled_query) {
     int H = 1, hs = 4, C = hs, T = 128, b = 16;
     float *qkv = ref_falloc((size_t)T * 3 * C);
     for (int u = 2 * b; u < 3 * b; u++) qkv[(size_t)u * 3 * C + C] = 5.0f; /* block 2: k = 5 e_0 */
     for (int u = 0; u < T; u++) qkv[(size_t)u * 3 * C + C + 1] = 1.0f;    /* every key: + e_1 */
-    for (int t = 4 * b; t < 5 * b; t++) qkv[(size_t)t * 3 * C] = 1.0f;   /* tile 4: q = e_0 */
-    for (int t = 6 * b; t < 7 * b; t++) qkv[(size_t)t * 3 * C] = -1.0f;  /* tile 6: q = -e_0 */
+    for (int t = 3 * b; t < 4 * b; t++) qkv[(size_t)t * 3 * C] = 1.0f;   /* tile 4 scores with tile 3's: e_0 */
+    for (int t = 5 * b; t < 6 * b; t++) qkv[(size_t)t * 3 * C] = -1.0f;  /* tile 6 with tile 5's: -e_0 */
+    for (int t = 6 * b; t < 7 * b; t++) qkv[(size_t)t * 3 * C] = 1.0f;   /* tile 6's own points at block 2: ignored */
     for (int t = 0; t < T; t++) qkv[(size_t)t * 3 * C + 1] = 0.1f;
     tblock_sel s = sel_make(1, H, T, b, 2);
     tblock_select(&s, qkv, C);

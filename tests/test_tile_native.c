@@ -207,6 +207,37 @@ Test(tile_native, loss_and_gradients_equal_masked_reference, .timeout = 60) {
     check_against_reference("L0:block+softmax:b=8,n=3,tile=1; L1:block+softmax:b=5,n=2,tile=1", 11);
 }
 
+/* Causality: the all-tile model's loss at every position u <= t is the same from the whole
+ * window's forward as from the forward of the prefix [0, t] alone, for every t (the tiles'
+ * selection uses only earlier tiles' queries). With the pooled query of a tile's own queries
+ * (the first definition) the prefix changes the last tile's selection and this fails. */
+Test(tile_native, outputs_do_not_depend_on_later_tokens, .timeout = 60) {
+    gpt_model m;
+    sparse_heads sh;
+    rng_t r;
+    rng_seed(&r, 23);
+    make_model(&m, &r);
+    make_heads(&sh, "L0:block+softmax:b=4,n=2,tile=1; L1:block+softmax:b=5,n=2,tile=1", &r);
+    hybrid hy;
+    hybrid_init(&hy, &sh, NC, NH);
+    hybrid_attach(&hy, &m);
+    int in[NB * NT], tg[NB * NT];
+    float full[NT];
+    rand_batch(in, tg, &r);
+    gpt_forward(&m, in, tg, 1, NT);
+    memcpy(full, m.acts.losses, sizeof full);
+    for (int t = 0; t < NT; t++) {
+        gpt_forward(&m, in, tg, 1, t + 1);
+        for (int u = 0; u <= t; u++)
+            cr_assert(fabsf(m.acts.losses[u] - full[u]) <= 1e-5f * fabsf(full[u]) + 1e-6f,
+                      "prefix [0,%d]: loss at %d is %.8g, whole window %.8g", t, u, m.acts.losses[u], full[u]);
+    }
+    hybrid_detach(&m);
+    hybrid_free(&hy);
+    sparse_heads_free(&sh);
+    gpt_free(&m);
+}
+
 Test(tile_native, buffers_linear_in_T) {
     head_spec specs[16];
     sattn_err e;

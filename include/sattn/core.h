@@ -110,6 +110,9 @@ void sb_free(sbuf *b);
  * command line that goes into a one-line message (no forged second line, no terminal
  * escape sequences). */
 void sb_escaped(sbuf *b, const char *s);
+/* Appends s as a JSON string (quoted; bytes >= 0x80 escaped too, so text that is not UTF-8
+ * stays valid JSON). */
+void sb_json_str(sbuf *b, const char *s);
 
 /* qsort comparators, ascending. */
 int cmp_int_asc(const void *a, const void *b);

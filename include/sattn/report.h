@@ -14,7 +14,9 @@
  *     of the plan relative to dense (heads not listed are dense), and a per-head rel_err
  *     heat map per file;
  *   - optionally task JSONs (`sattn task --json`, read by eval_json.h's eval_json_task_read):
- *     a length x depth heat map of retrieval accuracy and a table per file.
+ *     a length x depth heat map of retrieval accuracy and a table per file;
+ *   - optionally training logs (`sattn train --log-csv`, trainlog.h): loss vs tokens of
+ *     each run in one plot (dense vs sparse training), and their final losses.
  * The whole report is written into a temporary folder beside the output directory and
  * renamed into place only when everything succeeded (report_write). */
 #ifndef SATTN_REPORT_H
@@ -45,6 +47,8 @@ typedef struct {
     report_model model;   /* for the eval section */
     const char **tasks;   /* n_tasks task JSON paths (`sattn task --json`) */
     int n_tasks;
+    const char **train_logs; /* n_train_logs "LABEL=CSV" or "CSV" (label: the file name) */
+    int n_train_logs;
 } report_config;
 
 /* Writes out_dir/report.md and the PNGs. Fails before writing anything if gnuplot is

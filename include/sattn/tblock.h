@@ -6,10 +6,14 @@
  * uses the hs = C/H columns from h*hs; out (B,T,C); lse (B,H,T); scale 1/sqrt(hs).
  *
  * Selection (per batch row and head): keys are split into blocks of b, queries into tiles of
- * b; tile i holds queries [i b, min((i+1) b, T)) and block j keys [j b, (j+1) b). The tile's
- * pooled query is the mean of its queries, qbar_i; each earlier block j < i (all complete)
- * is scored qbar_i . kbar_j, kbar_j the mean of its keys (MoBA). The tile keeps its top n-1
- * earlier blocks (a higher score first; ties to the earlier block) plus its own block i.
+ * b; tile i holds queries [i b, min((i+1) b, T)) and block j keys [j b, (j+1) b). Tile i >= 1
+ * scores each earlier block j < i (all complete) by qbar_{i-1} . kbar_j: the pooled query
+ * of the PREVIOUS tile (the mean of queries (i-1) b .. i b - 1) against kbar_j, the mean of
+ * block j's keys (MoBA's mean-key gate, made causal: tile i's own pooled query would hold
+ * queries after t, so query t's output would depend on later tokens). The tile keeps its top
+ * n-1 earlier blocks (a higher score first; ties to the earlier block) plus its own block i;
+ * tile 0 keeps block 0 only. A decode step at t (tile i) can therefore make the same choice
+ * as the forward: everything it needs lies before tile i.
  * Query t of tile i then attends to key s iff s <= t and block(s) is kept by tile i:
  *   out_t = sum_{s in S_t} softmax_s(q_t . k_s / sqrt(hs)) v_s,
  *   lse_t = log sum_{s in S_t} exp(q_t . k_s / sqrt(hs)).

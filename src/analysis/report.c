@@ -102,9 +102,44 @@ static int read_tasks(const report_config *c, task_file *tf, sattn_err *e) {
     return 0;
 }
 
+/* The training logs: "LABEL=CSV" (LABEL without '/') or "CSV", whose label is then its file
+ * name; read before anything is written. */
+typedef struct {
+    trainlog *logs;
+    char **labels;
+    const char **paths;
+    int n;
+} curve_inputs;
+
+static void curves_free(curve_inputs *ci) {
+    for (int i = 0; i < ci->n; i++) trainlog_free(&ci->logs[i]), free(ci->labels[i]);
+    free(ci->logs), free(ci->labels), free(ci->paths);
+    memset(ci, 0, sizeof *ci);
+}
+
+static int read_curves(const report_config *c, curve_inputs *ci, sattn_err *e) {
+    int n = c->n_train_logs;
+    ci->logs = xcalloc((size_t)(n ? n : 1), sizeof *ci->logs);
+    ci->labels = xcalloc((size_t)(n ? n : 1), sizeof *ci->labels);
+    ci->paths = xcalloc((size_t)(n ? n : 1), sizeof *ci->paths);
+    ci->n = 0;
+    for (int i = 0; i < n; i++) {
+        const char *t = c->train_logs[i], *eq = strchr(t, '=');
+        int labelled = eq && eq > t && !memchr(t, '/', (size_t)(eq - t));
+        const char *path = labelled ? eq + 1 : t, *base = strrchr(path, '/');
+        size_t ll = labelled ? (size_t)(eq - t) : strlen(base ? base + 1 : path);
+        if (trainlog_read(path, &ci->logs[i], e)) return curves_free(ci), -1;
+        ci->labels[i] = xmalloc(ll + 1);
+        memcpy(ci->labels[i], labelled ? t : base ? base + 1 : path, ll);
+        ci->labels[i][ll] = '\0';
+        ci->paths[i] = path;
+        ci->n = i + 1;
+    }
+    return 0;
+}
+
 static int write_sections(report_ctx *r, const bench_table *bt, const bench_table *gt, const eval_file *ev,
-                          const task_file *tf,
-                          sattn_err *e) {
+                          const task_file *tf, const curve_inputs *ci, sattn_err *e) {
     const report_config *c = r->c;
     sb_printf(&r->md, "# sattn report\n\nWritten by `sattn report` (docs/report.md). Inputs: the analytic "
                       "cost model at C = %d, H = %d, k = %d", c->C, c->H, c->k);
@@ -112,12 +147,14 @@ static int write_sections(report_ctx *r, const bench_table *bt, const bench_tabl
     if (c->generate) sb_printf(&r->md, "; generation benchmark `%s`", c->generate);
     for (int i = 0; i < c->n_evals; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; eval ", c->evals[i]);
     for (int i = 0; i < c->n_tasks; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; task ", c->tasks[i]);
+    for (int i = 0; i < ci->n; i++) sb_printf(&r->md, "%s`%s`", i ? ", " : "; training logs ", ci->paths[i]);
     sb_printf(&r->md, ". Each plot's gnuplot script (data included) is beside it as NAME.gp.\n\n");
     if (rp_analytic_section(r, e)) return -1;
     if (c->bench && rp_bench_section(r, bt, e)) return -1;
     if (c->generate && rp_generate_section(r, gt, e)) return -1;
     if (c->n_evals && rp_eval_section(r, ev, c->n_evals, e)) return -1;
     if (c->n_tasks && rp_task_section(r, tf, c->n_tasks, e)) return -1;
+    if (ci->n && rp_curves_section(r, ci->logs, (const char *const *)ci->labels, ci->paths, ci->n, e)) return -1;
     return rp_write_file(r, "report.md", &r->md, e);
 }
 
@@ -132,10 +169,12 @@ int report_write(const report_config *c, sattn_err *e) {
     eval_file *ev = xcalloc((size_t)(c->n_evals ? c->n_evals : 1), sizeof(eval_file));
     if (read_inputs(c, &bt, &gt, ev, e)) return free(ev), -1;
     task_file *tf = xcalloc((size_t)(c->n_tasks ? c->n_tasks : 1), sizeof(task_file));
+    curve_inputs ci = {0};
     int exists = 0, rc = read_tasks(c, tf, e) ? -1 : rp_check_target(target, &exists, e);
+    if (!rc) rc = read_curves(c, &ci, e);
     if (!rc) rc = rp_make_temp_dir(target, r.dir, sizeof r.dir, e);
     if (!rc) {
-        if (write_sections(&r, &bt, &gt, ev, tf, e)) rc = -1, rp_remove_dir(r.dir, 0);
+        if (write_sections(&r, &bt, &gt, ev, tf, &ci, e)) rc = -1, rp_remove_dir(r.dir, 0);
         else rc = rp_install_dir(r.dir, target, exists, e);
     }
     sb_free(&r.md);
@@ -143,6 +182,7 @@ int report_write(const report_config *c, sattn_err *e) {
     free(ev);
     for (int i = 0; i < c->n_tasks; i++) eval_json_task_free(&tf[i]); /* freed ones are empty */
     free(tf);
+    curves_free(&ci);
     bench_table_free(&bt);
     bench_table_free(&gt);
     return rc;

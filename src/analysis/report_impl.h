@@ -8,13 +8,15 @@
  *                      place, an earlier report replaced whole
  *   report_sections.c  the sections of report.md: analytic, measured, quality
  *   report_generate.c  the generation section (bench-generate's CSV)
- *   report_tasks.c     the retrieval-task section (task JSONs: heat maps, tables) */
+ *   report_tasks.c     the retrieval-task section (task JSONs: heat maps, tables)
+ *   report_curves.c    the training-curve section (train --log-csv files) */
 #ifndef SATTN_REPORT_IMPL_H
 #define SATTN_REPORT_IMPL_H
 
 #include <limits.h>
 
 #include "sattn/report.h"
+#include "sattn/trainlog.h"
 
 #define REPORT_NAME_LEN 96
 
@@ -72,6 +74,12 @@ int rp_generate_section(report_ctx *r, const bench_table *t, sattn_err *e);
 
 /* The retrieval tasks: a length x depth heat map and table per task JSON. */
 int rp_task_section(report_ctx *r, const task_file *f, int n, sattn_err *e);
+
+/* ---- report_curves.c ---- */
+
+/* Loss vs tokens of every log in one plot, and their final validation losses (n >= 1). */
+int rp_curves_section(report_ctx *r, const trainlog *logs, const char *const *labels, const char *const *paths, int n,
+                      sattn_err *e);
 
 /* ---- report.c ---- */
 

@@ -396,3 +396,14 @@ void sb_free(sbuf *b) {
     free(b->s);
     b->s = NULL, b->n = b->cap = 0;
 }
+
+void sb_json_str(sbuf *b, const char *s) {
+    sb_printf(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') sb_printf(b, "\\%c", *p);
+        else if (*p == '\n') sb_printf(b, "\\n");
+        else if (*p < 0x20 || *p >= 0x7f) sb_printf(b, "\\u%04x", *p);
+        else sb_printf(b, "%c", *p);
+    }
+    sb_printf(b, "\"");
+}

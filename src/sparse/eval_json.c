@@ -351,15 +351,6 @@ void eval_file_free(eval_file *f) {
 
 /* ---- the task JSON ---- */
 
-static void sb_json_str(sbuf *b, const char *s) {
-    sb_printf(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p == '"' || *p == '\\') sb_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f) sb_printf(b, "\\u%04x", *p);
-        else sb_printf(b, "%c", *p);
-    sb_printf(b, "\"");
-}
-
 void eval_json_task_format(sbuf *b, const task_json_info *info, const task_cell *cells, int n) {
     sb_printf(b, "{\"task\": ");
     sb_json_str(b, info->task);

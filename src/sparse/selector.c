@@ -400,8 +400,8 @@ static void block_scores_tile(const head_spec *s, int hs, const float *q, int ld
 }
 
 /* tile=1 (tblock.h's selection, one head): tile i = queries [i b, min((i+1) b, T)) keeps the
- * top n-1 earlier blocks j < i by qbar_i . kbar_j (qbar_i the mean of its queries) and its own
- * block; query t lists its own block's keys <= t first (score FLT_MAX), then the kept
+ * top n-1 earlier blocks j < i by qbar_{i-1} . kbar_j (qbar_{i-1} the mean of the previous
+ * tile's queries: causal) and its own block; query t lists its own block's keys <= t first (score FLT_MAX), then the kept
  * blocks' keys, best block first. What the model's tile layers run (hybrid.c calls tblock
  * itself, for all heads at once); this per-head form serves eval's per-head metrics. The
  * means are summed in another order than tblock's: near-ties may go the other way. */
@@ -414,12 +414,13 @@ static void block_select_tile(const head_spec *s, int hs, const float *q, const 
     selector_block_summaries(s, hs, k, ld, nb, sum);
     for (int i = 0; i * b < T; i++) {
         int t0 = i * b, t1 = T < t0 + b ? T : t0 + b;
+        /* the previous tile's pooled query (tblock.h: causal), tile 0 has no earlier block */
         for (int d = 0; d < hs; d++) qbar[d] = 0.0f;
-        for (int t = t0; t < t1; t++)
+        for (int t = t0 - (i > 0 ? b : 0); t < t0; t++)
             for (int d = 0; d < hs; d++) qbar[d] += q[(size_t)t * ld + d];
-        for (int d = 0; d < hs; d++) qbar[d] /= (float)(t1 - t0);
+        for (int d = 0; d < hs; d++) qbar[d] /= (float)b;
         for (int j = 0; j < i; j++) bs[j] = selector_block_score(s, qbar, sum + (size_t)j * 2 * hs, hs);
-        op_count_add(cnt, (uint64_t)hs * ((uint64_t)i + (uint64_t)(t1 - t0)), 0);
+        op_count_add(cnt, (uint64_t)hs * ((uint64_t)i + (uint64_t)(i > 0 ? b : 0)), 0);
         int n = selector_topk(bs, i, s->nblocks - 1, top, order);
         for (int t = t0; t < t1; t++) {
             int c = 0, *ix = idx + (size_t)t * kmax;

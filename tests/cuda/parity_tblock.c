@@ -5,13 +5,13 @@
  *    the exact (double) causal scores qbar_{i-1} . kbar_j within tol (the smallest kept score
  *    >= the largest dropped one - 2 tol), and the same SET as the exact top-(n-1) (ties to
  *    the earlier block) unless the (n-1)-th and n-th exact scores are within 2 tol (a near
- *    tie: counted, not failed); tol = 1e-4 max(1, max |score| of the row).
- *    The reference is ref_select below, written from the causal definition (tile i scores
- *    earlier blocks with the PREVIOUS tile's pooled query), because tblock_select in this
- *    tree still pools tile i's own queries.
+ *    tie: counted, not failed; an exact tie, from identical mean keys, must go to the earlier
+ *    block); tol = 1e-4 max(1, max |score| of the row). And the same list as the CPU's
+ *    tblock_select (the causal selection: tile i scores earlier blocks with the PREVIOUS
+ *    tile's pooled query), except at such a near tie.
  *  - forward (out, lse) and backward (dq, dk, dv separately; the gradient is what the call
  *    adds to a random dqkv) vs tblock_forward / tblock_backward on the SAME selection (the
- *    CPU's tblock_select, uploaded: the kernels take any selection), rel <= 1e-4, outputs
+ *    CPU's, uploaded: the kernels take any selection), rel <= 1e-4, outputs
  *    poisoned before the call; with n >= ntiles also vs flash_attention_forward (dense);
  *  - the backward run twice gives the same bits (deterministic). */
 #include <math.h>
@@ -59,8 +59,10 @@ static void ref_pick(const double *ex, int i, int m, unsigned char *pick) {
     }
 }
 
-/* One tile row: 0 exact, 1 near-tie, -1 failure (why). g: the GPU's nr entries, gc its count. */
-static int check_tile(const tb_shape *s, const int *g, int gc, int i, const double *ex, char *why, size_t nw) {
+/* One tile row: 0 exact, 1 near-tie, -1 failure (why). g: the GPU's nr entries, gc its count;
+ * cpu: the CPU's (tblock_select). */
+static int check_tile(const tb_shape *s, const int *g, int gc, const int *cpu, int i, const double *ex, char *why,
+                      size_t nw) {
     int want = i + 1 < s->n ? i + 1 : s->n, m = want - 1;
     if (gc != want) return snprintf(why, nw, "count %d, want %d", gc, want), -1;
     if (g[m] != i) return snprintf(why, nw, "last kept %d, not the own block %d", g[m], i), -1;
@@ -69,7 +71,7 @@ static int check_tile(const tb_shape *s, const int *g, int gc, int i, const doub
             return snprintf(why, nw, "entry %d = %d: not ascending earlier blocks", a, g[a]), -1;
     for (int a = want; a < s->nr; a++)
         if (g[a] != -1) return snprintf(why, nw, "entry %d after count = %d, not -1", a, g[a]), -1;
-    if (m == i) return 0; /* every earlier block */
+    if (m == i) return memcmp(g, cpu, (size_t)want * sizeof(int)) ? (snprintf(why, nw, "not the CPU's list"), -1) : 0;
     double scale = 1, lo = INFINITY, hi = -INFINITY;
     unsigned char *kept = xcalloc((size_t)i + 1, 1), *ref = xcalloc((size_t)i + 1, 1);
     for (int j = 0; j < i; j++) scale = fabs(ex[j]) > scale ? fabs(ex[j]) : scale;
@@ -82,23 +84,29 @@ static int check_tile(const tb_shape *s, const int *g, int gc, int i, const doub
     int rc = 0;
     if (m > 0 && lo < hi - 2 * tol) rc = -1, snprintf(why, nw, "kept score %.7g below a dropped %.7g", lo, hi);
     ref_pick(ex, i, m, ref);
+    double kth = INFINITY, next = -INFINITY; /* the exact m-th and (m+1)-th scores */
+    for (int j = 0; j < i; j++) {
+        if (ref[j]) kth = ex[j] < kth ? ex[j] : kth;
+        else next = ex[j] > next ? ex[j] : next;
+    }
+    /* an exact tie comes from identical mean keys, whose float scores are identical too:
+     * there the rule (the earlier block) must hold */
+    int clear = kth - next > 2 * tol || kth == next;
     if (!rc && memcmp(kept, ref, (size_t)i)) {
-        double kth = -INFINITY, next = -INFINITY; /* the exact m-th and (m+1)-th scores */
-        for (int j = 0; j < i; j++) {
-            if (ref[j]) kth = kth == -INFINITY || ex[j] < kth ? ex[j] : kth;
-            else next = ex[j] > next ? ex[j] : next;
-        }
-        /* an exact tie comes from identical mean keys, whose float scores are identical too:
-         * there the rule (the earlier block) must hold */
-        rc = kth - next > 2 * tol || kth == next ? -1 : 1;
-        if (rc < 0) snprintf(why, nw, "a different set with a gap %.3g at the (n-1)-th score", kth - next);
+        rc = clear ? -1 : 1;
+        if (rc < 0) snprintf(why, nw, "a different set than the exact top, gap %.3g at the (n-1)-th score", kth - next);
+    }
+    if (!rc && memcmp(g, cpu, (size_t)want * sizeof(int))) {
+        rc = clear ? -1 : 1;
+        if (rc < 0) snprintf(why, nw, "not the CPU's list, gap %.3g at the (n-1)-th score", kth - next);
     }
     free(kept), free(ref);
     return rc;
 }
 
-/* The GPU selection (blocks, count as downloaded) against the causal definition. */
-static void check_select(ctx *c, const tb_shape *s, const float *qkv, const int *gb, const int *gcnt) {
+/* The GPU selection (blocks, count as downloaded) against the causal definition and the CPU's. */
+static void check_select(ctx *c, const tb_shape *s, const float *qkv, const int *gb, const int *gcnt,
+                         const tblock_sel *sel) {
     int exact = 0, near = 0, bad = 0;
     char first[256] = "", why[200];
     double *ex = xmalloc(((size_t)s->nt + 1) * sizeof(double));
@@ -107,7 +115,7 @@ static void check_select(ctx *c, const tb_shape *s, const float *qkv, const int 
             for (int i = 0; i < s->nt; i++) {
                 size_t t = ((size_t)bb * s->H + h) * s->nt + i;
                 if (i > 0) ref_scores(s, qkv, bb, h, i, ex);
-                int rc = check_tile(s, gb + t * s->nr, gcnt[t], i, ex, why, sizeof why);
+                int rc = check_tile(s, gb + t * s->nr, gcnt[t], sel->blocks + t * s->nr, i, ex, why, sizeof why);
                 exact += rc == 0, near += rc == 1;
                 if (rc < 0 && !bad++) snprintf(first, sizeof first, "b %d head %d tile %d: %s", bb, h, i, why);
             }
@@ -134,7 +142,7 @@ typedef struct {
     int *blocks, *count;
 } tb_dev;
 
-static void run_select(ctx *c, const tb_shape *s, const float *qkv, const tb_dev *dv) {
+static void run_select(ctx *c, const tb_shape *s, const float *qkv, const tblock_sel *sel, const tb_dev *dv) {
     size_t ntl = (size_t)s->B * s->H * s->nt, nb = ntl * s->nr;
     int *junk = xmalloc((nb + 1) * sizeof(int)), *gb = xmalloc((nb + 1) * sizeof(int)), *gc = xmalloc(ntl * sizeof(int));
     memset(junk, 0x5A, (nb + 1) * sizeof(int)); /* not -1: the entries after count must be written */
@@ -143,7 +151,7 @@ static void run_select(ctx *c, const tb_shape *s, const float *qkv, const tb_dev
     sa_cuda_tblock_select(c->g, dv->qkv, s->B, s->T, s->C, s->H, s->b, s->n, dv->blocks, dv->count);
     sa_cuda_download(c->g, gb, dv->blocks, nb * sizeof(int));
     sa_cuda_download(c->g, gc, dv->count, ntl * sizeof(int));
-    check_select(c, s, qkv, gb, gc);
+    check_select(c, s, qkv, gb, gc, sel);
     free(junk), free(gb), free(gc);
 }
 
@@ -226,10 +234,10 @@ static void test_tblock(ctx *c, int B, int T, int C, int H, int b, int n, int ti
     tb_dev dv = {dup_dev(c, qkv, nq * 4), sa_cuda_alloc(c->g, no * 4), sa_cuda_alloc(c->g, nl * 4),
                  sa_cuda_alloc(c->g, nq * 4), sa_cuda_alloc(c->g, no * 4),
                  sa_cuda_alloc(c->g, ntl * s.nr * sizeof(int)), sa_cuda_alloc(c->g, ntl * sizeof(int))};
-    run_select(c, &s, qkv, &dv);
     tblock_sel sel;
     if (tblock_sel_init(&sel, B, H, T, b, n, &e)) die_at(__FILE__, __LINE__, "%s", e.msg);
     tblock_select(&sel, qkv, C);
+    run_select(c, &s, qkv, &sel, &dv);
     run_forward(c, &s, qkv, &sel, &dv, cout, clse);
     run_backward(c, &s, qkv, &sel, &dv, cout, clse);
     tblock_sel_free(&sel);

@@ -334,26 +334,34 @@ __global__ void __launch_bounds__(256) k_block_decode_scores(float *S, int ldS, 
  * one more pass collects the keys above theta and, scanning in column order, the
  * earliest of those equal to theta; then a bitonic sort of the kk winners on
  * (~key << 32 | column) in shared memory gives the CPU's order.
- * INDEX: len = pos + 1, the row is the selection. BLOCK: len = pos / b complete blocks
- * before the query's own, kk = min(nblocks - 1, len); the selection is the local block
- * (keys floor(pos/b)*b .. pos, score FLT_MAX) then the chosen blocks' keys, up to kmax.
+ * INDEX: len = pos + 1, the row is the selection; or, with cols (the decode's second stage),
+ * the row is clen candidates whose columns are cols[s] (S, cols: the first stage's scores
+ * and columns, in column order among equal keys, so scan order is column order and the tie
+ * rule holds). CHUNK (the decode's first stage): row r is the chunk of the one score row
+ * at columns [r bsz, r bsz + len), len = min(bsz, clen - r bsz); its top k with columns
+ * r bsz + s, written as INDEX writes a row (nq = the chunks). BLOCK: len = pos / b complete
+ * blocks before the query's own, kk = min(nblocks - 1, len); the selection is the local
+ * block (keys floor(pos/b)*b .. pos, score FLT_MAX) then the chosen blocks' keys, up to kmax.
  * (long: the radix passes, the collection and the sort share one shared-memory layout.) */
-enum { TK_INDEX = 0, TK_BLOCK = 1 };
+enum { TK_INDEX = 0, TK_BLOCK = 1, TK_CHUNK = 2 };
 #define TK_THREADS 512
 #define TK_SORTCAP 4096
 template <int MODE>
 __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, size_t s_head, int row0,
                                                      int pos0, int k, int bsz, int kmax, int nq,
-                                                     int *idx, float *score, int *count) {
+                                                     int *idx, float *score, int *count, const int *cols,
+                                                     int clen) {
     __shared__ unsigned hist[2048];
     __shared__ unsigned long long sel[TK_SORTCAP];
     __shared__ unsigned sh_bin, sh_above, sh_gt, sh_eqbase, sh_chunk;
     __shared__ unsigned wcnt[TK_THREADS / 32], wpre[TK_THREADS / 32];
     const int h = blockIdx.y, r = blockIdx.x, qi = row0 + r, pos = pos0 + qi;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int len = MODE == TK_INDEX ? pos + 1 : pos / bsz;
-    const int kk = min(k, len);
+    const int len = MODE == TK_CHUNK ? min(bsz, clen - r * bsz) : MODE == TK_BLOCK ? pos / bsz : cols ? clen : pos + 1;
+    const int kk = min(k, len), coff = MODE == TK_CHUNK ? r * bsz : 0;
     const float *row = S + h * s_head + (size_t)r * ldS;
+    const int *crow = cols ? cols + h * s_head + (size_t)r * ldS : NULL;
+#define TK_COL(s) ((unsigned)(crow ? crow[s] : (s) + coff)) /* a row entry's column */
     if (kk > 0) {
         if (kk < len) {
             unsigned prefix = 0, mask = 0, rem = (unsigned)kk;
@@ -407,7 +415,7 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
                 const unsigned key = s < len ? f2key(row[s]) : 0u;
                 if (s < len && key > theta) {
                     unsigned slot = atomicAdd(&sh_gt, 1u);
-                    sel[slot] = ((unsigned long long)(~key) << 32) | (unsigned)s;
+                    sel[slot] = ((unsigned long long)(~key) << 32) | TK_COL(s);
                 }
                 const int flag = s < len && key == theta;
                 const unsigned bal = __ballot_sync(FULL, flag);
@@ -421,14 +429,14 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
                 __syncthreads();
                 if (flag) {
                     unsigned p = sh_eqbase + wpre[warp] + __popc(bal & ((1u << lane) - 1u));
-                    if (p < need) sel[ngt + p] = ((unsigned long long)(~key) << 32) | (unsigned)s;
+                    if (p < need) sel[ngt + p] = ((unsigned long long)(~key) << 32) | TK_COL(s);
                 }
                 __syncthreads();
                 if (tid == 0) sh_eqbase += sh_chunk;
             }
         } else {
             for (int s = tid; s < len; s += TK_THREADS)
-                sel[s] = ((unsigned long long)(~f2key(row[s])) << 32) | (unsigned)s;
+                sel[s] = ((unsigned long long)(~f2key(row[s])) << 32) | TK_COL(s);
         }
         int P = 1;
         while (P < kk) P <<= 1;
@@ -447,7 +455,8 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
             }
     }
     const size_t o = ((size_t)h * nq + qi) * kmax;
-    if (MODE == TK_INDEX) {
+#undef TK_COL
+    if (MODE != TK_BLOCK) {
         for (int j = tid; j < kmax; j += TK_THREADS) {
             if (j < kk) {
                 unsigned long long c = sel[j];
@@ -910,10 +919,10 @@ extern "C" void sa_cuda_select(sa_cuda *c, const head_spec *s, const float *sp, 
         dim3 tg(n, H);
         if (s->sel == SEL_INDEX)
             SA_LAUNCH(k_topk<TK_INDEX>, tg, TK_THREADS, 0, c->st, S, ldS, (size_t)nr * ldS, i0, 0, s->k, b,
-                      kmax, T, idx, score, count);
+                      kmax, T, idx, score, count, (const int *)NULL, 0);
         else
             SA_LAUNCH(k_topk<TK_BLOCK>, tg, TK_THREADS, 0, c->st, S, ldS, (size_t)nr * ldS, i0, 0,
-                      s->nblocks - 1, b, kmax, T, idx, score, count);
+                      s->nblocks - 1, b, kmax, T, idx, score, count, (const int *)NULL, 0);
         CK_LAUNCH();
     }
 }
@@ -956,6 +965,11 @@ extern "C" void sa_cuda_decode_side(sa_cuda *c, const head_spec *s, const float 
     CK_LAUNCH();
 }
 
+/* The index decode's top-k chunk: the row of T scores goes to the first stage in chunks of
+ * this many columns when T is larger (one block per chunk and head instead of one per head:
+ * at T = 64K and k = 64, 128 chunks; the second stage then scans 128 k candidates, not T). */
+static int decode_chunk(int k) { return 4 * k > 512 ? 4 * k : 512; }
+
 extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const float *sp, const float *fp,
                                       const float *q, const float *kc, const float *vc, int T, int C, int H,
                                       const float *side, float *out, int *idx, float *score, int *count) {
@@ -964,13 +978,26 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
     const size_t npart = up256((size_t)H * gs_splits(kmax) * (d + 2));
     float *part;
     if (s->sel == SEL_INDEX) {
-        float *S = (float *)sa_scratch(c, (npart + (size_t)H * T) * sizeof(float));
+        const int ch = decode_chunk(s->k), nch = (T + ch - 1) / ch;
+        const size_t ncand = up256((size_t)H * nch * s->k);
+        float *S = (float *)sa_scratch(c, (npart + (size_t)H * T + 2 * ncand + up256((size_t)H * nch)) * sizeof(float));
         part = S + (size_t)H * T;
         SA_LAUNCH(k_index_decode_scores, dim3((T + 255) / 256, H), 256, 0, c->st, S, q, side, sp,
                   selector_param_count(s, d, T), T, d, s->iheads, s->rank, 1.0f / sqrtf((float)s->rank));
         CK_LAUNCH();
-        SA_LAUNCH(k_topk<TK_INDEX>, dim3(1, H), TK_THREADS, 0, c->st, S, T, (size_t)T, 0, T - 1, s->k,
-                  s->block, kmax, 1, idx, score, count);
+        if (nch == 1) {
+            SA_LAUNCH(k_topk<TK_INDEX>, dim3(1, H), TK_THREADS, 0, c->st, S, T, (size_t)T, 0, T - 1, s->k,
+                      s->block, kmax, 1, idx, score, count, (const int *)NULL, 0);
+        } else { /* two stages: each chunk's top k (nch blocks a head), then the top k of those */
+            float *cs = part + npart;
+            int *ci = (int *)(cs + ncand), *cc = ci + ncand;
+            const int len2 = (nch - 1) * s->k + min(s->k, T - (nch - 1) * ch);
+            SA_LAUNCH(k_topk<TK_CHUNK>, dim3(nch, H), TK_THREADS, 0, c->st, S, ch, (size_t)T, 0, 0, s->k, ch, s->k,
+                      nch, ci, cs, cc, (const int *)NULL, T);
+            CK_LAUNCH();
+            SA_LAUNCH(k_topk<TK_INDEX>, dim3(1, H), TK_THREADS, 0, c->st, cs, nch * s->k, (size_t)nch * s->k, 0,
+                      T - 1, s->k, s->block, kmax, 1, idx, score, count, (const int *)ci, len2);
+        }
     } else {
         const int b = s->block, nb = T / b, local = (T - 1) / b, ldS = local > 0 ? local : 1;
         float *S = (float *)sa_scratch(c, (npart + (size_t)H * ldS) * sizeof(float));
@@ -981,7 +1008,7 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
             CK_LAUNCH();
         }
         SA_LAUNCH(k_topk<TK_BLOCK>, dim3(1, H), TK_THREADS, 0, c->st, S, ldS, (size_t)ldS, 0, T - 1,
-                  s->nblocks - 1, b, kmax, 1, idx, score, count);
+                  s->nblocks - 1, b, kmax, 1, idx, score, count, (const int *)NULL, 0);
     }
     CK_LAUNCH();
     headfn_run(c, s, fp, q, C, kc, vc, C, d, H, 1, kmax, idx, count, out, C, part);

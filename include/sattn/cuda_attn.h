@@ -96,7 +96,7 @@ void sa_cuda_decode_sparse(sa_cuda *ctx, const head_spec *s, const float *sel_pa
                            int T, int C, int H, const float *side, float *out, int *idx, float *score,
                            int *count);
 
-/* ---- tile-shared block attention (tblock.h on the GPU; src/cuda/tblock.cu) ----
+/* ---- tile-shared block attention (tblock.h on the GPU; src/cuda/tblock_kernels.cu) ----
  * Shapes as tblock.h: qkv (B,T,3C), out (B,T,C), lse (B,H,T); blocks of b keys, tiles of b
  * queries, ntiles = ceil(T/b); a selection is blocks (B,H,ntiles,nr) and count (B,H,ntiles)
  * (device ints), nr = sa_cuda_tblock_n(T, b, n) = min(n, ntiles), tblock_sel's layout: a

@@ -1,6 +1,6 @@
 /* sa_dev: what the .cu files share beyond sa_cuda.h — the context, its scratch buffer, warp
  * reductions, the order-preserving float keys, and the steps of the flash-style kernels
- * (k_flash_fwd in attn.cu, the tblock kernels in tblock.cu) on 64 x 64 tiles in shared memory.
+ * (k_flash_fwd in attn.cu, the tblock kernels in tblock_kernels.cu) on 64 x 64 tiles in shared memory.
  *
  * Tile convention (128 threads): a tile holds 64 rows of DM floats (DM = the head dim padded
  * to 64 or 128, zeros past d) at stride DP = DM + 4 (rows 16-byte aligned for float4 loads,
@@ -34,7 +34,7 @@ struct sa_cuda {
 /* The context's scratch, grown (never shrunk) to at least bytes; its contents are not kept
  * across a growth. attn.cu. */
 void *sa_scratch(sa_cuda *c, size_t bytes);
-/* The tblock kernels' opt-in dynamic shared memory (tblock.cu; sa_cuda_open calls it). */
+/* The tblock kernels' opt-in dynamic shared memory (tblock_kernels.cu; sa_cuda_open calls it). */
 void sa_tblock_attrs(void);
 
 /* Max / sum of v over each group of W lanes (W = 16 or 32), butterfly: every lane of the

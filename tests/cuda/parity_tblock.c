@@ -1,4 +1,4 @@
-/* cuda-parity, the tile-shared block kernels (src/cuda/tblock.cu) against the CPU's tblock
+/* cuda-parity, the tile-shared block kernels (src/cuda/tblock_kernels.cu) against the CPU's tblock
  * (include/sattn/tblock.h), by parity.c's rule:
  *  - selection, per (batch row, head, tile): count = min(n, i+1), the own block last, the
  *    others ascending, distinct and earlier, -1 after count; the kept blocks a top-(n-1) of

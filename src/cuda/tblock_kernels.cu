@@ -1,4 +1,4 @@
-/* tblock.cu: tile-shared block-sparse attention on the GPU, the counterpart of
+/* tblock_kernels.cu: tile-shared block-sparse attention on the GPU, the counterpart of
  * src/sparse/tblock.c (include/sattn/tblock.h; docs/cuda.md "tblock kernels").
  *
  * Shapes (as the CPU's): qkv (B,T,3C), out (B,T,C), lse (B,H,T), head dim d = C/H <= 128,

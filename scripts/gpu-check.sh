@@ -16,8 +16,9 @@
 #      (GPU_CHECK_SEQS, default 4096,16384,65536): dense-flash, index+softmax (k 2048, r 16,
 #      J 1), block+softmax (k 2048: b 16, n 128) at prefill and decode; tblock+softmax (b 64,
 #      n 8) at prefill and backward; median of 5
-#   4. racecheck: compute-sanitizer --tool racecheck on cuda-parity --quick, when the tool
-#      exists and the budget leaves 60 s (skipped with a note otherwise)
+#   4. racecheck: compute-sanitizer --tool racecheck on cuda-parity --quick --tblock (the new
+#      kernels), then on all of --quick, each when the tool exists and the budget leaves 130 s
+#      (skipped with a note otherwise)
 #   5. PyTorch SDPA (fp32, and bf16 flash as an outside line) on the same shapes via
 #      scripts/sdpa_ref.py; skipped with a note if torch is missing
 #   6. the summary
@@ -117,26 +118,35 @@ if [ -n "${GPU_CHECK_HEAVY:-}" ] && [ "$(left)" -gt 150 ]; then
     bundle
 fi
 
-say "racecheck: compute-sanitizer --tool racecheck on cuda-parity --quick"
+say "racecheck: compute-sanitizer --tool racecheck on cuda-parity --quick (tblock first)"
 SAN=$(command -v compute-sanitizer || true)
 for f in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
     [ -z "$SAN" ] && [ -x "$f" ] && SAN=$f
 done
+# race_pass NAME ARGS...: one racecheck pass of cuda-parity into racecheck-NAME.txt; its verdict
+race_pass() {
+    local name=$1 rc=0
+    shift
+    run_step $(($(left) - 70)) "$SAN" --tool racecheck --error-exitcode 3 --print-limit 20 "$BIN/cuda-parity" "$@" \
+        >"$WORK/racecheck-$name.txt" 2>&1 || rc=$?
+    tail -3 "$WORK/racecheck-$name.txt" >&2
+    local sum
+    sum=$(grep -m1 'RACECHECK SUMMARY' "$WORK/racecheck-$name.txt" | sed 's/^=* *//' || true)
+    case $rc in
+    0) echo "$name clean ($sum)" ;;
+    3) echo "$name HAZARDS ($sum; racecheck-$name.txt)" ;;
+    124) echo "$name incomplete: timed out" ;;
+    *) echo "$name failed (status $rc; racecheck-$name.txt)" ;;
+    esac
+}
 if [ -z "$SAN" ]; then
     RACE="skipped: compute-sanitizer not found"
 elif [ "$(left)" -lt 130 ]; then
     RACE="skipped: time budget ($(left)s left)"
 else
-    rc=0
-    run_step $(($(left) - 70)) "$SAN" --tool racecheck --error-exitcode 3 --print-limit 20 "$BIN/cuda-parity" --quick \
-        >"$WORK/racecheck.txt" 2>&1 || rc=$?
-    tail -4 "$WORK/racecheck.txt"
-    case $rc in
-    0) RACE="clean ($(grep -m1 'RACECHECK SUMMARY' "$WORK/racecheck.txt" || echo 'no hazards reported'))" ;;
-    3) RACE="HAZARDS: $(grep -m1 'RACECHECK SUMMARY' "$WORK/racecheck.txt" || echo 'see racecheck.txt')" ;;
-    124) RACE="incomplete: timed out (racecheck.txt has what it checked)" ;;
-    *) RACE="failed (status $rc; see racecheck.txt)" ;;
-    esac
+    RACE=$(race_pass tblock --quick --tblock | tail -1)
+    if [ "$(left)" -ge 130 ]; then RACE="$RACE; $(race_pass quick --quick | tail -1)"
+    else RACE="$RACE; the rest of --quick skipped: time budget"; fi
 fi
 echo "gpu-check: racecheck: $RACE"
 bundle

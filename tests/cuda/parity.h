@@ -21,6 +21,10 @@ void fill(float *x, size_t n, rng_t *r);
 void report(ctx *c, const char *what, double err, int nan);
 /* rel = max|gpu - cpu| / max|cpu| over n, reported. */
 void check_close(ctx *c, const char *what, const float *gpu, const float *cpu, size_t n);
+/* The same relative to max(scale, max|cpu|): for a part of a larger tensor whose own values
+ * can all be zero (a gradient part that is exactly 0 compares its rounding noise to the
+ * whole gradient's scale). */
+void check_close_scaled(ctx *c, const char *what, const float *gpu, const float *cpu, size_t n, double scale);
 /* A device copy of h. */
 void *dup_dev(ctx *c, const void *h, size_t bytes);
 

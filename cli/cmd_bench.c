@@ -95,10 +95,11 @@ static int bench_scan(bench_args *a, int argc, char **argv) {
                                "instead of the table"),
         opt_flag("peak", &a->peak_only, "only measure and print the FP32 peak (with --json: one JSON object)"),
         opt_enum("device", &a->cuda, DEVICES, NULL,
-                 "cuda: the grid's prefill and decode on the GPU (needs a `make cuda`\n"
-                 "build, build-cuda/sattn): dense-flash, index+softmax, block+softmax as\n"
-                 "CUDA kernels, rows named <variant>-cuda, speedups against\n"
-                 "dense-flash-cuda (docs/cuda.md); default cpu"),
+                 "cuda: the grid on the GPU (needs a `make cuda` build, build-cuda/sattn):\n"
+                 "dense-flash, index+softmax, block+softmax (prefill, decode) and\n"
+                 "tblock+softmax (prefill, backward) as CUDA kernels, rows named\n"
+                 "<variant>-cuda, speedups against dense-flash-cuda (docs/cuda.md);\n"
+                 "default cpu"),
         opt_int("index-rank", &a->index_rank, 1, 32, "R", "--device cuda: the indexer's rank (default 16)"),
         opt_int("index-heads", &a->index_heads, 1, 8, "J", "--device cuda: the indexer's heads (default 4)"),
     };

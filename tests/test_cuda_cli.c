@@ -52,27 +52,32 @@ Test(cuda_cli, device_cpu_is_the_default_grid) {
     free(out);
 }
 
-/* The CUDA rows' names carry no comma or colon: report.c reads them back. */
+/* The CUDA rows' names carry no comma or colon: report.c reads them back (tblock's backward
+ * row too, its x_flash -1: there is no CUDA flash backward). */
 Test(cuda_cli, csv_rows_read_by_report) {
     cli_tdir t;
     cli_tdir_open(&t);
     const char *csv = cli_tpath(&t, "cuda.csv");
-    bench_row rows[3];
+    bench_row rows[4];
     memset(rows, 0, sizeof rows);
-    const char *names[3] = {"dense-flash-cuda", "index+softmax-cuda-r16-j1", "block+softmax-cuda"};
-    for (int i = 0; i < 3; i++)
+    const char *names[4] = {"dense-flash-cuda", "index+softmax-cuda-r16-j1", "block+softmax-cuda",
+                            "tblock+softmax-cuda"};
+    for (int i = 0; i < 4; i++)
         rows[i] = (bench_row){"", BENCH_DECODE, 512, 8, 65536, i ? 2048 : 0, 1e-4 * (i + 1), 100.0, 1.0 / (i + 1),
                               1e6, -1.0, -1.0};
-    for (int i = 0; i < 3; i++) snprintf(rows[i].variant, sizeof rows[i].variant, "%s", names[i]);
+    rows[3].phase = BENCH_BACKWARD, rows[3].k = 512, rows[3].speedup_vs_flash = -1.0; /* no CUDA flash backward */
+    for (int i = 0; i < 4; i++) snprintf(rows[i].variant, sizeof rows[i].variant, "%s", names[i]);
     char line[256];
     bench_csv_line(&rows[1], line, sizeof line);
     cr_assert_eq(cli_count_char(line, ','), 11, "%s", line);
     cr_assert(!strncmp(line, "index+softmax-cuda-r16-j1,decode,512,8,65536,2048,", 50), "%s", line);
     sattn_err e;
-    cr_assert_eq(bench_csv_write(csv, rows, 3, &e), 0, "%s", e.msg);
+    cr_assert_eq(bench_csv_write(csv, rows, 4, &e), 0, "%s", e.msg);
     bench_table bt;
     cr_assert_eq(bench_csv_read(csv, &bt, &e), 0, "%s", e.msg);
-    cr_assert_eq(bt.n, 3);
+    cr_assert_eq(bt.n, 4);
+    cr_assert_str_eq(bt.rows[3].variant, "tblock+softmax-cuda");
+    cr_assert(bt.rows[3].phase == BENCH_BACKWARD && bt.rows[3].k == 512 && bt.rows[3].speedup_vs_flash < 0);
     cr_assert_str_eq(bt.rows[1].variant, "index+softmax-cuda-r16-j1");
     cr_assert(bt.rows[2].phase && bt.rows[2].T == 65536 && bt.rows[2].k == 2048);
     bench_table_free(&bt);

@@ -11,8 +11,9 @@
  * selector_param_count, headfn_param_count), exactly as src/sparse lays them out.
  * Selections are (H, nq, kmax) int idx and float score, (H, nq) int count, each row in
  * selector_select's order (descending score, ties to the earlier key; block: the local
- * block first). Dynamic k (tau > 0), pos selectors and backward passes are not
- * implemented (sa_cuda_check_spec says so).
+ * block first). Dynamic k (tau > 0), pos selectors and the per-query selectors' backward
+ * passes are not implemented (sa_cuda_check_spec says so); the tile-shared block attention
+ * (tblock) has a forward and a backward.
  *
  * All pointers passed to the kernels are DEVICE pointers (sa_cuda_alloc). Every call
  * is asynchronous on the context's stream; sa_cuda_sync waits. No global mutable
@@ -94,6 +95,33 @@ void sa_cuda_decode_sparse(sa_cuda *ctx, const head_spec *s, const float *sel_pa
                            const float *fn_params, const float *q, const float *kc, const float *vc,
                            int T, int C, int H, const float *side, float *out, int *idx, float *score,
                            int *count);
+
+/* ---- tile-shared block attention (tblock.h on the GPU; src/cuda/tblock_kernels.cu) ----
+ * Shapes as tblock.h: qkv (B,T,3C), out (B,T,C), lse (B,H,T); blocks of b keys, tiles of b
+ * queries, ntiles = ceil(T/b); a selection is blocks (B,H,ntiles,nr) and count (B,H,ntiles)
+ * (device ints), nr = sa_cuda_tblock_n(T, b, n) = min(n, ntiles), tblock_sel's layout: a
+ * tile's kept blocks ascending, its own block last, -1 after count. Every function below
+ * takes the n asked for (>= 1) and strides by nr. d = C/H <= 128. */
+enum { SA_TBLOCK_MAX_TILES = 12288 }; /* ntiles: one tile's scores fit 48 KB of shared memory */
+/* 0 if the GPU runs these sizes; else -1 and why in e. */
+int sa_cuda_tblock_check(int B, int T, int C, int H, int b, int n, sattn_err *e);
+int sa_cuda_tblock_n(int T, int b, int n);
+/* The CAUSAL tile selection: tile 0 keeps block 0; tile i >= 1 scores every block j < i by
+ * qbar_{i-1} . kbar_j (qbar_{i-1} the mean query of the previous tile, kbar_j the mean key of
+ * block j), keeps the top min(n-1, i) (higher first, ties to the earlier block) and block i. */
+void sa_cuda_tblock_select(sa_cuda *ctx, const float *qkv, int B, int T, int C, int H, int b, int n,
+                           int *blocks, int *count);
+/* tblock_forward: query t of tile i attends causally to the keys of the blocks tile i kept:
+ * out_t = sum softmax(q_t . k_s / sqrt(d)) v_s, lse_t = log sum exp(q_t . k_s / sqrt(d)). */
+void sa_cuda_tblock_forward(sa_cuda *ctx, float *out, float *lse, const float *qkv, int B, int T, int C,
+                            int H, int b, int n, const int *blocks, const int *count);
+/* tblock_backward: dqkv (B,T,3C) += the gradient from dout (B,T,C), given the forward's out and
+ * lse over the same selection (FlashAttention-2: P recomputed from lse). Deterministic (every
+ * output element has one owning thread block and a fixed order; no atomics). Scratch: B H T
+ * floats of the context's buffer. */
+void sa_cuda_tblock_backward(sa_cuda *ctx, float *dqkv, const float *dout, const float *qkv,
+                             const float *out, const float *lse, int B, int T, int C, int H, int b, int n,
+                             const int *blocks, const int *count);
 
 #ifdef __cplusplus
 }

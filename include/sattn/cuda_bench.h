@@ -3,11 +3,14 @@
  * dense-flash (sa_cuda_flash_forward; decode sa_cuda_decode_dense), index+softmax and
  * block+softmax at costmodel's standard specs (index with rank index_rank and
  * index_heads indexer heads) through sa_cuda_sparse_forward and sa_cuda_decode_sparse
- * (cuda_attn.h). Same method as ab_run (median of cfg->runs, each run >= 5 ms), timed
- * with cudaEvents after two warm-up calls; the decode side state is built untimed;
- * prefill and decode only (no backward on the GPU); rows predicted to exceed
- * cfg->max_run_s skipped. Compiled in every build; without -DSATTN_CUDA it only
- * reports "built without CUDA". */
+ * (cuda_attn.h), and tblock+softmax (b, n from cfg->tblock_b, tblock_n): prefill =
+ * sa_cuda_tblock_select + sa_cuda_tblock_forward, backward = sa_cuda_tblock_backward
+ * over a selection made untimed (its GFLOP/s: useful work, as attnbench.h counts the
+ * CPU's tblock rows). Same method as ab_run (median of cfg->runs, each run >= 5 ms),
+ * timed with cudaEvents after two warm-up calls; the decode side state is built untimed;
+ * backward rows for tblock only (no other backward on the GPU, so their x_flash is -1);
+ * rows predicted to exceed cfg->max_run_s skipped. Compiled in every build; without
+ * -DSATTN_CUDA it only reports "built without CUDA". */
 #ifndef SATTN_CUDA_BENCH_H
 #define SATTN_CUDA_BENCH_H
 

@@ -2,7 +2,7 @@
  * Design, kernel by kernel, and the parity rule: docs/cuda.md. Kept C-like: the only
  * C++ used is templates over the padded head dim DM (64 or 128) and the mode. The
  * same source compiles for the GPU (nvcc) and for the CPU emulation (g++ -DSA_EMU). */
-#include "sa_cuda.h"
+#include "sa_dev.h"
 
 #include <float.h>
 #include <math.h>
@@ -13,155 +13,41 @@
 #endif
 #include "sattn/cuda_attn.h"
 
-#define FULL 0xffffffffu
-#define NEG_INF (-INFINITY)
-
-struct sa_cuda {
-    cudaStream_t st;
-    cudaEvent_t e0, e1;
-    char name[256];
-    int smem_optin;
-    void *scratch;     /* grow-only device scratch, carved per call */
-    size_t scratch_n;
-    size_t chunk_bytes; /* budget for a chunk of selector score rows */
-};
-
-/* ------------------------------------------------------------ device helpers ---- */
-
-/* Max / sum of v over each group of W lanes (W = 16 or 32), butterfly: every lane of the
- * group gets the result. */
-template <int W>
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = W / 2; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-    return v;
-}
-template <int W>
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = W / 2; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-    return v;
-}
-__device__ __forceinline__ float4 ld4(const float *p) { return *(const float4 *)p; }
-
-/* Order-preserving float -> uint (larger float, larger key); -0 is folded onto +0 so
- * that the two zeros tie, as they do under the CPU's float comparison. */
-__device__ __forceinline__ unsigned f2key(float f) {
-    if (f == 0.0f) f = 0.0f;
-    unsigned u = __float_as_uint(f);
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-__device__ __forceinline__ float key2f(unsigned k) {
-    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
-}
-
 /* ------------------------------------------------------------- dense flash ---- */
 
-/* One block: a tile of 64 queries of one (b, h), 128 threads. Thread (ty, tx) =
- * (tid / 16, tid % 16) owns query rows ty*8 .. ty*8+7; for the 64 x 64 score tile
- * the key columns tx + 16j (j < 4), for the output the dims 64m + 4tx .. +3.
- * Shared: Q (pre-scaled by log2(e)/sqrt(d)), K, V tiles [64][DM+4] and P [64][68];
- * the +4 keeps float4 rows 16-byte aligned and spreads rows over banks.
- * Online softmax in base 2 (exp2f); tiles are visited up to the diagonal only.
- * (long: one fused kernel, load / score / online softmax / accumulate per tile, whose
- * shared-memory stages must stay in one scope to be synchronised.) */
-#define FL_T 64
-#define FL_PS 68
+/* One block: a tile of 64 queries of one (b, h), 128 threads (sa_dev.h's tile convention):
+ *   S = (Q log2(e)/sqrt(d)) K^T per 64 x 64 key tile, causal mask, online softmax in base 2,
+ *   O = sum_tiles P V / L,  lse = (m + log2 L) ln 2.
+ * Shared: Q (pre-scaled), K, V tiles [64][DM+4] and P [64][68]; key tiles are visited up to
+ * the diagonal only, longest query tiles first. */
 template <int DM>
 __global__ void __launch_bounds__(128) k_flash_fwd(float *out, float *lse, const float *qkv, int T,
                                                    int C, int H, float qscale) {
     SA_DYN_SMEM(smraw);
-    const int DP = DM + 4, NA = DM / 16;
+    const int DP = DM + 4;
     float *Qs = (float *)smraw, *Ks = Qs + FL_T * DP, *Vs = Ks + FL_T * DP, *Ps = Vs + FL_T * DP;
     const int d = C / H, nqt = (T + FL_T - 1) / FL_T;
     const int qt = nqt - 1 - (int)blockIdx.x, h = blockIdx.y, b = blockIdx.z; /* longest first */
     const int q0 = qt * FL_T, tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
     const size_t ld = (size_t)3 * C;
     const float *base = qkv + (size_t)b * T * ld + (size_t)h * d;
-
-    for (int e = tid; e < FL_T * DM; e += 128) {
-        int r = e / DM, c = e % DM, t = q0 + r;
-        Qs[r * DP + c] = (t < T && c < d) ? base[(size_t)t * ld + c] * qscale : 0.0f;
-    }
-    float m[8], l[8], acc[8][NA];
-    for (int i = 0; i < 8; i++) {
-        m[i] = NEG_INF, l[i] = 0.0f;
-        for (int a = 0; a < NA; a++) acc[i][a] = 0.0f;
-    }
+    tl_load<DM>(Qs, base, ld, q0, T, d, qscale, tid);
+    fl_state<DM> f;
+    fl_init<DM>(f);
     for (int kt = 0; kt <= qt; kt++) {
         const int k0 = kt * FL_T;
         __syncthreads(); /* the previous tile's K, V, P are no longer read */
-        for (int e = tid; e < FL_T * DM; e += 128) {
-            int r = e / DM, c = e % DM, t = k0 + r;
-            int ok = t < T && c < d;
-            Ks[r * DP + c] = ok ? base[(size_t)t * ld + C + c] : 0.0f;
-            Vs[r * DP + c] = ok ? base[(size_t)t * ld + 2 * C + c] : 0.0f;
-        }
+        tl_load<DM>(Ks, base + C, ld, k0, T, d, 1.0f, tid);
+        tl_load<DM>(Vs, base + 2 * C, ld, k0, T, d, 1.0f, tid);
         __syncthreads();
         float s[8][4];
-        for (int i = 0; i < 8; i++)
-            for (int j = 0; j < 4; j++) s[i][j] = 0.0f;
-        for (int c = 0; c < DM; c += 4) {
-            float4 kb[4];
-            for (int j = 0; j < 4; j++) kb[j] = ld4(Ks + (tx + 16 * j) * DP + c);
-            for (int i = 0; i < 8; i++) {
-                float4 qa = ld4(Qs + (ty * 8 + i) * DP + c);
-                for (int j = 0; j < 4; j++)
-                    s[i][j] = fmaf(qa.x, kb[j].x, fmaf(qa.y, kb[j].y, fmaf(qa.z, kb[j].z, fmaf(qa.w, kb[j].w, s[i][j]))));
-            }
-        }
-        for (int i = 0; i < 8; i++) {
-            const int row = q0 + ty * 8 + i;
-            float mx = NEG_INF;
-            for (int j = 0; j < 4; j++) {
-                int col = k0 + tx + 16 * j;
-                if (col > row || col >= T) s[i][j] = NEG_INF;
-                mx = fmaxf(mx, s[i][j]);
-            }
-            mx = warp_max<16>(mx);
-            const float mnew = fmaxf(m[i], mx);
-            const float alpha = mnew == NEG_INF ? 1.0f : exp2f(m[i] - mnew);
-            float ps = 0.0f;
-            for (int j = 0; j < 4; j++) {
-                float p = mnew == NEG_INF ? 0.0f : exp2f(s[i][j] - mnew);
-                Ps[(ty * 8 + i) * FL_PS + tx + 16 * j] = p;
-                ps += p;
-            }
-            l[i] = l[i] * alpha + ps; /* this thread's part of the row sum */
-            m[i] = mnew;
-            for (int a = 0; a < NA; a++) acc[i][a] *= alpha;
-        }
+        tl_dot<DM>(s, Qs, Ks, ty, tx);
+        fl_softmax<DM>(f, s, Ps, q0, k0, T, ty, tx);
         __syncthreads();
-        for (int c = 0; c < FL_T; c += 4) {
-            float4 pv[8];
-            for (int i = 0; i < 8; i++) pv[i] = ld4(Ps + (ty * 8 + i) * FL_PS + c);
-            for (int cc = 0; cc < 4; cc++)
-                for (int mm = 0; mm < DM / 64; mm++) {
-                    float4 v = ld4(Vs + (c + cc) * DP + mm * 64 + tx * 4);
-                    for (int i = 0; i < 8; i++) {
-                        float p = cc == 0 ? pv[i].x : cc == 1 ? pv[i].y : cc == 2 ? pv[i].z : pv[i].w;
-                        acc[i][mm * 4 + 0] = fmaf(p, v.x, acc[i][mm * 4 + 0]);
-                        acc[i][mm * 4 + 1] = fmaf(p, v.y, acc[i][mm * 4 + 1]);
-                        acc[i][mm * 4 + 2] = fmaf(p, v.z, acc[i][mm * 4 + 2]);
-                        acc[i][mm * 4 + 3] = fmaf(p, v.w, acc[i][mm * 4 + 3]);
-                    }
-                }
-        }
+        tl_acc<DM>(f.acc, Ps, Vs, ty, tx);
     }
-    for (int i = 0; i < 8; i++) {
-        const float L = warp_sum<16>(l[i]);
-        const int row = q0 + ty * 8 + i;
-        if (row >= T) continue;
-        const float inv = 1.0f / L;
-        float *o = out + ((size_t)b * T + row) * C + (size_t)h * d;
-        for (int mm = 0; mm < DM / 64; mm++)
-            for (int e = 0; e < 4; e++) {
-                int dim = mm * 64 + tx * 4 + e;
-                if (dim < d) o[dim] = acc[i][mm * 4 + e] * inv;
-            }
-        if (tx == 0) lse[((size_t)b * H + h) * T + row] = (m[i] + log2f(L)) * 0.69314718055994531f;
-    }
+    fl_store<DM>(f, out + (size_t)b * T * C + (size_t)h * d, C, lse + ((size_t)b * H + h) * T, q0, T, d, ty, tx);
 }
-
-static size_t flash_smem(int DM) { return (size_t)(3 * FL_T * (DM + 4) + FL_T * FL_PS) * sizeof(float); }
 
 /* ------------------------------------------------------------ dense decode ---- */
 
@@ -327,8 +213,10 @@ __global__ void __launch_bounds__(256) k_scores(float *S, int ldS, size_t s_head
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
     if (MODE == SC_INDEX) {
-        for (int e = tid; e < 64 * SC_KC; e += 256) {
-            int rr = e / SC_KC, cc = e % SC_KC, col = c0 + rr;
+        /* r <= 16: half the padded width (the dropped terms were +0 products: same sums) */
+        const int kc = inner <= SC_KC / 2 ? SC_KC / 2 : SC_KC;
+        for (int e = tid; e < 64 * kc; e += 256) {
+            int rr = e / kc, cc = e % kc, col = c0 + rr;
             Bs[rr][cc] = (col < ncols && cc < inner) ? Bh[(size_t)col * ldb + cc] : 0.0f;
         }
         for (int e = tid; e < 64 * 8; e += 256) {
@@ -337,15 +225,17 @@ __global__ void __launch_bounds__(256) k_scores(float *S, int ldS, size_t s_head
         }
         for (int j = 0; j < J; j++) {
             __syncthreads();
-            for (int e = tid; e < 64 * SC_KC; e += 256) {
-                int rr = e / SC_KC, cc = e % SC_KC, row = i0 + rr;
+            for (int e = tid; e < 64 * kc; e += 256) {
+                int rr = e / kc, cc = e % kc, row = i0 + rr;
                 As[rr][cc] = (row < nrows && cc < inner) ? Ah[(size_t)(row0 + row) * lda + j * inner + cc] : 0.0f;
             }
             __syncthreads();
             for (int i = 0; i < 4; i++)
                 for (int jj = 0; jj < 4; jj++) {
                     float dot = 0.0f;
-                    for (int cc = 0; cc < SC_KC; cc++) dot = fmaf(As[ty * 4 + i][cc], Bs[tx + 16 * jj][cc], dot);
+                    for (int cc = 0; cc < SC_KC / 2; cc++) dot = fmaf(As[ty * 4 + i][cc], Bs[tx + 16 * jj][cc], dot);
+                    if (kc == SC_KC)
+                        for (int cc = SC_KC / 2; cc < SC_KC; cc++) dot = fmaf(As[ty * 4 + i][cc], Bs[tx + 16 * jj][cc], dot);
                     float a = dot * inv;
                     acc[i][jj] += Ws[ty * 4 + i][j] * (a > 0.0f ? a : 0.0f);
                 }
@@ -444,26 +334,34 @@ __global__ void __launch_bounds__(256) k_block_decode_scores(float *S, int ldS, 
  * one more pass collects the keys above theta and, scanning in column order, the
  * earliest of those equal to theta; then a bitonic sort of the kk winners on
  * (~key << 32 | column) in shared memory gives the CPU's order.
- * INDEX: len = pos + 1, the row is the selection. BLOCK: len = pos / b complete blocks
- * before the query's own, kk = min(nblocks - 1, len); the selection is the local block
- * (keys floor(pos/b)*b .. pos, score FLT_MAX) then the chosen blocks' keys, up to kmax.
+ * INDEX: len = pos + 1, the row is the selection; or, with cols (the decode's second stage),
+ * the row is clen candidates whose columns are cols[s] (S, cols: the first stage's scores
+ * and columns, in column order among equal keys, so scan order is column order and the tie
+ * rule holds). CHUNK (the decode's first stage): row r is the chunk of the one score row
+ * at columns [r bsz, r bsz + len), len = min(bsz, clen - r bsz); its top k with columns
+ * r bsz + s, written as INDEX writes a row (nq = the chunks). BLOCK: len = pos / b complete
+ * blocks before the query's own, kk = min(nblocks - 1, len); the selection is the local
+ * block (keys floor(pos/b)*b .. pos, score FLT_MAX) then the chosen blocks' keys, up to kmax.
  * (long: the radix passes, the collection and the sort share one shared-memory layout.) */
-enum { TK_INDEX = 0, TK_BLOCK = 1 };
+enum { TK_INDEX = 0, TK_BLOCK = 1, TK_CHUNK = 2 };
 #define TK_THREADS 512
 #define TK_SORTCAP 4096
 template <int MODE>
 __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, size_t s_head, int row0,
                                                      int pos0, int k, int bsz, int kmax, int nq,
-                                                     int *idx, float *score, int *count) {
+                                                     int *idx, float *score, int *count, const int *cols,
+                                                     int clen) {
     __shared__ unsigned hist[2048];
     __shared__ unsigned long long sel[TK_SORTCAP];
     __shared__ unsigned sh_bin, sh_above, sh_gt, sh_eqbase, sh_chunk;
     __shared__ unsigned wcnt[TK_THREADS / 32], wpre[TK_THREADS / 32];
     const int h = blockIdx.y, r = blockIdx.x, qi = row0 + r, pos = pos0 + qi;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int len = MODE == TK_INDEX ? pos + 1 : pos / bsz;
-    const int kk = min(k, len);
+    const int len = MODE == TK_CHUNK ? min(bsz, clen - r * bsz) : MODE == TK_BLOCK ? pos / bsz : cols ? clen : pos + 1;
+    const int kk = min(k, len), coff = MODE == TK_CHUNK ? r * bsz : 0;
     const float *row = S + h * s_head + (size_t)r * ldS;
+    const int *crow = cols ? cols + h * s_head + (size_t)r * ldS : NULL;
+#define TK_COL(s) ((unsigned)(crow ? crow[s] : (s) + coff)) /* a row entry's column */
     if (kk > 0) {
         if (kk < len) {
             unsigned prefix = 0, mask = 0, rem = (unsigned)kk;
@@ -484,8 +382,8 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
                 }
                 __syncthreads();
                 if (warp == 0) { /* lane L sums bins 2047-64L down to 1984-64L; scan from the top */
-                    unsigned cnt = 0;
-                    for (int bb = 0; bb < 64; bb++) cnt += hist[2047 - 64 * lane - bb];
+                    unsigned cnt = 0; /* rotated start: the 32 lanes read 32 different banks */
+                    for (int bb = 0; bb < 64; bb++) cnt += hist[2047 - 64 * lane - ((bb + lane) & 63)];
                     unsigned incl = cnt;
                     for (int o = 1; o < 32; o <<= 1) {
                         unsigned v = __shfl_up_sync(FULL, incl, o);
@@ -517,7 +415,7 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
                 const unsigned key = s < len ? f2key(row[s]) : 0u;
                 if (s < len && key > theta) {
                     unsigned slot = atomicAdd(&sh_gt, 1u);
-                    sel[slot] = ((unsigned long long)(~key) << 32) | (unsigned)s;
+                    sel[slot] = ((unsigned long long)(~key) << 32) | TK_COL(s);
                 }
                 const int flag = s < len && key == theta;
                 const unsigned bal = __ballot_sync(FULL, flag);
@@ -531,14 +429,14 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
                 __syncthreads();
                 if (flag) {
                     unsigned p = sh_eqbase + wpre[warp] + __popc(bal & ((1u << lane) - 1u));
-                    if (p < need) sel[ngt + p] = ((unsigned long long)(~key) << 32) | (unsigned)s;
+                    if (p < need) sel[ngt + p] = ((unsigned long long)(~key) << 32) | TK_COL(s);
                 }
                 __syncthreads();
                 if (tid == 0) sh_eqbase += sh_chunk;
             }
         } else {
             for (int s = tid; s < len; s += TK_THREADS)
-                sel[s] = ((unsigned long long)(~f2key(row[s])) << 32) | (unsigned)s;
+                sel[s] = ((unsigned long long)(~f2key(row[s])) << 32) | TK_COL(s);
         }
         int P = 1;
         while (P < kk) P <<= 1;
@@ -557,7 +455,8 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
             }
     }
     const size_t o = ((size_t)h * nq + qi) * kmax;
-    if (MODE == TK_INDEX) {
+#undef TK_COL
+    if (MODE != TK_BLOCK) {
         for (int j = tid; j < kmax; j += TK_THREADS) {
             if (j < kk) {
                 unsigned long long c = sel[j];
@@ -779,7 +678,7 @@ static size_t mlp_smem(int kmax, int hidden) { return (size_t)(MLP_Q * kmax + ML
 
 /* ================================================================ host side ==== */
 
-static void *scratch(sa_cuda *c, size_t bytes) {
+void *sa_scratch(sa_cuda *c, size_t bytes) {
     if (bytes > c->scratch_n) {
         CK(cudaStreamSynchronize(c->st));
         if (c->scratch) CK(cudaFree(c->scratch));
@@ -813,6 +712,7 @@ extern "C" int sa_cuda_open(sa_cuda **out, sattn_err *e) {
     CK(cudaFuncSetAttribute(k_decode_split<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)decode_smem(64)));
     CK(cudaFuncSetAttribute(k_decode_split<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)decode_smem(128)));
     CK(cudaFuncSetAttribute(k_mlp, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)mlp_smem(256, 256)));
+    sa_tblock_attrs();
     *out = c;
     return 0;
 }
@@ -904,7 +804,7 @@ extern "C" void sa_cuda_decode_dense(sa_cuda *c, float *out, const float *q, con
                                      const float *vc, int T, int C, int H) {
     const int d = C / H, nsplit = (T + DEC_CHUNK - 1) / DEC_CHUNK;
     if (d > 128) die_at(__FILE__, __LINE__, "cuda decode: head dim %d > 128", d);
-    float *part = (float *)scratch(c, (size_t)H * nsplit * (d + 2) * sizeof(float));
+    float *part = (float *)sa_scratch(c, (size_t)H * nsplit * (d + 2) * sizeof(float));
     const float scale = 1.0f / sqrtf((float)d);
     dim3 grid(nsplit, H);
     if (d <= 64) SA_LAUNCH(k_decode_split<64>, grid, 128, decode_smem(64), c->st, part, q, kc, vc, T, C, H, scale);
@@ -978,7 +878,7 @@ extern "C" void sa_cuda_select(sa_cuda *c, const head_spec *s, const float *sp, 
     if (nr < 1) nr = 1;
     if (nr > T) nr = T;
     if (nr > 64) nr -= nr % 64;
-    buf = (float *)scratch(c, (side + (size_t)H * nr * ldS) * sizeof(float));
+    buf = (float *)sa_scratch(c, (side + (size_t)H * nr * ldS) * sizeof(float));
     float *S = buf + side;
     if (s->sel == SEL_INDEX) {
         qt = buf, kt = qt + up256((size_t)H * T * J * r), w = kt + up256((size_t)H * T * r);
@@ -1019,10 +919,10 @@ extern "C" void sa_cuda_select(sa_cuda *c, const head_spec *s, const float *sp, 
         dim3 tg(n, H);
         if (s->sel == SEL_INDEX)
             SA_LAUNCH(k_topk<TK_INDEX>, tg, TK_THREADS, 0, c->st, S, ldS, (size_t)nr * ldS, i0, 0, s->k, b,
-                      kmax, T, idx, score, count);
+                      kmax, T, idx, score, count, (const int *)NULL, 0);
         else
             SA_LAUNCH(k_topk<TK_BLOCK>, tg, TK_THREADS, 0, c->st, S, ldS, (size_t)nr * ldS, i0, 0,
-                      s->nblocks - 1, b, kmax, T, idx, score, count);
+                      s->nblocks - 1, b, kmax, T, idx, score, count, (const int *)NULL, 0);
         CK_LAUNCH();
     }
 }
@@ -1065,6 +965,11 @@ extern "C" void sa_cuda_decode_side(sa_cuda *c, const head_spec *s, const float 
     CK_LAUNCH();
 }
 
+/* The index decode's top-k chunk: the row of T scores goes to the first stage in chunks of
+ * this many columns when T is larger (one block per chunk and head instead of one per head:
+ * at T = 64K and k = 64, 128 chunks; the second stage then scans 128 k candidates, not T). */
+static int decode_chunk(int k) { return 4 * k > 512 ? 4 * k : 512; }
+
 extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const float *sp, const float *fp,
                                       const float *q, const float *kc, const float *vc, int T, int C, int H,
                                       const float *side, float *out, int *idx, float *score, int *count) {
@@ -1073,16 +978,29 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
     const size_t npart = up256((size_t)H * gs_splits(kmax) * (d + 2));
     float *part;
     if (s->sel == SEL_INDEX) {
-        float *S = (float *)scratch(c, (npart + (size_t)H * T) * sizeof(float));
+        const int ch = decode_chunk(s->k), nch = (T + ch - 1) / ch;
+        const size_t ncand = up256((size_t)H * nch * s->k);
+        float *S = (float *)sa_scratch(c, (npart + (size_t)H * T + 2 * ncand + up256((size_t)H * nch)) * sizeof(float));
         part = S + (size_t)H * T;
         SA_LAUNCH(k_index_decode_scores, dim3((T + 255) / 256, H), 256, 0, c->st, S, q, side, sp,
                   selector_param_count(s, d, T), T, d, s->iheads, s->rank, 1.0f / sqrtf((float)s->rank));
         CK_LAUNCH();
-        SA_LAUNCH(k_topk<TK_INDEX>, dim3(1, H), TK_THREADS, 0, c->st, S, T, (size_t)T, 0, T - 1, s->k,
-                  s->block, kmax, 1, idx, score, count);
+        if (nch == 1) {
+            SA_LAUNCH(k_topk<TK_INDEX>, dim3(1, H), TK_THREADS, 0, c->st, S, T, (size_t)T, 0, T - 1, s->k,
+                      s->block, kmax, 1, idx, score, count, (const int *)NULL, 0);
+        } else { /* two stages: each chunk's top k (nch blocks a head), then the top k of those */
+            float *cs = part + npart;
+            int *ci = (int *)(cs + ncand), *cc = ci + ncand;
+            const int len2 = (nch - 1) * s->k + min(s->k, T - (nch - 1) * ch);
+            SA_LAUNCH(k_topk<TK_CHUNK>, dim3(nch, H), TK_THREADS, 0, c->st, S, ch, (size_t)T, 0, 0, s->k, ch, s->k,
+                      nch, ci, cs, cc, (const int *)NULL, T);
+            CK_LAUNCH();
+            SA_LAUNCH(k_topk<TK_INDEX>, dim3(1, H), TK_THREADS, 0, c->st, cs, nch * s->k, (size_t)nch * s->k, 0,
+                      T - 1, s->k, s->block, kmax, 1, idx, score, count, (const int *)ci, len2);
+        }
     } else {
         const int b = s->block, nb = T / b, local = (T - 1) / b, ldS = local > 0 ? local : 1;
-        float *S = (float *)scratch(c, (npart + (size_t)H * ldS) * sizeof(float));
+        float *S = (float *)sa_scratch(c, (npart + (size_t)H * ldS) * sizeof(float));
         part = S + (size_t)H * ldS;
         if (local > 0) {
             SA_LAUNCH(k_block_decode_scores, dim3((local + 255) / 256, H), 256, 0, c->st, S, ldS, q, side, nb,
@@ -1090,7 +1008,7 @@ extern "C" void sa_cuda_decode_sparse(sa_cuda *c, const head_spec *s, const floa
             CK_LAUNCH();
         }
         SA_LAUNCH(k_topk<TK_BLOCK>, dim3(1, H), TK_THREADS, 0, c->st, S, ldS, (size_t)ldS, 0, T - 1,
-                  s->nblocks - 1, b, kmax, 1, idx, score, count);
+                  s->nblocks - 1, b, kmax, 1, idx, score, count, (const int *)NULL, 0);
     }
     CK_LAUNCH();
     headfn_run(c, s, fp, q, C, kc, vc, C, d, H, 1, kmax, idx, count, out, C, part);

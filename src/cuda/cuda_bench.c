@@ -28,14 +28,17 @@ typedef struct {
     float *qkv, *out, *lse, *q, *kc, *vc;
 } gdata;
 
-/* What a timed call needs (device pointers): the data plus the sparse head's state. */
+/* What a timed call needs (device pointers): the data plus the sparse head's state; tblock:
+ * its selection (blocks, count), and for backward dqkv and dout; pairs its attended (query,
+ * key) pairs (tblock_pairs, from the selection's counts). */
 typedef struct {
     const gdata *in;
     ab_variant v;
-    int decode;
+    int decode, back;
     head_spec spec;
-    float *sp, *side, *score;
-    int *idx, *count;
+    float *sp, *side, *score, *dqkv, *dout;
+    int *idx, *count, *blocks;
+    double pairs;
 } grow;
 
 static void *gpu_data_make(void *ctx, int C, int T, const ab_config *cfg) {
@@ -104,19 +107,81 @@ static int sparse_setup(grow *r, const ab_config *cfg, const char *name) {
     return 0;
 }
 
+/* tblock's pairs from the selection's counts (tblock_pairs' formula): per tile of nq
+ * queries keeping c blocks, nq (c - 1) b + nq (nq + 1) / 2. */
+static double tblock_pairs_of(const int *count, int H, int T, int b) {
+    int nt = (T + b - 1) / b;
+    double pairs = 0;
+    for (int i = 0; i < H * nt; i++) {
+        double nq = T - (i % nt) * b < b ? T - (i % nt) * b : b;
+        pairs += nq * (count[i] - 1) * b + nq * (nq + 1) / 2;
+    }
+    return pairs;
+}
+
+/* tblock: the selection (b = spec.block, n = spec.nblocks) made once here for its pairs and
+ * for the backward, which also gets the forward's out and lse (untimed) and random dout. */
+static void tblock_setup(grow *r, const ab_config *cfg, double *extra_bytes) {
+    const gdata *in = r->in;
+    sa_cuda *g = in->g;
+    int T = in->T, C = in->C, H = in->H, b = r->spec.block, n = r->spec.nblocks;
+    int nt = (T + b - 1) / b, nr = sa_cuda_tblock_n(T, b, n);
+    r->blocks = sa_cuda_alloc(g, (size_t)H * nt * nr * sizeof(int));
+    r->count = sa_cuda_alloc(g, (size_t)H * nt * sizeof(int));
+    sa_cuda_tblock_select(g, in->qkv, 1, T, C, H, b, n, r->blocks, r->count);
+    int *cnt = xmalloc((size_t)H * nt * sizeof(int));
+    sa_cuda_download(g, cnt, r->count, (size_t)H * nt * sizeof(int));
+    r->pairs = tblock_pairs_of(cnt, H, T, b);
+    free(cnt);
+    *extra_bytes = 4.0 * H * nt * (nr + 1);
+    if (!r->back) return;
+    size_t tc = (size_t)T * C;
+    float *h = xmalloc(tc * sizeof(float));
+    rng_t rg;
+    rng_seed(&rg, cfg->seed + 7);
+    for (size_t i = 0; i < tc; i++) h[i] = rng_uniform(&rg) - 0.5f;
+    r->dout = sa_cuda_alloc(g, tc * sizeof(float));
+    r->dqkv = sa_cuda_alloc(g, 3 * tc * sizeof(float));
+    sa_cuda_upload(g, r->dout, h, tc * sizeof(float));
+    float *zero = xcalloc(3 * tc, sizeof(float)); /* dqkv accumulates: start finite */
+    sa_cuda_upload(g, r->dqkv, zero, 3 * tc * sizeof(float));
+    sa_cuda_tblock_forward(g, in->out, in->lse, in->qkv, 1, T, C, H, b, n, r->blocks, r->count);
+    free(h), free(zero);
+    *extra_bytes += 4.0 * 4 * tc;
+}
+
 static void *gpu_setup(void *ctx, void *data, ab_variant v, int phase, const cm_variant *cv, const ab_config *cfg,
                        double *extra_bytes) {
     grow *r = xcalloc(1, sizeof *r);
-    r->in = data, r->v = v, r->decode = phase == BENCH_DECODE, r->spec = cv->spec;
+    r->in = data, r->v = v, r->decode = phase == BENCH_DECODE, r->back = phase == BENCH_BACKWARD, r->spec = cv->spec;
     *extra_bytes = 0;
-    if (v != AB_FLASH && sparse_setup(r, cfg, cv->name)) return free(r), NULL;
+    if (r->back && v != AB_TBLOCK) return free(r), NULL; /* the only GPU backward */
+    if (v == AB_TBLOCK) {
+        sattn_err e;
+        if (sa_cuda_tblock_check(1, r->in->T, r->in->C, r->in->H, cv->spec.block, cv->spec.nblocks, &e)) {
+            fprintf(stderr, "sattn bench: skipping %s: %s\n", cv->name, e.msg);
+            return free(r), NULL;
+        }
+        tblock_setup(r, cfg, extra_bytes);
+    } else if (v != AB_FLASH && sparse_setup(r, cfg, cv->name)) {
+        return free(r), NULL;
+    }
     return r;
 }
 
 static void gpu_run(void *row) {
     const grow *r = row;
     const gdata *b = r->in;
-    if (r->v == AB_FLASH) {
+    if (r->v == AB_TBLOCK) { /* prefill: selection + forward; backward over the setup's selection */
+        int bs = r->spec.block, n = r->spec.nblocks;
+        if (r->back)
+            sa_cuda_tblock_backward(b->g, r->dqkv, r->dout, b->qkv, b->out, b->lse, 1, b->T, b->C, b->H, bs, n,
+                                    r->blocks, r->count);
+        else {
+            sa_cuda_tblock_select(b->g, b->qkv, 1, b->T, b->C, b->H, bs, n, r->blocks, r->count);
+            sa_cuda_tblock_forward(b->g, b->out, b->lse, b->qkv, 1, b->T, b->C, b->H, bs, n, r->blocks, r->count);
+        }
+    } else if (r->v == AB_FLASH) {
         if (r->decode) sa_cuda_decode_dense(b->g, b->out, b->q, b->kc, b->vc, b->T, b->C, b->H);
         else sa_cuda_flash_forward(b->g, b->out, b->lse, b->qkv, 1, b->T, b->C, b->H);
     } else if (r->decode) {
@@ -128,10 +193,19 @@ static void gpu_run(void *row) {
     }
 }
 
+/* tblock's useful work, counted as flash's (attnbench.h): 4 d FLOPs a pair forward, 8 backward. */
+static double gpu_prefill_flops(void *row) {
+    const grow *r = row;
+    return r->v == AB_TBLOCK ? 4.0 * 64 * r->pairs : -1.0;
+}
+static double gpu_backward_flops(void *row) { return 8.0 * 64 * ((const grow *)row)->pairs; }
+
 static void gpu_teardown(void *row) {
     grow *r = row;
     sa_cuda *g = r->in->g;
-    if (r->v != AB_FLASH) {
+    if (r->v == AB_TBLOCK) {
+        sa_cuda_free(g, r->blocks), sa_cuda_free(g, r->count), sa_cuda_free(g, r->dqkv), sa_cuda_free(g, r->dout);
+    } else if (r->v != AB_FLASH) {
         sa_cuda_free(g, r->sp), sa_cuda_free(g, r->idx), sa_cuda_free(g, r->score);
         sa_cuda_free(g, r->count), sa_cuda_free(g, r->side);
     }
@@ -151,8 +225,11 @@ int sa_cuda_bench(const ab_config *cfg, int index_rank, int index_heads, bench_r
     if (on_row) on_row(NULL, ctx); /* the device is open */
     snprintf(device, ndevice, "%s", sa_cuda_name(g));
     /* a series' first row: assume 5 TFLOP/s dense, 0.5 sparse */
-    ab_backend be = {.suffix = "-cuda", .variants = (1u << AB_FLASH) | (1u << AB_INDEX) | (1u << AB_BLOCK),
-                     .phases = (1u << BENCH_PREFILL) | (1u << BENCH_DECODE), .index_rank = index_rank,
+    ab_backend be = {.suffix = "-cuda",
+                     .variants = (1u << AB_FLASH) | (1u << AB_INDEX) | (1u << AB_BLOCK) | (1u << AB_TBLOCK),
+                     .phases = (1u << BENCH_PREFILL) | (1u << BENCH_DECODE) | (1u << BENCH_BACKWARD),
+                     .index_rank = index_rank, .backward_flops = gpu_backward_flops,
+                     .prefill_flops = gpu_prefill_flops,
                      .index_heads = index_heads, .first_flops = {5e12, 5e11}, .warmups = 1, .max_reps = 10000,
                      .ctx = g, .data_make = gpu_data_make, .data_free = gpu_data_free, .setup = gpu_setup,
                      .run = gpu_run, .teardown = gpu_teardown, .timer_start = gpu_timer_start,

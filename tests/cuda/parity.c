@@ -13,7 +13,8 @@
  *    tol = 1e-4 * max(1, max |exact score| of the row). Rows whose lists differ only by
  *    such near-ties are counted and printed, not failed;
  *  - the head output on the GPU's own selection vs the CPU head function on that same
- *    selection (<= 1e-4), and vs the CPU's end-to-end output on rows whose lists match. */
+ *    selection (<= 1e-4), and vs the CPU's end-to-end output on rows whose lists match.
+ * The tile-shared block kernels (tblock) are checked in parity_tblock.c by the same rule. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,20 +28,15 @@
 #include "sattn/rng.h"
 #include "sattn/sparse.h"
 
-#define TOL 1e-4
+#include "parity.h"
 
-typedef struct {
-    sa_cuda *g;
-    int fails, checks, near_rows, rows;
-    rng_t rng;
-} ctx;
-
-static void fill(float *x, size_t n, rng_t *r) {
+void fill(float *x, size_t n, rng_t *r) {
     for (size_t i = 0; i < n; i++) x[i] = 3.4641016f * (rng_uniform(r) - 0.5f);
 }
 
-static double rel_err(const float *a, const float *b, size_t n, int *nan) {
-    double md = 0.0, mb = 0.0;
+/* max|a - b| / max(floor, max|b|) (floor 0: the plain relative error); NaNs counted. */
+static double rel_err(const float *a, const float *b, size_t n, double floor, int *nan) {
+    double md = 0.0, mb = floor;
     *nan = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan(a[i]) || isnan(b[i])) {
@@ -54,7 +50,7 @@ static double rel_err(const float *a, const float *b, size_t n, int *nan) {
     return mb > 0 ? md / mb : md;
 }
 
-static void report(ctx *c, const char *what, double err, int nan) {
+void report(ctx *c, const char *what, double err, int nan) {
     int ok = err <= TOL && !nan;
     c->checks++;
     if (!ok) c->fails++;
@@ -62,13 +58,17 @@ static void report(ctx *c, const char *what, double err, int nan) {
     fflush(stdout);
 }
 
-static void check_close(ctx *c, const char *what, const float *gpu, const float *cpu, size_t n) {
+void check_close(ctx *c, const char *what, const float *gpu, const float *cpu, size_t n) {
+    check_close_scaled(c, what, gpu, cpu, n, 0.0);
+}
+
+void check_close_scaled(ctx *c, const char *what, const float *gpu, const float *cpu, size_t n, double scale) {
     int nan;
-    double e = rel_err(gpu, cpu, n, &nan);
+    double e = rel_err(gpu, cpu, n, scale, &nan);
     report(c, what, e, nan);
 }
 
-static void *dup_dev(ctx *c, const void *h, size_t bytes) {
+void *dup_dev(ctx *c, const void *h, size_t bytes) {
     void *d = sa_cuda_alloc(c->g, bytes);
     sa_cuda_upload(c->g, d, h, bytes);
     return d;
@@ -436,8 +436,55 @@ static void test_decode_sparse(ctx *c, head_spec s, int T, int C, int H) {
     free(work), free(cache), free(gi), free(gc), free(gs), free(go), free(ex);
 }
 
+/* Every kernel of attn.cu; quick: the smaller set (make cuda-emu). */
+static void parity_kernels(ctx *c, int quick) {
+    /* dense flash: T not a multiple of 64, several heads, d 64, 40, 5, 100, 128 */
+    test_flash(c, 1, 1, 64, 1);
+    test_flash(c, 1, 37, 128, 2);
+    test_flash(c, 2, 300, 256, 4);
+    test_flash(c, 1, 77, 80, 2);
+    test_flash(c, 1, 45, 10, 2);
+    test_flash(c, 1, 130, 200, 2);
+    if (!quick) test_flash(c, 1, 1000, 128, 2), test_flash(c, 1, 150, 256, 2);
+    /* dense decode: one split, several splits, a ragged last split */
+    test_decode_dense(c, 1, 128, 2);
+    test_decode_dense(c, 37, 128, 2);
+    test_decode_dense(c, 300, 80, 2);
+    test_decode_dense(c, 1537, 128, 2);
+    if (!quick) test_decode_dense(c, 1000, 256, 2), test_decode_dense(c, 70, 10, 2);
+    /* sparse prefill */
+    int Ts[] = {1, 37, 300, 1000};
+    int nT = quick ? 3 : 4;
+    for (int i = 0; i < nT; i++) {
+        test_sparse(c, mk(SEL_INDEX, HFN_SOFTMAX, 8, 16, 4, 16, 4, 0, 128), Ts[i], 128, 2);
+        test_sparse(c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 16, 4, 0, 128), Ts[i], 128, 2);
+    }
+    test_sparse(c, mk(SEL_INDEX, HFN_SOFTMAX, 64, 8, 1, 16, 4, 0, 128), quick ? 300 : 1000, 128, 2);
+    test_sparse(c, mk(SEL_INDEX, HFN_SOFTMAX, 300, 16, 2, 16, 4, 0, 128), 37, 128, 2);
+    test_sparse(c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 8, 1, 0, 128), 100, 128, 2);
+    test_sparse(c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 4, 3, 1, 128), 300, 80, 2);
+    test_sparse(c, mk(SEL_INDEX, HFN_MLP, 16, 16, 4, 16, 4, 0, 128), 300, 128, 2);
+    test_sparse(c, mk(SEL_BLOCK, HFN_MLP, 16, 16, 4, 4, 2, 0, 64), 100, 80, 2);
+    if (!quick) test_sparse(c, mk(SEL_INDEX, HFN_SOFTMAX, 2048, 16, 1, 16, 4, 0, 128), 3000, 128, 2);
+    /* sparse decode */
+    int Td[] = {1, 37, 300, 1000, 5000};
+    int nTd = quick ? 4 : 5;
+    for (int i = 0; i < nTd; i++) {
+        test_decode_sparse(c, mk(SEL_INDEX, HFN_SOFTMAX, 64, 16, 4, 16, 4, 0, 128), Td[i], 128, 2);
+        test_decode_sparse(c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 16, 4, 0, 128), Td[i], 128, 2);
+    }
+    test_decode_sparse(c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 8, 3, 1, 128), 301, 80, 2);
+    test_decode_sparse(c, mk(SEL_INDEX, HFN_MLP, 16, 16, 4, 16, 4, 0, 128), 300, 128, 2);
+    test_decode_sparse(c, mk(SEL_BLOCK, HFN_MLP, 16, 16, 4, 4, 2, 0, 64), 100, 80, 2);
+}
+
 int main(int argc, char **argv) {
-    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    int quick = 0, only_tblock = 0; /* --tblock: only the tblock kernels (parity_tblock.c) */
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--quick")) quick = 1;
+        else if (!strcmp(argv[a], "--tblock")) only_tblock = 1;
+        else return fprintf(stderr, "usage: cuda-parity [--quick] [--tblock]\n"), 2;
+    }
     ctx c;
     memset(&c, 0, sizeof c);
     sattn_err e;
@@ -447,44 +494,8 @@ int main(int argc, char **argv) {
     }
     printf("cuda-parity on %s (tolerance %.0e)\n", sa_cuda_name(c.g), TOL);
     rng_seed(&c.rng, 20261128);
-    /* dense flash: T not a multiple of 64, several heads, d 64, 40, 5, 100, 128 */
-    test_flash(&c, 1, 1, 64, 1);
-    test_flash(&c, 1, 37, 128, 2);
-    test_flash(&c, 2, 300, 256, 4);
-    test_flash(&c, 1, 77, 80, 2);
-    test_flash(&c, 1, 45, 10, 2);
-    test_flash(&c, 1, 130, 200, 2);
-    if (!quick) test_flash(&c, 1, 1000, 128, 2), test_flash(&c, 1, 150, 256, 2);
-    /* dense decode: one split, several splits, a ragged last split */
-    test_decode_dense(&c, 1, 128, 2);
-    test_decode_dense(&c, 37, 128, 2);
-    test_decode_dense(&c, 300, 80, 2);
-    test_decode_dense(&c, 1537, 128, 2);
-    if (!quick) test_decode_dense(&c, 1000, 256, 2), test_decode_dense(&c, 70, 10, 2);
-    /* sparse prefill */
-    int Ts[] = {1, 37, 300, 1000};
-    int nT = quick ? 3 : 4;
-    for (int i = 0; i < nT; i++) {
-        test_sparse(&c, mk(SEL_INDEX, HFN_SOFTMAX, 8, 16, 4, 16, 4, 0, 128), Ts[i], 128, 2);
-        test_sparse(&c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 16, 4, 0, 128), Ts[i], 128, 2);
-    }
-    test_sparse(&c, mk(SEL_INDEX, HFN_SOFTMAX, 64, 8, 1, 16, 4, 0, 128), quick ? 300 : 1000, 128, 2);
-    test_sparse(&c, mk(SEL_INDEX, HFN_SOFTMAX, 300, 16, 2, 16, 4, 0, 128), 37, 128, 2);
-    test_sparse(&c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 8, 1, 0, 128), 100, 128, 2);
-    test_sparse(&c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 4, 3, 1, 128), 300, 80, 2);
-    test_sparse(&c, mk(SEL_INDEX, HFN_MLP, 16, 16, 4, 16, 4, 0, 128), 300, 128, 2);
-    test_sparse(&c, mk(SEL_BLOCK, HFN_MLP, 16, 16, 4, 4, 2, 0, 64), 100, 80, 2);
-    if (!quick) test_sparse(&c, mk(SEL_INDEX, HFN_SOFTMAX, 2048, 16, 1, 16, 4, 0, 128), 3000, 128, 2);
-    /* sparse decode */
-    int Td[] = {1, 37, 300, 1000, 5000};
-    int nTd = quick ? 4 : 5;
-    for (int i = 0; i < nTd; i++) {
-        test_decode_sparse(&c, mk(SEL_INDEX, HFN_SOFTMAX, 64, 16, 4, 16, 4, 0, 128), Td[i], 128, 2);
-        test_decode_sparse(&c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 16, 4, 0, 128), Td[i], 128, 2);
-    }
-    test_decode_sparse(&c, mk(SEL_BLOCK, HFN_SOFTMAX, 16, 16, 4, 8, 3, 1, 128), 301, 80, 2);
-    test_decode_sparse(&c, mk(SEL_INDEX, HFN_MLP, 16, 16, 4, 16, 4, 0, 128), 300, 128, 2);
-    test_decode_sparse(&c, mk(SEL_BLOCK, HFN_MLP, 16, 16, 4, 4, 2, 0, 64), 100, 80, 2);
+    if (!only_tblock) parity_kernels(&c, quick);
+    parity_tblock(&c, quick);
     printf("cuda-parity: %d of %d checks passed (%d of %d selection rows were accepted near-ties)\n",
            c.checks - c.fails, c.checks, c.near_rows, c.rows);
     sa_cuda_close(c.g);

@@ -83,6 +83,9 @@ static inline int __shfl_xor_sync(unsigned, int v, int m) {
 static inline unsigned __shfl_xor_sync(unsigned, unsigned v, int m) {
     return (uint32_t)emu_warp_exchange(v, emu_lane() ^ m, NULL, 0);
 }
+static inline unsigned long long __shfl_xor_sync(unsigned, unsigned long long v, int m) {
+    return (unsigned long long)emu_warp_exchange(v, emu_lane() ^ m, NULL, 0);
+}
 static inline unsigned __shfl_up_sync(unsigned, unsigned v, int d) {
     int src = emu_lane() - d;
     uint32_t r = (uint32_t)emu_warp_exchange(v, src < 0 ? emu_lane() : src, NULL, 0);

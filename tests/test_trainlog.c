@@ -56,6 +56,7 @@ Test(trainlog, malformed_logs_are_errors) {
         {"step,tokens,train_loss,val_loss,lr,wall_s\n1,64,5,,1e-3,0.1\n2,32,5,,1e-3,0.2\n", "line 3: tokens decrease"},
         {"step,tokens,train_loss,val_loss,lr,wall_s\n0,64,5,,1e-3,0.1\n", "line 2: step 0"},
         {"step,tokens,train_loss,val_loss,lr,wall_s\n1,64,inf,,1e-3,0.1\n", "finite losses"},
+        {"step,tokens,train_loss,val_loss,lr,wall_s\n1,64,1e300,,1e-3,0.1\n", "(as float32)"}, /* found by fuzzing */
     };
     const char *p = cli_tpath(&t, "bad.csv");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* PATH_MAX (report_impl.h) under -std=c11 */
 /* report_phases: the report's per-phase section (`sattn report --phases CSV`, phasetime.h):
  * where a whole-model prefill, decode step or training step spends its time. */
 #include <string.h>

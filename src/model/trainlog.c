@@ -67,9 +67,11 @@ static int parse_row(const char *line, trainlog_row *r, const char *path, int ln
     if (*p) return err_set(e, "%s: line %d: expected 6 fields, found more", path, ln);
     if (v[0] < 1 || v[0] > 2e9 || v[0] != floor(v[0]))
         return err_set(e, "%s: line %d: step %g: expected a whole number >= 1", path, ln, v[0]);
-    if (!(v[1] >= 0) || !isfinite(v[2]) || (!isnan(v[3]) && !isfinite(v[3])))
-        return err_set(e, "%s: line %d: expected tokens >= 0 and finite losses", path, ln);
     *r = (trainlog_row){(int)v[0], v[1], (float)v[2], (float)v[3], (float)v[4], v[5]};
+    /* finite as the floats they are kept in (1e300 is a finite double, not a float) */
+    if (!(v[1] >= 0) || !isfinite(r->train_loss) || (!isnan(v[3]) && !isfinite(r->val_loss)) || !isfinite(r->lr) ||
+        !isfinite(v[5]))
+        return err_set(e, "%s: line %d: expected tokens >= 0 and finite losses, lr and wall_s (as float32)", path, ln);
     return 0;
 }
 

@@ -42,13 +42,15 @@ static void batch(int *in, int *tg, rng_t *r) {
     for (int i = 0; i < B * T; i++) in[i] = (int)rng_below(r, V), tg[i] = (int)rng_below(r, V);
 }
 
-Test(hybrid, select_all_equals_dense) {
+/* A plan that keeps every key (k = T): the hybrid model is the dense model, loss and every
+ * gradient. */
+static void check_plan_equals_dense(const char *plan, unsigned seed) {
     rng_t r;
-    rng_seed(&r, 5);
+    rng_seed(&r, seed);
     gpt_model m;
     make_model(&m, &r);
     sparse_heads sh;
-    make_heads(&sh, "all:index+softmax:k=12", &r);
+    make_heads(&sh, plan, &r);
     int in[B * T], tg[B * T];
     batch(in, tg, &r);
     gpt_forward(&m, in, tg, B, T);
@@ -63,20 +65,22 @@ Test(hybrid, select_all_equals_dense) {
     gpt_forward(&m, in, tg, B, T);
     gpt_zero_grad(&m);
     gpt_backward(&m);
-    cr_assert(fabsf(m.mean_loss - dense_loss) <= 1e-5f * fabsf(dense_loss), "loss %g vs dense %g",
+    cr_assert(fabsf(m.mean_loss - dense_loss) <= 1e-5f * fabsf(dense_loss), "%s: loss %g vs dense %g", plan,
               m.mean_loss, dense_loss);
     double num = 0, den = 0;
     for (size_t i = 0; i < m.num_params; i++) {
         num += (double)(m.grads_mem[i] - g[i]) * (m.grads_mem[i] - g[i]);
         den += (double)g[i] * g[i];
     }
-    cr_assert(sqrt(num / den) < 1e-5, "hybrid grads differ from dense: rel %g", sqrt(num / den));
+    cr_assert(sqrt(num / den) < 1e-5, "%s: hybrid grads differ from dense: rel %g", plan, sqrt(num / den));
     hybrid_detach(&m);
     hybrid_free(&hy);
     sparse_heads_free(&sh);
     gpt_free(&m);
     free(g);
 }
+
+Test(hybrid, select_all_equals_dense) { check_plan_equals_dense("all:index+softmax:k=12", 5); }
 
 /* Loss of the hybrid model in double-accumulated float (the forward itself is float). */
 static double loss_at(gpt_model *m, const int *in, const int *tg) {
@@ -287,41 +291,7 @@ Test(hybrid, mlp_short_window_is_prefix) {
 
 /* A shared indexer (lindex.h) at k = T keeps every key: the hybrid is the dense model,
  * loss and gradients, through the layer-wide selection in head 0's buffers. */
-Test(hybrid, shared_select_all_equals_dense) {
-    rng_t r;
-    rng_seed(&r, 15);
-    gpt_model m;
-    make_model(&m, &r);
-    sparse_heads sh;
-    make_heads(&sh, "all:index+softmax:k=12,shared=1", &r);
-    int in[B * T], tg[B * T];
-    batch(in, tg, &r);
-    gpt_forward(&m, in, tg, B, T);
-    gpt_zero_grad(&m);
-    gpt_backward(&m);
-    float dense_loss = m.mean_loss;
-    float *g = malloc(m.num_params * sizeof(float));
-    memcpy(g, m.grads_mem, m.num_params * sizeof(float));
-    hybrid hy;
-    hybrid_init(&hy, &sh, C, H);
-    hybrid_attach(&hy, &m);
-    gpt_forward(&m, in, tg, B, T);
-    gpt_zero_grad(&m);
-    gpt_backward(&m);
-    cr_assert(fabsf(m.mean_loss - dense_loss) <= 1e-5f * fabsf(dense_loss), "loss %g vs dense %g",
-              m.mean_loss, dense_loss);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < m.num_params; i++) {
-        num += (double)(m.grads_mem[i] - g[i]) * (m.grads_mem[i] - g[i]);
-        den += (double)g[i] * g[i];
-    }
-    cr_assert(sqrt(num / den) < 1e-5, "hybrid grads differ from dense: rel %g", sqrt(num / den));
-    hybrid_detach(&m);
-    hybrid_free(&hy);
-    sparse_heads_free(&sh);
-    gpt_free(&m);
-    free(g);
-}
+Test(hybrid, shared_select_all_equals_dense) { check_plan_equals_dense("all:index+softmax:k=12,shared=1", 15); }
 
 /* With k = 4 every head of a shared layer sees one selection, lindex_select's on the
  * layer's C-wide q and k, and its output is its softmax over that selection; both score

@@ -60,6 +60,8 @@ typedef struct {
     const gen_decode_hook *hook; /* NULL: dense decode (attention_decode_step) */
     int cap;                     /* positions the cache holds: m->cfg.max_seq */
     int n;                       /* positions cached now */
+    int threads;                 /* the caller's thread count during a decode step (it runs its
+                                  * small row operations on one) */
     float *kc, *vc;              /* (L, cap, C) */
     float *mem;                  /* one block: the caches, then one token's activations */
     float *x, *ln, *qkv, *atty, *proj, *fch, *lnf, *logits, *probs, *stat;

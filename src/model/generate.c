@@ -2,6 +2,7 @@
 #include "sattn/generate.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,11 +59,23 @@ static void token_position(const gpt_model *m, int stage, float *buf, int pos) {
     for (int i = 0; i < C; i++) buf[i] += p[i];
 }
 
+/* A decode step's row operations are small: waking a thread team (OpenMP waits passively
+ * here, docs/reliability.md) costs tens of microseconds, about 30 times a token. Measured on
+ * L4 C256 at T = 4096 (2 threads, AMD EPYC): the tile plan's decode took 2.59 ms a token with
+ * every row operation threaded, 0.39 ms on one thread. So the step runs single-threaded
+ * (gen_decode), except the attention (long over the cache) and products of at least this
+ * many multiply-adds. */
+#define DECODE_THREADED_MACS (1 << 21)
+
 /* out (OC) = w (OC, IC) inp + bias: matmul_forward for one row, without its
  * parallel bias copy (a thread team for one row costs more than the copy). */
-static void linear1(float *out, const float *inp, const float *w, const float *bias, int IC, int OC) {
+static void linear1(const gen_state *g, float *out, const float *inp, const float *w, const float *bias, int IC,
+                    int OC) {
+    int big = (size_t)OC * IC >= DECODE_THREADED_MACS;
+    if (big) omp_set_num_threads(g->threads);
     memcpy(out, bias, (size_t)OC * sizeof(float));
     nn_sgemm(0, 1, 1, OC, IC, 1.0f, inp, IC, w, IC, 1.0f, out, OC);
+    if (big) omp_set_num_threads(1);
 }
 
 static void add_into(float *x, const float *y, int n) {
@@ -78,18 +91,20 @@ static void decode_layer(gen_state *g, int l, int pos) {
     size_t lc = (size_t)l * C;
     float *kc = g->kc + (size_t)l * g->cap * C, *vc = g->vc + (size_t)l * g->cap * C;
     layernorm_forward(g->ln, g->stat, g->stat + 1, g->x, p->ln1w + lc, p->ln1b + lc, 1, C);
-    linear1(g->qkv, g->ln, p->qkvw + 3 * lc * C, p->qkvb + 3 * lc, C, 3 * C);
+    linear1(g, g->qkv, g->ln, p->qkvw + 3 * lc * C, p->qkvb + 3 * lc, C, 3 * C);
     token_position(m, POS_QKV, g->qkv, pos);
     memcpy(kc + (size_t)pos * C, g->qkv + C, (size_t)C * sizeof(float));
     memcpy(vc + (size_t)pos * C, g->qkv + 2 * C, (size_t)C * sizeof(float));
+    omp_set_num_threads(g->threads); /* the attention reads the whole cache */
     if (g->hook) g->hook->decode(g->hook->ctx, l, g->atty, g->qkv, kc, vc, pos + 1);
     else attention_decode_step(g->atty, g->qkv, kc, vc, pos + 1, C, H);
-    linear1(g->proj, g->atty, p->attprojw + lc * C, p->attprojb + lc, C, C);
+    omp_set_num_threads(1);
+    linear1(g, g->proj, g->atty, p->attprojw + lc * C, p->attprojb + lc, C, C);
     add_into(g->x, g->proj, C);
     layernorm_forward(g->ln, g->stat, g->stat + 1, g->x, p->ln2w + lc, p->ln2b + lc, 1, C);
-    linear1(g->fch, g->ln, p->fcw + 4 * lc * C, p->fcb + 4 * lc, C, 4 * C);
+    linear1(g, g->fch, g->ln, p->fcw + 4 * lc * C, p->fcb + 4 * lc, C, 4 * C);
     gelu_forward(g->fch + 4 * C, g->fch, 4 * (size_t)C);
-    linear1(g->proj, g->fch + 4 * C, p->fcprojw + 4 * lc * C, p->fcprojb + lc, 4 * C, C);
+    linear1(g, g->proj, g->fch + 4 * C, p->fcprojw + 4 * lc * C, p->fcprojb + lc, 4 * C, C);
     add_into(g->x, g->proj, C);
 }
 
@@ -112,11 +127,16 @@ const float *gen_decode(gen_state *g, int token) {
                g->cap, token, c->vocab);
     double t0 = time_now();
     int C = c->channels, pos = g->n;
+    g->threads = omp_get_max_threads();
+    omp_set_num_threads(1); /* DECODE_THREADED_MACS */
     memcpy(g->x, m->params.wte + (size_t)token * C, (size_t)C * sizeof(float));
     token_position(m, POS_EMBED, g->x, pos);
     for (int l = 0; l < c->layers; l++) decode_layer(g, l, pos);
     g->n++;
+    int big = (size_t)c->padded_vocab * c->channels >= DECODE_THREADED_MACS;
+    if (big) omp_set_num_threads(g->threads);
     const float *probs = head_probs(g, g->x);
+    omp_set_num_threads(g->threads);
     g->st.decodes++;
     g->st.decode_s += time_now() - t0;
     return probs;

@@ -168,7 +168,9 @@ static void tile_decode(hdec *d, int layer, float *out, const float *q, const fl
     double t0 = time_now();
     if (st->tile != i) tile_choose(st, kc, vc, C, H, i);
     double t1 = time_now();
-#pragma omp parallel for schedule(static) if ((size_t)H * st->n * st->b * hs > 65536)
+    /* a team only for long rows: waking one costs more than n b hs = 32K multiply-adds a head
+     * (generate.c's DECODE_THREADED_MACS) */
+#pragma omp parallel for schedule(static) if ((size_t)H * st->n * st->b * hs >= (1u << 21))
     for (int h = 0; h < H; h++)
         sparse_decode_tile(hs, q + h * hs, kc + h * hs, vc + h * hs, C, T, st->b, st->kept + (size_t)h * st->n,
                            st->count[h], out + h * hs, d->work + (size_t)omp_get_thread_num() * d->work_per_thread);

@@ -117,6 +117,23 @@ Test(costmodel, sparse_flops_by_hand) {
     cr_assert_eq(cost(2, 2, 5, 64, 0, sp("block+softmax:b=2,n=2")).attn_flops, 2 * 69);
 }
 
+/* tile=1 (tblock's selection, once per tile) and cmp=1 (tcmp), C 6, H 3 (d 2), T 5, b 2, n 2:
+ * keys as per-query block: 1+2+3+4+3 = 13, softmax 4 d 13 = 104; selection: means 2 d T = 20
+ * and tiles i = 0, 1, 2 scoring i blocks: (2d i + i) = 0 + 5 + 10, so 35; cmp: mean values
+ * d T = 10 and per query of tile i 4 d i + 2 d: 2 x 4 + 2 x 12 + 1 x 20 = 52, so 62.
+ * Decode at T = 5 (t = 4, tile 2): selection (2d 2 + 2 + 2d) / b = 7, softmax 4 d 3 = 24;
+ * cmp: 4 d 2 + 2 d + d / b = 21. Its analytic T* is finite and below per-query block's. */
+Test(costmodel, tile_flops_by_hand) {
+    cr_assert_eq(cost(6, 3, 5, 64, 0, sp("block+softmax:b=2,n=2,tile=1")).attn_flops, 3 * (35.0 + 104));
+    cr_assert_eq(cost(6, 3, 5, 64, 0, sp("block+softmax:b=2,n=2,tile=1,cmp=1")).attn_flops, 3 * (35.0 + 62 + 104));
+    cr_assert_eq(cost(6, 3, 5, 64, 1, sp("block+softmax:b=2,n=2,tile=1")).attn_flops, 3 * (7.0 + 24));
+    cr_assert_eq(cost(6, 3, 5, 64, 1, sp("block+softmax:b=2,n=2,tile=1,cmp=1")).attn_flops, 3 * (7.0 + 24 + 21));
+    cm_shape sh = cm_shape_make(512, 8, 0);
+    cm_variant t = sp("block+softmax:b=64,n=8,tile=1"), q = sp("block+softmax:b=64,n=8");
+    int tt = cm_crossover(&sh, &t, 1 << 20), tq = cm_crossover(&sh, &q, 1 << 20);
+    cr_assert(tt > 0 && tt <= tq, "tile T* %d, per-query block %d", tt, tq);
+}
+
 /* block b=2, n=2, C 2, H 2 (d 1), T 5: keys 13, scored blocks 4; per head floats:
  * q, out 10 + k,v rows 26 + selection 26 + K read 5 + summaries 2 + their reads by
  * the one query tile (its last query, t = 4, has floor(4/2) = 2 blocks before it) 2 = 71;

@@ -62,8 +62,8 @@ typedef enum { AB_NAIVE = 0, AB_FLASH = 1, AB_INDEX = 2, AB_BLOCK = 3, AB_TBLOCK
  * tblock's FLOPs in every phase are its useful work, counted as flash's is (4 hs FLOPs a
  * pair forward, 8 backward, over the unmasked (query, key) pairs of the selection,
  * tblock_pairs): the tile selection it also runs (pooled queries, mean keys and their
- * scores: about 1/b of the attention's multiply-adds) is timed but not counted, and it
- * has no analytic T* (costmodel.h models per-query selection only). */
+ * scores: about 1/b of the attention's multiply-adds) is timed but not counted in its
+ * GFLOP/s; its analytic T* is costmodel.h's tile=1 block spec (selection per tile). */
 
 #define AB_MAX_LIST 32
 

@@ -27,6 +27,13 @@
  *             blocks before t's own block
  *             top-(n-1) of them, 1 per candidate block       sum_t nb(t)
  *             |S_t| = (t mod b) + 1 + b * min(n-1, nb(t))    (own block up to t, n-1 whole blocks)
+ *     block, tile=1 (tblock.h: one selection per tile of b queries; the same |S_t|):
+ *             mean keys and the tiles' pooled queries        2*d*T
+ *             tile i scores its i earlier blocks, top-(n-1)  sum_i (2*d*i + i)
+ *             with cmp=1 (tcmp.h): mean values d*T, per query of tile i its i pooled
+ *             blocks and its gate                            sum_t (4*d*i + 2*d)
+ *             decode: the tile's selection shared by its b steps ((2*d*i + i + 2*d) / b)
+ *             and with cmp 4*d*i + 2*d + d/b
  *   head function
  *     softmax: q.k and p.v over S_t                          sum_t 2 * 2 * d * |S_t|
  *     mlp:    per query, input D = kmax*d + d*[q] + kmax*[logits] (zero-padded to kmax)

@@ -23,10 +23,10 @@ int ab_variant_parse(const char *s) {
     return -1;
 }
 
-/* tblock as costmodel.h's per-query block spec with the same keys per query. */
+/* tblock as costmodel.h's tile=1 block spec (its selection per tile, per-query block's keys). */
 static cm_variant tblock_variant(int b, int n) {
     head_spec s = head_spec_default();
-    s.sel = SEL_BLOCK, s.fn = HFN_SOFTMAX, s.block = b, s.nblocks = n;
+    s.sel = SEL_BLOCK, s.fn = HFN_SOFTMAX, s.block = b, s.nblocks = n, s.tile = 1;
     return cm_sparse(&s);
 }
 
@@ -242,8 +242,7 @@ static int series_of(const ab_cross *out, int m, ab_variant v, const bench_row *
     return j;
 }
 
-/* Per series: costmodel's T* (none for backward: the selector does not run backward; none
- * for tblock)
+/* Per series: costmodel's T* (none for backward: the selector does not run backward)
  * and xover_series_T over the series' rows. */
 int ab_crossovers(const bench_row *rows, int n, ab_cross *out, int cap) {
     int m = 0, *T = xmalloc(((size_t)n + 1) * sizeof(int));
@@ -255,7 +254,7 @@ int ab_crossovers(const bench_row *rows, int n, ab_cross *out, int cap) {
         cm_shape sh = cm_shape_make(r->C, r->H, r->T);
         sh.decode = r->phase == BENCH_DECODE;
         cm_variant cv = ab_variant_at((ab_variant)v, r->k);
-        int model = r->phase != BENCH_BACKWARD && v != AB_TBLOCK; /* tblock: no model of its selection */
+        int model = r->phase != BENCH_BACKWARD;
         int an = model ? cm_crossover(&sh, &cv, 1 << 20) : -1, ns = 0;
         out[m] = (ab_cross){(ab_variant)v, r->phase, r->C, r->k, -1, an};
         for (int j = i; j < n; j++)

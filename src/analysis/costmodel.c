@@ -54,12 +54,37 @@ static void key_sums(const cm_shape *s, const head_spec *p, double *keys, double
 
 /* ---- attention FLOPs per head ---- */
 
+/* tile=1 (tblock.h): the selection is made once per tile of b queries, not per query. Over
+ * nt = ceil(T/b) tiles: the mean keys d T and the previous tiles' pooled queries d T, and tile
+ * i's scores of its i earlier blocks (2 d i) and their top-(n-1) (i). With cmp=1 (tcmp.h) the
+ * compressed branch too: the mean values d T, per query of tile i its i pooled blocks (4 d i:
+ * scores and values) and its gate (2 d). |S_t| is per-query block's (the same keys). */
+static double tile_selector_flops(const head_spec *p, double d, int T) {
+    double t = T, sel = 2 * d * t, cmp = p->cmp ? d * t : 0;
+    for (int i = 0; (double)i * p->block < t; i++) {
+        double nq = t - (double)i * p->block < p->block ? t - (double)i * p->block : p->block;
+        sel += 2 * d * i + i;
+        if (p->cmp) cmp += nq * (4 * d * i + 2 * d);
+    }
+    return sel + cmp;
+}
+
+/* One decode step at T-1 of a tile layer: its tile's selection shared by the tile's b steps
+ * (charged 1/b each, with the new block's and tile's means: 2d), and with cmp the step's
+ * pooled blocks (4 d i), its gate (2 d) and the new block's mean value (d / b). */
+static double tile_decode_flops(const head_spec *p, double d, int T) {
+    double i = (double)((T - 1) / p->block), b = p->block;
+    double sel = (2 * d * i + i + 2 * d) / b;
+    return sel + (p->cmp ? 4 * d * i + 2 * d + d / b : 0);
+}
+
 /* Selector FLOPs of the prefill of T queries (the formulas in costmodel.h); *keys gets
  * sum_t |S_t|. */
 static double selector_flops(const head_spec *p, double d, int T, double *keys) {
     cm_shape s = cm_shape_make(0, 1, T);
     double t = T, P = t * (t + 1) / 2, cands;
     key_sums(&s, p, keys, &cands);
+    if (p->sel == SEL_BLOCK && p->tile) return tile_selector_flops(p, d, T);
     if (p->sel == SEL_BLOCK) {
         double w = p->bounds ? 2 : 1;
         return w * d * t + w * 2 * d * cands + cands;
@@ -100,6 +125,8 @@ static double decode_flops(const cm_shape *s, const cm_variant *v, double d) {
         sel = 2 * (J * r * d + r * d + J * d) + (2 * J * r + J + 1) * T;
     } else if (p->sel == SEL_POS) {
         sel = 2 * (p->hidden * d + p->hidden * T) + T;
+    } else if (p->tile) {
+        sel = tile_decode_flops(p, d, s->T);
     } else {
         double w = p->bounds ? 2 : 1;
         sel = w * d + w * 2 * d * nb + nb;

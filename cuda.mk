@@ -50,7 +50,7 @@ $(BUILD)/src/cuda/emu/emu.o: src/cuda/emu/emu.cc src/cuda/emu/emu.h
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -c $< -o $@
 endif
 
-PARITYOBJ := $(BUILD)/tests/cuda/parity.o $(BUILD)/tests/cuda/parity_tblock.o
+PARITYOBJ := $(BUILD)/tests/cuda/parity.o $(BUILD)/tests/cuda/parity_tblock.o $(BUILD)/tests/cuda/parity_lindex.o
 $(BUILD)/cuda-parity: $(PARITYOBJ) $(BUILD)/libsattn.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -77,4 +77,4 @@ cuda-emu:
 	$(MAKE) SATTN_CUDA=emu BUILD=build-emu build-emu/cuda-parity
 	build-emu/cuda-parity --quick
 
--include $(BUILD)/tests/cuda/parity.d $(BUILD)/tests/cuda/parity_tblock.d
+-include $(BUILD)/tests/cuda/parity.d $(BUILD)/tests/cuda/parity_tblock.d $(BUILD)/tests/cuda/parity_lindex.d

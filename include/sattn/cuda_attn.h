@@ -123,6 +123,23 @@ void sa_cuda_tblock_backward(sa_cuda *ctx, float *dqkv, const float *dout, const
                              const float *out, const float *lse, int B, int T, int C, int H, int b, int n,
                              const int *blocks, const int *count);
 
+/* ---- the shared (per-layer) lightning indexer, bf16 operands (lindex.h's bf16 path on the GPU;
+ * src/cuda/lindex_kernels.cu) ----
+ * w: the layer's parameters in lindex.h's layer layout (lindex_param_count floats:
+ * Wq (J r, C) | Wk (r, C) | Ww (J, C) | bw (J)); q, k: the layer's C-wide rows at stride ld
+ * (qkv and qkv + C with ld = 3C). qt_j and kt are rounded to bf16 (nearest even), products
+ * summed in float32:  score(t, s) = sum_j w_j(t) relu(qt_j(t) . kt(s)), s <= t.
+ * Fixed k only (tau = 0). */
+/* 0 if the GPU runs it: r <= 32, J <= 8, 1 <= k <= 4096; else -1 and why in e. */
+int sa_cuda_lindex_check(int C, int r, int J, int k, sattn_err *e);
+/* lindex_scores: S (T, T), row t written on s <= t only. Scratch: the context's. */
+void sa_cuda_lindex_scores(sa_cuda *ctx, const float *w, const float *q, const float *k, int ld, int T, int C,
+                           int r, int J, float *S);
+/* lindex_select at tau = 0: idx, score (T, kmax), count (T), kmax = min(k, T); descending
+ * score, ties to the earlier key, -1 (score 0) past count. */
+void sa_cuda_lindex_select(sa_cuda *ctx, const float *w, const float *q, const float *k, int ld, int T, int C,
+                           int r, int J, int topk, int *idx, float *score, int *count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -485,6 +485,15 @@ __global__ void __launch_bounds__(TK_THREADS) k_topk(const float *S, int ldS, si
     }
 }
 
+static_assert(TK_SORTCAP == SA_TOPK_MAX, "sa_dev.h's SA_TOPK_MAX is k_topk's sort capacity");
+
+void sa_topk_rows(sa_cuda *c, const float *S, int ldS, int row0, int n, int k, int kmax, int nq, int *idx,
+                  float *score, int *count) {
+    SA_LAUNCH(k_topk<TK_INDEX>, dim3(n, 1), TK_THREADS, 0, c->st, S, ldS, (size_t)0, row0, 0, k, 1, kmax, nq, idx,
+              score, count, (const int *)NULL, 0);
+    CK_LAUNCH();
+}
+
 /* ------------------------------------------------------- head: gathered softmax ---- */
 
 /* The two steps of a gathered softmax row that k_gather_softmax and k_gather_softmax_split

@@ -36,6 +36,13 @@ struct sa_cuda {
 void *sa_scratch(sa_cuda *c, size_t bytes);
 /* The tblock kernels' opt-in dynamic shared memory (tblock_kernels.cu; sa_cuda_open calls it). */
 void sa_tblock_attrs(void);
+/* k_topk<TK_INDEX> (attn.cu) on n score rows of one sequence: row r (at S + r ldS) is
+ * query row0 + r over keys 0 .. row0 + r; its top min(k, row0 + r + 1) into idx/score
+ * (nq, kmax) and count (nq), the CPU's order (descending, ties to the earlier key), -1
+ * past count. k <= SA_TOPK_MAX. The shared indexer's ranking (lindex_kernels.cu). */
+#define SA_TOPK_MAX 4096
+void sa_topk_rows(sa_cuda *c, const float *S, int ldS, int row0, int n, int k, int kmax, int nq, int *idx,
+                  float *score, int *count);
 
 /* Max / sum of v over each group of W lanes (W = 16 or 32), butterfly: every lane of the
  * group gets the result. */

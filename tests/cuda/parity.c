@@ -14,7 +14,8 @@
  *    such near-ties are counted and printed, not failed;
  *  - the head output on the GPU's own selection vs the CPU head function on that same
  *    selection (<= 1e-4), and vs the CPU's end-to-end output on rows whose lists match.
- * The tile-shared block kernels (tblock) are checked in parity_tblock.c by the same rule. */
+ * The tile-shared block kernels (tblock) are checked in parity_tblock.c by the same rule, the
+ * shared indexer's bf16 kernels in parity_lindex.c (with bf16's rounding in the tolerance). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -479,11 +480,13 @@ static void parity_kernels(ctx *c, int quick) {
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, only_tblock = 0; /* --tblock: only the tblock kernels (parity_tblock.c) */
+    /* --tblock / --lindex: only that group (parity_tblock.c / parity_lindex.c) */
+    int quick = 0, only_tblock = 0, only_lindex = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--quick")) quick = 1;
         else if (!strcmp(argv[a], "--tblock")) only_tblock = 1;
-        else return fprintf(stderr, "usage: cuda-parity [--quick] [--tblock]\n"), 2;
+        else if (!strcmp(argv[a], "--lindex")) only_lindex = 1;
+        else return fprintf(stderr, "usage: cuda-parity [--quick] [--tblock | --lindex]\n"), 2;
     }
     ctx c;
     memset(&c, 0, sizeof c);
@@ -494,8 +497,9 @@ int main(int argc, char **argv) {
     }
     printf("cuda-parity on %s (tolerance %.0e)\n", sa_cuda_name(c.g), TOL);
     rng_seed(&c.rng, 20261128);
-    if (!only_tblock) parity_kernels(&c, quick);
-    parity_tblock(&c, quick);
+    if (!only_tblock && !only_lindex) parity_kernels(&c, quick);
+    if (!only_lindex) parity_tblock(&c, quick);
+    if (!only_tblock) parity_lindex(&c, quick);
     printf("cuda-parity: %d of %d checks passed (%d of %d selection rows were accepted near-ties)\n",
            c.checks - c.fails, c.checks, c.near_rows, c.rows);
     sa_cuda_close(c.g);

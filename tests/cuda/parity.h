@@ -30,5 +30,7 @@ void *dup_dev(ctx *c, const void *h, size_t bytes);
 
 /* The tblock kernels (parity_tblock.c). */
 void parity_tblock(ctx *c, int quick);
+/* The shared indexer's bf16 kernels (parity_lindex.c). */
+void parity_lindex(ctx *c, int quick);
 
 #endif

@@ -18,6 +18,7 @@
 #include "sattn/genbench.h"
 #include "sattn/heads.h"
 #include "sattn/hybrid.h"
+#include "sattn/plan.h"
 #include "sattn/taskeval.h"
 
 #define LONG_DEPTHS 10
@@ -261,11 +262,13 @@ int demo_long(const demo_long_args *a) {
     char model[4096], metrics[4096];
     snprintf(model, sizeof model, "%s/model.ckpt", a->out_dir);
     snprintf(metrics, sizeof metrics, "%s/metrics.json", a->out_dir);
+    sattn_err e;
+    head_spec specs[2 * 4]; /* the preset's L2 H4: a bad plan is one line, before anything is made */
+    if (a->plan && plan_load(a->plan, 2, 4, specs, &e)) return cli_fail("demo", "--plan: %s", e.msg);
     if (demo_make_dirs(a->out_dir)) return 1;
     long_result *r = xcalloc(1, sizeof *r);
     long_lengths(a->seq, r->lens);
     task_grid g = passkey_grid(r->lens, a->task_samples, a->seed);
-    sattn_err e;
     if (taskeval_check(&g, a->seq, &e)) return free(r), cli_fail("demo", "--seq %d: %s", a->seq, e.msg);
     if (long_train(a, model, r)) return free(r), 1;
     gpt_model m;

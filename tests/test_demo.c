@@ -312,6 +312,9 @@ Test(demo, bad_flags_are_one_line, .timeout = 30) {
         {{"--preset", "long", "--seq", "256"}, "--seq"},       /* below 512 */
         {{"--preset", "long", "--no-bench"}, "--no-bench"},
         {{"--preset", "long", "--distill-steps", "3"}, "--distill-steps"},
+        {{"--plan", "all:block+softmax"}, "--plan: apply to --preset long only"},
+        {{"--preset", "long", "--plan", ""}, "--plan: expected a sparse plan"},
+        {{"--preset", "long", "--plan", "all:bogus"}, "--plan: plan entry 1"}, /* before any stage runs */
     };
     cli_spew(cli_tpath(&t, "afile"), "", 0);
     const char *file_dir[] = {"demo", "--preset", "seed", "--out-dir", cli_tpath(&t, "afile"), NULL};

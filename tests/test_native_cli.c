@@ -319,13 +319,9 @@ Test(native_cli, shared_plan_trains_and_reloads, .timeout = 120) {
     char *js = train(&f, out, heads, "6", extra);
     double val = cli_json_num(js, "val_loss");
     cr_assert(isfinite(val));
-    const char *lo[] = {"loss", "--model", out, "--heads", heads, "--data", f.data, "--json", "--threads", "2",
-                        "--batch", "4", NULL};
-    char *lj = cli_expect_ok(lo);
-    cr_assert(fabs(cli_json_num(lj, "loss") - val) < 2e-6, "loss --heads %g, train printed %g", cli_json_num(lj, "loss"),
-              val);
+    loss_reproduces(&f, out, heads, "4", val);
     const char *sa[] = {"sample", "--model", out, "--heads", heads, "--tokens", "10", NULL};
     cli_expect_fail(sa, "shared=1", 0);
-    free(js), free(lj);
+    free(js);
     cli_tdir_close(&f.t);
 }

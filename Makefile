@@ -4,7 +4,7 @@ CC      ?= gcc
 OPT     ?= -O2 -march=native
 CFLAGS  := -std=c11 $(OPT) -fno-math-errno $(XCFLAGS) -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter -Iinclude -MMD -MP
 OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
-LDLIBS  := -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
+LDLIBS  := -ljson-c -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
 BUILD   ?= build
 
 SRC     := $(wildcard src/*/*.c)
@@ -131,7 +131,7 @@ $(FUZZ_BUILD)/libsattn.a: $(FUZZ_LIBOBJ)
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(wildcard include/sattn/*.h) $(FUZZ_BUILD)/libsattn.a \
                       $(FUZZ_STAMP)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libsattn.a -o $@ -ldnnl -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_BUILD)/libsattn.a -o $@ -ljson-c -ldnnl -lm
 
 fuzz-build: $(FUZZ_BINS)
 

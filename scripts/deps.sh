@@ -15,6 +15,7 @@ pkgs=(
   libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang 14 (only Recommended by clang-14,
                       # so --no-install-recommends would leave -fsanitize=fuzzer unable to link)
   libomp-14-dev       # clang's OpenMP runtime (libomp): the fuzz build compiles the library with -fopenmp
+  libjson-c-dev       # json-c: every JSON sattn reads (eval/task JSON, safetensors headers, config.json, the GPT-2 vocabulary), with a depth limit
 )
 missing=()
 for p in "${pkgs[@]}"; do

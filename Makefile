@@ -7,13 +7,31 @@ OPENBLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 LDLIBS  := -ljson-c -ldnnl -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) -lopenblas -lm
 BUILD   ?= build
 
+# MPI (issue 13, docs/mpi.md): OpenMPI is linked when its compiler wrapper is installed
+# (scripts/deps.sh installs openmpi-bin and libopenmpi-dev); `make MPI=0` builds without it,
+# `make mpi` insists on it. Only src/core/dist.c includes mpi.h.
+MPI     ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+CFLAGS  += -DSATTN_MPI $(shell mpicc --showme:compile)
+LDLIBS  += $(shell mpicc --showme:link)
+endif
+
 SRC     := $(wildcard src/*/*.c)
 OBJ     := $(SRC:%.c=$(BUILD)/%.o)
 TESTSRC := $(wildcard tests/*.c)
 TESTOBJ := $(TESTSRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test check valgrind demo bench deps data clean count check-layers
+.PHONY: all mpi test check valgrind demo bench deps data clean count check-layers
 all: $(BUILD)/sattn
+
+# dist.o is rebuilt when MPI changes (make does not track flags).
+$(BUILD)/src/core/dist.o: $(BUILD)/.mpi-$(MPI)
+$(BUILD)/.mpi-$(MPI):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/.mpi-* && touch $@
+
+mpi:
+	@command -v mpicc >/dev/null || { echo "make mpi: mpicc not found (bash scripts/deps.sh installs OpenMPI)"; exit 1; }
+	$(MAKE) MPI=1 all
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -27,7 +27,7 @@ CUOBJ := $(CUSRC:%.cu=$(BUILD)/%.cu.o)
 $(BUILD)/libsattn.a: $(CUOBJ)
 ifeq ($(SATTN_PORTABLE),1)
 # no oneDNN / OpenBLAS / libcudart.so needed where it runs: the BLAS shim, static cudart
-LDLIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread -lstdc++ -lm
+LDLIBS := -Wl,-Bstatic -ljson-c -Wl,-Bdynamic -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread -lstdc++ -lm
 $(BUILD)/sattn $(BUILD)/cuda-parity: $(BUILD)/src/cuda/portable/blas_shim.o
 else
 LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
@@ -65,10 +65,10 @@ cuda-parity: cuda
 # The same binaries for a GPU machine without this project's Debian packages (the device
 # machine's image has nvcc and PyTorch but no oneDNN/OpenBLAS): x86-64-v3 (AVX2, not
 # -march=native), oneDNN and OpenBLAS replaced by src/cuda/portable/blas_shim.c, cudart
-# static; libgomp.so.1 copied beside them in case that machine lacks it.
+# static, json-c static, no MPI; libgomp.so.1 copied beside them in case that machine lacks it.
 cuda-portable:
 	@test -n "$(NVCC)" || { echo "make cuda-portable: nvcc not found" >&2; exit 1; }
-	$(MAKE) SATTN_CUDA=1 SATTN_PORTABLE=1 BUILD=build-cuda-portable NVCC=$(NVCC) OPT="-O2 -march=x86-64-v3" \
+	$(MAKE) SATTN_CUDA=1 SATTN_PORTABLE=1 MPI=0 BUILD=build-cuda-portable NVCC=$(NVCC) OPT="-O2 -march=x86-64-v3" \
 	  build-cuda-portable/sattn build-cuda-portable/cuda-parity
 	mkdir -p build-cuda-portable/lib
 	cp -L $$($(CC) -print-file-name=libgomp.so.1) build-cuda-portable/lib/

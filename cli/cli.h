@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "sattn/dist.h"
 #include "sattn/train.h"
 
 typedef struct {
@@ -32,6 +33,9 @@ typedef struct {
     const char *heads_out;   /* --heads-out: the heads file written beside --out */
     int dense_warmup;        /* --dense-warmup: steps before the sparse heads run */
     const char *log_csv;     /* --log-csv: the loss curve (trainlog.h); NULL: none */
+    /* data parallel (docs/mpi.md) */
+    dist_ctx *dist;          /* the job's ranks (NULL: one process) */
+    int zero;                /* --zero 1: ZeRO-1, AdamW moments sharded over the ranks */
 } train_args;
 
 /* How --init-from continues a RoPE model at a longer --seq (train_pos.c, docs/rope.md). */
@@ -83,17 +87,17 @@ int demo_long(const demo_long_args *a);
 /* mkdir -p for demo's --out-dir: 0, or 1 after a one-line error. */
 int demo_make_dirs(const char *dir);
 
-int cmd_train(int argc, char **argv);
+int cmd_train(int argc, char **argv, dist_ctx *d);
 int cmd_loss(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench_train(int argc, char **argv);
 int cmd_bench_gemm(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
-int cmd_distill(int argc, char **argv);
+int cmd_distill(int argc, char **argv, dist_ctx *d);
 int cmd_eval(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
-int cmd_finetune(int argc, char **argv);
+int cmd_finetune(int argc, char **argv, dist_ctx *d);
 int cmd_flops(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);

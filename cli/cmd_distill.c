@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "mpi_job.h"
 #include "cli.h"
 #include "opts.h"
 #include "sattn/distill.h"
@@ -36,7 +37,8 @@ static int distill_parse(distill_args *a, int argc, char **argv) {
                              "'L0H1:block+softmax:b=16,n=4; *:dense' (docs/plans.md)")),
         cli_opt_out(&a->out, "HEADS", "the heads file to write"),
         opt_int("steps", &a->dc.steps, 1, 1 << 30, "N", "optimisation steps"),
-        opt_int("batch", &a->dc.batch, 1, 1 << 16, "B", "sequences per step"),
+        opt_int("batch", &a->dc.batch, 1, 1 << 16, "B",
+                "sequences per step (under mpirun: over all ranks, a multiple of them)"),
         opt_float("lr", &a->dc.lr, 0, 1, 10, "X", "peak learning rate, cosine to X/10"),
         cli_opt_seed(&a->dc.seed, NULL),
         cli_opt_threads(&a->threads),
@@ -86,30 +88,37 @@ static int distill_setup(const distill_args *a, gpt_model *m, dataset *d, sparse
     return rc;
 }
 
-int cmd_distill(int argc, char **argv) {
+int cmd_distill(int argc, char **argv, dist_ctx *dist) {
     distill_args a = {.dc = distill_config_default()};
     int r = distill_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
+    a.dc.dist = dist;
+    int root = !dist || dist->rank == 0;
+    if (job_check_batch(dist, "distill", a.dc.batch)) return 1;
     if (a.threads) omp_set_num_threads(a.threads);
     /* --plan may be inline text; same_file only matches it when it names a file. */
     cli_file outs[] = {{"--out", a.out}, {NULL, NULL}};
     cli_file ins[] = {{"--model", a.model}, {"--data", a.data}, {"--plan", a.plan}, {NULL, NULL}};
-    if (cli_check_outputs("distill", outs, ins)) return 1;
     sattn_err e;
     gpt_model m;
     dataset d;
     sparse_heads sh;
-    if ((r = distill_setup(&a, &m, &d, &sh)) != 0) return r;
+    int mine = cli_check_outputs("distill", outs, ins) || distill_setup(&a, &m, &d, &sh);
+    if ((r = dist ? dist_agree(dist, mine, "distill") : mine) != 0) { /* every rank, before any other collective */
+        if (!mine) sparse_heads_free(&sh), dataset_free(&d), gpt_free(&m);
+        return r;
+    }
     int tty = isatty(2);
     double t0 = time_now();
-    r = distill_run(&m, &sh, &d, &a.dc, distill_progress_line, &tty, &e);
+    r = job_check_same(dist, "distill", &m, NULL, "--model");
+    if (!r) r = distill_run(&m, &sh, &d, &a.dc, root ? distill_progress_line : NULL, &tty, &e) ? 2 : 0;
     double dt = time_now() - t0;
-    if (r) r = cli_fail("distill", "%s; no heads file was written", e.msg);
-    else r = heads_save(a.out, &sh, &m.cfg, &e) ? cli_fail("distill", "%s", e.msg) : 0;
-    if (!r && a.json)
+    if (r == 2) r = cli_fail("distill", "%s; no heads file was written", e.msg);
+    else if (!r && root) r = heads_save(a.out, &sh, &m.cfg, &e) ? cli_fail("distill", "%s", e.msg) : 0;
+    if (!r && root && a.json)
         printf("{\"sparse_heads\": %d, \"steps\": %d, \"wall_s\": %.2f, \"out\": \"%s\"}\n",
                sparse_heads_count(&sh), a.dc.steps, dt, a.out);
-    else if (!r)
+    else if (!r && root)
         printf("sparse_heads %d\nsteps %d\nwall_s %.1f\n", sparse_heads_count(&sh), a.dc.steps, dt);
     sparse_heads_free(&sh);
     dataset_free(&d);

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "mpi_job.h"
+#include "sattn/gradsync.h"
 #include "cli.h"
 #include "opts.h"
 #include "sattn/finetune.h"
@@ -28,7 +30,16 @@ typedef struct {
     uint64_t seed;
     int threads, json, control;
     data_format data_fmt;
+    dist_ctx *dist; /* under mpirun (docs/mpi.md); NULL: one process */
+    int zero;       /* --zero */
 } ft_args;
+
+/* The gradient sync of a fine-tune of m: NULL for one process (the plain step). */
+static gradsync *ft_sync(const ft_args *a, gpt_model *m, gradsync *gs) {
+    if (!a->dist || a->dist->size == 1) return NULL;
+    gradsync_init(gs, a->dist, a->zero, m);
+    return gs;
+}
 
 static int ft_parse(ft_args *a, int argc, char **argv) {
     opt_spec o[] = {
@@ -39,12 +50,15 @@ static int ft_parse(ft_args *a, int argc, char **argv) {
         opt_str("heads-out", &a->heads_out, "PATH",
                 "fine-tuned heads (required when the plan has mlp heads: they train too)"),
         opt_int("steps", &a->tc.steps, 1, 1 << 30, "N", "steps"),
-        opt_int("batch", &a->tc.batch, 1, 1 << 16, "B", "sequences per step"),
+        opt_int("batch", &a->tc.batch, 1, 1 << 16, "B",
+                "sequences per step (under mpirun: over all ranks, a multiple of them)"),
         opt_float("lr", &a->tc.lr, 0, 1, 10, "X", "peak learning rate, cosine to --min-lr"),
         opt_float("min-lr", &a->tc.min_lr, 0, 0, 10, "X", "final learning rate (default: --lr/10)"),
         opt_int("warmup", &a->tc.warmup, 0, 1 << 30, "N", "warmup steps"),
         cli_opt_seed(&a->seed, "batch seed"),
         cli_opt_threads(&a->threads),
+        opt_int("zero", &a->zero, 0, 1, "0|1",
+                "under mpirun: 1 shards the AdamW moments over the ranks (ZeRO-1; docs/mpi.md)"),
         cli_opt_json(&a->json, "print the result as one JSON object"),
         opt_flag("control", &a->control,
                  "also fine-tune the DENSE model the same way (same steps, schedule and\n"
@@ -108,11 +122,14 @@ static double dense_control(const ft_args *a, const dataset *d, sattn_err *e) {
     train_state st = {.rng = {a->seed ^ 0xf1e7ULL}};
     train_config tc = a->tc;
     tc.seq = c->max_seq;
+    gradsync gs;
+    tc.sync = ft_sync(a, &m, &gs);
     double loss = NAN;
     if (finetune_run(&m, &sh, &st, d, &tc, NULL, NULL, NULL, e) == 0) {
-        loss = eval_split_loss(&m, d, SPLIT_VAL, c->max_seq, tc.batch, 0, NULL);
+        loss = eval_split_loss_dist(&m, d, SPLIT_VAL, c->max_seq, tc.batch, 0, NULL, tc.sync);
         if (!isfinite(loss)) err_set(e, "the dense fine-tune's validation loss is not finite");
     }
+    if (tc.sync) gradsync_free(&gs);
     sparse_heads_free(&sh);
     free(specs);
     gpt_free(&m);
@@ -137,19 +154,26 @@ static int ft_load(const ft_args *a, gpt_model *m, sparse_heads *sh, dataset *d)
     return rc;
 }
 
-int cmd_finetune(int argc, char **argv) {
-    ft_args a = {.tc = train_config_default(), .seed = 1337};
+int cmd_finetune(int argc, char **argv, dist_ctx *dist) {
+    ft_args a = {.tc = train_config_default(), .seed = 1337, .dist = dist};
     a.tc.steps = 300, a.tc.batch = 8, a.tc.lr = 1e-4f, a.tc.warmup = 20;
     int r = ft_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
+    if (job_check_batch(dist, "finetune", a.tc.batch)) return 1;
     if (a.threads) omp_set_num_threads(a.threads);
     cli_file outs[] = {{"--out", a.out}, {"--heads-out", a.heads_out}, {NULL, NULL}};
     cli_file ins[] = {{"--model", a.model}, {"--heads", a.heads}, {"--data", a.data}, {NULL, NULL}};
-    if (cli_check_outputs("finetune", outs, ins)) return 1;
     gpt_model m;
     sparse_heads sh;
     dataset d;
-    if ((r = ft_load(&a, &m, &sh, &d)) != 0) return r;
+    int mine = cli_check_outputs("finetune", outs, ins) || ft_load(&a, &m, &sh, &d);
+    if ((r = dist ? dist_agree(dist, mine, "finetune") : mine) != 0) { /* every rank, before any other collective */
+        if (!mine) sparse_heads_free(&sh), dataset_free(&d), gpt_free(&m);
+        return r;
+    }
+    if (job_check_same(dist, "finetune", &m, NULL, "--model"))
+        return sparse_heads_free(&sh), dataset_free(&d), gpt_free(&m), 1;
+    int root = !dist || dist->rank == 0;
     free(m.m_mem), free(m.v_mem); /* fresh AdamW state for the new objective */
     m.m_mem = m.v_mem = NULL;
     a.tc.seq = m.cfg.max_seq;
@@ -159,14 +183,19 @@ int cmd_finetune(int argc, char **argv) {
     double t0 = time_now();
     float last = NAN;
     sattn_err e;
-    r = finetune_run(&m, &sh, &st, &d, &a.tc, ft_progress, &tty, &last, &e);
+    train_config tc = a.tc;
+    gradsync gs;
+    tc.sync = ft_sync(&a, &m, &gs);
+    r = finetune_run(&m, &sh, &st, &d, &tc, root ? ft_progress : NULL, &tty, &last, &e);
+    if (tc.sync) gradsync_free(&gs);
     double wall = time_now() - t0, after = r ? NAN : val_loss(&m, &sh, &d, 1, a.tc.batch);
     double control = a.control && !r ? dense_control(&a, &d, &e) : NAN;
     if (r) r = cli_fail("finetune", "%s; nothing was written", e.msg);
     else if (a.control && !isfinite(control)) r = cli_fail("finetune", "--control: %s; nothing was written", e.msg);
-    else r = ckpt_save(a.out, CKPT_SATTN, &m, NULL, &e) ? cli_fail("finetune", "%s", e.msg) : 0;
-    if (!r && a.heads_out && heads_save(a.heads_out, &sh, &m.cfg, &e)) r = cli_fail("finetune", "%s", e.msg);
-    if (!r && a.json)
+    else if (root) r = ckpt_save(a.out, CKPT_SATTN, &m, NULL, &e) ? cli_fail("finetune", "%s", e.msg) : 0;
+    if (!r && root && a.heads_out && heads_save(a.heads_out, &sh, &m.cfg, &e)) r = cli_fail("finetune", "%s", e.msg);
+    if (!root) r = r ? 1 : 0;
+    else if (!r && a.json)
         printf("{\"loss_dense_teacher\": %.6f, \"loss_hybrid_before\": %.6f, \"loss_hybrid_after\": %.6f, "
                "\"ratio_before\": %.6f, \"ratio_after\": %.6f, \"train_loss\": %.6f, \"steps\": %d, "
                "\"wall_s\": %.2f", dense, before, after, before / dense, after / dense, last, st.step, wall);

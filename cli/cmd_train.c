@@ -89,7 +89,8 @@ static int train_parse(train_args *a, int argc, char **argv) {
         opt_int("heads", &a->cfg.heads, 1, 1024, "H", "attention heads, divides dim"),
         opt_int("dim", &a->cfg.channels, 1, 65536, "C", "channels"),
         opt_int("seq", &a->tc.seq, 1, 1 << 20, "T", "context length"),
-        opt_int("batch", &a->tc.batch, 1, 1 << 20, "B", "sequences per step"),
+        opt_int("batch", &a->tc.batch, 1, 1 << 20, "B",
+                "sequences per step (under mpirun: over all ranks, a multiple of them)"),
         opt_int("steps", &a->tc.steps, 1, 1 << 30, "N", "optimizer steps in all"),
         opt_float("lr", &a->tc.lr, 0, 1, 10, "X", "peak learning rate"),
         opt_float("min-lr", &a->tc.min_lr, 0, 0, 10, "X", "final learning rate (cosine)"),
@@ -116,6 +117,10 @@ static int train_parse(train_args *a, int argc, char **argv) {
                 "the --eval-every points and the final loss on the last row, lr, wall_s);\n"
                 "sattn report --train-log plots it"),
         cli_opt_threads(&a->threads),
+        opt_int("zero", &a->zero, 0, 1, "0|1",
+                "under mpirun (docs/mpi.md): 0 all-reduces the gradient and every rank keeps\n"
+                "all AdamW moments; 1 (ZeRO-1) reduce-scatters it, each rank keeping and\n"
+                "updating only its shard of the moments, then all-gathers the weights"),
         opt_int("eval-every", &a->tc.eval_every, 0, 1 << 30, "N",
                 "validation estimate every N steps on --eval-tokens tokens\n(default: --steps/10; 0 = none)"),
         opt_int("eval-tokens", &a->tc.eval_tokens, 1, 1 << 30, "N", "tokens of the validation split for that estimate"),
@@ -160,9 +165,10 @@ static int train_parse(train_args *a, int argc, char **argv) {
     return train_pos_check_flags(a, o, CLI_N(o), "train");
 }
 
-int cmd_train(int argc, char **argv) {
+int cmd_train(int argc, char **argv, dist_ctx *d) {
     train_args a = train_args_default();
     int r = train_parse(&a, argc, argv);
     if (r) return r == 2 ? 0 : 1;
+    a.dist = d;
     return train_execute(&a, "train");
 }

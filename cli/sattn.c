@@ -8,6 +8,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "sattn/dist.h"
 
 static const char MAIN_HELP[] =
     "usage: sattn COMMAND [options]   (sattn COMMAND --help for each)\n"
@@ -45,17 +46,56 @@ static void default_wait_policy(char **argv) {
     /* no /proc: run on with the runtime's default (the variable now set stops a loop) */
 }
 
+/* The commands that run as the ranks of a data-parallel job (docs/mpi.md). */
+static const struct {
+    const char *name;
+    int (*fn)(int, char **, dist_ctx *);
+} JOB_CMDS[] = {{"train", cmd_train}, {"distill", cmd_distill}, {"finetune", cmd_finetune}};
+
+/* Under mpirun: train, distill and finetune join the job (rank 0 alone prints); any other
+ * command is refused once, by rank 0, rather than run N times over the same files.
+ * Returns the exit status, or -1 when not launched as a job. */
+static int run_job(int argc, char **argv) {
+    int n;
+    if (!dist_launched(&n)) return -1;
+    const char *r = getenv("OMPI_COMM_WORLD_RANK");
+    int rank0 = !r || atoi(r) == 0;
+    dist_ctx d;
+    sattn_err e;
+    if (dist_init(&d, &e) != 0) {
+        if (rank0) fprintf(stderr, "sattn %s: %s\n", argv[1], e.msg);
+        return 1;
+    }
+    dist_quiet(&d);
+    int rc = -2;
+    for (size_t i = 0; i < sizeof JOB_CMDS / sizeof *JOB_CMDS; i++)
+        if (!strcmp(argv[1], JOB_CMDS[i].name)) rc = JOB_CMDS[i].fn(argc - 1, argv + 1, &d);
+    if (rc == -2 && d.size == 1) rc = -1; /* mpirun -np 1: any command, as one process */
+    else if (rc == -2) {
+        if (d.rank == 0)
+            fprintf(stderr, "sattn %s: runs as one process (expected mpirun -np N only for train, distill "
+                            "and finetune; docs/mpi.md)\n", argv[1]);
+        rc = 1;
+    }
+    dist_finalize(&d);
+    return rc;
+}
+
+static int cmd_train_one(int argc, char **argv) { return cmd_train(argc, argv, NULL); }
+static int cmd_distill_one(int argc, char **argv) { return cmd_distill(argc, argv, NULL); }
+static int cmd_finetune_one(int argc, char **argv) { return cmd_finetune(argc, argv, NULL); }
+
 int main(int argc, char **argv) {
     default_wait_policy(argv);
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"train", cmd_train},       {"loss", cmd_loss},
+    } cmds[] = {{"train", cmd_train_one},   {"loss", cmd_loss},
                 {"sample", cmd_sample},     {"demo", cmd_demo},
                 {"bench-train", cmd_bench_train}, {"bench-gemm", cmd_bench_gemm},
-                {"collect", cmd_collect}, {"distill", cmd_distill},
+                {"collect", cmd_collect}, {"distill", cmd_distill_one},
                 {"plan", cmd_plan},
-                {"eval", cmd_eval}, {"finetune", cmd_finetune},
+                {"eval", cmd_eval}, {"finetune", cmd_finetune_one},
                 {"flops", cmd_flops}, {"report", cmd_report},
                 {"bench", cmd_bench}, {"count", cmd_count},
                 {"bench-generate", cmd_bench_generate},
@@ -66,6 +106,8 @@ int main(int argc, char **argv) {
         return argc < 2 ? 1 : 0;
     }
     if (cli_take_max_mem(&argc, argv)) return 1;
+    int job = run_job(argc, argv);
+    if (job >= 0) return job;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
     fputs("sattn: unknown command '", stderr);

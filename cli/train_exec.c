@@ -10,7 +10,9 @@
 
 #include "args.h"
 #include "cli.h"
+#include "mpi_job.h"
 #include "sattn/finetune.h"
+#include "sattn/gradsync.h"
 #include "sattn/heads.h"
 #include "sattn/plan.h"
 #include "sattn/trainlog.h"
@@ -43,7 +45,11 @@ typedef struct {
     const run_heads *rh;
     trainlog log;     /* --log-csv: one row per step */
     double t0;        /* the run's (or resumption's) start */
+    gradsync *sync;   /* data parallel: rank 0 writes, after gathering ZeRO-1's moments */
 } progress_ctx;
+
+/* Whether this process writes files and prints progress: rank 0, or a single process. */
+static int is_root(const train_args *a) { return !a->dist || a->dist->rank == 0; }
 
 static void fmt_time(char *buf, size_t n, double s) {
     if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
@@ -60,8 +66,7 @@ static int save_log(const progress_ctx *pc) {
 
 /* Periodic checkpoint (atomic, so an interrupted run leaves the previous one intact), and
  * the log with it. */
-static void save_periodic(progress_ctx *pc, int step) {
-    if (pc->save_every <= 0 || step % pc->save_every != 0 || pc->save_failed) return;
+static void save_now(progress_ctx *pc, int step) {
     sattn_err e;
     if (save_log(pc)) {
         pc->save_failed = 1;
@@ -77,6 +82,13 @@ static void save_periodic(progress_ctx *pc, int step) {
     } else {
         pc->saved_step = step;
     }
+}
+
+static void save_periodic(progress_ctx *pc, int step) {
+    if (pc->save_every <= 0 || step % pc->save_every != 0) return;
+    gradsync_gather_moments(pc->sync, pc->m); /* every rank (a collective) */
+    if (is_root(pc->args) && !pc->save_failed) save_now(pc, step);
+    gradsync_release_moments(pc->sync, pc->m);
 }
 
 /* The error line of a diverged run, saying what it leaves at --out. */
@@ -97,6 +109,7 @@ static void on_progress(const train_progress *p, void *user) {
         trainlog_add(&pc->log, &r);
     }
     save_periodic(pc, p->step);
+    if (!is_root(pc->args)) return;
     int show = pc->tty || p->step % pc->every == 0 || p->step == p->steps || p->val_loss >= 0;
     if (!show) return;
     char eta[32];
@@ -386,8 +399,8 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
 /* The whole validation split after the run, and the checks that keep a non-finite
  * model from being written: 0, or -1 with e. */
 static int final_val_loss(gpt_model *m, const dataset *d, const train_args *a, int step, train_result *res,
-                          sattn_err *e) {
-    res->val_loss = eval_split_loss(m, d, SPLIT_VAL, a->tc.seq, a->tc.batch, 0, &res->val_tokens);
+                          gradsync *sync, sattn_err *e) {
+    res->val_loss = eval_split_loss_dist(m, d, SPLIT_VAL, a->tc.seq, a->tc.batch, 0, &res->val_tokens, sync);
     if (!isfinite(res->val_loss))
         return err_set(e, "diverged: validation loss %s after step %d", isnan(res->val_loss) ? "nan" : "inf", step);
     return gpt_check_finite(m, e);
@@ -411,26 +424,41 @@ static int run_checks(const train_args *a, const char *cmd, const dataset *d) {
     return cli_check_outputs(cmd, outs, ins);
 }
 
-int train_execute_result(const train_args *a, const char *cmd, train_result *res) {
+/* Data, checks and the model (fresh, resumed or --init-from) with its heads: 0, or an
+ * exit status with everything freed. Under mpirun the data-parallel checks too. */
+static int train_setup(const train_args *a, const char *cmd, dataset *d, gpt_model *m, train_state *st,
+                       run_heads *rh) {
     sattn_err e;
-    dataset d;
-    if (a->threads > 0) omp_set_num_threads(a->threads);
-    if (data_mem_check(cmd, a->data)) return 1;
-    if (dataset_load_as(&d, a->data, a->data_fmt, &e) != 0) return cli_fail(cmd, "%s", e.msg);
-    gpt_model m;
-    train_state st;
-    int rc = run_checks(a, cmd, &d);
-    run_heads rh;
-    if (!rc) rc = setup_model(a, &d, cmd, &m, &st, &rh);
-    if (rc) return dataset_free(&d), rc;
-    cli_data_note(a->data, &d); /* the first line, once nothing can fail before training */
-    if (a->resume && !st.has_optim) say_fresh_optimizer(cmd, a->resume);
-    st.has_schedule = 1; /* what this run trains with: the next --resume continues it */
-    st.sched = schedule_of(a, &rh);
-    progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0, 0,
-                       a, &m, &st, &rh, {0}, time_now()};
-    int first = st.step;
-    double t0 = pc.t0;
+    if (job_check_batch(a->dist, cmd, a->tc.batch) || data_mem_check(cmd, a->data)) return 1;
+    if (dataset_load_as(d, a->data, a->data_fmt, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+    int rc = run_checks(a, cmd, d);
+    if (!rc) rc = job_check_windows(a->dist, cmd, a->data, d, a->tc.seq, 0, "the validation split");
+    if (!rc && a->tc.eval_every > 0)
+        rc = job_check_windows(a->dist, cmd, a->data, d, a->tc.seq, (size_t)a->tc.eval_tokens,
+                               "--eval-tokens of the validation split");
+    if (!rc) rc = setup_model(a, d, cmd, m, st, rh);
+    if (rc) dataset_free(d);
+    return rc;
+}
+
+/* The final save: rank 0 writes the heads, the checkpoint (ZeRO-1's moments gathered
+ * first, by every rank) and the log. 0 or an exit status. */
+static int train_save(const train_args *a, const char *cmd, progress_ctx *pc, gradsync *gs, run_heads *rh) {
+    sattn_err e;
+    train_state *save_st = a->format == CKPT_SATTN ? pc->st : NULL;
+    gradsync_gather_moments(gs, pc->m);
+    int rc = 0;
+    if (!is_root(a)) rc = 0;
+    else if (rh->on && heads_save(a->heads_out, &rh->sh, &pc->m->cfg, &e)) rc = cli_fail(cmd, "%s", e.msg);
+    else rc = ckpt_save(a->out, a->format, pc->m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : save_log(pc) ? 1 : 0;
+    gradsync_release_moments(gs, pc->m);
+    return rc;
+}
+
+/* The training loop with its progress, the final validation loss into res. */
+static int train_loop(const train_args *a, gpt_model *m, train_state *st, dataset *d, run_heads *rh,
+                      progress_ctx *pc, gradsync *gs, train_result *res, sattn_err *e) {
+    int first = st->step;
     float train_loss;
     task_mix mix = a->mix;
     mix.seed = a->seed;
@@ -438,27 +466,54 @@ int train_execute_result(const train_args *a, const char *cmd, train_result *res
     mix.varied_length = a->mix_length;
     train_config tc = a->tc;
     tc.mix = task_mix_any(&mix) ? &mix : NULL;
+    tc.sync = gs->dist->size > 1 ? gs : NULL;
     sparse_train spt;
-    if (rh.on) sparse_train_init(&spt, &rh.sh, &m, a->dense_warmup), tc.extra = &spt.extra;
-    rc = train_run(&m, &st, &d, &tc, on_progress, &pc, &train_loss, &e);
+    if (rh->on) sparse_train_init(&spt, &rh->sh, m, a->dense_warmup), tc.extra = &spt.extra, spt.dist = a->dist;
+    int rc = train_run(m, st, d, &tc, on_progress, pc, &train_loss, e);
     /* the final loss is the sparse model's, as `loss --heads` reloads it (also after a
      * --stop-at inside the warm-up) */
-    if (rh.on) sparse_train_use(&spt, &m, 1);
+    if (rh->on) sparse_train_use(&spt, m, 1);
     res->train_loss = train_loss;
-    double train_s = time_now() - t0;
-    res->steps_done = st.step;
-    res->tokens_per_s = (double)(st.step - first) * a->tc.batch * a->tc.seq / (train_s > 0 ? train_s : 1);
-    if (!rc) rc = final_val_loss(&m, &d, a, st.step, res, &e);
-    res->wall_s = time_now() - t0;
+    double train_s = time_now() - pc->t0;
+    res->steps_done = st->step;
+    res->tokens_per_s = (double)(st->step - first) * a->tc.batch * a->tc.seq / (train_s > 0 ? train_s : 1);
+    if (!rc) rc = final_val_loss(m, d, a, st->step, res, tc.sync, e);
+    if (rh->on) sparse_train_free(&spt, m);
+    return rc;
+}
+
+int train_execute_result(const train_args *a, const char *cmd, train_result *res) {
+    sattn_err e;
+    dataset d;
+    gpt_model m;
+    train_state st;
+    run_heads rh;
+    if (a->threads > 0) omp_set_num_threads(a->threads);
+    int mine = train_setup(a, cmd, &d, &m, &st, &rh);
+    int rc = a->dist ? dist_agree(a->dist, mine, cmd) : mine; /* the first collective: no rank left waiting */
+    if (rc && !mine) heads_free(&rh), gpt_free(&m), dataset_free(&d);
+    if (rc) return rc;
+    dist_ctx one = {.size = 1};
+    dist_ctx *dist = a->dist ? a->dist : &one;
+    if (job_check_same(dist, cmd, &m, &st, a->resume ? "--resume" : a->init_from ? "--init-from" : "--seed"))
+        return heads_free(&rh), gpt_free(&m), dataset_free(&d), 1;
+    if (is_root(a)) cli_data_note(a->data, &d); /* the first line, once nothing can fail before training */
+    if (is_root(a) && a->resume && !st.has_optim) say_fresh_optimizer(cmd, a->resume);
+    st.has_schedule = 1; /* what this run trains with: the next --resume continues it */
+    st.sched = schedule_of(a, &rh);
+    gradsync gs;
+    gradsync_init(&gs, dist, a->zero, &m);
+    progress_ctx pc = {isatty(2), a->tc.steps / 20 > 0 ? a->tc.steps / 20 : 1, a->save_every, 0, 0,
+                       a, &m, &st, &rh, {0}, time_now(), &gs};
+    rc = train_loop(a, &m, &st, &d, &rh, &pc, &gs, res, &e);
+    res->wall_s = time_now() - pc.t0;
     res->is_bytes = d.is_bytes;
-    train_state *save_st = a->format == CKPT_SATTN ? &st : NULL;
     /* the last row carries the final loss over the whole validation split */
     if (!rc && pc.log.n) pc.log.rows[pc.log.n - 1].val_loss = (float)res->val_loss;
-    if (rc) rc = diverged_fail(&pc, cmd, e.msg), save_log(&pc); /* the curve up to the divergence */
-    else if (rh.on && heads_save(a->heads_out, &rh.sh, &m.cfg, &e)) rc = cli_fail(cmd, "%s", e.msg);
-    else rc = ckpt_save(a->out, a->format, &m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : save_log(&pc) ? 1 : 0;
-    if (!rc && !a->no_summary) print_summary(a, &m, res);
-    if (rh.on) sparse_train_free(&spt, &m);
+    if (rc) rc = is_root(a) ? (diverged_fail(&pc, cmd, e.msg), save_log(&pc), 1) : 1; /* the curve up to it */
+    else rc = train_save(a, cmd, &pc, &gs, &rh);
+    if (!rc && !a->no_summary && is_root(a)) print_summary(a, &m, res);
+    gradsync_free(&gs);
     heads_free(&rh);
     trainlog_free(&pc.log);
     gpt_free(&m);

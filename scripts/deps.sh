@@ -16,6 +16,8 @@ pkgs=(
                       # so --no-install-recommends would leave -fsanitize=fuzzer unable to link)
   libomp-14-dev       # clang's OpenMP runtime (libomp): the fuzz build compiles the library with -fopenmp
   libjson-c-dev       # json-c: every JSON sattn reads (eval/task JSON, safetensors headers, config.json, the GPT-2 vocabulary), with a depth limit
+  openmpi-bin         # mpirun: data-parallel training over several processes or hosts (docs/mpi.md)
+  libopenmpi-dev      # OpenMPI headers and mpicc: `make` links MPI when mpicc is there
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -55,6 +55,11 @@ int dataset_check_window(const dataset *d, data_split s, int T, const char *path
  * inputs[b,t] = x[o_b + t], targets[b,t] = x[o_b + t + 1]. */
 void dataset_batch(const dataset *d, data_split s, int B, int T, rng_t *rng, int *inputs,
                    int *targets);
+/* Rows row0 .. row0+nrows-1 of that batch (into inputs/targets of nrows x T): rng advances
+ * over all B draws, so the ranks of a data-parallel job that take consecutive slices of one
+ * batch see exactly the single process's batch, and keep the same sampler state. */
+void dataset_batch_rows(const dataset *d, data_split s, int B, int T, int row0, int nrows, rng_t *rng,
+                        int *inputs, int *targets);
 
 /* Writes tokens as an llm.c token file (atomic). */
 int llmc_tokens_save(const char *path, const uint16_t *tokens, size_t n, sattn_err *e);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "sattn/data.h"
+#include "sattn/dist.h"
 #include "sattn/model.h"
 #include "sattn/sparse.h"
 
@@ -18,6 +19,11 @@ typedef struct {
     int steps, batch, seq, warmup;
     float lr, min_lr;
     uint64_t seed;
+    /* Data parallel (docs/mpi.md): NULL for one process. Else `batch` is the global batch, a
+     * multiple of the ranks; rank r runs the teacher on rows r*b .. r*b+b-1 (b = batch /
+     * ranks) of the batch one process draws, and the heads' gradients and losses are
+     * averaged over the ranks before every (replicated) AdamW step. */
+    dist_ctx *dist;
 } distill_config;
 
 distill_config distill_config_default(void);

@@ -48,6 +48,8 @@ typedef struct {
     int step;           /* its 0-based step */
     uint64_t seed;      /* the sampled rows' seed (with the step) */
     double indexer_kl;  /* the last step's mean KL per sampled row over the shared layers */
+    dist_ctx *dist;     /* data parallel: the shared indexers' gradients are averaged over the
+                         * ranks (each rank's rows are its own); NULL: one process */
 } sparse_train;
 
 /* Query rows per sequence the shared indexers train on (sparse_train_init). */

@@ -31,6 +31,7 @@
 
 #include "sattn/core.h"
 #include "sattn/rng.h"
+#include "sattn/dist.h"
 #include "sattn/sparse.h"
 
 typedef enum { LINDEX_AUTO = 0, LINDEX_F32 = 1, LINDEX_BF16 = 2 } lindex_prec;
@@ -112,6 +113,9 @@ typedef struct {
 } lindex_trainer;
 
 void lindex_trainer_init(lindex_trainer *lt, const sparse_heads *sh, int rows);
+/* Data parallel: the gradient and *loss (the last grad call's) become their means over the
+ * ranks, every rank having scored the same number of rows. d NULL or one rank: nothing. */
+void lindex_trainer_mean_ranks(lindex_trainer *lt, dist_ctx *d, double *loss);
 void lindex_trainer_free(lindex_trainer *lt);
 int lindex_trainer_any(const lindex_trainer *lt);
 /* The selection the model ran for (layer l, batch row b): idx rows of kmax, count; NULL:

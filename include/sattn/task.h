@@ -135,5 +135,9 @@ int task_mix_rows(const task_mix *m, int step, int B, int rows[TASK_KINDS]);
  * m NULL or all zero: dataset_batch. */
 void task_mix_batch(const task_mix *m, const dataset *d, int step, int B, int T, rng_t *rng,
                     int *inputs, int *targets);
+/* Rows row0 .. row0+nrows-1 of that batch (a rank's slice, dataset_batch_rows), with rng
+ * left as the whole batch leaves it. */
+void task_mix_batch_rows(const task_mix *m, const dataset *d, int step, int B, int T, int row0, int nrows,
+                         rng_t *rng, int *inputs, int *targets);
 
 #endif

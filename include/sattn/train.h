@@ -10,6 +10,7 @@
 #include "sattn/task.h"
 
 struct train_extra;
+struct gradsync;
 
 typedef struct {
     int batch, seq, steps, warmup;
@@ -20,6 +21,11 @@ typedef struct {
     int stop_at;     /* stop after this step (0: at `steps`); the schedule still spans `steps` */
     const task_mix *mix; /* task samples mixed into each batch (task_mix_batch); NULL: corpus only */
     const struct train_extra *extra; /* parameters trained beside the model's; NULL: none */
+    /* Data parallel (gradsync.h, docs/mpi.md): NULL for one process. Else `batch` is the
+     * global batch, a multiple of the ranks; rank r draws rows r*b .. r*b+b-1 (b = batch /
+     * ranks) of the batch one process would draw (task_mix_batch_rows), gradients are
+     * averaged over the ranks' scored targets, and the loss and norm are global. */
+    struct gradsync *sync;
 } train_config;
 
 /* Parameters that live outside the model but train in the same loop, on the same loss:
@@ -36,6 +42,9 @@ typedef struct train_extra {
     /* AdamW step t at lr on scale * grads: -1, or 0 with `what` naming the part left
      * non-finite ("the parameters of head L0H1"). */
     int (*update)(void *ctx, float lr, int t, float scale, char *what, size_t n);
+    /* The gradient the extra's parameters got from the loss (one block of *n floats), for
+     * the ranks' all-reduce; NULL: none. */
+    float *(*grads)(void *ctx, size_t *n);
 } train_extra;
 
 /* nanoGPT-like defaults: lr 1e-3 -> 1e-4, warmup 100, wd 0.1, betas (0.9, 0.99), clip 1. */
@@ -79,6 +88,14 @@ int train_diverged(sattn_err *e, int step, const char *who, float loss, float gr
  * *tokens gets the number of predictions. */
 double eval_split_loss(gpt_model *m, const dataset *d, data_split s, int T, int B,
                        size_t max_tokens, size_t *tokens);
+/* The same over the ranks of a data-parallel job (NULL or one rank: eval_split_loss): rank
+ * r scores a contiguous 1/N of the full windows (the last rank also the short tail), B at a
+ * time, and the sums meet in an all-reduce. Every rank gets the loss. */
+double eval_split_loss_dist(gpt_model *m, const dataset *d, data_split s, int T, int B, size_t max_tokens,
+                            size_t *tokens, struct gradsync *sync);
+/* The number of windows of T tokens eval_split_loss scores whole (for the check that every
+ * rank gets one). */
+size_t eval_split_windows(const dataset *d, data_split s, int T, size_t max_tokens);
 
 /* Appends n tokens to ctx (which holds *len tokens, capacity *len + n), sampling each
  * from softmax(logits / temperature) over the current window of at most max_seq tokens

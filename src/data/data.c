@@ -212,6 +212,11 @@ static size_t rand_index(rng_t *rng, size_t n) {
 
 void dataset_batch(const dataset *d, data_split s, int B, int T, rng_t *rng, int *inputs,
                    int *targets) {
+    dataset_batch_rows(d, s, B, T, 0, B, rng, inputs, targets);
+}
+
+void dataset_batch_rows(const dataset *d, data_split s, int B, int T, int row0, int nrows, rng_t *rng,
+                        int *inputs, int *targets) {
     size_t n;
     const uint16_t *x = dataset_split_tokens(d, s, &n);
     /* Callers validate with dataset_check_window first; reaching here is a bug. */
@@ -219,9 +224,11 @@ void dataset_batch(const dataset *d, data_split s, int B, int T, rng_t *rng, int
         die_at(__FILE__, __LINE__, "dataset_batch: split of %zu tokens, T=%d", n, T);
     for (int b = 0; b < B; b++) {
         size_t o = rand_index(rng, n - (size_t)T); /* o + T <= n - 1 */
+        if (b < row0 || b >= row0 + nrows) continue;
+        size_t r = (size_t)(b - row0) * T;
         for (int t = 0; t < T; t++) {
-            inputs[(size_t)b * T + t] = x[o + t];
-            targets[(size_t)b * T + t] = x[o + t + 1];
+            inputs[r + t] = x[o + t];
+            targets[r + t] = x[o + t + 1];
         }
     }
 }

@@ -310,20 +310,28 @@ static void put_row(const task_mix *m, const task_params *p, const task_sample *
 
 void task_mix_batch(const task_mix *m, const dataset *d, int step, int B, int T, rng_t *rng,
                     int *inputs, int *targets) {
-    int rows[TASK_KINDS], nt = task_mix_rows(m, step, B, rows), r = B - nt;
-    dataset_batch(d, SPLIT_TRAIN, r, T, rng, inputs, targets);
+    task_mix_batch_rows(m, d, step, B, T, 0, B, rng, inputs, targets);
+}
+
+void task_mix_batch_rows(const task_mix *m, const dataset *d, int step, int B, int T, int row0, int nrows,
+                         rng_t *rng, int *inputs, int *targets) {
+    int rows[TASK_KINDS], nt = task_mix_rows(m, step, B, rows), r = B - nt, end = row0 + nrows;
+    int c0 = row0 < r ? row0 : r, c1 = end < r ? end : r;
+    dataset_batch_rows(d, SPLIT_TRAIN, r, T, c0, c1 - c0, rng, inputs, targets);
     if (!nt) return;
     task_sample s;
     task_sample_init(&s, T + 1);
     for (int k = 0; k < TASK_KINDS; k++)
         for (int i = 0; i < rows[k]; i++, r++) {
+            if (r < row0 || r >= end) continue; /* another rank's row: drawn from (seed, step, row) */
             rng_t g = {task_seed(m->seed, (uint64_t)step, (uint64_t)r)};
             task_params p = mix_params((task_kind)k, d, T);
             p.depth = rng_uniform(&g);
             p.pairs = 1 + (int)rng_below(&g, (uint32_t)p.pairs);
             int n = m->varied_length && k != TASK_MQAR ? varied_length(&p, T, &g) : T + 1;
             task_generate(&p, n, &g, &s);
-            put_row(m, &p, &s, T + 1 - n, &g, T, inputs + (size_t)r * T, targets + (size_t)r * T);
+            size_t o = (size_t)(r - row0) * T;
+            put_row(m, &p, &s, T + 1 - n, &g, T, inputs + o, targets + o);
         }
     task_sample_free(&s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sattn/generate.h"
+#include "sattn/gradsync.h"
 
 _Static_assert(TASK_NO_TARGET == GPT_IGNORE, "task.h and model.h disagree on the ignored target");
 
@@ -35,28 +36,53 @@ int train_diverged(sattn_err *e, int step, const char *who, float loss, float gr
                    who ? ": " : "", num_text(loss, l), num_text(grad_norm, g));
 }
 
+/* The ranks of the run: 1 and rank 0 without a gradsync. */
+static int run_ranks(const train_config *tc, int *rank) {
+    *rank = tc->sync ? tc->sync->dist->rank : 0;
+    return tc->sync ? tc->sync->dist->size : 1;
+}
+
+/* The step's global loss and gradient norm (the model's and the extra's): over the ranks'
+ * scored targets when data parallel (gradsync.h), this process's otherwise. */
+static void step_loss_norm(gpt_model *m, const train_config *tc, train_progress *p) {
+    const train_extra *x = tc->extra;
+    gradsync *gs = tc->sync;
+    p->loss = m->mean_loss;
+    if (gs && gs->dist->size > 1) {
+        double w = gradsync_weight(gs, m->n_targets), l = (double)m->mean_loss * w;
+        dist_sum_f64(gs->dist, &l, 1);
+        p->loss = (float)l;
+        size_t nx = 0;
+        float *xg = x && x->grads ? x->grads(x->ctx, &nx) : NULL;
+        p->grad_norm = gradsync_reduce(gs, m, w, xg, nx);
+    } else {
+        p->grad_norm = gpt_grad_norm(m);
+    }
+    if (x) p->grad_norm = (float)sqrt((double)p->grad_norm * p->grad_norm + x->grad_sumsq(x->ctx));
+}
+
 /* One optimizer step (the st->step+1-th) on a fresh batch, not counted in st->step;
  * *p gets the numbers for the progress line. 0, or -1 with e when it diverged: a
  * non-finite loss or gradient norm never reaches the parameters, and an update that
- * leaves one non-finite (finite gradients can still overflow) stops the run too. */
+ * leaves one non-finite (finite gradients can still overflow) stops the run too. Data
+ * parallel, every decision here is made on global values: the ranks agree. */
 static int train_step(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
                       int *inputs, int *targets, train_progress *p, sattn_err *e) {
-    int step = st->step + 1;
+    int step = st->step + 1, rank, n = run_ranks(tc, &rank), b = tc->batch / n;
     const train_extra *x = tc->extra;
     if (x && x->begin_step) x->begin_step(x->ctx, m, st->step);
-    task_mix_batch(tc->mix, d, st->step, tc->batch, tc->seq, &st->rng, inputs, targets);
-    gpt_forward(m, inputs, targets, tc->batch, tc->seq);
+    task_mix_batch_rows(tc->mix, d, st->step, tc->batch, tc->seq, rank * b, b, &st->rng, inputs, targets);
+    gpt_forward(m, inputs, targets, b, tc->seq);
     gpt_zero_grad(m);
     if (x) x->zero_grad(x->ctx);
     gpt_backward(m);
-    p->loss = m->mean_loss;
-    p->grad_norm = gpt_grad_norm(m);
-    if (x) p->grad_norm = (float)sqrt((double)p->grad_norm * p->grad_norm + x->grad_sumsq(x->ctx));
+    step_loss_norm(m, tc, p);
     p->lr = lr_schedule(st->step, tc->steps, tc->warmup, tc->lr, tc->min_lr);
     if (!train_step_finite(p->loss, p->grad_norm))
         return train_diverged(e, step, NULL, p->loss, p->grad_norm, NULL);
     float scale = gpt_clip_scale(p->grad_norm, tc->clip);
-    int bad = gpt_update(m, p->lr, &tc->opt, step, scale);
+    int bad = tc->sync ? gradsync_update(tc->sync, m, p->lr, &tc->opt, step, scale)
+                       : gpt_update(m, p->lr, &tc->opt, step, scale);
     char what[96] = "";
     int badx = x ? x->update(x->ctx, p->lr, step, scale, what, sizeof what) : -1;
     if (bad >= 0) return train_diverged(e, step, NULL, p->loss, p->grad_norm, gpt_param_name(bad));
@@ -66,7 +92,7 @@ static int train_step(gpt_model *m, train_state *st, const dataset *d, const tra
 
 int train_run(gpt_model *m, train_state *st, const dataset *d, const train_config *tc,
               train_progress_fn fn, void *user, float *last_loss, sattn_err *e) {
-    int B = tc->batch, T = tc->seq;
+    int rank, B = tc->batch / run_ranks(tc, &rank), T = tc->seq; /* this rank's rows */
     int *inputs = xmalloc((size_t)B * T * sizeof(int)), *targets = xmalloc((size_t)B * T * sizeof(int));
     double t0 = time_now();
     int rc = 0, first = st->step, end = tc->stop_at > 0 && tc->stop_at < tc->steps ? tc->stop_at : tc->steps;
@@ -77,7 +103,7 @@ int train_run(gpt_model *m, train_state *st, const dataset *d, const train_confi
         if (last_loss) *last_loss = p.loss;
         p.step = st->step + 1;
         if (fn && tc->eval_every > 0 && (p.step % tc->eval_every == 0 || p.step == end)) {
-            p.val_loss = (float)eval_split_loss(m, d, SPLIT_VAL, T, B, (size_t)tc->eval_tokens, NULL);
+            p.val_loss = (float)eval_split_loss_dist(m, d, SPLIT_VAL, T, B, (size_t)tc->eval_tokens, NULL, tc->sync);
             if (!isfinite(p.val_loss)) {
                 char v[32];
                 rc = err_set(e, "diverged at step %d: validation loss %s", p.step, num_text(p.val_loss, v));
@@ -89,7 +115,7 @@ int train_run(gpt_model *m, train_state *st, const dataset *d, const train_confi
         if (!fn) continue;
         double dt = time_now() - t0;
         int done = st->step - first;
-        p.tokens_per_s = (double)done * B * T / dt;
+        p.tokens_per_s = (double)done * tc->batch * T / dt; /* the global batch: all ranks' tokens */
         p.eta_s = dt / done * (tc->steps - st->step);
         fn(&p, user);
     }
@@ -110,23 +136,52 @@ static double windows_loss(gpt_model *m, const uint16_t *x, size_t off, int nb, 
     return (double)m->mean_loss * nb * len;
 }
 
-double eval_split_loss(gpt_model *m, const dataset *d, data_split s, int T, int B,
-                       size_t max_tokens, size_t *tokens) {
+/* The split's tokens (capped at max_tokens + 1), its predictions and its full windows. */
+static const uint16_t *split_windows(const dataset *d, data_split s, int T, size_t max_tokens, size_t *preds,
+                                     size_t *full) {
     size_t n;
     const uint16_t *x = dataset_split_tokens(d, s, &n);
     if (max_tokens > 0 && max_tokens + 1 < n) n = max_tokens + 1;
-    size_t preds = n > 0 ? n - 1 : 0, full = preds / (size_t)T, off = 0;
-    int tail = (int)(preds % (size_t)T);
+    *preds = n > 0 ? n - 1 : 0;
+    *full = *preds / (size_t)T;
+    return x;
+}
+
+size_t eval_split_windows(const dataset *d, data_split s, int T, size_t max_tokens) {
+    size_t preds, full;
+    split_windows(d, s, T, max_tokens, &preds, &full);
+    return full;
+}
+
+/* Summed loss of the full windows w0 .. w1-1, B at a time, and of the tail-token window
+ * after the last full one when tail > 0. */
+static double windows_range_loss(gpt_model *m, const uint16_t *x, size_t w0, size_t w1, size_t full, int tail,
+                                 int T, int B) {
     int *in = xmalloc((size_t)B * T * sizeof(int)), *tg = xmalloc((size_t)B * T * sizeof(int));
     double sum = 0.0;
-    for (size_t w = 0; w < full; w += (size_t)B) {
-        int nb = full - w < (size_t)B ? (int)(full - w) : B;
-        sum += windows_loss(m, x, off, nb, T, in, tg);
-        off += (size_t)nb * T;
+    for (size_t w = w0; w < w1; w += (size_t)B) {
+        int nb = w1 - w < (size_t)B ? (int)(w1 - w) : B;
+        sum += windows_loss(m, x, w * (size_t)T, nb, T, in, tg);
     }
-    if (tail > 0) sum += windows_loss(m, x, off, 1, tail, in, tg);
+    if (tail > 0) sum += windows_loss(m, x, full * (size_t)T, 1, tail, in, tg);
     free(in);
     free(tg);
+    return sum;
+}
+
+double eval_split_loss(gpt_model *m, const dataset *d, data_split s, int T, int B,
+                       size_t max_tokens, size_t *tokens) {
+    return eval_split_loss_dist(m, d, s, T, B, max_tokens, tokens, NULL);
+}
+
+double eval_split_loss_dist(gpt_model *m, const dataset *d, data_split s, int T, int B, size_t max_tokens,
+                            size_t *tokens, gradsync *sync) {
+    size_t preds, full;
+    const uint16_t *x = split_windows(d, s, T, max_tokens, &preds, &full);
+    int tail = (int)(preds % (size_t)T), rank = sync ? sync->dist->rank : 0, n = sync ? sync->dist->size : 1;
+    size_t w0 = full * (size_t)rank / (size_t)n, w1 = full * (size_t)(rank + 1) / (size_t)n;
+    double sum = windows_range_loss(m, x, w0, w1, full, rank == n - 1 ? tail : 0, T, B);
+    if (n > 1) dist_sum_f64(sync->dist, &sum, 1);
     if (tokens) *tokens = preds;
     return preds ? sum / (double)preds : 0.0;
 }

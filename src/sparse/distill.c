@@ -26,11 +26,13 @@ typedef struct {
     float loss, gnorm;    /* of the diverged step, for the error */
 } head_trainer;
 
-static void trainer_init(head_trainer *ht, const sparse_heads *sh, int i, int T) {
+/* The head's gradient is dp (n_sel + n_fn floats of one block over all heads, so the
+ * ranks of a data-parallel run all-reduce it in one call). */
+static void trainer_init(head_trainer *ht, const sparse_heads *sh, int i, int T, float *dp) {
     const sparse_head *sp = &sh->h[i];
     size_t n = sp->n_sel + sp->n_fn;
     ht->i = i;
-    ht->dp = xcalloc(n + 1, sizeof(float));
+    ht->dp = dp;
     ht->m = xcalloc(n + 1, sizeof(float));
     ht->v = xcalloc(n + 1, sizeof(float));
     ht->dout = xmalloc((size_t)T * sh->hs * sizeof(float));
@@ -38,7 +40,7 @@ static void trainer_init(head_trainer *ht, const sparse_heads *sh, int i, int T)
 }
 
 static void trainer_free(head_trainer *ht) {
-    free(ht->dp), free(ht->m), free(ht->v), free(ht->dout);
+    free(ht->m), free(ht->v), free(ht->dout);
     head_scratch_free(&ht->s);
 }
 
@@ -61,20 +63,17 @@ static double mlp_step(const sparse_head *sp, head_trainer *ht, int hs, int max_
     return loss;
 }
 
-/* One optimisation step of head ht on the teacher activations of the last forward. */
-static void head_step(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, float lr, int t,
-                      double *sel_loss, double *fn_loss) {
+/* The gradient of head ht on the teacher activations of the last forward (this rank's
+ * rows): dp, and the mean losses per query. */
+static void head_grad(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, double *sel_loss, double *fn_loss) {
     const gpt_config *c = &tm->cfg;
     sparse_head *sp = &sh->h[ht->i];
     int l = ht->i / c->heads, h = ht->i % c->heads, B = tm->B, T = tm->T, C = c->channels, hs = sh->hs;
-    size_t n = sp->n_sel + sp->n_fn;
     double scale = 1.0 / ((double)B * T), sl = 0.0, fl = 0.0;
     if (!tm->acts.att) die_at(__FILE__, __LINE__, "distillation needs the teacher's naive attention, not flash");
-    if (sp->spec.shared) { /* the layer's indexer trains in distill_shared; softmax has no params */
-        *sel_loss = *fn_loss = 0.0;
-        return;
-    }
-    memset(ht->dp, 0, n * sizeof(float));
+    memset(ht->dp, 0, (sp->n_sel + sp->n_fn) * sizeof(float));
+    *sel_loss = *fn_loss = 0.0;
+    if (sp->spec.shared) return; /* the layer's indexer trains in distill_shared; softmax has no params */
     for (int b = 0; b < B; b++) {
         const float *q = tm->acts.qkv + ((size_t)l * B + b) * T * 3 * C + h * hs;
         const float *P = tm->acts.att + (((size_t)l * B + b) * c->heads + h) * T * T;
@@ -85,9 +84,16 @@ static void head_step(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, f
     for (size_t i = 0; i < sp->n_sel; i++) ht->dp[i] *= (float)scale;
     *sel_loss = sl * scale;
     *fn_loss = fl * scale;
+}
+
+/* The AdamW step of head ht on its (all-reduced) gradient. */
+static void head_apply(sparse_heads *sh, head_trainer *ht, float lr, int t, double sel_loss, double fn_loss) {
+    sparse_head *sp = &sh->h[ht->i];
+    size_t n = sp->n_sel + sp->n_fn;
+    if (sp->spec.shared) return;
     double g2 = 0.0;
     for (size_t i = 0; i < n; i++) g2 += (double)ht->dp[i] * ht->dp[i];
-    ht->loss = (float)(*sel_loss + *fn_loss), ht->gnorm = (float)sqrt(g2);
+    ht->loss = (float)(sel_loss + fn_loss), ht->gnorm = (float)sqrt(g2);
     /* a non-finite loss or gradient never reaches the parameters (train_run's rule) */
     if (!train_step_finite(ht->loss, ht->gnorm)) {
         ht->bad = 1;
@@ -95,6 +101,18 @@ static void head_step(const gpt_model *tm, sparse_heads *sh, head_trainer *ht, f
     }
     adamw_config opt = {0.9f, 0.99f, 1e-8f, 0.0f};
     if (adamw_update(sp->params, ht->dp, ht->m, ht->v, n, lr, &opt, 0, t, 1.0f)) ht->bad = 2;
+}
+
+/* Data parallel: the heads' gradients (one block of n floats) and losses become their
+ * means over the ranks (every rank ran the same number of rows). */
+static void heads_mean_ranks(dist_ctx *d, float *dp, size_t n, double *sl, double *fl, int nh) {
+    if (!d || d->size == 1) return;
+    float w = 1.0f / (float)d->size;
+    for (size_t i = 0; i < n; i++) dp[i] *= w;
+    dist_sum_f32(d, dp, n);
+    for (int j = 0; j < nh; j++) sl[j] *= w, fl[j] *= w;
+    dist_sum_f64(d, sl, (size_t)nh);
+    dist_sum_f64(d, fl, (size_t)nh);
 }
 
 /* The first diverged head (in head order, so the message does not depend on threads). */
@@ -117,8 +135,9 @@ enum { DISTILL_SHARED_ROWS = 256 };
 /* One step of the shared indexers (lindex.h) on the teacher's last forward: KL to the
  * layer's attention (heads summed), dense keys. -1 with e when it diverged. */
 static int distill_shared(lindex_trainer *lt, const gpt_model *tm, sparse_heads *sh, float lr, int step,
-                          uint64_t seed, double *loss, sattn_err *e) {
+                          uint64_t seed, dist_ctx *d, double *loss, sattn_err *e) {
     *loss = lindex_trainer_grad(lt, sh, tm->acts.qkv, tm->B, tm->T, NULL, NULL, seed ^ (uint64_t)step);
+    lindex_trainer_mean_ranks(lt, d, loss);
     int bad = lindex_trainer_update(lt, sh, lr, step);
     if (!isfinite(*loss)) return train_diverged(e, step, "shared indexers", (float)*loss, NAN, NULL);
     if (bad < 0) return 0;
@@ -129,11 +148,17 @@ static int distill_shared(lindex_trainer *lt, const gpt_model *tm, sparse_heads 
 
 int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const distill_config *dc,
                 distill_progress_fn fn, void *user, sattn_err *e) {
-    int B = dc->batch, T = dc->seq > 0 ? dc->seq : teacher->cfg.max_seq, nh = sparse_heads_count(sh);
+    int rank = dc->dist ? dc->dist->rank : 0, ranks = dc->dist ? dc->dist->size : 1;
+    int B = dc->batch, b = B / ranks, T = dc->seq > 0 ? dc->seq : teacher->cfg.max_seq, nh = sparse_heads_count(sh);
     head_trainer *tr = xcalloc((size_t)nh + 1, sizeof *tr);
-    for (int i = 0, j = 0; i < sh->layers * sh->heads; i++)
-        if (sh->h[i].spec.sel != SEL_DENSE) trainer_init(&tr[j++], sh, i, T);
-    int *in = xmalloc((size_t)B * T * sizeof(int)), *tg = xmalloc((size_t)B * T * sizeof(int));
+    size_t ndp = 0;
+    for (int i = 0; i < sh->layers * sh->heads; i++)
+        if (sh->h[i].spec.sel != SEL_DENSE) ndp += sh->h[i].n_sel + sh->h[i].n_fn;
+    float *dp = xcalloc(ndp + 1, sizeof(float));
+    for (int i = 0, j = 0, o = 0; i < sh->layers * sh->heads; i++)
+        if (sh->h[i].spec.sel != SEL_DENSE)
+            trainer_init(&tr[j++], sh, i, T, dp + o), o += (int)(sh->h[i].n_sel + sh->h[i].n_fn);
+    int *in = xmalloc((size_t)b * T * sizeof(int)), *tg = xmalloc((size_t)b * T * sizeof(int));
     double *sl = xcalloc((size_t)nh + 1, sizeof(double)), *fl = xcalloc((size_t)nh + 1, sizeof(double));
     rng_t rng;
     rng_seed(&rng, dc->seed ^ 0xd157ULL);
@@ -144,15 +169,18 @@ int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const di
     double t0 = time_now();
     int rc = 0;
     for (int step = 0; step < dc->steps && !rc; step++) {
-        dataset_batch(d, SPLIT_TRAIN, B, T, &rng, in, tg);
-        gpt_forward(teacher, in, NULL, B, T);
+        dataset_batch_rows(d, SPLIT_TRAIN, B, T, rank * b, b, &rng, in, tg); /* this rank's rows */
+        gpt_forward(teacher, in, NULL, b, T);
         float lr = lr_schedule(step, dc->steps, dc->warmup, dc->lr, dc->min_lr);
 #pragma omp parallel for schedule(dynamic)
-        for (int j = 0; j < nh; j++) head_step(teacher, sh, &tr[j], lr, step + 1, &sl[j], &fl[j]);
+        for (int j = 0; j < nh; j++) head_grad(teacher, sh, &tr[j], &sl[j], &fl[j]);
+        heads_mean_ranks(dc->dist, dp, ndp, sl, fl, nh);
+#pragma omp parallel for schedule(dynamic)
+        for (int j = 0; j < nh; j++) head_apply(sh, &tr[j], lr, step + 1, sl[j], fl[j]);
         if ((rc = distill_diverged(sh, tr, nh, step + 1, e)) != 0) continue;
         double lloss = 0.0;
         if (lindex_trainer_any(&lt) &&
-            (rc = distill_shared(&lt, teacher, sh, lr, step + 1, dc->seed, &lloss, e)) != 0)
+            (rc = distill_shared(&lt, teacher, sh, lr, step + 1, dc->seed, dc->dist, &lloss, e)) != 0)
             continue;
         for (int j = 0; j < nh; j++)
             if (sh->h[tr[j].i].spec.shared) sl[j] = lt.loss[tr[j].i / sh->heads];
@@ -174,6 +202,6 @@ int distill_run(gpt_model *teacher, sparse_heads *sh, const dataset *d, const di
     teacher->attn = saved;
     lindex_trainer_free(&lt);
     for (int j = 0; j < nh; j++) trainer_free(&tr[j]);
-    free(tr), free(in), free(tg), free(sl), free(fl);
+    free(tr), free(dp), free(in), free(tg), free(sl), free(fl);
     return rc;
 }

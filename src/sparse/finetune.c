@@ -1,6 +1,8 @@
 /* finetune: the sparse heads trained inside train_run (finetune.h). */
 #include "sattn/finetune.h"
 
+#include "sattn/gradsync.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ static int indexer_update(sparse_train *s, float lr, int t, char *what, size_t n
     const gpt_model *m = s->m;
     s->indexer_kl = lindex_trainer_grad(&s->lt, s->sh, m->acts.qkv, m->B, m->T, sparse ? st_selection : NULL, s,
                                         s->seed ^ (uint64_t)s->step * 0x2545f4914f6cdd1dULL);
+    lindex_trainer_mean_ranks(&s->lt, s->dist, &s->indexer_kl);
     int bad = lindex_trainer_update(&s->lt, s->sh, lr, t);
     if (bad < 0 && isfinite(s->indexer_kl)) return -1;
     snprintf(what, n, "the shared indexer of layer %d", bad < 0 ? 0 : bad);
@@ -65,6 +68,12 @@ static void st_zero_grad(void *ctx) {
 static double st_grad_sumsq(void *ctx) {
     sparse_train *s = ctx;
     return sumsq(s->hy.dparams, s->hy.n_params);
+}
+
+static float *st_grads(void *ctx, size_t *n) {
+    sparse_train *s = ctx;
+    *n = s->hy.n_params;
+    return s->hy.dparams;
 }
 
 static int st_update(void *ctx, float lr, int t, float scale, char *what, size_t n) {
@@ -84,7 +93,7 @@ void sparse_train_init(sparse_train *s, sparse_heads *sh, const gpt_model *m, in
     s->dense_warmup = dense_warmup > 0 ? dense_warmup : 0;
     s->dense_attn = m->cfg.attn;
     s->sparse_attn = hybrid_all_sparse(sh) ? GPT_ATTN_HOOK : GPT_ATTN_NAIVE;
-    s->extra = (train_extra){s, st_begin_step, st_zero_grad, st_grad_sumsq, st_update};
+    s->extra = (train_extra){s, st_begin_step, st_zero_grad, st_grad_sumsq, st_update, st_grads};
     lindex_trainer_init(&s->lt, sh, SPARSE_TRAIN_INDEXER_ROWS);
     s->seed = 0x15de7ULL;
 }
@@ -108,6 +117,7 @@ int finetune_run(gpt_model *m, sparse_heads *sh, train_state *st, const dataset 
                  sattn_err *e) {
     sparse_train s;
     sparse_train_init(&s, sh, m, 0);
+    s.dist = tc->sync ? tc->sync->dist : NULL;
     train_config t = *tc;
     t.extra = &s.extra;
     int rc = train_run(m, st, d, &t, fn, user, last_loss, e);

@@ -108,15 +108,18 @@ int cli_run(const char *argv[], char **out, char **err) {
     const char *full[CLI_MAX_ARGS + 2];
     int n = 0;
     full[n++] = cli_bin();
-    size_t cl = (size_t)snprintf(cli_cmd, sizeof cli_cmd, "%s", cli_bin());
     for (; argv[n - 1]; n++) {
         cr_assert(n <= CLI_MAX_ARGS, "too many arguments");
         full[n] = argv[n - 1];
-        if (cl < sizeof cli_cmd)
-            cl += (size_t)snprintf(cli_cmd + cl, sizeof cli_cmd - cl, " '%s'", argv[n - 1]);
     }
     full[n] = NULL;
+    return cli_run_prog(full, out, err);
+}
 
+int cli_run_prog(const char *full[], char **out, char **err) {
+    size_t cl = (size_t)snprintf(cli_cmd, sizeof cli_cmd, "%s", full[0]);
+    for (int i = 1; full[i] && cl < sizeof cli_cmd; i++)
+        cl += (size_t)snprintf(cli_cmd + cl, sizeof cli_cmd - cl, " '%s'", full[i]);
     char opath[64], epath[64];
     int ofd = capture_fd(opath), efd = capture_fd(epath);
     setenv("OMP_WAIT_POLICY", "passive", 0);
@@ -128,7 +131,7 @@ int cli_run(const char *argv[], char **out, char **err) {
     posix_spawn_file_actions_addclose(&fa, ofd);
     posix_spawn_file_actions_addclose(&fa, efd);
     pid_t pid;
-    int rc = posix_spawn(&pid, full[0], &fa, NULL, (char *const *)full, environ);
+    int rc = posix_spawnp(&pid, full[0], &fa, NULL, (char *const *)full, environ);
     posix_spawn_file_actions_destroy(&fa);
     cr_assert_eq(rc, 0, "cannot run %s: %s (build it with make build/sattn, or set SATTN_BIN)",
                  full[0], strerror(rc));

@@ -44,6 +44,8 @@ void cli_write_text(const char *path, size_t n);
  * terminated; the caller frees them; NULL: discarded). Returns the exit status,
  * or 128 + signal. */
 int cli_run(const char *argv[], char **out, char **err);
+/* The same for any program: full[0] (found on PATH), full NULL-terminated. */
+int cli_run_prog(const char *full[], char **out, char **err);
 
 /* A growable argument list (always NULL-terminated). */
 typedef struct {

@@ -45,6 +45,7 @@ typedef struct {
     double val_loss, train_loss, tokens_per_s, wall_s;
     size_t val_tokens;
     int is_bytes, steps_done;
+    double sync_bytes; /* data parallel: payload bytes all-reduced per step (gradsync.h) */
 } train_result;
 
 train_args train_args_default(void);

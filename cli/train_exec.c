@@ -380,6 +380,9 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
             printf(", \"attn\": \"sparse\", \"dense_warmup\": %d, \"heads_out\": ", a->dense_warmup);
             cli_json_str(a->heads_out);
         }
+        if (a->dist && a->dist->size > 1)
+            printf(", \"ranks\": %d, \"zero\": %d, \"bytes_all_reduced_per_step\": %.0f", a->dist->size, a->zero,
+                   res->sync_bytes);
         printf("}\n");
         return;
     }
@@ -389,6 +392,8 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
     if (task_mix_any(&a->mix))
         printf("mix %s%s%s\n", mix, a->mix_loss ? " (loss on the answers only)" : "",
                a->mix_length ? " (varied lengths)" : "");
+    if (a->dist && a->dist->size > 1)
+        printf("ranks %d (zero %d), %.0f bytes all-reduced per step\n", a->dist->size, a->zero, res->sync_bytes);
     if (a->sparse_plan) {
         printf("attn sparse (dense warm-up %d steps), heads ", a->dense_warmup);
         cli_fput_escaped(a->heads_out, stdout);
@@ -469,6 +474,7 @@ static int train_loop(const train_args *a, gpt_model *m, train_state *st, datase
     tc.sync = gs->dist->size > 1 ? gs : NULL;
     sparse_train spt;
     if (rh->on) sparse_train_init(&spt, &rh->sh, m, a->dense_warmup), tc.extra = &spt.extra, spt.dist = a->dist;
+    res->sync_bytes = gradsync_bytes_per_step(m, rh->on ? spt.hy.n_params : 0);
     int rc = train_run(m, st, d, &tc, on_progress, pc, &train_loss, e);
     /* the final loss is the sparse model's, as `loss --heads` reloads it (also after a
      * --stop-at inside the warm-up) */

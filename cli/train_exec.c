@@ -382,7 +382,7 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
         }
         if (a->dist && a->dist->size > 1)
             printf(", \"ranks\": %d, \"zero\": %d, \"bytes_all_reduced_per_step\": %.0f", a->dist->size, a->zero,
-                   res->sync_bytes);
+                   r->sync_bytes);
         printf("}\n");
         return;
     }
@@ -393,7 +393,7 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
         printf("mix %s%s%s\n", mix, a->mix_loss ? " (loss on the answers only)" : "",
                a->mix_length ? " (varied lengths)" : "");
     if (a->dist && a->dist->size > 1)
-        printf("ranks %d (zero %d), %.0f bytes all-reduced per step\n", a->dist->size, a->zero, res->sync_bytes);
+        printf("ranks %d (zero %d), %.0f bytes all-reduced per step\n", a->dist->size, a->zero, r->sync_bytes);
     if (a->sparse_plan) {
         printf("attn sparse (dense warm-up %d steps), heads ", a->dense_warmup);
         cli_fput_escaped(a->heads_out, stdout);

@@ -20,11 +20,17 @@
 #include "cli_util.h"
 #include "sattn/trainlog.h"
 
+/* OpenMPI leaves allocations of the components it dlclose()s at MPI_Finalize; their stacks
+ * end in "<unknown module>", which LeakSanitizer cannot suppress by name. The ranks of
+ * `make check` therefore run without the leak check (every other ASan and UBSan check
+ * stays on; the single-process tests keep the leak check for the same code). */
+#define MPI_NO_LEAKS "ASAN_OPTIONS=detect_leaks=0"
+
 /* Runs `mpirun -np np ... sattn args...` (args NULL-terminated). */
 static int mpi_run(const char *np, const char *args[], char **out, char **err) {
     const char *full[CLI_MAX_ARGS + 12] = {"mpirun", "-np", np, "--oversubscribe", "--allow-run-as-root", "-q",
-                                           "-x", "OMP_WAIT_POLICY", cli_bin()};
-    int n = 9;
+                                           "-x", "OMP_WAIT_POLICY", "-x", MPI_NO_LEAKS, cli_bin()};
+    int n = 11;
     for (int i = 0; args[i]; i++) full[n++] = args[i];
     full[n] = NULL;
     return cli_run_prog(full, out, err);
@@ -176,15 +182,14 @@ Test(mpi, a_rank_that_differs_is_named_by_rank_0, .timeout = 300) {
     run_ok(mk);
     const char *mk2[] = {SMALL(cli_tpath(&t, "b.ckpt"), cli_tpath(&t, "b.csv"), "2"), "--stop-at", "3", NULL};
     run_ok(mk2);
-    const char *base[] = {"mpirun", "--oversubscribe", "--allow-run-as-root", "-q", "-np", "1", cli_bin(),
+    const char *base[] = {"mpirun", "--oversubscribe", "--allow-run-as-root", "-q", "-x", MPI_NO_LEAKS, "-np", "1", cli_bin(),
                           SMALL(cli_tpath(&t, "o.ckpt"), cli_tpath(&t, "o.csv"), "1"), "--resume", NULL};
-    const char *full[CLI_MAX_ARGS + 1];
+    const char *full[128];
     int n = 0;
     for (int i = 0; base[i]; i++) full[n++] = base[i];
     full[n++] = cli_tpath(&t, "a.ckpt");
     const char *rest[] = {":", "-np", "1", cli_bin(), SMALL(cli_tpath(&t, "o.ckpt"), cli_tpath(&t, "o.csv"), "1"),
                           "--resume", NULL};
-    int n0 = n;
     for (int i = 0; rest[i]; i++) full[n++] = rest[i];
     full[n++] = cli_tpath(&t, "b.ckpt");
     full[n] = NULL;
@@ -196,7 +201,6 @@ Test(mpi, a_rank_that_differs_is_named_by_rank_0, .timeout = 300) {
     rc = cli_run_prog(full, &out, &err);
     cli_check_fail_line(rc, out, err, "sattn train: rank 1: ", "missing.ckpt", 0);
     free(out), free(err);
-    (void)n0;
     cli_assert_no_output(t.dir, "o.ckpt");
     cli_tdir_close(&t);
 }

@@ -88,10 +88,11 @@ static void last_line(dist_ctx *d, char *buf, size_t n) {
 int dist_agree(dist_ctx *d, int rc, const char *cmd) {
     if (d->size == 1) return rc;
 #ifdef SATTN_MPI
-    int v[2] = {rc, rc ? -d->rank : INT_MIN}; /* the largest status; the lowest failing rank */
+    int v[2] = {rc, rc ? d->size - d->rank : 0}; /* the largest status; the lowest failing rank */
     MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    int bad = -v[1];
-    if (!v[0] || bad == 0) return v[0];
+    if (!v[0]) return 0;
+    int bad = d->size - v[1];
+    if (bad == 0) return v[0];
     char msg[SATTN_ERR_LEN + 64];
     if (d->rank == bad) {
         last_line(d, msg, sizeof msg);

@@ -2,14 +2,16 @@
  * `mpirun -np 2 --oversubscribe --allow-run-as-root -q` (2 ranks on this 2-core machine):
  *  - equivalence: 2 ranks x half the batch each follow the single process's loss
  *    trajectory to 1e-5 (relative) over 100 steps of the nanoGPT CPU recipe's shape, with
- *    --zero 0 and --zero 1; distill and finetune too (to 1e-4 on the final loss);
+ *    --zero 0 and --zero 1; native sparse training too; distill and finetune to 1e-4 on
+ *    the final loss;
  *  - --resume with another number of ranks continues the same trajectory (the state is
  *    saved unsharded, the sampler is global);
  *  - a killed rank: mpirun ends the job (no hang) and the last checkpoint loads;
  *  - bad use (--batch not a multiple of the ranks, an empty validation shard, another
  *    model on one rank, a setup error on rank 1 only, a command that does not run as a
  *    job): one line from rank 0, non-zero exit, no hang.
- * Needs mpirun (scripts/deps.sh installs OpenMPI) and a sattn built with it. */
+ * Needs mpirun (scripts/deps.sh installs OpenMPI) and a sattn built with it; a build
+ * without MPI (`make MPI=0`) skips them, saying so. */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <math.h>
@@ -25,6 +27,13 @@
  * `make check` therefore run without the leak check (every other ASan and UBSan check
  * stays on; the single-process tests keep the leak check for the same code). */
 #define MPI_NO_LEAKS "ASAN_OPTIONS=detect_leaks=0"
+
+/* The tests are built with the flags sattn is built with: -DSATTN_MPI or not. */
+#ifdef SATTN_MPI
+#define NEED_MPI() ((void)0)
+#else
+#define NEED_MPI() cr_skip_test("sattn was built without MPI (make MPI=0): data-parallel tests skipped")
+#endif
 
 /* Runs `mpirun -np np ... sattn args...` (args NULL-terminated). */
 static int mpi_run(const char *np, const char *args[], char **out, char **err) {
@@ -75,6 +84,7 @@ static const char *data_path(void) {
         "--log-csv", csv
 
 Test(mpi, two_ranks_follow_one_process_zero0_and_zero1, .timeout = 600) {
+    NEED_MPI();
     cli_tdir t;
     cli_tdir_open(&t);
     const char *one[] = {RECIPE(cli_tpath(&t, "one.ckpt"), cli_tpath(&t, "one.csv"), "2"), NULL};
@@ -102,6 +112,7 @@ Test(mpi, two_ranks_follow_one_process_zero0_and_zero1, .timeout = 600) {
 /* Stopped at 30 under one rank count, resumed under the other: steps 31..60 follow the
  * uninterrupted single-process run. */
 Test(mpi, resume_with_another_number_of_ranks, .timeout = 600) {
+    NEED_MPI();
     cli_tdir t;
     cli_tdir_open(&t);
     const char *full[] = {SMALL(cli_tpath(&t, "full.ckpt"), cli_tpath(&t, "full.csv"), "2"), NULL};
@@ -130,6 +141,7 @@ Test(mpi, resume_with_another_number_of_ranks, .timeout = 600) {
  * resumes. tests/mpi_kill.sh starts the job, waits for the first periodic checkpoint,
  * kills rank 1 with SIGKILL and reports mpirun's exit status and time. */
 Test(mpi, killed_rank_ends_the_job_and_the_checkpoint_loads, .timeout = 300) {
+    NEED_MPI();
     cli_tdir t;
     cli_tdir_open(&t);
     const char *ck = cli_tpath(&t, "k.ckpt");
@@ -156,6 +168,7 @@ static void mpi_fail(const char *args[], const char *needle) {
 }
 
 Test(mpi, bad_use_is_one_line_from_rank_0, .timeout = 300) {
+    NEED_MPI();
     cli_tdir t;
     cli_tdir_open(&t);
     const char *b7[] = {SMALL(cli_tpath(&t, "x.ckpt"), cli_tpath(&t, "x.csv"), "1"), "--batch", "7", NULL};
@@ -176,6 +189,7 @@ Test(mpi, bad_use_is_one_line_from_rank_0, .timeout = 300) {
 /* MPMD jobs (one command line per rank): rank 1 fails its setup alone, or resumes
  * another checkpoint than rank 0. */
 Test(mpi, a_rank_that_differs_is_named_by_rank_0, .timeout = 300) {
+    NEED_MPI();
     cli_tdir t;
     cli_tdir_open(&t);
     const char *mk[] = {SMALL(cli_tpath(&t, "a.ckpt"), cli_tpath(&t, "a.csv"), "2"), "--stop-at", "2", NULL};
@@ -207,6 +221,7 @@ Test(mpi, a_rank_that_differs_is_named_by_rank_0, .timeout = 300) {
 
 /* distill and finetune as jobs: their results match the single process's. */
 Test(mpi, distill_and_finetune_follow_one_process, .timeout = 600) {
+    NEED_MPI();
     cli_tdir t;
     cli_tdir_open(&t);
     const char *mk[] = {SMALL(cli_tpath(&t, "m.ckpt"), cli_tpath(&t, "m.csv"), "2"), NULL};
@@ -236,5 +251,25 @@ Test(mpi, distill_and_finetune_follow_one_process, .timeout = 600) {
     double a = cli_json_num(o1, "loss_hybrid_after"), b = cli_json_num(o2, "loss_hybrid_after");
     cr_assert_leq(fabs(a - b) / a, 1e-4, "finetune: %.6f (1 process) vs %.6f (2 ranks)", a, b);
     free(o1), free(o2), free(err);
+    cli_tdir_close(&t);
+}
+
+/* Native sparse training (--attn sparse:PLAN, mlp heads that train beside the model, a
+ * dense warm-up) under 2 ranks with ZeRO-1 follows the single process step for step. */
+Test(mpi, native_sparse_training_follows_one_process, .timeout = 600) {
+    NEED_MPI();
+    cli_tdir t;
+    cli_tdir_open(&t);
+#define NATIVE(out, heads, csv, th)                                                                             \
+    "train", "--data", data_path(), "--layers", "2", "--heads", "2", "--dim", "64", "--seq", "64", "--batch",  \
+        "8", "--steps", "20", "--eval-every", "0", "--attn", "sparse:all:index+mlp:k=8", "--dense-warmup", "5", \
+        "--threads", th, "--out", out, "--heads-out", heads, "--log-csv", csv
+    run_ok((const char *[]){NATIVE(cli_tpath(&t, "a.ckpt"), cli_tpath(&t, "a.heads"), cli_tpath(&t, "a.csv"), "2"),
+                            NULL});
+    mpi_ok("2", (const char *[]){NATIVE(cli_tpath(&t, "b.ckpt"), cli_tpath(&t, "b.heads"), cli_tpath(&t, "b.csv"),
+                                        "1"),
+                                 "--zero", "1", NULL});
+    double d = log_diff(cli_tpath(&t, "a.csv"), cli_tpath(&t, "b.csv"), 1, 20);
+    cr_assert_leq(d, 1e-5, "native sparse training: losses differ by %g from one process", d);
     cli_tdir_close(&t);
 }

@@ -405,7 +405,8 @@ static void print_summary(const train_args *a, const gpt_model *m, const train_r
  * model from being written: 0, or -1 with e. */
 static int final_val_loss(gpt_model *m, const dataset *d, const train_args *a, int step, train_result *res,
                           gradsync *sync, sattn_err *e) {
-    res->val_loss = eval_split_loss_dist(m, d, SPLIT_VAL, a->tc.seq, a->tc.batch, 0, &res->val_tokens, sync);
+    int b = a->tc.batch / (sync ? sync->dist->size : 1); /* this rank's rows, as in training */
+    res->val_loss = eval_split_loss_dist(m, d, SPLIT_VAL, a->tc.seq, b, 0, &res->val_tokens, sync);
     if (!isfinite(res->val_loss))
         return err_set(e, "diverged: validation loss %s after step %d", isnan(res->val_loss) ? "nan" : "inf", step);
     return gpt_check_finite(m, e);

@@ -226,6 +226,21 @@ void dataset_batch(const dataset *d, data_split s, int B, int T, rng_t *rng, int
     }
 }
 
+void dataset_encode_text(dataset *d, bpe_tokenizer *t) {
+    uint8_t *text = xmalloc(d->n_tokens ? d->n_tokens : 1);
+    for (size_t i = 0; i < d->n_tokens; i++) text[i] = (uint8_t)d->tokens[i];
+    size_t n = 0;
+    uint16_t *ids = bpe_encode(t, text, d->n_tokens, &n);
+    free(text);
+    free(d->tokens);
+    d->tokens = ids;
+    d->n_tokens = n;
+    d->vocab = bpe_vocab_size(t);
+    d->is_bytes = 0;
+    d->from_text = 1;
+    set_split(d);
+}
+
 int llmc_tokens_save(const char *path, const uint16_t *tokens, size_t n, sattn_err *e) {
     /* The same limits the reader enforces, so every file written can be read back. */
     if (n == 0 || n > INT32_MAX)

@@ -10,31 +10,12 @@
 static const char *const EXTRA[] = {"aa", "ab", "aab", "th", "the", "\xc4\xa0t", "\xc4\xa0the", "\xc4\xa0\xc4\xa0"};
 #define N_EXTRA (sizeof EXTRA / sizeof *EXTRA)
 
-/* GPT-2's byte character of b (bytes_to_unicode) as UTF-8; its length. */
-static int byte_char(int b, char *out) {
-    int n = 0, c = b;
-    for (int x = 0; x < b; x++) n += !((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE);
-    if (!((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE)) c = 256 + n;
-    if (c < 0x80) return out[0] = (char)c, 1;
-    out[0] = (char)(0xC0 | c >> 6), out[1] = (char)(0x80 | (c & 0x3F));
-    return 2;
-}
-
 /* The built-in encoder.json (made once). */
 static const char *builtin_encoder(size_t *n) {
-    static sbuf b;
-    if (!b.s) {
-        sb_printf(&b, "{");
-        for (int i = 0; i < 256; i++) {
-            char c[3] = {0};
-            byte_char(i, c);
-            sb_printf(&b, "%s\"%s%s\": %d", i ? ", " : "", c[0] == '"' || c[0] == '\\' ? "\\" : "", c, i);
-        }
-        for (size_t i = 0; i < N_EXTRA; i++) sb_printf(&b, ", \"%s\": %zu", EXTRA[i], 256 + i);
-        sb_printf(&b, "}");
-    }
-    *n = b.n;
-    return b.s;
+    static char *json;
+    if (!json) json = bpe_byte_vocab_json(EXTRA, (int)N_EXTRA);
+    *n = strlen(json);
+    return json;
 }
 
 static void round_trip(bpe_tokenizer *t, const uint8_t *x, size_t n) {

@@ -123,37 +123,9 @@ Test(bpe, round_trips_arbitrary_bytes, .timeout = 120) {
 
 /* ------------------------------------------------------- a small vocabulary ---- */
 
-/* GPT-2's byte character of b (bytes_to_unicode), as UTF-8 into out; its length. */
-static int byte_char(int b, char *out) {
-    int n = 0, c = b;
-    for (int x = 0; x < 256 && c == b; x++) {
-        int printable = (x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE;
-        if (x == b && !printable) c = 256 + n;
-        if (!printable) n++;
-    }
-    if (c < 0x80) return out[0] = (char)c, 1;
-    out[0] = (char)(0xC0 | c >> 6), out[1] = (char)(0x80 | (c & 0x3F));
-    return 2;
-}
-
-/* encoder.json of the 256 byte tokens and then `extra` (tokens over printable ASCII), ids in
- * order; into a malloc'd string. */
-static char *tiny_encoder(const char *const *extra, int n_extra) {
-    sbuf b = {0};
-    sb_printf(&b, "{");
-    for (int i = 0; i < 256; i++) {
-        char c[3] = {0};
-        byte_char(i, c);
-        sb_printf(&b, "%s\"%s%s\": %d", i ? ", " : "", c[0] == '"' || c[0] == '\\' ? "\\" : "", c, i);
-    }
-    for (int i = 0; i < n_extra; i++) sb_printf(&b, ", \"%s\": %d", extra[i], 256 + i);
-    sb_printf(&b, "}");
-    return b.s;
-}
-
 static bpe_tokenizer *tiny(const char *merges, sattn_err *e) {
     static const char *const extra[] = {"aa", "aaa", "ab", "aab", "Ġa", "ĠĠ"};
-    char *enc = tiny_encoder(extra, 6);
+    char *enc = bpe_byte_vocab_json(extra, 6);
     bpe_tokenizer *t = bpe_load_mem(enc, strlen(enc), "enc.json", merges, strlen(merges), "m.bpe", e);
     free(enc);
     return t;
@@ -215,7 +187,7 @@ Test(bpe, malformed_encoder_is_one_line) {
     static const char *want[] = {"id 34 appears twice", "has id 256, expected an integer in [0, 255]",
                                  "has id \"33\"", "character U+000A is not one of GPT-2's 256 byte characters"};
     for (int i = 0; i < 4; i++) {
-        char *enc = tiny_encoder(NULL, 0), *p = strstr(enc, from[i]);
+        char *enc = bpe_byte_vocab_json(NULL, 0), *p = strstr(enc, from[i]);
         sbuf b = {0};
         sb_printf(&b, "%.*s%s%s", (int)(p - enc), enc, to[i], p + strlen(from[i]));
         sattn_err e = {{0}};

@@ -64,6 +64,16 @@ const uint8_t *bpe_token_bytes(const bpe_tokenizer *t, int id, size_t *len);
 int bpe_decode(const bpe_tokenizer *t, const uint16_t *ids, size_t n, uint8_t **out, size_t *len,
                sattn_err *e);
 
+/* GPT-2's character for byte b (bytes_to_unicode: a printable byte stands for itself, the
+ * others in order for U+0100..U+0143), as UTF-8 into out (room for 2 bytes, no NUL added);
+ * the number of bytes written. What encoder.json and vocab.bpe spell tokens with. */
+int bpe_byte_char(uint8_t b, char *out);
+
+/* The text of an encoder.json holding the 256 byte tokens (ids 0..255, byte order) and then
+ * the n_extra tokens extra[] (ids 256.., spelled in byte characters, no '"' or '\\'): a
+ * small vocabulary for tests and fuzzing (malloc'd, NUL-terminated). */
+char *bpe_byte_vocab_json(const char *const *extra, int n_extra);
+
 /* The pre-tokenizer alone: the end of the pre-token that starts at byte i < n of s. */
 size_t bpe_pretoken_end(const uint8_t *s, size_t n, size_t i);
 

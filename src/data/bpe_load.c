@@ -19,16 +19,37 @@
 #define BPE_CHAR_LIMIT 0x144
 #define MADE_NEVER INT32_MAX
 
-/* GPT-2's bytes_to_unicode, inverted: the byte a character stands for, or -1. The printable
- * bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) stand for themselves, the others in order for
- * U+0100, U+0101, ... */
+/* Whether byte b stands for itself in bytes_to_unicode. */
+static int printable(int b) { return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE; }
+
+int bpe_byte_char(uint8_t b, char *out) {
+    int c = b;
+    if (!printable(b)) {
+        c = 256;
+        for (int x = 0; x < b; x++) c += !printable(x);
+    }
+    if (c < 0x80) return out[0] = (char)c, 1;
+    out[0] = (char)(0xC0 | c >> 6), out[1] = (char)(0x80 | (c & 0x3F));
+    return 2;
+}
+
+char *bpe_byte_vocab_json(const char *const *extra, int n_extra) {
+    sbuf b = {0};
+    sb_printf(&b, "{");
+    for (int i = 0; i < 256; i++) {
+        char c[3] = {0};
+        bpe_byte_char((uint8_t)i, c);
+        sb_printf(&b, "%s\"%s%s\": %d", i ? ", " : "", c[0] == '"' || c[0] == '\\' ? "\\" : "", c, i);
+    }
+    for (int i = 0; i < n_extra; i++) sb_printf(&b, ", \"%s\": %d", extra[i], 256 + i);
+    sb_printf(&b, "}");
+    return b.s;
+}
+
+/* GPT-2's bytes_to_unicode, inverted: the byte a character stands for, or -1. */
 static void char_to_byte(int16_t map[BPE_CHAR_LIMIT]) {
     for (int c = 0; c < BPE_CHAR_LIMIT; c++) map[c] = -1;
-    int n = 0;
-    for (int b = 0; b < 256; b++) {
-        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-        map[printable ? b : 256 + n++] = (int16_t)b;
-    }
+    for (int b = 0, n = 0; b < 256; b++) map[printable(b) ? b : 256 + n++] = (int16_t)b;
 }
 
 /* The bytes of token string s (UTF-8 of byte characters) into out (at least strlen(s));

@@ -35,8 +35,9 @@ $(BUILD)/sattn-tests: $(TESTOBJ) $(BUILD)/libsattn.a
 # passively: tests measure numbers, not speed, and spinning waits make a busy 2-core
 # machine 10-30x slower. `deps` first, so
 # `make test` works on a fresh machine (it only prints "all present" when nothing is missing).
+# data/kjv.txt: the GPT-2 tokenizer's agreement test encodes the whole KJV (docs/tokenizer.md).
 test: deps
-	$(MAKE) $(BUILD)/sattn $(BUILD)/sattn-tests count
+	$(MAKE) $(BUILD)/sattn $(BUILD)/sattn-tests count data/kjv.txt
 	SATTN_BIN=$(BUILD)/sattn SATTN_COUNT_BIN=$(COUNTBUILD)/sattn OMP_NUM_THREADS=2 \
 	  OMP_WAIT_POLICY=passive $(BUILD)/sattn-tests --jobs 1
 

@@ -1,7 +1,9 @@
 /* sattn tokenize: a text file into GPT-2 tokens, written as an llm.c token file. */
+#define _POSIX_C_SOURCE 200809L /* stat */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "args.h"
 #include "cli.h"
@@ -38,9 +40,15 @@ static int tokenize_parse(tokenize_args *a, int argc, char **argv) {
     return cli_check_outputs("tokenize", outs, ins);
 }
 
-/* The text to encode: a regular, non-empty file that is not already a token file. */
+/* The text to encode: a regular, non-empty file that is not already a token file, and the
+ * memory for it and its ids (at most one 2-byte id per byte) checked first. */
 static int read_text(const char *path, uint8_t **text, size_t *n) {
     sattn_err e;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        cli_mem_check("tokenize", "tokenizing the text", 3.0 * (double)sb.st_size,
+                      "the text, and 2 bytes per byte for its ids at most"))
+        return 1;
     if (file_read_all(path, text, n, &e)) return cli_fail("tokenize", "%s", e.msg);
     int32_t magic = 0;
     if (*n >= 4) memcpy(&magic, *text, 4);

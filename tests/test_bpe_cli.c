@@ -1,7 +1,7 @@
 /* The GPT-2 tokenizer from the command line: `sattn tokenize` writes the llm.c token file
  * the library's encoder gives, refuses bad input with one line and nothing written; a model
- * of GPT-2's vocabulary takes text: `sample --prompt` encodes it and prints text, `loss`
- * (and eval) read a text file as its GPT-2 tokens. Needs data/gpt2 (bash scripts/deps.sh). */
+ * of GPT-2's vocabulary takes text: `sample --prompt` encodes it and prints text, `loss`,
+ * `distill` and `eval` read a text file as its GPT-2 tokens. Needs data/gpt2 (bash scripts/deps.sh). */
 #define _POSIX_C_SOURCE 200809L /* mkdir */
 #include <criterion/criterion.h>
 #include <sys/stat.h>
@@ -117,6 +117,16 @@ Test(bpe_cli, gpt2_models_read_and_write_text, .timeout = 180) {
     const char *lk[] = {"loss", "--model", model, "--data", tok, "--json", NULL};
     char *a = cli_expect_ok(lt), *b = cli_expect_ok(lk);
     cr_assert_str_eq(a, b, "a text file and its tokens score differently");
+    free(a), free(b);
+    const char *heads = cli_tpath(&t, "h.sparse");
+    const char *di[] = {"distill", "--model", model, "--data", txt, "--plan", "all:index+softmax:k=4", "--out",
+                        heads, "--steps", "2", NULL};
+    free(cli_expect_ok(di));
+    const char *et[] = {"eval", "--model", model, "--heads", heads, "--data", txt, "--json", NULL};
+    const char *ek[] = {"eval", "--model", model, "--heads", heads, "--data", tok, "--json", NULL};
+    a = cli_expect_ok(et), b = cli_expect_ok(ek);
+    cr_assert_str_eq(a, b, "eval: a text file and its tokens score differently");
+    cr_assert(strstr(a, "bits_per_token"), "%s", a);
     free(a), free(b);
     const char *nv[] = {"loss", "--model", model, "--data", txt, "--vocab", cli_tpath(&t, "none"), NULL};
     cli_expect_fail(nv, "not found: the GPT-2 vocabulary is missing", 0);

@@ -61,6 +61,7 @@ static long key_bytes(const int16_t *map, const char *s, uint8_t *out, unsigned 
         unsigned c = p[0];
         int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
         if (len == 2) c = (c & 0x1F) << 6 | (p[1] & 0x3F);
+        if (len == 2 && c < 0x80) len = 0; /* an overlong form: two spellings of one byte */
         if (!len || c >= BPE_CHAR_LIMIT || map[c] < 0) return *bad = len ? c : 0xFFFD, -1;
         out[n++] = (uint8_t)map[c];
         p += len;

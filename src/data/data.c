@@ -29,6 +29,7 @@ void dataset_from_bytes(dataset *d, const uint8_t *bytes, size_t n) {
     d->n_tokens = n;
     d->vocab = 256;
     d->is_bytes = 1;
+    d->from_text = 0;
     set_split(d);
 }
 

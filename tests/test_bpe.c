@@ -252,6 +252,31 @@ Test(bpe, agrees_with_reference_on_tinyshakespeare, .timeout = 120) {
     cr_assert_eq(assert_agrees(CLI_SHAKESPEARE), 338025); /* nanoGPT's 301,966 + 36,059 */
 }
 
+/* Random strings over the pieces where the regex's alternatives meet: letters, numbers
+ * (Unicode classes too), every kind of space JavaScript's \s knows and some it does not,
+ * marks, emoji, and the contractions. */
+Test(bpe, agrees_with_reference_on_random_mix, .timeout = 120) {
+    static const char *pal[] = {"a", "Z", "\xc3\xa9", "\xe6\x97\xa5", "\xc3\x9f", "1", "\xd9\xa3", "\xc2\xb2",
+                                "\xe2\x85\xab", "'", "'s", "'ll", "'re", "'ve", "'d", "'m", "'t", "'S", "s", "t",
+                                "e", "l", " ", " ", " ", "  ", "\n", "\n\n", " \n", "\t", "\r", "\x0b", "\x0c",
+                                "\x1c", "\xc2\xa0", "\xe3\x80\x80", "\xe2\x80\xa8", "\xef\xbb\xbf",
+                                "\xc2\x85", "\xcc\x81", "\xf0\x9f\x98\x80", "\xe2\x80\x8d", ".", ",", "!",
+                                "-", "\"", "(", ")"};
+    tmp_place tp;
+    tmp_open(&tp, "mix.txt");
+    FILE *f = fopen(tp.path, "wb");
+    cr_assert_not_null(f);
+    rng_t r;
+    rng_seed(&r, 99);
+    for (int line = 0; line < 20000; line++) {
+        for (int k = 1 + (int)rng_below(&r, 20); k > 0; k--) fputs(pal[rng_below(&r, sizeof pal / sizeof *pal)], f);
+        fputc(1, f);
+    }
+    fclose(f);
+    cr_assert_eq(assert_agrees(tp.path), 287994);
+    tmp_close(&tp);
+}
+
 /* The stated number (issue 14): the whole KJV, token for token. */
 Test(bpe, agrees_with_reference_on_whole_kjv, .timeout = 300) {
     FILE *f = fopen("data/kjv.txt", "rb");

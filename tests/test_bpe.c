@@ -253,7 +253,7 @@ Test(bpe, agrees_with_reference_on_tinyshakespeare, .timeout = 120) {
 }
 
 /* Random strings over the pieces where the regex's alternatives meet: letters, numbers
- * (Unicode classes too), every kind of space JavaScript's \s knows and some it does not,
+ * (Unicode classes too), spaces in JavaScript's \s and some not in it,
  * marks, emoji, and the contractions. */
 Test(bpe, agrees_with_reference_on_random_mix, .timeout = 120) {
     static const char *pal[] = {"a", "Z", "\xc3\xa9", "\xe6\x97\xa5", "\xc3\x9f", "1", "\xd9\xa3", "\xc2\xb2",

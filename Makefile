@@ -53,8 +53,9 @@ $(BUILD)/sattn-tests: $(TESTOBJ) $(BUILD)/libsattn.a
 # passively: tests measure numbers, not speed, and spinning waits make a busy 2-core
 # machine 10-30x slower. `deps` first, so
 # `make test` works on a fresh machine (it only prints "all present" when nothing is missing).
+# data/kjv.txt: the GPT-2 tokenizer's agreement test encodes the whole KJV (docs/tokenizer.md).
 test: deps
-	$(MAKE) $(BUILD)/sattn $(BUILD)/sattn-tests count
+	$(MAKE) $(BUILD)/sattn $(BUILD)/sattn-tests count data/kjv.txt
 	SATTN_BIN=$(BUILD)/sattn SATTN_COUNT_BIN=$(COUNTBUILD)/sattn OMP_NUM_THREADS=2 \
 	  OMP_WAIT_POLICY=passive $(BUILD)/sattn-tests --jobs 1
 
@@ -121,7 +122,7 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 FUZZ_SECONDS ?= 30
-FUZZ_READERS := ckpt tokens shard heads plan bench_csv eval_json task_json trainlog phases
+FUZZ_READERS := ckpt tokens shard heads plan bench_csv eval_json task_json trainlog phases bpe_vocab bpe_encode
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=c11 -O1 -g -march=native -fopenmp -Wall -Wextra -Wno-unused-parameter \
                 -Wno-pass-failed -Iinclude $(FUZZ_SAN) $(FUZZ_XCFLAGS)

@@ -64,6 +64,13 @@ int load_data_for_model(const char *cmd, const char *path, data_format fmt, cons
  * in the error ("evaluating this model"). The dataset is freed on failure. Exit status. */
 int load_data_checked(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
                       const char *what, int B, int T, int training, dataset *d);
+/* The same two, where a text file given to a model of GPT-2's vocabulary (50257 or more) is
+ * encoded into GPT-2 tokens with the vocabulary in folder vocab (NULL: data/gpt2); the
+ * functions above do that too, with the default folder. */
+int load_data_for_model_vocab(const char *cmd, const char *path, data_format fmt, const char *vocab,
+                              const gpt_model *m, dataset *d);
+int load_data_checked_vocab(const char *cmd, const char *path, data_format fmt, const char *vocab,
+                            const gpt_model *m, const char *what, int B, int T, int training, dataset *d);
 /* One stderr line saying which format a --data file was read as, e.g.
  * "data: corpus.txt read as bytes (4.1 MB, vocab 256)": the run's first line. */
 void cli_data_note(const char *path, const dataset *d);
@@ -105,5 +112,6 @@ int cmd_report(int argc, char **argv);
 int cmd_count(int argc, char **argv);
 int cmd_bench_generate(int argc, char **argv);
 int cmd_task(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
 #include "args.h"
 #include "cli.h"
 #include "lenpolicy.h"
+#include "gpt2text.h"
 #include "opts.h"
 #include "sattn/crossover.h"
 #include "sattn/eval_json.h"
@@ -24,7 +25,7 @@ static const cli_cmd EVAL = {
     NULL};
 
 typedef struct {
-    const char *model, *heads, *data;
+    const char *model, *heads, *data, *vocab;
     data_split split;
     int windows, batch, threads, json;
     len_flags len;
@@ -45,6 +46,7 @@ static int eval_parse(eval_args *a, int argc, char **argv) {
         cli_opt_crossover_from(&a->len.crossover_from),
         cli_opt_json(&a->json, "print the result as one JSON object (sattn report --eval reads it)"),
         cli_opt_data_format(&a->data_fmt),
+        cli_opt_vocab(&a->vocab),
     };
     int r = cli_parse(&EVAL, o, CLI_N(o), argc, argv);
     return r ? r : len_flags_check("eval", &a->len);
@@ -85,7 +87,7 @@ int cmd_eval(int argc, char **argv) {
     len_choice lc;
     if (len_choose("eval", &a.len, &sh, m.cfg.channels, &lc)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     dataset d;
-    if (load_data_checked("eval", a.data, a.data_fmt, &m, "evaluating this model", a.batch,
+    if (load_data_checked_vocab("eval", a.data, a.data_fmt, a.vocab, &m, "evaluating this model", a.batch,
                           m.cfg.max_seq, 0, &d)) return sparse_heads_free(&sh), gpt_free(&m), 1;
     if (dataset_check_window(&d, a.split, m.cfg.max_seq, a.data, &e)) {
         r = cli_fail("eval", "%s", e.msg);

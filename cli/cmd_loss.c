@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "gpt2text.h"
 #include "opts.h"
 #include "sattn/heads.h"
 #include "sattn/hybrid.h"
@@ -16,7 +17,7 @@ static const cli_cmd LOSS = {
     NULL};
 
 typedef struct {
-    const char *model, *data, *heads;
+    const char *model, *data, *heads, *vocab;
     data_split split;
     int batch, threads, json, attn;
     data_format data_fmt;
@@ -37,6 +38,7 @@ static int loss_parse(loss_args *a, int argc, char **argv) {
                 "naive attention, or none at all when every head is sparse"),
         cli_opt_json(&a->json, "print {\"loss\", \"bits_per_byte\", \"tokens\", \"split\"} on one line"),
         cli_opt_data_format(&a->data_fmt),
+        cli_opt_vocab(&a->vocab),
         cli_opt_ctx_seq(&a->ctx),
         cli_opt_ctx_rope_scale(&a->ctx),
         cli_opt_ctx_rope_base(&a->ctx),
@@ -66,7 +68,7 @@ int cmd_loss(int argc, char **argv) {
     m.cfg.attn = a.heads && hybrid_all_sparse(&sh) ? GPT_ATTN_HOOK : cli_attn_resolve(a.attn, T, a.heads != NULL);
     if (a.heads) hybrid_init(&hy, &sh, m.cfg.channels, m.cfg.heads), hybrid_attach(&hy, &m);
     dataset d;
-    if (load_data_checked("loss", a.data, a.data_fmt, &m, "evaluating this model", a.batch,
+    if (load_data_checked_vocab("loss", a.data, a.data_fmt, a.vocab, &m, "evaluating this model", a.batch,
                           T, 0, &d)) {
         if (a.heads) hybrid_free(&hy), sparse_heads_free(&sh);
         return gpt_free(&m), 1;

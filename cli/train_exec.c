@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "gpt2text.h"
 #include "mpi_job.h"
 #include "sattn/finetune.h"
 #include "sattn/gradsync.h"
@@ -547,15 +548,23 @@ void cli_data_note(const char *path, const dataset *d) {
     fputs("data: ", stderr);
     cli_fput_escaped(path, stderr);
     if (d->is_bytes) fprintf(stderr, " read as bytes (%s, vocab 256)\n", size);
+    else if (d->from_text) fprintf(stderr, " read as text, encoded into %zu GPT-2 tokens (vocab %d)\n", d->n_tokens,
+                                   d->vocab);
     else fprintf(stderr, " read as llm.c tokens (%s, %zu tokens, vocab %d)\n", size, d->n_tokens,
                  d->vocab);
 }
 
 int load_data_for_model(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
                         dataset *d) {
+    return load_data_for_model_vocab(cmd, path, fmt, NULL, m, d);
+}
+
+int load_data_for_model_vocab(const char *cmd, const char *path, data_format fmt, const char *vocab,
+                              const gpt_model *m, dataset *d) {
     sattn_err e;
     if (data_mem_check(cmd, path)) return 1;
     if (dataset_load_as(d, path, fmt, &e) != 0) return cli_fail(cmd, "%s", e.msg);
+    if (cli_text_for_model(cmd, vocab, m->cfg.vocab, d)) return 1;
     for (size_t i = 0; i < d->n_tokens; i++)
         if (d->tokens[i] >= m->cfg.vocab) {
             int tok = d->tokens[i];
@@ -568,7 +577,12 @@ int load_data_for_model(const char *cmd, const char *path, data_format fmt, cons
 
 int load_data_checked(const char *cmd, const char *path, data_format fmt, const gpt_model *m,
                       const char *what, int B, int T, int training, dataset *d) {
-    if (load_data_for_model(cmd, path, fmt, m, d)) return 1;
+    return load_data_checked_vocab(cmd, path, fmt, NULL, m, what, B, T, training, d);
+}
+
+int load_data_checked_vocab(const char *cmd, const char *path, data_format fmt, const char *vocab,
+                            const gpt_model *m, const char *what, int B, int T, int training, dataset *d) {
+    if (load_data_for_model_vocab(cmd, path, fmt, vocab, m, d)) return 1;
     if (cli_mem_check_model(cmd, what, &m->cfg, B, T, training, (double)d->n_tokens * sizeof *d->tokens))
         return dataset_free(d), 1;
     return 0;

@@ -15,7 +15,8 @@ shift
 B=build-fuzz
 # -max_len per format: about twice its largest valid seed
 declare -A MAXLEN=([ckpt]=16384 [tokens]=4096 [shard]=4096 [heads]=2048 [plan]=1024
-                   [bench_csv]=2048 [eval_json]=4096 [task_json]=4096 [trainlog]=2048 [phases]=2048)
+                   [bench_csv]=2048 [eval_json]=4096 [task_json]=4096 [trainlog]=2048 [phases]=2048
+                   [bpe_vocab]=4096 [bpe_encode]=4096)
 TIMEOUT=${FUZZ_TIMEOUT:-10} # seconds per input
 RSS=${FUZZ_RSS_MB:-2048}
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive

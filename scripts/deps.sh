@@ -19,17 +19,22 @@ pkgs=(
   openmpi-bin         # mpirun: data-parallel training over several processes or hosts (docs/mpi.md)
   libopenmpi-dev      # OpenMPI headers and mpicc: `make` links MPI when mpicc is there
 )
+# nodejs, npm: the GPT-2 vocabulary is an npm package, and its reference encoder runs under
+# node in the tests. Only when npm is missing: a node from elsewhere (nodesource) has its own.
+command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all present"
-  exit 0
+else
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "deps: installing ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The GPT-2 tokenizer's vocabulary (data/gpt2/, sha256-checked; docs/tokenizer.md).
+bash "$(dirname "$0")/gpt2-vocab.sh"

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sattn/bpe.h"
 #include "sattn/core.h"
 #include "sattn/rng.h"
 
@@ -25,6 +26,7 @@ typedef struct {
     size_t n_train; /* train = [0, n_train), val = [n_train, n_tokens) */
     int vocab;      /* 256 for bytes; 50257 (or max token + 1 if larger) for llm.c files */
     int is_bytes;
+    int from_text;  /* GPT-2 tokens encoded from a text file (dataset_encode_text) */
 } dataset;
 
 /* How to read a --data file: auto (a token file if it starts like one, else bytes),
@@ -60,6 +62,10 @@ void dataset_batch(const dataset *d, data_split s, int B, int T, rng_t *rng, int
  * batch see exactly the single process's batch, and keep the same sampler state. */
 void dataset_batch_rows(const dataset *d, data_split s, int B, int T, int row0, int nrows, rng_t *rng,
                         int *inputs, int *targets);
+
+/* Turns a byte dataset (a text file read as bytes) into its GPT-2 tokens, in place: the
+ * vocabulary becomes the tokenizer's, the split is again 90/10 (of the tokens). */
+void dataset_encode_text(dataset *d, bpe_tokenizer *t);
 
 /* Writes tokens as an llm.c token file (atomic). */
 int llmc_tokens_save(const char *path, const uint16_t *tokens, size_t n, sattn_err *e);

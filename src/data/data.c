@@ -29,6 +29,7 @@ void dataset_from_bytes(dataset *d, const uint8_t *bytes, size_t n) {
     d->n_tokens = n;
     d->vocab = 256;
     d->is_bytes = 1;
+    d->from_text = 0;
     set_split(d);
 }
 
@@ -231,6 +232,21 @@ void dataset_batch_rows(const dataset *d, data_split s, int B, int T, int row0, 
             targets[r + t] = x[o + t + 1];
         }
     }
+}
+
+void dataset_encode_text(dataset *d, bpe_tokenizer *t) {
+    uint8_t *text = xmalloc(d->n_tokens ? d->n_tokens : 1);
+    for (size_t i = 0; i < d->n_tokens; i++) text[i] = (uint8_t)d->tokens[i];
+    size_t n = 0;
+    uint16_t *ids = bpe_encode(t, text, d->n_tokens, &n);
+    free(text);
+    free(d->tokens);
+    d->tokens = ids;
+    d->n_tokens = n;
+    d->vocab = bpe_vocab_size(t);
+    d->is_bytes = 0;
+    d->from_text = 1;
+    set_split(d);
 }
 
 int llmc_tokens_save(const char *path, const uint16_t *tokens, size_t n, sattn_err *e) {

@@ -29,7 +29,8 @@ static const char MAIN_HELP[] =
     "  report       report.md and PNG plots (gnuplot): cost model, bench CSV, eval JSONs\n"
     "  bench-generate  generation speed with the KV cache (prefill, decode ms/token) vs the recompute\n"
 
-    "  task         passkey, needle or MQAR retrieval accuracy over lengths x depths\n";
+    "  task         passkey, needle or MQAR retrieval accuracy over lengths x depths\n"
+    "  convert      a model between sattn, llm.c, safetensors and Hugging Face GPT-2 folders\n";
 
 /* OpenMP threads that wait for work spin by default (libgomp: 300,000 spins), which is
  * fastest on an idle machine and collapses on a busy one: with one other busy process on
@@ -60,7 +61,7 @@ int main(int argc, char **argv) {
                 {"bench", cmd_bench}, {"count", cmd_count},
                 {"bench-generate", cmd_bench_generate},
 
-                {"task", cmd_task}};
+                {"task", cmd_task}, {"convert", cmd_convert}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

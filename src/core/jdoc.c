@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,9 @@ json_object *jdoc_parse(const char *text, size_t n, const char *what, int max_de
     if (n > (size_t)INT32_MAX) return err_set(e, "%s: JSON of %zu bytes is too large", what, n), NULL;
     json_tokener *tok = json_tokener_new_ex(max_depth > 0 ? max_depth : JDOC_DEFAULT_DEPTH);
     if (!tok) die_at(__FILE__, __LINE__, "out of memory (json_tokener_new_ex)");
+    /* strict: no comments, single quotes, trailing commas or leading zeros (json-c still
+     * takes NaN and Infinity: jdoc_number refuses them) */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     json_object *o = json_tokener_parse_ex(tok, text, (int)n);
     enum json_tokener_error je = json_tokener_get_error(tok);
     size_t used = json_tokener_get_parse_end(tok);
@@ -75,6 +79,29 @@ int jdoc_int(json_object *o, const char *key, int64_t lo, int64_t hi, int64_t *o
     int64_t x = json_object_get_int64(v);
     if (errno || x < lo || x > hi)
         return err_set(e, "%s: \"%s\" is %s, expected an integer in [%" PRId64 ", %" PRId64 "]", what, key,
+                       json_object_to_json_string(v), lo, hi);
+    *out = x;
+    return 0;
+}
+
+int jdoc_number(json_object *o, const char *key, double lo, double hi, double *out, const char *what,
+                sattn_err *e) {
+    json_object *v = jdoc_member(o, key, json_type_double, what, e);
+    if (!v) return -1;
+    return jdoc_number_value(v, key, lo, hi, out, what, e);
+}
+
+int jdoc_number_value(json_object *v, const char *key, double lo, double hi, double *out,
+                      const char *what, sattn_err *e) {
+    json_type t = json_object_get_type(v);
+    if (t != json_type_double && t != json_type_int)
+        return err_set(e, "%s: \"%s\" is %s, expected a number", what, key, jdoc_type_name(t));
+    double x = json_object_get_double(v);
+    if (!isfinite(x))
+        return err_set(e, "%s: \"%s\" is %s, expected a finite number", what, key,
+                       json_object_to_json_string(v));
+    if (x < lo || x > hi)
+        return err_set(e, "%s: \"%s\" is %s, expected a number in [%g, %g]", what, key,
                        json_object_to_json_string(v), lo, hi);
     *out = x;
     return 0;

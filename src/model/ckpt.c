@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "sattn/data.h"
+#include "sattn/hfgpt2.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint I/O assumes a little-endian host"
@@ -43,6 +44,7 @@ typedef struct {
     int has_schedule;
     ckpt_schedule sched;
     size_t header_bytes;
+    int safetensors; /* the file is safetensors: hfgpt2.h reads it */
 } ckpt_header;
 
 /* ---------------------------------------------------------------- save */
@@ -128,9 +130,12 @@ static int write_llmc(afile *a, const gpt_model *m, sattn_err *e) {
 static int check_save_args(const char *path, ckpt_format fmt, const gpt_model *m,
                            const train_state *st, sattn_err *e) {
     int optim = st && st->has_optim;
-    if (fmt != CKPT_SATTN && fmt != CKPT_LLMC)
-        return err_set(e, "%s: unknown checkpoint format %d, expected sattn or llm.c", path,
-                       (int)fmt);
+    if (fmt != CKPT_SATTN && fmt != CKPT_LLMC && fmt != CKPT_SAFETENSORS && fmt != CKPT_HF)
+        return err_set(e, "%s: unknown checkpoint format %d, expected sattn, llm.c, safetensors or hf",
+                       path, (int)fmt);
+    if ((fmt == CKPT_SAFETENSORS || fmt == CKPT_HF) && optim)
+        return err_set(e, "%s: safetensors has no place for optimizer state, expected the sattn format "
+                          "for a resumable checkpoint", path);
     if (fmt == CKPT_LLMC && m->cfg.pos != GPT_POS_LEARNED)
         return err_set(e, "%s: the llm.c format holds only learned positions and this model uses "
                           "RoPE, expected the sattn format", path);
@@ -148,6 +153,7 @@ static int check_save_args(const char *path, ckpt_format fmt, const gpt_model *m
 int ckpt_save(const char *path, ckpt_format fmt, const gpt_model *m, const train_state *st,
               sattn_err *e) {
     if (check_save_args(path, fmt, m, st, e)) return -1;
+    if (fmt == CKPT_SAFETENSORS || fmt == CKPT_HF) return hf_save(path, m, fmt == CKPT_HF, STF_F32, e);
     afile a;
     if (afile_open(&a, path, e)) return -1;
     int r = fmt == CKPT_LLMC ? write_llmc(&a, m, e) : write_native(&a, m, st, e);
@@ -293,10 +299,12 @@ static int parse_header(const char *path, const uint8_t *b, size_t got, ckpt_hea
     uint32_t magic = rd32(b, 0);
     if (magic == CKPT_MAGIC) return parse_native(path, b, got, h, e);
     if (magic == LLMC_CKPT_MAGIC) return parse_llmc(path, b, got, h, e);
+    /* safetensors: a little-endian uint64 header length (below 4 GiB), then '{' */
+    if (got >= 9 && rd32(b, 1) == 0 && b[8] == '{') return h->safetensors = 1, 0;
     if (magic == LLMC_TOKENS_MAGIC)
         return err_set(e, "%s: this is an llm.c token file, expected a checkpoint", path);
-    return err_set(e, "%s: not a checkpoint: magic 0x%08" PRIx32 ", expected 0x%08x (sattn) "
-                      "or %d (llm.c)", path, magic, CKPT_MAGIC, LLMC_CKPT_MAGIC);
+    return err_set(e, "%s: not a checkpoint: magic 0x%08" PRIx32 ", expected 0x%08x (sattn), "
+                      "%d (llm.c) or a safetensors header", path, magic, CKPT_MAGIC, LLMC_CKPT_MAGIC);
 }
 
 static size_t count_params(const gpt_config *c) {
@@ -392,19 +400,30 @@ static int read_head(const char *path, FILE *f, uint8_t *b, size_t *got, sattn_e
     return 0;
 }
 
+static int is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 int ckpt_load(const char *path, gpt_model *m, train_state *st, sattn_err *e) {
     memset(m, 0, sizeof *m);
     size_t got = 0, size = 0;
-    FILE *f = file_open_regular(path, &size, e);
-    if (!f) return -1;
-    uint8_t b[LLMC_HEADER_BYTES];
     ckpt_header h;
     memset(&h, 0, sizeof h);
-    int r = read_head(path, f, b, &got, e);
-    if (!r) r = parse_header(path, b, got, &h, e);
-    if (!r) r = check_header(path, &h, size, e);
-    if (!r) r = read_payload(path, f, &h, m, e);
-    fclose(f);
+    int r;
+    if (is_dir(path)) {
+        r = hf_load(path, m, e);
+    } else {
+        FILE *f = file_open_regular(path, &size, e);
+        if (!f) return -1;
+        uint8_t b[LLMC_HEADER_BYTES];
+        r = read_head(path, f, b, &got, e);
+        if (!r) r = parse_header(path, b, got, &h, e);
+        if (!r && !h.safetensors) r = check_header(path, &h, size, e);
+        if (!r && !h.safetensors) r = read_payload(path, f, &h, m, e);
+        fclose(f);
+        if (!r && h.safetensors) r = hf_load(path, m, e);
+    }
     if (!r && st) {
         st->has_optim = h.has_optim;
         st->step = h.step;

@@ -16,6 +16,7 @@ pkgs=(
                       # so --no-install-recommends would leave -fsanitize=fuzzer unable to link)
   libomp-14-dev       # clang's OpenMP runtime (libomp): the fuzz build compiles the library with -fopenmp
   libjson-c-dev       # json-c: every JSON sattn reads (eval/task JSON, safetensors headers, config.json, the GPT-2 vocabulary), with a depth limit
+  python3             # tests/hf_writer.py: the independent safetensors writer in the tests (struct and json only)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -135,11 +135,11 @@ int hf_config_read(const char *path, gpt_config *c, sattn_err *e) {
 void hf_config_format(sbuf *b, const gpt_config *c, stf_dtype dt) {
     const char *torch = dt == STF_F16 ? "float16" : dt == STF_BF16 ? "bfloat16" : "float32";
     sb_printf(b, "{\n  \"activation_function\": \"gelu_new\",\n  \"architectures\": [\"GPT2LMHeadModel\"],\n"
-                 "  \"layer_norm_epsilon\": 1e-05,\n  \"model_type\": \"gpt2\",\n  \"n_ctx\": %d,\n"
+                 "  \"layer_norm_epsilon\": 1e-05,\n  \"model_type\": \"gpt2\",\n"
                  "  \"n_embd\": %d,\n  \"n_head\": %d,\n  \"n_inner\": null,\n  \"n_layer\": %d,\n"
                  "  \"n_positions\": %d,\n  \"scale_attn_weights\": true,\n  \"tie_word_embeddings\": true,\n"
                  "  \"torch_dtype\": \"%s\",\n  \"vocab_size\": %d\n}\n",
-              c->max_seq, c->channels, c->heads, c->layers, c->max_seq, torch, c->vocab);
+              c->channels, c->heads, c->layers, c->max_seq, torch, c->vocab);
 }
 
 /* ---------------------------------------------------------------- reading */

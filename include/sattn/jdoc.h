@@ -19,7 +19,7 @@
 
 /* Parses text[0..n) as exactly one strict JSON value (only whitespace may follow), nested at
  * most max_depth deep (0: JDOC_DEFAULT_DEPTH). NULL with e on failure:
- *   "WHAT: not JSON at byte 17: unexpected character" / "WHAT: JSON nested deeper than 32". */
+ *   "WHAT: not JSON at line 2, byte 17: unexpected character" / "WHAT: JSON nested deeper than 32". */
 json_object *jdoc_parse(const char *text, size_t n, const char *what, int max_depth, sattn_err *e);
 
 /* The same for a whole regular file of at most max_bytes bytes (0: no limit). */

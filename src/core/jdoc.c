@@ -7,6 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The 1-based line of byte off (text need not end in a NUL). */
+static int line_of(const char *text, size_t off) {
+    int line = 1;
+    for (size_t i = 0; i < off; i++) line += text[i] == '\n';
+    return line;
+}
+
 json_object *jdoc_parse(const char *text, size_t n, const char *what, int max_depth, sattn_err *e) {
     if (n > (size_t)INT32_MAX) return err_set(e, "%s: JSON of %zu bytes is too large", what, n), NULL;
     json_tokener *tok = json_tokener_new_ex(max_depth > 0 ? max_depth : JDOC_DEFAULT_DEPTH);
@@ -23,11 +30,13 @@ json_object *jdoc_parse(const char *text, size_t n, const char *what, int max_de
         return err_set(e, "%s: JSON nested deeper than %d", what,
                        max_depth > 0 ? max_depth : JDOC_DEFAULT_DEPTH), NULL;
     if (je != json_tokener_success)
-        return err_set(e, "%s: not JSON at byte %zu: %s", what, used, json_tokener_error_desc(je)), NULL;
+        return err_set(e, "%s: not JSON at line %d, byte %zu: %s", what, line_of(text, used), used,
+                       json_tokener_error_desc(je)), NULL;
     for (size_t i = used; i < n; i++)
         if (!strchr(" \t\r\n", text[i])) {
             json_object_put(o);
-            return err_set(e, "%s: not JSON at byte %zu: text after the value", what, i), NULL;
+            return err_set(e, "%s: not JSON at line %d, byte %zu: text after the value", what, line_of(text, i), i),
+                   NULL;
         }
     return o;
 }

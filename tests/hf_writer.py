@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An independent safetensors writer for tests/test_safetensors.c: only struct and json.
 
-usage: hf_writer.py LLMC_CKPT OUT_DIR DTYPE [ROUNDED_LLMC]
+usage: hf_writer.py LLMC_CKPT OUT_DIR DTYPE [ROUNDED_LLMC|-] [--n-head-meta]
 
 Reads an llm.c GPT-2 checkpoint (int32 header[256] = {20240326, 3, maxT, V, L, NH, C, Vp},
 then float32 parameters in llm.c's order) and writes OUT_DIR/config.json and
@@ -10,6 +10,8 @@ OUT_DIR/model.safetensors the way Hugging Face's GPT2LMHeadModel saves them: nam
 causal-mask buffers h.N.attn.bias (U8), the tied lm_head.weight, tensors in reverse name
 order, dtype DTYPE (F32, F16 or BF16, round to nearest even). ROUNDED_LLMC, if given, gets
 the llm.c checkpoint of the weights as they are after that rounding (the reference loss).
+--n-head-meta adds __metadata__ "n_head" (as sattn writes it), so the file loads without its
+config.json (fuzz/make_seeds.sh's seed).
 """
 import json
 import struct
@@ -59,6 +61,8 @@ def main():
             x = t[idx][l * per:(l + 1) * per]
             tensors["h.%d.%s" % (l, name)] = ([cols, rows], transpose(x, rows, cols)) if cols else ([rows], x)
     header, data, rounded = {"__metadata__": {"format": "pt"}}, b"", {}
+    if "--n-head-meta" in sys.argv:
+        header["__metadata__"]["n_head"] = str(NH)
     names = sorted(["transformer." + n for n in tensors] + ["lm_head.weight"] +
                    ["transformer.h.%d.attn.bias" % l for l in range(L)], reverse=True)
     for name in names:
@@ -79,7 +83,7 @@ def main():
            "activation_function": "gelu_new", "layer_norm_epsilon": 1e-05, "scale_attn_weights": True}
     with open(out + "/config.json", "w") as f:
         json.dump(cfg, f, indent=2)
-    if len(sys.argv) > 4:  # the same weights, rounded, back in llm.c's layout
+    if len(sys.argv) > 4 and sys.argv[4] != "-":  # the same weights, rounded, back in llm.c's layout
         back = list(p)
         for name, x in rounded.items():
             if name == "lm_head.weight":

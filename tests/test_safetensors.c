@@ -246,7 +246,7 @@ Test(safetensors, malformed_headers_are_one_line_errors) {
         size_t data;
         const char *needle;
     } bad[] = {
-        {"{\"a\": }", 0, "(safetensors header): not JSON at byte"},
+        {"{\"a\": }", 0, "(safetensors header): not JSON at line 1, byte 6"},
         {"{\"a\": 1, \"a\" 2}", 0, "not JSON"},
         {"{" T_("a", "F32", "[2]", 0, 8) "," T_("b", "F32", "[2]", 4, 12) "}", 12,
          "tensor 'b': bytes [4, 12) overlap tensor 'a'"},
@@ -285,6 +285,18 @@ Test(safetensors, malformed_headers_are_one_line_errors) {
     tmp_close(&t);
 }
 
+/* A TINY model from seed, saved (float32) at path, a file or (folder) a folder. */
+static void save_tiny(gpt_model *a, uint64_t seed, const char *path, int folder) {
+    sattn_err e;
+    make_model(a, &TINY, seed);
+    cr_assert_eq(hf_save(path, a, folder, STF_F32, &e), 0, "%s", e.msg);
+}
+
+/* A test case: `from` replaced by `to` must give an error naming `needle`. */
+typedef struct {
+    const char *from, *to, *needle;
+} text_edit;
+
 /* Rewrites the bytes at off of path. */
 static void patch(const char *path, long off, const void *x, size_t n) {
     FILE *f = fopen(path, "r+b");
@@ -318,13 +330,9 @@ Test(safetensors, bad_model_tensors_are_one_line_errors) {
     cli_tdir t;
     cli_tdir_open(&t);
     gpt_model a;
-    make_model(&a, &TINY, 4);
-    sattn_err e;
     const char *good = cli_tpath(&t, "good.safetensors"), *p = cli_tpath(&t, "m.safetensors");
-    cr_assert_eq(hf_save(good, &a, 0, STF_F32, &e), 0, "%s", e.msg);
-    const struct {
-        const char *from, *to, *needle;
-    } edits[] = {
+    save_tiny(&a, 4, good, 0);
+    const text_edit edits[] = {
         {"\"ln_f.bias\"", "\"ln_f.bizz\"", "tensor 'ln_f.bizz' is not one of GPT-2's"},
         {"\"h.1.ln_2.bias\"", "\"h.7.ln_2.bias\"", "missing tensor 'h.1.ln_2.bias'"},
         {"\"h.0.ln_1.bias\"", "\"h.0.ln_1.bia_\"", "is not one of GPT-2's"},
@@ -357,14 +365,11 @@ Test(safetensors, hf_folder_config_checks) {
     cli_tdir t;
     cli_tdir_open(&t);
     gpt_model a;
-    make_model(&a, &TINY, 5);
     sattn_err e;
     const char *dir = cli_tpath(&t, "hf"), *cfg = cli_tpath(&t, "hf/config.json");
-    cr_assert_eq(hf_save(dir, &a, 1, STF_F32, &e), 0, "%s", e.msg);
+    save_tiny(&a, 5, dir, 1);
     char *orig = cli_slurp(cfg, NULL);
-    const struct {
-        const char *from, *to, *needle;
-    } edits[] = {
+    const text_edit edits[] = {
         {"\"n_layer\": 2", "\"n_layer\": 3", "missing tensor 'h.2.ln_1.weight'"},
         {"\"n_positions\": 16", "\"n_positions\": 8", "tensor 'wpe.weight': shape [16, 16], expected [8, 16]"},
         {"\"n_head\": 2", "\"n_head\": 3", "heads = 3 does not divide channels = 16"},

@@ -60,26 +60,14 @@ static uint64_t payload_checksum(const gpt_model *m, int has_optim, uint64_t h) 
     return h;
 }
 
-static uint32_t float_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float bits_float(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 static void schedule_to_words(const ckpt_schedule *s, uint32_t *h) {
     uint32_t w[] = {1, (uint32_t)s->batch, (uint32_t)s->seq, (uint32_t)s->steps,
-                    (uint32_t)s->warmup, float_bits(s->lr), float_bits(s->min_lr),
-                    float_bits(s->clip), float_bits(s->weight_decay), float_bits(s->beta1),
-                    float_bits(s->beta2), float_bits(s->eps), (uint32_t)s->seed,
+                    (uint32_t)s->warmup, f32_to_bits(s->lr), f32_to_bits(s->min_lr),
+                    f32_to_bits(s->clip), f32_to_bits(s->weight_decay), f32_to_bits(s->beta1),
+                    f32_to_bits(s->beta2), f32_to_bits(s->eps), (uint32_t)s->seed,
                     (uint32_t)(s->seed >> 32)};
     memcpy(h + W_HAS_SCHED, w, sizeof w);
-    for (int i = 0; i < W_MIX_END - W_MIX; i++) h[W_MIX + i] = float_bits(s->mix[i]);
+    for (int i = 0; i < W_MIX_END - W_MIX; i++) h[W_MIX + i] = f32_to_bits(s->mix[i]);
     h[W_MIX_FLAGS] = (uint32_t)s->mix_flags;
     h[W_DENSE_WARMUP] = (uint32_t)s->dense_warmup;
     h[W_PLAN_HASH] = (uint32_t)s->plan_hash;
@@ -100,8 +88,8 @@ static void native_header(const gpt_model *m, const train_state *st,
     memcpy(h, w, sizeof w);
     if (st && st->has_schedule) schedule_to_words(&st->sched, h);
     h[W_POS] = (uint32_t)c->pos; /* learned: base and scale are 0 (gpt_config_check) */
-    h[W_ROPE_BASE] = float_bits(c->rope_base);
-    h[W_ROPE_SCALE] = float_bits(c->rope_scale);
+    h[W_ROPE_BASE] = f32_to_bits(c->rope_base);
+    h[W_ROPE_SCALE] = f32_to_bits(c->rope_scale);
 }
 
 static int write_native(afile *a, const gpt_model *m, const train_state *st, sattn_err *e) {
@@ -192,10 +180,10 @@ static gpt_config read_dims(const uint8_t *b, int native) {
 
 static ckpt_schedule schedule_from_words(const uint8_t *b) {
     ckpt_schedule s = {(int32_t)rd32(b, 17), (int32_t)rd32(b, 18), (int32_t)rd32(b, 19),
-                       (int32_t)rd32(b, 20), bits_float(rd32(b, 21)), bits_float(rd32(b, 22)),
-                       bits_float(rd32(b, 23)), bits_float(rd32(b, 24)), bits_float(rd32(b, 25)),
-                       bits_float(rd32(b, 26)), bits_float(rd32(b, 27)), rd64(b, 28), {0}, 0, 0, 0};
-    for (int i = 0; i < W_MIX_END - W_MIX; i++) s.mix[i] = bits_float(rd32(b, W_MIX + i));
+                       (int32_t)rd32(b, 20), f32_from_bits(rd32(b, 21)), f32_from_bits(rd32(b, 22)),
+                       f32_from_bits(rd32(b, 23)), f32_from_bits(rd32(b, 24)), f32_from_bits(rd32(b, 25)),
+                       f32_from_bits(rd32(b, 26)), f32_from_bits(rd32(b, 27)), rd64(b, 28), {0}, 0, 0, 0};
+    for (int i = 0; i < W_MIX_END - W_MIX; i++) s.mix[i] = f32_from_bits(rd32(b, W_MIX + i));
     s.mix_flags = (int)rd32(b, W_MIX_FLAGS);
     s.dense_warmup = (int32_t)rd32(b, W_DENSE_WARMUP);
     s.plan_hash = rd64(b, W_PLAN_HASH);
@@ -211,7 +199,7 @@ static int parse_pos_words(const char *path, const uint8_t *b, ckpt_header *h, s
     if (pos == GPT_POS_LEARNED && (wb || ws))
         return err_set(e, "%s: rope base/scale words 0x%08" PRIx32 "/0x%08" PRIx32 " in a learned-"
                           "position checkpoint, expected 0", path, wb, ws);
-    float base = bits_float(wb), scale = bits_float(ws);
+    float base = f32_from_bits(wb), scale = f32_from_bits(ws);
     if (pos == GPT_POS_ROPE && !(isfinite(base) && base > 0.0f))
         return err_set(e, "%s: rope base %g, expected a finite number > 0", path, (double)base);
     if (pos == GPT_POS_ROPE && !(isfinite(scale) && scale > 0.0f))

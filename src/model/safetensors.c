@@ -34,18 +34,6 @@ int stf_dtype_parse(const char *s, stf_dtype *d) {
 
 /* ---------------------------------------------------------------- dtype conversions */
 
-static uint32_t f32_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float bits_f32(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 /* binary16: sign, 5 exponent bits (bias 15), 10 mantissa bits. A subnormal is m * 2^-24,
  * exact in float32 (m < 2^10, a power-of-two scale); the rest is a rebias of the exponent. */
 float stf_f16_to_f32(uint16_t h) {
@@ -54,15 +42,15 @@ float stf_f16_to_f32(uint16_t h) {
         float v = (float)man * 0x1p-24f;
         return sign ? -v : v;
     }
-    if (exp == 31) return bits_f32(sign | 0x7f800000u | man << 13);
-    return bits_f32(sign | (exp + 127 - 15) << 23 | man << 13);
+    if (exp == 31) return f32_from_bits(sign | 0x7f800000u | man << 13);
+    return f32_from_bits(sign | (exp + 127 - 15) << 23 | man << 13);
 }
 
 /* bfloat16 is the top half of a float32. */
-float stf_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float stf_bf16_to_f32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
 
 uint16_t stf_f32_to_bf16(float x) {
-    uint32_t u = f32_bits(x);
+    uint32_t u = f32_to_bits(x);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40); /* quiet NaN */
     /* round to nearest even: add just under half, plus one when the kept part is odd */
     return (uint16_t)((u + 0x7fffu + (u >> 16 & 1)) >> 16);
@@ -81,7 +69,7 @@ static uint32_t shift_rne(uint32_t m, int s) {
  * float32's bits with the exponent rebiased; dropping 13 mantissa bits may carry into the
  * exponent, which is the right rounding too. */
 uint16_t stf_f32_to_f16(float x) {
-    uint32_t u = f32_bits(x), a = u & 0x7fffffffu;
+    uint32_t u = f32_to_bits(x), a = u & 0x7fffffffu;
     uint16_t sign = (uint16_t)(u >> 16 & 0x8000);
     if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00 | (a >> 13 & 0x1ff));
     if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);

@@ -146,8 +146,8 @@ void hf_config_format(sbuf *b, const gpt_config *c, stf_dtype dt) {
 
 enum { NAME_UNKNOWN = -1, NAME_SLOT = 0, NAME_BUFFER = 1, NAME_LM_HEAD = 2 };
 
-/* What the file's tensor `name` is: a slot (*layer: its layer, or -1; *suffix: the layer map
- * index), a mask buffer to skip, the tied head, or unknown. */
+/* What the file's tensor `name` is: one of the model's (*layer: its layer, or -1 for wte,
+ * wpe and ln_f), a mask buffer to skip (*layer set too), the tied head, or unknown. */
 static int classify(const char *name, const char *prefix, int *layer) {
     if (!strcmp(name, "lm_head.weight")) return NAME_LM_HEAD;
     size_t pl = strlen(prefix);

@@ -395,9 +395,13 @@ Test(safetensors, hf_folder_config_checks) {
         cr_assert(strstr(e.msg, edits[i].needle), "'%s' lacks '%s'", e.msg, edits[i].needle);
         cr_assert_null(strchr(e.msg, '\n'));
     }
-    free(orig);
     unlink(cfg);
     expect_error(dir, "a folder without config.json, expected a Hugging Face GPT-2 folder");
+    cli_spew_str(cfg, orig);
+    cli_spew_str(cli_tpath(&t, "hf/model.safetensors.index.json"), "{}");
+    unlink(cli_tpath(&t, "hf/model.safetensors"));
+    expect_error(dir, "a sharded checkpoint (model.safetensors.index.json), expected one model.safetensors");
+    free(orig);
     gpt_free(&a);
     cli_tdir_close(&t);
 }

@@ -32,6 +32,8 @@ json_object *jdoc_parse(const char *text, size_t n, const char *what, int max_de
     if (je != json_tokener_success)
         return err_set(e, "%s: not JSON at line %d, byte %zu: %s", what, line_of(text, used), used,
                        json_tokener_error_desc(je)), NULL;
+    /* json-c's null is the NULL pointer, which would read as a failure without a message */
+    if (!o) return err_set(e, "%s: the JSON value is null, expected an object", what), NULL;
     for (size_t i = used; i < n; i++)
         if (!strchr(" \t\r\n", text[i])) {
             json_object_put(o);

@@ -49,15 +49,17 @@ Test(jdoc, numbers_must_be_finite_and_in_range) {
     sattn_err e;
     json_object *o = parse("{\"a\": NaN, \"b\": -Infinity, \"c\": 2.5, \"s\": \"x\"}", 0, &e);
     cr_assert_not_null(o, "%s", e.msg);
+    static const struct {
+        const char *key, *msg;
+    } bad[] = {{"a", "t.json: \"a\" is NaN, expected a finite number"},
+               {"b", "t.json: \"b\" is -Infinity, expected a finite number"},
+               {"c", "t.json: \"c\" is 2.5, expected a number in [0, 2]"},
+               {"s", "t.json: \"s\" is a string, expected a number"}};
     double x;
-    cr_assert_eq(jdoc_number(o, "a", 0, 1, &x, "t.json", &e), -1);
-    cr_assert_str_eq(e.msg, "t.json: \"a\" is NaN, expected a finite number");
-    cr_assert_eq(jdoc_number(o, "b", 0, 1, &x, "t.json", &e), -1);
-    cr_assert_str_eq(e.msg, "t.json: \"b\" is -Infinity, expected a finite number");
-    cr_assert_eq(jdoc_number(o, "c", 0, 2, &x, "t.json", &e), -1);
-    cr_assert_str_eq(e.msg, "t.json: \"c\" is 2.5, expected a number in [0, 2]");
-    cr_assert_eq(jdoc_number(o, "s", 0, 2, &x, "t.json", &e), -1);
-    cr_assert_str_eq(e.msg, "t.json: \"s\" is a string, expected a number");
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(jdoc_number(o, bad[i].key, 0, 2, &x, "t.json", &e), -1);
+        cr_assert_str_eq(e.msg, bad[i].msg);
+    }
     cr_assert_eq(jdoc_number(o, "c", 0, 3, &x, "t.json", &e), 0);
     cr_assert_eq(x, 2.5);
     json_object_put(o);

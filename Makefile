@@ -122,7 +122,7 @@ clean:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 FUZZ_SECONDS ?= 30
-FUZZ_READERS := ckpt tokens shard heads plan bench_csv eval_json task_json trainlog phases bpe_vocab bpe_encode
+FUZZ_READERS := ckpt tokens shard heads plan bench_csv eval_json task_json trainlog phases bpe_vocab bpe_encode safetensors
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=c11 -O1 -g -march=native -fopenmp -Wall -Wextra -Wno-unused-parameter \
                 -Wno-pass-failed -Iinclude $(FUZZ_SAN) $(FUZZ_XCFLAGS)

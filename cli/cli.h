@@ -113,5 +113,6 @@ int cmd_count(int argc, char **argv);
 int cmd_bench_generate(int argc, char **argv);
 int cmd_task(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 #endif

@@ -41,7 +41,7 @@ static const char *first_run_flag(const opt_spec *o, int n) {
 
 static int collect_parse(collect_args *a, int argc, char **argv) {
     opt_spec o[] = {
-        opt_str("model", &a->model, "PATH", "the teacher: a sattn or llm.c checkpoint"),
+        opt_str("model", &a->model, "PATH", "the teacher: a sattn or llm.c checkpoint, safetensors or HF folder"),
         cli_opt_data(&a->data, NULL),
         opt_str("out", &a->out, "PATH", "the teacher shard to write"),
         opt_str("layers", &a->layers, "LIST", "layers: 'all' (default), indices and ranges (0,2 or 1-3)"),

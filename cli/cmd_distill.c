@@ -30,7 +30,7 @@ typedef struct {
 
 static int distill_parse(distill_args *a, int argc, char **argv) {
     opt_spec o[] = {
-        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint"),
+        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint, safetensors or HF folder"),
         opt_required(cli_opt_data(&a->data, NULL)),
         opt_required(opt_str("plan", &a->plan, "PLAN",
                              "a plan file or an inline plan, e.g. 'all:index+softmax:k=16' or\n"

@@ -34,7 +34,7 @@ typedef struct {
 
 static int eval_parse(eval_args *a, int argc, char **argv) {
     opt_spec o[] = {
-        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint"),
+        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint, safetensors or HF folder"),
         opt_required(opt_str("heads", &a->heads, "HEADS", "the sparse heads (sattn distill --out)")),
         opt_required(cli_opt_data(&a->data, NULL)),
         cli_opt_split(&a->split),

@@ -60,7 +60,7 @@ static int plan_values(plan_args *a) {
 
 static int plan_parse_args(plan_args *a, int argc, char **argv) {
     opt_spec o[] = {
-        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint"),
+        cli_opt_model(&a->model, "the teacher: a sattn or llm.c checkpoint, safetensors or HF folder"),
         opt_required(cli_opt_data(&a->data, NULL)),
         opt_required(opt_str("budget", &a->budget_text, "B",
                              "allowed loss increase: a percentage like 1% or a fraction like 0.01, in (0, 1]")),

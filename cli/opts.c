@@ -38,7 +38,9 @@ int cli_parse(const cli_cmd *c, opt_spec *opts, int n, int argc, char **argv) {
 }
 
 opt_spec cli_opt_model(const char **target, const char *help) {
-    return opt_required(opt_str("model", target, "PATH", help ? help : "the model: a sattn or llm.c checkpoint"));
+    const char *dflt = "the model: a sattn or llm.c checkpoint, a safetensors file or a\n"
+                       "Hugging Face GPT-2 folder (docs/safetensors.md)";
+    return opt_required(opt_str("model", target, "PATH", help ? help : dflt));
 }
 
 opt_spec cli_opt_data(const char **target, const char *help) {

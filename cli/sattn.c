@@ -31,7 +31,8 @@ static const char MAIN_HELP[] =
     "  bench-generate  generation speed with the KV cache (prefill, decode ms/token) vs the recompute\n"
 
     "  task         passkey, needle or MQAR retrieval accuracy over lengths x depths\n"
-    "  tokenize     a text file into GPT-2 tokens (an llm.c token file)\n";
+    "  tokenize     a text file into GPT-2 tokens (an llm.c token file)\n"
+    "  convert      a model between sattn, llm.c, safetensors and Hugging Face GPT-2 folders\n";
 
 /* OpenMP threads that wait for work spin by default (libgomp: 300,000 spins), which is
  * fastest on an idle machine and collapses on a busy one: with one other busy process on
@@ -101,7 +102,7 @@ int main(int argc, char **argv) {
                 {"bench", cmd_bench}, {"count", cmd_count},
                 {"bench-generate", cmd_bench_generate},
 
-                {"task", cmd_task},
+                {"task", cmd_task}, {"convert", cmd_convert},
                 {"tokenize", cmd_tokenize}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(MAIN_HELP, argc < 2 ? stderr : stdout);

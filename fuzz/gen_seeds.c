@@ -16,6 +16,7 @@
 #include "sattn/ckpt.h"
 #include "sattn/data.h"
 #include "sattn/heads.h"
+#include "sattn/hfgpt2.h"
 #include "sattn/plan.h"
 #include "sattn/teacher.h"
 
@@ -184,6 +185,21 @@ static void bench_csv(const char *dir) {
     ok(bench_csv_write(at(dir, "bench_csv/one-row.csv"), rows + 3, 1, &e), &e);
 }
 
+/* safetensors files as sattn writes them (hf_save): F32, F16, BF16, a vocabulary with
+ * padding (V 5), two layers; the Python-written ones come from fuzz/make_seeds.sh. */
+static void safetensors(const char *dir) {
+    sattn_err e;
+    gpt_model m;
+    model(&m, 1, 1, 8, 16, 8, 11);
+    ok(hf_save(at(dir, "safetensors/sattn-L1H1C8V16T8-F32.safetensors"), &m, 0, STF_F32, &e), &e);
+    ok(hf_save(at(dir, "safetensors/sattn-L1H1C8V16T8-F16.safetensors"), &m, 0, STF_F16, &e), &e);
+    ok(hf_save(at(dir, "safetensors/sattn-L1H1C8V16T8-BF16.safetensors"), &m, 0, STF_BF16, &e), &e);
+    gpt_free(&m);
+    model(&m, 2, 2, 4, 5, 4, 12);
+    ok(hf_save(at(dir, "safetensors/sattn-L2H2C4V5T4-F16.safetensors"), &m, 0, STF_F16, &e), &e);
+    gpt_free(&m);
+}
+
 /* Inputs for `sattn eval --json`: a bytes-vocabulary model and heads for it. */
 static void eval_inputs(const char *dir) {
     sattn_err e;
@@ -212,6 +228,7 @@ int main(int argc, char **argv) {
     shard(argv[1], "shard/L2H2C8T4-k2-2seqs.shard", 2, 2, 8, 4, 2, 2, "1");
     plans(argv[1]);
     bench_csv(argv[1]);
+    safetensors(argv[1]);
     eval_inputs(argv[2]);
     return 0;
 }

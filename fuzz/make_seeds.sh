@@ -6,7 +6,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 C=fuzz/corpus
-READERS="ckpt tokens shard heads plan bench_csv eval_json"
+READERS="ckpt tokens shard heads plan bench_csv eval_json safetensors"
 for r in $READERS; do
     rm -rf "$C/$r"
     mkdir -p "$C/$r"
@@ -43,6 +43,15 @@ printf '{"heads": [], "loss_dense": 1, "loss_hybrid": 1.5, "loss_ratio": 1.5, "x
     > "$C/eval_json/nested-skip.json"
 printf '{"heads": [{"layer": 0, "head": 0, "spec": "index+softmax:k=4"}], "loss_dense": 1}' \
     > "$C/eval_json/bad-missing-field.json"
+# safetensors as Hugging Face's GPT2LMHeadModel saves it (tests/hf_writer.py: "transformer."
+# names, U8 mask buffers, the tied lm_head), and broken ones
+mkdir -p "$ev/py"
+python3 tests/hf_writer.py "$C/ckpt/llmc-L1H1C8V16T8.bin" "$ev/py" F16 - --n-head-meta
+cp "$ev/py/model.safetensors" "$C/safetensors/python-gpt2lmhead-L1H1C8V16T8-F16.safetensors"
+S=$C/safetensors/sattn-L1H1C8V16T8-F32.safetensors
+cut_to "$S" 700 "$C/safetensors/bad-truncated.safetensors"
+{ printf '\xff\xff\x00\x00\x00\x00\x00\x00'; tail -c +9 "$S"; } > "$C/safetensors/bad-header-length.safetensors"
+printf '\x18\0\0\0\0\0\0\0{"a":{"dtype":"F32",   }' > "$C/safetensors/bad-json.safetensors"
 for r in $READERS; do
     echo "fuzz-seeds: $r: $(ls "$C/$r" | wc -l) files, $(du -cb "$C/$r"/* | tail -1 | cut -f1) bytes"
 done

@@ -14,7 +14,7 @@ SECONDS_EACH=${1:?usage: run.sh SECONDS READER...}
 shift
 B=build-fuzz
 # -max_len per format: about twice its largest valid seed
-declare -A MAXLEN=([ckpt]=16384 [tokens]=4096 [shard]=4096 [heads]=2048 [plan]=1024
+declare -A MAXLEN=([ckpt]=16384 [tokens]=4096 [shard]=4096 [heads]=2048 [plan]=1024 [safetensors]=16384
                    [bench_csv]=2048 [eval_json]=4096 [task_json]=4096 [trainlog]=2048 [phases]=2048
                    [bpe_vocab]=4096 [bpe_encode]=4096)
 TIMEOUT=${FUZZ_TIMEOUT:-10} # seconds per input

@@ -18,6 +18,7 @@ pkgs=(
   libjson-c-dev       # json-c: every JSON sattn reads (eval/task JSON, safetensors headers, config.json, the GPT-2 vocabulary), with a depth limit
   openmpi-bin         # mpirun: data-parallel training over several processes or hosts (docs/mpi.md)
   libopenmpi-dev      # OpenMPI headers and mpicc: `make` links MPI when mpicc is there
+  python3             # tests/hf_writer.py: the independent safetensors writer in the tests (struct and json only)
 )
 # nodejs, npm: the GPT-2 vocabulary is an npm package, and its reference encoder runs under
 # node in the tests. Only when npm is missing: a node from elsewhere (nodesource) has its own.

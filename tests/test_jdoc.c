@@ -25,12 +25,14 @@ Test(jdoc, parses_one_value_and_reads_members) {
 
 Test(jdoc, errors_are_one_line_and_name_the_source) {
     sattn_err e;
-    const char *bad[] = {"{\"a\": 1", "{\"a\": 1} x", "[1, 2,, 3]", "", "nul"};
+    const char *bad[] = {"{\"a\": 1", "{\"a\": 1} x", "[1, 2,, 3]", "", "nul", "{\"a\": 1,}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cr_assert_null(parse(bad[i], 0, &e), "%s", bad[i]);
         cr_assert(strncmp(e.msg, "t.json: not JSON", 16) == 0, "%s", e.msg);
         cr_assert_null(strchr(e.msg, '\n'));
     }
+    cr_assert_null(parse(" null ", 0, &e)); /* json-c's null is NULL: still an error with a message */
+    cr_assert_str_eq(e.msg, "t.json: the JSON value is null, expected an object");
     json_object *o = parse("{\"n\": 1e9, \"s\": \"x\", \"big\": 5000}", 0, &e);
     cr_assert_not_null(o);
     int64_t v;
@@ -40,6 +42,26 @@ Test(jdoc, errors_are_one_line_and_name_the_source) {
     cr_assert_str_eq(e.msg, "t.json: \"big\" is 5000, expected an integer in [1, 1024]");
     cr_assert_eq(jdoc_int(o, "m", 1, 10, &v, "t.json", &e), -1);
     cr_assert_str_eq(e.msg, "t.json: missing \"m\"");
+    json_object_put(o);
+}
+
+Test(jdoc, numbers_must_be_finite_and_in_range) {
+    sattn_err e;
+    json_object *o = parse("{\"a\": NaN, \"b\": -Infinity, \"c\": 2.5, \"s\": \"x\"}", 0, &e);
+    cr_assert_not_null(o, "%s", e.msg);
+    static const struct {
+        const char *key, *msg;
+    } bad[] = {{"a", "t.json: \"a\" is NaN, expected a finite number"},
+               {"b", "t.json: \"b\" is -Infinity, expected a finite number"},
+               {"c", "t.json: \"c\" is 2.5, expected a number in [0, 2]"},
+               {"s", "t.json: \"s\" is a string, expected a number"}};
+    double x;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(jdoc_number(o, bad[i].key, 0, 2, &x, "t.json", &e), -1);
+        cr_assert_str_eq(e.msg, bad[i].msg);
+    }
+    cr_assert_eq(jdoc_number(o, "c", 0, 3, &x, "t.json", &e), 0);
+    cr_assert_eq(x, 2.5);
     json_object_put(o);
 }
 

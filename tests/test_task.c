@@ -578,7 +578,7 @@ Test(task, json_hostile) {
         {"{\"task\": \"passkey\", \"cells\": [{\"length\": 8, \"depth\": 0.5, \"samples\": 1, \"answers\": 1, "
          "\"correct\": 2, \"accuracy\": 1}]}", "correct is not 0 .. answers"},
         {"{\"task\": \"passkey\", \"cells\": [{\"length\": 8, \"depth\": NaN, \"samples\": 1, \"answers\": 1, "
-         "\"correct\": 1, \"accuracy\": 1}]}", "expected a number"},
+         "\"correct\": 1, \"accuracy\": 1}]}", "field 'depth': NaN is not a finite number"},
         {"{\"task\": \"passkey\", \"cells\": [{\"length\": 8, \"samples\": 1, \"answers\": 1, "
          "\"correct\": 1, \"accuracy\": 1}]}", "depth must be a number"},
         {"{\"task\": \"mqar\", \"cells\": [{\"length\": 8, \"depth\": 0.5, \"samples\": 1, \"answers\": 1, "
@@ -589,10 +589,11 @@ Test(task, json_hostile) {
         {"{\"task\": \"passkey\", \"cells\": [{\"length\": 2.5, \"depth\": 0.5, \"samples\": 1, \"answers\": 1, "
          "\"correct\": 1, \"accuracy\": 1}]}", "expected an integer"},
         {"{\"task\": \"passkey\", \"cells\": [{\"depth\": 0.5}]}", "a cell without length"},
-        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "expected '{'"},
+        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "nested deeper than 32"},
+        {"[1]", "an array, expected a JSON object (`sattn task --json` output)"},
         {"{\"task\": \"passkey\", \"x\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
          "nested deeper than 32"},
-        {"{\"task\": \"passkey\"} trailing", "trailing text"},
+        {"{\"task\": \"passkey\"} trailing", "not JSON at line 1, byte 20"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cli_spew_str(t.path, bad[i].text);

@@ -29,6 +29,7 @@
  * Version 2 (still read): version 3 without words 30..32 (reserved, 0): learned positions.
  * Version 1 (still read): the same words 0..15, the checksum covers only what follows the
  *   header, words 16..63 are ignored, and there is no schedule.
+ * Safetensors files and Hugging Face folders: sattn/hfgpt2.h.
  * llm.c GPT-2 (version 3): int32 header[256] = {20240326, 3, maxT, V, L, NH, C, Vp, 0...},
  *   then float32 params in the same order; no optimizer state, learned positions only
  *   (saving a RoPE model in it is an error; one loads as learned).
@@ -54,7 +55,9 @@
 #define LLMC_CKPT_MAGIC 20240326
 #define LLMC_CKPT_VERSION 3
 
-typedef enum { CKPT_SATTN = 0, CKPT_LLMC = 1 } ckpt_format;
+/* CKPT_SAFETENSORS: one safetensors file, CKPT_HF: a Hugging Face GPT-2 folder (config.json +
+ * model.safetensors); both float32, learned positions, no optimizer state (hfgpt2.h). */
+typedef enum { CKPT_SATTN = 0, CKPT_LLMC = 1, CKPT_SAFETENSORS = 2, CKPT_HF = 3 } ckpt_format;
 enum { CKPT_MIX_ANSWERS = 1, CKPT_MIX_VARIED = 2 };
 
 /* The flags that shape a training run's trajectory: --resume refuses other values
@@ -83,8 +86,10 @@ typedef struct {
  * either). */
 int ckpt_save(const char *path, ckpt_format fmt, const gpt_model *m, const train_state *st,
               sattn_err *e);
-/* Loads either format into a fresh model (gpt_create'd here; caller gpt_free's it on
- * success only). st, if non-NULL, receives the training state (has_optim 0 for llm.c). */
+/* Loads any of the formats into a fresh model (gpt_create'd here; caller gpt_free's it on
+ * success only): sattn, llm.c, a safetensors file (detected by its first bytes: a header
+ * length, then '{') or a Hugging Face GPT-2 folder (a directory). st, if non-NULL, receives
+ * the training state (has_optim 0 and no schedule but for sattn's format). */
 int ckpt_load(const char *path, gpt_model *m, train_state *st, sattn_err *e);
 
 #endif

@@ -75,6 +75,19 @@ int file_read_text(const char *path, size_t max, const char *expected, char **te
 /* The 1-based line of byte off in s (for "path:line" messages). */
 int text_line_at(const char *s, size_t off);
 
+/* A float32's bits and back (a copy, not a cast: no aliasing rule is broken); for file
+ * formats that store floats as words (checkpoint headers, safetensors' F16 and BF16). */
+static inline uint32_t f32_to_bits(float x) {
+    uint32_t u;
+    __builtin_memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline float f32_from_bits(uint32_t u) {
+    float x;
+    __builtin_memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* FNV-1a 64-bit hash, used as a checksum of file payloads. */
 uint64_t fnv1a64(const void *data, size_t n, uint64_t h);
 #define FNV1A64_INIT 0xcbf29ce484222325ULL

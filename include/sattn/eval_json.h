@@ -38,11 +38,12 @@ typedef struct {
     double loss_dense, loss_hybrid, loss_ratio, logit_rel_err;
 } eval_file;
 
-/* Reads the JSON above. Unknown fields are skipped; heads, loss_dense, loss_hybrid and
- * loss_ratio are required. Errors name "path:line" and the field: nesting deeper than
- * 32 levels, a number that is not JSON's (NaN, Infinity, hex) or not finite, a metric
- * outside its range (fractions in 0..1, errors >= 0, losses > 0), a string longer than
- * its field or with a control byte, a NUL byte, a file over 64 MiB. */
+/* Reads the JSON above, parsed by json-c (jdoc.h: strict JSON, nesting at most 32 levels).
+ * Unknown fields are skipped; heads, loss_dense, loss_hybrid and loss_ratio are required.
+ * Errors are one line naming the file, and "line N" for a syntax error or "field 'KEY'" for
+ * a bad value: a number that is not finite anywhere in the file (json-c takes NaN, Infinity
+ * and 1e999), a metric outside its range (fractions in 0..1, errors >= 0, losses > 0), a
+ * string longer than its field or with a control byte, a NUL byte, a file over 64 MiB. */
 int eval_json_read(const char *path, eval_file *f, sattn_err *e);
 void eval_file_free(eval_file *f);
 
@@ -75,7 +76,7 @@ typedef struct {
  * strings within their field). Required: task (a known name), cells (1 to 4096), and in each
  * cell length (1 .. 2^20), samples, answers (>= 1), correct (0 .. answers), accuracy (0 .. 1),
  * depth (0 .. 1; null for mqar only). A (length, depth) given twice is an error. Unknown fields
- * are skipped. Errors name "path:line" and the field. */
+ * are skipped. Errors name the file and the field, as eval_json_read's. */
 int eval_json_task_read(const char *path, task_file *f, sattn_err *e);
 void eval_json_task_free(task_file *f);
 

@@ -1,5 +1,6 @@
 /* text: whole-file text for the parsers of hostile input (core.h: file_read_text),
- * shared by the bench CSV reader (benchres.c) and the eval JSON reader (eval_json.c). */
+ * shared by the bench CSV reader (benchres.c) and the eval and task JSON readers (eval_json.c,
+ * whose text then goes to json-c). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "sattn/data.h"
+#include "sattn/hfgpt2.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint I/O assumes a little-endian host"
@@ -43,6 +44,7 @@ typedef struct {
     int has_schedule;
     ckpt_schedule sched;
     size_t header_bytes;
+    int safetensors; /* the file is safetensors: hfgpt2.h reads it */
 } ckpt_header;
 
 /* ---------------------------------------------------------------- save */
@@ -58,26 +60,14 @@ static uint64_t payload_checksum(const gpt_model *m, int has_optim, uint64_t h) 
     return h;
 }
 
-static uint32_t float_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static float bits_float(uint32_t u) {
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 static void schedule_to_words(const ckpt_schedule *s, uint32_t *h) {
     uint32_t w[] = {1, (uint32_t)s->batch, (uint32_t)s->seq, (uint32_t)s->steps,
-                    (uint32_t)s->warmup, float_bits(s->lr), float_bits(s->min_lr),
-                    float_bits(s->clip), float_bits(s->weight_decay), float_bits(s->beta1),
-                    float_bits(s->beta2), float_bits(s->eps), (uint32_t)s->seed,
+                    (uint32_t)s->warmup, f32_to_bits(s->lr), f32_to_bits(s->min_lr),
+                    f32_to_bits(s->clip), f32_to_bits(s->weight_decay), f32_to_bits(s->beta1),
+                    f32_to_bits(s->beta2), f32_to_bits(s->eps), (uint32_t)s->seed,
                     (uint32_t)(s->seed >> 32)};
     memcpy(h + W_HAS_SCHED, w, sizeof w);
-    for (int i = 0; i < W_MIX_END - W_MIX; i++) h[W_MIX + i] = float_bits(s->mix[i]);
+    for (int i = 0; i < W_MIX_END - W_MIX; i++) h[W_MIX + i] = f32_to_bits(s->mix[i]);
     h[W_MIX_FLAGS] = (uint32_t)s->mix_flags;
     h[W_DENSE_WARMUP] = (uint32_t)s->dense_warmup;
     h[W_PLAN_HASH] = (uint32_t)s->plan_hash;
@@ -98,8 +88,8 @@ static void native_header(const gpt_model *m, const train_state *st,
     memcpy(h, w, sizeof w);
     if (st && st->has_schedule) schedule_to_words(&st->sched, h);
     h[W_POS] = (uint32_t)c->pos; /* learned: base and scale are 0 (gpt_config_check) */
-    h[W_ROPE_BASE] = float_bits(c->rope_base);
-    h[W_ROPE_SCALE] = float_bits(c->rope_scale);
+    h[W_ROPE_BASE] = f32_to_bits(c->rope_base);
+    h[W_ROPE_SCALE] = f32_to_bits(c->rope_scale);
 }
 
 static int write_native(afile *a, const gpt_model *m, const train_state *st, sattn_err *e) {
@@ -128,9 +118,12 @@ static int write_llmc(afile *a, const gpt_model *m, sattn_err *e) {
 static int check_save_args(const char *path, ckpt_format fmt, const gpt_model *m,
                            const train_state *st, sattn_err *e) {
     int optim = st && st->has_optim;
-    if (fmt != CKPT_SATTN && fmt != CKPT_LLMC)
-        return err_set(e, "%s: unknown checkpoint format %d, expected sattn or llm.c", path,
-                       (int)fmt);
+    if (fmt != CKPT_SATTN && fmt != CKPT_LLMC && fmt != CKPT_SAFETENSORS && fmt != CKPT_HF)
+        return err_set(e, "%s: unknown checkpoint format %d, expected sattn, llm.c, safetensors or hf",
+                       path, (int)fmt);
+    if ((fmt == CKPT_SAFETENSORS || fmt == CKPT_HF) && optim)
+        return err_set(e, "%s: safetensors has no place for optimizer state, expected the sattn format "
+                          "for a resumable checkpoint", path);
     if (fmt == CKPT_LLMC && m->cfg.pos != GPT_POS_LEARNED)
         return err_set(e, "%s: the llm.c format holds only learned positions and this model uses "
                           "RoPE, expected the sattn format", path);
@@ -148,6 +141,7 @@ static int check_save_args(const char *path, ckpt_format fmt, const gpt_model *m
 int ckpt_save(const char *path, ckpt_format fmt, const gpt_model *m, const train_state *st,
               sattn_err *e) {
     if (check_save_args(path, fmt, m, st, e)) return -1;
+    if (fmt == CKPT_SAFETENSORS || fmt == CKPT_HF) return hf_save(path, m, fmt == CKPT_HF, STF_F32, e);
     afile a;
     if (afile_open(&a, path, e)) return -1;
     int r = fmt == CKPT_LLMC ? write_llmc(&a, m, e) : write_native(&a, m, st, e);
@@ -186,10 +180,10 @@ static gpt_config read_dims(const uint8_t *b, int native) {
 
 static ckpt_schedule schedule_from_words(const uint8_t *b) {
     ckpt_schedule s = {(int32_t)rd32(b, 17), (int32_t)rd32(b, 18), (int32_t)rd32(b, 19),
-                       (int32_t)rd32(b, 20), bits_float(rd32(b, 21)), bits_float(rd32(b, 22)),
-                       bits_float(rd32(b, 23)), bits_float(rd32(b, 24)), bits_float(rd32(b, 25)),
-                       bits_float(rd32(b, 26)), bits_float(rd32(b, 27)), rd64(b, 28), {0}, 0, 0, 0};
-    for (int i = 0; i < W_MIX_END - W_MIX; i++) s.mix[i] = bits_float(rd32(b, W_MIX + i));
+                       (int32_t)rd32(b, 20), f32_from_bits(rd32(b, 21)), f32_from_bits(rd32(b, 22)),
+                       f32_from_bits(rd32(b, 23)), f32_from_bits(rd32(b, 24)), f32_from_bits(rd32(b, 25)),
+                       f32_from_bits(rd32(b, 26)), f32_from_bits(rd32(b, 27)), rd64(b, 28), {0}, 0, 0, 0};
+    for (int i = 0; i < W_MIX_END - W_MIX; i++) s.mix[i] = f32_from_bits(rd32(b, W_MIX + i));
     s.mix_flags = (int)rd32(b, W_MIX_FLAGS);
     s.dense_warmup = (int32_t)rd32(b, W_DENSE_WARMUP);
     s.plan_hash = rd64(b, W_PLAN_HASH);
@@ -205,7 +199,7 @@ static int parse_pos_words(const char *path, const uint8_t *b, ckpt_header *h, s
     if (pos == GPT_POS_LEARNED && (wb || ws))
         return err_set(e, "%s: rope base/scale words 0x%08" PRIx32 "/0x%08" PRIx32 " in a learned-"
                           "position checkpoint, expected 0", path, wb, ws);
-    float base = bits_float(wb), scale = bits_float(ws);
+    float base = f32_from_bits(wb), scale = f32_from_bits(ws);
     if (pos == GPT_POS_ROPE && !(isfinite(base) && base > 0.0f))
         return err_set(e, "%s: rope base %g, expected a finite number > 0", path, (double)base);
     if (pos == GPT_POS_ROPE && !(isfinite(scale) && scale > 0.0f))
@@ -293,10 +287,12 @@ static int parse_header(const char *path, const uint8_t *b, size_t got, ckpt_hea
     uint32_t magic = rd32(b, 0);
     if (magic == CKPT_MAGIC) return parse_native(path, b, got, h, e);
     if (magic == LLMC_CKPT_MAGIC) return parse_llmc(path, b, got, h, e);
+    /* safetensors: a little-endian uint64 header length (below 4 GiB), then '{' */
+    if (got >= 9 && rd32(b, 1) == 0 && b[8] == '{') return h->safetensors = 1, 0;
     if (magic == LLMC_TOKENS_MAGIC)
         return err_set(e, "%s: this is an llm.c token file, expected a checkpoint", path);
-    return err_set(e, "%s: not a checkpoint: magic 0x%08" PRIx32 ", expected 0x%08x (sattn) "
-                      "or %d (llm.c)", path, magic, CKPT_MAGIC, LLMC_CKPT_MAGIC);
+    return err_set(e, "%s: not a checkpoint: magic 0x%08" PRIx32 ", expected 0x%08x (sattn), "
+                      "%d (llm.c) or a safetensors header", path, magic, CKPT_MAGIC, LLMC_CKPT_MAGIC);
 }
 
 static size_t count_params(const gpt_config *c) {
@@ -392,19 +388,30 @@ static int read_head(const char *path, FILE *f, uint8_t *b, size_t *got, sattn_e
     return 0;
 }
 
+static int is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 int ckpt_load(const char *path, gpt_model *m, train_state *st, sattn_err *e) {
     memset(m, 0, sizeof *m);
     size_t got = 0, size = 0;
-    FILE *f = file_open_regular(path, &size, e);
-    if (!f) return -1;
-    uint8_t b[LLMC_HEADER_BYTES];
     ckpt_header h;
     memset(&h, 0, sizeof h);
-    int r = read_head(path, f, b, &got, e);
-    if (!r) r = parse_header(path, b, got, &h, e);
-    if (!r) r = check_header(path, &h, size, e);
-    if (!r) r = read_payload(path, f, &h, m, e);
-    fclose(f);
+    int r;
+    if (is_dir(path)) {
+        r = hf_load(path, m, e);
+    } else {
+        FILE *f = file_open_regular(path, &size, e);
+        if (!f) return -1;
+        uint8_t b[LLMC_HEADER_BYTES];
+        r = read_head(path, f, b, &got, e);
+        if (!r) r = parse_header(path, b, got, &h, e);
+        if (!r && !h.safetensors) r = check_header(path, &h, size, e);
+        if (!r && !h.safetensors) r = read_payload(path, f, &h, m, e);
+        fclose(f);
+        if (!r && h.safetensors) r = hf_load(path, m, e);
+    }
     if (!r && st) {
         st->has_optim = h.has_optim;
         st->step = h.step;

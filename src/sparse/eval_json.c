@@ -1,11 +1,13 @@
 /* eval_json: the eval JSON's writer and reader (eval_json.h). */
-#define _POSIX_C_SOURCE 200809L /* strnlen */
 #include "sattn/eval_json.h"
 
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sattn/jdoc.h"
 
 /* ---- the writer ---- */
 
@@ -77,183 +79,104 @@ void eval_json_write(FILE *out, const sparse_eval_result *r, const sparse_heads 
 /* ---- the reader ---- */
 
 /* Limits for hostile input: far above anything sattn eval writes (its JSON nests 3
- * levels), low enough that a crafted file cannot exhaust memory or the stack. */
+ * levels), low enough that a crafted file cannot exhaust memory. json-c (jdoc.h) parses
+ * with this depth limit; the checks below are of the values: JSON numbers that are finite
+ * (json-c takes NaN and Infinity), in their ranges, strings that fit their fields. */
 #define EVAL_MAX_INPUT ((size_t)64 << 20)
 #define JSON_MAX_DEPTH 32
 
-/* A minimal reader for the JSON `sattn eval --json` prints: objects, arrays, strings,
- * numbers, literals; errors carry the line and the field being read. Hostile input is
- * bounded: nesting deeper than JSON_MAX_DEPTH is an error (the parser recurses), numbers
- * follow JSON's grammar (strtod alone would take nan, inf and hex), and a string longer
- * than its buffer is an error, not a silent cut. */
-typedef struct {
-    const char *s, *p, *path;
-    sattn_err *e;
-    int depth;
-    char key[64]; /* the member being read, for messages */
-} jp;
-
-static int jp_fail(jp *j, const char *what) {
-    int line = text_line_at(j->s, (size_t)(j->p - j->s));
-    if (!j->key[0]) return err_set(j->e, "%s:%d: %s", j->path, line, what);
-    /* the key came from the file: its control bytes (a decoded "\n") must not split the line */
-    sbuf key = {0};
-    sb_escaped(&key, j->key);
-    err_set(j->e, "%s:%d: field '%s': %s", j->path, line, key.s, what);
-    sb_free(&key);
+/* "PATH: field 'KEY': WHAT" (the key came from the file: its control bytes are escaped). */
+static int field_err(sattn_err *e, const char *path, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int field_err(sattn_err *e, const char *path, const char *key, const char *fmt, ...) {
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    sbuf k = {0};
+    sb_escaped(&k, key);
+    err_set(e, "%s: field '%.64s': %s", path, k.s ? k.s : "", what);
+    sb_free(&k);
     return -1;
-}
-
-static void jp_ws(jp *j) {
-    while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r') j->p++;
-}
-
-static int jp_lit(jp *j, char c) {
-    jp_ws(j);
-    if (*j->p != c) {
-        char msg[48];
-        snprintf(msg, sizeof msg, "expected '%c'", c);
-        return jp_fail(j, msg);
-    }
-    j->p++;
-    return 0;
-}
-
-/* One level deeper (an object or array opens); jp_leave on its close. */
-static int jp_enter(jp *j) {
-    if (++j->depth <= JSON_MAX_DEPTH) return 0;
-    char msg[96];
-    snprintf(msg, sizeof msg, "nested deeper than %d levels, expected `sattn eval --json` output", JSON_MAX_DEPTH);
-    return jp_fail(j, msg);
-}
-
-static int jp_leave(jp *j) { return j->p++, j->depth--, 0; }
-
-/* A string into buf (n bytes; n == 0: read and discard). */
-static int jp_string(jp *j, char *buf, size_t n) {
-    if (jp_lit(j, '"')) return -1;
-    size_t o = 0;
-    while (*j->p && *j->p != '"') {
-        char c = *j->p++;
-        if ((unsigned char)c < 0x20) return j->p--, jp_fail(j, "a control byte inside a string");
-        if (c == '\\') {
-            if (!*j->p) break;
-            c = *j->p++;
-            if (c == 'n') c = '\n';
-            else if (c == 't') c = '\t';
-            else if (c == 'u') c = '?', j->p += strnlen(j->p, 4);
-        }
-        if (n && o + 1 >= n) return jp_fail(j, "string too long");
-        if (n) buf[o++] = c;
-    }
-    if (n) buf[o] = 0;
-    return *j->p == '"' ? (j->p++, 0) : jp_fail(j, "unterminated string");
-}
-
-/* The length of the JSON number at s, 0 if none: -?digits(.digits)?([eE][+-]?digits)? */
-static size_t json_number_len(const char *s) {
-    const char *p = s;
-#define DIGITS(q) ((unsigned)(*(q) - '0') < 10)
-    p += *p == '-';
-    if (!DIGITS(p)) return 0;
-    while (DIGITS(p)) p++;
-    if (*p == '.') {
-        if (!DIGITS(++p)) return 0;
-        while (DIGITS(p)) p++;
-    }
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        p += *p == '+' || *p == '-';
-        if (!DIGITS(p)) return 0;
-        while (DIGITS(p)) p++;
-    }
-#undef DIGITS
-    return (size_t)(p - s);
-}
-
-static int jp_number(jp *j, double *x) {
-    jp_ws(j);
-    size_t l = json_number_len(j->p);
-    char msg[96], *end;
-    char next = j->p[l]; /* "0x10", "1.5.3", "12abc": not a number, not a number and text */
-    if (!l || next == '.' || (next >= '0' && next <= '9') || ((next | 32) >= 'a' && (next | 32) <= 'z')) {
-        size_t t = strcspn(j->p, ",}] \t\r\n");
-        if (!t && *j->p) t = 1; /* show the delimiter that came instead */
-        if (!*j->p) snprintf(msg, sizeof msg, "expected a number, got the end of the file");
-        else snprintf(msg, sizeof msg, "expected a number, got '%.*s'", (int)(t < 24 ? t : 24), j->p);
-        return jp_fail(j, msg);
-    }
-    *x = strtod(j->p, &end); /* JSON's grammar is a part of strtod's: both stop at l */
-    if (!isfinite(*x) || end != j->p + l) {
-        snprintf(msg, sizeof msg, "'%.*s' is not a finite number", (int)(l < 40 ? l : 40), j->p);
-        return jp_fail(j, msg);
-    }
-    j->p += l;
-    return 0;
 }
 
 /* A number in [lo, hi]: an eval's metrics are fractions, errors and losses, so NaN, a
  * negative error or an absurd loss is a broken file, refused before plotting. */
-static int jp_number_in(jp *j, double lo, double hi, double *x) {
-    if (jp_number(j, x)) return -1;
-    if (*x >= lo && *x <= hi) return 0;
-    char msg[128];
-    snprintf(msg, sizeof msg, "%g is out of range, expected %g .. %g", *x, lo, hi);
-    return jp_fail(j, msg);
+static int num_in(json_object *v, const char *key, double lo, double hi, double *x, const char *path,
+                  sattn_err *e) {
+    json_type t = json_object_get_type(v);
+    if (t != json_type_double && t != json_type_int)
+        return field_err(e, path, key, "expected a number, got %s", jdoc_type_name(t));
+    *x = json_object_get_double(v);
+    if (!isfinite(*x)) return field_err(e, path, key, "%.40s is not a finite number", json_object_to_json_string(v));
+    if (*x < lo || *x > hi) return field_err(e, path, key, "%g is out of range, expected %g .. %g", *x, lo, hi);
+    return 0;
 }
 
-static int jp_skip(jp *j);
-
-/* Calls field(j, key, u) for each member; field parses the value. */
-static int jp_object(jp *j, int (*field)(jp *, const char *, void *), void *u) {
-    if (jp_lit(j, '{') || jp_enter(j)) return -1;
-    jp_ws(j);
-    if (*j->p == '}') return jp_leave(j);
-    for (;;) {
-        char key[256]; /* longer than any key read: an unknown long key is skipped, not cut */
-        j->key[0] = 0;
-        if (jp_string(j, key, sizeof key) || jp_lit(j, ':')) return -1;
-        snprintf(j->key, sizeof j->key, "%.63s", key);
-        if (field(j, key, u)) return -1;
-        jp_ws(j);
-        if (*j->p == '}') return jp_leave(j);
-        if (jp_lit(j, ',')) return -1;
-    }
-}
-
-static int skip_field(jp *j, const char *key, void *u) { return jp_skip(j); }
-
-static int jp_array(jp *j, int (*item)(jp *, void *), void *u) {
-    if (jp_lit(j, '[') || jp_enter(j)) return -1;
-    jp_ws(j);
-    if (*j->p == ']') return jp_leave(j);
-    for (;;) {
-        if (item(j, u)) return -1;
-        jp_ws(j);
-        if (*j->p == ']') return jp_leave(j);
-        if (jp_lit(j, ',')) return -1;
-    }
-}
-
-static int skip_item(jp *j, void *u) { return jp_skip(j); }
-
-static int jp_skip(jp *j) {
-    jp_ws(j);
-    char c = *j->p;
-    if (c == '{') return jp_object(j, skip_field, NULL);
-    if (c == '[') return jp_array(j, skip_item, NULL);
-    if (c == '"') return jp_string(j, NULL, 0);
-    static const char *const lits[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++)
-        if (!strncmp(j->p, lits[i], strlen(lits[i]))) return j->p += strlen(lits[i]), 0;
+/* An integer in [lo, hi]. */
+static int int_in(json_object *v, const char *key, double lo, double hi, long *out, const char *path,
+                  sattn_err *e) {
     double x;
-    return jp_number(j, &x);
+    if (num_in(v, key, lo, hi, &x, path, e)) return -1;
+    if (x != floor(x)) return field_err(e, path, key, "expected an integer");
+    *out = (long)x;
+    return 0;
 }
 
-typedef struct {
-    eval_file *f;
-    int cap, seen; /* seen: bit mask of the required fields */
-} eval_ctx;
+/* A string into buf (n bytes) without control bytes (it becomes a label on one line). */
+static int str_in(json_object *v, const char *key, char *buf, size_t n, const char *path, sattn_err *e) {
+    if (!json_object_is_type(v, json_type_string))
+        return field_err(e, path, key, "expected a string, got %s", jdoc_type_name(json_object_get_type(v)));
+    const char *s = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20) return field_err(e, path, key, "a control byte inside a string");
+    if (len + 1 > n) return field_err(e, path, key, "string too long");
+    memcpy(buf, s, len + 1);
+    return 0;
+}
+
+/* The first number anywhere in v that is not finite (json-c takes NaN, Infinity and
+ * 1e999 where JSON has none), with the member it is under in *key; NULL if none. The
+ * recursion is bounded by the parse's depth limit. */
+static json_object *nonfinite(json_object *v, const char **key) {
+    json_type t = json_object_get_type(v);
+    if (t == json_type_double) return isfinite(json_object_get_double(v)) ? NULL : v;
+    if (t == json_type_array)
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            json_object *x = nonfinite(json_object_array_get_idx(v, i), key);
+            if (x) return x;
+        }
+    if (t != json_type_object) return NULL;
+    json_object_object_foreach(v, k, m) {
+        json_object *x = nonfinite(m, key);
+        if (x && !*key) *key = k;
+        if (x) return x;
+    }
+    return NULL;
+}
+
+/* The file's text through json-c; the top level must be an object and every number in it
+ * finite (the fields report does not read included). */
+static json_object *read_object(const char *path, const char *expected, const char *cmd, sattn_err *e) {
+    char *text;
+    size_t len;
+    if (file_read_text(path, EVAL_MAX_INPUT, expected, &text, &len, e)) return NULL;
+    json_object *o = jdoc_parse(text, len, path, JSON_MAX_DEPTH, e);
+    free(text);
+    const char *key = NULL;
+    json_object *bad = o ? nonfinite(o, &key) : NULL;
+    if (o && !json_object_is_type(o, json_type_object))
+        err_set(e, "%s: %s, expected a JSON object (`%s` output)", path, jdoc_type_name(json_object_get_type(o)),
+                cmd);
+    else if (bad)
+        field_err(e, path, key ? key : "?", "%.40s is not a finite number", json_object_to_json_string(bad));
+    else
+        return o;
+    json_object_put(o);
+    return NULL;
+}
 
 /* The numeric fields read, with their accepted ranges. */
 typedef struct {
@@ -266,44 +189,57 @@ static const json_range HEAD_NUMS[] = {{"top1", 0, 1}, {"hit", 0, 1},        {"r
 static const json_range TOP_NUMS[] = {
     {"loss_dense", 1e-12, 1e6}, {"loss_hybrid", 0, 1e6}, {"loss_ratio", 1e-12, 1e6}, {"logit_rel_err", 0, 1e6}};
 
-static int head_field(jp *j, const char *key, void *u) {
-    eval_head *h = u;
+static int head_read(json_object *o, eval_head *h, const char *path, sattn_err *e) {
     double *dst[] = {&h->top1, &h->hit, &h->recall, &h->mass, &h->keys, &h->rel_err};
-    if (!strcmp(key, "spec")) return jp_string(j, h->spec, sizeof h->spec);
-    for (int i = 0; i < 6; i++)
-        if (!strcmp(key, HEAD_NUMS[i].name)) return jp_number_in(j, HEAD_NUMS[i].lo, HEAD_NUMS[i].hi, dst[i]);
-    if (strcmp(key, "layer") && strcmp(key, "head")) return jp_skip(j);
-    double x;
-    if (jp_number(j, &x)) return -1;
-    if (x < 0 || x > 1 << 20 || x != floor(x)) return jp_fail(j, "not a small non-negative integer");
-    *(!strcmp(key, "layer") ? &h->layer : &h->head) = (int)x;
-    return 0;
-}
-
-static int head_item(jp *j, void *u) {
-    eval_ctx *c = u;
-    if (c->f->n_heads == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 16;
-        c->f->heads = xrealloc(c->f->heads, sizeof(eval_head) * (size_t)c->cap);
-    }
-    eval_head *h = &c->f->heads[c->f->n_heads];
+    json_object *v;
+    long x;
     memset(h, 0, sizeof *h);
     h->layer = h->head = -1;
-    if (jp_object(j, head_field, h)) return -1;
-    snprintf(j->key, sizeof j->key, "heads");
-    if (h->layer < 0 || h->head < 0 || !h->spec[0]) return jp_fail(j, "a head without layer, head or spec");
-    c->f->n_heads++;
+    if (!json_object_is_type(o, json_type_object))
+        return field_err(e, path, "heads", "expected an object, got %s", jdoc_type_name(json_object_get_type(o)));
+    if (json_object_object_get_ex(o, "spec", &v) && str_in(v, "spec", h->spec, sizeof h->spec, path, e)) return -1;
+    for (int i = 0; i < 6; i++)
+        if (json_object_object_get_ex(o, HEAD_NUMS[i].name, &v) &&
+            num_in(v, HEAD_NUMS[i].name, HEAD_NUMS[i].lo, HEAD_NUMS[i].hi, dst[i], path, e))
+            return -1;
+    static const char *const lh[2] = {"layer", "head"};
+    for (int i = 0; i < 2; i++) {
+        if (!json_object_object_get_ex(o, lh[i], &v)) continue;
+        json_type t = json_object_get_type(v);
+        double d = json_object_get_double(v);
+        if ((t != json_type_int && t != json_type_double) || !(d >= 0 && d <= 1 << 20) || d != floor(d))
+            return field_err(e, path, lh[i], "not a small non-negative integer");
+        x = (long)d;
+        *(i ? &h->head : &h->layer) = (int)x;
+    }
+    if (h->layer < 0 || h->head < 0 || !h->spec[0])
+        return field_err(e, path, "heads", "a head without layer, head or spec");
     return 0;
 }
 
-static int top_field(jp *j, const char *key, void *u) {
-    eval_ctx *c = u;
-    double *dst[] = {&c->f->loss_dense, &c->f->loss_hybrid, &c->f->loss_ratio, &c->f->logit_rel_err};
-    if (!strcmp(key, "heads")) return c->seen |= 16, jp_array(j, head_item, c);
+static int heads_read(json_object *a, eval_file *f, const char *path, sattn_err *e) {
+    if (!json_object_is_type(a, json_type_array))
+        return field_err(e, path, "heads", "expected an array, got %s", jdoc_type_name(json_object_get_type(a)));
+    size_t n = json_object_array_length(a);
+    f->heads = xcalloc(n ? n : 1, sizeof *f->heads);
+    for (size_t i = 0; i < n; i++, f->n_heads++)
+        if (head_read(json_object_array_get_idx(a, i), &f->heads[i], path, e)) return -1;
+    return 0;
+}
+
+static int eval_read_object(json_object *o, eval_file *f, const char *path, sattn_err *e) {
+    double *dst[] = {&f->loss_dense, &f->loss_hybrid, &f->loss_ratio, &f->logit_rel_err};
+    json_object *v;
+    if (json_object_object_get_ex(o, "heads", &v) && heads_read(v, f, path, e)) return -1;
     for (int i = 0; i < 4; i++)
-        if (!strcmp(key, TOP_NUMS[i].name))
-            return c->seen |= 1 << i, jp_number_in(j, TOP_NUMS[i].lo, TOP_NUMS[i].hi, dst[i]);
-    return jp_skip(j);
+        if (json_object_object_get_ex(o, TOP_NUMS[i].name, &v) &&
+            num_in(v, TOP_NUMS[i].name, TOP_NUMS[i].lo, TOP_NUMS[i].hi, dst[i], path, e))
+            return -1;
+    static const char *const req[] = {"heads", "loss_dense", "loss_hybrid", "loss_ratio"};
+    for (int i = 0; i < 4; i++)
+        if (!json_object_object_get_ex(o, req[i], &v))
+            return err_set(e, "%s: missing field '%s' (expected `sattn eval --json` output)", path, req[i]);
+    return 0;
 }
 
 static void eval_name(const char *path, char *name, size_t n) {
@@ -324,21 +260,9 @@ static void eval_name(const char *path, char *name, size_t n) {
 
 int eval_json_read(const char *path, eval_file *f, sattn_err *e) {
     memset(f, 0, sizeof *f);
-    char *text;
-    size_t len;
-    if (file_read_text(path, EVAL_MAX_INPUT, "a sattn bench CSV or eval JSON", &text, &len, e)) return -1;
-    jp j = {.s = text, .p = text, .path = path, .e = e};
-    eval_ctx c = {f, 0, 0};
-    int rc = jp_object(&j, top_field, &c);
-    j.key[0] = 0;
-    if (!rc) {
-        jp_ws(&j);
-        if (*j.p) rc = jp_fail(&j, "trailing text after the JSON object");
-    }
-    if (!rc && (c.seen & 23) != 23)
-        rc = err_set(e, "%s: missing field '%s' (expected `sattn eval --json` output)", path,
-                     !(c.seen & 16) ? "heads" : !(c.seen & 1) ? "loss_dense" : !(c.seen & 2) ? "loss_hybrid" : "loss_ratio");
-    free(text);
+    json_object *o = read_object(path, "a sattn bench CSV or eval JSON", "sattn eval --json", e);
+    int rc = o ? eval_read_object(o, f, path, e) : -1;
+    json_object_put(o);
     if (rc) return eval_file_free(f), -1;
     eval_name(path, f->name, sizeof f->name);
     return 0;
@@ -378,61 +302,55 @@ void eval_json_task_format(sbuf *b, const task_json_info *info, const task_cell 
     sb_printf(b, "], \"accuracy\": %.6f}\n", answers ? (double)correct / (double)answers : 0.0);
 }
 
-typedef struct {
-    task_file *f;
-    int cap, seen; /* seen: 1 task, 2 cells */
-} task_ctx;
-
-/* A cell field that must be an integer in [lo, hi]. */
-static int jp_int_in(jp *j, double lo, double hi, long *out) {
-    double x;
-    if (jp_number_in(j, lo, hi, &x)) return -1;
-    if (x != floor(x)) return jp_fail(j, "expected an integer");
-    *out = (long)x;
-    return 0;
-}
-
-static int cell_field(jp *j, const char *key, void *u) {
-    task_cell *c = u;
-    long v = 0;
-    if (!strcmp(key, "depth")) {
-        jp_ws(j);
-        if (!strncmp(j->p, "null", 4)) return j->p += 4, c->depth = NAN, 0;
-        return jp_number_in(j, 0, 1, &c->depth);
+/* One cell: length, samples (1 .. 2^20), answers, correct (0 .. 1e15), accuracy (0 .. 1),
+ * depth (0 .. 1, or null: NaN). */
+static int cell_fields(json_object *o, task_cell *c, const char *path, sattn_err *e) {
+    json_object *v;
+    long x;
+    static const char *const big[2] = {"answers", "correct"}, *const small[2] = {"length", "samples"};
+    for (int i = 0; i < 2; i++) {
+        if (json_object_object_get_ex(o, big[i], &v) && int_in(v, big[i], 0, 1e15, i ? &c->correct : &c->answers, path, e))
+            return -1;
+        if (json_object_object_get_ex(o, small[i], &v)) {
+            if (int_in(v, small[i], 1, 1 << 20, &x, path, e)) return -1;
+            *(i ? &c->samples : &c->length) = (int)x;
+        }
     }
-    if (!strcmp(key, "accuracy")) return jp_number_in(j, 0, 1, &c->accuracy);
-    long *dst = !strcmp(key, "answers") ? &c->answers : !strcmp(key, "correct") ? &c->correct : NULL;
-    if (dst) return jp_int_in(j, 0, 1e15, dst);
-    if (strcmp(key, "length") && strcmp(key, "samples")) return jp_skip(j);
-    if (jp_int_in(j, 1, 1 << 20, &v)) return -1;
-    *(!strcmp(key, "length") ? &c->length : &c->samples) = (int)v;
+    if (json_object_object_get_ex(o, "accuracy", &v) && num_in(v, "accuracy", 0, 1, &c->accuracy, path, e)) return -1;
+    if (json_object_object_get_ex(o, "depth", &v) && !json_object_is_type(v, json_type_null) &&
+        num_in(v, "depth", 0, 1, &c->depth, path, e))
+        return -1;
     return 0;
 }
 
 /* The checks of one cell once read (depth against the task: after the whole file). */
-static int cell_done(jp *j, task_ctx *c, const task_cell *x) {
-    snprintf(j->key, sizeof j->key, "cells");
+static int cell_done(const task_file *f, const task_cell *x, const char *path, sattn_err *e) {
     if (!x->length || !x->samples || x->answers < 1 || x->accuracy < 0)
-        return jp_fail(j, "a cell without length, samples, answers (>= 1) or accuracy");
-    if (x->correct < 0 || x->correct > x->answers) return jp_fail(j, "a cell whose correct is not 0 .. answers");
-    for (int i = 0; i < c->f->n_cells; i++) {
-        const task_cell *y = &c->f->cells[i];
+        return field_err(e, path, "cells", "a cell without length, samples, answers (>= 1) or accuracy");
+    if (x->correct < 0 || x->correct > x->answers)
+        return field_err(e, path, "cells", "a cell whose correct is not 0 .. answers");
+    for (int i = 0; i < f->n_cells; i++) {
+        const task_cell *y = &f->cells[i];
         if (y->length == x->length && (y->depth == x->depth || (isnan(y->depth) && isnan(x->depth))))
-            return jp_fail(j, "two cells of the same length and depth");
+            return field_err(e, path, "cells", "two cells of the same length and depth");
     }
     return 0;
 }
 
-static int cell_item(jp *j, void *u) {
-    task_ctx *c = u;
-    if (c->f->n_cells == TASK_JSON_MAX_CELLS) return jp_fail(j, "more than 4096 cells");
-    if (c->f->n_cells == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 16;
-        c->f->cells = xrealloc(c->f->cells, sizeof(task_cell) * (size_t)c->cap);
+static int cells_read(json_object *a, task_file *f, const char *path, sattn_err *e) {
+    if (!json_object_is_type(a, json_type_array))
+        return field_err(e, path, "cells", "expected an array, got %s", jdoc_type_name(json_object_get_type(a)));
+    size_t n = json_object_array_length(a);
+    if (n > TASK_JSON_MAX_CELLS) return field_err(e, path, "cells", "more than %d cells", TASK_JSON_MAX_CELLS);
+    f->cells = xcalloc(n ? n : 1, sizeof *f->cells);
+    for (size_t i = 0; i < n; i++) {
+        json_object *o = json_object_array_get_idx(a, i);
+        task_cell x = {.depth = NAN, .accuracy = -1};
+        if (!json_object_is_type(o, json_type_object))
+            return field_err(e, path, "cells", "expected an object, got %s", jdoc_type_name(json_object_get_type(o)));
+        if (cell_fields(o, &x, path, e) || cell_done(f, &x, path, e)) return -1;
+        f->cells[f->n_cells++] = x;
     }
-    task_cell x = {.depth = NAN, .accuracy = -1};
-    if (jp_object(j, cell_field, &x) || cell_done(j, c, &x)) return -1;
-    c->f->cells[c->f->n_cells++] = x;
     return 0;
 }
 
@@ -446,34 +364,26 @@ static int check_depths(const char *path, const task_file *f, sattn_err *e) {
     return 0;
 }
 
-static int task_top_field(jp *j, const char *key, void *u) {
-    task_ctx *c = u;
-    if (!strcmp(key, "cells")) return c->seen |= 2, jp_array(j, cell_item, c);
-    if (strcmp(key, "task")) return jp_skip(j);
+static int task_read_object(json_object *o, task_file *f, const char *path, sattn_err *e) {
+    json_object *v;
     task_kind k;
-    if (jp_string(j, c->f->task, sizeof c->f->task)) return -1;
-    if (task_kind_parse(c->f->task, &k)) return jp_fail(j, "expected passkey, needle or mqar");
-    return c->seen |= 1, 0;
+    int has_task = json_object_object_get_ex(o, "task", &v);
+    if (has_task && (str_in(v, "task", f->task, sizeof f->task, path, e) ||
+                     (task_kind_parse(f->task, &k) && field_err(e, path, "task", "expected passkey, needle or mqar"))))
+        return -1;
+    int has_cells = json_object_object_get_ex(o, "cells", &v);
+    if (has_cells && cells_read(v, f, path, e)) return -1;
+    if (!has_task || !has_cells || !f->n_cells)
+        return err_set(e, "%s: missing field '%s' (expected `sattn task --json` output)", path,
+                       !has_task ? "task" : "cells");
+    return check_depths(path, f, e);
 }
 
 int eval_json_task_read(const char *path, task_file *f, sattn_err *e) {
     memset(f, 0, sizeof *f);
-    char *text;
-    size_t len;
-    if (file_read_text(path, EVAL_MAX_INPUT, "a sattn task JSON", &text, &len, e)) return -1;
-    jp j = {.s = text, .p = text, .path = path, .e = e};
-    task_ctx c = {f, 0, 0};
-    int rc = jp_object(&j, task_top_field, &c);
-    j.key[0] = 0;
-    if (!rc) {
-        jp_ws(&j);
-        if (*j.p) rc = jp_fail(&j, "trailing text after the JSON object");
-    }
-    if (!rc && (c.seen != 3 || !f->n_cells))
-        rc = err_set(e, "%s: missing field '%s' (expected `sattn task --json` output)", path,
-                     !(c.seen & 1) ? "task" : "cells");
-    if (!rc) rc = check_depths(path, f, e);
-    free(text);
+    json_object *o = read_object(path, "a sattn task JSON", "sattn task --json", e);
+    int rc = o ? task_read_object(o, f, path, e) : -1;
+    json_object_put(o);
     if (rc) return eval_json_task_free(f), -1;
     eval_name(path, f->name, sizeof f->name);
     return 0;

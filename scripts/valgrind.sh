@@ -60,6 +60,14 @@ vg bench --dims 128 --seqs 150 --variants tblock --tblock-b 16 --tblock-n 3 --ph
    --runs 1 --threads 2 > /dev/null
 vg bench --dims 64 --seqs 100 --variants tblock --tblock-b 7 --tblock-n 4 --phases prefill,backward \
    --runs 1 --threads 2 > /dev/null
+# models in and out of Hugging Face's formats (docs/safetensors.md), GPT-2 tokens (docs/tokenizer.md)
+vg convert --in "$tmp/m2.ckpt" --out "$tmp/hf/" > /dev/null
+vg convert --in "$tmp/hf" --out "$tmp/m.safetensors" --dtype bf16 > /dev/null
+vg loss --model "$tmp/m.safetensors" --data "$tmp/d.txt" > /dev/null
+vg convert --in "$tmp/hf/model.safetensors" --out "$tmp/back.bin" > /dev/null
+if [ -f data/gpt2/encoder.json ]; then
+  vg tokenize --in "$tmp/d.txt" --out "$tmp/d.tokens" > /dev/null 2>&1
+fi
 echo "valgrind: train, resume, llm.c format, loss, sample, bad file, native sparse train/resume/loss," \
      "RoPE + flash + task mix, extension, KV-cache sample (dense, sparse, tile), task, bench-generate (tile)," \
-     "bench-train --plan, bench, tblock: clean"
+     "bench-train --plan, bench, tblock, convert (HF folder, safetensors bf16, llm.c), tokenize: clean"

@@ -194,20 +194,19 @@ int cmd_finetune(int argc, char **argv, dist_ctx *dist) {
     else if (a.control && !isfinite(control)) r = cli_fail("finetune", "--control: %s; nothing was written", e.msg);
     else if (root) r = ckpt_save(a.out, CKPT_SATTN, &m, NULL, &e) ? cli_fail("finetune", "%s", e.msg) : 0;
     if (!r && root && a.heads_out && heads_save(a.heads_out, &sh, &m.cfg, &e)) r = cli_fail("finetune", "%s", e.msg);
-    if (!root) r = r ? 1 : 0;
-    else if (!r && a.json)
+    if (!r && root && a.json)
         printf("{\"loss_dense_teacher\": %.6f, \"loss_hybrid_before\": %.6f, \"loss_hybrid_after\": %.6f, "
                "\"ratio_before\": %.6f, \"ratio_after\": %.6f, \"train_loss\": %.6f, \"steps\": %d, "
                "\"wall_s\": %.2f", dense, before, after, before / dense, after / dense, last, st.step, wall);
-    else if (!r)
+    else if (!r && root)
         printf("loss dense teacher %.4f\nloss hybrid before %.4f (x%.4f)\nloss hybrid after  %.4f (x%.4f)\n"
                "steps %d\nwall_s %.1f\n", dense, before, before / dense, after, after / dense, st.step, wall);
-    if (!r && a.control && a.json)
+    if (!r && root && a.control && a.json)
         printf(", \"loss_dense_control\": %.6f, \"ratio_after_vs_control\": %.6f", control, after / control);
-    else if (!r && a.control)
+    else if (!r && root && a.control)
         printf("loss dense fine-tuned the same way (control) %.4f\nhybrid after / control x%.4f\n", control,
                after / control);
-    if (!r && a.json) printf("}\n");
+    if (!r && root && a.json) printf("}\n");
     sparse_heads_free(&sh);
     dataset_free(&d);
     gpt_free(&m);

@@ -455,9 +455,10 @@ static int train_save(const train_args *a, const char *cmd, progress_ctx *pc, gr
     train_state *save_st = a->format == CKPT_SATTN ? pc->st : NULL;
     gradsync_gather_moments(gs, pc->m);
     int rc = 0;
-    if (!is_root(a)) rc = 0;
-    else if (rh->on && heads_save(a->heads_out, &rh->sh, &pc->m->cfg, &e)) rc = cli_fail(cmd, "%s", e.msg);
-    else rc = ckpt_save(a->out, a->format, pc->m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : save_log(pc) ? 1 : 0;
+    if (is_root(a)) { /* rank 0 writes */
+        if (rh->on && heads_save(a->heads_out, &rh->sh, &pc->m->cfg, &e)) rc = cli_fail(cmd, "%s", e.msg);
+        else rc = ckpt_save(a->out, a->format, pc->m, save_st, &e) ? cli_fail(cmd, "%s", e.msg) : save_log(pc) ? 1 : 0;
+    }
     gradsync_release_moments(gs, pc->m);
     return rc;
 }

@@ -49,6 +49,9 @@ int dist_agree(dist_ctx *d, int rc, const char *cmd);
 /* In place, over all ranks: x = sum over ranks of x. */
 void dist_sum_f32(dist_ctx *d, float *x, size_t n);
 void dist_sum_f64(dist_ctx *d, double *x, size_t n);
+/* In place: x = the mean over ranks of x (every rank weighing the same). */
+void dist_mean_f32(dist_ctx *d, float *x, size_t n);
+void dist_mean_f64(dist_ctx *d, double *x, size_t n);
 void dist_max_i32(dist_ctx *d, int *x, size_t n);
 void dist_min_i32(dist_ctx *d, int *x, size_t n);
 /* Collective: the lowest rank whose x differs from rank 0's, or -1 when all agree. */

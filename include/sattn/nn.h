@@ -107,6 +107,10 @@ typedef struct {
 } adamw_config;
 /* Returns -1 when an updated parameter or second moment is not finite (a diverging run:
  * the caller stops before anything is saved), else 0. */
+/* Sum of squares of x[0..n) in double, over fixed chunks reduced in a fixed order: the
+ * same result for any thread count and schedule (gradient norms). */
+double vec_sumsq(const float *x, size_t n);
+
 int adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
                  const adamw_config *cfg, int decay, int t, float grad_scale);
 

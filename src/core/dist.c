@@ -132,6 +132,21 @@ void dist_sum_f64(dist_ctx *d, double *x, size_t n) { DIST_REDUCE(d, x, n, MPI_D
 void dist_max_i32(dist_ctx *d, int *x, size_t n) { DIST_REDUCE(d, x, n, MPI_INT, MPI_MAX); }
 void dist_min_i32(dist_ctx *d, int *x, size_t n) { DIST_REDUCE(d, x, n, MPI_INT, MPI_MIN); }
 
+/* Scaled before the sum (as the gradients are), so a mean of equal values is exact. */
+void dist_mean_f32(dist_ctx *d, float *x, size_t n) {
+    if (d->size == 1) return;
+    float w = 1.0f / (float)d->size;
+    for (size_t i = 0; i < n; i++) x[i] *= w;
+    dist_sum_f32(d, x, n);
+}
+
+void dist_mean_f64(dist_ctx *d, double *x, size_t n) {
+    if (d->size == 1) return;
+    double w = 1.0 / d->size;
+    for (size_t i = 0; i < n; i++) x[i] *= w;
+    dist_sum_f64(d, x, n);
+}
+
 void dist_bcast(dist_ctx *d, void *p, size_t n) {
 #ifdef SATTN_MPI
     if (d->size == 1) return;

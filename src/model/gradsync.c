@@ -32,29 +32,14 @@ void gradsync_free(gradsync *gs) {
 
 double gradsync_weight(gradsync *gs, int n_targets) {
     if (gs->dist->size == 1) return 1.0;
-    double n[2] = {(double)n_targets, 0.0};
-    dist_sum_f64(gs->dist, n, 1);
-    return n[0] > 0 ? n_targets / n[0] : 0.0;
+    double n = (double)n_targets;
+    dist_sum_f64(gs->dist, &n, 1);
+    return n > 0 ? n_targets / n : 0.0;
 }
 
 static void scale(float *x, size_t n, float w) {
 #pragma omp parallel for
     for (size_t i = 0; i < n; i++) x[i] *= w;
-}
-
-/* sum of squares in double over fixed chunks (deterministic for any thread count) */
-static double sumsq(const float *g, size_t n) {
-    enum { CHUNK = 1 << 16 };
-    size_t nc = (n + CHUNK - 1) / CHUNK;
-    double *part = xcalloc(nc + 1, sizeof(double)), total = 0.0;
-#pragma omp parallel for
-    for (size_t k = 0; k < nc; k++) {
-        size_t end = (k + 1) * CHUNK < n ? (k + 1) * CHUNK : n;
-        for (size_t i = k * CHUNK; i < end; i++) part[k] += (double)g[i] * g[i];
-    }
-    for (size_t k = 0; k < nc; k++) total += part[k];
-    free(part);
-    return total;
 }
 
 float gradsync_reduce(gradsync *gs, gpt_model *m, double weight, float *extra, size_t n_extra) {
@@ -70,7 +55,7 @@ float gradsync_reduce(gradsync *gs, gpt_model *m, double weight, float *extra, s
         return gpt_grad_norm(m);
     }
     dist_reduce_scatter_f32(d, m->grads_mem, gs->g, gs->off, gs->cnt);
-    double sq = sumsq(gs->g, gs->cnt[d->rank]);
+    double sq = vec_sumsq(gs->g, gs->cnt[d->rank]);
     dist_sum_f64(d, &sq, 1);
     return (float)sqrt(sq);
 }

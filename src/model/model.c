@@ -466,25 +466,8 @@ void gpt_backward(gpt_model *m) {
     encoder_backward(m->grads.wte, dwpe, g->dresidual, m->inputs, m->B, m->T, C);
 }
 
-/* Sum of squares in fixed chunks reduced in a fixed order: the same result for
- * any thread count and schedule. */
-float gpt_grad_norm(const gpt_model *m) {
-    enum { CHUNK = 1 << 16 };
-    size_t n = m->num_params, nchunks = (n + CHUNK - 1) / CHUNK;
-    double *part = xmalloc(nchunks * sizeof(double));
-    const float *g = m->grads_mem;
-#pragma omp parallel for
-    for (size_t k = 0; k < nchunks; k++) {
-        size_t end = (k + 1) * CHUNK < n ? (k + 1) * CHUNK : n;
-        double s = 0.0;
-        for (size_t i = k * CHUNK; i < end; i++) s += (double)g[i] * g[i];
-        part[k] = s;
-    }
-    double total = 0.0;
-    for (size_t k = 0; k < nchunks; k++) total += part[k];
-    free(part);
-    return (float)sqrt(total);
-}
+/* vec_sumsq: the same result for any thread count and schedule. */
+float gpt_grad_norm(const gpt_model *m) { return (float)sqrt(vec_sumsq(m->grads_mem, m->num_params)); }
 
 float gpt_clip_scale(float norm, float clip) {
     return clip > 0.0f && norm > clip ? clip / (norm + 1e-6f) : 1.0f;

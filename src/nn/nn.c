@@ -323,6 +323,22 @@ void crossentropy_softmax_backward(float *dlogits, const float *probs, const int
     }
 }
 
+double vec_sumsq(const float *x, size_t n) {
+    enum { CHUNK = 1 << 16 };
+    size_t nchunks = (n + CHUNK - 1) / CHUNK;
+    double *part = xcalloc(nchunks + 1, sizeof(double)), total = 0.0;
+#pragma omp parallel for
+    for (size_t k = 0; k < nchunks; k++) {
+        size_t end = (k + 1) * CHUNK < n ? (k + 1) * CHUNK : n;
+        double s = 0.0;
+        for (size_t i = k * CHUNK; i < end; i++) s += (double)x[i] * x[i];
+        part[k] = s;
+    }
+    for (size_t k = 0; k < nchunks; k++) total += part[k];
+    free(part);
+    return total;
+}
+
 int adamw_update(float *p, const float *grads, float *m, float *v, size_t n, float lr,
                  const adamw_config *cfg, int decay, int t, float grad_scale) {
     float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps;

@@ -107,12 +107,9 @@ static void head_apply(sparse_heads *sh, head_trainer *ht, float lr, int t, doub
  * means over the ranks (every rank ran the same number of rows). */
 static void heads_mean_ranks(dist_ctx *d, float *dp, size_t n, double *sl, double *fl, int nh) {
     if (!d || d->size == 1) return;
-    float w = 1.0f / (float)d->size;
-    for (size_t i = 0; i < n; i++) dp[i] *= w;
-    dist_sum_f32(d, dp, n);
-    for (int j = 0; j < nh; j++) sl[j] *= w, fl[j] *= w;
-    dist_sum_f64(d, sl, (size_t)nh);
-    dist_sum_f64(d, fl, (size_t)nh);
+    dist_mean_f32(d, dp, n);
+    dist_mean_f64(d, sl, (size_t)nh);
+    dist_mean_f64(d, fl, (size_t)nh);
 }
 
 /* The first diverged head (in head order, so the message does not depend on threads). */

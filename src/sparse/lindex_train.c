@@ -291,13 +291,9 @@ double lindex_trainer_grad(lindex_trainer *lt, const sparse_heads *sh, const flo
 
 void lindex_trainer_mean_ranks(lindex_trainer *lt, dist_ctx *d, double *loss) {
     if (!d || d->size == 1) return;
-    float w = 1.0f / (float)d->size;
-    for (size_t i = 0; i < lt->n; i++) lt->g[i] *= w;
-    dist_sum_f32(d, lt->g, lt->n);
-    dist_sum_f64(d, lt->loss, (size_t)lt->layers);
-    for (int l = 0; l < lt->layers; l++) lt->loss[l] *= w;
-    *loss *= w;
-    dist_sum_f64(d, loss, 1);
+    dist_mean_f32(d, lt->g, lt->n);
+    dist_mean_f64(d, lt->loss, (size_t)lt->layers);
+    dist_mean_f64(d, loss, 1);
 }
 
 int lindex_trainer_update(lindex_trainer *lt, sparse_heads *sh, float lr, int t) {
